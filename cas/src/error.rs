@@ -1,0 +1,102 @@
+//! Errors of the content-addressed store.
+
+use std::path::PathBuf;
+
+use crate::{Hash, tree::TreeError};
+
+/// Anything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum CasError {
+    /// A file system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blob store reported an error.
+    #[error("blob store: {0}")]
+    Blobs(String),
+    /// The state database reported an error.
+    #[error("state database: {0}")]
+    Db(String),
+    /// The object is not in this store.
+    #[error("object {0} is not in this store")]
+    NotFound(Hash),
+    /// The object is present only in part (an interrupted transfer).
+    #[error("object {0} is only partly stored")]
+    Partial(Hash),
+    /// An object that should be a tree does not decode as one.
+    #[error("object {hash} is not a valid tree: {source}")]
+    BadTree {
+        /// The object.
+        hash: Hash,
+        /// Why it is invalid.
+        #[source]
+        source: TreeError,
+    },
+    /// A directory that cannot be stored as a tree.
+    #[error("cannot build tree: {0}")]
+    TreeBuild(#[source] TreeError),
+    /// `ls` of an object that is a blob.
+    #[error("object {0} is a blob, not a tree")]
+    NotATree(Hash),
+    /// A file name that a tree cannot hold.
+    #[error("cannot add {path}: {reason}")]
+    BadName {
+        /// The offending path.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A fifo, socket or device file.
+    #[error(
+        "cannot add {path}: {kind} files are not supported (only files, directories and symlinks)"
+    )]
+    UnsupportedFileType {
+        /// The offending path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// Export would overwrite something.
+    #[error("{0} already exists (use --force to replace it)")]
+    DestinationExists(PathBuf),
+    /// A pin name that is not usable.
+    #[error("invalid pin name {0:?}: use 1 to 255 printable characters, no whitespace")]
+    BadPinName(String),
+    /// No pin by that name.
+    #[error("no pin named {0:?}")]
+    PinNotFound(String),
+    /// Garbage collection could not run.
+    #[error("garbage collection failed: {0}")]
+    Gc(String),
+}
+
+impl CasError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        CasError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+macro_rules! from_display {
+    ($variant:ident: $($ty:ty),*) => {
+        $(impl From<$ty> for CasError {
+            fn from(e: $ty) -> Self {
+                CasError::$variant(e.to_string())
+            }
+        })*
+    };
+}
+
+from_display!(Blobs: iroh_blobs::api::Error, iroh_blobs::api::RequestError, irpc::Error, iroh_blobs::api::ExportBaoError);
+from_display!(Db: redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// Result with a [`CasError`].
+pub type Result<T, E = CasError> = std::result::Result<T, E>;

@@ -1,0 +1,272 @@
+//! Materialising a blob or a tree on disk.
+//!
+//! Everything is written into a fresh staging directory beside the
+//! destination and renamed into place only when complete, so a failed export
+//! leaves nothing half-written and never touches an existing destination.
+//! The whole tree is read and validated before the first byte is written.
+//! Inside the staging directory every name is a validated single component
+//! and every file is created with `O_CREAT | O_EXCL` (which never follows a
+//! symlink), so nothing is ever written outside the destination, whatever
+//! symlinks the tree holds.
+
+use std::{
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    },
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use iroh_blobs::api::blobs::{ExportMode, ExportOptions};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::{
+    CasError, Hash, ObjectKind, Progress, Result, Store, bounded::for_each_bounded, tree::EntryKind,
+};
+
+/// Files written at the same time.
+const PARALLEL_FILES: usize = 32;
+/// Blobs at most this large are written from memory.
+const SMALL_BLOB: u64 = 64 * 1024;
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exported {
+    /// The object exported.
+    #[serde(with = "crate::hash::serde_hex")]
+    pub hash: Hash,
+    /// Blob or tree.
+    pub kind: ObjectKind,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Files, symlinks and directories written.
+    pub objects: u64,
+    /// Bytes of content written.
+    pub bytes: u64,
+}
+
+struct FileJob {
+    path: PathBuf,
+    hash: Hash,
+    size: u64,
+    exec: bool,
+}
+
+#[derive(Default)]
+struct Plan {
+    /// Directories, parents first, relative to the staging root.
+    dirs: Vec<PathBuf>,
+    files: Vec<(PathBuf, Hash, u64, bool)>,
+    symlinks: Vec<(PathBuf, Hash)>,
+    bytes: u64,
+}
+
+impl Store {
+    /// Writes the object `hash` to `dest`. Refuses an existing `dest` unless
+    /// `force`, in which case `dest` is replaced once the export is complete.
+    pub async fn export(
+        &self,
+        hash: Hash,
+        dest: &Path,
+        force: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Exported> {
+        let kind = self.kind(hash).await?;
+        let plan = match kind {
+            ObjectKind::Tree => self.plan_tree(hash).await?,
+            ObjectKind::Blob => Plan {
+                files: vec![(PathBuf::new(), hash, self.size(hash).await?, false)],
+                bytes: self.size(hash).await?,
+                ..Plan::default()
+            },
+        };
+        let exists = dest.symlink_metadata().is_ok();
+        if exists && !force {
+            return Err(CasError::DestinationExists(dest.to_owned()));
+        }
+        let dest = std::path::absolute(dest)
+            .map_err(|e| CasError::io(format!("resolving {}", dest.display()), e))?;
+        let (parent, name) = match (dest.parent(), dest.file_name()) {
+            (Some(parent), Some(name)) => (parent.to_owned(), name.to_string_lossy().into_owned()),
+            _ => {
+                return Err(CasError::io(
+                    format!("exporting to {}", dest.display()),
+                    std::io::Error::other("the destination must name a file or directory"),
+                ));
+            }
+        };
+        let staging = parent.join(format!(".{name}.clive-export-{}", unique_suffix()));
+        progress.set_total(plan.bytes);
+        let objects = (plan.dirs.len() + plan.files.len() + plan.symlinks.len()) as u64
+            + u64::from(kind == ObjectKind::Tree);
+        let written = self.write_plan(&staging, kind, &plan, progress).await;
+        if let Err(e) = written {
+            remove_any(&staging);
+            return Err(e);
+        }
+        if let Err(e) = replace(&staging, &dest, exists) {
+            remove_any(&staging);
+            return Err(e);
+        }
+        Ok(Exported {
+            hash,
+            kind,
+            path: dest,
+            objects,
+            bytes: plan.bytes,
+        })
+    }
+
+    /// Reads and validates every tree below `root` before anything is written.
+    async fn plan_tree(&self, root: Hash) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let mut stack = vec![(root, PathBuf::new())];
+        while let Some((hash, rel)) = stack.pop() {
+            let tree = self.read_tree(hash).await?;
+            for e in tree.entries() {
+                let path = rel.join(&e.name);
+                match e.kind {
+                    EntryKind::Tree => {
+                        plan.dirs.push(path.clone());
+                        stack.push((e.hash, path));
+                    }
+                    EntryKind::File | EntryKind::Exec => {
+                        plan.bytes += e.size;
+                        plan.files
+                            .push((path, e.hash, e.size, e.kind == EntryKind::Exec));
+                    }
+                    EntryKind::Symlink => plan.symlinks.push((path, e.hash)),
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn write_plan(
+        &self,
+        staging: &Path,
+        kind: ObjectKind,
+        plan: &Plan,
+        progress: Arc<dyn Progress>,
+    ) -> Result<()> {
+        if kind == ObjectKind::Tree {
+            create_dir(staging)?;
+            for dir in &plan.dirs {
+                create_dir(&staging.join(dir))?;
+            }
+            for (rel, hash) in &plan.symlinks {
+                let target = self.read_bytes(*hash).await?;
+                let path = staging.join(rel);
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                    .map_err(|e| CasError::io(format!("creating symlink {}", path.display()), e))?;
+            }
+        }
+        let jobs: Vec<FileJob> = plan
+            .files
+            .iter()
+            .map(|(rel, hash, size, exec)| FileJob {
+                path: if rel.as_os_str().is_empty() {
+                    staging.to_owned()
+                } else {
+                    staging.join(rel)
+                },
+                hash: *hash,
+                size: *size,
+                exec: *exec,
+            })
+            .collect();
+        let store = self.clone();
+        for_each_bounded(jobs, PARALLEL_FILES, move |job| {
+            let store = store.clone();
+            let progress = progress.clone();
+            async move { store.write_file(job, progress.as_ref()).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn write_file(&self, job: FileJob, progress: &dyn Progress) -> Result<()> {
+        let context = || format!("writing {}", job.path.display());
+        let mode = if job.exec { 0o755 } else { 0o644 };
+        // O_EXCL: never follows or reuses whatever is at the path.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&job.path)
+            .map_err(|e| CasError::io(context(), e))?;
+        if job.size <= SMALL_BLOB {
+            let bytes = self.read_bytes(job.hash).await?;
+            let mut file = tokio::fs::File::from_std(file);
+            file.write_all(&bytes)
+                .await
+                .map_err(|e| CasError::io(context(), e))?;
+            file.flush().await.map_err(|e| CasError::io(context(), e))?;
+        } else {
+            drop(file);
+            self.blobs
+                .blobs()
+                .export_with_opts(ExportOptions {
+                    hash: job.hash,
+                    mode: ExportMode::Copy,
+                    target: job.path.clone(),
+                })
+                .finish()
+                .await?;
+        }
+        std::fs::set_permissions(&job.path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| CasError::io(context(), e))?;
+        progress.advance(job.size);
+        Ok(())
+    }
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| CasError::io(format!("creating directory {}", path.display()), e))
+}
+
+/// Moves the finished `staging` to `dest`, replacing what is there (if `exists`).
+fn replace(staging: &Path, dest: &Path, exists: bool) -> Result<()> {
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to)
+            .map_err(|e| CasError::io(format!("moving {} to {}", from.display(), to.display()), e))
+    };
+    if !exists {
+        return rename(staging, dest);
+    }
+    let old = staging.with_extension("old");
+    rename(dest, &old)?;
+    if let Err(e) = rename(staging, dest) {
+        // Put the original back: nothing is lost.
+        let _ = std::fs::rename(&old, dest);
+        return Err(e);
+    }
+    remove_any(&old);
+    Ok(())
+}
+
+/// Removes a file or a directory tree, without following symlinks.
+fn remove_any(path: &Path) {
+    match path.symlink_metadata() {
+        Ok(meta) if meta.is_dir() => {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:08x}", std::process::id())
+}

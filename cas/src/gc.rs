@@ -1,0 +1,194 @@
+//! Garbage collection: remove what no pin reaches.
+//!
+//! The sweep itself is iroh-blobs' collector, which also spares every object
+//! an import or transfer in flight protects. It runs only when asked: the
+//! store's protect callback waits for a [`GcTrigger`] request, hands the
+//! collector our live set, and reports back when the next round begins.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use iroh_blobs::{
+    api::blobs::BlobStatus,
+    store::{GcConfig, ProtectOutcome},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::{CasError, Hash, ObjectKind, Result, Store, tree::EntryKind};
+
+/// What a garbage collection removed (or, dry, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// True when nothing was removed because it was a dry run.
+    pub dry_run: bool,
+    /// Objects reachable from a pin, kept.
+    pub kept: u64,
+    /// Objects removed.
+    pub removed: u64,
+    /// Bytes those objects held.
+    pub freed_bytes: u64,
+    /// The removed objects.
+    #[serde(with = "hashes_hex")]
+    pub removed_hashes: Vec<Hash>,
+}
+
+struct GcRequest {
+    live: HashSet<Hash>,
+    done: oneshot::Sender<()>,
+}
+
+struct GcState {
+    requests: mpsc::Receiver<GcRequest>,
+    running: Option<oneshot::Sender<()>>,
+}
+
+/// Starts collector rounds on request.
+#[derive(Clone)]
+pub(crate) struct GcTrigger {
+    requests: mpsc::Sender<GcRequest>,
+    state: Arc<Mutex<GcState>>,
+}
+
+impl std::fmt::Debug for GcTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcTrigger")
+    }
+}
+
+impl GcTrigger {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        GcTrigger {
+            requests: tx,
+            state: Arc::new(Mutex::new(GcState {
+                requests: rx,
+                running: None,
+            })),
+        }
+    }
+
+    /// The collector configuration whose rounds this trigger starts.
+    pub(crate) fn config(&self) -> GcConfig {
+        let state = self.state.clone();
+        GcConfig {
+            interval: Duration::ZERO,
+            add_protected: Some(Arc::new(move |live| {
+                let state = state.clone();
+                Box::pin(async move {
+                    let mut state = state.lock().await;
+                    // A new round starting means the previous one finished.
+                    if let Some(done) = state.running.take() {
+                        let _ = done.send(());
+                    }
+                    match state.requests.recv().await {
+                        Some(req) => {
+                            live.extend(req.live);
+                            state.running = Some(req.done);
+                            ProtectOutcome::Continue
+                        }
+                        // The store is gone: never start another round.
+                        None => std::future::pending().await,
+                    }
+                })
+            })),
+        }
+    }
+
+    async fn run(&self, live: HashSet<Hash>) -> Result<()> {
+        let (done, finished) = oneshot::channel();
+        self.requests
+            .send(GcRequest { live, done })
+            .await
+            .map_err(|_| CasError::Gc("the collector is not running".into()))?;
+        finished
+            .await
+            .map_err(|_| CasError::Gc("the collector stopped; see the log".into()))
+    }
+}
+
+impl Store {
+    /// Everything reachable from the pins (and the extra `roots`). Objects
+    /// that are missing are skipped; `fsck` reports them.
+    pub async fn live_set(&self, roots: &[Hash]) -> Result<HashSet<Hash>> {
+        let mut live = HashSet::new();
+        let mut stack: Vec<(Hash, Option<EntryKind>)> = roots.iter().map(|h| (*h, None)).collect();
+        stack.extend(self.pins().await?.into_iter().map(|p| (p.hash, None)));
+        while let Some((hash, kind)) = stack.pop() {
+            if !live.insert(hash) || !self.has(hash).await? {
+                continue;
+            }
+            let is_tree = match kind {
+                Some(kind) => kind == EntryKind::Tree,
+                None => self.kind(hash).await? == ObjectKind::Tree,
+            };
+            if is_tree {
+                if let Ok(tree) = self.read_tree(hash).await {
+                    stack.extend(tree.entries().iter().map(|e| (e.hash, Some(e.kind))));
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// Removes every object no pin reaches; with `dry_run`, only reports.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport> {
+        let live = self.live_set(&[]).await?;
+        let mut candidates = HashMap::new();
+        for hash in self.blobs.blobs().list().hashes().await? {
+            if live.contains(&hash) {
+                continue;
+            }
+            let size = match self.blobs.blobs().status(hash).await? {
+                BlobStatus::Complete { size } => size,
+                BlobStatus::Partial { size } => size.unwrap_or(0),
+                BlobStatus::NotFound => continue,
+            };
+            candidates.insert(hash, size);
+        }
+        let kept = live.len() as u64;
+        if !dry_run {
+            self.gc.run(live).await?;
+            let mut gone = HashMap::new();
+            for (hash, size) in candidates {
+                if matches!(self.blobs.blobs().status(hash).await?, BlobStatus::NotFound) {
+                    gone.insert(hash, size);
+                }
+            }
+            candidates = gone;
+        }
+        let mut removed_hashes: Vec<Hash> = candidates.keys().copied().collect();
+        removed_hashes.sort();
+        Ok(GcReport {
+            dry_run,
+            kept,
+            removed: removed_hashes.len() as u64,
+            freed_bytes: candidates.values().sum(),
+            removed_hashes,
+        })
+    }
+}
+
+mod hashes_hex {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    use crate::{Hash, hash::parse_hash};
+
+    pub fn serialize<S: Serializer>(hashes: &[Hash], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(hashes.len()))?;
+        for h in hashes {
+            seq.serialize_element(&h.to_hex())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| parse_hash(s).map_err(D::Error::custom))
+            .collect()
+    }
+}

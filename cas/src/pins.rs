@@ -1,0 +1,91 @@
+//! Pins: named roots that keep objects (and everything below them) alive.
+//!
+//! Stored in the node's `state.redb`, table `cas.pins` (version 1):
+//! key = the pin's name (UTF-8), value = the 32-byte hash of the root.
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::{CasError, Hash, ObjectKind, Result, Store};
+
+const PINS: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("cas.pins.v1");
+
+/// A named root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// The pin's name.
+    pub name: String,
+    /// The object it keeps alive.
+    #[serde(with = "crate::hash::serde_hex")]
+    pub hash: Hash,
+    /// Blob or tree.
+    pub kind: ObjectKind,
+}
+
+pub(crate) fn create_tables(db: &Database) -> Result<()> {
+    let tx = db.begin_write()?;
+    tx.open_table(PINS)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Checks a pin name: 1 to 255 bytes, no whitespace or control characters.
+pub fn validate_pin_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(CasError::BadPinName(name.to_owned()))
+    }
+}
+
+impl Store {
+    /// Pins `hash` under `name`, replacing any pin of that name. The object
+    /// must be stored.
+    pub async fn pin(&self, name: &str, hash: Hash) -> Result<Pin> {
+        validate_pin_name(name)?;
+        let kind = self.kind(hash).await?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(PINS)?.insert(name, hash.as_bytes())?;
+        tx.commit()?;
+        Ok(Pin {
+            name: name.to_owned(),
+            hash,
+            kind,
+        })
+    }
+
+    /// Removes the pin `name` and returns what it pinned.
+    pub async fn unpin(&self, name: &str) -> Result<Hash> {
+        let tx = self.db.begin_write()?;
+        let removed = tx
+            .open_table(PINS)?
+            .remove(name)?
+            .map(|v| Hash::from_bytes(*v.value()));
+        tx.commit()?;
+        removed.ok_or_else(|| CasError::PinNotFound(name.to_owned()))
+    }
+
+    /// Every pin, sorted by name.
+    pub async fn pins(&self) -> Result<Vec<Pin>> {
+        let raw: Vec<(String, Hash)> = {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(PINS)?;
+            let mut out = Vec::new();
+            for item in table.iter()? {
+                let (k, v) = item?;
+                out.push((k.value().to_owned(), Hash::from_bytes(*v.value())));
+            }
+            out
+        };
+        let mut pins = Vec::with_capacity(raw.len());
+        for (name, hash) in raw {
+            // A pinned object that went missing is reported by fsck; list it as a blob.
+            let kind = self.kind(hash).await.unwrap_or(ObjectKind::Blob);
+            pins.push(Pin { name, hash, kind });
+        }
+        Ok(pins)
+    }
+}

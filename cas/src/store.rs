@@ -1,0 +1,224 @@
+//! The store: blobs in an iroh-blobs file store, pins in the node's redb.
+//!
+//! # Layout on disk
+//!
+//! ```text
+//! DIR/blobs.db     iroh-blobs metadata (redb); small blobs live inline here
+//! DIR/data/        large blobs (`HASH.data`) and their BLAKE3 outboards
+//! DIR/temp/        imports in progress; left-overs of a killed process are
+//!                  removed when the store is next opened
+//! ```
+//!
+//! Pins live in the `pins` table of the node's `state.redb` (see [`crate::pins`]).
+//! One process owns a store at a time; the caller guarantees it (the node's
+//! home lock), which is what makes removing left-over temp files safe.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use bytes::Bytes;
+use iroh_blobs::{
+    api::blobs::BlobStatus,
+    store::fs::{
+        FsStore,
+        options::{BatchOptions, InlineOptions, Options, PathOptions},
+    },
+};
+use redb::Database;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::{
+    CasError, Hash, Result,
+    gc::GcTrigger,
+    tree::{self, Tree},
+};
+
+/// What an object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// Plain bytes.
+    Blob,
+    /// A directory (see [`crate::tree`]).
+    Tree,
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Blob => "blob",
+            ObjectKind::Tree => "tree",
+        })
+    }
+}
+
+/// A content-addressed store of blobs and trees, with pins.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) blobs: FsStore,
+    pub(crate) db: Arc<Database>,
+    pub(crate) gc: GcTrigger,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the blob store in `dir`, with pins in `db`.
+    ///
+    /// The caller must own `dir` exclusively: left-over temp files of an
+    /// interrupted import are removed here.
+    pub async fn open(dir: &Path, db: Arc<Database>) -> Result<Store> {
+        let paths = PathOptions::new(dir);
+        remove_leftover_temp_files(&paths.temp_path)?;
+        for d in [&paths.data_path, &paths.temp_path] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| CasError::io(format!("creating {}", d.display()), e))?;
+        }
+        crate::pins::create_tables(&db)?;
+        let gc = GcTrigger::new();
+        let options = Options {
+            path: paths,
+            inline: InlineOptions::default(),
+            batch: BatchOptions::default(),
+            gc: Some(gc.config()),
+        };
+        let blobs = FsStore::load_with_opts(dir.join("blobs.db"), options)
+            .await
+            .map_err(|e| CasError::Blobs(format!("opening {}: {e}", dir.display())))?;
+        Ok(Store {
+            blobs,
+            db,
+            gc,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The directory this store keeps its files in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The underlying iroh-blobs store, for serving and fetching over the network.
+    pub fn blobs(&self) -> &FsStore {
+        &self.blobs
+    }
+
+    /// Flushes everything to disk and stops the store's background tasks.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.blobs.sync_db().await?;
+        self.blobs.shutdown().await?;
+        Ok(())
+    }
+
+    /// Makes every completed import durable.
+    pub async fn sync(&self) -> Result<()> {
+        self.blobs.sync_db().await?;
+        Ok(())
+    }
+
+    /// The size of a completely stored object, or why it cannot be read.
+    pub async fn size(&self, hash: Hash) -> Result<u64> {
+        match self.blobs.blobs().status(hash).await? {
+            BlobStatus::Complete { size } => Ok(size),
+            BlobStatus::Partial { .. } => Err(CasError::Partial(hash)),
+            BlobStatus::NotFound => Err(CasError::NotFound(hash)),
+        }
+    }
+
+    /// Whether the object is stored completely.
+    pub async fn has(&self, hash: Hash) -> Result<bool> {
+        Ok(self.blobs.blobs().has(hash).await?)
+    }
+
+    /// Reads a whole object into memory; for trees and small blobs only.
+    pub async fn read_bytes(&self, hash: Hash) -> Result<Bytes> {
+        self.size(hash).await?;
+        Ok(self.blobs.blobs().get_bytes(hash).await?)
+    }
+
+    /// Tells a tree from a blob: a tree is an object that starts with the
+    /// tree header and fits the tree size limit.
+    pub async fn kind(&self, hash: Hash) -> Result<ObjectKind> {
+        let size = self.size(hash).await?;
+        if size > tree::MAX_ENCODED_LEN || size < tree::MAGIC.len() as u64 {
+            return Ok(ObjectKind::Blob);
+        }
+        let head = self
+            .blobs
+            .blobs()
+            .export_ranges(hash, 0..tree::MAGIC.len() as u64)
+            .concatenate()
+            .await?;
+        Ok(if Tree::looks_like_tree(&head) {
+            ObjectKind::Tree
+        } else {
+            ObjectKind::Blob
+        })
+    }
+
+    /// Reads and validates the tree `hash`.
+    pub async fn read_tree(&self, hash: Hash) -> Result<Tree> {
+        let size = self.size(hash).await?;
+        if size > tree::MAX_ENCODED_LEN {
+            return Err(CasError::NotATree(hash));
+        }
+        let bytes = self.blobs.blobs().get_bytes(hash).await?;
+        Tree::decode(&bytes).map_err(|source| match source {
+            tree::TreeError::NotATree => CasError::NotATree(hash),
+            source => CasError::BadTree { hash, source },
+        })
+    }
+
+    /// Streams the bytes of a blob to `out`.
+    pub async fn write_blob_to<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        hash: Hash,
+        out: &mut W,
+    ) -> Result<u64> {
+        let size = self.size(hash).await?;
+        let mut reader = self.blobs.blobs().reader(hash);
+        let copied = tokio::io::copy(&mut reader, out)
+            .await
+            .map_err(|e| CasError::io(format!("reading object {hash}"), e))?;
+        out.flush()
+            .await
+            .map_err(|e| CasError::io("writing output", e))?;
+        debug_assert_eq!(copied, size);
+        Ok(copied)
+    }
+
+    /// Every object stored completely, with its size.
+    pub async fn list(&self) -> Result<Vec<(Hash, u64)>> {
+        let hashes = self.blobs.blobs().list().hashes().await?;
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            if let BlobStatus::Complete { size } = self.blobs.blobs().status(hash).await? {
+                out.push((hash, size));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn remove_leftover_temp_files(temp: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(temp) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CasError::io(format!("reading {}", temp.display()), e)),
+    };
+    let mut removed = 0usize;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| CasError::io(format!("reading {}", temp.display()), e))?
+            .path();
+        std::fs::remove_file(&path)
+            .map_err(|e| CasError::io(format!("removing {}", path.display()), e))?;
+        removed += 1;
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed temp files left by an interrupted import");
+    }
+    Ok(())
+}
