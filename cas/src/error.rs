@@ -8,13 +8,12 @@ use crate::{Hash, tree::TreeError};
 #[derive(Debug, thiserror::Error)]
 pub enum CasError {
     /// A file system operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done, with the path.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The blob store reported an error.
     #[error("blob store: {0}")]
@@ -29,17 +28,16 @@ pub enum CasError {
     #[error("object {0} is only partly stored")]
     Partial(Hash),
     /// An object that should be a tree does not decode as one.
-    #[error("object {hash} is not a valid tree: {source}")]
+    #[error("object {hash} is not a valid tree: {cause}")]
     BadTree {
         /// The object.
         hash: Hash,
         /// Why it is invalid.
-        #[source]
-        source: TreeError,
+        cause: TreeError,
     },
     /// A directory that cannot be stored as a tree.
     #[error("cannot build tree: {0}")]
-    TreeBuild(#[source] TreeError),
+    TreeBuild(TreeError),
     /// `ls` of an object that is a blob.
     #[error("object {0} is a blob, not a tree")]
     NotATree(Hash),
@@ -80,7 +78,7 @@ impl CasError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         CasError::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -125,10 +125,11 @@ impl Store {
                 Some(kind) => kind == EntryKind::Tree,
                 None => self.kind(hash).await? == ObjectKind::Tree,
             };
-            if is_tree {
-                if let Ok(tree) = self.read_tree(hash).await {
-                    stack.extend(tree.entries().iter().map(|e| (e.hash, Some(e.kind))));
-                }
+            if !is_tree {
+                continue;
+            }
+            if let Ok(tree) = self.read_tree(hash).await {
+                stack.extend(tree.entries().iter().map(|e| (e.hash, Some(e.kind))));
             }
         }
         Ok(live)

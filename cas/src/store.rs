@@ -165,9 +165,9 @@ impl Store {
             return Err(CasError::NotATree(hash));
         }
         let bytes = self.blobs.blobs().get_bytes(hash).await?;
-        Tree::decode(&bytes).map_err(|source| match source {
+        Tree::decode(&bytes).map_err(|e| match e {
             tree::TreeError::NotATree => CasError::NotATree(hash),
-            source => CasError::BadTree { hash, source },
+            cause => CasError::BadTree { hash, cause },
         })
     }
 

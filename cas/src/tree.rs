@@ -278,10 +278,17 @@ impl Tree {
         if bytes.len() as u64 > MAX_ENCODED_LEN {
             return Err(TreeError::TooLarge(bytes.len() as u64));
         }
-        let mut r = Reader { bytes, pos: 0 };
-        if r.take(MAGIC.len(), "header")? != MAGIC {
-            return Err(TreeError::NotATree);
+        if !bytes.starts_with(MAGIC) {
+            return Err(if MAGIC.starts_with(bytes) && !bytes.is_empty() {
+                TreeError::Truncated("header")
+            } else {
+                TreeError::NotATree
+            });
         }
+        let mut r = Reader {
+            bytes,
+            pos: MAGIC.len(),
+        };
         let version = r.u8("version")?;
         if version != VERSION {
             return Err(TreeError::UnsupportedVersion(version));
@@ -508,7 +515,8 @@ mod tests {
     #[test]
     fn rejects_truncation_at_every_length() {
         let bytes = raw(&[(0, b"a", 1), (1, b"b", 2)]);
-        for len in 0..bytes.len() {
+        assert_eq!(Tree::decode(&[]), Err(TreeError::NotATree));
+        for len in 1..bytes.len() {
             let err = Tree::decode(&bytes[..len]).unwrap_err();
             assert!(
                 matches!(

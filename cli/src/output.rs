@@ -1,0 +1,206 @@
+//! Printing results: text for people, `--json` for scripts.
+
+use std::io::Write;
+
+use anyhow::Result;
+use clive_node::{
+    AddResult, IdentityInfo, Initialized, ListEntry,
+    cas::{Exported, FsckReport, GcReport, Pin},
+};
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+/// Where results go, and in which form.
+pub struct Out {
+    json: bool,
+}
+
+impl Out {
+    /// Text, or JSON when `json`.
+    pub fn new(json: bool) -> Self {
+        Out { json }
+    }
+
+    /// Whether output is JSON (and progress bars stay quiet).
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, value)?;
+        writeln!(stdout)?;
+        Ok(())
+    }
+
+    fn text(&self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        if !self.json {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_fmt(text)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    }
+
+    /// After `init`.
+    pub fn initialized(&self, done: &Initialized) -> Result<()> {
+        if self.json {
+            return self.print_json(done);
+        }
+        let how = if done.imported { "imported" } else { "new" };
+        self.text(format_args!(
+            "initialized {} with a {how} key\n",
+            done.home.display()
+        ))?;
+        self.identity(&done.identity)
+    }
+
+    /// The node's identity: public key line, `ssh-keygen -lf` line, endpoint id.
+    pub fn identity(&self, id: &IdentityInfo) -> Result<()> {
+        if self.json {
+            return self.print_json(id);
+        }
+        self.text(format_args!(
+            "{}\n{}\n{}\n",
+            id.public_key, id.fingerprint_line, id.endpoint_id
+        ))
+    }
+
+    /// One added path, as `b3sum` prints it: `HASH  PATH`.
+    pub fn added(&self, added: &AddResult) -> Result<()> {
+        self.text(format_args!("{}  {}\n", added.added.hash, added.source))
+    }
+
+    /// All added paths (JSON only; text was printed as each finished).
+    pub fn added_all(&self, all: &[AddResult]) -> Result<()> {
+        if self.json {
+            self.print_json(all)?;
+        }
+        Ok(())
+    }
+
+    /// A tree listing.
+    pub fn listing(&self, entries: &[ListEntry]) -> Result<()> {
+        if self.json {
+            return self.print_json(entries);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for e in entries {
+            let name = match (&e.target, e.kind) {
+                (Some(target), _) => format!("{} -> {target}", e.name),
+                (None, clive_node::cas::EntryKind::Tree) => format!("{}/", e.name),
+                (None, _) => e.name.clone(),
+            };
+            writeln!(stdout, "{:<7} {:>12} {} {}", e.kind, e.size, e.hash, name)?;
+        }
+        Ok(())
+    }
+
+    /// After `export`.
+    pub fn exported(&self, e: &Exported) -> Result<()> {
+        if self.json {
+            return self.print_json(e);
+        }
+        self.text(format_args!(
+            "exported {} {} to {} ({} objects, {})\n",
+            e.kind,
+            e.hash,
+            e.path.display(),
+            e.objects,
+            HumanBytes(e.bytes)
+        ))
+    }
+
+    /// After `pin add`.
+    pub fn pinned(&self, pin: &Pin) -> Result<()> {
+        if self.json {
+            return self.print_json(pin);
+        }
+        self.text(format_args!(
+            "pinned {} -> {} {}\n",
+            pin.name, pin.kind, pin.hash
+        ))
+    }
+
+    /// After `pin rm`.
+    pub fn unpinned(&self, pin: &Pin) -> Result<()> {
+        if self.json {
+            return self.print_json(pin);
+        }
+        self.text(format_args!("unpinned {} (was {})\n", pin.name, pin.hash))
+    }
+
+    /// `pin ls`.
+    pub fn pins(&self, pins: &[Pin]) -> Result<()> {
+        if self.json {
+            return self.print_json(pins);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for p in pins {
+            writeln!(stdout, "{}  {:<4}  {}", p.hash, p.kind, p.name)?;
+        }
+        Ok(())
+    }
+
+    /// After `gc`.
+    pub fn gc(&self, report: &GcReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        self.text(format_args!(
+            "{verb} {} objects, freeing {}; kept {} reachable from pins\n",
+            report.removed,
+            HumanBytes(report.freed_bytes),
+            report.kept
+        ))
+    }
+
+    /// After `fsck`.
+    pub fn fsck(&self, report: &FsckReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for d in &report.damaged {
+            writeln!(stdout, "damaged {}: {}", d.hash, d.problem)?;
+        }
+        for d in &report.missing {
+            writeln!(stdout, "missing {}: {}", d.hash, d.problem)?;
+        }
+        let partial = match report.partial {
+            0 => String::new(),
+            n => format!(", {n} partial (interrupted transfers)"),
+        };
+        let verdict = if report.is_clean() {
+            "no damage".to_owned()
+        } else {
+            format!(
+                "{} damaged, {} missing",
+                report.damaged.len(),
+                report.missing.len()
+            )
+        };
+        writeln!(
+            stdout,
+            "checked {} objects ({}){partial}: {verdict}",
+            report.objects,
+            HumanBytes(report.bytes)
+        )?;
+        Ok(())
+    }
+}
+
+/// True when the error is a closed standard output (`clive-node cat | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.to_string().contains("Broken pipe")
+    })
+}

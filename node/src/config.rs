@@ -1,0 +1,56 @@
+//! `config.toml`: the node's settings.
+//!
+//! Format version 1. Unknown keys are refused so that a typo never goes
+//! unnoticed. The defaults need no file at all; `init` writes a commented one.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// The configuration file `init` writes.
+pub const DEFAULT_CONFIG: &str = "\
+# clive-node configuration (format version 1).
+# Every setting is optional; the defaults are shown commented out.
+
+# version = 1
+";
+
+/// The node's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version of the file; only 1 exists.
+    #[serde(default = "default_version")]
+    pub version: u32,
+}
+
+fn default_version() -> u32 {
+    1
+}
+
+impl Config {
+    /// Reads `path`; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(NodeError::io(format!("reading {}", path.display()), e)),
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| NodeError::Config {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if config.version != 1 {
+            return Err(NodeError::Config {
+                path: path.to_owned(),
+                reason: format!(
+                    "version {} is not supported (this build reads version 1)",
+                    config.version
+                ),
+            });
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors of the node API.
+
+use std::path::PathBuf;
+
+use clive_cas::CasError;
+use clive_trust::IdentityError;
+
+/// Anything the node API can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// No home was given and the platform has no data directory.
+    #[error("cannot find the user's data directory: set CLIVE_HOME or pass --home")]
+    NoDataDir,
+    /// The home has no node yet.
+    #[error("no node at {home}: run `clive-node init` first")]
+    NotInitialized {
+        /// The home.
+        home: PathBuf,
+    },
+    /// `init` on a home that already has a node.
+    #[error("{home} already holds a node (its key is {key}); choose another --home")]
+    AlreadyInitialized {
+        /// The home.
+        home: PathBuf,
+        /// Its key file.
+        key: PathBuf,
+    },
+    /// Another process owns the home.
+    #[error("{home} is in use by {}; stop it or use another --home", describe(*pid, command))]
+    HomeInUse {
+        /// The home.
+        home: PathBuf,
+        /// The owning process, if it could be read.
+        pid: Option<u32>,
+        /// Its command line, if known.
+        command: Option<String>,
+    },
+    /// `config.toml` is invalid.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A string that names neither a hash nor a pin.
+    #[error("{0:?} is neither a hash (64 hex digits) nor the name of a pin")]
+    UnknownObject(String),
+    /// The node's key.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The store.
+    #[error(transparent)]
+    Cas(#[from] CasError),
+    /// The state database.
+    #[error("state database {path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file system operation.
+    #[error("{context}: {cause}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        cause: std::io::Error,
+    },
+}
+
+impl NodeError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        NodeError::Io {
+            context: context.into(),
+            cause: source,
+        }
+    }
+}
+
+fn describe(pid: Option<u32>, command: &Option<String>) -> String {
+    match (pid, command) {
+        (Some(pid), Some(cmd)) => format!("process {pid} ({cmd})"),
+        (Some(pid), None) => format!("process {pid}"),
+        _ => "another process".into(),
+    }
+}

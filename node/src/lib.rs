@@ -1,0 +1,20 @@
+//! clive-node: a node of the clive network.
+//!
+//! A [`Node`] owns a [`Home`] (its key, configuration, store and state) and
+//! offers the API the command-line tool is a thin client of.
+
+pub mod config;
+pub mod error;
+pub mod home;
+pub mod lock;
+pub mod node;
+
+pub use clive_cas as cas;
+pub use clive_trust as trust;
+pub use config::Config;
+pub use error::NodeError;
+pub use home::Home;
+pub use lock::HomeLock;
+pub use node::{
+    AddResult, IdentityInfo, InitOptions, Initialized, ListEntry, Node, PassphraseSource,
+};

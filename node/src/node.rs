@@ -1,0 +1,381 @@
+//! The node API: everything the command-line tool (and later the control
+//! socket) asks of a node. Every result is a plain serialisable value, so the
+//! same calls work in-process and remotely.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use clive_cas::{
+    Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Store,
+    parse_hash,
+};
+use clive_trust::{NodeKey, PublicIdentity};
+use serde::{Deserialize, Serialize};
+
+use crate::{Config, Home, HomeLock, NodeError, config::DEFAULT_CONFIG};
+
+/// Supplies the passphrase of an encrypted key when one is needed.
+pub trait PassphraseSource {
+    /// The passphrase for the key at `key_path`, or `None` if there is none to give.
+    fn passphrase(&self, key_path: &Path) -> Option<String>;
+}
+
+/// What `init` should do about the key.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Import this OpenSSH ed25519 private key instead of generating one.
+    pub ssh_key: Option<PathBuf>,
+    /// Comment of a generated key.
+    pub comment: Option<String>,
+}
+
+/// How a node is shown: three names of the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityInfo {
+    /// The OpenSSH public key line (`ssh-ed25519 AAAA... comment`).
+    pub public_key: String,
+    /// The `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// The fingerprint line exactly as `ssh-keygen -lf` prints it.
+    pub fingerprint_line: String,
+    /// The endpoint id: the public key as 64 hex digits.
+    pub endpoint_id: String,
+}
+
+impl IdentityInfo {
+    fn of(public: &PublicIdentity) -> Self {
+        IdentityInfo {
+            public_key: public.openssh_line(),
+            fingerprint: public.fingerprint(),
+            fingerprint_line: public.keygen_fingerprint_line(),
+            endpoint_id: public.endpoint_id(),
+        }
+    }
+}
+
+/// The result of `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initialized {
+    /// The new home.
+    pub home: PathBuf,
+    /// True when an existing key was imported.
+    pub imported: bool,
+    /// The node's identity.
+    pub identity: IdentityInfo,
+}
+
+/// One entry of a tree listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    /// The entry's name.
+    pub name: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Bytes of content.
+    pub size: u64,
+    /// Its content address.
+    #[serde(with = "clive_cas::hash::serde_hex")]
+    pub hash: Hash,
+    /// For a symlink, where it points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// What was added, and where from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddResult {
+    /// The path added, or `-` for standard input.
+    pub source: String,
+    /// The pin created, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// The object.
+    #[serde(flatten)]
+    pub added: Added,
+}
+
+/// A running node: owns its home until dropped or closed.
+#[derive(Debug)]
+pub struct Node {
+    home: Home,
+    identity: PublicIdentity,
+    store: Store,
+    _config: Config,
+    _lock: HomeLock,
+}
+
+impl Node {
+    /// Creates a node home: a key (generated, or imported and checked) and a
+    /// default configuration.
+    pub async fn init(
+        home: &Home,
+        options: InitOptions,
+        passphrase: &dyn PassphraseSource,
+    ) -> Result<Initialized, NodeError> {
+        let key_path = home.key_path();
+        if key_path.exists() {
+            return Err(NodeError::AlreadyInitialized {
+                home: home.root().to_owned(),
+                key: key_path,
+            });
+        }
+        // Read (and unlock) an imported key before creating anything.
+        let imported = match &options.ssh_key {
+            Some(path) => {
+                let key = NodeKey::read(path)?;
+                if key.is_encrypted() {
+                    key.unlock(passphrase.passphrase(path).as_deref())?;
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        create_private_dir(home.root())?;
+        let lock = HomeLock::acquire(home)?;
+        let (key, public) = match imported {
+            Some(key) => {
+                key.write_copy(&key_path)?;
+                (NodeKey::read(&key_path)?, key.public_as_shown())
+            }
+            None => {
+                let comment = options.comment.unwrap_or_else(default_comment);
+                let key = NodeKey::generate(&key_path, &comment)?;
+                let public = key.public();
+                (key, public)
+            }
+        };
+        key.write_public_file(&public)?;
+        let config = home.config_path();
+        if !config.exists() {
+            std::fs::write(&config, DEFAULT_CONFIG)
+                .map_err(|e| NodeError::io(format!("writing {}", config.display()), e))?;
+        }
+        drop(lock);
+        Ok(Initialized {
+            home: home.root().to_owned(),
+            imported: options.ssh_key.is_some(),
+            identity: IdentityInfo::of(&public),
+        })
+    }
+
+    /// Opens an initialised home, taking ownership of it.
+    pub async fn open(home: &Home) -> Result<Node, NodeError> {
+        if !home.is_initialized() {
+            return Err(NodeError::NotInitialized {
+                home: home.root().to_owned(),
+            });
+        }
+        let lock = HomeLock::acquire(home)?;
+        let config = Config::load(&home.config_path())?;
+        let identity = NodeKey::read(&home.key_path())?.public_as_shown();
+        let state_path = home.state_path();
+        let db = redb::Database::create(&state_path).map_err(|e| NodeError::State {
+            path: state_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let store = Store::open(&home.blobs_dir(), Arc::new(db)).await?;
+        Ok(Node {
+            home: home.clone(),
+            identity,
+            store,
+            _config: config,
+            _lock: lock,
+        })
+    }
+
+    /// Flushes and stops the store. The home is released when the node drops.
+    pub async fn close(self) -> Result<(), NodeError> {
+        self.store.shutdown().await?;
+        Ok(())
+    }
+
+    /// The home this node owns.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The store, for the network layer.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The node's identity.
+    pub fn identity(&self) -> IdentityInfo {
+        IdentityInfo::of(&self.identity)
+    }
+
+    /// Resolves a hash, or the name of a pin, to a hash.
+    pub async fn resolve(&self, object: &str) -> Result<Hash, NodeError> {
+        if let Ok(hash) = parse_hash(object) {
+            return Ok(hash);
+        }
+        let pins = self.store.pins().await?;
+        pins.into_iter()
+            .find(|p| p.name == object)
+            .map(|p| p.hash)
+            .ok_or_else(|| NodeError::UnknownObject(object.to_owned()))
+    }
+
+    /// Adds a file or directory; pins it when `pin` is given.
+    pub async fn add_path(
+        &self,
+        path: &Path,
+        pin: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<AddResult, NodeError> {
+        if let Some(name) = pin {
+            clive_cas::pins::validate_pin_name(name)?;
+        }
+        let (added, guard) = self.store.add_path(path, progress).await?;
+        self.finish_add(path.display().to_string(), added, guard, pin)
+            .await
+    }
+
+    /// Adds everything `reader` yields as one blob; pins it when `pin` is given.
+    pub async fn add_reader<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        reader: R,
+        pin: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<AddResult, NodeError> {
+        if let Some(name) = pin {
+            clive_cas::pins::validate_pin_name(name)?;
+        }
+        let (added, guard) = self.store.add_reader(reader, progress).await?;
+        self.finish_add("-".into(), added, guard, pin).await
+    }
+
+    async fn finish_add(
+        &self,
+        source: String,
+        added: Added,
+        guard: clive_cas::ImportGuard,
+        pin: Option<&str>,
+    ) -> Result<AddResult, NodeError> {
+        // Durable before it is reported, and pinned before it is unprotected.
+        self.store.sync().await?;
+        if let Some(name) = pin {
+            self.store.pin(name, added.hash).await?;
+        }
+        drop(guard);
+        Ok(AddResult {
+            source,
+            pin: pin.map(str::to_owned),
+            added,
+        })
+    }
+
+    /// Writes the bytes of an object to `out`.
+    pub async fn cat<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        object: &str,
+        out: &mut W,
+    ) -> Result<u64, NodeError> {
+        let hash = self.resolve(object).await?;
+        Ok(self.store.write_blob_to(hash, out).await?)
+    }
+
+    /// Lists a tree.
+    pub async fn ls(&self, object: &str) -> Result<Vec<ListEntry>, NodeError> {
+        let hash = self.resolve(object).await?;
+        let tree = self.store.read_tree(hash).await?;
+        let mut out = Vec::with_capacity(tree.entries().len());
+        for e in tree.entries() {
+            let target = match e.kind {
+                EntryKind::Symlink => Some(
+                    self.store
+                        .read_bytes(e.hash)
+                        .await
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_else(|_| "(target not stored)".into()),
+                ),
+                _ => None,
+            };
+            out.push(ListEntry {
+                name: e.name.clone(),
+                kind: e.kind,
+                size: e.size,
+                hash: e.hash,
+                target,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether an object is a blob or a tree.
+    pub async fn kind(&self, object: &str) -> Result<ObjectKind, NodeError> {
+        let hash = self.resolve(object).await?;
+        Ok(self.store.kind(hash).await?)
+    }
+
+    /// Materialises an object at `dest`.
+    pub async fn export(
+        &self,
+        object: &str,
+        dest: &Path,
+        force: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Exported, NodeError> {
+        let hash = self.resolve(object).await?;
+        Ok(self.store.export(hash, dest, force, progress).await?)
+    }
+
+    /// Pins an object under `name`.
+    pub async fn pin_add(&self, name: &str, object: &str) -> Result<Pin, NodeError> {
+        let hash = self.resolve(object).await?;
+        Ok(self.store.pin(name, hash).await?)
+    }
+
+    /// Removes a pin; returns what it pinned.
+    pub async fn pin_rm(&self, name: &str) -> Result<Pin, NodeError> {
+        let pins = self.store.pins().await?;
+        let hash = self.store.unpin(name).await?;
+        let kind = pins
+            .into_iter()
+            .find(|p| p.name == name)
+            .map_or(ObjectKind::Blob, |p| p.kind);
+        Ok(Pin {
+            name: name.to_owned(),
+            hash,
+            kind,
+        })
+    }
+
+    /// Every pin.
+    pub async fn pins(&self) -> Result<Vec<Pin>, NodeError> {
+        Ok(self.store.pins().await?)
+    }
+
+    /// Removes what nothing pinned reaches.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
+        Ok(self.store.gc(dry_run).await?)
+    }
+
+    /// Re-verifies the whole store.
+    pub async fn fsck(&self, progress: Arc<dyn Progress>) -> Result<FsckReport, NodeError> {
+        Ok(self.store.fsck(progress).await?)
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| NodeError::io(format!("creating {}", path.display()), e))
+}
+
+fn default_comment() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length, which is passed along.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let host = match std::str::from_utf8(&buf[..len]) {
+        Ok(host) if rc == 0 && !host.is_empty() => host.to_owned(),
+        _ => "localhost".to_owned(),
+    };
+    format!("clive-node@{host}")
+}
