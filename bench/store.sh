@@ -29,9 +29,9 @@ trap 'rm -rf "$WORK"' EXIT
 # measure OUT_VAR CMD...: runs CMD, sets OUT_VAR to "seconds max_rss_kib".
 measure() {
   local var=$1; shift
-  local stats
-  stats=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1 )
-  printf -v "$var" '%s' "$stats"
+  /usr/bin/time -o "$WORK/time.out" -f '%e %M' "$@" >/dev/null 2>"$WORK/stderr.out" || {
+    echo "failed: $*" >&2; cat "$WORK/stderr.out" >&2; exit 1; }
+  printf -v "$var" '%s' "$(tail -n1 "$WORK/time.out")"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

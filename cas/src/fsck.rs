@@ -6,7 +6,7 @@ use iroh_blobs::api::blobs::BlobStatus;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::{Hash, ObjectKind, Progress, Result, Store, tree::EntryKind};
+use crate::{Hash, Progress, Result, Store, reach::Reach};
 
 /// Read size while re-hashing.
 const CHUNK: usize = 1024 * 1024;
@@ -94,42 +94,16 @@ impl Store {
     }
 
     async fn check_pins(&self, report: &mut FsckReport) -> Result<()> {
-        let mut stack: Vec<(Hash, Option<EntryKind>, String)> = self
-            .pins()
-            .await?
-            .into_iter()
-            .map(|p| (p.hash, None, format!("pin {:?}", p.name)))
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        while let Some((hash, kind, path)) = stack.pop() {
-            if !seen.insert(hash) {
-                continue;
-            }
-            if !self.has(hash).await? {
-                report.missing.push(Damage {
-                    hash,
-                    problem: format!("missing, needed by {path}"),
-                });
-                continue;
-            }
-            let is_tree = match kind {
-                Some(kind) => kind == EntryKind::Tree,
-                None => self.kind(hash).await? == ObjectKind::Tree,
+        for reached in self.walk_pins().await? {
+            let problem = match reached.reach {
+                Reach::Present => continue,
+                Reach::Missing => format!("missing, needed by {}", reached.path),
+                Reach::BadTree(e) => format!("{}: {e}", reached.path),
             };
-            if !is_tree {
-                continue;
-            }
-            match self.read_tree(hash).await {
-                Ok(tree) => stack.extend(
-                    tree.entries()
-                        .iter()
-                        .map(|e| (e.hash, Some(e.kind), format!("{path}/{}", e.name))),
-                ),
-                Err(e) => report.missing.push(Damage {
-                    hash,
-                    problem: format!("{path}: {e}"),
-                }),
-            }
+            report.missing.push(Damage {
+                hash: reached.hash,
+                problem,
+            });
         }
         Ok(())
     }

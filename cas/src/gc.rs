@@ -18,7 +18,7 @@ use iroh_blobs::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::{CasError, Hash, ObjectKind, Result, Store, tree::EntryKind};
+use crate::{CasError, Hash, Result, Store};
 
 /// What a garbage collection removed (or, dry, would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,33 +111,14 @@ impl GcTrigger {
 }
 
 impl Store {
-    /// Everything reachable from the pins (and the extra `roots`). Objects
-    /// that are missing are skipped; `fsck` reports them.
-    pub async fn live_set(&self, roots: &[Hash]) -> Result<HashSet<Hash>> {
-        let mut live = HashSet::new();
-        let mut stack: Vec<(Hash, Option<EntryKind>)> = roots.iter().map(|h| (*h, None)).collect();
-        stack.extend(self.pins().await?.into_iter().map(|p| (p.hash, None)));
-        while let Some((hash, kind)) = stack.pop() {
-            if !live.insert(hash) || !self.has(hash).await? {
-                continue;
-            }
-            let is_tree = match kind {
-                Some(kind) => kind == EntryKind::Tree,
-                None => self.kind(hash).await? == ObjectKind::Tree,
-            };
-            if !is_tree {
-                continue;
-            }
-            if let Ok(tree) = self.read_tree(hash).await {
-                stack.extend(tree.entries().iter().map(|e| (e.hash, Some(e.kind))));
-            }
-        }
-        Ok(live)
-    }
-
     /// Removes every object no pin reaches; with `dry_run`, only reports.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport> {
-        let live = self.live_set(&[]).await?;
+        let live: HashSet<Hash> = self
+            .walk_pins()
+            .await?
+            .into_iter()
+            .map(|r| r.hash)
+            .collect();
         let mut candidates = HashMap::new();
         for hash in self.blobs.blobs().list().hashes().await? {
             if live.contains(&hash) {

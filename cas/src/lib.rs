@@ -15,6 +15,7 @@ pub mod hash;
 pub mod import;
 pub mod pins;
 pub mod progress;
+mod reach;
 pub mod store;
 pub mod tree;
 

@@ -48,7 +48,7 @@ pub enum ObjectKind {
 
 impl std::fmt::Display for ObjectKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             ObjectKind::Blob => "blob",
             ObjectKind::Tree => "tree",
         })

@@ -46,17 +46,17 @@ pub enum Command {
     },
     /// Write the bytes of a blob to standard output.
     Cat {
-        /// A hash or a pin name.
+        /// A hash or a pin name, optionally with a path inside it (PIN/dir/file).
         object: String,
     },
     /// List a tree: kind, size, hash and name of each entry.
     Ls {
-        /// A hash or a pin name.
+        /// A hash or a pin name, optionally with a path inside it (PIN/dir/file).
         object: String,
     },
     /// Write a blob or a tree to DEST.
     Export {
-        /// A hash or a pin name.
+        /// A hash or a pin name, optionally with a path inside it (PIN/dir/file).
         object: String,
         /// Where to write it; must not exist unless --force.
         dest: PathBuf,

@@ -46,6 +46,14 @@ pub enum NodeError {
     /// A string that names neither a hash nor a pin.
     #[error("{0:?} is neither a hash (64 hex digits) nor the name of a pin")]
     UnknownObject(String),
+    /// A path inside a tree that names nothing.
+    #[error("{tree} has no entry {name:?}")]
+    NoSuchPath {
+        /// The tree walked so far.
+        tree: String,
+        /// The missing name.
+        name: String,
+    },
     /// The node's key.
     #[error(transparent)]
     Identity(#[from] IdentityError),

@@ -206,16 +206,36 @@ impl Node {
         IdentityInfo::of(&self.identity)
     }
 
-    /// Resolves a hash, or the name of a pin, to a hash.
+    /// Resolves an object name to a hash: a hash or a pin name, optionally
+    /// followed by a path inside that tree (`myapp-1.0/bin/myapp`).
     pub async fn resolve(&self, object: &str) -> Result<Hash, NodeError> {
-        if let Ok(hash) = parse_hash(object) {
-            return Ok(hash);
+        let (root, path) = object.split_once('/').unwrap_or((object, ""));
+        let mut hash = match parse_hash(root) {
+            Ok(hash) => hash,
+            Err(_) => self
+                .store
+                .pins()
+                .await?
+                .into_iter()
+                .find(|p| p.name == root)
+                .map(|p| p.hash)
+                .ok_or_else(|| NodeError::UnknownObject(root.to_owned()))?,
+        };
+        let mut walked = root.to_owned();
+        for name in path.split('/').filter(|c| !c.is_empty()) {
+            let tree = self.store.read_tree(hash).await?;
+            let entry = tree
+                .entries()
+                .iter()
+                .find(|e| e.name == name)
+                .ok_or_else(|| NodeError::NoSuchPath {
+                    tree: walked.clone(),
+                    name: name.to_owned(),
+                })?;
+            hash = entry.hash;
+            walked = format!("{walked}/{name}");
         }
-        let pins = self.store.pins().await?;
-        pins.into_iter()
-            .find(|p| p.name == object)
-            .map(|p| p.hash)
-            .ok_or_else(|| NodeError::UnknownObject(object.to_owned()))
+        Ok(hash)
     }
 
     /// Adds a file or directory; pins it when `pin` is given.

@@ -162,3 +162,16 @@ pub fn write_pseudo_random(path: &Path, len: u64, seed: u64) {
     }
     w.flush().expect("flush data");
 }
+
+/// Asserts with `diff -r` that two trees are identical, symlinks compared as links.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    tool(
+        "diff",
+        [
+            "-r".as_ref(),
+            "--no-dereference".as_ref(),
+            a.as_os_str(),
+            b.as_os_str(),
+        ],
+    );
+}
