@@ -10,9 +10,10 @@
 //! symlinks the tree holds.
 
 use std::{
+    io::Write,
     os::unix::{
         ffi::OsStrExt,
-        fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+        fs::{DirBuilderExt, OpenOptionsExt},
     },
     path::{Path, PathBuf},
     sync::Arc,
@@ -20,7 +21,6 @@ use std::{
 
 use iroh_blobs::api::blobs::{ExportMode, ExportOptions};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store, bounded::for_each_bounded, tree::EntryKind,
@@ -29,7 +29,7 @@ use crate::{
 /// Files written at the same time.
 const PARALLEL_FILES: usize = 32;
 /// Blobs at most this large are written from memory.
-const SMALL_BLOB: u64 = 64 * 1024;
+const SMALL_BLOB: u64 = 1024 * 1024;
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,23 +189,38 @@ impl Store {
 
     async fn write_file(&self, job: FileJob, progress: &dyn Progress) -> Result<()> {
         let context = || format!("writing {}", job.path.display());
-        let mode = if job.exec { 0o755 } else { 0o644 };
-        // O_EXCL: never follows or reuses whatever is at the path.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&job.path)
-            .map_err(|e| CasError::io(context(), e))?;
+        // The mode is applied through the umask, as `cp` and `git checkout` do.
+        let mode = if job.exec { 0o777 } else { 0o666 };
         if job.size <= SMALL_BLOB {
-            let bytes = self.read_bytes(job.hash).await?;
-            let mut file = tokio::fs::File::from_std(file);
-            file.write_all(&bytes)
-                .await
-                .map_err(|e| CasError::io(context(), e))?;
-            file.flush().await.map_err(|e| CasError::io(context(), e))?;
+            let bytes = self
+                .blobs
+                .blobs()
+                .export_ranges(job.hash, 0..job.size)
+                .concatenate()
+                .await?;
+            if bytes.len() as u64 != job.size {
+                return Err(CasError::Partial(job.hash));
+            }
+            let path = job.path.clone();
+            tokio::task::spawn_blocking(move || {
+                // O_EXCL: never follows or reuses whatever is at the path.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .open(&path)?
+                    .write_all(&bytes)
+            })
+            .await
+            .map_err(|e| CasError::io(context(), std::io::Error::other(e)))?
+            .map_err(|e| CasError::io(context(), e))?;
         } else {
-            drop(file);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&job.path)
+                .map_err(|e| CasError::io(context(), e))?;
             self.blobs
                 .blobs()
                 .export_with_opts(ExportOptions {
@@ -216,8 +231,6 @@ impl Store {
                 .finish()
                 .await?;
         }
-        std::fs::set_permissions(&job.path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| CasError::io(context(), e))?;
         progress.advance(job.size);
         Ok(())
     }
