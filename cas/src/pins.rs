@@ -68,6 +68,13 @@ impl Store {
         removed.ok_or_else(|| CasError::PinNotFound(name.to_owned()))
     }
 
+    /// What the pin `name` points at, if it exists.
+    pub fn pinned(&self, name: &str) -> Result<Option<Hash>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PINS)?;
+        Ok(table.get(name)?.map(|v| Hash::from_bytes(*v.value())))
+    }
+
     /// Every pin, sorted by name.
     pub async fn pins(&self) -> Result<Vec<Pin>> {
         let raw: Vec<(String, Hash)> = {

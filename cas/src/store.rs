@@ -185,7 +185,11 @@ impl Store {
         out.flush()
             .await
             .map_err(|e| CasError::io("writing output", e))?;
-        debug_assert_eq!(copied, size);
+        if copied != size {
+            return Err(CasError::Blobs(format!(
+                "object {hash}: read {copied} bytes of {size}; run `clive-node fsck`"
+            )));
+        }
         Ok(copied)
     }
 

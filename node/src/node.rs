@@ -214,11 +214,7 @@ impl Node {
             Ok(hash) => hash,
             Err(_) => self
                 .store
-                .pins()
-                .await?
-                .into_iter()
-                .find(|p| p.name == root)
-                .map(|p| p.hash)
+                .pinned(root)?
                 .ok_or_else(|| NodeError::UnknownObject(root.to_owned()))?,
         };
         let mut walked = root.to_owned();
@@ -350,12 +346,8 @@ impl Node {
 
     /// Removes a pin; returns what it pinned.
     pub async fn pin_rm(&self, name: &str) -> Result<Pin, NodeError> {
-        let pins = self.store.pins().await?;
         let hash = self.store.unpin(name).await?;
-        let kind = pins
-            .into_iter()
-            .find(|p| p.name == name)
-            .map_or(ObjectKind::Blob, |p| p.kind);
+        let kind = self.store.kind(hash).await.unwrap_or(ObjectKind::Blob);
         Ok(Pin {
             name: name.to_owned(),
             hash,
