@@ -26,8 +26,12 @@ use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store, bounded::for_each_bounded, tree::EntryKind,
 };
 
-/// Files written at the same time.
-const PARALLEL_FILES: usize = 32;
+/// Batches of small files in flight at the same time.
+const PARALLEL_BATCHES: usize = 8;
+/// Small files read, then written in one blocking call.
+const SMALL_BATCH: usize = 64;
+/// Large files exported at the same time.
+const PARALLEL_LARGE: usize = 4;
 /// Blobs at most this large are written from memory.
 const SMALL_BLOB: u64 = 1024 * 1024;
 
@@ -163,7 +167,7 @@ impl Store {
                     .map_err(|e| CasError::io(format!("creating symlink {}", path.display()), e))?;
             }
         }
-        let jobs: Vec<FileJob> = plan
+        let (small, large): (Vec<FileJob>, Vec<FileJob>) = plan
             .files
             .iter()
             .map(|(rel, hash, size, exec)| FileJob {
@@ -176,22 +180,34 @@ impl Store {
                 size: *size,
                 exec: *exec,
             })
-            .collect();
+            .partition(|job| job.size <= SMALL_BLOB);
+        let mut batches = Vec::new();
+        let mut small = small.into_iter().peekable();
+        while small.peek().is_some() {
+            batches.push(small.by_ref().take(SMALL_BATCH).collect::<Vec<_>>());
+        }
         let store = self.clone();
-        for_each_bounded(jobs, PARALLEL_FILES, move |job| {
+        let batch_progress = progress.clone();
+        for_each_bounded(batches, PARALLEL_BATCHES, move |batch| {
+            let store = store.clone();
+            let progress = batch_progress.clone();
+            async move { store.write_small_files(batch, progress.as_ref()).await }
+        })
+        .await?;
+        let store = self.clone();
+        for_each_bounded(large, PARALLEL_LARGE, move |job| {
             let store = store.clone();
             let progress = progress.clone();
-            async move { store.write_file(job, progress.as_ref()).await }
+            async move { store.write_large_file(job, progress.as_ref()).await }
         })
         .await?;
         Ok(())
     }
 
-    async fn write_file(&self, job: FileJob, progress: &dyn Progress) -> Result<()> {
-        let context = || format!("writing {}", job.path.display());
-        // The mode is applied through the umask, as `cp` and `git checkout` do.
-        let mode = if job.exec { 0o777 } else { 0o666 };
-        if job.size <= SMALL_BLOB {
+    /// Reads a batch of small blobs, then writes them in one blocking call.
+    async fn write_small_files(&self, batch: Vec<FileJob>, progress: &dyn Progress) -> Result<()> {
+        let mut contents = Vec::with_capacity(batch.len());
+        for job in batch {
             let bytes = self
                 .blobs
                 .blobs()
@@ -201,39 +217,50 @@ impl Store {
             if bytes.len() as u64 != job.size {
                 return Err(CasError::Partial(job.hash));
             }
-            let path = job.path.clone();
-            tokio::task::spawn_blocking(move || {
-                // O_EXCL: never follows or reuses whatever is at the path.
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&path)?
-                    .write_all(&bytes)
-            })
-            .await
-            .map_err(|e| CasError::io(context(), std::io::Error::other(e)))?
-            .map_err(|e| CasError::io(context(), e))?;
-        } else {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(&job.path)
-                .map_err(|e| CasError::io(context(), e))?;
-            self.blobs
-                .blobs()
-                .export_with_opts(ExportOptions {
-                    hash: job.hash,
-                    mode: ExportMode::Copy,
-                    target: job.path.clone(),
-                })
-                .finish()
-                .await?;
+            contents.push((job, bytes));
         }
+        let bytes: u64 = contents.iter().map(|(job, _)| job.size).sum();
+        tokio::task::spawn_blocking(move || {
+            for (job, data) in contents {
+                create_file(&job.path, job.exec)
+                    .and_then(|mut file| file.write_all(&data))
+                    .map_err(|e| CasError::io(format!("writing {}", job.path.display()), e))?;
+            }
+            Ok::<_, CasError>(())
+        })
+        .await
+        .map_err(|e| CasError::io("writing files", std::io::Error::other(e)))??;
+        progress.advance(bytes);
+        Ok(())
+    }
+
+    async fn write_large_file(&self, job: FileJob, progress: &dyn Progress) -> Result<()> {
+        // Created here so that nothing at the path is followed or reused;
+        // the store then copies the data into it.
+        create_file(&job.path, job.exec)
+            .map_err(|e| CasError::io(format!("writing {}", job.path.display()), e))?;
+        self.blobs
+            .blobs()
+            .export_with_opts(ExportOptions {
+                hash: job.hash,
+                mode: ExportMode::Copy,
+                target: job.path.clone(),
+            })
+            .finish()
+            .await?;
         progress.advance(job.size);
         Ok(())
     }
+}
+
+/// Creates a new file; `O_EXCL` never follows or reuses whatever is at the
+/// path. The mode goes through the umask, as with `cp` and `git checkout`.
+fn create_file(path: &Path, exec: bool) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if exec { 0o777 } else { 0o666 })
+        .open(path)
 }
 
 fn create_dir(path: &Path) -> Result<()> {
