@@ -46,7 +46,8 @@ impl FsckReport {
 impl Store {
     /// Re-verifies every stored object against its hash and checks that
     /// everything pinned is present and well formed.
-    pub async fn fsck(&self, progress: Arc<dyn Progress>) -> Result<FsckReport> {
+    /// `extra` are roots other parts of the node keep besides the pins.
+    pub async fn fsck(&self, progress: Arc<dyn Progress>, extra: &[Hash]) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let mut complete = Vec::new();
         for hash in self.blobs.blobs().list().hashes().await? {
@@ -72,7 +73,7 @@ impl Store {
                 }),
             }
         }
-        self.check_pins(&mut report).await?;
+        self.check_pins(&mut report, extra).await?;
         Ok(report)
     }
 
@@ -93,8 +94,8 @@ impl Store {
         Ok((Hash::from_bytes(*hasher.finalize().as_bytes()), len))
     }
 
-    async fn check_pins(&self, report: &mut FsckReport) -> Result<()> {
-        for reached in self.walk_pins().await? {
+    async fn check_pins(&self, report: &mut FsckReport, extra: &[Hash]) -> Result<()> {
+        for reached in self.walk_pins(extra).await? {
             let problem = match reached.reach {
                 Reach::Present => continue,
                 Reach::Missing => format!("missing, needed by {}", reached.path),

@@ -111,10 +111,11 @@ impl GcTrigger {
 }
 
 impl Store {
-    /// Removes every object no pin reaches; with `dry_run`, only reports.
-    pub async fn gc(&self, dry_run: bool) -> Result<GcReport> {
+    /// Removes every object that neither a pin nor an `extra` root reaches;
+    /// with `dry_run`, only reports.
+    pub async fn gc(&self, dry_run: bool, extra: &[Hash]) -> Result<GcReport> {
         let live: HashSet<Hash> = self
-            .walk_pins()
+            .walk_pins(extra)
             .await?
             .into_iter()
             .map(|r| r.hash)

@@ -22,14 +22,16 @@ pub(crate) struct Reached {
 }
 
 impl Store {
-    /// Every object reachable from the pins, each once.
-    pub(crate) async fn walk_pins(&self) -> Result<Vec<Reached>> {
+    /// Every object reachable from the pins and from `extra` roots (objects
+    /// other parts of the node keep, such as certificates), each once.
+    pub(crate) async fn walk_pins(&self, extra: &[Hash]) -> Result<Vec<Reached>> {
         let mut stack: Vec<(Hash, Option<EntryKind>, String)> = self
             .pins()
             .await?
             .into_iter()
             .map(|p| (p.hash, None, format!("pin {:?}", p.name)))
             .collect();
+        stack.extend(extra.iter().map(|h| (*h, None, format!("node object {h}"))));
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         while let Some((hash, kind, path)) = stack.pop() {

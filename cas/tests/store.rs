@@ -243,16 +243,16 @@ async fn gc_keeps_what_pins_reach_and_removes_the_rest() {
     f.store.pin("release", kept.hash).await.unwrap();
     drop((g1, g2));
 
-    let dry = f.store.gc(true).await.unwrap();
+    let dry = f.store.gc(true, &[]).await.unwrap();
     assert!(dry.dry_run);
     assert_eq!(dry.removed_hashes, vec![dropped.hash]);
     assert_eq!(dry.freed_bytes, 500_000);
     assert!(f.store.has(dropped.hash).await.unwrap());
 
-    let report = f.store.gc(false).await.unwrap();
+    let report = f.store.gc(false, &[]).await.unwrap();
     assert_eq!(report.removed_hashes, vec![dropped.hash]);
     assert!(!f.store.has(dropped.hash).await.unwrap());
-    assert!(f.store.fsck(none()).await.unwrap().is_clean());
+    assert!(f.store.fsck(none(), &[]).await.unwrap().is_clean());
     let out = f.root.join("out");
     f.store
         .export(kept.hash, &out, false, none())
@@ -262,7 +262,7 @@ async fn gc_keeps_what_pins_reach_and_removes_the_rest() {
 
     // Unpinned, everything goes.
     assert_eq!(f.store.unpin("release").await.unwrap(), kept.hash);
-    let report = f.store.gc(false).await.unwrap();
+    let report = f.store.gc(false, &[]).await.unwrap();
     assert_eq!(report.removed, 4, "{report:?}"); // two trees, two files
     assert!(f.store.list().await.unwrap().is_empty());
     assert!(matches!(
@@ -280,10 +280,10 @@ async fn gc_spares_objects_an_unfinished_import_protects() {
         .add_path(&f.root.join("x.bin"), none())
         .await
         .unwrap();
-    f.store.gc(false).await.unwrap();
+    f.store.gc(false, &[]).await.unwrap();
     assert!(f.store.has(added.hash).await.unwrap());
     drop(guard);
-    f.store.gc(false).await.unwrap();
+    f.store.gc(false, &[]).await.unwrap();
     assert!(!f.store.has(added.hash).await.unwrap());
 }
 
@@ -296,7 +296,7 @@ async fn fsck_finds_corrupted_and_missing_objects() {
     let (tree_added, _g) = f.store.add_path(&f.root.join("d"), none()).await.unwrap();
     f.store.pin("d", tree_added.hash).await.unwrap();
     f.store.sync().await.unwrap();
-    let clean = f.store.fsck(none()).await.unwrap();
+    let clean = f.store.fsck(none(), &[]).await.unwrap();
     assert!(clean.is_clean(), "{clean:?}");
     assert_eq!(clean.objects, 3);
 
@@ -305,7 +305,7 @@ async fn fsck_finds_corrupted_and_missing_objects() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[1_234_567] ^= 0x40;
     std::fs::write(&path, bytes).unwrap();
-    let report = f.store.fsck(none()).await.unwrap();
+    let report = f.store.fsck(none(), &[]).await.unwrap();
     assert_eq!(report.damaged.len(), 1, "{report:?}");
     assert_eq!(report.damaged[0].hash, big);
     assert!(report.damaged[0].problem.contains("hashes to"));
@@ -320,7 +320,7 @@ async fn fsck_finds_corrupted_and_missing_objects() {
     .unwrap();
     let (mt, _g3) = f.store.put_tree(&missing_tree).await.unwrap();
     f.store.pin("broken", mt).await.unwrap();
-    let report = f.store.fsck(none()).await.unwrap();
+    let report = f.store.fsck(none(), &[]).await.unwrap();
     assert_eq!(report.missing.len(), 1, "{report:?}");
     assert!(report.missing[0].problem.contains("pin \"broken\"/gone"));
     assert!(f.store.has(lonely).await.unwrap());

@@ -78,6 +78,94 @@ pub enum Command {
     },
     /// Re-verify every stored object against its hash and report damage.
     Fsck,
+    /// Certificates, delegation chains, revocations and trust roots.
+    Trust {
+        /// What to do.
+        #[command(subcommand)]
+        action: TrustAction,
+    },
+}
+
+/// Trust subcommands. KEY is an OpenSSH public key line, a file holding one,
+/// an endpoint id, or the SHA256: fingerprint of a known key. CERT is a
+/// certificate id or the file it was written to with -o.
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// Issue a certificate granting KEY capabilities.
+    Grant {
+        /// The subject.
+        key: String,
+        /// Capabilities: fetch, push, exec, comma-separated.
+        #[arg(long, value_name = "CAPS")]
+        cap: String,
+        /// How long it is valid (30d, 12h, ...).
+        #[arg(long, default_value = "30d")]
+        expires: String,
+        /// How many further links the subject may delegate (0-7).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        delegate: u8,
+        /// Also write the body to NAME and its armored signature to NAME.sig.
+        #[arg(short = 'o', value_name = "NAME")]
+        out: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// Import a certificate (FILE and FILE.sig, or one file) or a revocation.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+    /// List certificates held, issued and known.
+    Ls,
+    /// Show one certificate.
+    Show {
+        /// The certificate.
+        cert: String,
+    },
+    /// Check whether a peer holds a capability, and print the chain or the failing link.
+    Verify {
+        /// The peer's KEY.
+        #[arg(long)]
+        peer: String,
+        /// The capability: fetch, push or exec.
+        #[arg(long)]
+        cap: String,
+    },
+    /// Revoke a certificate with a signed revocation.
+    Revoke {
+        /// The certificate.
+        cert: String,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// Manage the trusted roots (an OpenSSH allowed_signers file).
+    Roots {
+        /// What to do with roots.
+        #[command(subcommand)]
+        action: RootsAction,
+    },
+}
+
+/// Roots subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RootsAction {
+    /// Trust KEY as a root.
+    Add {
+        /// The key.
+        key: String,
+        /// The principal name written in allowed_signers.
+        #[arg(long, default_value = "root")]
+        name: String,
+    },
+    /// Stop trusting KEY as a root.
+    Rm {
+        /// The key.
+        key: String,
+    },
+    /// List the roots.
+    Ls,
 }
 
 /// Pin subcommands.

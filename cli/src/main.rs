@@ -12,10 +12,12 @@ use std::{path::Path, process::ExitCode, sync::Arc};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use clive_node::{Home, InitOptions, Node};
+use clive_node::{
+    Home, InitOptions, Node, SignWith, trust::clock_parse_duration as parse_duration,
+};
 
 use crate::{
-    args::{Cli, Command, PinAction},
+    args::{Cli, Command, PinAction, RootsAction, TrustAction},
     output::Out,
     passphrase::EnvOrTerminal,
     progress::Bar,
@@ -115,6 +117,7 @@ async fn dispatch(node: &Node, command: Command, out: &Out) -> Result<ExitCode> 
             PinAction::Ls => out.pins(&node.pins().await?)?,
         },
         Command::Gc { dry_run } => out.gc(&node.gc(dry_run).await?)?,
+        Command::Trust { action } => return trust(node, action, out).await,
         Command::Fsck => {
             let bar = Arc::new(Bar::new("checking", out.is_json()));
             let report = node.fsck(bar).await?;
@@ -123,6 +126,50 @@ async fn dispatch(node: &Node, command: Command, out: &Out) -> Result<ExitCode> 
                 return Ok(ExitCode::FAILURE);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn trust(node: &Node, action: TrustAction, out: &Out) -> Result<ExitCode> {
+    let sign = |agent| SignWith {
+        agent,
+        passphrase: &EnvOrTerminal,
+    };
+    match action {
+        TrustAction::Grant {
+            key,
+            cap,
+            expires,
+            delegate,
+            out: file,
+            agent,
+        } => {
+            let expires = parse_duration(&expires).map_err(anyhow::Error::msg)?;
+            let cert = node
+                .trust_grant(&key, &cap, expires, delegate, file.as_deref(), sign(agent))
+                .await?;
+            out.cert(&cert)?;
+        }
+        TrustAction::Import { file } => out.cert(&node.trust_import(&file).await?)?,
+        TrustAction::Ls => out.certs(&node.trust_list().await?)?,
+        TrustAction::Show { cert } => out.cert(&node.trust_show(&cert).await?)?,
+        TrustAction::Verify { peer, cap } => {
+            let verdict = node.trust_verify(&peer, &cap).await?;
+            out.verdict(&verdict)?;
+            if !verdict.allowed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        TrustAction::Revoke { cert, agent } => {
+            out.cert(&node.trust_revoke(&cert, sign(agent)).await?)?
+        }
+        TrustAction::Roots { action } => match action {
+            RootsAction::Add { key, name } => {
+                out.roots(&[node.trust_roots_add(&key, &name).await?])?
+            }
+            RootsAction::Rm { key } => out.roots(&[node.trust_roots_rm(&key).await?])?,
+            RootsAction::Ls => out.roots(&node.trust_roots().await?)?,
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

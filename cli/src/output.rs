@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use clive_node::{
-    AddResult, IdentityInfo, Initialized, ListEntry,
+    AddResult, CertInfo, IdentityInfo, Initialized, ListEntry, RootInfo, Verdict,
     cas::{Exported, FsckReport, GcReport, Pin},
 };
 use indicatif::HumanBytes;
@@ -191,6 +191,100 @@ impl Out {
             report.objects,
             HumanBytes(report.bytes)
         )?;
+        Ok(())
+    }
+}
+
+impl Out {
+    /// One certificate.
+    pub fn cert(&self, c: &CertInfo) -> Result<()> {
+        if self.json {
+            return self.print_json(c);
+        }
+        let revoked = match &c.revoked_by {
+            Some(by) => format!("\nrevoked      by {by}"),
+            None => String::new(),
+        };
+        self.text(format_args!(
+            "certificate  {}\nrelation     {}\nissuer       {}\nsubject      {}\n\
+             capabilities {}\ndelegate     {}\nvalid        {} .. {}{revoked}\n",
+            c.id,
+            c.relation,
+            c.issuer_fingerprint,
+            c.subject_fingerprint,
+            c.capabilities,
+            c.delegate,
+            c.valid_from,
+            c.valid_until
+        ))
+    }
+
+    /// A list of certificates, one line each.
+    pub fn certs(&self, certs: &[CertInfo]) -> Result<()> {
+        if self.json {
+            return self.print_json(certs);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for c in certs {
+            let state = if c.revoked_by.is_some() {
+                " REVOKED"
+            } else {
+                ""
+            };
+            writeln!(
+                stdout,
+                "{}  {:<6} {} -> {}  {} delegate {} until {}{state}",
+                &c.id[..16],
+                c.relation,
+                c.issuer_fingerprint,
+                c.subject_fingerprint,
+                c.capabilities,
+                c.delegate,
+                c.valid_until
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The outcome of `trust verify`.
+    pub fn verdict(&self, v: &Verdict) -> Result<()> {
+        if self.json {
+            return self.print_json(v);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for (i, c) in v.chain.iter().enumerate() {
+            writeln!(
+                stdout,
+                "link {}: {} grants {} {} (delegate {}, until {}) [{}]",
+                i + 1,
+                c.issuer_fingerprint,
+                c.subject_fingerprint,
+                c.capabilities,
+                c.delegate,
+                c.valid_until,
+                &c.id[..16]
+            )?;
+        }
+        match &v.reason {
+            None => writeln!(stdout, "allowed: {} holds {}", v.peer, v.capability)?,
+            Some(reason) => writeln!(
+                stdout,
+                "refused: {} does not hold {}: {reason}",
+                v.peer, v.capability
+            )?,
+        }
+        Ok(())
+    }
+
+    /// Trust roots.
+    pub fn roots(&self, roots: &[RootInfo]) -> Result<()> {
+        if self.json {
+            return self.print_json(roots);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for r in roots {
+            writeln!(stdout, "{}  {}  {}", r.fingerprint, r.name, r.key)?;
+        }
         Ok(())
     }
 }

@@ -54,6 +54,15 @@ pub enum NodeError {
         /// The missing name.
         name: String,
     },
+    /// A KEY argument that names no key.
+    #[error("{0}")]
+    UnknownKey(String),
+    /// A CERT argument that names no certificate.
+    #[error("no certificate {0} is known here (give its id or the file written with -o)")]
+    UnknownCert(String),
+    /// Certificates, chains, roots, signatures.
+    #[error("{0}")]
+    Trust(String),
     /// The node's key.
     #[error(transparent)]
     Identity(#[from] IdentityError),

@@ -3,6 +3,7 @@
 //! ```text
 //! HOME/id_ed25519    the node's OpenSSH ed25519 private key (mode 0600)
 //! HOME/id_ed25519.pub  its public key line, with the comment
+//! HOME/allowed_signers  trust roots besides the node's own key (OpenSSH format)
 //! HOME/config.toml   settings (see [`crate::config`])
 //! HOME/lock          held (flock) by the one process that owns the home;
 //!                    holds that process's id
@@ -53,6 +54,16 @@ impl Home {
         self.root.join("id_ed25519")
     }
 
+    /// The node's public key file (alone, when the private key stays in an agent).
+    pub fn pub_key_path(&self) -> PathBuf {
+        self.root.join("id_ed25519.pub")
+    }
+
+    /// The trust roots, in OpenSSH `allowed_signers` format.
+    pub fn roots_path(&self) -> PathBuf {
+        self.root.join("allowed_signers")
+    }
+
     /// The configuration file.
     pub fn config_path(&self) -> PathBuf {
         self.root.join("config.toml")
@@ -75,6 +86,6 @@ impl Home {
 
     /// Whether `init` has run here.
     pub fn is_initialized(&self) -> bool {
-        self.key_path().exists()
+        self.key_path().exists() || self.pub_key_path().exists()
     }
 }

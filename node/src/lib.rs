@@ -8,9 +8,10 @@ pub mod error;
 pub mod home;
 pub mod lock;
 pub mod node;
+pub mod trust;
 
 pub use clive_cas as cas;
-pub use clive_trust as trust;
+pub use clive_trust;
 pub use config::Config;
 pub use error::NodeError;
 pub use home::Home;
@@ -18,3 +19,4 @@ pub use lock::HomeLock;
 pub use node::{
     AddResult, IdentityInfo, InitOptions, Initialized, ListEntry, Node, PassphraseSource,
 };
+pub use trust::{CertInfo, NodeTrust, RootInfo, SignWith, Verdict};

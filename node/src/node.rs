@@ -11,10 +11,10 @@ use clive_cas::{
     Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Store,
     parse_hash,
 };
-use clive_trust::{NodeKey, PublicIdentity};
+use clive_trust::{NodeKey, PublicIdentity, SystemClock};
 use serde::{Deserialize, Serialize};
 
-use crate::{Config, Home, HomeLock, NodeError, config::DEFAULT_CONFIG};
+use crate::{Config, Home, HomeLock, NodeError, config::DEFAULT_CONFIG, trust::NodeTrust};
 
 /// Supplies the passphrase of an encrypted key when one is needed.
 pub trait PassphraseSource {
@@ -102,6 +102,7 @@ pub struct Node {
     home: Home,
     identity: PublicIdentity,
     store: Store,
+    trust: NodeTrust,
     _config: Config,
     _lock: HomeLock,
 }
@@ -115,10 +116,25 @@ impl Node {
         passphrase: &dyn PassphraseSource,
     ) -> Result<Initialized, NodeError> {
         let key_path = home.key_path();
-        if key_path.exists() {
+        if home.is_initialized() {
             return Err(NodeError::AlreadyInitialized {
                 home: home.root().to_owned(),
                 key: key_path,
+            });
+        }
+        // A public key alone: the private key stays in an ssh-agent.
+        if let Some(public) = options.ssh_key.as_deref().and_then(read_public_key_file) {
+            create_private_dir(home.root())?;
+            let lock = HomeLock::acquire(home)?;
+            let pub_path = home.pub_key_path();
+            std::fs::write(&pub_path, format!("{}\n", public.openssh_line()))
+                .map_err(|e| NodeError::io(format!("writing {}", pub_path.display()), e))?;
+            write_default_config(home)?;
+            drop(lock);
+            return Ok(Initialized {
+                home: home.root().to_owned(),
+                imported: true,
+                identity: IdentityInfo::of(&public),
             });
         }
         // Read (and unlock) an imported key before creating anything.
@@ -147,11 +163,7 @@ impl Node {
             }
         };
         key.write_public_file(&public)?;
-        let config = home.config_path();
-        if !config.exists() {
-            std::fs::write(&config, DEFAULT_CONFIG)
-                .map_err(|e| NodeError::io(format!("writing {}", config.display()), e))?;
-        }
+        write_default_config(home)?;
         drop(lock);
         Ok(Initialized {
             home: home.root().to_owned(),
@@ -169,17 +181,26 @@ impl Node {
         }
         let lock = HomeLock::acquire(home)?;
         let config = Config::load(&home.config_path())?;
-        let identity = NodeKey::read(&home.key_path())?.public_as_shown();
+        let identity = read_identity(home)?;
         let state_path = home.state_path();
-        let db = redb::Database::create(&state_path).map_err(|e| NodeError::State {
-            path: state_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let store = Store::open(&home.blobs_dir(), Arc::new(db)).await?;
+        let db = Arc::new(
+            redb::Database::create(&state_path).map_err(|e| NodeError::State {
+                path: state_path.clone(),
+                reason: e.to_string(),
+            })?,
+        );
+        let store = Store::open(&home.blobs_dir(), db.clone()).await?;
+        let trust = NodeTrust::open(
+            db,
+            &home.roots_path(),
+            identity.clone(),
+            Arc::new(SystemClock),
+        )?;
         Ok(Node {
             home: home.clone(),
             identity,
             store,
+            trust,
             _config: config,
             _lock: lock,
         })
@@ -199,6 +220,16 @@ impl Node {
     /// The store, for the network layer.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The node's trust state.
+    pub fn trust(&self) -> &NodeTrust {
+        &self.trust
+    }
+
+    /// The node's public key.
+    pub fn public(&self) -> &PublicIdentity {
+        &self.identity
     }
 
     /// The node's identity.
@@ -362,13 +393,46 @@ impl Node {
 
     /// Removes what nothing pinned reaches.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
-        Ok(self.store.gc(dry_run).await?)
+        let keep = self.trust.object_hashes()?;
+        Ok(self.store.gc(dry_run, &keep).await?)
     }
 
     /// Re-verifies the whole store.
     pub async fn fsck(&self, progress: Arc<dyn Progress>) -> Result<FsckReport, NodeError> {
-        Ok(self.store.fsck(progress).await?)
+        let keep = self.trust.object_hashes()?;
+        Ok(self.store.fsck(progress, &keep).await?)
     }
+}
+
+fn write_default_config(home: &Home) -> Result<(), NodeError> {
+    let config = home.config_path();
+    if !config.exists() {
+        std::fs::write(&config, DEFAULT_CONFIG)
+            .map_err(|e| NodeError::io(format!("writing {}", config.display()), e))?;
+    }
+    Ok(())
+}
+
+/// The public key in `path`, if the file is an OpenSSH public key (line).
+fn read_public_key_file(path: &Path) -> Option<PublicIdentity> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > 16 * 1024 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    PublicIdentity::parse(text.lines().next()?).ok()
+}
+
+/// The node's public identity: from its key file, or its `.pub` alone.
+fn read_identity(home: &Home) -> Result<PublicIdentity, NodeError> {
+    if home.key_path().exists() {
+        return Ok(NodeKey::read(&home.key_path())?.public_as_shown());
+    }
+    read_public_key_file(&home.pub_key_path()).ok_or_else(|| {
+        NodeError::Identity(clive_trust::IdentityError::Missing {
+            path: home.key_path(),
+        })
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), NodeError> {
