@@ -490,6 +490,12 @@ pub struct SecretKey {
 }
 
 impl SecretKey {
+    /// A secret key from its 32-byte ed25519 seed (for keys that live
+    /// outside key files, such as in tests and benchmarks).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        SecretKey { seed }
+    }
+
     /// The 32-byte ed25519 secret seed.
     pub fn to_bytes(&self) -> [u8; 32] {
         self.seed
