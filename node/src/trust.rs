@@ -358,6 +358,21 @@ impl Node {
         let subject = self.trust().resolve_key(subject)?;
         let caps = Caps::parse(caps).map_err(trust_err)?;
         let now = SystemClock.now();
+        // A delegated grant cannot outlive what this node itself holds.
+        let own = self.public().bytes();
+        let held_until = self.trust().authorizer().with_set(|set| {
+            set.certs()
+                .map(|(_, c)| c.body())
+                .filter(|b| {
+                    b.subject.bytes() == own && caps.is_subset_of(b.caps) && b.delegate > delegate
+                })
+                .map(|b| b.valid_until)
+                .max()
+        });
+        let mut valid_until = now.saturating_add(expires.as_secs().max(1));
+        if let Some(limit) = held_until {
+            valid_until = valid_until.min(limit);
+        }
         let mut nonce = [0u8; 16];
         rand::fill(&mut nonce);
         let body = CertBody {
@@ -366,7 +381,7 @@ impl Node {
             caps,
             delegate,
             valid_from: now,
-            valid_until: now.saturating_add(expires.as_secs().max(1)),
+            valid_until,
             nonce,
         };
         let text = body.encode();

@@ -88,8 +88,15 @@ pub enum ChainError {
     #[error("no certificate grants anything to {0}")]
     NoCertificate(String),
     /// Certificates exist but none leads back to a trust root.
-    #[error("no chain of certificates from a trust root reaches {0}")]
-    NoChain(String),
+    #[error(
+        "no chain of certificates from a trust root reaches {peer}: its certificates lead back to {ends}, not a trust root"
+    )]
+    NoChain {
+        /// The peer.
+        peer: String,
+        /// Fingerprints of the issuers where the search ended.
+        ends: String,
+    },
     /// The chain is longer than allowed.
     #[error("the chain has {0} links, more than the {MAX_CHAIN_LEN} allowed")]
     TooLong(usize),
@@ -320,7 +327,8 @@ impl TrustSet {
         }
         let mut candidates = Vec::new();
         let mut path = Vec::new();
-        self.collect(peer.bytes(), &mut path, &mut candidates);
+        let mut ends = Vec::new();
+        self.collect(peer.bytes(), &mut path, &mut candidates, &mut ends);
         let mut best: Option<ChainError> = None;
         for mut links in candidates {
             links.reverse();
@@ -338,13 +346,34 @@ impl TrustSet {
                 }
             }
         }
-        Err(best.unwrap_or_else(|| ChainError::NoChain(fp(peer))))
+        Err(best.unwrap_or_else(|| {
+            ends.sort();
+            ends.dedup();
+            ChainError::NoChain {
+                peer: fp(peer),
+                ends: ends
+                    .iter()
+                    .map(|k| fp(&PublicIdentity::from_bytes(*k)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        }))
     }
 
     /// Depth-first search backwards from `subject` to the roots; `path` holds
     /// certificate ids from the peer upwards.
-    fn collect(&self, subject: KeyBytes, path: &mut Vec<CertId>, out: &mut Vec<Vec<CertId>>) {
+    fn collect(
+        &self,
+        subject: KeyBytes,
+        path: &mut Vec<CertId>,
+        out: &mut Vec<Vec<CertId>>,
+        ends: &mut Vec<KeyBytes>,
+    ) {
         if path.len() >= MAX_CHAIN_LEN || out.len() >= 64 {
+            return;
+        }
+        if !self.by_subject.contains_key(&subject) {
+            ends.push(subject);
             return;
         }
         for id in self.by_subject.get(&subject).into_iter().flatten() {
@@ -368,7 +397,7 @@ impl TrustSet {
             if self.roots.contains(&issuer) {
                 out.push(path.clone());
             } else {
-                self.collect(issuer, path, out);
+                self.collect(issuer, path, out, ends);
             }
             path.pop();
         }

@@ -30,7 +30,12 @@ fn body(issuer: &KeySigner, subject: &KeySigner, caps: &[Capability], delegate: 
     }
 }
 
-fn grant(issuer: &KeySigner, subject: &KeySigner, caps: &[Capability], delegate: u8) -> Certificate {
+fn grant(
+    issuer: &KeySigner,
+    subject: &KeySigner,
+    caps: &[Capability],
+    delegate: u8,
+) -> Certificate {
     body(issuer, subject, caps, delegate).sign(issuer).unwrap()
 }
 
@@ -78,15 +83,24 @@ fn tampered_body_wrong_namespace_and_other_signer_are_refused() {
     let text = cert.body().encode();
     let tampered = text.replace("capabilities fetch", "capabilities exec");
     let err = Certificate::from_parts(tampered.as_bytes(), &cert.signature_armored()).unwrap_err();
-    assert!(matches!(&err, CertError::Signature(m) if m.contains("does not match")), "{err}");
+    assert!(
+        matches!(&err, CertError::Signature(m) if m.contains("does not match")),
+        "{err}"
+    );
 
     let other_ns = a.sign("other", text.as_bytes()).unwrap();
     let err = Certificate::from_parts(text.as_bytes(), &other_ns.to_armored()).unwrap_err();
-    assert!(matches!(&err, CertError::Signature(m) if m.contains("namespace")), "{err}");
+    assert!(
+        matches!(&err, CertError::Signature(m) if m.contains("namespace")),
+        "{err}"
+    );
 
     let by_c = c.sign("clive-cert", text.as_bytes()).unwrap();
     let err = Certificate::from_parts(text.as_bytes(), &by_c.to_armored()).unwrap_err();
-    assert!(matches!(&err, CertError::Signature(m) if m.contains("made by key")), "{err}");
+    assert!(
+        matches!(&err, CertError::Signature(m) if m.contains("made by key")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -96,24 +110,54 @@ fn a_link_cannot_widen_outlive_or_overdelegate_its_parent() {
     let parent = grant(&r, &a, &[Fetch], 1);
 
     let wider = grant(&a, &b, &[Fetch, Push], 0);
-    let (i, e) = link_error(set.verify_chain(&[parent.clone(), wider], &b.public(), Fetch, NOW).unwrap_err());
+    let (i, e) = link_error(
+        set.verify_chain(&[parent.clone(), wider], &b.public(), Fetch, NOW)
+            .unwrap_err(),
+    );
     assert_eq!(i, 2);
     assert!(matches!(e, LinkError::WidensCapabilities { .. }), "{e}");
 
     let mut longer = body(&a, &b, &[Fetch], 0);
     longer.valid_until = NOW + 365 * DAY;
     let longer = longer.sign(&a).unwrap();
-    let (_, e) = link_error(set.verify_chain(&[parent.clone(), longer], &b.public(), Fetch, NOW).unwrap_err());
+    let (_, e) = link_error(
+        set.verify_chain(&[parent.clone(), longer], &b.public(), Fetch, NOW)
+            .unwrap_err(),
+    );
     assert!(matches!(e, LinkError::OutlivesParent { .. }), "{e}");
 
     let no_delegation = grant(&r, &a, &[Fetch], 0);
     let child = grant(&a, &b, &[Fetch], 0);
-    let (_, e) = link_error(set.verify_chain(&[no_delegation, child], &b.public(), Fetch, NOW).unwrap_err());
-    assert!(matches!(e, LinkError::DepthExceeded { parent: 0, depth: 0 }), "{e}");
+    let (_, e) = link_error(
+        set.verify_chain(&[no_delegation, child], &b.public(), Fetch, NOW)
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(
+            e,
+            LinkError::DepthExceeded {
+                parent: 0,
+                depth: 0
+            }
+        ),
+        "{e}"
+    );
 
     let same_depth = grant(&a, &b, &[Fetch], 1);
-    let (_, e) = link_error(set.verify_chain(&[parent, same_depth], &b.public(), Fetch, NOW).unwrap_err());
-    assert!(matches!(e, LinkError::DepthExceeded { parent: 1, depth: 1 }), "{e}");
+    let (_, e) = link_error(
+        set.verify_chain(&[parent, same_depth], &b.public(), Fetch, NOW)
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(
+            e,
+            LinkError::DepthExceeded {
+                parent: 1,
+                depth: 1
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -167,15 +211,26 @@ fn a_revoked_ancestor_breaks_the_chain_and_cached_verdicts() {
 fn cycles_and_overlong_chains_are_refused() {
     let (r, a, b) = (signer(1), signer(2), signer(3));
     let set = TrustSet::with_roots([r.public().bytes()]);
-    let cycle = [grant(&r, &a, ALL, 5), grant(&a, &b, ALL, 4), grant(&b, &a, ALL, 3)];
-    let (i, e) = link_error(set.verify_chain(&cycle, &a.public(), Fetch, NOW).unwrap_err());
+    let cycle = [
+        grant(&r, &a, ALL, 5),
+        grant(&a, &b, ALL, 4),
+        grant(&b, &a, ALL, 3),
+    ];
+    let (i, e) = link_error(
+        set.verify_chain(&cycle, &a.public(), Fetch, NOW)
+            .unwrap_err(),
+    );
     assert_eq!(i, 3);
     assert!(matches!(e, LinkError::Cycle(_)), "{e}");
 
     let keys: Vec<KeySigner> = (0..=9).map(signer).collect();
-    let nine: Vec<Certificate> = (0..9).map(|i| grant(&keys[i], &keys[i + 1], ALL, 7)).collect();
+    let nine: Vec<Certificate> = (0..9)
+        .map(|i| grant(&keys[i], &keys[i + 1], ALL, 7))
+        .collect();
     let set = TrustSet::with_roots([keys[0].public().bytes()]);
-    let err = set.verify_chain(&nine, &keys[9].public(), Fetch, NOW).unwrap_err();
+    let err = set
+        .verify_chain(&nine, &keys[9].public(), Fetch, NOW)
+        .unwrap_err();
     assert_eq!(err, ChainError::TooLong(9));
 }
 
@@ -185,12 +240,20 @@ fn missing_capability_and_untrusted_issuer_are_explained() {
     let mut set = TrustSet::with_roots([r.public().bytes()]);
     set.add_cert(grant(&r, &a, &[Fetch], 0));
     let err = set.find_chain(&a.public(), Exec, NOW).unwrap_err();
-    assert!(matches!(err, ChainError::MissingCapability { wanted: Exec, .. }), "{err}");
+    assert!(
+        matches!(err, ChainError::MissingCapability { wanted: Exec, .. }),
+        "{err}"
+    );
     let err = set.find_chain(&stranger.public(), Fetch, NOW).unwrap_err();
     assert!(matches!(err, ChainError::NoCertificate(_)), "{err}");
     let (i, e) = link_error(
-        set.verify_chain(&[grant(&stranger, &a, &[Fetch], 0)], &a.public(), Fetch, NOW)
-            .unwrap_err(),
+        set.verify_chain(
+            &[grant(&stranger, &a, &[Fetch], 0)],
+            &a.public(),
+            Fetch,
+            NOW,
+        )
+        .unwrap_err(),
     );
     assert_eq!(i, 1);
     assert!(matches!(e, LinkError::UntrustedIssuer(_)), "{e}");
@@ -203,7 +266,10 @@ fn garbage_and_oversized_input_is_refused() {
         assert!(CertBody::decode(garbage).is_err());
     }
     let big = vec![b'a'; MAX_CERT_LEN + 1];
-    assert_eq!(Certificate::decode(&big).unwrap_err(), CertError::TooLarge(MAX_CERT_LEN + 1));
+    assert_eq!(
+        Certificate::decode(&big).unwrap_err(),
+        CertError::TooLarge(MAX_CERT_LEN + 1)
+    );
     let cert = grant(&signer(1), &signer(2), &[Fetch], 0);
     let mut spaced = cert.encode();
     spaced.insert(0, b'\n');

@@ -1,0 +1,330 @@
+//! Certificates through the real binary, checked against real OpenSSH:
+//! `ssh-keygen -Y verify/sign`, `ssh-agent` and `ssh-add`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clive_tests::{TestNode, check_success, tool};
+
+fn public_key(node: &TestNode) -> String {
+    node.json(["id"])["public_key"].as_str().unwrap().to_owned()
+}
+
+fn endpoint_id(node: &TestNode) -> String {
+    node.json(["id"])["endpoint_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `ssh-keygen -Y verify` of NAME with NAME.sig against `principal key`.
+fn keygen_verify(principal: &str, key: &str, body: &Path) -> std::process::Output {
+    let dir = body.parent().unwrap();
+    let signers = dir.join(format!("allowed_signers.{principal}"));
+    std::fs::write(&signers, format!("{principal} {key}\n")).unwrap();
+    let mut sig = body.as_os_str().to_owned();
+    sig.push(".sig");
+    Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(&signers)
+        .args(["-I", principal, "-n", "clive-cert", "-s"])
+        .arg(sig)
+        .stdin(std::fs::File::open(body).unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn delegation_chain_verifies_with_ssh_keygen_and_revocation_refuses_it() {
+    let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
+    let (a_key, b_key, c_key) = (public_key(&a), public_key(&b), public_key(&c));
+    let ab = a.scratch("ab.cert");
+    a.ok([
+        "trust".as_ref(),
+        "grant".as_ref(),
+        b_key.as_ref(),
+        "--cap".as_ref(),
+        "fetch,push".as_ref(),
+        "--delegate".as_ref(),
+        "1".as_ref(),
+        "-o".as_ref(),
+        ab.as_os_str(),
+    ]);
+    let out = keygen_verify("alice", &a_key, &ab);
+    check_success(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Good \"clive-cert\" signature"));
+
+    // B holds it, and delegates fetch to C, naming C by endpoint id.
+    b.ok(["trust".as_ref(), "import".as_ref(), ab.as_os_str()]);
+    let held = b.json(["trust", "ls"]);
+    assert_eq!(held[0]["relation"], "held");
+    let bc = b.scratch("bc.cert");
+    let c_id = endpoint_id(&c);
+    b.ok([
+        "trust".as_ref(),
+        "grant".as_ref(),
+        c_id.as_ref(),
+        "--cap".as_ref(),
+        "fetch".as_ref(),
+        "-o".as_ref(),
+        bc.as_os_str(),
+    ]);
+    check_success(&keygen_verify("bob", &b_key, &bc));
+
+    a.ok(["trust".as_ref(), "import".as_ref(), bc.as_os_str()]);
+    let verdict = a.json(["trust", "verify", "--peer", &c_key, "--cap", "fetch"]);
+    assert_eq!(verdict["allowed"], true);
+    assert_eq!(verdict["chain"].as_array().unwrap().len(), 2);
+    // C's fingerprint names it too, now that A knows C's key.
+    let c_fp = c.json(["id"])["fingerprint"].as_str().unwrap().to_owned();
+    let text = a.ok(["trust", "verify", "--peer", &c_fp, "--cap", "fetch"]);
+    assert!(
+        text.contains("link 2:") && text.contains("allowed"),
+        "{text}"
+    );
+
+    let out = a
+        .cmd(["trust", "verify", "--peer", &c_key, "--cap", "push"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("grants fetch, not push"), "{text}");
+
+    // Revoking the first link by the file it was written to.
+    let revoked = a.json(["trust".as_ref(), "revoke".as_ref(), ab.as_os_str()]);
+    assert!(revoked["revoked_by"].is_string());
+    let out = a
+        .cmd(["trust", "verify", "--peer", &c_key, "--cap", "fetch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("link 1") && text.contains("revoked by"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_body_signed_by_ssh_keygen_is_imported_and_a_tampered_one_refused() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let b_key = public_key(&b);
+    let template = a.scratch("template");
+    a.ok([
+        "trust".as_ref(),
+        "grant".as_ref(),
+        b_key.as_ref(),
+        "--cap".as_ref(),
+        "exec".as_ref(),
+        "-o".as_ref(),
+        template.as_os_str(),
+    ]);
+    // A new body (another nonce), signed by stock ssh-keygen with A's key.
+    let body = std::fs::read_to_string(&template).unwrap();
+    let nonce_line = body.lines().find(|l| l.starts_with("nonce ")).unwrap();
+    let body = body.replace(nonce_line, "nonce 00112233445566778899aabbccddeeff");
+    let file = a.scratch("by-ssh-keygen");
+    std::fs::write(&file, &body).unwrap();
+    tool(
+        "ssh-keygen",
+        [
+            "-Y".as_ref(),
+            "sign".as_ref(),
+            "-q".as_ref(),
+            "-n".as_ref(),
+            "clive-cert".as_ref(),
+            "-f".as_ref(),
+            a.home().join("id_ed25519").as_os_str(),
+            file.as_os_str(),
+        ],
+    );
+    let imported = a.json(["trust".as_ref(), "import".as_ref(), file.as_os_str()]);
+    assert_eq!(imported["capabilities"], "exec");
+    assert_eq!(imported["relation"], "issued");
+    let verdict = a.json(["trust", "verify", "--peer", &b_key, "--cap", "exec"]);
+    assert_eq!(verdict["allowed"], true);
+
+    // Tampering with the body breaks the signature.
+    std::fs::write(
+        &file,
+        body.replace("capabilities exec", "capabilities exec,push"),
+    )
+    .unwrap();
+    let err = a.fails(["trust".as_ref(), "import".as_ref(), file.as_os_str()]);
+    assert!(err.contains("signature"), "{err}");
+    // Signed under another namespace: refused with its own message.
+    std::fs::write(&file, &body).unwrap();
+    std::fs::remove_file(a.scratch("by-ssh-keygen.sig")).unwrap();
+    tool(
+        "ssh-keygen",
+        [
+            "-Y".as_ref(),
+            "sign".as_ref(),
+            "-q".as_ref(),
+            "-n".as_ref(),
+            "file".as_ref(),
+            "-f".as_ref(),
+            a.home().join("id_ed25519").as_os_str(),
+            file.as_os_str(),
+        ],
+    );
+    let err = a.fails(["trust".as_ref(), "import".as_ref(), file.as_os_str()]);
+    assert!(err.contains("namespace"), "{err}");
+    // Garbage.
+    std::fs::write(&file, b"\x00\x01 not a certificate").unwrap();
+    let err = a.fails(["trust".as_ref(), "import".as_ref(), file.as_os_str()]);
+    assert!(err.contains("certificate"), "{err}");
+}
+
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent(dir: &Path) -> Agent {
+    let socket = dir.join("agent.sock");
+    let child = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh-agent must be installed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Agent { child, socket }
+}
+
+#[test]
+fn signing_goes_through_a_real_ssh_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(dir.path());
+    let key = dir.path().join("id_ed25519");
+    tool(
+        "ssh-keygen",
+        [
+            "-q".as_ref(),
+            "-t".as_ref(),
+            "ed25519".as_ref(),
+            "-N".as_ref(),
+            "".as_ref(),
+            "-C".as_ref(),
+            "agent-key".as_ref(),
+            "-f".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let out = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    check_success(&out);
+    let pub_key = std::fs::read_to_string(dir.path().join("id_ed25519.pub")).unwrap();
+    // The private key file is gone: only the agent can sign now.
+    std::fs::remove_file(&key).unwrap();
+
+    let node = TestNode::uninitialised();
+    let pub_path = dir.path().join("id_ed25519.pub");
+    node.ok(["init".as_ref(), "--ssh-key".as_ref(), pub_path.as_os_str()]);
+    assert!(!node.home().join("id_ed25519").exists());
+    let subject = public_key(&TestNode::new());
+    let cert = node.scratch("via-agent");
+    let mut grant = node.cmd([
+        "trust".as_ref(),
+        "grant".as_ref(),
+        subject.as_ref(),
+        "--cap".as_ref(),
+        "fetch".as_ref(),
+        "-o".as_ref(),
+        cert.as_os_str(),
+    ]);
+    let out = grant.env("SSH_AUTH_SOCK", &agent.socket).output().unwrap();
+    check_success(&out);
+    check_success(&keygen_verify("agent", pub_key.trim(), &cert));
+
+    // Without an agent the error says what is missing.
+    let out = node
+        .cmd(["trust", "grant", &subject, "--cap", "fetch"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SSH_AUTH_SOCK"));
+}
+
+#[test]
+fn roots_live_in_an_allowed_signers_file_ssh_keygen_reads() {
+    let (a, r, b) = (TestNode::new(), TestNode::new(), TestNode::new());
+    let (r_key, b_key) = (public_key(&r), public_key(&b));
+    a.ok(["trust", "roots", "add", &r_key, "--name", "release-team"]);
+    let roots = a.json(["trust", "roots", "ls"]);
+    assert_eq!(roots.as_array().unwrap().len(), 2);
+    assert_eq!(roots[0]["name"], "self");
+    assert_eq!(roots[1]["name"], "release-team");
+
+    // R grants B; A trusts R, so A accepts B.
+    let rb = r.scratch("rb");
+    r.ok([
+        "trust".as_ref(),
+        "grant".as_ref(),
+        b_key.as_ref(),
+        "--cap".as_ref(),
+        "fetch".as_ref(),
+        "-o".as_ref(),
+        rb.as_os_str(),
+    ]);
+    a.ok(["trust".as_ref(), "import".as_ref(), rb.as_os_str()]);
+    assert_eq!(
+        a.json(["trust", "verify", "--peer", &b_key, "--cap", "fetch"])["allowed"],
+        true
+    );
+    // The roots file is what ssh-keygen reads.
+    let mut sig = rb.as_os_str().to_owned();
+    sig.push(".sig");
+    let out = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(a.home().join("allowed_signers"))
+        .args(["-I", "release-team", "-n", "clive-cert", "-s"])
+        .arg(sig)
+        .stdin(std::fs::File::open(&rb).unwrap())
+        .output()
+        .unwrap();
+    check_success(&out);
+
+    a.ok(["trust", "roots", "rm", &r_key]);
+    let out = a
+        .cmd(["trust", "verify", "--peer", &b_key, "--cap", "fetch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not a trust root"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = a.fails([
+        "trust",
+        "verify",
+        "--peer",
+        "SHA256:doesnotexist",
+        "--cap",
+        "fetch",
+    ]);
+    assert!(err.contains("no known key"), "{err}");
+}
