@@ -288,10 +288,11 @@ impl CertBody {
                 "the signing key is not the certificate's issuer".into(),
             ));
         }
+        let text = self.encode();
         let sig = signer
-            .sign(CERT_NAMESPACE, self.encode().as_bytes())
+            .sign(CERT_NAMESPACE, text.as_bytes())
             .map_err(|e| CertError::Signature(e.to_string()))?;
-        Ok(Certificate { body: self, sig })
+        Ok(Certificate::assemble(self, &text, sig))
     }
 }
 
@@ -300,6 +301,9 @@ impl CertBody {
 pub struct Certificate {
     body: CertBody,
     sig: SshSignature,
+    /// The canonical encoding and its hash, computed once.
+    encoded: std::sync::Arc<[u8]>,
+    id: CertId,
 }
 
 /// The id of a certificate: BLAKE3 of its encoding.
@@ -316,16 +320,26 @@ impl Certificate {
         self.sig.to_armored()
     }
 
+    fn assemble(body: CertBody, text: &str, sig: SshSignature) -> Self {
+        let mut encoded = text.as_bytes().to_vec();
+        encoded.extend_from_slice(sig.to_armored().as_bytes());
+        let id = *blake3::hash(&encoded).as_bytes();
+        Certificate {
+            body,
+            sig,
+            encoded: encoded.into(),
+            id,
+        }
+    }
+
     /// The canonical encoding: body, then armored signature.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.body.encode().into_bytes();
-        out.extend_from_slice(self.sig.to_armored().as_bytes());
-        out
+        self.encoded.to_vec()
     }
 
     /// The certificate's id.
     pub fn id(&self) -> CertId {
-        *blake3::hash(&self.encode()).as_bytes()
+        self.id
     }
 
     /// Decodes an encoding (body then armored signature) and checks that the
@@ -336,7 +350,7 @@ impl Certificate {
         }
         let (body, sig) = split_signed(bytes)?;
         let cert = Self::from_parts(body.as_bytes(), sig)?;
-        if cert.encode() != bytes {
+        if *cert.encoded != *bytes {
             return Err(CertError::Malformed("not in canonical form".into()));
         }
         Ok(cert)
@@ -345,12 +359,15 @@ impl Certificate {
     /// Builds a certificate from a body and a separate armored signature
     /// (`NAME` and `NAME.sig`), checking the signature.
     pub fn from_parts(body: &[u8], armored_sig: &str) -> Result<Self, CertError> {
-        let body = CertBody::decode(body)?;
+        let decoded = CertBody::decode(body)?;
+        // `decode` accepts only the canonical text, so `body` is exactly it.
+        let text =
+            std::str::from_utf8(body).map_err(|_| CertError::Malformed("not UTF-8 text".into()))?;
         let sig =
             SshSignature::parse(armored_sig).map_err(|e| CertError::Signature(e.to_string()))?;
-        verify(&sig, &body.issuer, CERT_NAMESPACE, body.encode().as_bytes())
+        verify(&sig, &decoded.issuer, CERT_NAMESPACE, body)
             .map_err(|e| CertError::Signature(e.to_string()))?;
-        Ok(Certificate { body, sig })
+        Ok(Certificate::assemble(decoded, text, sig))
     }
 }
 
