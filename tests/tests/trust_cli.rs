@@ -258,6 +258,32 @@ fn signing_goes_through_a_real_ssh_agent() {
     check_success(&out);
     check_success(&keygen_verify("agent", pub_key.trim(), &cert));
 
+    // --agent on a home that has its private key: the agent signs.
+    let full = TestNode::new();
+    let out = Command::new("ssh-add")
+        .arg(full.home().join("id_ed25519"))
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    check_success(&out);
+    let cert2 = full.scratch("via-agent-flag");
+    let out = full
+        .cmd([
+            "trust".as_ref(),
+            "grant".as_ref(),
+            subject.as_ref(),
+            "--cap".as_ref(),
+            "push".as_ref(),
+            "--agent".as_ref(),
+            "-o".as_ref(),
+            cert2.as_os_str(),
+        ])
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    check_success(&out);
+    check_success(&keygen_verify("full", &public_key(&full), &cert2));
+
     // Without an agent the error says what is missing.
     let out = node
         .cmd(["trust", "grant", &subject, "--cap", "fetch"])
@@ -327,4 +353,48 @@ fn roots_live_in_an_allowed_signers_file_ssh_keygen_reads() {
         "fetch",
     ]);
     assert!(err.contains("no known key"), "{err}");
+}
+
+#[test]
+fn an_encrypted_node_key_signs_with_the_passphrase_from_the_environment() {
+    let node = TestNode::uninitialised();
+    let key = node.scratch("id_ed25519");
+    tool(
+        "ssh-keygen",
+        [
+            "-q".as_ref(),
+            "-t".as_ref(),
+            "ed25519".as_ref(),
+            "-N".as_ref(),
+            "s3cret pass".as_ref(),
+            "-f".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let out = node
+        .cmd(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()])
+        .env("CLIVE_PASSPHRASE", "s3cret pass")
+        .output()
+        .unwrap();
+    check_success(&out);
+    let subject = public_key(&TestNode::new());
+    let err = node.fails(["trust", "grant", &subject, "--cap", "fetch"]);
+    assert!(err.contains("passphrase"), "{err}");
+    let cert = node.scratch("signed");
+    let out = node
+        .cmd([
+            "trust".as_ref(),
+            "grant".as_ref(),
+            subject.as_ref(),
+            "--cap".as_ref(),
+            "fetch".as_ref(),
+            "-o".as_ref(),
+            cert.as_os_str(),
+        ])
+        .env("CLIVE_PASSPHRASE", "s3cret pass")
+        .output()
+        .unwrap();
+    check_success(&out);
+    let pub_line = std::fs::read_to_string(node.scratch("id_ed25519.pub")).unwrap();
+    check_success(&keygen_verify("enc", pub_line.trim(), &cert));
 }
