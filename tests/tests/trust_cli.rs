@@ -37,6 +37,23 @@ fn keygen_verify(principal: &str, key: &str, body: &Path) -> std::process::Outpu
         .unwrap()
 }
 
+/// `ssh-keygen -Y sign -n NAMESPACE -f KEY FILE`, writing FILE.sig.
+fn keygen_sign(key: &Path, namespace: &str, file: &Path) {
+    tool(
+        "ssh-keygen",
+        [
+            "-Y".as_ref(),
+            "sign".as_ref(),
+            "-q".as_ref(),
+            "-n".as_ref(),
+            namespace.as_ref(),
+            "-f".as_ref(),
+            key.as_os_str(),
+            file.as_os_str(),
+        ],
+    );
+}
+
 #[test]
 fn delegation_chain_verifies_with_ssh_keygen_and_revocation_refuses_it() {
     let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
@@ -129,19 +146,7 @@ fn a_body_signed_by_ssh_keygen_is_imported_and_a_tampered_one_refused() {
     let body = body.replace(nonce_line, "nonce 00112233445566778899aabbccddeeff");
     let file = a.scratch("by-ssh-keygen");
     std::fs::write(&file, &body).unwrap();
-    tool(
-        "ssh-keygen",
-        [
-            "-Y".as_ref(),
-            "sign".as_ref(),
-            "-q".as_ref(),
-            "-n".as_ref(),
-            "clive-cert".as_ref(),
-            "-f".as_ref(),
-            a.home().join("id_ed25519").as_os_str(),
-            file.as_os_str(),
-        ],
-    );
+    keygen_sign(&a.home().join("id_ed25519"), "clive-cert", &file);
     let imported = a.json(["trust".as_ref(), "import".as_ref(), file.as_os_str()]);
     assert_eq!(imported["capabilities"], "exec");
     assert_eq!(imported["relation"], "issued");
@@ -159,19 +164,7 @@ fn a_body_signed_by_ssh_keygen_is_imported_and_a_tampered_one_refused() {
     // Signed under another namespace: refused with its own message.
     std::fs::write(&file, &body).unwrap();
     std::fs::remove_file(a.scratch("by-ssh-keygen.sig")).unwrap();
-    tool(
-        "ssh-keygen",
-        [
-            "-Y".as_ref(),
-            "sign".as_ref(),
-            "-q".as_ref(),
-            "-n".as_ref(),
-            "file".as_ref(),
-            "-f".as_ref(),
-            a.home().join("id_ed25519").as_os_str(),
-            file.as_os_str(),
-        ],
-    );
+    keygen_sign(&a.home().join("id_ed25519"), "file", &file);
     let err = a.fails(["trust".as_ref(), "import".as_ref(), file.as_os_str()]);
     assert!(err.contains("namespace"), "{err}");
     // Garbage.
