@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use iroh_blobs::api::blobs::BlobStatus;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::{Hash, Progress, Result, Store, reach::Reach};
+use crate::{Hash, Progress, Result, Store, reach::Reach, store::Stored};
 
 /// Read size while re-hashing.
 const CHUNK: usize = 1024 * 1024;
@@ -50,11 +49,10 @@ impl Store {
     pub async fn fsck(&self, progress: Arc<dyn Progress>, extra: &[Hash]) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let mut complete = Vec::new();
-        for hash in self.blobs.blobs().list().hashes().await? {
-            match self.blobs.blobs().status(hash).await? {
-                BlobStatus::Complete { size } => complete.push((hash, size)),
-                BlobStatus::Partial { .. } => report.partial += 1,
-                BlobStatus::NotFound => {}
+        for (hash, stored) in self.inventory().await? {
+            match stored {
+                Stored::Complete(size) => complete.push((hash, size)),
+                Stored::Partial(_) => report.partial += 1,
             }
         }
         progress.set_total(complete.iter().map(|(_, size)| size).sum());

@@ -121,16 +121,10 @@ impl Store {
             .map(|r| r.hash)
             .collect();
         let mut candidates = HashMap::new();
-        for hash in self.blobs.blobs().list().hashes().await? {
-            if live.contains(&hash) {
-                continue;
+        for (hash, stored) in self.inventory().await? {
+            if !live.contains(&hash) {
+                candidates.insert(hash, stored.bytes());
             }
-            let size = match self.blobs.blobs().status(hash).await? {
-                BlobStatus::Complete { size } => size,
-                BlobStatus::Partial { size } => size.unwrap_or(0),
-                BlobStatus::NotFound => continue,
-            };
-            candidates.insert(hash, size);
         }
         let kept = live.len() as u64;
         if !dry_run {

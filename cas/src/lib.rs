@@ -27,5 +27,5 @@ pub use hash::{Hash, parse_hash};
 pub use import::{Added, ImportGuard};
 pub use pins::Pin;
 pub use progress::{NoProgress, Progress};
-pub use store::{ObjectKind, Store};
+pub use store::{ObjectKind, Store, Stored};
 pub use tree::{Entry, EntryKind, Tree, TreeError};

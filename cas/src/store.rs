@@ -55,6 +55,24 @@ impl std::fmt::Display for ObjectKind {
     }
 }
 
+/// How much of an object the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// All of it: this many bytes.
+    Complete(u64),
+    /// Part of it (an interrupted transfer): this many bytes so far.
+    Partial(u64),
+}
+
+impl Stored {
+    /// Bytes held.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Stored::Complete(n) | Stored::Partial(n) => n,
+        }
+    }
+}
+
 /// A content-addressed store of blobs and trees, with pins.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -193,16 +211,32 @@ impl Store {
         Ok(copied)
     }
 
-    /// Every object stored completely, with its size.
-    pub async fn list(&self) -> Result<Vec<(Hash, u64)>> {
+    /// Every object in the store, complete or partial, with its size.
+    pub async fn inventory(&self) -> Result<Vec<(Hash, Stored)>> {
         let hashes = self.blobs.blobs().list().hashes().await?;
         let mut out = Vec::with_capacity(hashes.len());
         for hash in hashes {
-            if let BlobStatus::Complete { size } = self.blobs.blobs().status(hash).await? {
-                out.push((hash, size));
-            }
+            let stored = match self.blobs.blobs().status(hash).await? {
+                BlobStatus::Complete { size } => Stored::Complete(size),
+                BlobStatus::Partial { size } => Stored::Partial(size.unwrap_or(0)),
+                BlobStatus::NotFound => continue,
+            };
+            out.push((hash, stored));
         }
         Ok(out)
+    }
+
+    /// Every object stored completely, with its size.
+    pub async fn list(&self) -> Result<Vec<(Hash, u64)>> {
+        Ok(self
+            .inventory()
+            .await?
+            .into_iter()
+            .filter_map(|(hash, stored)| match stored {
+                Stored::Complete(size) => Some((hash, size)),
+                Stored::Partial(_) => None,
+            })
+            .collect())
     }
 }
 

@@ -136,6 +136,9 @@ pub enum TrustAction {
     Revoke {
         /// The certificate.
         cert: String,
+        /// Also write the signed revocation to FILE, for `trust import` elsewhere.
+        #[arg(short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
         /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
         #[arg(long)]
         agent: bool,

@@ -150,7 +150,7 @@ async fn trust(node: &Node, action: TrustAction, out: &Out) -> Result<ExitCode> 
                 .await?;
             out.cert(&cert)?;
         }
-        TrustAction::Import { file } => out.cert(&node.trust_import(&file).await?)?,
+        TrustAction::Import { file } => out.imported(&node.trust_import(&file).await?)?,
         TrustAction::Ls => out.certs(&node.trust_list().await?)?,
         TrustAction::Show { cert } => out.cert(&node.trust_show(&cert).await?)?,
         TrustAction::Verify { peer, cap } => {
@@ -160,9 +160,15 @@ async fn trust(node: &Node, action: TrustAction, out: &Out) -> Result<ExitCode> 
                 return Ok(ExitCode::FAILURE);
             }
         }
-        TrustAction::Revoke { cert, agent } => {
-            out.cert(&node.trust_revoke(&cert, sign(agent)).await?)?
-        }
+        TrustAction::Revoke {
+            cert,
+            out: file,
+            agent,
+        } => out.cert(
+            &node
+                .trust_revoke(&cert, file.as_deref(), sign(agent))
+                .await?,
+        )?,
         TrustAction::Roots { action } => match action {
             RootsAction::Add { key, name } => {
                 out.roots(&[node.trust_roots_add(&key, &name).await?])?

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use clive_node::{
-    AddResult, CertInfo, IdentityInfo, Initialized, ListEntry, RootInfo, Verdict,
+    AddResult, CertInfo, IdentityInfo, Imported, Initialized, ListEntry, RootInfo, Verdict,
     cas::{Exported, FsckReport, GcReport, Pin},
 };
 use indicatif::HumanBytes;
@@ -217,6 +217,25 @@ impl Out {
             c.valid_from,
             c.valid_until
         ))
+    }
+
+    /// What `trust import` took in.
+    pub fn imported(&self, imported: &Imported) -> Result<()> {
+        match imported {
+            _ if self.json => self.print_json(imported),
+            Imported::Certificate(c) => self.cert(c),
+            Imported::Revocation(r) => {
+                let unknown = if r.certificate_known {
+                    ""
+                } else {
+                    " (a certificate this node does not have yet)"
+                };
+                self.text(format_args!(
+                    "revocation of {}{unknown}\nrevoked by {} at {}\n",
+                    r.certificate, r.revoker, r.revoked_at
+                ))
+            }
+        }
     }
 
     /// A list of certificates, one line each.

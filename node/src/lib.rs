@@ -19,4 +19,4 @@ pub use lock::HomeLock;
 pub use node::{
     AddResult, IdentityInfo, InitOptions, Initialized, ListEntry, Node, PassphraseSource,
 };
-pub use trust::{CertInfo, NodeTrust, RootInfo, SignWith, Verdict};
+pub use trust::{CertInfo, Imported, NodeTrust, RevocationInfo, RootInfo, SignWith, Verdict};

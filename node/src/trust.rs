@@ -14,6 +14,7 @@ use clive_trust::{
     agent::AgentSigner,
     cert::id_hex,
     clock::format_time,
+    identity::with_suffix,
     sshsig::{KeySigner, Signer},
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -66,6 +67,29 @@ pub struct Verdict {
     /// Why not, when refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A revocation as the node API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    /// The revoked certificate's id.
+    pub certificate: String,
+    /// The revoker's fingerprint.
+    pub revoker: String,
+    /// When (RFC 3339).
+    pub revoked_at: String,
+    /// Whether this node knows the certificate it names.
+    pub certificate_known: bool,
+}
+
+/// What `trust import` took in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Imported {
+    /// A certificate.
+    Certificate(CertInfo),
+    /// A revocation.
+    Revocation(RevocationInfo),
 }
 
 /// A trust root as the node API shows it.
@@ -302,23 +326,29 @@ fn trust_err(e: impl std::fmt::Display) -> NodeError {
     NodeError::Trust(e.to_string())
 }
 
+/// Reads a certificate, signature or revocation file, refusing anything
+/// larger than a certificate can be before reading it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, NodeError> {
+    let io = |e| NodeError::io(format!("reading {}", path.display()), e);
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > clive_trust::cert::MAX_CERT_LEN as u64 {
+        return Err(trust_err(format!(
+            "{}: {}",
+            path.display(),
+            CertError::TooLarge(meta.len() as usize)
+        )));
+    }
+    std::fs::read(path).map_err(io)
+}
+
 /// Reads a certificate file: the encoding (signature inline), or a body
 /// with its signature in `FILE.sig`.
 pub fn read_cert_file(path: &Path) -> Result<Certificate, NodeError> {
-    let read = |p: &Path| {
-        let meta = std::fs::metadata(p)
-            .map_err(|e| NodeError::io(format!("reading {}", p.display()), e))?;
-        if meta.len() > clive_trust::cert::MAX_CERT_LEN as u64 {
-            return Err(trust_err(CertError::TooLarge(meta.len() as usize)));
-        }
-        std::fs::read(p).map_err(|e| NodeError::io(format!("reading {}", p.display()), e))
-    };
+    let read = read_bounded;
     let bytes = read(path)?;
     match Certificate::decode(&bytes) {
         Err(CertError::Unsigned) => {
-            let mut sig_path = path.as_os_str().to_owned();
-            sig_path.push(".sig");
-            let sig = read(Path::new(&sig_path))?;
+            let sig = read(&with_suffix(path, ".sig"))?;
             let sig = String::from_utf8(sig)
                 .map_err(|_| trust_err(format!("{}.sig is not text", path.display())))?;
             Certificate::from_parts(&bytes, &sig)
@@ -387,12 +417,11 @@ impl Node {
         let text = body.encode();
         let cert = body.sign(self.signer(with)?.as_ref()).map_err(trust_err)?;
         if let Some(out) = out {
-            let mut sig_path = out.as_os_str().to_owned();
-            sig_path.push(".sig");
+            let sig_path = with_suffix(out, ".sig");
             std::fs::write(out, &text)
                 .map_err(|e| NodeError::io(format!("writing {}", out.display()), e))?;
             std::fs::write(&sig_path, cert.signature_armored())
-                .map_err(|e| NodeError::io(format!("writing {}", out.display()), e))?;
+                .map_err(|e| NodeError::io(format!("writing {}", sig_path.display()), e))?;
         }
         self.keep_cert(cert).await
     }
@@ -408,20 +437,27 @@ impl Node {
     }
 
     /// Imports a certificate (with its `.sig`) or a revocation.
-    pub async fn trust_import(&self, file: &Path) -> Result<CertInfo, NodeError> {
-        let bytes = std::fs::read(file)
-            .map_err(|e| NodeError::io(format!("reading {}", file.display()), e))?;
+    pub async fn trust_import(&self, file: &Path) -> Result<Imported, NodeError> {
+        let bytes = read_bounded(file)?;
         if bytes.starts_with(b"clive-revocation") {
             let r = Revocation::decode(&bytes)
                 .map_err(|e| trust_err(format!("{}: {e}", file.display())))?;
-            let id = r.certificate;
+            let info = RevocationInfo {
+                certificate: id_hex(&r.certificate),
+                revoker: r.revoker.fingerprint(),
+                revoked_at: format_time(r.revoked_at),
+                certificate_known: self
+                    .trust()
+                    .authorizer()
+                    .with_set(|set| set.cert(&r.certificate).is_some()),
+            };
             let (_, guard) = self.store().put_bytes(r.encode()).await?;
             self.trust().add_revocation(r)?;
             drop(guard);
-            return self.trust_show(&id_hex(&id)).await;
+            return Ok(Imported::Revocation(info));
         }
         let cert = read_cert_file(file)?;
-        self.keep_cert(cert).await
+        Ok(Imported::Certificate(self.keep_cert(cert).await?))
     }
 
     /// Every certificate this node keeps.
@@ -478,9 +514,11 @@ impl Node {
     }
 
     /// Revokes a certificate with a signed revocation.
+    /// With `out`, also writes the revocation there, for other nodes to import.
     pub async fn trust_revoke(
         &self,
         cert: &str,
+        out: Option<&Path>,
         with: SignWith<'_>,
     ) -> Result<CertInfo, NodeError> {
         let (id, c) = self.trust().resolve_cert(cert)?;
@@ -488,6 +526,10 @@ impl Node {
         self.trust().add_cert(c)?;
         let r = Revocation::sign(id, SystemClock.now(), self.signer(with)?.as_ref())
             .map_err(trust_err)?;
+        if let Some(out) = out {
+            std::fs::write(out, r.encode())
+                .map_err(|e| NodeError::io(format!("writing {}", out.display()), e))?;
+        }
         let (_, guard) = self.store().put_bytes(r.encode()).await?;
         self.trust().add_revocation(r)?;
         drop(guard);

@@ -175,3 +175,11 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
         ],
     );
 }
+
+/// Makes a key with `ssh-keygen ARGS -q -f PATH` (for example
+/// `["-t", "ed25519", "-N", ""]`).
+pub fn ssh_keygen_key(args: &[&str], path: &Path) {
+    let mut all: Vec<&OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    all.extend(["-q".as_ref(), "-f".as_ref(), path.as_os_str()]);
+    tool("ssh-keygen", all);
+}

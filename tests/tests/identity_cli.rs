@@ -1,14 +1,8 @@
 //! Node identity through the real binary, checked against real `ssh-keygen`.
 
-use std::{os::unix::fs::PermissionsExt, path::Path};
+use std::os::unix::fs::PermissionsExt;
 
-use clive_tests::{TestNode, tool};
-
-fn keygen(args: &[&str], path: &Path) {
-    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
-    all.extend(["-q".as_ref(), "-f".as_ref(), path.as_os_str()]);
-    tool("ssh-keygen", all);
-}
+use clive_tests::{TestNode, ssh_keygen_key, tool};
 
 #[test]
 fn id_matches_ssh_keygen() {
@@ -55,7 +49,7 @@ fn id_matches_ssh_keygen() {
 fn init_imports_an_encrypted_key_with_the_passphrase_from_the_environment() {
     let node = TestNode::uninitialised();
     let key = node.scratch("id_ed25519");
-    keygen(
+    ssh_keygen_key(
         &["-t", "ed25519", "-N", "correct horse", "-C", "me@laptop"],
         &key,
     );
@@ -101,11 +95,11 @@ fn init_imports_an_encrypted_key_with_the_passphrase_from_the_environment() {
 fn init_refuses_other_key_types_and_missing_files_clearly() {
     let node = TestNode::uninitialised();
     let rsa = node.scratch("id_rsa");
-    keygen(&["-t", "rsa", "-b", "2048", "-N", ""], &rsa);
+    ssh_keygen_key(&["-t", "rsa", "-b", "2048", "-N", ""], &rsa);
     let err = node.fails(["init".as_ref(), "--ssh-key".as_ref(), rsa.as_os_str()]);
     assert!(err.contains("ssh-rsa") && err.contains("ed25519"), "{err}");
     let ecdsa = node.scratch("id_ecdsa");
-    keygen(&["-t", "ecdsa", "-N", ""], &ecdsa);
+    ssh_keygen_key(&["-t", "ecdsa", "-N", ""], &ecdsa);
     let err = node.fails(["init".as_ref(), "--ssh-key".as_ref(), ecdsa.as_os_str()]);
     assert!(err.contains("ecdsa") && err.contains("ed25519"), "{err}");
     let err = node.fails(["init", "--ssh-key", "/nonexistent/id_ed25519"]);

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clive_tests::{TestNode, check_success, tool};
+use clive_tests::{TestNode, check_success, ssh_keygen_key, tool};
 
 fn public_key(node: &TestNode) -> String {
     node.json(["id"])["public_key"].as_str().unwrap().to_owned()
@@ -112,7 +112,14 @@ fn delegation_chain_verifies_with_ssh_keygen_and_revocation_refuses_it() {
     assert!(text.contains("grants fetch, not push"), "{text}");
 
     // Revoking the first link by the file it was written to.
-    let revoked = a.json(["trust".as_ref(), "revoke".as_ref(), ab.as_os_str()]);
+    let revocation = a.scratch("ab.revoked");
+    let revoked = a.json([
+        "trust".as_ref(),
+        "revoke".as_ref(),
+        ab.as_os_str(),
+        "-o".as_ref(),
+        revocation.as_os_str(),
+    ]);
     assert!(revoked["revoked_by"].is_string());
     let out = a
         .cmd(["trust", "verify", "--peer", &c_key, "--cap", "fetch"])
@@ -124,6 +131,30 @@ fn delegation_chain_verifies_with_ssh_keygen_and_revocation_refuses_it() {
         text.contains("link 1") && text.contains("revoked by"),
         "{text}"
     );
+
+    // The revocation travels as a file: B takes it in and sees its own
+    // certificate revoked; C, who never had the certificate, is told so.
+    let imported = b.json(["trust".as_ref(), "import".as_ref(), revocation.as_os_str()]);
+    assert_eq!(imported["kind"], "revocation");
+    assert_eq!(imported["certificate_known"], true);
+    let held = b.json(["trust", "ls"]);
+    let ab_id = revoked["id"].as_str().unwrap();
+    let entry = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == ab_id)
+        .unwrap();
+    assert!(entry["revoked_by"].is_string(), "{entry}");
+    let text = c.ok(["trust".as_ref(), "import".as_ref(), revocation.as_os_str()]);
+    assert!(text.contains("does not have yet"), "{text}");
+    // A revocation altered in transit is refused.
+    let forged = std::fs::read_to_string(&revocation)
+        .unwrap()
+        .replace("revoked-at 2026", "revoked-at 2027");
+    std::fs::write(&revocation, forged).unwrap();
+    let err = c.fails(["trust".as_ref(), "import".as_ref(), revocation.as_os_str()]);
+    assert!(err.contains("signature"), "{err}");
 }
 
 #[test]
@@ -208,20 +239,7 @@ fn signing_goes_through_a_real_ssh_agent() {
     let dir = tempfile::tempdir().unwrap();
     let agent = start_agent(dir.path());
     let key = dir.path().join("id_ed25519");
-    tool(
-        "ssh-keygen",
-        [
-            "-q".as_ref(),
-            "-t".as_ref(),
-            "ed25519".as_ref(),
-            "-N".as_ref(),
-            "".as_ref(),
-            "-C".as_ref(),
-            "agent-key".as_ref(),
-            "-f".as_ref(),
-            key.as_os_str(),
-        ],
-    );
+    ssh_keygen_key(&["-t", "ed25519", "-N", "", "-C", "agent-key"], &key);
     let out = Command::new("ssh-add")
         .arg(&key)
         .env("SSH_AUTH_SOCK", &agent.socket)
@@ -352,18 +370,7 @@ fn roots_live_in_an_allowed_signers_file_ssh_keygen_reads() {
 fn an_encrypted_node_key_signs_with_the_passphrase_from_the_environment() {
     let node = TestNode::uninitialised();
     let key = node.scratch("id_ed25519");
-    tool(
-        "ssh-keygen",
-        [
-            "-q".as_ref(),
-            "-t".as_ref(),
-            "ed25519".as_ref(),
-            "-N".as_ref(),
-            "s3cret pass".as_ref(),
-            "-f".as_ref(),
-            key.as_os_str(),
-        ],
-    );
+    ssh_keygen_key(&["-t", "ed25519", "-N", "s3cret pass"], &key);
     let out = node
         .cmd(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()])
         .env("CLIVE_PASSPHRASE", "s3cret pass")

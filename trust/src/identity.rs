@@ -303,13 +303,16 @@ impl NodeKey {
         self.public.clone()
     }
 
+    /// `KEY.pub`, beside the key file.
+    fn pub_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".pub")
+    }
+
     /// The public half as `ssh-keygen -l` shows it: from `KEY.pub` when that
     /// file exists and holds this same key (it carries the comment an
     /// encrypted key file hides), else from the key file itself.
     pub fn public_as_shown(&self) -> PublicIdentity {
-        let mut pub_path = self.path.clone().into_os_string();
-        pub_path.push(".pub");
-        std::fs::read_to_string(&pub_path)
+        std::fs::read_to_string(self.pub_path())
             .ok()
             .and_then(|text| PublicIdentity::parse(&text).ok())
             .filter(|found| found.key == self.public.key)
@@ -319,9 +322,7 @@ impl NodeKey {
     /// Writes `identity`'s public key line to `KEY.pub` beside the key file
     /// (mode 0644, replacing an older one), as ssh-keygen does.
     pub fn write_public_file(&self, identity: &PublicIdentity) -> Result<(), IdentityError> {
-        let mut pub_path = self.path.clone().into_os_string();
-        pub_path.push(".pub");
-        let pub_path = PathBuf::from(pub_path);
+        let pub_path = self.pub_path();
         std::fs::write(&pub_path, format!("{}\n", identity.openssh_line())).map_err(|source| {
             IdentityError::Io {
                 context: format!("writing {}", pub_path.display()),
@@ -700,6 +701,14 @@ fn base64_padded(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// `path` with `suffix` appended to its file name (`id.pub`, `cert.sig`), as
+/// OpenSSH names companion files.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut out = path.as_os_str().to_owned();
+    out.push(suffix);
+    PathBuf::from(out)
 }
 
 #[cfg(test)]
