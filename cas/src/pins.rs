@@ -3,7 +3,7 @@
 //! Stored in the node's `state.redb`, table `cas.pins` (version 1):
 //! key = the pin's name (UTF-8), value = the 32-byte hash of the root.
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::{CasError, Hash, ObjectKind, Result, Store};
@@ -22,11 +22,16 @@ pub struct Pin {
     pub kind: ObjectKind,
 }
 
-pub(crate) fn create_tables(db: &Database) -> Result<()> {
-    let tx = db.begin_write()?;
-    tx.open_table(PINS)?;
-    tx.commit()?;
-    Ok(())
+/// Opens the pins table for reading; `None` before the first pin was written
+/// (tables are created by the first write, so opening a store writes nothing).
+fn read_table(
+    tx: &redb::ReadTransaction,
+) -> Result<Option<redb::ReadOnlyTable<&'static str, &'static [u8; 32]>>> {
+    match tx.open_table(PINS) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Checks a pin name: 1 to 255 bytes, no whitespace or control characters.
@@ -71,7 +76,9 @@ impl Store {
     /// What the pin `name` points at, if it exists.
     pub fn pinned(&self, name: &str) -> Result<Option<Hash>> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(PINS)?;
+        let Some(table) = read_table(&tx)? else {
+            return Ok(None);
+        };
         Ok(table.get(name)?.map(|v| Hash::from_bytes(*v.value())))
     }
 
@@ -79,11 +86,12 @@ impl Store {
     pub async fn pins(&self) -> Result<Vec<Pin>> {
         let raw: Vec<(String, Hash)> = {
             let tx = self.db.begin_read()?;
-            let table = tx.open_table(PINS)?;
             let mut out = Vec::new();
-            for item in table.iter()? {
-                let (k, v) = item?;
-                out.push((k.value().to_owned(), Hash::from_bytes(*v.value())));
+            if let Some(table) = read_table(&tx)? {
+                for item in table.iter()? {
+                    let (k, v) = item?;
+                    out.push((k.value().to_owned(), Hash::from_bytes(*v.value())));
+                }
             }
             out
         };

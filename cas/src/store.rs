@@ -94,7 +94,6 @@ impl Store {
             std::fs::create_dir_all(d)
                 .map_err(|e| CasError::io(format!("creating {}", d.display()), e))?;
         }
-        crate::pins::create_tables(&db)?;
         let gc = GcTrigger::new();
         let options = Options {
             path: paths,

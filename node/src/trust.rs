@@ -121,6 +121,29 @@ pub struct NodeTrust {
     authorizer: Arc<Authorizer>,
 }
 
+/// A row of a trust table: the hash of an encoding, and the encoding.
+type Row = ([u8; 32], Vec<u8>);
+
+/// Every row of a table; none before its first write (tables are created by
+/// the first write, so opening a node writes nothing).
+fn read_table(
+    db: &Database,
+    table: TableDefinition<&[u8; 32], &[u8]>,
+) -> Result<Vec<Row>, NodeError> {
+    let tx = db.begin_read().map_err(state_err)?;
+    let table = match tx.open_table(table) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(state_err(e)),
+    };
+    let mut rows = Vec::new();
+    for item in table.iter().map_err(state_err)? {
+        let (k, v) = item.map_err(state_err)?;
+        rows.push((*k.value(), v.value().to_vec()));
+    }
+    Ok(rows)
+}
+
 fn state_err(e: impl std::fmt::Display) -> NodeError {
     NodeError::State {
         path: "state.redb".into(),
@@ -136,10 +159,6 @@ impl NodeTrust {
         own: PublicIdentity,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, NodeError> {
-        let tx = db.begin_write().map_err(state_err)?;
-        tx.open_table(CERTS).map_err(state_err)?;
-        tx.open_table(REVOCATIONS).map_err(state_err)?;
-        tx.commit().map_err(state_err)?;
         let mut set = TrustSet::with_roots([own.bytes()]);
         for root in RootsFile::load(roots_path)
             .map_err(trust_err)?
@@ -148,29 +167,16 @@ impl NodeTrust {
         {
             set.add_root(root.key.bytes());
         }
-        let tx = db.begin_read().map_err(state_err)?;
-        for item in tx
-            .open_table(CERTS)
-            .map_err(state_err)?
-            .iter()
-            .map_err(state_err)?
-        {
-            let (_, v) = item.map_err(state_err)?;
-            match Certificate::decode(v.value()) {
+        for (_, bytes) in read_table(&db, CERTS)? {
+            match Certificate::decode(&bytes) {
                 Ok(cert) => {
                     set.add_cert(cert);
                 }
                 Err(e) => tracing::warn!("skipping a stored certificate: {e}"),
             }
         }
-        for item in tx
-            .open_table(REVOCATIONS)
-            .map_err(state_err)?
-            .iter()
-            .map_err(state_err)?
-        {
-            let (_, v) = item.map_err(state_err)?;
-            match Revocation::decode(v.value()) {
+        for (_, bytes) in read_table(&db, REVOCATIONS)? {
+            match Revocation::decode(&bytes) {
                 Ok(r) => set.add_revocation(r),
                 Err(e) => tracing::warn!("skipping a stored revocation: {e}"),
             }
@@ -220,18 +226,13 @@ impl NodeTrust {
 
     /// Hashes of every certificate and revocation, which gc must keep.
     pub fn object_hashes(&self) -> Result<Vec<Hash>, NodeError> {
-        let tx = self.db.begin_read().map_err(state_err)?;
         let mut out = Vec::new();
         for table in [CERTS, REVOCATIONS] {
-            for item in tx
-                .open_table(table)
-                .map_err(state_err)?
-                .iter()
-                .map_err(state_err)?
-            {
-                let (k, _) = item.map_err(state_err)?;
-                out.push(Hash::from_bytes(*k.value()));
-            }
+            out.extend(
+                read_table(&self.db, table)?
+                    .into_iter()
+                    .map(|(key, _)| Hash::from_bytes(key)),
+            );
         }
         Ok(out)
     }
