@@ -15,6 +15,13 @@ pub const DEFAULT_CONFIG: &str = "\
 # Every setting is optional; the defaults are shown commented out.
 
 # version = 1
+
+# [net]
+# Where the node listens when `clive-node start` runs (`--bind` overrides).
+# Port 0 picks a free port at each start.
+# bind = [\"0.0.0.0:0\"]
+# A relay server for peers behind NAT; none is used unless set here.
+# relay = \"https://relay.example.org\"
 ";
 
 /// The node's settings.
@@ -24,6 +31,21 @@ pub struct Config {
     /// Format version of the file; only 1 exists.
     #[serde(default = "default_version")]
     pub version: u32,
+    /// Network settings.
+    #[serde(default)]
+    pub net: NetConfig,
+}
+
+/// The `[net]` section: how the node takes part in the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// Socket addresses to listen on; empty means `0.0.0.0:0`.
+    #[serde(default)]
+    pub bind: Vec<std::net::SocketAddr>,
+    /// A relay server URL; relays are off when unset.
+    #[serde(default)]
+    pub relay: Option<String>,
 }
 
 fn default_version() -> u32 {

@@ -77,6 +77,9 @@ pub enum NodeError {
         /// What went wrong.
         reason: String,
     },
+    /// The network: endpoint, peers, transfers.
+    #[error("{0}")]
+    Net(String),
     /// A file system operation.
     #[error("{context}: {cause}")]
     Io {

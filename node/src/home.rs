@@ -9,6 +9,7 @@
 //!                    holds that process's id
 //! HOME/state.redb    node state: pins, and later peers and certificates
 //! HOME/blobs/        the blob store (see `clive_cas::store`)
+//! HOME/control.sock  the running daemon's control socket (mode 0600)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,11 @@ impl Home {
     /// The blob store directory.
     pub fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs")
+    }
+
+    /// The control socket of the running daemon.
+    pub fn control_path(&self) -> PathBuf {
+        self.root.join("control.sock")
     }
 
     /// Whether `init` has run here.

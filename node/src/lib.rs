@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod home;
 pub mod lock;
+pub mod net;
 pub mod node;
 pub mod trust;
 
@@ -16,6 +17,7 @@ pub use config::Config;
 pub use error::NodeError;
 pub use home::Home;
 pub use lock::HomeLock;
+pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed, Status};
 pub use node::{
     AddResult, IdentityInfo, InitOptions, Initialized, ListEntry, Node, PassphraseSource,
 };
