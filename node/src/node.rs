@@ -102,8 +102,10 @@ pub struct Node {
     home: Home,
     identity: PublicIdentity,
     store: Store,
-    trust: NodeTrust,
-    _config: Config,
+    trust: Arc<NodeTrust>,
+    db: Arc<redb::Database>,
+    config: Config,
+    pub(crate) net: crate::net::NetSlot,
     _lock: HomeLock,
 }
 
@@ -191,7 +193,7 @@ impl Node {
         );
         let store = Store::open(&home.blobs_dir(), db.clone()).await?;
         let trust = NodeTrust::open(
-            db,
+            db.clone(),
             &home.roots_path(),
             identity.clone(),
             Arc::new(SystemClock),
@@ -200,14 +202,17 @@ impl Node {
             home: home.clone(),
             identity,
             store,
-            trust,
-            _config: config,
+            trust: Arc::new(trust),
+            db,
+            config,
+            net: Default::default(),
             _lock: lock,
         })
     }
 
     /// Flushes and stops the store. The home is released when the node drops.
     pub async fn close(self) -> Result<(), NodeError> {
+        self.stop_net().await;
         self.store.shutdown().await?;
         Ok(())
     }
@@ -225,6 +230,21 @@ impl Node {
     /// The node's trust state.
     pub fn trust(&self) -> &NodeTrust {
         &self.trust
+    }
+
+    /// The node's trust state, shared with the network layer.
+    pub(crate) fn trust_shared(&self) -> Arc<NodeTrust> {
+        self.trust.clone()
+    }
+
+    /// The node state database.
+    pub(crate) fn db(&self) -> &Arc<redb::Database> {
+        &self.db
+    }
+
+    /// The node's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The node's public key.
@@ -393,7 +413,8 @@ impl Node {
 
     /// Removes what nothing pinned reaches.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
-        let keep = self.trust.object_hashes()?;
+        let mut keep = self.trust.object_hashes()?;
+        keep.extend(self.net.in_flight());
         Ok(self.store.gc(dry_run, &keep).await?)
     }
 

@@ -237,7 +237,7 @@ impl NodeTrust {
         Ok(out)
     }
 
-    fn info(&self, set: &TrustSet, id: &CertId, cert: &Certificate) -> CertInfo {
+    pub(crate) fn info(&self, set: &TrustSet, id: &CertId, cert: &Certificate) -> CertInfo {
         let b = cert.body();
         let relation = if b.subject.bytes() == self.own.bytes() {
             "held"

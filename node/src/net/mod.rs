@@ -1,15 +1,40 @@
 //! The node on the network: endpoint, peers, invites, object transfer and
 //! announcements.
 //!
-//! SKELETON: the types and `Node` methods below are the interface the
-//! control API and the CLI build on; the bodies are being written.
+//! - [`endpoint`]: the iroh QUIC endpoint, keyed by the node's SSH key;
+//!   relays and discovery off unless configured.
+//! - [`wire`]: the peer protocol (hello, join, check, push offers).
+//! - [`serve`]: answering peers, and the trust check on every blob request.
+//! - [`fetch`]: verified, resumable, pipelined fetching of blobs and trees.
+//! - [`keeper`]: connections to known peers, re-established with backoff.
+//! - [`announce`]: signed address and revocation announcements over gossip.
+//! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+pub(crate) mod announce;
+pub(crate) mod endpoint;
+pub(crate) mod fetch;
+pub(crate) mod keeper;
+pub(crate) mod serve;
+pub mod state;
+pub mod ticket;
+pub mod wire;
 
-use clive_cas::{Exported, Hash, ObjectKind, Progress};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use clive_cas::{Exported, Hash, ObjectKind, Progress, Store};
+use clive_trust::{
+    Capability, Caps, CertBody, Certificate, KeySigner, NodeKey, PublicIdentity, SystemClock,
+    clock::{Clock, format_time},
+};
+use iroh::{Endpoint, EndpointId, endpoint::Connection, protocol::Router};
 use serde::{Deserialize, Serialize};
 
-use crate::{CertInfo, IdentityInfo, Node, NodeError};
+use crate::{CertInfo, IdentityInfo, Node, NodeError, trust::NodeTrust};
 
 /// How to bring the node onto the network.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +43,8 @@ pub struct NetOptions {
     pub bind: Vec<SocketAddr>,
     /// A relay server URL; `None` means the configured one, if any.
     pub relay: Option<String>,
+    /// The passphrase of an encrypted key (else `CLIVE_PASSPHRASE`).
+    pub passphrase: Option<String>,
 }
 
 /// One peer, as `peers ls` and `status` show it.
@@ -110,89 +137,578 @@ pub struct Pushed {
     pub bytes_sent: u64,
 }
 
-fn not_yet() -> NodeError {
-    NodeError::Net("the network layer is not built yet".into())
+/// How long a join's certificate is valid unless the invite says otherwise.
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The network layer's place in a [`Node`]: empty until the node goes online.
+#[derive(Debug, Default)]
+pub(crate) struct NetSlot {
+    net: Mutex<Option<Arc<Net>>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Objects being fetched right now, which gc must keep.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(Mutex<HashMap<Hash, usize>>);
+
+impl InFlight {
+    /// Keeps `hash` (and what it reaches) until the guard drops.
+    pub(crate) fn hold(self: &Arc<Self>, hash: Hash) -> InFlightGuard {
+        *lock(&self.0).entry(hash).or_default() += 1;
+        InFlightGuard {
+            set: self.clone(),
+            hash,
+        }
+    }
+}
+
+/// Holds one object in flight.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard {
+    set: Arc<InFlight>,
+    hash: Hash,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut map = lock(&self.set.0);
+        if let Some(n) = map.get_mut(&self.hash) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.hash);
+            }
+        }
+    }
+}
+
+impl NetSlot {
+    /// Roots of transfers under way.
+    pub(crate) fn in_flight(&self) -> Vec<Hash> {
+        lock(&self.in_flight.0).keys().copied().collect()
+    }
+
+    fn get(&self) -> Option<Arc<Net>> {
+        lock(&self.net).clone()
+    }
+}
+
+/// Locks a mutex, recovering the data if a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A node on the network.
+#[derive(Debug)]
+pub(crate) struct Net {
+    shared: Arc<Shared>,
+    router: Router,
+    tasks: Mutex<Vec<n0_future::task::AbortOnDropHandle<()>>>,
+}
+
+/// What every network task needs.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub endpoint: Endpoint,
+    pub lookup: iroh::address_lookup::MemoryLookup,
+    pub store: Store,
+    pub trust: Arc<NodeTrust>,
+    pub db: Arc<redb::Database>,
+    pub identity: PublicIdentity,
+    pub signer: KeySigner,
+    pub started: Instant,
+    pub in_flight: Arc<InFlight>,
+    /// Open peer-protocol connections, either direction.
+    pub conns: Mutex<HashMap<EndpointId, Connection>>,
+    /// Open blob connections this node dialled, reused between fetches.
+    pub blob_conns: tokio::sync::Mutex<HashMap<EndpointId, Connection>>,
+    /// Objects a peer may fetch because this node offered to push them.
+    pub push_grants: Mutex<HashMap<EndpointId, Vec<(Hash, Instant)>>>,
+    pub keepers: keeper::Keepers,
+    pub announcer: announce::Announcer,
+}
+
+impl Shared {
+    /// Whether a peer-protocol connection to `id` is open.
+    pub fn is_connected(&self, id: &EndpointId) -> bool {
+        lock(&self.conns)
+            .get(id)
+            .is_some_and(|c| c.close_reason().is_none())
+    }
+
+    /// The addresses this node listens on.
+    pub fn own_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoint.addr().ip_addrs().copied().collect()
+    }
+
+    /// Tells the endpoint where `id` can be reached.
+    pub fn learn_addrs(&self, id: EndpointId, addrs: &[SocketAddr]) {
+        if addrs.is_empty() {
+            return;
+        }
+        let addr = iroh::EndpointAddr::from_parts(
+            id,
+            addrs.iter().map(|a| iroh::TransportAddr::Ip(*a)),
+        );
+        self.lookup.add_endpoint_info(addr);
+    }
+
+    /// Whether `peer` may use this node at all: a known peer, or one a chain
+    /// grants anything.
+    pub fn admits(&self, peer: &EndpointId) -> bool {
+        let auth = self.trust.authorizer();
+        let key = peer.as_bytes();
+        matches!(state::peer(&self.db, key), Ok(Some(_)))
+            || [Capability::Fetch, Capability::Push, Capability::Exec]
+                .into_iter()
+                .any(|cap| auth.allows(key, cap))
+    }
+
+    /// Records that `id` was heard from at `addrs`.
+    pub fn saw_peer(&self, id: &EndpointId, addrs: &[SocketAddr]) -> Result<(), NodeError> {
+        let now = SystemClock.now();
+        let known = state::peer(&self.db, id.as_bytes())?;
+        if let Some(old) = known {
+            let addrs = if addrs.is_empty() {
+                old.addrs.clone()
+            } else {
+                addrs.to_vec()
+            };
+            state::update_peer(&self.db, id.as_bytes(), |_| state::PeerRecord {
+                addrs,
+                added: old.added,
+                last_seen: Some(now),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records a peer (new or known) at `addrs`.
+    pub fn add_peer(
+        &self,
+        id: &EndpointId,
+        addrs: &[SocketAddr],
+    ) -> Result<state::PeerRecord, NodeError> {
+        let now = SystemClock.now();
+        let record = state::update_peer(&self.db, id.as_bytes(), |old| state::PeerRecord {
+            addrs: if addrs.is_empty() {
+                old.as_ref().map(|o| o.addrs.clone()).unwrap_or_default()
+            } else {
+                addrs.to_vec()
+            },
+            added: old.as_ref().map_or(now, |o| o.added),
+            last_seen: old.and_then(|o| o.last_seen),
+        })?;
+        self.learn_addrs(*id, &record.addrs);
+        Ok(record)
+    }
+
+    /// Keeps a certificate: in the store (so it travels and gc keeps it)
+    /// and in the trust set.
+    pub async fn keep_cert(&self, cert: Certificate) -> Result<CertInfo, NodeError> {
+        let (_, guard) = self.store.put_bytes(cert.encode()).await?;
+        let id = self.trust.add_cert(cert.clone())?;
+        drop(guard);
+        Ok(self
+            .trust
+            .authorizer()
+            .with_set(|set| self.trust.info(set, &id, &cert)))
+    }
+
+    /// Certificates this node holds as subject, to present to peers.
+    pub fn own_certs(&self) -> Vec<String> {
+        let own = self.identity.bytes();
+        self.trust.authorizer().with_set(|set| {
+            set.certs()
+                .filter(|(_, c)| c.body().subject.bytes() == own)
+                .filter_map(|(_, c)| String::from_utf8(c.encode()).ok())
+                .take(keeper::MAX_PRESENTED_CERTS)
+                .collect()
+        })
+    }
+
+    /// The peer's info as shown to users.
+    pub fn peer_info(&self, id: &[u8; 32], record: &state::PeerRecord) -> PeerInfo {
+        let connected = EndpointId::from_bytes(id)
+            .map(|e| self.is_connected(&e))
+            .unwrap_or(false);
+        peer_info(id, record, connected)
+    }
+}
+
+fn peer_info(id: &[u8; 32], record: &state::PeerRecord, connected: bool) -> PeerInfo {
+    let public = PublicIdentity::from_bytes(*id);
+    PeerInfo {
+        endpoint_id: public.endpoint_id(),
+        fingerprint: public.fingerprint(),
+        addrs: record.addrs.iter().map(ToString::to_string).collect(),
+        connected,
+        last_seen: record.last_seen.map(format_time),
+    }
+}
+
+/// Whether the network layer runs long-lived tasks (daemon) or only what
+/// one command needs (in-process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Daemon,
+    Command,
 }
 
 impl Node {
     /// Brings the node onto the network: binds the endpoint, serves peers,
-    /// reconnects to known peers. Called by the daemon (`start`); the
-    /// in-process commands that need the network start it on demand.
+    /// reconnects to known peers and joins the announcement topic. Called by
+    /// the daemon (`start`); in-process commands that need the network start
+    /// a short-lived endpoint on their own.
     pub async fn start_net(&self, options: NetOptions) -> Result<(), NodeError> {
-        let _ = options;
-        Ok(())
+        self.bring_online(options, Mode::Daemon).await.map(|_| ())
+    }
+
+    async fn bring_online(&self, options: NetOptions, mode: Mode) -> Result<Arc<Net>, NodeError> {
+        if let Some(net) = self.net.get() {
+            return Ok(net);
+        }
+        let key_path = self.home().key_path();
+        if !key_path.exists() {
+            return Err(NodeError::Net(format!(
+                "going online needs the private key in {}: this home holds only a public key \
+                 (the QUIC handshake signs with the key in-process, which an ssh-agent cannot do)",
+                key_path.display()
+            )));
+        }
+        let key = NodeKey::read(&key_path)?;
+        let passphrase = options
+            .passphrase
+            .clone()
+            .or_else(|| std::env::var("CLIVE_PASSPHRASE").ok());
+        let secret = key.unlock(if key.is_encrypted() {
+            passphrase.as_deref()
+        } else {
+            None
+        })?;
+        let config = &self.config().net;
+        let bind = if options.bind.is_empty() {
+            config.bind.clone()
+        } else {
+            options.bind.clone()
+        };
+        let relay = options.relay.clone().or_else(|| config.relay.clone());
+        let lookup = iroh::address_lookup::MemoryLookup::new();
+        let endpoint = endpoint::bind(&secret, &bind, relay.as_deref(), lookup.clone()).await?;
+        let signer = KeySigner::new(secret, PublicIdentity::from_bytes(self.public().bytes()))
+            .map_err(|e| NodeError::Net(format!("the node key cannot sign: {e}")))?;
+        let shared = Arc::new(Shared {
+            endpoint: endpoint.clone(),
+            lookup,
+            store: self.store().clone(),
+            trust: self.trust_shared(),
+            db: self.db().clone(),
+            identity: self.public().clone(),
+            signer,
+            started: Instant::now(),
+            in_flight: self.net.in_flight.clone(),
+            conns: Default::default(),
+            blob_conns: Default::default(),
+            push_grants: Default::default(),
+            keepers: Default::default(),
+            announcer: announce::Announcer::new(&endpoint),
+        });
+        for (id, record) in state::peers(&shared.db)? {
+            if let Ok(id) = EndpointId::from_bytes(&id) {
+                shared.learn_addrs(id, &record.addrs);
+            }
+        }
+        let router = serve::router(&shared);
+        let mut tasks = Vec::new();
+        if mode == Mode::Daemon {
+            tasks.push(announce::spawn(&shared));
+            keeper::start_all(&shared)?;
+        }
+        let net = Arc::new(Net {
+            shared,
+            router,
+            tasks: Mutex::new(tasks),
+        });
+        *lock(&self.net.net) = Some(net.clone());
+        tracing::info!(
+            endpoint_id = %net.shared.endpoint.id(),
+            addrs = ?net.shared.own_addrs(),
+            "online"
+        );
+        Ok(net)
+    }
+
+    /// The network layer, started for this one command when no daemon has.
+    async fn online(&self) -> Result<Arc<Net>, NodeError> {
+        self.bring_online(NetOptions::default(), Mode::Command).await
     }
 
     /// Leaves the network: closes connections and the endpoint.
-    pub async fn stop_net(&self) {}
+    pub async fn stop_net(&self) {
+        let net = lock(&self.net.net).take();
+        if let Some(net) = net {
+            net.shared.keepers.stop_all();
+            lock(&net.tasks).clear();
+            if let Err(e) = net.router.shutdown().await {
+                tracing::warn!("shutting down the endpoint: {e}");
+            }
+            net.shared.endpoint.close().await;
+        }
+    }
 
     /// The node's status; `running` is false when it is not on the network.
     pub async fn status(&self) -> Result<Status, NodeError> {
+        let net = self.net.get();
+        let inventory = self.store().inventory().await?;
+        let store_bytes = inventory.iter().map(|(_, s)| s.bytes()).sum();
         Ok(Status {
             identity: self.identity(),
-            running: false,
-            addrs: vec![],
-            uptime_secs: 0,
-            peers: vec![],
-            store_objects: 0,
-            store_bytes: 0,
+            running: net.is_some(),
+            addrs: net
+                .as_ref()
+                .map(|n| n.shared.own_addrs().iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            uptime_secs: net
+                .as_ref()
+                .map_or(0, |n| n.shared.started.elapsed().as_secs()),
+            peers: self.peers().await?,
+            store_objects: inventory.len() as u64,
+            store_bytes,
         })
     }
 
     /// Creates an invite granting `caps` to whoever joins with its ticket.
+    /// The ticket carries the addresses the node listens on, so the node
+    /// must be online (a daemon running).
     pub async fn invite(
         &self,
         caps: &str,
         expires: Duration,
         uses: u32,
     ) -> Result<Invite, NodeError> {
-        let _ = (caps, expires, uses);
-        Err(not_yet())
+        let caps = Caps::parse(caps).map_err(|e| NodeError::Trust(e.to_string()))?;
+        if caps.is_empty() {
+            return Err(NodeError::Trust("an invite must grant at least one capability".into()));
+        }
+        if uses == 0 {
+            return Err(NodeError::Net("--uses must be at least 1".into()));
+        }
+        let net = self.net.get().ok_or_else(|| {
+            NodeError::Net(
+                "an invite needs the node online to answer the joiner: run `clive-node start` \
+                 first"
+                    .into(),
+            )
+        })?;
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        let expires_at = SystemClock.now().saturating_add(expires.as_secs().max(1));
+        state::add_invite(
+            self.db(),
+            &secret,
+            &state::InviteRecord {
+                caps: caps.to_string(),
+                expires: expires_at,
+                uses_left: uses,
+                cert_valid_secs: DEFAULT_CERT_VALIDITY.as_secs(),
+            },
+        )?;
+        let ticket = ticket::Ticket {
+            inviter: self.public().bytes(),
+            addrs: net.shared.own_addrs(),
+            secret,
+            expires: expires_at,
+        };
+        Ok(Invite {
+            ticket: ticket.encode(),
+            caps: caps.to_string(),
+            expires: format_time(expires_at),
+            uses,
+        })
     }
 
-    /// Joins the node that issued `ticket`.
+    /// Joins the node that issued `ticket`: it issues this node a
+    /// certificate, and each records the other as a peer.
     pub async fn join(&self, ticket: &str) -> Result<Joined, NodeError> {
-        let _ = ticket;
-        Err(not_yet())
+        let t = ticket::Ticket::decode(ticket).map_err(|e| NodeError::Net(e.to_string()))?;
+        if SystemClock.now() >= t.expires {
+            return Err(NodeError::Net(format!(
+                "this ticket expired {}; ask for a new invite",
+                format_time(t.expires)
+            )));
+        }
+        if t.inviter == self.public().bytes() {
+            return Err(NodeError::Net("this ticket was issued by this node itself".into()));
+        }
+        let net = self.online().await?;
+        let shared = &net.shared;
+        let inviter = EndpointId::from_bytes(&t.inviter)
+            .map_err(|_| NodeError::Net("the ticket names an invalid key".into()))?;
+        shared.learn_addrs(inviter, &t.addrs);
+        let conn = keeper::dial(shared, inviter, wire::PEER_ALPN).await?;
+        let reply = wire::call(
+            &conn,
+            &wire::PeerRequest::Join {
+                secret: hex::encode(t.secret),
+            },
+            Some(wire::CALL_TIMEOUT),
+        )
+        .await?;
+        let cert = match reply {
+            wire::PeerReply::Joined { cert } => Certificate::decode(cert.as_bytes())
+                .map_err(|e| NodeError::Net(format!("the inviter sent a bad certificate: {e}")))?,
+            wire::PeerReply::Refused { reason } => {
+                return Err(NodeError::Net(format!("the inviter refused: {reason}")));
+            }
+            other => {
+                return Err(NodeError::Net(format!(
+                    "the inviter answered out of turn: {other:?}"
+                )));
+            }
+        };
+        let body = cert.body();
+        if body.issuer.bytes() != t.inviter || body.subject.bytes() != self.public().bytes() {
+            return Err(NodeError::Net(
+                "the inviter's certificate does not grant this node anything from the inviter"
+                    .into(),
+            ));
+        }
+        let cert = shared.keep_cert(cert).await?;
+        let record = shared.add_peer(&inviter, &t.addrs)?;
+        keeper::hello(shared, &conn).await.ok();
+        conn.close(0u32.into(), b"joined");
+        Ok(Joined {
+            peer: peer_info(&t.inviter, &record, false),
+            cert,
+        })
     }
 
     /// Every known peer.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        Err(not_yet())
+        let net = self.net.get();
+        Ok(state::peers(self.db())?
+            .iter()
+            .map(|(id, r)| match &net {
+                Some(net) => net.shared.peer_info(id, r),
+                None => peer_info(id, r, false),
+            })
+            .collect())
     }
 
     /// Records a peer by KEY (endpoint id, key line, fingerprint) and address.
     pub async fn peer_add(&self, peer: &str, addrs: &[String]) -> Result<PeerInfo, NodeError> {
-        let _ = (peer, addrs);
-        Err(not_yet())
+        let id = self.resolve_peer(peer)?;
+        let addrs = addrs
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>().map_err(|_| {
+                    NodeError::Net(format!("{a:?} is not an address (expected IP:PORT)"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = match self.net.get() {
+            Some(net) => {
+                let eid = endpoint_id(&id)?;
+                let record = net.shared.add_peer(&eid, &addrs)?;
+                net.shared.keepers.start(&net.shared, eid);
+                record
+            }
+            None => state::update_peer(self.db(), &id, |old| state::PeerRecord {
+                addrs: addrs.clone(),
+                added: old.as_ref().map_or(SystemClock.now(), |o| o.added),
+                last_seen: old.and_then(|o| o.last_seen),
+            })?,
+        };
+        Ok(peer_info(&id, &record, false))
     }
 
     /// Forgets a peer.
     pub async fn peer_rm(&self, peer: &str) -> Result<PeerInfo, NodeError> {
-        let _ = peer;
-        Err(not_yet())
+        let id = self.resolve_peer(peer)?;
+        let record = state::remove_peer(self.db(), &id)?
+            .ok_or_else(|| NodeError::Net(format!("{peer} is not a peer of this node")))?;
+        if let Some(net) = self.net.get() {
+            let eid = endpoint_id(&id)?;
+            net.shared.keepers.stop(&eid);
+            if let Some(conn) = lock(&net.shared.conns).remove(&eid) {
+                conn.close(0u32.into(), b"forgotten");
+            }
+        }
+        Ok(peer_info(&id, &record, false))
     }
 
-    /// Fetches a blob or a whole tree from `from`, or from any connected
-    /// peer, into the store. Resumes what an earlier fetch left partial.
+    /// A peer named by endpoint id, key line or file, or the fingerprint of
+    /// a known peer or key.
+    fn resolve_peer(&self, peer: &str) -> Result<[u8; 32], NodeError> {
+        if let Some(fp) = peer.strip_prefix("SHA256:") {
+            for (id, _) in state::peers(self.db())? {
+                if PublicIdentity::from_bytes(id).fingerprint() == format!("SHA256:{fp}") {
+                    return Ok(id);
+                }
+            }
+        }
+        Ok(self.trust().resolve_key(peer)?.bytes())
+    }
+
+    /// Fetches a blob or a whole tree from `from`, or from the connected
+    /// peers in turn, into the store. Resumes what an earlier fetch left
+    /// partial; every byte is verified against the hash as it arrives.
     pub async fn get(
         &self,
         hash: &str,
         from: Option<&str>,
         progress: Arc<dyn Progress>,
     ) -> Result<Fetched, NodeError> {
-        let _ = (hash, from, progress);
-        Err(not_yet())
+        let hash = clive_cas::parse_hash(hash)
+            .map_err(|_| NodeError::Net(format!("{hash:?} is not a hash (64 hex digits)")))?;
+        let providers = match from {
+            Some(peer) => vec![endpoint_id(&self.resolve_peer(peer)?)?],
+            None => Vec::new(),
+        };
+        let net = self.online().await?;
+        let fetched = fetch::get(&net.shared, hash, providers, progress).await?;
+        self.store().sync().await?;
+        Ok(fetched)
     }
 
-    /// Sends an object (and everything a tree holds) to peer `to`.
+    /// Sends an object (and everything a tree holds) to peer `to`. The peer
+    /// checks that this node holds `push`, then fetches it from this node.
     pub async fn push(
         &self,
         object: &str,
         to: &str,
         progress: Arc<dyn Progress>,
     ) -> Result<Pushed, NodeError> {
-        let _ = (object, to, progress);
-        Err(not_yet())
+        let _ = progress;
+        let hash = self.resolve(object).await?;
+        let peer = endpoint_id(&self.resolve_peer(to)?)?;
+        let net = self.online().await?;
+        fetch::push(&net.shared, hash, peer).await
+    }
+}
+
+/// An iroh endpoint id from 32 key bytes.
+pub(crate) fn endpoint_id(bytes: &[u8; 32]) -> Result<EndpointId, NodeError> {
+    EndpointId::from_bytes(bytes)
+        .map_err(|_| NodeError::Net("not a valid ed25519 public key".into()))
+}
+
+/// The body of a certificate issued for a join.
+pub(crate) fn join_cert_body(
+    issuer: &PublicIdentity,
+    subject: [u8; 32],
+    caps: Caps,
+    valid_secs: u64,
+) -> CertBody {
+    let now = SystemClock.now();
+    let mut nonce = [0u8; 16];
+    rand::fill(&mut nonce);
+    CertBody {
+        issuer: PublicIdentity::from_bytes(issuer.bytes()),
+        subject: PublicIdentity::from_bytes(subject),
+        caps,
+        delegate: 0,
+        valid_from: now,
+        valid_until: now.saturating_add(valid_secs),
+        nonce,
     }
 }

@@ -1,0 +1,349 @@
+//! Announcements between peers over iroh-gossip: a node's new addresses,
+//! and revocations, so they reach peers this node is not connected to.
+//!
+//! Format version 1. A gossip message is the JSON object
+//! `{"body": TEXT, "sig": HEX}`, where TEXT is the JSON of [`Signed`] and
+//! HEX the ed25519 signature of `clive-announce-v1\n` + TEXT by the
+//! `origin` key. Messages are at most [`MAX_MESSAGE`] bytes. A node sends
+//! at most one announcement per [`MIN_INTERVAL`] and accepts at most
+//! [`PER_ORIGIN_PER_MINUTE`] from each origin; the rest are dropped.
+//! Only peers this node admits (known peers, or holders of a capability)
+//! may join its side of the topic.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{Arc, Mutex, Weak},
+    time::{Duration, Instant},
+};
+
+use clive_trust::{CertId, Revocation, SystemClock, clock::Clock};
+use iroh::{
+    EndpointId, PublicKey, Signature,
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler},
+};
+use iroh_gossip::{
+    Gossip, TopicId,
+    api::{Event, GossipSender},
+};
+use n0_future::{StreamExt, task::AbortOnDropHandle};
+use serde::{Deserialize, Serialize};
+
+use super::{Shared, lock, state};
+
+/// The topic every node announces on.
+pub const TOPIC: &str = "clive/announce/v1";
+/// The largest announcement, in bytes.
+pub const MAX_MESSAGE: usize = 4096;
+/// Least time between two announcements this node sends.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Most announcements accepted from one origin per minute.
+pub const PER_ORIGIN_PER_MINUTE: u32 = 30;
+const DOMAIN: &[u8] = b"clive-announce-v1\n";
+/// Announcements older or newer than this are ignored.
+const MAX_SKEW: u64 = 600;
+
+/// What is announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    /// The origin listens at these addresses.
+    Addrs {
+        /// The addresses.
+        addrs: Vec<SocketAddr>,
+    },
+    /// A signed revocation (its canonical encoding).
+    Revocation {
+        /// The revocation.
+        revocation: String,
+    },
+}
+
+/// The signed part of an announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed {
+    /// Who announces (endpoint id).
+    pub origin: String,
+    /// When (seconds since the Unix epoch).
+    pub at: u64,
+    /// What.
+    pub body: Body,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    body: String,
+    sig: String,
+}
+
+/// Signs and encodes an announcement.
+pub fn seal(key: &iroh::SecretKey, body: Body) -> Option<Vec<u8>> {
+    let signed = Signed {
+        origin: key.public().to_string(),
+        at: SystemClock.now(),
+        body,
+    };
+    let text = serde_json::to_string(&signed).ok()?;
+    let mut msg = DOMAIN.to_vec();
+    msg.extend_from_slice(text.as_bytes());
+    let sig = key.sign(&msg);
+    let bytes = serde_json::to_vec(&Envelope {
+        body: text,
+        sig: hex::encode(sig.to_bytes()),
+    })
+    .ok()?;
+    (bytes.len() <= MAX_MESSAGE).then_some(bytes)
+}
+
+/// Decodes an announcement and checks its signature and age.
+pub fn open(bytes: &[u8], now: u64) -> Result<(EndpointId, Body), String> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err("announcement too large".into());
+    }
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let signed: Signed = serde_json::from_str(&env.body).map_err(|e| e.to_string())?;
+    let origin: PublicKey = signed.origin.parse().map_err(|_| "bad origin key")?;
+    let mut sig = [0u8; 64];
+    hex::decode_to_slice(&env.sig, &mut sig).map_err(|_| "bad signature encoding")?;
+    let mut msg = DOMAIN.to_vec();
+    msg.extend_from_slice(env.body.as_bytes());
+    origin
+        .verify(&msg, &Signature::from_bytes(&sig))
+        .map_err(|_| "signature does not verify")?;
+    if signed.at.abs_diff(now) > MAX_SKEW {
+        return Err("announcement too old or from the future".into());
+    }
+    Ok((origin, signed.body))
+}
+
+/// The node's side of the announcement topic.
+#[derive(Debug)]
+pub struct Announcer {
+    gossip: Gossip,
+    sender: tokio::sync::Mutex<Option<(GossipSender, Instant)>>,
+    seen: Mutex<HashSet<CertId>>,
+}
+
+impl Announcer {
+    /// A gossip instance on `endpoint`.
+    pub fn new(endpoint: &iroh::Endpoint) -> Self {
+        Announcer {
+            gossip: Gossip::builder()
+                .max_message_size(MAX_MESSAGE)
+                .spawn(endpoint.clone()),
+            sender: Default::default(),
+            seen: Default::default(),
+        }
+    }
+
+    /// The gossip protocol, for the router.
+    pub fn gossip(&self) -> &Gossip {
+        &self.gossip
+    }
+
+    /// Broadcasts `body`, no sooner than [`MIN_INTERVAL`] after the last.
+    async fn send(&self, key: &iroh::SecretKey, body: Body) {
+        let Some(bytes) = seal(key, body) else { return };
+        let mut sender = self.sender.lock().await;
+        let Some((tx, last)) = sender.as_mut() else {
+            return;
+        };
+        let wait = MIN_INTERVAL.saturating_sub(last.elapsed());
+        tokio::time::sleep(wait).await;
+        if let Err(e) = tx.broadcast(bytes.into()).await {
+            tracing::debug!("announcing: {e}");
+        }
+        *last = Instant::now();
+    }
+}
+
+/// Gossip, accepting only peers this node admits.
+#[derive(Debug, Clone)]
+pub struct Gated {
+    /// The gossip protocol.
+    pub gossip: Gossip,
+    /// The node.
+    pub shared: Weak<Shared>,
+}
+
+impl ProtocolHandler for Gated {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let admitted = self
+            .shared
+            .upgrade()
+            .is_some_and(|s| s.admits(&conn.remote_id()));
+        if !admitted {
+            conn.close(1u32.into(), b"not a peer");
+            return Ok(());
+        }
+        self.gossip.accept(conn).await
+    }
+
+    async fn shutdown(&self) {
+        self.gossip.shutdown().await.ok();
+    }
+}
+
+/// Joins the topic and runs announcements until the node goes offline.
+pub fn spawn(shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
+    let shared = shared.clone();
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        if let Err(e) = run(shared).await {
+            tracing::warn!("announcements stopped: {e}");
+        }
+    }))
+}
+
+async fn run(shared: Arc<Shared>) -> Result<(), String> {
+    let topic = TopicId::from_bytes(*blake3::hash(TOPIC.as_bytes()).as_bytes());
+    let bootstrap: Vec<EndpointId> = state::peers(&shared.db)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|(id, _)| EndpointId::from_bytes(&id).ok())
+        .collect();
+    let sub = shared
+        .announcer
+        .gossip
+        .subscribe(topic, bootstrap)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (sender, mut receiver) = sub.split();
+    *shared.announcer.sender.lock().await = Some((sender, Instant::now() - MIN_INTERVAL));
+    // The trust layer reports revocations on a std channel; look every 200 ms.
+    let revoked = shared.trust.authorizer().subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let key = shared.endpoint.secret_key().clone();
+    let mut limiter = Limiter::default();
+    let mut last_addrs: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            event = receiver.next() => match event {
+                Some(Ok(Event::Received(msg))) => {
+                    received(&shared, &msg.content, &mut limiter).await;
+                }
+                Some(Ok(Event::NeighborUp(id))) => {
+                    tracing::debug!(peer = %id.fmt_short(), "gossip neighbour up");
+                    // Tell the new neighbour (and through it, the rest) where we are.
+                    if last_addrs.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        last_addrs = Some(Instant::now());
+                        let addrs = shared.own_addrs();
+                        shared.announcer.send(&key, Body::Addrs { addrs }).await;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Ok(()),
+            },
+            _ = tick.tick() => {
+                let ids: Vec<CertId> = revoked.try_iter().collect();
+                for id in ids {
+                    if lock(&shared.announcer.seen).insert(id)
+                        && let Some(revocation) = revocation_of(&shared, &id)
+                    {
+                        shared.announcer.send(&key, Body::Revocation { revocation }).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn revocation_of(shared: &Shared, id: &CertId) -> Option<String> {
+    shared.trust.authorizer().with_set(|set| {
+        let cert = set.cert(id)?;
+        let r = set.revocation_of(id, cert)?;
+        String::from_utf8(r.encode()).ok()
+    })
+}
+
+async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
+    let (origin, body) = match open(bytes, SystemClock.now()) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!("dropped an announcement: {e}");
+            return;
+        }
+    };
+    if origin == shared.endpoint.id() || !limiter.admit(origin) {
+        return;
+    }
+    match body {
+        Body::Addrs { addrs } => {
+            let addrs: Vec<SocketAddr> = addrs.into_iter().take(16).collect();
+            if matches!(state::peer(&shared.db, origin.as_bytes()), Ok(Some(_))) {
+                tracing::info!(peer = %origin.fmt_short(), ?addrs, "peer announced addresses");
+                shared.add_peer(&origin, &addrs).ok();
+                shared.keepers.start(shared, origin);
+            }
+        }
+        Body::Revocation { revocation } => {
+            let Ok(r) = Revocation::decode(revocation.as_bytes()) else {
+                return;
+            };
+            if !lock(&shared.announcer.seen).insert(r.certificate) {
+                return;
+            }
+            tracing::info!(cert = %hex::encode(r.certificate), "revocation announced");
+            if let Ok((_, guard)) = shared.store.put_bytes(r.encode()).await {
+                shared.trust.add_revocation(r).ok();
+                drop(guard);
+            }
+        }
+    }
+}
+
+/// At most [`PER_ORIGIN_PER_MINUTE`] announcements per origin per minute.
+#[derive(Debug, Default)]
+struct Limiter {
+    windows: HashMap<EndpointId, (Instant, u32)>,
+}
+
+impl Limiter {
+    fn admit(&mut self, origin: EndpointId) -> bool {
+        if self.windows.len() > 4096 {
+            self.windows.clear();
+        }
+        let now = Instant::now();
+        let (start, count) = self.windows.entry(origin).or_insert((now, 0));
+        if now.duration_since(*start) > Duration::from_secs(60) {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= PER_ORIGIN_PER_MINUTE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_announcements_open_and_forgeries_do_not() {
+        let key = iroh::SecretKey::from_bytes(&[5; 32]);
+        let body = Body::Addrs {
+            addrs: vec!["127.0.0.1:1".parse().unwrap()],
+        };
+        let bytes = seal(&key, body.clone()).unwrap();
+        let now = SystemClock.now();
+        assert_eq!(open(&bytes, now).unwrap(), (key.public(), body));
+        let tampered = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("127.0.0.1:1", "127.0.0.1:2");
+        assert!(open(tampered.as_bytes(), now).is_err());
+        assert!(open(&bytes, now + 3600).is_err());
+        assert!(open(b"junk", now).is_err());
+        assert!(open(&vec![b'{'; MAX_MESSAGE + 1], now).is_err());
+    }
+
+    #[test]
+    fn limiter_bounds_each_origin() {
+        let mut l = Limiter::default();
+        let a = iroh::SecretKey::from_bytes(&[1; 32]).public();
+        let admitted = (0..100).filter(|_| l.admit(a)).count();
+        assert_eq!(admitted, PER_ORIGIN_PER_MINUTE as usize);
+    }
+}

@@ -1,0 +1,62 @@
+//! The QUIC endpoint: iroh, keyed by the node's SSH ed25519 key, so the
+//! endpoint id *is* the node's public key.
+//!
+//! Nothing leaves the machine unasked: relays are off unless configured, no
+//! DNS, pkarr or mDNS discovery runs, the net report makes no probes and no
+//! port mapping is attempted. Peers are dialled at the addresses this node
+//! was told (tickets, `peers add`, hellos and announcements), through an
+//! in-memory address book.
+
+use std::{net::SocketAddr, time::Duration};
+
+use iroh::{
+    Endpoint, RelayMode, RelayUrl,
+    address_lookup::MemoryLookup,
+    endpoint::{QuicTransportConfig, presets},
+};
+
+use crate::NodeError;
+
+/// How often an idle connection is kept alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// The listen address when none is configured.
+pub const DEFAULT_BIND: &str = "0.0.0.0:0";
+
+/// Binds an endpoint for `secret` on `bind` (default [`DEFAULT_BIND`]).
+pub async fn bind(
+    secret: &clive_trust::SecretKey,
+    bind: &[SocketAddr],
+    relay: Option<&str>,
+    lookup: MemoryLookup,
+) -> Result<Endpoint, NodeError> {
+    let net_err = |what: String| NodeError::Net(what);
+    let transport = QuicTransportConfig::builder()
+        .keep_alive_interval(KEEP_ALIVE)
+        .build();
+    let mut builder = Endpoint::builder(presets::Minimal)
+        .secret_key(iroh::SecretKey::from_bytes(&secret.to_bytes()))
+        .clear_ip_transports()
+        .clear_address_lookup()
+        .address_lookup(lookup)
+        .relay_mode(RelayMode::Disabled)
+        .net_report_config(iroh::endpoint::NetReportConfig::minimal())
+        .transport_config(transport);
+    let defaults = [DEFAULT_BIND.parse::<SocketAddr>().map_err(|e| net_err(e.to_string()))?];
+    let bind = if bind.is_empty() { &defaults[..] } else { bind };
+    for addr in bind {
+        builder = builder
+            .bind_addr(*addr)
+            .map_err(|e| net_err(format!("cannot listen on {addr}: {e}")))?;
+    }
+    if let Some(url) = relay {
+        let url: RelayUrl = url
+            .parse()
+            .map_err(|e| net_err(format!("relay {url:?} is not a URL: {e}")))?;
+        builder = builder.relay_mode(RelayMode::custom([url]));
+    }
+    builder.bind().await.map_err(|e| {
+        let addrs: Vec<String> = bind.iter().map(ToString::to_string).collect();
+        net_err(format!("cannot listen on {}: {e}", addrs.join(", ")))
+    })
+}

@@ -1,0 +1,319 @@
+//! Fetching objects from peers, and pushing them.
+//!
+//! A blob is fetched with iroh-blobs, which verifies every 16 KiB group
+//! against the BLAKE3 hash as it streams in and never stores a group that
+//! fails. Only the ranges missing locally are requested, so a fetch cut off
+//! by a dropped connection or a killed process resumes where it stopped
+//! (the store keeps partial blobs across restarts).
+//!
+//! A tree is fetched level by level: once a level's trees are stored, every
+//! missing entry below them goes out in get-many requests of up to
+//! [`BATCH`] objects, so the round trips grow with the depth of the tree,
+//! never with its number of files.
+
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
+use clive_cas::{EntryKind, Hash, ObjectKind, Progress};
+use iroh::{EndpointId, endpoint::Connection};
+use iroh_blobs::{
+    HashAndFormat,
+    api::remote::GetProgressItem,
+    get::GetError,
+    protocol::{ChunkRanges, ERR_PERMISSION, GetManyRequest},
+};
+use n0_future::StreamExt;
+
+use super::{Fetched, Pushed, Shared, keeper, lock, state, wire};
+use crate::NodeError;
+
+/// Most objects in one get-many request.
+pub const BATCH: usize = 1024;
+/// How long a pushed object may be fetched by the receiver.
+const PUSH_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Fetches `hash` from the first of `providers` that has it (all known
+/// peers, connected ones first, when none are named).
+pub async fn get(
+    shared: &Arc<Shared>,
+    hash: Hash,
+    providers: Vec<EndpointId>,
+    progress: Arc<dyn Progress>,
+) -> Result<Fetched, NodeError> {
+    let _held = shared.in_flight.hold(hash);
+    let providers = if providers.is_empty() {
+        let mut known: Vec<EndpointId> = state::peers(&shared.db)?
+            .into_iter()
+            .filter_map(|(id, _)| EndpointId::from_bytes(&id).ok())
+            .collect();
+        known.sort_by_key(|id| !shared.is_connected(id));
+        known
+    } else {
+        providers
+    };
+    if providers.is_empty() {
+        return Err(NodeError::Net(
+            "no peer to fetch from: join a node (`clive-node join TICKET`), add one \
+             (`clive-node peers add`), or name one with --from"
+                .into(),
+        ));
+    }
+    let mut failures = Vec::new();
+    for peer in providers {
+        match get_from(shared, hash, peer, progress.as_ref()).await {
+            Ok(fetched) => return Ok(fetched),
+            Err(e) => {
+                tracing::info!(peer = %peer.fmt_short(), "fetch of {hash} failed: {e}");
+                failures.push(e.to_string());
+            }
+        }
+    }
+    Err(NodeError::Net(format!(
+        "could not fetch {hash}: {}",
+        failures.join("; ")
+    )))
+}
+
+/// A connection to `peer` for blobs, reused while it stays open.
+async fn blob_conn(shared: &Shared, peer: EndpointId) -> Result<Connection, NodeError> {
+    let mut conns = shared.blob_conns.lock().await;
+    if let Some(conn) = conns.get(&peer)
+        && conn.close_reason().is_none()
+    {
+        return Ok(conn.clone());
+    }
+    let conn = keeper::dial(shared, peer, iroh_blobs::ALPN).await?;
+    conns.insert(peer, conn.clone());
+    Ok(conn)
+}
+
+async fn get_from(
+    shared: &Arc<Shared>,
+    hash: Hash,
+    peer: EndpointId,
+    progress: &dyn Progress,
+) -> Result<Fetched, NodeError> {
+    let conn = blob_conn(shared, peer).await?;
+    let mut received = 0u64;
+    let remote = shared.store.blobs().remote();
+    let local = remote
+        .local(HashAndFormat::raw(hash))
+        .await
+        .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
+    if !local.is_complete() {
+        let stream = remote.fetch(conn.clone(), HashAndFormat::raw(hash)).stream();
+        received += match drive(stream, progress).await {
+            Ok(n) => n,
+            Err(e) => return Err(explain(shared, peer, hash, e).await),
+        };
+    }
+    let kind = shared.store.kind(hash).await?;
+    let (mut size, mut objects) = (shared.store.size(hash).await?, 1u64);
+    if kind == ObjectKind::Tree {
+        size = 0;
+        let mut level = vec![hash];
+        let mut seen = HashSet::from([hash]);
+        while !level.is_empty() {
+            let mut wanted = Vec::new();
+            let mut next = Vec::new();
+            for tree in &level {
+                for entry in shared.store.read_tree(*tree).await?.entries() {
+                    if !seen.insert(entry.hash) {
+                        continue;
+                    }
+                    objects += 1;
+                    if entry.kind == EntryKind::Tree {
+                        next.push(entry.hash);
+                    } else {
+                        size += entry.size;
+                        progress.set_total(size);
+                    }
+                    let local = remote
+                        .local(HashAndFormat::raw(entry.hash))
+                        .await
+                        .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
+                    if !local.is_complete() {
+                        let missing = local.missing();
+                        let ranges = missing
+                            .ranges
+                            .iter()
+                            .next()
+                            .cloned()
+                            .unwrap_or_else(ChunkRanges::all);
+                        wanted.push((entry.hash, ranges));
+                    }
+                }
+            }
+            for batch in wanted.chunks(BATCH) {
+                let mut builder = GetManyRequest::builder();
+                for (h, ranges) in batch {
+                    builder = builder.hash(*h, ranges.clone());
+                }
+                let stream = remote
+                    .execute_get_many(conn.clone(), builder.build())
+                    .stream();
+                received += match drive(stream, progress).await {
+                    Ok(n) => n,
+                    Err(e) => return Err(explain(shared, peer, hash, e).await),
+                };
+            }
+            level = next;
+        }
+    }
+    Ok(Fetched {
+        hash,
+        kind,
+        size,
+        objects,
+        bytes_received: received,
+        from: peer.to_string(),
+        exported: None,
+    })
+}
+
+/// Runs one request to completion, reporting progress; returns payload bytes read.
+async fn drive(
+    stream: impl n0_future::Stream<Item = GetProgressItem>,
+    progress: &dyn Progress,
+) -> Result<u64, GetError> {
+    let mut stream = std::pin::pin!(stream);
+    let mut reported = 0u64;
+    while let Some(item) = stream.next().await {
+        match item {
+            GetProgressItem::Progress(bytes) => {
+                progress.advance(bytes.saturating_sub(reported));
+                reported = reported.max(bytes);
+            }
+            GetProgressItem::Done(stats) => return Ok(stats.payload_bytes_read),
+            GetProgressItem::Error(e) => return Err(e),
+        }
+    }
+    Ok(reported)
+}
+
+/// Turns a failed request into an error a user can act on.
+async fn explain(shared: &Arc<Shared>, peer: EndpointId, hash: Hash, e: GetError) -> NodeError {
+    shared.blob_conns.lock().await.remove(&peer);
+    let short = peer.fmt_short();
+    if matches!(e, GetError::Decode { .. }) {
+        return NodeError::Net(format!(
+            "peer {short} sent data that does not match {hash} (a corrupt or dishonest \
+             peer); the bad data was discarded: {e}"
+        ));
+    }
+    if e.iroh_error_code() == Some(ERR_PERMISSION) || is_refused_connection(&e) {
+        let reason = refusal(shared, peer).await.unwrap_or_default();
+        return NodeError::Net(format!("peer {short} refused to serve {hash}: {reason}"));
+    }
+    // A closed connection may also be a refusal: ask, and say so if it was.
+    if let Some(reason) = refusal(shared, peer).await {
+        return NodeError::Net(format!("peer {short} refused to serve {hash}: {reason}"));
+    }
+    NodeError::Net(format!("peer {short} could not serve {hash}: {e}"))
+}
+
+fn is_refused_connection(e: &GetError) -> bool {
+    let text = format!("{e:#}");
+    text.contains("permission")
+}
+
+/// Why `peer` refuses this node `fetch`, if it does.
+async fn refusal(shared: &Shared, peer: EndpointId) -> Option<String> {
+    let conn = keeper::dial(shared, peer, wire::PEER_ALPN).await.ok()?;
+    let reply = wire::call(
+        &conn,
+        &wire::PeerRequest::Check {
+            cap: "fetch".into(),
+        },
+        Some(wire::CALL_TIMEOUT),
+    )
+    .await
+    .ok()?;
+    match reply {
+        wire::PeerReply::Verdict {
+            allowed: false,
+            reason,
+        } => Some(format!("this node does not hold fetch there: {reason}")),
+        wire::PeerReply::Refused { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+/// Everything `root` reaches, which must all be stored here.
+async fn closure(shared: &Shared, root: Hash) -> Result<Vec<Hash>, NodeError> {
+    let mut out = vec![root];
+    let mut seen = HashSet::from([root]);
+    let mut stack = vec![root];
+    while let Some(hash) = stack.pop() {
+        if !shared.store.has(hash).await? {
+            return Err(NodeError::Net(format!(
+                "cannot push {root}: {hash} is not (completely) stored here"
+            )));
+        }
+        if shared.store.kind(hash).await? == ObjectKind::Tree {
+            for e in shared.store.read_tree(hash).await?.entries() {
+                if seen.insert(e.hash) {
+                    out.push(e.hash);
+                    stack.push(e.hash);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Offers `hash` to `peer`, which fetches it from this node if this node
+/// holds `push` there.
+pub async fn push(shared: &Arc<Shared>, hash: Hash, peer: EndpointId) -> Result<Pushed, NodeError> {
+    let objects = closure(shared, hash).await?;
+    let until = Instant::now() + PUSH_WINDOW;
+    lock(&shared.push_grants)
+        .entry(peer)
+        .or_default()
+        .extend(objects.iter().map(|h| (*h, until)));
+    let result = offer(shared, hash, peer).await;
+    let mut grants = lock(&shared.push_grants);
+    if let Some(list) = grants.get_mut(&peer) {
+        let now = Instant::now();
+        let offered: HashSet<Hash> = objects.into_iter().collect();
+        list.retain(|(h, t)| *t > now && !offered.contains(h));
+        if list.is_empty() {
+            grants.remove(&peer);
+        }
+    }
+    result
+}
+
+async fn offer(shared: &Arc<Shared>, hash: Hash, peer: EndpointId) -> Result<Pushed, NodeError> {
+    let conn = keeper::connect(shared, peer).await?;
+    let reply = wire::call(
+        &conn,
+        &wire::PeerRequest::PushOffer {
+            hash: hash.to_string(),
+        },
+        None,
+    )
+    .await?;
+    match reply {
+        wire::PeerReply::Pushed { bytes_received } => Ok(Pushed {
+            hash,
+            to: peer.to_string(),
+            bytes_sent: bytes_received,
+        }),
+        wire::PeerReply::Refused { reason } => Err(NodeError::Net(format!(
+            "peer {} refused the push: {reason}",
+            peer.fmt_short()
+        ))),
+        other => Err(NodeError::Net(format!(
+            "peer {} answered the push out of turn: {other:?}",
+            peer.fmt_short()
+        ))),
+    }
+}
+
+/// Pins an object a peer pushed here, so gc keeps it: `pushed-HASHPREFIX`.
+pub async fn keep_pushed(shared: &Shared, hash: Hash) -> Result<(), NodeError> {
+    shared.store.sync().await?;
+    let name = format!("pushed-{}", &hash.to_hex()[..16]);
+    shared.store.pin(&name, hash).await?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Connections to known peers: dialled at start, kept open, and re-dialled
+//! with bounded exponential backoff when they drop.
+//!
+//! Each peer has one keeper task. It gives up after [`MAX_ATTEMPTS`] failed
+//! dials in a row (about three minutes) and is started again when the peer
+//! is heard from (a hello, an address announcement) or re-added.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use iroh::{EndpointId, endpoint::Connection};
+use n0_future::task::AbortOnDropHandle;
+use tokio::sync::Notify;
+
+use super::{Shared, lock, state, wire};
+use crate::NodeError;
+
+/// Most certificates presented in one hello.
+pub const MAX_PRESENTED_CERTS: usize = 16;
+/// Failed dials in a row before a keeper gives up.
+pub const MAX_ATTEMPTS: u32 = 12;
+/// How long a dial may take.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that lasted this long counts as a success for the backoff.
+const STABLE: Duration = Duration::from_secs(10);
+
+/// The keeper tasks, one per peer.
+#[derive(Debug, Default)]
+pub struct Keepers {
+    enabled: AtomicBool,
+    tasks: Mutex<HashMap<EndpointId, (AbortOnDropHandle<()>, Arc<Notify>)>>,
+}
+
+impl Keepers {
+    /// Starts (or wakes) the keeper of `id`; does nothing unless enabled.
+    pub fn start(&self, shared: &Arc<Shared>, id: EndpointId) {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut tasks = lock(&self.tasks);
+        if let Some((task, wake)) = tasks.get(&id)
+            && !task.is_finished()
+        {
+            wake.notify_one();
+            return;
+        }
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(keep(Arc::downgrade(shared), id, wake.clone()));
+        tasks.insert(id, (AbortOnDropHandle::new(task), wake));
+    }
+
+    /// Stops the keeper of `id`.
+    pub fn stop(&self, id: &EndpointId) {
+        lock(&self.tasks).remove(id);
+    }
+
+    /// Stops every keeper and starts no more.
+    pub fn stop_all(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+        lock(&self.tasks).clear();
+    }
+}
+
+/// Enables keepers and starts one for every known peer.
+pub fn start_all(shared: &Arc<Shared>) -> Result<(), NodeError> {
+    shared.keepers.enabled.store(true, Ordering::SeqCst);
+    for (id, _) in state::peers(&shared.db)? {
+        if let Ok(id) = EndpointId::from_bytes(&id) {
+            shared.keepers.start(shared, id);
+        }
+    }
+    Ok(())
+}
+
+fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_BACKOFF)
+}
+
+async fn keep(shared: std::sync::Weak<Shared>, id: EndpointId, wake: Arc<Notify>) {
+    let mut attempt = 0u32;
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let open = lock(&s.conns)
+            .get(&id)
+            .filter(|c| c.close_reason().is_none())
+            .cloned();
+        if let Some(conn) = open {
+            drop(s);
+            let since = Instant::now();
+            conn.closed().await;
+            if since.elapsed() >= STABLE {
+                attempt = 0;
+            }
+            tracing::info!(peer = %id.fmt_short(), "connection to peer closed");
+            continue;
+        }
+        if attempt >= MAX_ATTEMPTS {
+            tracing::info!(
+                peer = %id.fmt_short(),
+                "peer unreachable after {MAX_ATTEMPTS} attempts; waiting to hear from it"
+            );
+            return;
+        }
+        match connect(&s, id).await {
+            Ok(_) => {
+                tracing::info!(peer = %id.fmt_short(), "connected to peer");
+                continue;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::debug!(peer = %id.fmt_short(), attempt, "dial failed: {e}");
+            }
+        }
+        drop(s);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(attempt)) => {}
+            _ = wake.notified() => attempt = 0,
+        }
+    }
+}
+
+/// Dials `id` on `alpn`, at the addresses this node knows for it.
+pub async fn dial(shared: &Shared, id: EndpointId, alpn: &[u8]) -> Result<Connection, NodeError> {
+    let short = id.fmt_short();
+    match tokio::time::timeout(DIAL_TIMEOUT, shared.endpoint.connect(id, alpn)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(NodeError::Net(format!(
+            "cannot reach peer {short}: {e} (is it running? `clive-node peers add` records a new \
+             address)"
+        ))),
+        Err(_) => Err(NodeError::Net(format!(
+            "cannot reach peer {short}: no answer within {}s (is it running?)",
+            DIAL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Dials `id` and says hello; the connection is then kept as the peer's.
+pub async fn connect(shared: &Arc<Shared>, id: EndpointId) -> Result<Connection, NodeError> {
+    let conn = dial(shared, id, wire::PEER_ALPN).await?;
+    hello(shared, &conn).await?;
+    Ok(conn)
+}
+
+/// Says hello on `conn`: presents this node's addresses and certificates,
+/// learns the peer's addresses, and keeps the connection as the peer's.
+pub async fn hello(shared: &Shared, conn: &Connection) -> Result<(), NodeError> {
+    let peer = conn.remote_id();
+    let request = wire::PeerRequest::Hello {
+        addrs: shared.own_addrs(),
+        certs: shared.own_certs(),
+    };
+    match wire::call(conn, &request, Some(wire::CALL_TIMEOUT)).await? {
+        wire::PeerReply::Hello { addrs } => {
+            shared.learn_addrs(peer, &addrs);
+            shared.saw_peer(&peer, &addrs)?;
+            lock(&shared.conns).insert(peer, conn.clone());
+            Ok(())
+        }
+        wire::PeerReply::Refused { reason } => Err(NodeError::Net(format!(
+            "peer {} refused the connection: {reason}",
+            peer.fmt_short()
+        ))),
+        other => Err(NodeError::Net(format!(
+            "peer {} answered hello out of turn: {other:?}",
+            peer.fmt_short()
+        ))),
+    }
+}

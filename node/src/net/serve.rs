@@ -1,0 +1,316 @@
+//! Answering peers: the router that accepts each protocol, the peer
+//! protocol's handler, and the trust check on every blob request.
+//!
+//! Blob requests (iroh-blobs' get, get-many and observe) are intercepted one
+//! by one and served only when the requester holds `fetch`, or when this
+//! node is pushing exactly those objects to it. Each request is checked
+//! afresh, so a revocation refuses the next request on a connection that is
+//! already open. iroh-blobs' own push requests are disabled: a push here is
+//! an offer the receiver answers by fetching.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Weak},
+    time::Instant,
+};
+
+use clive_cas::{Hash, NoProgress};
+use clive_trust::{Capability, Certificate, PublicIdentity, SystemClock, clock::Clock};
+use iroh::{
+    EndpointId,
+    endpoint::{Connection, RecvStream, SendStream},
+    protocol::{AcceptError, ProtocolHandler, Router},
+};
+use iroh_blobs::{
+    BlobsProtocol,
+    provider::events::{
+        AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage,
+        RequestMode, ThrottleMode,
+    },
+};
+
+use super::{Shared, fetch, join_cert_body, keeper, lock, state, wire};
+
+/// The router: blobs, the peer protocol and announcements on one endpoint.
+pub fn router(shared: &Arc<Shared>) -> Router {
+    let blobs = BlobsProtocol::new(shared.store.blobs(), Some(blob_events(shared.clone())));
+    Router::builder(shared.endpoint.clone())
+        .accept(iroh_blobs::ALPN, blobs)
+        .accept(wire::PEER_ALPN, PeerProtocol(shared.clone()))
+        .accept(
+            iroh_gossip::ALPN,
+            super::announce::Gated {
+                gossip: shared.announcer.gossip().clone(),
+                shared: Arc::downgrade(shared),
+            },
+        )
+        .spawn()
+}
+
+/// Whether `peer` may fetch `hashes` (as plain blobs when `raw`).
+fn may_fetch(shared: &Shared, peer: &EndpointId, hashes: &[Hash], raw: bool) -> bool {
+    if shared
+        .trust
+        .authorizer()
+        .allows(peer.as_bytes(), Capability::Fetch)
+    {
+        return true;
+    }
+    if !raw {
+        return false;
+    }
+    let now = Instant::now();
+    let grants = lock(&shared.push_grants);
+    let Some(granted) = grants.get(peer) else {
+        return false;
+    };
+    hashes
+        .iter()
+        .all(|h| granted.iter().any(|(g, until)| g == h && *until > now))
+}
+
+fn verdict(ok: bool) -> Result<(), AbortReason> {
+    if ok { Ok(()) } else { Err(AbortReason::Permission) }
+}
+
+/// The blob provider's event handler: one trust check per connection and
+/// per request.
+fn blob_events(shared: Arc<Shared>) -> EventSender {
+    let mask = EventMask {
+        connected: ConnectMode::Intercept,
+        get: RequestMode::Intercept,
+        get_many: RequestMode::Intercept,
+        push: RequestMode::Disabled,
+        observe: ObserveMode::Intercept,
+        throttle: ThrottleMode::None,
+    };
+    let (sender, mut events) = EventSender::channel(64, mask);
+    tokio::spawn(async move {
+        let mut peers: HashMap<u64, EndpointId> = HashMap::new();
+        while let Some(event) = events.recv().await {
+            match event {
+                ProviderMessage::ClientConnected(msg) => {
+                    let ok = msg.endpoint_id.filter(|id| {
+                        shared.admits(id) || lock(&shared.push_grants).contains_key(id)
+                    });
+                    if let Some(id) = ok {
+                        peers.insert(msg.connection_id, id);
+                    }
+                    msg.tx.send(verdict(ok.is_some())).await.ok();
+                }
+                ProviderMessage::ConnectionClosed(msg) => {
+                    peers.remove(&msg.connection_id);
+                }
+                ProviderMessage::GetRequestReceived(msg) => {
+                    let ok = peers.get(&msg.connection_id).is_some_and(|p| {
+                        may_fetch(&shared, p, &[msg.request.hash], msg.request.ranges.is_blob())
+                    });
+                    msg.tx.send(verdict(ok)).await.ok();
+                }
+                ProviderMessage::GetManyRequestReceived(msg) => {
+                    let ok = peers
+                        .get(&msg.connection_id)
+                        .is_some_and(|p| may_fetch(&shared, p, &msg.request.hashes, true));
+                    msg.tx.send(verdict(ok)).await.ok();
+                }
+                ProviderMessage::ObserveRequestReceived(msg) => {
+                    let ok = peers
+                        .get(&msg.connection_id)
+                        .is_some_and(|p| may_fetch(&shared, p, &[msg.request.hash], true));
+                    msg.tx.send(verdict(ok)).await.ok();
+                }
+                _ => {}
+            }
+        }
+    });
+    sender
+}
+
+/// The peer protocol's handler.
+#[derive(Debug, Clone)]
+struct PeerProtocol(Arc<Shared>);
+
+impl ProtocolHandler for PeerProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let shared = Arc::downgrade(&self.0);
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let shared = shared.clone();
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                if let Err(e) = answer(shared, &conn, send, recv).await {
+                    tracing::debug!(peer = %conn.remote_id().fmt_short(), "peer stream: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn answer(
+    shared: Weak<Shared>,
+    conn: &Connection,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) -> Result<(), String> {
+    let bytes = tokio::time::timeout(wire::CALL_TIMEOUT, recv.read_to_end(wire::MAX_MESSAGE))
+        .await
+        .map_err(|_| "request timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let reply = match wire::decode::<wire::PeerRequest>(&bytes) {
+        Ok(request) => {
+            let Some(shared) = shared.upgrade() else {
+                return Ok(());
+            };
+            respond(&shared, conn, request).await
+        }
+        Err(e) => wire::PeerReply::Refused { reason: e },
+    };
+    let bytes = wire::encode(&reply).map_err(|e| e.to_string())?;
+    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    // Let the reply reach the peer before the stream is dropped.
+    send.stopped().await.ok();
+    Ok(())
+}
+
+fn refused(reason: impl Into<String>) -> wire::PeerReply {
+    wire::PeerReply::Refused {
+        reason: reason.into(),
+    }
+}
+
+async fn respond(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    request: wire::PeerRequest,
+) -> wire::PeerReply {
+    let peer = conn.remote_id();
+    match request {
+        wire::PeerRequest::Hello { addrs, certs } => {
+            if !shared.admits(&peer) {
+                return refused(
+                    "this node does not know you: join it with a ticket from `clive-node invite`",
+                );
+            }
+            for text in certs.iter().take(keeper::MAX_PRESENTED_CERTS) {
+                let Ok(cert) = Certificate::decode(text.as_bytes()) else {
+                    continue;
+                };
+                let known = shared
+                    .trust
+                    .authorizer()
+                    .with_set(|set| set.cert(&cert.id()).is_some());
+                if cert.body().subject.bytes() == *peer.as_bytes() && !known {
+                    shared.keep_cert(cert).await.ok();
+                }
+            }
+            let addrs: Vec<_> = addrs.into_iter().take(16).collect();
+            shared.learn_addrs(peer, &addrs);
+            if let Err(e) = shared.saw_peer(&peer, &addrs) {
+                tracing::warn!("recording peer {}: {e}", peer.fmt_short());
+            }
+            lock(&shared.conns).insert(peer, conn.clone());
+            tracing::info!(peer = %peer.fmt_short(), "peer said hello");
+            wire::PeerReply::Hello {
+                addrs: shared.own_addrs(),
+            }
+        }
+        wire::PeerRequest::Join { secret } => join(shared, peer, &secret).await,
+        wire::PeerRequest::Check { cap } => match cap.parse_cap() {
+            Some(cap) => {
+                match shared
+                    .trust
+                    .authorizer()
+                    .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
+                {
+                    Ok(chain) => wire::PeerReply::Verdict {
+                        allowed: true,
+                        reason: format!("granted by a chain of {} certificate(s)", chain.links.len()),
+                    },
+                    Err(e) => wire::PeerReply::Verdict {
+                        allowed: false,
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            None => refused(format!("unknown capability {cap:?}")),
+        },
+        wire::PeerRequest::PushOffer { hash } => {
+            let Ok(hash) = clive_cas::parse_hash(&hash) else {
+                return refused("not a hash");
+            };
+            if let Err(e) = shared
+                .trust
+                .authorizer()
+                .check(&PublicIdentity::from_bytes(*peer.as_bytes()), Capability::Push)
+            {
+                return refused(format!("you do not hold push here: {e}"));
+            }
+            match fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await {
+                Ok(fetched) => {
+                    if let Err(e) = fetch::keep_pushed(shared, hash).await {
+                        return refused(e.to_string());
+                    }
+                    wire::PeerReply::Pushed {
+                        bytes_received: fetched.bytes_received,
+                    }
+                }
+                Err(e) => refused(e.to_string()),
+            }
+        }
+    }
+}
+
+trait ParseCap {
+    fn parse_cap(&self) -> Option<Capability>;
+}
+
+impl ParseCap for String {
+    fn parse_cap(&self) -> Option<Capability> {
+        match self.as_str() {
+            "fetch" => Some(Capability::Fetch),
+            "push" => Some(Capability::Push),
+            "exec" => Some(Capability::Exec),
+            _ => None,
+        }
+    }
+}
+
+async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::PeerReply {
+    let mut bytes = [0u8; 32];
+    if hex::decode_to_slice(secret, &mut bytes).is_err() {
+        return refused("this ticket was not issued by this node (or was forged)");
+    }
+    let invite = match state::redeem_invite(&shared.db, &bytes, SystemClock.now()) {
+        Ok(Ok(invite)) => invite,
+        Ok(Err(why)) => {
+            tracing::info!(peer = %peer.fmt_short(), "join refused: {why}");
+            return refused(why.to_string());
+        }
+        Err(e) => return refused(format!("the inviter failed: {e}")),
+    };
+    let caps = match clive_trust::Caps::parse(&invite.caps) {
+        Ok(caps) => caps,
+        Err(e) => return refused(format!("the invite is damaged: {e}")),
+    };
+    let body = join_cert_body(
+        &shared.identity,
+        *peer.as_bytes(),
+        caps,
+        invite.cert_valid_secs,
+    );
+    let cert = match body.sign(&shared.signer) {
+        Ok(cert) => cert,
+        Err(e) => return refused(format!("the inviter cannot sign: {e}")),
+    };
+    let text = String::from_utf8_lossy(&cert.encode()).into_owned();
+    if let Err(e) = shared.keep_cert(cert).await {
+        return refused(format!("the inviter failed to keep the certificate: {e}"));
+    }
+    if let Err(e) = shared.add_peer(&peer, &[]) {
+        return refused(format!("the inviter failed to record you: {e}"));
+    }
+    shared.keepers.start(shared, peer);
+    tracing::info!(peer = %peer.fmt_short(), caps = %caps, "peer joined");
+    wire::PeerReply::Joined { cert: text }
+}
