@@ -35,7 +35,7 @@ use super::{Shared, fetch, join_cert_body, keeper, lock, state, wire};
 pub fn router(shared: &Arc<Shared>) -> Router {
     let blobs = BlobsProtocol::new(shared.store.blobs(), Some(blob_events(shared.clone())));
     Router::builder(shared.endpoint.clone())
-        .accept(iroh_blobs::ALPN, blobs)
+        .accept(iroh_blobs::ALPN, ServeBlobs(blobs))
         .accept(wire::PEER_ALPN, PeerProtocol(shared.clone()))
         .accept(
             iroh_gossip::ALPN,
@@ -45,6 +45,17 @@ pub fn router(shared: &Arc<Shared>) -> Router {
             },
         )
         .spawn()
+}
+
+/// iroh-blobs' provider, minus its shutdown: the store belongs to the node
+/// and outlives the network layer.
+#[derive(Debug, Clone)]
+struct ServeBlobs(BlobsProtocol);
+
+impl ProtocolHandler for ServeBlobs {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        self.0.accept(conn).await
+    }
 }
 
 /// Whether `peer` may fetch `hashes` (as plain blobs when `raw`).
@@ -70,7 +81,11 @@ fn may_fetch(shared: &Shared, peer: &EndpointId, hashes: &[Hash], raw: bool) -> 
 }
 
 fn verdict(ok: bool) -> Result<(), AbortReason> {
-    if ok { Ok(()) } else { Err(AbortReason::Permission) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AbortReason::Permission)
+    }
 }
 
 /// The blob provider's event handler: one trust check per connection and
@@ -103,7 +118,12 @@ fn blob_events(shared: Arc<Shared>) -> EventSender {
                 }
                 ProviderMessage::GetRequestReceived(msg) => {
                     let ok = peers.get(&msg.connection_id).is_some_and(|p| {
-                        may_fetch(&shared, p, &[msg.request.hash], msg.request.ranges.is_blob())
+                        may_fetch(
+                            &shared,
+                            p,
+                            &[msg.request.hash],
+                            msg.request.ranges.is_blob(),
+                        )
                     });
                     msg.tx.send(verdict(ok)).await.ok();
                 }
@@ -225,7 +245,10 @@ async fn respond(
                 {
                     Ok(chain) => wire::PeerReply::Verdict {
                         allowed: true,
-                        reason: format!("granted by a chain of {} certificate(s)", chain.links.len()),
+                        reason: format!(
+                            "granted by a chain of {} certificate(s)",
+                            chain.links.len()
+                        ),
                     },
                     Err(e) => wire::PeerReply::Verdict {
                         allowed: false,
@@ -239,11 +262,10 @@ async fn respond(
             let Ok(hash) = clive_cas::parse_hash(&hash) else {
                 return refused("not a hash");
             };
-            if let Err(e) = shared
-                .trust
-                .authorizer()
-                .check(&PublicIdentity::from_bytes(*peer.as_bytes()), Capability::Push)
-            {
+            if let Err(e) = shared.trust.authorizer().check(
+                &PublicIdentity::from_bytes(*peer.as_bytes()),
+                Capability::Push,
+            ) {
                 return refused(format!("you do not hold push here: {e}"));
             }
             match fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await {

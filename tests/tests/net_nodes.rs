@@ -1,0 +1,379 @@
+//! Several real nodes in one process, on loopback QUIC, through the node
+//! API: invite and join, fetching a tree, push, revocation, refusals, a
+//! dishonest peer, and reconnection after a restart.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use clive_node::{
+    Home, InitOptions, NetOptions, Node, PassphraseSource, SignWith,
+    cas::{NoProgress, ObjectKind},
+};
+use clive_tests::{assert_same_tree, write_pseudo_random};
+
+struct NoPassphrase;
+
+impl PassphraseSource for NoPassphrase {
+    fn passphrase(&self, _: &Path) -> Option<String> {
+        None
+    }
+}
+
+fn sign() -> SignWith<'static> {
+    SignWith {
+        agent: false,
+        passphrase: &NoPassphrase,
+    }
+}
+
+/// One node of the cluster: its home in a temp dir, online on 127.0.0.1.
+struct TestPeer {
+    dir: tempfile::TempDir,
+    node: Option<Node>,
+}
+
+impl TestPeer {
+    async fn start() -> TestPeer {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("home"));
+        Node::init(&home, InitOptions::default(), &NoPassphrase)
+            .await
+            .unwrap();
+        std::fs::write(home.config_path(), "[net]\nbind = [\"127.0.0.1:0\"]\n").unwrap();
+        let mut peer = TestPeer { dir, node: None };
+        peer.restart().await;
+        peer
+    }
+
+    fn home(&self) -> Home {
+        Home::new(self.dir.path().join("home"))
+    }
+
+    fn node(&self) -> &Node {
+        self.node.as_ref().expect("node is running")
+    }
+
+    fn id(&self) -> String {
+        self.node().identity().endpoint_id
+    }
+
+    async fn stop(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.close().await.unwrap();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.stop().await;
+        let node = Node::open(&self.home()).await.unwrap();
+        node.start_net(NetOptions {
+            bind: vec!["127.0.0.1:0".parse().unwrap()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        self.node = Some(node);
+    }
+
+    /// Invites and joins `joiner` with `caps`; returns the joiner's cert id.
+    async fn admit(&self, joiner: &TestPeer, caps: &str) -> String {
+        let invite = self
+            .node()
+            .invite(caps, Duration::from_secs(600), 1)
+            .await
+            .unwrap();
+        let joined = joiner.node().join(&invite.ticket).await.unwrap();
+        assert_eq!(joined.peer.endpoint_id, self.id());
+        joined.cert.id
+    }
+
+    async fn connected_to(&self, other: &TestPeer) -> bool {
+        let id = other.id();
+        self.node()
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.endpoint_id == id && p.connected)
+    }
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn make_tree(root: &Path, files: usize) {
+    for i in 0..files {
+        let dir = root.join(format!("d{:02}", i % 20));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:04}")),
+            format!("file {i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_join_fetch_push_and_revoke() {
+    let a = TestPeer::start().await;
+    let b = TestPeer::start().await;
+    let c = TestPeer::start().await;
+    let b_cert = a.admit(&b, "fetch,push").await;
+    a.admit(&c, "fetch").await;
+
+    // A tree of 1,000 files fetched from A by B, then exported identically.
+    let src = a.dir.path().join("src");
+    make_tree(&src, 1000);
+    let added = a
+        .node()
+        .add_path(&src, Some("src"), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let hash = added.added.hash.to_string();
+    let fetched = b
+        .node()
+        .get(&hash, Some(&a.id()), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(fetched.kind, ObjectKind::Tree);
+    assert_eq!(fetched.objects, 1000 + 20 + 1);
+    let out = b.dir.path().join("out");
+    b.node()
+        .export(&hash, &out, false, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_same_tree(&src, &out);
+    // Fetching again moves no payload: everything is already here.
+    let again = b
+        .node()
+        .get(&hash, Some(&a.id()), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(again.bytes_received, 0);
+
+    // B holds push on A; C does not.
+    let note = b.dir.path().join("note.txt");
+    std::fs::write(&note, "pushed from B\n").unwrap();
+    let note_hash = b
+        .node()
+        .add_path(&note, None, Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .added
+        .hash;
+    let pushed = b
+        .node()
+        .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(pushed.bytes_sent, 14);
+    let mut got = Vec::new();
+    a.node()
+        .cat(&note_hash.to_string(), &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, b"pushed from B\n");
+    c.node()
+        .add_path(&note, None, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let refused = c
+        .node()
+        .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("refused the push"), "{refused}");
+    assert!(refused.contains("push"), "{refused}");
+
+    // A revokes B's certificate: B's next fetch is refused, on the open connection too.
+    let later = a.dir.path().join("later.txt");
+    std::fs::write(&later, "after the revocation\n").unwrap();
+    let later_hash = a
+        .node()
+        .add_path(&later, Some("later"), Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .added
+        .hash
+        .to_string();
+    a.node().trust_revoke(&b_cert, None, sign()).await.unwrap();
+    let err = b
+        .node()
+        .get(&later_hash, Some(&a.id()), Arc::new(NoProgress))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refused to serve"), "{err}");
+    assert!(err.contains("revoked"), "{err}");
+    // C, still trusted, fetches it.
+    c.node()
+        .get(&later_hash, None, Arc::new(NoProgress))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tickets_are_single_use_unforgeable_and_expire() {
+    let a = TestPeer::start().await;
+    let b = TestPeer::start().await;
+    let c = TestPeer::start().await;
+    let invite = a
+        .node()
+        .invite("fetch", Duration::from_secs(600), 1)
+        .await
+        .unwrap();
+    b.node().join(&invite.ticket).await.unwrap();
+    let reused = c.node().join(&invite.ticket).await.unwrap_err().to_string();
+    assert!(reused.contains("already been used"), "{reused}");
+
+    // A ticket with a made-up secret (correct checksum, so it decodes).
+    let mut forged = clive_node::net::ticket::Ticket::decode(&invite.ticket).unwrap();
+    forged.secret = [0x42; 32];
+    let err = c
+        .node()
+        .join(&forged.encode())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not issued by this node"), "{err}");
+
+    let damaged = invite.ticket.replace('a', "b");
+    let err = c.node().join(&damaged).await.unwrap_err().to_string();
+    assert!(
+        err.contains("damaged") || err.contains("not a clive-node ticket"),
+        "{err}"
+    );
+
+    let short = a
+        .node()
+        .invite("fetch", Duration::from_secs(1), 1)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = c.node().join(&short.ticket).await.unwrap_err().to_string();
+    assert!(err.contains("expired"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_without_a_certificate_is_refused() {
+    let a = TestPeer::start().await;
+    let stranger = TestPeer::start().await;
+    let blob = a.dir.path().join("b");
+    std::fs::write(&blob, "secret stuff").unwrap();
+    let hash = a
+        .node()
+        .add_path(&blob, Some("b"), Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .added
+        .hash
+        .to_string();
+    let addrs = a.node().status().await.unwrap().addrs;
+    stranger.node().peer_add(&a.id(), &addrs).await.unwrap();
+    let err = stranger
+        .node()
+        .get(&hash, Some(&a.id()), Arc::new(NoProgress))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refused"), "{err}");
+    assert!(
+        !stranger
+            .node()
+            .store()
+            .has(hash.parse().unwrap())
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
+    let liar = TestPeer::start().await;
+    let honest = TestPeer::start().await;
+    let b = TestPeer::start().await;
+    liar.admit(&b, "fetch").await;
+    honest.admit(&b, "fetch").await;
+    let file = b.dir.path().join("big");
+    write_pseudo_random(&file, 2 << 20, 7);
+    let mut hash = None;
+    for p in [&liar, &honest] {
+        hash = Some(
+            p.node()
+                .add_path(&file, Some("big"), Arc::new(NoProgress))
+                .await
+                .unwrap()
+                .added
+                .hash,
+        );
+    }
+    let hash = hash.unwrap();
+    // Flip a byte in the middle of the liar's stored copy.
+    let data = liar
+        .home()
+        .blobs_dir()
+        .join("data")
+        .join(format!("{}.data", hash.to_hex()));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let err = b
+        .node()
+        .get(&hash.to_string(), Some(&liar.id()), Arc::new(NoProgress))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    // Nothing wrong was stored, and the blob is not complete here.
+    assert!(!b.node().store().has(hash).await.unwrap());
+    assert!(
+        b.node()
+            .fsck(Arc::new(NoProgress))
+            .await
+            .unwrap()
+            .is_clean()
+    );
+
+    // Without --from, the fetch moves on to the honest peer and completes.
+    let fetched = b
+        .node()
+        .get(&hash.to_string(), None, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(fetched.from, honest.id());
+    let mut got = Vec::new();
+    b.node().cat(&hash.to_string(), &mut got).await.unwrap();
+    assert_eq!(got, std::fs::read(&file).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_reconnects_to_its_peers() {
+    let a = TestPeer::start().await;
+    let mut b = TestPeer::start().await;
+    a.admit(&b, "fetch").await;
+    eventually("A and B connected", || async {
+        a.connected_to(&b).await && b.connected_to(&a).await
+    })
+    .await;
+    b.restart().await;
+    eventually("B reconnected to A after its restart", || async {
+        b.connected_to(&a).await && a.connected_to(&b).await
+    })
+    .await;
+    // The peer records survived the restart.
+    assert_eq!(b.node().peers().await.unwrap().len(), 1);
+}
