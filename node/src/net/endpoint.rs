@@ -42,7 +42,9 @@ pub async fn bind(
         .relay_mode(RelayMode::Disabled)
         .net_report_config(iroh::endpoint::NetReportConfig::minimal())
         .transport_config(transport);
-    let defaults = [DEFAULT_BIND.parse::<SocketAddr>().map_err(|e| net_err(e.to_string()))?];
+    let defaults = [DEFAULT_BIND
+        .parse::<SocketAddr>()
+        .map_err(|e| net_err(e.to_string()))?];
     let bind = if bind.is_empty() { &defaults[..] } else { bind };
     for addr in bind {
         builder = builder

@@ -100,7 +100,9 @@ async fn get_from(
         .await
         .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
     if !local.is_complete() {
-        let stream = remote.fetch(conn.clone(), HashAndFormat::raw(hash)).stream();
+        let stream = remote
+            .fetch(conn.clone(), HashAndFormat::raw(hash))
+            .stream();
         received += match drive(stream, progress).await {
             Ok(n) => n,
             Err(e) => return Err(explain(shared, peer, hash, e).await),

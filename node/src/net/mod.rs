@@ -245,10 +245,8 @@ impl Shared {
         if addrs.is_empty() {
             return;
         }
-        let addr = iroh::EndpointAddr::from_parts(
-            id,
-            addrs.iter().map(|a| iroh::TransportAddr::Ip(*a)),
-        );
+        let addr =
+            iroh::EndpointAddr::from_parts(id, addrs.iter().map(|a| iroh::TransportAddr::Ip(*a)));
         self.lookup.add_endpoint_info(addr);
     }
 
@@ -439,7 +437,8 @@ impl Node {
 
     /// The network layer, started for this one command when no daemon has.
     async fn online(&self) -> Result<Arc<Net>, NodeError> {
-        self.bring_online(NetOptions::default(), Mode::Command).await
+        self.bring_online(NetOptions::default(), Mode::Command)
+            .await
     }
 
     /// Leaves the network: closes connections and the endpoint.
@@ -465,7 +464,13 @@ impl Node {
             running: net.is_some(),
             addrs: net
                 .as_ref()
-                .map(|n| n.shared.own_addrs().iter().map(ToString::to_string).collect())
+                .map(|n| {
+                    n.shared
+                        .own_addrs()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
             uptime_secs: net
                 .as_ref()
@@ -487,7 +492,9 @@ impl Node {
     ) -> Result<Invite, NodeError> {
         let caps = Caps::parse(caps).map_err(|e| NodeError::Trust(e.to_string()))?;
         if caps.is_empty() {
-            return Err(NodeError::Trust("an invite must grant at least one capability".into()));
+            return Err(NodeError::Trust(
+                "an invite must grant at least one capability".into(),
+            ));
         }
         if uses == 0 {
             return Err(NodeError::Net("--uses must be at least 1".into()));
@@ -537,7 +544,9 @@ impl Node {
             )));
         }
         if t.inviter == self.public().bytes() {
-            return Err(NodeError::Net("this ticket was issued by this node itself".into()));
+            return Err(NodeError::Net(
+                "this ticket was issued by this node itself".into(),
+            ));
         }
         let net = self.online().await?;
         let shared = &net.shared;

@@ -84,7 +84,10 @@ pub fn peers(db: &Database) -> Result<Vec<([u8; 32], PeerRecord)>, NodeError> {
 
 /// One peer, if known.
 pub fn peer(db: &Database, id: &[u8; 32]) -> Result<Option<PeerRecord>, NodeError> {
-    Ok(peers(db)?.into_iter().find(|(k, _)| k == id).map(|(_, r)| r))
+    Ok(peers(db)?
+        .into_iter()
+        .find(|(k, _)| k == id)
+        .map(|(_, r)| r))
 }
 
 /// Records or updates a peer: `update` gets the old record, if any.
@@ -126,7 +129,11 @@ pub fn remove_peer(db: &Database, id: &[u8; 32]) -> Result<Option<PeerRecord>, N
 }
 
 /// Keeps a new invite under the hash of its secret.
-pub fn add_invite(db: &Database, secret: &[u8; 32], invite: &InviteRecord) -> Result<(), NodeError> {
+pub fn add_invite(
+    db: &Database,
+    secret: &[u8; 32],
+    invite: &InviteRecord,
+) -> Result<(), NodeError> {
     let key = *blake3::hash(secret).as_bytes();
     let tx = db.begin_write().map_err(state_err)?;
     tx.open_table(INVITES)
@@ -185,13 +192,22 @@ mod tests {
             cert_valid_secs: 60,
         };
         add_invite(&db, &secret, &invite).unwrap();
-        assert_eq!(redeem_invite(&db, &[4; 32], 10).unwrap(), Err(Redeem::Unknown));
+        assert_eq!(
+            redeem_invite(&db, &[4; 32], 10).unwrap(),
+            Err(Redeem::Unknown)
+        );
         assert!(matches!(
             redeem_invite(&db, &secret, 1000).unwrap(),
             Err(Redeem::Expired(_))
         ));
-        assert_eq!(redeem_invite(&db, &secret, 10).unwrap().unwrap().uses_left, 0);
-        assert_eq!(redeem_invite(&db, &secret, 10).unwrap(), Err(Redeem::UsedUp));
+        assert_eq!(
+            redeem_invite(&db, &secret, 10).unwrap().unwrap().uses_left,
+            0
+        );
+        assert_eq!(
+            redeem_invite(&db, &secret, 10).unwrap(),
+            Err(Redeem::UsedUp)
+        );
     }
 
     #[test]

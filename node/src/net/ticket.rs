@@ -170,7 +170,10 @@ mod tests {
         let i = chars.len() / 2;
         chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
         let typo: String = chars.into_iter().collect();
-        assert!(matches!(Ticket::decode(&typo), Err(TicketError::Damaged(_))));
+        assert!(matches!(
+            Ticket::decode(&typo),
+            Err(TicketError::Damaged(_))
+        ));
         assert!(Ticket::decode(&text[..text.len() - 3]).is_err());
     }
 
