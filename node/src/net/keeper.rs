@@ -32,11 +32,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A connection that lasted this long counts as a success for the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 
+/// A running keeper, and the bell that wakes it early.
+type Keeper = (AbortOnDropHandle<()>, Arc<Notify>);
+
 /// The keeper tasks, one per peer.
 #[derive(Debug, Default)]
 pub struct Keepers {
     enabled: AtomicBool,
-    tasks: Mutex<HashMap<EndpointId, (AbortOnDropHandle<()>, Arc<Notify>)>>,
+    tasks: Mutex<HashMap<EndpointId, Keeper>>,
 }
 
 impl Keepers {
