@@ -377,3 +377,62 @@ async fn a_restarted_node_reconnects_to_its_peers() {
     // The peer records survived the restart.
     assert_eq!(b.node().peers().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupted_fetch_resumes_where_it_stopped() {
+    let a = TestPeer::start().await;
+    let mut b = TestPeer::start().await;
+    a.admit(&b, "fetch").await;
+    let file = a.dir.path().join("big");
+    let size: u64 = 64 << 20;
+    write_pseudo_random(&file, size, 3);
+    let hash = a
+        .node()
+        .add_path(&file, Some("big"), Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .added
+        .hash;
+    // Cut the fetch off once about a third has arrived.
+    let partial = b
+        .home()
+        .blobs_dir()
+        .join("data")
+        .join(format!("{}.data", hash.to_hex()));
+    let from = a.id();
+    let node = Arc::new(b.node.take().unwrap());
+    let fetch = {
+        let node = node.clone();
+        let hash = hash.to_string();
+        tokio::spawn(async move { node.get(&hash, Some(&from), Arc::new(NoProgress)).await })
+    };
+    let mut cut = false;
+    for _ in 0..2000 {
+        let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        if len > size / 3 {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(cut, "the fetch never got a third of the way");
+    fetch.abort();
+    assert!(fetch.await.unwrap_err().is_cancelled());
+    // Close the node, open it again: the partial blob is still there.
+    let node = Arc::try_unwrap(node).expect("the fetch task is gone");
+    node.close().await.unwrap();
+    b.restart().await;
+    let fetched = b
+        .node()
+        .get(&hash.to_string(), Some(&a.id()), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(
+        fetched.bytes_received < size * 3 / 4,
+        "resumed fetch moved {} of {size} bytes",
+        fetched.bytes_received
+    );
+    let mut got = Vec::new();
+    b.node().cat(&hash.to_string(), &mut got).await.unwrap();
+    assert!(got == std::fs::read(&file).unwrap());
+}

@@ -181,6 +181,24 @@ impl Drop for InFlightGuard {
     }
 }
 
+impl Drop for NetSlot {
+    /// A node dropped without `close` still leaves the network: its tasks
+    /// stop now and the endpoint closes in the background.
+    fn drop(&mut self) {
+        let Some(net) = lock(&self.net).take() else {
+            return;
+        };
+        net.shared.keepers.stop_all();
+        lock(&net.tasks).clear();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                net.router.shutdown().await.ok();
+                net.shared.endpoint.close().await;
+            });
+        }
+    }
+}
+
 impl NetSlot {
     /// Roots of transfers under way.
     pub(crate) fn in_flight(&self) -> Vec<Hash> {
