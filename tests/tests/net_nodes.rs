@@ -436,3 +436,33 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
     b.node().cat(&hash.to_string(), &mut got).await.unwrap();
     assert!(got == std::fs::read(&file).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocations_spread_to_peers_over_gossip() {
+    let a = TestPeer::start().await;
+    let b = TestPeer::start().await;
+    let c = TestPeer::start().await;
+    let b_cert = a.admit(&b, "fetch").await;
+    a.admit(&c, "fetch").await;
+    eventually("B and C connected to A", || async {
+        a.connected_to(&b).await && a.connected_to(&c).await
+    })
+    .await;
+    assert!(
+        b.node()
+            .trust_show(&b_cert)
+            .await
+            .unwrap()
+            .revoked_by
+            .is_none()
+    );
+    // A revokes B's certificate: B hears of it on the announcement topic.
+    a.node().trust_revoke(&b_cert, None, sign()).await.unwrap();
+    eventually("B sees its own certificate revoked", || async {
+        b.node()
+            .trust_show(&b_cert)
+            .await
+            .is_ok_and(|info| info.revoked_by.is_some())
+    })
+    .await;
+}

@@ -144,6 +144,15 @@ impl Announcer {
         &self.gossip
     }
 
+    /// Adds `peer` to this node's neighbours on the topic (once subscribed).
+    pub async fn join_peer(&self, peer: EndpointId) {
+        if let Some((tx, _)) = self.sender.lock().await.as_ref()
+            && let Err(e) = tx.join_peers(vec![peer]).await
+        {
+            tracing::debug!("joining {} on the topic: {e}", peer.fmt_short());
+        }
+    }
+
     /// Broadcasts `body`, no sooner than [`MIN_INTERVAL`] after the last.
     async fn send(&self, key: &iroh::SecretKey, body: Body) {
         let Some(bytes) = seal(key, body) else { return };
