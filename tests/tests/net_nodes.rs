@@ -466,3 +466,30 @@ async fn revocations_spread_to_peers_over_gossip() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_addresses_spread_to_peers_over_gossip() {
+    let a = TestPeer::start().await;
+    let b = TestPeer::start().await;
+    let c = TestPeer::start().await;
+    a.admit(&c, "fetch").await;
+    eventually("C connected to A", || async { a.connected_to(&c).await }).await;
+    // C knows B only at a stale address.
+    c.node()
+        .peer_add(&b.id(), &["127.0.0.1:9".to_owned()])
+        .await
+        .unwrap();
+    // B joins A and announces where it listens; the announcement reaches C through A.
+    a.admit(&b, "fetch").await;
+    let b_addrs = b.node().status().await.unwrap().addrs;
+    assert!(!b_addrs.is_empty());
+    eventually("C learns B's address from the announcement", || async {
+        c.node()
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.endpoint_id == b.id() && p.addrs == b_addrs)
+    })
+    .await;
+}
