@@ -1,6 +1,6 @@
 //! The command line: every command and flag.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -83,6 +83,92 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: TrustAction,
+    },
+    /// Run the node in the foreground: on the network, serving other
+    /// commands through HOME/control.sock, until `stop`, SIGTERM or SIGINT.
+    ///
+    /// Logs go to standard error (RUST_LOG, default info).
+    Start {
+        /// Listen on ADDR (repeatable; port 0 picks one) [default: `[net] bind` in config.toml]
+        #[arg(long, value_name = "ADDR")]
+        bind: Vec<SocketAddr>,
+        /// Use this relay server [default: `[net] relay` in config.toml, else none]
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+    },
+    /// Stop the running daemon, and wait until it is gone.
+    Stop,
+    /// Show whether a daemon runs, the node's addresses, peers, store and uptime.
+    Status {
+        /// Wait up to DURATION (10s, 1m) for a daemon to answer, then show its status.
+        #[arg(long, value_name = "DURATION")]
+        wait: Option<String>,
+    },
+    /// Print a ticket that lets a new node join this one with the given capabilities.
+    Invite {
+        /// Capabilities the joiner will hold: fetch, push, exec, comma-separated.
+        #[arg(long, default_value = "fetch", value_name = "CAPS")]
+        cap: String,
+        /// How long the ticket works (1h, 7d, ...).
+        #[arg(long, default_value = "1h")]
+        expires: String,
+        /// How many nodes may join with it.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        uses: u32,
+    },
+    /// Join the node that printed TICKET with `clive-node invite`.
+    Join {
+        /// The ticket.
+        ticket: String,
+    },
+    /// Known peers.
+    Peers {
+        /// What to do with peers.
+        #[command(subcommand)]
+        action: PeersAction,
+    },
+    /// Fetch a blob or a whole tree from a peer into the store.
+    Get {
+        /// The object's hash.
+        hash: String,
+        /// The peer's KEY [default: any connected peer]
+        #[arg(long, value_name = "PEER")]
+        from: Option<String>,
+        /// Also write it to DEST, which must not exist unless --force.
+        #[arg(short = 'o', value_name = "DEST")]
+        out: Option<PathBuf>,
+        /// Replace DEST if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
+    },
+    /// Send a blob or a whole tree to a peer.
+    Push {
+        /// A hash or a pin name, optionally with a path inside it (PIN/dir/file).
+        object: String,
+        /// The peer's KEY.
+        #[arg(long, value_name = "PEER")]
+        to: String,
+    },
+}
+
+/// Peers subcommands. KEY is an OpenSSH public key line, a file holding one,
+/// an endpoint id, or the SHA256: fingerprint of a known key.
+#[derive(Debug, Subcommand)]
+pub enum PeersAction {
+    /// List known peers and whether each is connected.
+    Ls,
+    /// Record a peer and the addresses it is reachable at.
+    Add {
+        /// The peer's key.
+        key: String,
+        /// Its addresses (IP:PORT).
+        #[arg(required = true, value_name = "ADDR")]
+        addrs: Vec<String>,
+    },
+    /// Forget a peer.
+    Rm {
+        /// The peer's key.
+        key: String,
     },
 }
 

@@ -1,36 +1,46 @@
 //! `clive-node`: the command-line client of the node API.
 //!
-//! Parses arguments, opens the node (in-process), calls the API and prints
-//! the result as text or, with `--json`, as JSON. No logic lives here.
+//! Parses arguments into [`Request`]s, sends them to the daemon's control
+//! socket when a daemon runs or to the home opened in-process when none
+//! does (the same handler answers either way), and prints each [`Reply`]
+//! as text or, with `--json`, as JSON. No logic lives here.
 
 mod args;
+mod context;
 mod output;
 mod passphrase;
 mod progress;
 
-use std::{path::Path, process::ExitCode, sync::Arc};
+use std::{io::IsTerminal, path::Path, process::ExitCode};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use clive_node::{
-    Home, InitOptions, Node, SignWith, trust::clock_parse_duration as parse_duration,
+    Call, Connection, ControlClient, Home, InitOptions, NetOptions, Node, Reply, Request, daemon,
+    trust::clock_parse_duration as parse_duration,
 };
 
 use crate::{
-    args::{Cli, Command, PinAction, RootsAction, TrustAction},
+    args::{Cli, Command, PeersAction, PinAction, RootsAction, TrustAction},
+    context::LocalContext,
     output::Out,
     passphrase::EnvOrTerminal,
-    progress::Bar,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon says what it does; a command only warns.
+    let default_filter = match cli.command {
+        Command::Start { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -55,127 +65,185 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::resolve(cli.home.as_deref())?;
     let out = Out::new(cli.json);
-    if let Command::Init { ssh_key, comment } = cli.command {
-        let options = InitOptions { ssh_key, comment };
-        let done = Node::init(&home, options, &EnvOrTerminal).await?;
-        out.initialized(&done)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let node = Node::open(&home).await?;
-    let result = dispatch(&node, cli.command, &out).await;
-    let closed = node.close().await;
+    let requests = match cli.command {
+        Command::Init { ssh_key, comment } => {
+            let options = InitOptions { ssh_key, comment };
+            let done = Node::init(&home, options, &EnvOrTerminal).await?;
+            out.initialized(&done)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Start { bind, relay } => {
+            let net = NetOptions {
+                bind,
+                relay,
+                ..NetOptions::default()
+            };
+            daemon::run(&home, net, &EnvOrTerminal, |ready| {
+                if let Err(e) = out.ready(ready) {
+                    tracing::warn!("printing that the daemon is ready: {e:#}");
+                }
+            })
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Status { wait: Some(wait) } => {
+            let wait = parse_duration(&wait).map_err(anyhow::Error::msg)?;
+            let client = ControlClient::wait(&home, wait).await?;
+            return call_all(Connection::Daemon(client), vec![Request::Status], &out).await;
+        }
+        command => requests(command)?,
+    };
+    call_all(Connection::open(&home).await?, requests, &out).await
+}
+
+/// Runs the requests one after another, printing each reply; stops at the
+/// first error.
+async fn call_all(mut conn: Connection, requests: Vec<Request>, out: &Out) -> Result<ExitCode> {
+    let result = call_each(&mut conn, requests, out).await;
+    let closed = conn.close().await;
     let code = result?;
     closed?;
     Ok(code)
 }
 
-async fn dispatch(node: &Node, command: Command, out: &Out) -> Result<ExitCode> {
-    match command {
-        Command::Init { .. } => unreachable!("handled before the node is opened"),
-        Command::Id => out.identity(&node.identity())?,
+async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    let mut added = Vec::new();
+    for request in requests {
+        let doing = doing(&request);
+        let mut ctx = LocalContext::new(request.progress_label(), out.is_json());
+        let reply = match conn.call(Call::here(request)?, &mut ctx).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                return Err(match doing {
+                    Some(doing) => e.context(doing),
+                    None => e,
+                });
+            }
+        };
+        drop(ctx);
+        if !reply.succeeded() {
+            code = ExitCode::FAILURE;
+        }
+        out.reply(&reply)?;
+        if let Reply::Added(result) = reply {
+            added.push(result);
+        }
+    }
+    if !added.is_empty() {
+        out.added_all(&added)?;
+    }
+    Ok(code)
+}
+
+/// What an error of `request` happened while doing, for its message.
+fn doing(request: &Request) -> Option<String> {
+    match request {
+        Request::Add { path, .. } => Some(format!("adding {}", path.display())),
+        Request::AddStdin { .. } => Some("adding standard input".to_owned()),
+        Request::Export { object, dest, .. } => {
+            Some(format!("exporting {object} to {}", dest.display()))
+        }
+        _ => None,
+    }
+}
+
+/// The requests a command makes: one, or one per path for `add`.
+fn requests(command: Command) -> Result<Vec<Request>> {
+    let request = match command {
+        Command::Init { .. } | Command::Start { .. } | Command::Status { wait: Some(_) } => {
+            anyhow::bail!("this command does not go through the node API")
+        }
+        Command::Id => Request::Id,
         Command::Add { paths, pin } => {
             if pin.is_some() && paths.len() > 1 {
                 anyhow::bail!("--pin names one object: add one path at a time with --pin");
             }
-            let mut results = Vec::with_capacity(paths.len());
-            for path in &paths {
-                let bar = Arc::new(Bar::new("adding", out.is_json()));
-                let added = if path == Path::new("-") {
-                    node.add_reader(tokio::io::stdin(), pin.as_deref(), bar)
-                        .await
-                        .context("adding standard input")?
+            let each = |path: std::path::PathBuf| {
+                let pin = pin.clone();
+                if path == Path::new("-") {
+                    Request::AddStdin { pin }
                 } else {
-                    node.add_path(path, pin.as_deref(), bar)
-                        .await
-                        .with_context(|| format!("adding {}", path.display()))?
-                };
-                out.added(&added)?;
-                results.push(added);
-            }
-            out.added_all(&results)?;
+                    Request::Add { path, pin }
+                }
+            };
+            return Ok(paths.into_iter().map(each).collect());
         }
-        Command::Cat { object } => {
-            let mut stdout = tokio::io::stdout();
-            node.cat(&object, &mut stdout).await?;
-        }
-        Command::Ls { object } => out.listing(&node.ls(&object).await?)?,
+        Command::Cat { object } => Request::Cat { object },
+        Command::Ls { object } => Request::Ls { object },
         Command::Export {
             object,
             dest,
             force,
-        } => {
-            let bar = Arc::new(Bar::new("exporting", out.is_json()));
-            let exported = node
-                .export(&object, &dest, force, bar)
-                .await
-                .with_context(|| format!("exporting {object} to {}", dest.display()))?;
-            out.exported(&exported)?;
-        }
-        Command::Pin { action } => match action {
-            PinAction::Add { name, object } => out.pinned(&node.pin_add(&name, &object).await?)?,
-            PinAction::Rm { name } => out.unpinned(&node.pin_rm(&name).await?)?,
-            PinAction::Ls => out.pins(&node.pins().await?)?,
+        } => Request::Export {
+            object,
+            dest,
+            force,
         },
-        Command::Gc { dry_run } => out.gc(&node.gc(dry_run).await?)?,
-        Command::Trust { action } => return trust(node, action, out).await,
-        Command::Fsck => {
-            let bar = Arc::new(Bar::new("checking", out.is_json()));
-            let report = node.fsck(bar).await?;
-            out.fsck(&report)?;
-            if !report.is_clean() {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+        Command::Pin { action } => match action {
+            PinAction::Add { name, object } => Request::PinAdd { name, object },
+            PinAction::Rm { name } => Request::PinRm { name },
+            PinAction::Ls => Request::PinLs,
+        },
+        Command::Gc { dry_run } => Request::Gc { dry_run },
+        Command::Fsck => Request::Fsck,
+        Command::Trust { action } => trust(action),
+        Command::Stop => Request::Stop,
+        Command::Status { wait: None } => Request::Status,
+        Command::Invite { cap, expires, uses } => Request::Invite {
+            caps: cap,
+            expires,
+            uses,
+        },
+        Command::Join { ticket } => Request::Join { ticket },
+        Command::Peers { action } => match action {
+            PeersAction::Ls => Request::PeersLs,
+            PeersAction::Add { key, addrs } => Request::PeerAdd { peer: key, addrs },
+            PeersAction::Rm { key } => Request::PeerRm { peer: key },
+        },
+        Command::Get {
+            hash,
+            from,
+            out,
+            force,
+        } => Request::Get {
+            hash,
+            from,
+            out,
+            force,
+        },
+        Command::Push { object, to } => Request::Push { object, to },
+    };
+    Ok(vec![request])
 }
 
-async fn trust(node: &Node, action: TrustAction, out: &Out) -> Result<ExitCode> {
-    let sign = |agent| SignWith {
-        agent,
-        passphrase: &EnvOrTerminal,
-    };
+fn trust(action: TrustAction) -> Request {
     match action {
         TrustAction::Grant {
             key,
             cap,
             expires,
             delegate,
-            out: file,
+            out,
             agent,
-        } => {
-            let expires = parse_duration(&expires).map_err(anyhow::Error::msg)?;
-            let cert = node
-                .trust_grant(&key, &cap, expires, delegate, file.as_deref(), sign(agent))
-                .await?;
-            out.cert(&cert)?;
-        }
-        TrustAction::Import { file } => out.imported(&node.trust_import(&file).await?)?,
-        TrustAction::Ls => out.certs(&node.trust_list().await?)?,
-        TrustAction::Show { cert } => out.cert(&node.trust_show(&cert).await?)?,
-        TrustAction::Verify { peer, cap } => {
-            let verdict = node.trust_verify(&peer, &cap).await?;
-            out.verdict(&verdict)?;
-            if !verdict.allowed {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        TrustAction::Revoke {
-            cert,
-            out: file,
+        } => Request::TrustGrant {
+            key,
+            caps: cap,
+            expires,
+            delegate,
+            out,
             agent,
-        } => out.cert(
-            &node
-                .trust_revoke(&cert, file.as_deref(), sign(agent))
-                .await?,
-        )?,
+        },
+        TrustAction::Import { file } => Request::TrustImport { file },
+        TrustAction::Ls => Request::TrustLs,
+        TrustAction::Show { cert } => Request::TrustShow { cert },
+        TrustAction::Verify { peer, cap } => Request::TrustVerify { peer, cap },
+        TrustAction::Revoke { cert, out, agent } => Request::TrustRevoke { cert, out, agent },
         TrustAction::Roots { action } => match action {
-            RootsAction::Add { key, name } => {
-                out.roots(&[node.trust_roots_add(&key, &name).await?])?
-            }
-            RootsAction::Rm { key } => out.roots(&[node.trust_roots_rm(&key).await?])?,
-            RootsAction::Ls => out.roots(&node.trust_roots().await?)?,
+            RootsAction::Add { key, name } => Request::TrustRootsAdd { key, name },
+            RootsAction::Rm { key } => Request::TrustRootsRm { key },
+            RootsAction::Ls => Request::TrustRootsLs,
         },
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,11 @@ use std::io::Write;
 
 use anyhow::Result;
 use clive_node::{
-    AddResult, CertInfo, IdentityInfo, Imported, Initialized, ListEntry, RootInfo, Verdict,
+    AddResult, CertInfo, Fetched, IdentityInfo, Imported, Initialized, Invite, Joined, ListEntry,
+    PeerInfo, Pushed, Reply, RootInfo, Verdict,
+    api::{DaemonInfo, StatusReport},
     cas::{Exported, FsckReport, GcReport, Pin},
+    daemon::Ready,
 };
 use indicatif::HumanBytes;
 use serde::Serialize;
@@ -306,6 +309,228 @@ impl Out {
         }
         Ok(())
     }
+}
+
+impl Out {
+    /// Any reply, as the command that asked for it prints it.
+    pub fn reply(&self, reply: &Reply) -> Result<()> {
+        match reply {
+            Reply::Identity(id) => self.identity(id),
+            Reply::Added(added) => self.added(added),
+            Reply::Written { .. } => Ok(()),
+            Reply::Listing(entries) => self.listing(entries),
+            Reply::Exported(e) => self.exported(e),
+            Reply::Pinned(pin) => self.pinned(pin),
+            Reply::Unpinned(pin) => self.unpinned(pin),
+            Reply::Pins(pins) => self.pins(pins),
+            Reply::Gc(report) => self.gc(report),
+            Reply::Fsck(report) => self.fsck(report),
+            Reply::Cert(c) => self.cert(c),
+            Reply::Imported(imported) => self.imported(imported),
+            Reply::Certs(certs) => self.certs(certs),
+            Reply::Verdict(v) => self.verdict(v),
+            Reply::Roots(roots) => self.roots(roots),
+            Reply::Status(status) => self.status(status),
+            Reply::Stopping(daemon) => self.stopped(daemon),
+            Reply::Invite(invite) => self.invite(invite),
+            Reply::Joined(joined) => self.joined(joined),
+            Reply::Peers(peers) => self.peers(peers),
+            Reply::PeerAdded(peer) => self.peer_changed("added", peer),
+            Reply::PeerRemoved(peer) => self.peer_changed("removed", peer),
+            Reply::Fetched(fetched) => self.fetched(fetched),
+            Reply::Pushed(pushed) => self.pushed(pushed),
+        }
+    }
+
+    /// Once the daemon serves.
+    pub fn ready(&self, ready: &Ready) -> Result<()> {
+        if self.json {
+            return self.print_json(ready);
+        }
+        let addrs = match ready.addrs.len() {
+            0 => String::new(),
+            _ => format!(", listening on {}", ready.addrs.join(" ")),
+        };
+        self.text(format_args!(
+            "clive-node running: endpoint id {}, control socket {}, process {}{addrs}\n",
+            ready.identity.endpoint_id,
+            ready.control_socket.display(),
+            ready.pid
+        ))
+    }
+
+    /// `status`.
+    pub fn status(&self, report: &StatusReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        let s = &report.status;
+        let mut stdout = std::io::stdout().lock();
+        match &report.daemon {
+            Some(d) => writeln!(
+                stdout,
+                "status     running (process {}, control socket {})",
+                d.pid,
+                d.control_socket.display()
+            )?,
+            None if s.running => writeln!(stdout, "status     running")?,
+            None => writeln!(stdout, "status     not running")?,
+        }
+        writeln!(stdout, "endpoint   {}", s.identity.endpoint_id)?;
+        writeln!(stdout, "key        {}", s.identity.fingerprint)?;
+        if s.running {
+            writeln!(stdout, "addresses  {}", list(&s.addrs))?;
+            writeln!(
+                stdout,
+                "uptime     {}",
+                humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs))
+            )?;
+        }
+        writeln!(
+            stdout,
+            "store      {} objects, {}",
+            s.store_objects,
+            HumanBytes(s.store_bytes)
+        )?;
+        let connected = s.peers.iter().filter(|p| p.connected).count();
+        writeln!(
+            stdout,
+            "peers      {} known, {connected} connected",
+            s.peers.len()
+        )?;
+        for p in &s.peers {
+            writeln!(stdout, "  {}", peer_line(p))?;
+        }
+        Ok(())
+    }
+
+    /// After `stop`.
+    pub fn stopped(&self, daemon: &DaemonInfo) -> Result<()> {
+        if self.json {
+            return self.print_json(daemon);
+        }
+        self.text(format_args!(
+            "stopped clive-node (process {})\n",
+            daemon.pid
+        ))
+    }
+
+    /// `invite`: an explanation, then the ticket alone on the last line.
+    pub fn invite(&self, invite: &Invite) -> Result<()> {
+        if self.json {
+            return self.print_json(invite);
+        }
+        let joins = if invite.uses == 1 { "join" } else { "joins" };
+        self.text(format_args!(
+            "invite: {} for {} {joins}, valid until {}\n\
+             on the new node, run `clive-node join` with this ticket:\n{}\n",
+            invite.caps, invite.uses, invite.expires, invite.ticket
+        ))
+    }
+
+    /// After `join`.
+    pub fn joined(&self, joined: &Joined) -> Result<()> {
+        if self.json {
+            return self.print_json(joined);
+        }
+        let c = &joined.cert;
+        self.text(format_args!(
+            "joined {} ({})\nholding certificate {}: {} until {}\n",
+            joined.peer.fingerprint,
+            joined.peer.endpoint_id,
+            short(&c.id),
+            c.capabilities,
+            c.valid_until
+        ))
+    }
+
+    /// `peers ls`: one line each.
+    pub fn peers(&self, peers: &[PeerInfo]) -> Result<()> {
+        if self.json {
+            return self.print_json(peers);
+        }
+        let mut stdout = std::io::stdout().lock();
+        for p in peers {
+            writeln!(stdout, "{}", peer_line(p))?;
+        }
+        Ok(())
+    }
+
+    /// After `peers add` or `peers rm`.
+    pub fn peer_changed(&self, verb: &str, peer: &PeerInfo) -> Result<()> {
+        if self.json {
+            return self.print_json(peer);
+        }
+        let at = match peer.addrs.len() {
+            0 => String::new(),
+            _ => format!(" at {}", peer.addrs.join(" ")),
+        };
+        self.text(format_args!(
+            "{verb} peer {} ({}){at}\n",
+            peer.fingerprint, peer.endpoint_id
+        ))
+    }
+
+    /// After `get`.
+    pub fn fetched(&self, f: &Fetched) -> Result<()> {
+        if self.json {
+            return self.print_json(f);
+        }
+        self.text(format_args!(
+            "fetched {} {} from {} ({} objects, {}; {} received)\n",
+            f.kind,
+            f.hash,
+            f.from,
+            f.objects,
+            HumanBytes(f.size),
+            HumanBytes(f.bytes_received)
+        ))?;
+        match &f.exported {
+            Some(e) => self.exported(e),
+            None => Ok(()),
+        }
+    }
+
+    /// After `push`.
+    pub fn pushed(&self, p: &Pushed) -> Result<()> {
+        if self.json {
+            return self.print_json(p);
+        }
+        self.text(format_args!(
+            "pushed {} to {} ({} sent)\n",
+            p.hash,
+            p.to,
+            HumanBytes(p.bytes_sent)
+        ))
+    }
+}
+
+/// A peer on one line: endpoint id, whether connected, fingerprint, addresses.
+fn peer_line(p: &PeerInfo) -> String {
+    let state = if p.connected { "connected" } else { "offline" };
+    let seen = match (&p.last_seen, p.connected) {
+        (Some(when), false) => format!(" (last seen {when})"),
+        _ => String::new(),
+    };
+    format!(
+        "{}  {state:<9}  {}  {}{seen}",
+        p.endpoint_id,
+        p.fingerprint,
+        list(&p.addrs)
+    )
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(" ")
+    }
+}
+
+/// The first 16 characters of an id.
+fn short(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
 }
 
 /// True when the error is a closed standard output (`clive-node cat | head`).

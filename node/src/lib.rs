@@ -3,7 +3,10 @@
 //! A [`Node`] owns a [`Home`] (its key, configuration, store and state) and
 //! offers the API the command-line tool is a thin client of.
 
+pub mod api;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod error;
 pub mod home;
 pub mod lock;
@@ -11,9 +14,11 @@ pub mod net;
 pub mod node;
 pub mod trust;
 
+pub use api::{ApiError, Call, CallContext, Reply, Request};
 pub use clive_cas as cas;
 pub use clive_trust;
 pub use config::Config;
+pub use control::{Connection, ControlClient};
 pub use error::NodeError;
 pub use home::Home;
 pub use lock::HomeLock;

@@ -106,10 +106,13 @@ pub struct RootInfo {
 /// How `grant` and `revoke` sign.
 #[derive(Clone, Copy)]
 pub struct SignWith<'a> {
-    /// Sign through the ssh-agent at `SSH_AUTH_SOCK`.
+    /// Sign through the ssh-agent at `agent_socket`.
     pub agent: bool,
+    /// The ssh-agent socket: the `SSH_AUTH_SOCK` of whoever asked (which,
+    /// through a daemon, is not the daemon's own); `None` when it has none.
+    pub agent_socket: Option<&'a Path>,
     /// Where the passphrase of an encrypted key comes from.
-    pub passphrase: &'a dyn PassphraseSource,
+    pub passphrase: &'a (dyn PassphraseSource + Sync),
 }
 
 /// The node's trust state.
@@ -364,8 +367,11 @@ impl Node {
     fn signer(&self, with: SignWith<'_>) -> Result<Box<dyn Signer>, NodeError> {
         let key_path = self.home().key_path();
         if with.agent || !key_path.exists() {
-            let signer = AgentSigner::from_env(self.public().clone()).map_err(trust_err)?;
-            return Ok(Box::new(signer));
+            let socket = with
+                .agent_socket
+                .filter(|s| !s.as_os_str().is_empty())
+                .ok_or_else(|| trust_err("no ssh-agent: SSH_AUTH_SOCK is not set"))?;
+            return Ok(Box::new(AgentSigner::new(socket, self.public().clone())));
         }
         let key = NodeKey::read(&key_path)?;
         let pass = if key.is_encrypted() {

@@ -21,6 +21,7 @@ impl PassphraseSource for NoPassphrase {
 fn sign() -> SignWith<'static> {
     SignWith {
         agent: false,
+        agent_socket: None,
         passphrase: &NoPassphrase,
     }
 }

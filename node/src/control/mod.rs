@@ -1,0 +1,186 @@
+//! The daemon's local control socket, and how a client picks between it and
+//! opening the home in-process.
+//!
+//! # Protocol `clive-control`, version 1
+//!
+//! `HOME/control.sock` is a Unix stream socket of mode 0600, reachable only
+//! by the user who owns the home (the daemon also checks the peer's uid with
+//! `SO_PEERCRED`). Both directions carry frames ([`wire`]):
+//!
+//! ```text
+//! frame = length:u32 (big endian, kind + payload, 1..=16 MiB) kind:u8 payload
+//!
+//! kind 1 HELLO       JSON {"protocol":"clive-control","version":1,"pid":N}
+//! kind 2 REQUEST     JSON api::Call {"cwd":..,"ssh_auth_sock":..,"request":{"op":..,..}}
+//! kind 3 DATA        raw bytes, at most 64 KiB
+//! kind 4 END         empty
+//! kind 5 PROGRESS    flags:u8 (bit 0: total known) total:u64 done:u64, big endian
+//! kind 6 REPLY_PART  a piece of the JSON reply; the next piece follows
+//! kind 7 REPLY       JSON api::Reply {"reply":..,"value":..} (its last piece)
+//! kind 8 ERROR       JSON {"message":".."}
+//! ```
+//!
+//! One connection carries one call:
+//!
+//! ```text
+//! client -> HELLO                    (pid absent)
+//! daemon -> HELLO                    (or ERROR, and closes, if it does not speak that version)
+//! client -> REQUEST
+//! client -> DATA* END                only when the request reads standard input (`add -`)
+//! daemon -> (DATA | PROGRESS)*       DATA: the call's standard output (`cat`)
+//! daemon -> REPLY_PART* REPLY | ERROR
+//! ```
+//!
+//! After the reply to `stop` the daemon keeps the connection open until it
+//! has stopped (socket removed, store closed, home released), so the client
+//! learns that from the end of the connection.
+//!
+//! The daemon waits at most 10 s for HELLO and REQUEST. A frame that is too
+//! long, of an unknown kind, out of place or that does not decode ends the
+//! connection with an ERROR saying why; a client that leaves during a call
+//! cancels the call. The JSON of a reply may span frames (up to 256 MiB in
+//! all); every other message fits in one frame. ERROR messages hold the
+//! whole chain of causes, so a client prints the same text whether a call
+//! ran in the daemon or in-process.
+
+pub mod client;
+pub(crate) mod server;
+pub mod wire;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{Connection, ControlClient};
+
+/// The protocol's name, in every HELLO.
+pub const PROTOCOL: &str = "clive-control";
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// The largest reply, all its frames together: 256 MiB.
+pub const MAX_REPLY: usize = 256 * 1024 * 1024;
+
+/// The first frame each way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`PROTOCOL`].
+    pub protocol: String,
+    /// The version the sender speaks.
+    pub version: u32,
+    /// The daemon's process id (absent from the client's hello).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+impl Hello {
+    /// A hello of this build.
+    pub fn new(pid: Option<u32>) -> Self {
+        Hello {
+            protocol: PROTOCOL.to_owned(),
+            version: VERSION,
+            pid,
+        }
+    }
+}
+
+/// The payload of an ERROR frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMessage {
+    /// The error and its causes.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use clive_cas::Progress;
+
+    use super::{
+        client::{Failure, read_reply},
+        server::send_reply,
+        wire::{Kind, ProgressSnapshot, write_frame},
+    };
+    use crate::{PeerInfo, api::Reply};
+
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(&'static str, u64)>>);
+
+    impl Progress for Recorded {
+        fn set_total(&self, bytes: u64) {
+            self.0.lock().unwrap().push(("total", bytes));
+        }
+        fn advance(&self, bytes: u64) {
+            self.0.lock().unwrap().push(("advance", bytes));
+        }
+    }
+
+    #[tokio::test]
+    async fn data_progress_and_a_reply_larger_than_a_frame_arrive_intact() {
+        let reply = Reply::Peers(vec![PeerInfo {
+            endpoint_id: "e".repeat(64),
+            fingerprint: "SHA256:x".into(),
+            // More than one frame of JSON.
+            addrs: vec!["a".repeat(20 << 20)],
+            connected: false,
+            last_seen: None,
+        }]);
+        let mut wire = Vec::new();
+        let snap = |total, done| ProgressSnapshot { total, done }.encode();
+        write_frame(&mut wire, Kind::Progress, &snap(None, 5))
+            .await
+            .unwrap();
+        write_frame(&mut wire, Kind::Data, b"hello ").await.unwrap();
+        write_frame(&mut wire, Kind::Progress, &snap(Some(100), 50))
+            .await
+            .unwrap();
+        write_frame(&mut wire, Kind::Data, b"world").await.unwrap();
+        write_frame(&mut wire, Kind::Progress, &snap(Some(100), 100))
+            .await
+            .unwrap();
+        send_reply(&mut wire, &reply).await.unwrap();
+
+        let mut stdout = Vec::new();
+        let progress = Recorded::default();
+        let got = match read_reply(&mut &wire[..], &mut stdout, &progress).await {
+            Ok(got) => got,
+            Err(Failure::Wire(e)) => panic!("{e}"),
+            Err(Failure::Api(e)) => panic!("{e}"),
+        };
+        assert_eq!(got, reply);
+        assert_eq!(stdout, b"hello world");
+        assert_eq!(
+            *progress.0.lock().unwrap(),
+            [
+                ("advance", 5),
+                ("total", 100),
+                ("advance", 45),
+                ("advance", 50)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_frame_is_the_daemons_message_and_a_cut_is_an_error() {
+        let mut wire = Vec::new();
+        write_frame(
+            &mut wire,
+            Kind::Error,
+            br#"{"message":"adding x: no such file"}"#,
+        )
+        .await
+        .unwrap();
+        let mut stdout = Vec::new();
+        let progress = Recorded::default();
+        match read_reply(&mut &wire[..], &mut stdout, &progress).await {
+            Err(Failure::Api(e)) => assert_eq!(e.to_string(), "adding x: no such file"),
+            _ => panic!("expected the daemon's error"),
+        }
+        let mut cut = Vec::new();
+        write_frame(&mut cut, Kind::Data, b"partial").await.unwrap();
+        assert!(matches!(
+            read_reply(&mut &cut[..], &mut stdout, &progress).await,
+            Err(Failure::Wire(_))
+        ));
+    }
+}
