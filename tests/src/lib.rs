@@ -183,3 +183,108 @@ pub fn ssh_keygen_key(args: &[&str], path: &Path) {
     all.extend(["-q".as_ref(), "-f".as_ref(), path.as_os_str()]);
     tool("ssh-keygen", all);
 }
+
+/// A daemon (`clive-node start`) serving a test node's home. Dropping it
+/// kills it (SIGKILL) if it still runs, so a failing test leaves nothing
+/// behind.
+pub struct Daemon {
+    child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl TestNode {
+    /// The directory holding the home and the scratch files.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Starts a daemon on `127.0.0.1:0` with `configure` applied to its
+    /// command (environment, say), and waits (`status --wait 10s`) until it
+    /// answers.
+    pub fn start_daemon_with(&self, configure: impl FnOnce(&mut Command)) -> Daemon {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let stdout = self.scratch(&format!("daemon-{n}.out"));
+        let stderr = self.scratch(&format!("daemon-{n}.err"));
+        let mut cmd = self.cmd(["start", "--bind", "127.0.0.1:0"]);
+        cmd.stdout(std::fs::File::create(&stdout).expect("daemon stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("daemon stderr file"));
+        configure(&mut cmd);
+        let child = cmd.spawn().expect("spawn clive-node start");
+        let mut daemon = Daemon {
+            child,
+            stdout,
+            stderr,
+        };
+        let out = self
+            .cmd(["status", "--wait", "10s"])
+            .output()
+            .expect("run clive-node status --wait");
+        if !out.status.success() {
+            let exited = daemon.child.try_wait().ok().flatten();
+            panic!(
+                "the daemon did not answer ({exited:?}): {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                daemon.logs()
+            );
+        }
+        daemon
+    }
+
+    /// Starts a daemon on `127.0.0.1:0` and waits until it answers.
+    pub fn start_daemon(&self) -> Daemon {
+        self.start_daemon_with(|_| {})
+    }
+}
+
+impl Daemon {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it printed, standard output then standard error.
+    pub fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "daemon stdout:\n{}\ndaemon stderr:\n{}",
+            read(&self.stdout),
+            read(&self.stderr)
+        )
+    }
+
+    /// Sends it a signal.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill {}", self.child.id());
+    }
+
+    /// Waits at most `timeout` for it to exit; panics (with its logs) if it
+    /// does not.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the daemon") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not exit within {timeout:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
