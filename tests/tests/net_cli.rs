@@ -2,13 +2,9 @@
 //! invite and join, a 1,000-file tree, push, a restart and reconnection,
 //! revocation, refusals, and a fetch that resumes after SIGKILL.
 
-use std::{
-    path::Path,
-    process::{Child, Stdio},
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
-use clive_tests::{TestNode, assert_same_tree, write_pseudo_random};
+use clive_tests::{Daemon, TestNode, assert_same_tree, write_pseudo_random};
 
 /// A node whose config keeps it on 127.0.0.1.
 fn loopback_node() -> TestNode {
@@ -21,41 +17,15 @@ fn loopback_node() -> TestNode {
     node
 }
 
-/// A running `clive-node start`, killed if the test ends without stopping it.
-struct Daemon {
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start(node: &TestNode) -> Daemon {
-        let log = std::fs::File::create(node.scratch("daemon.log")).unwrap();
-        let child = node
-            .cmd(["start", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn clive-node start");
-        let daemon = Daemon { child: Some(child) };
-        node.ok(["status", "--wait", "20s"]);
-        daemon
-    }
-
-    fn stop(mut self, node: &TestNode) {
-        node.ok(["stop"]);
-        if let Some(mut child) = self.child.take() {
-            let status = child.wait().unwrap();
-            assert!(status.success(), "daemon exited with {status}");
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
+/// Stops the daemon through the CLI; it must exit cleanly.
+fn stop(node: &TestNode, mut daemon: Daemon) {
+    node.ok(["stop"]);
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "daemon exited with {status}\n{}",
+        daemon.logs()
+    );
 }
 
 fn endpoint_id(node: &TestNode) -> String {
@@ -96,16 +66,20 @@ fn make_tree(root: &Path, files: usize) {
     for i in 0..files {
         let dir = root.join(format!("d{:02}", i % 25));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("f{i:04}")), format!("{i}\n").repeat(i % 9 + 1)).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:04}")),
+            format!("{i}\n").repeat(i % 9 + 1),
+        )
+        .unwrap();
     }
 }
 
 #[test]
 fn daemons_join_fetch_push_restart_and_revoke() {
     let (a, b, c) = (loopback_node(), loopback_node(), loopback_node());
-    let a_daemon = Daemon::start(&a);
-    let mut b_daemon = Daemon::start(&b);
-    let _c_daemon = Daemon::start(&c);
+    let a_daemon = a.start_daemon();
+    let b_daemon = b.start_daemon();
+    let _c_daemon = c.start_daemon();
     let a_id = endpoint_id(&a);
     let b_id = endpoint_id(&b);
     admit(&a, &b, "fetch,push");
@@ -138,8 +112,8 @@ fn daemons_join_fetch_push_restart_and_revoke() {
 
     // B restarts; A and B reconnect on their own.
     eventually("A sees B connected", || peer_connected(&a, &b_id));
-    b_daemon.stop_in_place(&b);
-    b_daemon = Daemon::start(&b);
+    stop(&b, b_daemon);
+    let b_daemon = b.start_daemon();
     eventually("B reconnects to A after a restart", || {
         peer_connected(&b, &a_id) && peer_connected(&a, &b_id)
     });
@@ -164,34 +138,27 @@ fn daemons_join_fetch_push_restart_and_revoke() {
         .to_owned();
     let err = b.fails(["get", &later_hash, "--from", &a_id]);
     assert!(err.contains("refused") && err.contains("revoked"), "{err}");
-    drop(b_daemon);
-    a_daemon.stop(&a);
-}
-
-impl Daemon {
-    /// Stops the daemon through the CLI and waits for it, leaving `self` empty.
-    fn stop_in_place(&mut self, node: &TestNode) {
-        node.ok(["stop"]);
-        if let Some(mut child) = self.child.take() {
-            assert!(child.wait().unwrap().success());
-        }
-    }
+    stop(&b, b_daemon);
+    stop(&a, a_daemon);
 }
 
 #[test]
-fn a_stranger_and_a_fetch_only_peer_are_refused_clearly() {
+fn a_stranger_is_refused_fetch_and_push_with_the_reason() {
     let (a, stranger) = (loopback_node(), loopback_node());
-    let _a_daemon = Daemon::start(&a);
+    let _a_daemon = a.start_daemon();
     let a_id = endpoint_id(&a);
     let addr = a.json(["status"])["addrs"][0].as_str().unwrap().to_owned();
     let file = a.scratch("f");
     std::fs::write(&file, "x").unwrap();
-    let hash = a.json(["add", file.to_str().unwrap(), "--pin", "f"])[0]["hash"]
+    stranger.ok(["peers", "add", &a_id, &addr]);
+    stranger.ok(["add", file.to_str().unwrap(), "--pin", "f"]);
+    let other = a.scratch("g");
+    std::fs::write(&other, "only on A").unwrap();
+    let other_hash = a.json(["add", other.to_str().unwrap(), "--pin", "g"])[0]["hash"]
         .as_str()
         .unwrap()
         .to_owned();
-    stranger.ok(["peers", "add", &a_id, &addr]);
-    let err = stranger.fails(["get", &hash, "--from", &a_id]);
+    let err = stranger.fails(["get", &other_hash, "--from", &a_id]);
     assert!(err.contains("refused"), "{err}");
     let err = stranger.fails(["push", "f", "--to", &a_id]);
     assert!(err.contains("refused"), "{err}");
@@ -200,7 +167,7 @@ fn a_stranger_and_a_fetch_only_peer_are_refused_clearly() {
 #[test]
 fn a_fetch_killed_halfway_resumes_without_starting_over() {
     let (a, b) = (loopback_node(), loopback_node());
-    let _a_daemon = Daemon::start(&a);
+    let _a_daemon = a.start_daemon();
     let a_id = endpoint_id(&a);
     admit(&a, &b, "fetch");
     let size: u64 = 200 << 20;
@@ -229,7 +196,10 @@ fn a_fetch_killed_halfway_resumes_without_starting_over() {
     }
     get.wait().unwrap();
     assert!(killed_at > 0, "the fetch never reached half way");
-    assert!(killed_at < size, "the fetch finished before it could be killed");
+    assert!(
+        killed_at < size,
+        "the fetch finished before it could be killed"
+    );
     let again = b.json(["get", &hash, "--from", &a_id]);
     let received = again["bytes_received"].as_u64().unwrap();
     assert!(
