@@ -18,8 +18,9 @@ pub const DEFAULT_CONFIG: &str = "\
 
 # [net]
 # Where the node listens when `clive-node start` runs (`--bind` overrides).
-# Port 0 picks a free port at each start.
-# bind = [\"0.0.0.0:0\"]
+# Port 0 picks a free port at each start. Commands run without a daemon
+# listen on these addresses with port 0, only for as long as they run.
+# bind = [\"0.0.0.0:4919\"]
 # A relay server for peers behind NAT; none is used unless set here.
 # relay = \"https://relay.example.org\"
 ";
@@ -40,7 +41,7 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetConfig {
-    /// Socket addresses to listen on; empty means `0.0.0.0:0`.
+    /// Socket addresses to listen on; empty means `0.0.0.0:4919`.
     #[serde(default)]
     pub bind: Vec<std::net::SocketAddr>,
     /// A relay server URL; relays are off when unset.

@@ -218,6 +218,15 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .to_string();
     assert!(err.contains("refused to serve"), "{err}");
     assert!(err.contains("revoked"), "{err}");
+    // A does not have everything: it says so.
+    let missing = "11".repeat(32);
+    let err = c
+        .node()
+        .get(&missing, Some(&a.id()), Arc::new(NoProgress))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not have it"), "{err}");
     // C, still trusted, fetches it.
     c.node()
         .get(&later_hash, None, Arc::new(NoProgress))
@@ -371,10 +380,18 @@ async fn a_restarted_node_reconnects_to_its_peers() {
     })
     .await;
     b.restart().await;
-    eventually("B reconnected to A after its restart", || async {
-        b.connected_to(&a).await && a.connected_to(&b).await
-    })
-    .await;
+    for _ in 0..300 {
+        if b.connected_to(&a).await && a.connected_to(&b).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        b.connected_to(&a).await && a.connected_to(&b).await,
+        "B did not reconnect to A after its restart:\nA: {:?}\nB: {:?}",
+        a.node().peers().await.unwrap(),
+        b.node().peers().await.unwrap()
+    );
     // The peer records survived the restart.
     assert_eq!(b.node().peers().await.unwrap().len(), 1);
 }

@@ -144,28 +144,44 @@ impl Announcer {
         &self.gossip
     }
 
-    /// Adds `peer` to this node's neighbours on the topic (once subscribed).
-    pub async fn join_peer(&self, peer: EndpointId) {
-        if let Some((tx, _)) = self.sender.lock().await.as_ref()
-            && let Err(e) = tx.join_peers(vec![peer]).await
-        {
-            tracing::debug!("joining {} on the topic: {e}", peer.fmt_short());
-        }
+    /// Adds `peer` to this node's neighbours on the topic (once
+    /// subscribed), in the background: the caller never waits on gossip.
+    pub fn join_peer(self: &Arc<Self>, peer: EndpointId) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let join = async {
+                let tx = this.sender.lock().await.as_ref().map(|(tx, _)| tx.clone());
+                if let Some(tx) = tx {
+                    tx.join_peers(vec![peer]).await
+                } else {
+                    Ok(())
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(10), join).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("joining {} on the topic: {e}", peer.fmt_short()),
+                Err(_) => tracing::debug!("joining {} on the topic timed out", peer.fmt_short()),
+            }
+        });
     }
 
     /// Broadcasts `body`, no sooner than [`MIN_INTERVAL`] after the last.
     async fn send(&self, key: &iroh::SecretKey, body: Body) {
         let Some(bytes) = seal(key, body) else { return };
-        let mut sender = self.sender.lock().await;
-        let Some((tx, last)) = sender.as_mut() else {
-            return;
+        // Reserve the next slot, then wait for it without holding the lock.
+        let (tx, at) = {
+            let mut sender = self.sender.lock().await;
+            let Some((tx, last)) = sender.as_mut() else {
+                return;
+            };
+            let at = (*last + MIN_INTERVAL).max(Instant::now());
+            *last = at;
+            (tx.clone(), at)
         };
-        let wait = MIN_INTERVAL.saturating_sub(last.elapsed());
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep_until(at.into()).await;
         if let Err(e) = tx.broadcast(bytes.into()).await {
             tracing::debug!("announcing: {e}");
         }
-        *last = Instant::now();
     }
 }
 

@@ -20,13 +20,17 @@ use crate::NodeError;
 /// How often an idle connection is kept alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-/// The listen address when none is configured.
-pub const DEFAULT_BIND: &str = "0.0.0.0:0";
+/// The daemon's listen address when none is configured: a fixed port, so
+/// peers find a restarted node where they last saw it.
+pub const DEFAULT_BIND: &str = "0.0.0.0:4919";
 
 /// Binds an endpoint for `secret` on `bind` (default [`DEFAULT_BIND`]).
+/// With `ephemeral`, the ports are replaced by 0: a one-command endpoint
+/// only dials out and must not take the daemon's port.
 pub async fn bind(
     secret: &clive_trust::SecretKey,
     bind: &[SocketAddr],
+    ephemeral: bool,
     relay: Option<&str>,
     lookup: MemoryLookup,
 ) -> Result<Endpoint, NodeError> {
@@ -47,8 +51,12 @@ pub async fn bind(
         .map_err(|e| net_err(e.to_string()))?];
     let bind = if bind.is_empty() { &defaults[..] } else { bind };
     for addr in bind {
+        let mut addr = *addr;
+        if ephemeral {
+            addr.set_port(0);
+        }
         builder = builder
-            .bind_addr(*addr)
+            .bind_addr(addr)
             .map_err(|e| net_err(format!("cannot listen on {addr}: {e}")))?;
     }
     if let Some(url) = relay {

@@ -19,7 +19,7 @@ use iroh_blobs::{
     HashAndFormat,
     api::remote::GetProgressItem,
     get::GetError,
-    protocol::{ChunkRanges, ERR_PERMISSION, GetManyRequest},
+    protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest},
 };
 use n0_future::StreamExt;
 
@@ -105,7 +105,7 @@ async fn get_from(
             .stream();
         received += match drive(stream, progress).await {
             Ok(n) => n,
-            Err(e) => return Err(explain(shared, peer, hash, e).await),
+            Err(e) => return Err(explain(shared, peer, e).await),
         };
     }
     let kind = shared.store.kind(hash).await?;
@@ -155,7 +155,7 @@ async fn get_from(
                     .stream();
                 received += match drive(stream, progress).await {
                     Ok(n) => n,
-                    Err(e) => return Err(explain(shared, peer, hash, e).await),
+                    Err(e) => return Err(explain(shared, peer, e).await),
                 };
             }
             level = next;
@@ -193,24 +193,29 @@ async fn drive(
 }
 
 /// Turns a failed request into an error a user can act on.
-async fn explain(shared: &Arc<Shared>, peer: EndpointId, hash: Hash, e: GetError) -> NodeError {
+async fn explain(shared: &Arc<Shared>, peer: EndpointId, e: GetError) -> NodeError {
     shared.blob_conns.lock().await.remove(&peer);
     let short = peer.fmt_short();
     if matches!(e, GetError::Decode { .. }) {
         return NodeError::Net(format!(
-            "peer {short} sent data that does not match {hash} (a corrupt or dishonest \
+            "peer {short} sent data that does not match the hash (a corrupt or dishonest \
              peer); the bad data was discarded: {e}"
         ));
     }
     if e.iroh_error_code() == Some(ERR_PERMISSION) || is_refused_connection(&e) {
         let reason = refusal(shared, peer).await.unwrap_or_default();
-        return NodeError::Net(format!("peer {short} refused to serve {hash}: {reason}"));
+        return NodeError::Net(format!("peer {short} refused to serve it: {reason}"));
+    }
+    if e.iroh_error_code() == Some(ERR_INTERNAL) {
+        return NodeError::Net(format!(
+            "peer {short} does not have it (or could not read it)"
+        ));
     }
     // A closed connection may also be a refusal: ask, and say so if it was.
     if let Some(reason) = refusal(shared, peer).await {
-        return NodeError::Net(format!("peer {short} refused to serve {hash}: {reason}"));
+        return NodeError::Net(format!("peer {short} refused to serve it: {reason}"));
     }
-    NodeError::Net(format!("peer {short} could not serve {hash}: {e}"))
+    NodeError::Net(format!("peer {short} could not serve it: {e}"))
 }
 
 fn is_refused_connection(e: &GetError) -> bool {

@@ -116,7 +116,7 @@ async fn keep(shared: std::sync::Weak<Shared>, id: EndpointId, wake: Arc<Notify>
         }
         match connect(&s, id).await {
             Ok(_) => {
-                s.announcer.join_peer(id).await;
+                s.announcer.join_peer(id);
                 tracing::info!(peer = %id.fmt_short(), "connected to peer");
                 continue;
             }

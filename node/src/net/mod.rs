@@ -39,7 +39,8 @@ use crate::{CertInfo, IdentityInfo, Node, NodeError, trust::NodeTrust};
 /// How to bring the node onto the network.
 #[derive(Debug, Clone, Default)]
 pub struct NetOptions {
-    /// Listen addresses; empty means the configured ones (`[net] bind`).
+    /// Listen addresses; empty means the configured ones (`[net] bind`,
+    /// default `0.0.0.0:4919`).
     pub bind: Vec<SocketAddr>,
     /// A relay server URL; `None` means the configured one, if any.
     pub relay: Option<String>,
@@ -242,7 +243,7 @@ pub(crate) struct Shared {
     /// Objects a peer may fetch because this node offered to push them.
     pub push_grants: Mutex<HashMap<EndpointId, Vec<(Hash, Instant)>>>,
     pub keepers: keeper::Keepers,
-    pub announcer: announce::Announcer,
+    pub announcer: Arc<announce::Announcer>,
 }
 
 impl Shared {
@@ -409,7 +410,9 @@ impl Node {
         };
         let relay = options.relay.clone().or_else(|| config.relay.clone());
         let lookup = iroh::address_lookup::MemoryLookup::new();
-        let endpoint = endpoint::bind(&secret, &bind, relay.as_deref(), lookup.clone()).await?;
+        let ephemeral = mode == Mode::Command;
+        let endpoint =
+            endpoint::bind(&secret, &bind, ephemeral, relay.as_deref(), lookup.clone()).await?;
         let signer = KeySigner::new(secret, PublicIdentity::from_bytes(self.public().bytes()))
             .map_err(|e| NodeError::Net(format!("the node key cannot sign: {e}")))?;
         let shared = Arc::new(Shared {
@@ -426,7 +429,7 @@ impl Node {
             blob_conns: Default::default(),
             push_grants: Default::default(),
             keepers: Default::default(),
-            announcer: announce::Announcer::new(&endpoint),
+            announcer: Arc::new(announce::Announcer::new(&endpoint)),
         });
         for (id, record) in state::peers(&shared.db)? {
             if let Ok(id) = EndpointId::from_bytes(&id) {

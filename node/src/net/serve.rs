@@ -230,7 +230,7 @@ async fn respond(
                 tracing::warn!("recording peer {}: {e}", peer.fmt_short());
             }
             lock(&shared.conns).insert(peer, conn.clone());
-            shared.announcer.join_peer(peer).await;
+            shared.announcer.join_peer(peer);
             tracing::info!(peer = %peer.fmt_short(), "peer said hello");
             wire::PeerReply::Hello {
                 addrs: shared.own_addrs(),
