@@ -2,7 +2,7 @@
 //! invite and join, a 1,000-file tree, push, a restart and reconnection,
 //! revocation, refusals, and a fetch that resumes after SIGKILL.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{os::unix::fs::MetadataExt, path::Path, process::Stdio, time::Duration};
 
 use clive_tests::{Daemon, TestNode, assert_same_tree, write_pseudo_random};
 
@@ -186,7 +186,7 @@ fn a_fetch_killed_halfway_resumes_without_starting_over() {
         .unwrap();
     let mut killed_at = 0;
     for _ in 0..6000 {
-        let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        let len = stored_bytes(&partial);
         if len >= size / 2 {
             get.kill().unwrap(); // SIGKILL
             killed_at = len;
@@ -209,4 +209,12 @@ fn a_fetch_killed_halfway_resumes_without_starting_over() {
     let copy = b.scratch("copy");
     b.ok(["export", &hash, copy.to_str().unwrap()]);
     assert!(std::fs::read(&copy).unwrap() == std::fs::read(&file).unwrap());
+}
+
+/// Bytes actually written to a file (its blocks, not its length, which a
+/// sparse file overstates).
+fn stored_bytes(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0)
 }

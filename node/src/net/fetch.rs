@@ -19,15 +19,19 @@ use iroh_blobs::{
     HashAndFormat,
     api::remote::GetProgressItem,
     get::GetError,
-    protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest},
+    protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest, GetRequest},
 };
-use n0_future::StreamExt;
+use n0_future::{BufferedStreamExt, StreamExt};
 
 use super::{Fetched, Pushed, Shared, keeper, lock, state, wire};
 use crate::NodeError;
 
 /// Most objects in one get-many request.
 pub const BATCH: usize = 1024;
+/// Get-many requests in flight at once on one connection.
+const BATCHES_IN_FLIGHT: usize = 3;
+/// Local-state lookups in flight at once while planning a tree level.
+const LOOKUPS_IN_FLIGHT: usize = 64;
 /// How long a pushed object may be fetched by the receiver.
 const PUSH_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -115,7 +119,7 @@ async fn get_from(
         let mut level = vec![hash];
         let mut seen = HashSet::from([hash]);
         while !level.is_empty() {
-            let mut wanted = Vec::new();
+            let mut children = Vec::new();
             let mut next = Vec::new();
             for tree in &level {
                 for entry in shared.store.read_tree(*tree).await?.entries() {
@@ -127,33 +131,31 @@ async fn get_from(
                         next.push(entry.hash);
                     } else {
                         size += entry.size;
-                        progress.set_total(size);
                     }
-                    let local = remote
-                        .local(HashAndFormat::raw(entry.hash))
-                        .await
-                        .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
-                    if !local.is_complete() {
-                        let missing = local.missing();
-                        let ranges = missing
-                            .ranges
-                            .iter()
-                            .next()
-                            .cloned()
-                            .unwrap_or_else(ChunkRanges::all);
-                        wanted.push((entry.hash, ranges));
-                    }
+                    children.push(entry.hash);
                 }
             }
-            for batch in wanted.chunks(BATCH) {
-                let mut builder = GetManyRequest::builder();
-                for (h, ranges) in batch {
-                    builder = builder.hash(*h, ranges.clone());
-                }
-                let stream = remote
-                    .execute_get_many(conn.clone(), builder.build())
-                    .stream();
-                received += match drive(stream, progress).await {
+            progress.set_total(size);
+            let wanted = missing_ranges(shared, children).await?;
+            let batches: Vec<_> = wanted
+                .chunks(BATCH)
+                .map(|batch| {
+                    let mut builder = GetManyRequest::builder();
+                    for (h, ranges) in batch {
+                        builder = builder.hash(*h, ranges.clone());
+                    }
+                    drive(
+                        remote
+                            .execute_get_many(conn.clone(), builder.build())
+                            .stream(),
+                        progress,
+                    )
+                })
+                .collect();
+            let mut results =
+                n0_future::stream::iter(batches).buffered_unordered(BATCHES_IN_FLIGHT);
+            while let Some(result) = results.next().await {
+                received += match result {
                     Ok(n) => n,
                     Err(e) => return Err(explain(shared, peer, e).await),
                 };
@@ -170,6 +172,40 @@ async fn get_from(
         from: peer.to_string(),
         exported: None,
     })
+}
+
+/// The ranges of `hashes` not stored here yet (only for those not complete).
+async fn missing_ranges(
+    shared: &Shared,
+    hashes: Vec<Hash>,
+) -> Result<Vec<(Hash, ChunkRanges)>, NodeError> {
+    let remote = shared.store.blobs().remote();
+    let lookups: Vec<_> = hashes
+        .into_iter()
+        .map(|hash| async move {
+            let local = remote
+                .local(HashAndFormat::raw(hash))
+                .await
+                .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
+            let ranges = (!local.is_complete()).then(|| root_ranges(&local.missing()));
+            Ok::<_, NodeError>(ranges.map(|r| (hash, r)))
+        })
+        .collect();
+    let mut found = n0_future::stream::iter(lookups).buffered_ordered(LOOKUPS_IN_FLIGHT);
+    let mut out = Vec::new();
+    while let Some(item) = found.next().await {
+        out.extend(item?);
+    }
+    Ok(out)
+}
+
+fn root_ranges(request: &GetRequest) -> ChunkRanges {
+    request
+        .ranges
+        .iter()
+        .next()
+        .cloned()
+        .unwrap_or_else(ChunkRanges::all)
 }
 
 /// Runs one request to completion, reporting progress; returns payload bytes read.
