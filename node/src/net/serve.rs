@@ -237,8 +237,8 @@ async fn respond(
             }
         }
         wire::PeerRequest::Join { secret } => join(shared, peer, &secret).await,
-        wire::PeerRequest::Check { cap } => match cap.parse_cap() {
-            Some(cap) => {
+        wire::PeerRequest::Check { cap } => match cap.parse::<Capability>() {
+            Ok(cap) => {
                 match shared
                     .trust
                     .authorizer()
@@ -257,7 +257,7 @@ async fn respond(
                     },
                 }
             }
-            None => refused(format!("unknown capability {cap:?}")),
+            Err(e) => refused(e.to_string()),
         },
         wire::PeerRequest::PushOffer { hash } => {
             let Ok(hash) = clive_cas::parse_hash(&hash) else {
@@ -280,21 +280,6 @@ async fn respond(
                 }
                 Err(e) => refused(e.to_string()),
             }
-        }
-    }
-}
-
-trait ParseCap {
-    fn parse_cap(&self) -> Option<Capability>;
-}
-
-impl ParseCap for String {
-    fn parse_cap(&self) -> Option<Capability> {
-        match self.as_str() {
-            "fetch" => Some(Capability::Fetch),
-            "push" => Some(Capability::Push),
-            "exec" => Some(Capability::Exec),
-            _ => None,
         }
     }
 }
