@@ -87,6 +87,16 @@ impl TestPeer {
         joined.cert.id
     }
 
+    /// Adds `path` (pinned as `pin`, if given) and returns its hash.
+    async fn add(&self, path: &Path, pin: Option<&str>) -> clive_node::cas::Hash {
+        self.node()
+            .add_path(path, pin, Arc::new(NoProgress))
+            .await
+            .unwrap()
+            .added
+            .hash
+    }
+
     async fn connected_to(&self, other: &TestPeer) -> bool {
         let id = other.id();
         self.node()
@@ -136,12 +146,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     // A tree of 1,000 files fetched from A by B, then exported identically.
     let src = a.dir.path().join("src");
     make_tree(&src, 1000);
-    let added = a
-        .node()
-        .add_path(&src, Some("src"), Arc::new(NoProgress))
-        .await
-        .unwrap();
-    let hash = added.added.hash.to_string();
+    let hash = a.add(&src, Some("src")).await.to_string();
     let fetched = b
         .node()
         .get(&hash, Some(&a.id()), Arc::new(NoProgress))
@@ -166,13 +171,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     // B holds push on A; C does not.
     let note = b.dir.path().join("note.txt");
     std::fs::write(&note, "pushed from B\n").unwrap();
-    let note_hash = b
-        .node()
-        .add_path(&note, None, Arc::new(NoProgress))
-        .await
-        .unwrap()
-        .added
-        .hash;
+    let note_hash = b.add(&note, None).await;
     let pushed = b
         .node()
         .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
@@ -185,10 +184,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .await
         .unwrap();
     assert_eq!(got, b"pushed from B\n");
-    c.node()
-        .add_path(&note, None, Arc::new(NoProgress))
-        .await
-        .unwrap();
+    c.add(&note, None).await;
     let refused = c
         .node()
         .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
@@ -201,14 +197,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     // A revokes B's certificate: B's next fetch is refused, on the open connection too.
     let later = a.dir.path().join("later.txt");
     std::fs::write(&later, "after the revocation\n").unwrap();
-    let later_hash = a
-        .node()
-        .add_path(&later, Some("later"), Arc::new(NoProgress))
-        .await
-        .unwrap()
-        .added
-        .hash
-        .to_string();
+    let later_hash = a.add(&later, Some("later")).await.to_string();
     a.node().trust_revoke(&b_cert, None, sign()).await.unwrap();
     let err = b
         .node()
@@ -282,14 +271,7 @@ async fn a_peer_without_a_certificate_is_refused() {
     let stranger = TestPeer::start().await;
     let blob = a.dir.path().join("b");
     std::fs::write(&blob, "secret stuff").unwrap();
-    let hash = a
-        .node()
-        .add_path(&blob, Some("b"), Arc::new(NoProgress))
-        .await
-        .unwrap()
-        .added
-        .hash
-        .to_string();
+    let hash = a.add(&blob, Some("b")).await.to_string();
     let addrs = a.node().status().await.unwrap().addrs;
     stranger.node().peer_add(&a.id(), &addrs).await.unwrap();
     let err = stranger
@@ -377,13 +359,7 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     let file = b.dir.path().join("big");
     write_pseudo_random(&file, 2 << 20, 7);
     let truth = std::fs::read(&file).unwrap();
-    let hash = honest
-        .node()
-        .add_path(&file, Some("big"), Arc::new(NoProgress))
-        .await
-        .unwrap()
-        .added
-        .hash;
+    let hash = honest.add(&file, Some("big")).await;
     let (_liar, liar_id, liar_addr) = Liar::new(&truth).serve().await;
     b.node().peer_add(&liar_id, &[liar_addr]).await.unwrap();
 
@@ -450,13 +426,7 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
     let file = a.dir.path().join("big");
     let size: u64 = 64 << 20;
     write_pseudo_random(&file, size, 3);
-    let hash = a
-        .node()
-        .add_path(&file, Some("big"), Arc::new(NoProgress))
-        .await
-        .unwrap()
-        .added
-        .hash;
+    let hash = a.add(&file, Some("big")).await;
     // Cut the fetch off once about a third has arrived.
     let partial = b
         .home()
