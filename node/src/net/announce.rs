@@ -308,7 +308,15 @@ async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
             let Ok(r) = Revocation::decode(revocation.as_bytes()) else {
                 return;
             };
-            if !lock(&shared.announcer.seen).insert(r.certificate) {
+            // Keep it only if it applies here: to a certificate this node
+            // holds, signed by that certificate's issuer or by a root.
+            let applies = shared.trust.authorizer().with_set(|set| {
+                set.cert(&r.certificate).is_some_and(|c| {
+                    let revoker = r.revoker.bytes();
+                    c.body().issuer.bytes() == revoker || set.is_root(&revoker)
+                })
+            });
+            if !applies || !lock(&shared.announcer.seen).insert(r.certificate) {
                 return;
             }
             tracing::info!(cert = %hex::encode(r.certificate), "revocation announced");

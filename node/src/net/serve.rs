@@ -216,11 +216,16 @@ async fn respond(
                 let Ok(cert) = Certificate::decode(text.as_bytes()) else {
                     continue;
                 };
-                let known = shared
-                    .trust
-                    .authorizer()
-                    .with_set(|set| set.cert(&cert.id()).is_some());
-                if cert.body().subject.bytes() == *peer.as_bytes() && !known {
+                // Keep only what extends a chain this node can already
+                // follow, so a peer cannot fill the store with certificates
+                // it issued itself.
+                let issuer = cert.body().issuer.bytes();
+                let useful = shared.trust.authorizer().with_set(|set| {
+                    set.cert(&cert.id()).is_none()
+                        && (set.is_root(&issuer)
+                            || set.certs().any(|(_, c)| c.body().subject.bytes() == issuer))
+                });
+                if cert.body().subject.bytes() == *peer.as_bytes() && useful {
                     shared.keep_cert(cert).await.ok();
                 }
             }
