@@ -43,6 +43,21 @@ impl TestNode {
         node
     }
 
+    /// A node whose key is an `ssh-keygen` key encrypted with `passphrase`,
+    /// imported with the passphrase from `CLIVE_PASSPHRASE`.
+    pub fn with_encrypted_key(passphrase: &str) -> Self {
+        let node = Self::uninitialised();
+        let key = node.scratch("id_ed25519");
+        ssh_keygen_key(&["-t", "ed25519", "-N", passphrase], &key);
+        let out = node
+            .cmd(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()])
+            .env("CLIVE_PASSPHRASE", passphrase)
+            .output()
+            .expect("run clive-node init");
+        check_success(&out);
+        node
+    }
+
     /// A directory for a node that `init` has not run in yet.
     pub fn uninitialised() -> Self {
         TestNode {

@@ -480,15 +480,7 @@ fn a_long_call_does_not_block_others() {
 
 #[test]
 fn the_daemon_signs_with_a_key_unlocked_once_at_start() {
-    let node = TestNode::uninitialised();
-    let key = node.scratch("id_ed25519");
-    ssh_keygen_key(&["-t", "ed25519", "-N", "s3cret pass"], &key);
-    let out = node
-        .cmd(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()])
-        .env("CLIVE_PASSPHRASE", "s3cret pass")
-        .output()
-        .unwrap();
-    check_success(&out);
+    let node = TestNode::with_encrypted_key("s3cret pass");
     let subject = TestNode::new().json(["id"])["public_key"]
         .as_str()
         .unwrap()

@@ -368,15 +368,7 @@ fn roots_live_in_an_allowed_signers_file_ssh_keygen_reads() {
 
 #[test]
 fn an_encrypted_node_key_signs_with_the_passphrase_from_the_environment() {
-    let node = TestNode::uninitialised();
-    let key = node.scratch("id_ed25519");
-    ssh_keygen_key(&["-t", "ed25519", "-N", "s3cret pass"], &key);
-    let out = node
-        .cmd(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()])
-        .env("CLIVE_PASSPHRASE", "s3cret pass")
-        .output()
-        .unwrap();
-    check_success(&out);
+    let node = TestNode::with_encrypted_key("s3cret pass");
     let subject = public_key(&TestNode::new());
     let err = node.fails(["trust", "grant", &subject, "--cap", "fetch"]);
     assert!(err.contains("passphrase"), "{err}");
