@@ -708,11 +708,13 @@ impl Node {
         to: &str,
         progress: Arc<dyn Progress>,
     ) -> Result<Pushed, NodeError> {
-        let _ = progress;
         let hash = self.resolve(object).await?;
         let peer = endpoint_id(&self.resolve_peer(to)?)?;
         let net = self.online().await?;
-        fetch::push(&net.shared, hash, peer).await
+        // The receiver drives the transfer; this side learns the total at the end.
+        let pushed = fetch::push(&net.shared, hash, peer).await?;
+        progress.advance(pushed.bytes_sent);
+        Ok(pushed)
     }
 }
 
