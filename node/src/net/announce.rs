@@ -236,7 +236,12 @@ async fn run(shared: Arc<Shared>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let (sender, mut receiver) = sub.split();
-    *shared.announcer.sender.lock().await = Some((sender, Instant::now() - MIN_INTERVAL));
+    *shared.announcer.sender.lock().await = Some((
+        sender,
+        Instant::now()
+            .checked_sub(MIN_INTERVAL)
+            .unwrap_or_else(Instant::now),
+    ));
     // The trust layer reports revocations on a std channel; look every 200 ms.
     let revoked = shared.trust.authorizer().subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
