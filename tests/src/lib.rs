@@ -303,3 +303,46 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A real `ssh-agent -D` listening on a socket in a test's directory;
+/// killed on drop.
+pub struct Agent {
+    child: std::process::Child,
+    /// The socket to put in `SSH_AUTH_SOCK`.
+    pub socket: PathBuf,
+}
+
+impl Agent {
+    /// Starts an agent with its socket in `dir` and waits (bounded) for it.
+    pub fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent must be installed (scripts/install-test-deps)");
+        let mut agent = Agent { child, socket };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !agent.socket.exists() {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("ssh-agent exited: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

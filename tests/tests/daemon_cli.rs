@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use clive_tests::{TestNode, check_success, ssh_keygen_key};
+use clive_tests::{Agent, TestNode, check_success, ssh_keygen_key};
 
 /// How long any single wait in these tests may take.
 const WAIT: Duration = Duration::from_secs(60);
@@ -513,40 +513,14 @@ fn the_daemon_signs_with_a_key_unlocked_once_at_start() {
 #[test]
 fn agent_signing_uses_the_clients_ssh_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ssh-agent must be installed");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let deadline = std::time::Instant::now() + WAIT;
-    while !socket.exists() {
-        if let Ok(Some(status)) = agent.try_wait() {
-            panic!("ssh-agent exited: {status}");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ssh-agent did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _agent = Kill(agent);
+    let agent = Agent::start(dir.path());
+    let socket = &agent.socket;
 
     // The daemon has no agent; the client's signs.
     let node = TestNode::new();
     let out = Command::new("ssh-add")
         .arg(node.home().join("id_ed25519"))
-        .env("SSH_AUTH_SOCK", &socket)
+        .env("SSH_AUTH_SOCK", socket)
         .output()
         .unwrap();
     check_success(&out);
@@ -559,7 +533,7 @@ fn agent_signing_uses_the_clients_ssh_agent() {
         .to_owned();
     let out = node
         .cmd(["trust", "grant", &subject, "--cap", "fetch", "--agent"])
-        .env("SSH_AUTH_SOCK", &socket)
+        .env("SSH_AUTH_SOCK", socket)
         .output()
         .unwrap();
     check_success(&out);

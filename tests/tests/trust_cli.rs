@@ -1,13 +1,9 @@
 //! Certificates through the real binary, checked against real OpenSSH:
 //! `ssh-keygen -Y verify/sign`, `ssh-agent` and `ssh-add`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::Command};
 
-use clive_tests::{TestNode, check_success, ssh_keygen_key, tool};
+use clive_tests::{Agent, TestNode, check_success, ssh_keygen_key, tool};
 
 fn public_key(node: &TestNode) -> String {
     node.json(["id"])["public_key"].as_str().unwrap().to_owned()
@@ -204,40 +200,10 @@ fn a_body_signed_by_ssh_keygen_is_imported_and_a_tampered_one_refused() {
     assert!(err.contains("certificate"), "{err}");
 }
 
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(dir: &Path) -> Agent {
-    let socket = dir.join("agent.sock");
-    let child = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ssh-agent must be installed");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "ssh-agent did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Agent { child, socket }
-}
-
 #[test]
 fn signing_goes_through_a_real_ssh_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let agent = start_agent(dir.path());
+    let agent = Agent::start(dir.path());
     let key = dir.path().join("id_ed25519");
     ssh_keygen_key(&["-t", "ed25519", "-N", "", "-C", "agent-key"], &key);
     let out = Command::new("ssh-add")
