@@ -1,0 +1,3 @@
+//! Signed human names for content hashes, following the TUF 1.0
+//! specification: metadata, signing, the client workflow, history and local
+//! overrides.
