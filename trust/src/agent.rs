@@ -82,10 +82,27 @@ impl Signer for AgentSigner {
     /// returns something other than a valid signature by the key.
     fn sign(&self, namespace: &str, message: &[u8]) -> Result<SshSignature, SigError> {
         let data = sshsig::signed_data(namespace, message)?;
+        let raw = self.sign_raw(&data)?;
+        let sig = SshSignature::from_parts(self.public.bytes(), namespace, raw)?;
+        // Never hand on a signature that does not verify (a confused or
+        // hostile agent, or one that signed with another key).
+        sshsig::verify(&sig, &self.public, namespace, message).map_err(|_| {
+            SigError::Agent(format!(
+                "the ssh-agent at {} returned an invalid signature for key {}",
+                self.socket.display(),
+                self.public.fingerprint()
+            ))
+        })?;
+        Ok(sig)
+    }
+
+    /// Asks the agent to sign `data` as it is; the signature is checked
+    /// against the key before it is returned.
+    fn sign_raw(&self, data: &[u8]) -> Result<[u8; 64], SigError> {
         let key = self.public.bytes();
         let mut request = vec![SSH_AGENTC_SIGN_REQUEST];
         put_string(&mut request, &key_blob(&key));
-        put_string(&mut request, &data);
+        put_string(&mut request, data);
         request.extend_from_slice(&0u32.to_be_bytes()); // flags
         let reply = exchange(&self.socket, &request)?;
         let (&kind, mut body) = reply.split_first().ok_or_else(|| bad_reply(&self.socket))?;
@@ -120,17 +137,22 @@ impl Signer for AgentSigner {
                 raw.len()
             ))
         })?;
-        let sig = SshSignature::from_parts(key, namespace, raw)?;
-        // Never hand on a signature that does not verify (a confused or
-        // hostile agent, or one that signed with another key).
-        sshsig::verify(&sig, &self.public, namespace, message).map_err(|_| {
+        let verifying = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| {
             SigError::Agent(format!(
-                "the ssh-agent at {} returned an invalid signature for key {}",
-                self.socket.display(),
+                "key {} is not a valid ed25519 key",
                 self.public.fingerprint()
             ))
         })?;
-        Ok(sig)
+        verifying
+            .verify_strict(data, &ed25519_dalek::Signature::from_bytes(&raw))
+            .map_err(|_| {
+                SigError::Agent(format!(
+                    "the ssh-agent at {} returned an invalid signature for key {}",
+                    self.socket.display(),
+                    self.public.fingerprint()
+                ))
+            })?;
+        Ok(raw)
     }
 }
 

@@ -363,6 +363,12 @@ pub trait Signer: Send + Sync {
     /// Signs `message` for `namespace` (hashed with SHA-512), as
     /// `ssh-keygen -Y sign -n NAMESPACE` would.
     fn sign(&self, namespace: &str, message: &[u8]) -> Result<SshSignature, SigError>;
+
+    /// A plain ed25519 signature of `message` itself, for formats that sign
+    /// their own canonical bytes (TUF metadata). Those bytes never begin
+    /// like the data SSHSIG, SSH authentication or TLS sign, so a signature
+    /// made here cannot be replayed in any of them.
+    fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], SigError>;
 }
 
 /// A [`Signer`] holding the secret key in memory.
@@ -423,6 +429,12 @@ impl Signer for KeySigner {
         let sig = SshSig::sign(&key, namespace, HashAlg::Sha512, message)
             .map_err(|e| SigError::malformed(format!("cannot sign ({e})")))?;
         SshSignature::from_sshsig(sig)
+    }
+
+    fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], SigError> {
+        let seed = Zeroizing::new(self.secret.to_bytes());
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        Ok(ed25519_dalek::Signer::sign(&key, message).to_bytes())
     }
 }
 

@@ -397,6 +397,14 @@ fn agent_signs_and_lists() {
             .unwrap()
             .to_armored()
     );
+    // Raw signatures (TUF metadata) from the agent equal local ones and
+    // verify as plain ed25519.
+    let raw = signer.sign_raw(MESSAGE).unwrap();
+    assert_eq!(raw, key_signer(&key).sign_raw(MESSAGE).unwrap());
+    ed25519_dalek::VerifyingKey::from_bytes(&public.bytes())
+        .unwrap()
+        .verify_strict(MESSAGE, &ed25519_dalek::Signature::from_bytes(&raw))
+        .unwrap();
 
     // A key the agent does not hold.
     let err = AgentSigner::new(&agent.socket, public_of(&other))
