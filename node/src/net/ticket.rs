@@ -1,4 +1,5 @@
-//! Invite tickets: what `clive-node invite` prints and `join` takes.
+//! Tickets: invites (what `clive-node invite` prints and `join` takes) and
+//! zone tickets (what `name zone create` prints and `name follow` takes).
 //!
 //! Format version 1: the text `clive1` followed by the lowercase, unpadded
 //! base32 of
@@ -11,6 +12,17 @@
 //! u8       number of addresses (at most 16), then each:
 //!            u8 4 + [u8;4] + u16 BE port, or u8 6 + [u8;16] + u16 BE port
 //! [u8;4]   the first 4 bytes of BLAKE3 of everything above (catches typos)
+//! ```
+//!
+//! Zone tickets, format version 1: the text `clivezone1` followed by the
+//! same base32 of
+//!
+//! ```text
+//! u8       version (1)
+//! [u8;32]  the publishing node's endpoint id
+//! [u8;32]  BLAKE3 of the zone's root.json to start from
+//! u8       length of the zone's name (at most 64), then the name
+//! addresses and checksum as above
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -54,71 +66,132 @@ impl Ticket {
         out.extend_from_slice(&self.inviter);
         out.extend_from_slice(&self.secret);
         out.extend_from_slice(&self.expires.to_be_bytes());
-        let addrs = &self.addrs[..self.addrs.len().min(MAX_ADDRS)];
-        out.push(addrs.len() as u8);
-        for addr in addrs {
-            match addr.ip() {
-                IpAddr::V4(ip) => {
-                    out.push(4);
-                    out.extend_from_slice(&ip.octets());
-                }
-                IpAddr::V6(ip) => {
-                    out.push(6);
-                    out.extend_from_slice(&ip.octets());
-                }
-            }
-            out.extend_from_slice(&addr.port().to_be_bytes());
-        }
-        let check = blake3::hash(&out);
-        out.extend_from_slice(&check.as_bytes()[..4]);
-        format!("{PREFIX}{}", BASE32_NOPAD.encode(&out).to_ascii_lowercase())
+        put_addrs(&mut out, &self.addrs);
+        seal(PREFIX, out)
     }
 
     /// Reads a ticket's text.
     pub fn decode(text: &str) -> Result<Ticket, TicketError> {
-        let text = text.trim();
-        let body = text.strip_prefix(PREFIX).ok_or(TicketError::NotATicket)?;
-        if body.len() > MAX_TEXT {
-            return Err(TicketError::Damaged("too long"));
-        }
-        let bytes = BASE32_NOPAD
-            .decode(body.to_ascii_uppercase().as_bytes())
-            .map_err(|_| TicketError::Damaged("not base32"))?;
-        let (payload, check) = bytes
-            .split_at_checked(bytes.len().saturating_sub(4))
-            .ok_or(TicketError::Damaged("too short"))?;
-        if check.len() != 4 || blake3::hash(payload).as_bytes()[..4] != *check {
-            return Err(TicketError::Damaged("checksum mismatch"));
-        }
-        let mut r = Reader(payload);
-        if r.take::<1>()?[0] != VERSION {
-            return Err(TicketError::Damaged("unknown version"));
-        }
+        let payload = open(PREFIX, text)?;
+        let mut r = Reader(&payload);
         let inviter = r.take::<32>()?;
         let secret = r.take::<32>()?;
         let expires = u64::from_be_bytes(r.take::<8>()?);
-        let count = r.take::<1>()?[0] as usize;
-        if count > MAX_ADDRS {
-            return Err(TicketError::Damaged("too many addresses"));
-        }
-        let mut addrs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let ip = match r.take::<1>()?[0] {
-                4 => IpAddr::V4(Ipv4Addr::from(r.take::<4>()?)),
-                6 => IpAddr::V6(Ipv6Addr::from(r.take::<16>()?)),
-                _ => return Err(TicketError::Damaged("bad address family")),
-            };
-            addrs.push(SocketAddr::new(ip, u16::from_be_bytes(r.take::<2>()?)));
-        }
-        if !r.0.is_empty() {
-            return Err(TicketError::Damaged("trailing bytes"));
-        }
+        let addrs = r.addrs()?;
+        r.finish()?;
         Ok(Ticket {
             inviter,
             addrs,
             secret,
             expires,
         })
+    }
+}
+
+/// The prefix of every zone ticket.
+pub const ZONE_PREFIX: &str = "clivezone1";
+const MAX_ZONE_NAME: usize = 64;
+
+/// A decoded zone ticket: where to follow a zone from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneTicket {
+    /// The publishing node's endpoint id.
+    pub publisher: [u8; 32],
+    /// Where it listens.
+    pub addrs: Vec<SocketAddr>,
+    /// BLAKE3 of the root.json the follower starts from.
+    pub root: [u8; 32],
+    /// The zone's name.
+    pub zone: String,
+}
+
+impl ZoneTicket {
+    /// The ticket's text.
+    pub fn encode(&self) -> String {
+        let mut out = vec![VERSION];
+        out.extend_from_slice(&self.publisher);
+        out.extend_from_slice(&self.root);
+        let name = &self.zone.as_bytes()[..self.zone.len().min(MAX_ZONE_NAME)];
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        put_addrs(&mut out, &self.addrs);
+        seal(ZONE_PREFIX, out)
+    }
+
+    /// Reads a zone ticket's text.
+    pub fn decode(text: &str) -> Result<ZoneTicket, TicketError> {
+        let payload = open(ZONE_PREFIX, text)?;
+        let mut r = Reader(&payload);
+        let publisher = r.take::<32>()?;
+        let root = r.take::<32>()?;
+        let len = r.take::<1>()?[0] as usize;
+        if len > MAX_ZONE_NAME {
+            return Err(TicketError::Damaged("zone name too long"));
+        }
+        let zone = String::from_utf8(r.bytes(len)?.to_vec())
+            .map_err(|_| TicketError::Damaged("zone name is not UTF-8"))?;
+        let addrs = r.addrs()?;
+        r.finish()?;
+        Ok(ZoneTicket {
+            publisher,
+            addrs,
+            root,
+            zone,
+        })
+    }
+}
+
+/// Appends the address count and addresses (at most [`MAX_ADDRS`]).
+fn put_addrs(out: &mut Vec<u8>, addrs: &[SocketAddr]) {
+    let addrs = &addrs[..addrs.len().min(MAX_ADDRS)];
+    out.push(addrs.len() as u8);
+    for addr in addrs {
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                out.push(6);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        out.extend_from_slice(&addr.port().to_be_bytes());
+    }
+}
+
+/// `prefix`, then the base32 of `payload` and its checksum.
+fn seal(prefix: &str, mut payload: Vec<u8>) -> String {
+    let check = blake3::hash(&payload);
+    payload.extend_from_slice(&check.as_bytes()[..4]);
+    format!(
+        "{prefix}{}",
+        BASE32_NOPAD.encode(&payload).to_ascii_lowercase()
+    )
+}
+
+/// The payload of a ticket with `prefix`, checksum checked, after the
+/// version byte.
+fn open(prefix: &str, text: &str) -> Result<Vec<u8>, TicketError> {
+    let body = text
+        .trim()
+        .strip_prefix(prefix)
+        .ok_or(TicketError::NotATicket)?;
+    if body.len() > MAX_TEXT {
+        return Err(TicketError::Damaged("too long"));
+    }
+    let bytes = BASE32_NOPAD
+        .decode(body.to_ascii_uppercase().as_bytes())
+        .map_err(|_| TicketError::Damaged("not base32"))?;
+    let (payload, check) = bytes
+        .split_at_checked(bytes.len().saturating_sub(4))
+        .ok_or(TicketError::Damaged("too short"))?;
+    if check.len() != 4 || blake3::hash(payload).as_bytes()[..4] != *check {
+        return Err(TicketError::Damaged("checksum mismatch"));
+    }
+    match payload.split_first() {
+        Some((&VERSION, rest)) => Ok(rest.to_vec()),
+        _ => Err(TicketError::Damaged("unknown version")),
     }
 }
 
@@ -132,6 +205,40 @@ impl Reader<'_> {
             .ok_or(TicketError::Damaged("truncated"))?;
         self.0 = rest;
         Ok(*head)
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<&[u8], TicketError> {
+        let (head, rest) = self
+            .0
+            .split_at_checked(len)
+            .ok_or(TicketError::Damaged("truncated"))?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn addrs(&mut self) -> Result<Vec<SocketAddr>, TicketError> {
+        let count = self.take::<1>()?[0] as usize;
+        if count > MAX_ADDRS {
+            return Err(TicketError::Damaged("too many addresses"));
+        }
+        let mut addrs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let ip = match self.take::<1>()?[0] {
+                4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>()?)),
+                6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>()?)),
+                _ => return Err(TicketError::Damaged("bad address family")),
+            };
+            addrs.push(SocketAddr::new(ip, u16::from_be_bytes(self.take::<2>()?)));
+        }
+        Ok(addrs)
+    }
+
+    fn finish(&self) -> Result<(), TicketError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(TicketError::Damaged("trailing bytes"))
+        }
     }
 }
 
@@ -177,10 +284,29 @@ mod tests {
         assert!(Ticket::decode(&text[..text.len() - 3]).is_err());
     }
 
+    #[test]
+    fn zone_tickets_round_trip() {
+        let t = ZoneTicket {
+            publisher: [3; 32],
+            addrs: vec!["127.0.0.1:4919".parse().unwrap()],
+            root: [5; 32],
+            zone: "release".into(),
+        };
+        let text = t.encode();
+        assert!(text.starts_with("clivezone1"));
+        assert_eq!(ZoneTicket::decode(&text).unwrap(), t);
+        assert_eq!(
+            ZoneTicket::decode(&sample().encode()),
+            Err(TicketError::NotATicket)
+        );
+        assert_eq!(Ticket::decode(&text), Err(TicketError::NotATicket));
+    }
+
     proptest! {
         #[test]
-        fn never_panics(s in "clive1[a-z2-7]{0,300}") {
+        fn never_panics(s in "clive1[a-z2-7]{0,300}", z in "clivezone1[a-z2-7]{0,300}") {
             let _ = Ticket::decode(&s);
+            let _ = ZoneTicket::decode(&z);
         }
     }
 }
