@@ -141,6 +141,12 @@ pub enum Command {
         #[arg(long, requires = "out")]
         force: bool,
     },
+    /// Signed names for hashes (TUF zones): publish, follow, resolve, history.
+    Name {
+        /// What to do with names.
+        #[command(subcommand)]
+        action: NameAction,
+    },
     /// Send a blob or a whole tree to a peer.
     Push {
         /// A hash or a pin name, optionally with a path inside it (PIN/dir/file).
@@ -274,4 +280,177 @@ pub enum PinAction {
     },
     /// List pins.
     Ls,
+}
+
+/// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); KEY is an
+/// OpenSSH public key line, a file holding one, an endpoint id, or the
+/// SHA256: fingerprint of a known key.
+#[derive(Debug, Subcommand)]
+pub enum NameAction {
+    /// Zones this node publishes or follows.
+    Zone {
+        /// What to do with zones.
+        #[command(subcommand)]
+        action: ZoneAction,
+    },
+    /// Publish NAME as the content at PATH (added to the store) or HASH, signed.
+    Publish {
+        /// ZONE/PATH.
+        name: String,
+        /// A file or directory, or the hash of an object in the store.
+        target: String,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// Remove NAME from its zone, signed.
+    Unpublish {
+        /// ZONE/PATH.
+        name: String,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// Delegate the names of ZONE under PREFIX to KEY (a delegated targets role).
+    Delegate {
+        /// The zone.
+        zone: String,
+        /// The path prefix delegated (`beta/`).
+        prefix: String,
+        /// The delegate's KEY.
+        #[arg(long, value_name = "KEY")]
+        to: String,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// Replace the keys of a role (root, targets, snapshot, timestamp) with a new root version.
+    ///
+    /// The new root must be signed by a threshold of the old and of the new
+    /// root keys. When this node's signature is not enough, the root is
+    /// written to FILE for co-signers (`name root sign`), then installed
+    /// with `name root commit`.
+    Rotate {
+        /// The zone.
+        zone: String,
+        /// The role whose keys change.
+        role: String,
+        /// The role's new keys (repeatable).
+        #[arg(long = "key", value_name = "KEY", required = true)]
+        keys: Vec<String>,
+        /// How many of the keys must sign [default: the current threshold]
+        #[arg(long, value_name = "N")]
+        threshold: Option<u32>,
+        /// Where to write the new root when co-signatures are needed.
+        #[arg(short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// Root metadata signed by several people.
+    Root {
+        /// What to do with a root file.
+        #[command(subcommand)]
+        action: RootAction,
+    },
+    /// Follow a zone from a ticket (`name zone create` prints one) or a trusted ROOT.json.
+    Follow {
+        /// A zone ticket, or a root.json file to trust.
+        source: String,
+        /// Also fetch the zone's metadata from this static HTTP mirror.
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+        /// Call the zone this here [default: the zone's own name]
+        #[arg(long = "as", value_name = "ZONE")]
+        alias: Option<String>,
+    },
+    /// Fetch new metadata for a zone now, from its peers and mirror.
+    Refresh {
+        /// The zone.
+        zone: String,
+    },
+    /// Print the hash NAME resolves to, and how it was verified.
+    Resolve {
+        /// ZONE/PATH.
+        name: String,
+        /// Past expiry, answer with the last verified value, marked stale.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Every change of NAME: version, time and signer, verified from stored metadata.
+    History {
+        /// ZONE/PATH.
+        name: String,
+    },
+    /// Write ZONE as a plain TUF repository (metadata/ and targets/) any web server can serve.
+    Export {
+        /// The zone.
+        zone: String,
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
+    /// Map NAME to a hash on this node only (never signed or propagated).
+    Override {
+        /// ZONE/PATH.
+        name: String,
+        /// A file or directory, or a hash.
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        target: Option<String>,
+        /// Remove the override.
+        #[arg(long)]
+        clear: bool,
+    },
+}
+
+/// Zone subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ZoneAction {
+    /// Create a zone signed by this node, and print the ticket followers use.
+    Create {
+        /// The zone's name.
+        zone: String,
+        /// Further root keys (repeatable): co-signers of root changes.
+        #[arg(long = "key", value_name = "KEY")]
+        keys: Vec<String>,
+        /// How many root keys must sign a root.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threshold: u32,
+        /// Where to write the first root when co-signatures are needed.
+        #[arg(short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        agent: bool,
+    },
+    /// List zones: versions, expiry, and whether this node publishes them.
+    Ls,
+    /// Show one zone: its roles, keys, versions, evidence and ticket.
+    Show {
+        /// The zone.
+        zone: String,
+    },
+}
+
+/// Root subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RootAction {
+    /// Add this node's signature (or the signature of an ssh key file) to a root file.
+    Sign {
+        /// The root.json file, rewritten in place.
+        file: PathBuf,
+        /// Sign with this OpenSSH ed25519 private key instead of the node's.
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long, conflicts_with = "key")]
+        agent: bool,
+    },
+    /// Install a root file once enough keys have signed it, and publish it.
+    Commit {
+        /// The zone.
+        zone: String,
+        /// The signed root.json.
+        file: PathBuf,
+    },
 }

@@ -21,6 +21,7 @@
 //! u8       version (1)
 //! [u8;32]  the publishing node's endpoint id
 //! [u8;32]  BLAKE3 of the zone's root.json to start from
+//! [u8;16]  the zone's id
 //! u8       length of the zone's name (at most 64), then the name
 //! addresses and checksum as above
 //! ```
@@ -101,6 +102,8 @@ pub struct ZoneTicket {
     pub addrs: Vec<SocketAddr>,
     /// BLAKE3 of the root.json the follower starts from.
     pub root: [u8; 32],
+    /// The zone's id (peers and announcements name the zone by it).
+    pub id: [u8; 16],
     /// The zone's name.
     pub zone: String,
 }
@@ -111,6 +114,7 @@ impl ZoneTicket {
         let mut out = vec![VERSION];
         out.extend_from_slice(&self.publisher);
         out.extend_from_slice(&self.root);
+        out.extend_from_slice(&self.id);
         let name = &self.zone.as_bytes()[..self.zone.len().min(MAX_ZONE_NAME)];
         out.push(name.len() as u8);
         out.extend_from_slice(name);
@@ -124,6 +128,7 @@ impl ZoneTicket {
         let mut r = Reader(&payload);
         let publisher = r.take::<32>()?;
         let root = r.take::<32>()?;
+        let id = r.take::<16>()?;
         let len = r.take::<1>()?[0] as usize;
         if len > MAX_ZONE_NAME {
             return Err(TicketError::Damaged("zone name too long"));
@@ -136,6 +141,7 @@ impl ZoneTicket {
             publisher,
             addrs,
             root,
+            id,
             zone,
         })
     }
@@ -290,6 +296,7 @@ mod tests {
             publisher: [3; 32],
             addrs: vec!["127.0.0.1:4919".parse().unwrap()],
             root: [5; 32],
+            id: [6; 16],
             zone: "release".into(),
         };
         let text = t.encode();
