@@ -1,0 +1,216 @@
+//! Where the client workflow reads metadata from, and where it keeps what it
+//! trusts, for zones kept in `state.redb`.
+//!
+//! - [`Bundle`]: files already in hand (received from a peer, or just signed
+//!   by this node), served to the workflow as a repository would serve them.
+//! - [`ZoneLocal`]: a zone's trusted metadata in `state.redb`. Every document
+//!   the workflow accepts is also kept as a version (history), the names
+//!   index follows `targets`, and equivocations are kept as evidence.
+
+use std::collections::BTreeMap;
+
+use redb::Database;
+
+use crate::NamingError;
+use crate::state::{self, Accepted, CURRENT, EVIDENCE, Evidence, NAMES, NameEntry, VERSIONS};
+use crate::tuf::{self, Metadata, Root, Signed, Targets, TufError, updater::RemoteError};
+
+/// Metadata files in hand, by the path a repository serves them under
+/// (`2.root.json`, `timestamp.json`, `7.targets.json`).
+#[derive(Debug, Default, Clone)]
+pub struct Bundle {
+    /// The files.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl tuf::updater::Remote for Bundle {
+    fn fetch_metadata(&mut self, name: &str, max_length: u64) -> Result<Vec<u8>, RemoteError> {
+        match self.files.get(name) {
+            None => Err(RemoteError::NotFound),
+            Some(bytes) if bytes.len() as u64 > max_length => {
+                Err(RemoteError::TooLarge { limit: max_length })
+            }
+            Some(bytes) => Ok(bytes.clone()),
+        }
+    }
+
+    /// Targets travel as objects, never inside a bundle.
+    fn fetch_target(&mut self, _path: &str, _max_length: u64) -> Result<Vec<u8>, RemoteError> {
+        Err(RemoteError::NotFound)
+    }
+}
+
+/// A zone's trusted metadata in `state.redb`, as the client workflow's local
+/// store.
+pub struct ZoneLocal<'a> {
+    /// The database.
+    pub db: &'a Database,
+    /// The zone.
+    pub zone: &'a str,
+    /// Now, seconds since the Unix epoch.
+    pub now: u64,
+    /// Where new documents came from, for evidence.
+    pub source: &'a str,
+    /// Documents stored by this run, by role.
+    pub stored: Vec<String>,
+}
+
+impl ZoneLocal<'_> {
+    /// The trusted document of `role`, as stored.
+    pub fn current(db: &Database, zone: &str, role: &str) -> Result<Option<Vec<u8>>, NamingError> {
+        state::get_raw(db, CURRENT, &state::key(&[zone, role]))
+    }
+
+    fn root_version(&self) -> u64 {
+        Self::current(self.db, self.zone, "root")
+            .ok()
+            .flatten()
+            .and_then(|b| Metadata::<Root>::from_bytes(&b).ok())
+            .map_or(0, |m| m.signed.version)
+    }
+
+    fn write(&mut self, role: &str, data: &[u8]) -> Result<(), NamingError> {
+        let version = role_version(role, data)?;
+        let root = if role == "root" {
+            version
+        } else {
+            self.root_version()
+        };
+        let names = if role == "targets" {
+            let targets =
+                Metadata::<Targets>::from_bytes(data).map_err(|cause| self.tuf_err(cause))?;
+            Some(name_entries(&targets.signed))
+        } else {
+            None
+        };
+        let zone = self.zone;
+        let accepted = Accepted {
+            at: self.now,
+            root,
+            bytes: data.to_vec(),
+        };
+        state::write(self.db, |tx| {
+            state::put_raw(tx, CURRENT, &state::key(&[zone, role]), data)?;
+            state::put(
+                tx,
+                VERSIONS,
+                &state::version_key(zone, role, version),
+                &accepted,
+            )?;
+            if let Some(names) = &names {
+                let prefix = state::key(&[zone, ""]);
+                state::remove_prefix(tx, NAMES, &prefix)?;
+                for (name, entry) in names {
+                    state::put(tx, NAMES, &state::key(&[zone, name]), entry)?;
+                }
+            }
+            Ok(())
+        })?;
+        self.stored.push(role.to_owned());
+        Ok(())
+    }
+
+    fn tuf_err(&self, cause: TufError) -> NamingError {
+        NamingError::Tuf {
+            zone: self.zone.to_owned(),
+            cause,
+        }
+    }
+}
+
+impl tuf::updater::LocalMetadata for ZoneLocal<'_> {
+    fn load(&self, role: &str) -> std::io::Result<Option<Vec<u8>>> {
+        Self::current(self.db, self.zone, role).map_err(std::io::Error::other)
+    }
+
+    fn store(&mut self, role: &str, data: &[u8]) -> std::io::Result<()> {
+        self.write(role, data).map_err(std::io::Error::other)
+    }
+
+    fn equivocation(&mut self, role: &str, version: u64, trusted: &[u8], other: &[u8]) {
+        let evidence = Evidence {
+            at: self.now,
+            trusted: trusted.to_vec(),
+            other: other.to_vec(),
+            source: self.source.to_owned(),
+        };
+        let key = state::version_key(self.zone, role, version);
+        let kept = state::write(self.db, |tx| state::put(tx, EVIDENCE, &key, &evidence));
+        if let Err(e) = kept {
+            tracing::warn!(
+                zone = self.zone,
+                role,
+                version,
+                "keeping equivocation evidence: {e}"
+            );
+        }
+    }
+}
+
+/// The version of a document of `role` (a top-level or delegated role).
+pub fn role_version(role: &str, data: &[u8]) -> Result<u64, NamingError> {
+    let bad = |cause: TufError| NamingError::Invalid(format!("{role} metadata: {cause}"));
+    Ok(match role {
+        "root" => {
+            Metadata::<Root>::from_bytes(data)
+                .map_err(bad)?
+                .signed
+                .version
+        }
+        "timestamp" => {
+            Metadata::<tuf::Timestamp>::from_bytes(data)
+                .map_err(bad)?
+                .signed
+                .version
+        }
+        "snapshot" => {
+            Metadata::<tuf::Snapshot>::from_bytes(data)
+                .map_err(bad)?
+                .signed
+                .version
+        }
+        _ => {
+            Metadata::<Targets>::from_bytes(data)
+                .map_err(bad)?
+                .signed
+                .version
+        }
+    })
+}
+
+/// The names index of a targets document.
+pub fn name_entries(targets: &Targets) -> Vec<(String, NameEntry)> {
+    targets
+        .targets
+        .iter()
+        .filter_map(|(name, file)| {
+            Some((
+                name.clone(),
+                NameEntry {
+                    hash: file.hashes.get("blake3")?.clone(),
+                    kind: kind_of(file).to_owned(),
+                    length: file.length,
+                    version: targets.version,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// `blob` or `tree`, as a target's `custom` says; `blob` when it says
+/// nothing (a target made by another TUF tool is a file).
+pub fn kind_of(file: &tuf::TargetFile) -> &str {
+    match file
+        .custom()
+        .and_then(|c| c.get("kind"))
+        .and_then(|k| k.as_str())
+    {
+        Some("tree") => "tree",
+        _ => "blob",
+    }
+}
+
+/// The expiry of a signed document.
+pub fn expiry<T: Signed>(m: &Metadata<T>) -> u64 {
+    m.signed.expires()
+}

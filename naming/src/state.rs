@@ -1,0 +1,292 @@
+//! What naming keeps in the node's `state.redb`.
+//!
+//! Tables (format version 1, created by their first write). Keys join their
+//! parts with NUL, which no zone, role or name may contain; versions are
+//! written as 20 decimal digits so that keys sort by version.
+//! - `naming.zones.v1`: zone -> JSON [`ZoneRecord`]
+//! - `naming.current.v1`: zone NUL role -> the trusted metadata file of that
+//!   role (what a TUF client keeps in its metadata directory)
+//! - `naming.versions.v1`: zone NUL role NUL version -> JSON [`Accepted`]:
+//!   every version ever accepted, kept for history and for peers
+//! - `naming.names.v1`: zone NUL name -> JSON [`NameEntry`]: the names of
+//!   the zone's top-level `targets`, for resolving without parsing it
+//! - `naming.overrides.v1`: zone NUL name -> JSON [`Override`]
+//! - `naming.log.v1`: zone NUL name NUL sequence -> JSON [`LogEntry`]: local
+//!   events (overrides set and cleared)
+//! - `naming.evidence.v1`: zone NUL role NUL version -> JSON [`Evidence`]
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::NamingError;
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+pub(crate) const ZONES: Table = TableDefinition::new("naming.zones.v1");
+pub(crate) const CURRENT: Table = TableDefinition::new("naming.current.v1");
+pub(crate) const VERSIONS: Table = TableDefinition::new("naming.versions.v1");
+pub(crate) const NAMES: Table = TableDefinition::new("naming.names.v1");
+pub(crate) const OVERRIDES: Table = TableDefinition::new("naming.overrides.v1");
+pub(crate) const LOG: Table = TableDefinition::new("naming.log.v1");
+pub(crate) const EVIDENCE: Table = TableDefinition::new("naming.evidence.v1");
+
+/// A zone this node publishes or follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneRecord {
+    /// The zone's network id: announcements and peers name the zone by it.
+    pub id: String,
+    /// Whether this node created the zone (and publishes it).
+    pub publisher: bool,
+    /// The node that publishes it (endpoint id, hex), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// A static HTTP mirror of its TUF repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// When this node started following or publishing it.
+    pub since: u64,
+    /// The last successful update: how the current metadata was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+}
+
+/// How a zone's current metadata was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// When.
+    pub at: u64,
+    /// Version of the trusted root.
+    pub root: u64,
+    /// Version of the timestamp.
+    pub timestamp: u64,
+    /// Version of the snapshot.
+    pub snapshot: u64,
+    /// Version of the top-level targets.
+    pub targets: u64,
+    /// The earliest expiry among root, timestamp, snapshot and targets.
+    pub expires: u64,
+    /// Which of those roles expires first.
+    pub expires_role: String,
+}
+
+/// One accepted version of a role's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// When it was accepted.
+    pub at: u64,
+    /// The root version in force when it was accepted.
+    pub root: u64,
+    /// The file, as it was received.
+    #[serde(with = "hex_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// A name of a zone's top-level targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameEntry {
+    /// Its BLAKE3 hash (hex).
+    pub hash: String,
+    /// `blob` or `tree`.
+    pub kind: String,
+    /// Its length.
+    pub length: u64,
+    /// The targets version it was read from.
+    pub version: u64,
+}
+
+/// A local override of a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    /// The BLAKE3 hash (hex) the name maps to on this node.
+    pub hash: String,
+    /// `blob` or `tree`.
+    pub kind: String,
+    /// When it was set.
+    pub at: u64,
+}
+
+/// A local event in a name's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// When.
+    pub at: u64,
+    /// What: `override` or `clear`.
+    pub event: String,
+    /// The hash overridden to, for `override`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// Two different, validly signed documents for one role and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// When the second one was seen.
+    pub at: u64,
+    /// The document that was trusted.
+    #[serde(with = "hex_bytes")]
+    pub trusted: Vec<u8>,
+    /// The other one.
+    #[serde(with = "hex_bytes")]
+    pub other: Vec<u8>,
+    /// Where the other one came from.
+    pub source: String,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The key of a row: its parts joined by NUL.
+pub(crate) fn key(parts: &[&str]) -> String {
+    parts.join("\0")
+}
+
+/// The key of one version of a role.
+pub(crate) fn version_key(zone: &str, role: &str, version: u64) -> String {
+    key(&[zone, role, &format!("{version:020}")])
+}
+
+pub(crate) fn state_err(e: impl std::fmt::Display) -> NamingError {
+    NamingError::State(e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, NamingError> {
+    serde_json::from_slice(bytes).map_err(|e| state_err(format!("damaged record: {e}")))
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NamingError> {
+    serde_json::to_vec(value).map_err(state_err)
+}
+
+/// Reads one raw row; `None` when it or its table does not exist.
+pub(crate) fn get_raw(
+    db: &Database,
+    table: Table,
+    k: &str,
+) -> Result<Option<Vec<u8>>, NamingError> {
+    let tx = db.begin_read().map_err(state_err)?;
+    let t = match tx.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(state_err(e)),
+    };
+    Ok(t.get(k).map_err(state_err)?.map(|v| v.value().to_vec()))
+}
+
+/// Reads one JSON row.
+pub(crate) fn get<T: DeserializeOwned>(
+    db: &Database,
+    table: Table,
+    k: &str,
+) -> Result<Option<T>, NamingError> {
+    get_raw(db, table, k)?.map(|b| decode(&b)).transpose()
+}
+
+/// Every raw row whose key starts with `prefix`, in key order, with the
+/// prefix cut off the key.
+pub(crate) fn scan_raw(
+    db: &Database,
+    table: Table,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, NamingError> {
+    let tx = db.begin_read().map_err(state_err)?;
+    let t = match tx.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(state_err(e)),
+    };
+    let mut out = Vec::new();
+    for row in t.range(prefix..).map_err(state_err)? {
+        let (k, v) = row.map_err(state_err)?;
+        let Some(rest) = k.value().strip_prefix(prefix) else {
+            break;
+        };
+        out.push((rest.to_owned(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// Every JSON row whose key starts with `prefix` (see [`scan_raw`]).
+pub(crate) fn scan<T: DeserializeOwned>(
+    db: &Database,
+    table: Table,
+    prefix: &str,
+) -> Result<Vec<(String, T)>, NamingError> {
+    scan_raw(db, table, prefix)?
+        .into_iter()
+        .map(|(k, v)| Ok((k, decode(&v)?)))
+        .collect()
+}
+
+/// Writes rows in one transaction: `write` gets the open transaction.
+pub(crate) fn write<R>(
+    db: &Database,
+    write: impl FnOnce(&WriteTransaction) -> Result<R, NamingError>,
+) -> Result<R, NamingError> {
+    let tx = db.begin_write().map_err(state_err)?;
+    let out = write(&tx)?;
+    tx.commit().map_err(state_err)?;
+    Ok(out)
+}
+
+/// Inserts one raw row within a transaction.
+pub(crate) fn put_raw(
+    tx: &WriteTransaction,
+    table: Table,
+    k: &str,
+    v: &[u8],
+) -> Result<(), NamingError> {
+    tx.open_table(table)
+        .map_err(state_err)?
+        .insert(k, v)
+        .map_err(state_err)?;
+    Ok(())
+}
+
+/// Inserts one JSON row within a transaction.
+pub(crate) fn put<T: Serialize>(
+    tx: &WriteTransaction,
+    table: Table,
+    k: &str,
+    v: &T,
+) -> Result<(), NamingError> {
+    put_raw(tx, table, k, &encode(v)?)
+}
+
+/// Removes one row within a transaction; whether it was there.
+pub(crate) fn remove(tx: &WriteTransaction, table: Table, k: &str) -> Result<bool, NamingError> {
+    let mut t = tx.open_table(table).map_err(state_err)?;
+    let removed = t.remove(k).map_err(state_err)?.is_some();
+    Ok(removed)
+}
+
+/// Removes every row whose key starts with `prefix`, within a transaction.
+pub(crate) fn remove_prefix(
+    tx: &WriteTransaction,
+    table: Table,
+    prefix: &str,
+) -> Result<(), NamingError> {
+    let mut t = tx.open_table(table).map_err(state_err)?;
+    let mut keys = Vec::new();
+    for row in t.range(prefix..).map_err(state_err)? {
+        let (k, _) = row.map_err(state_err)?;
+        let k = k.value().to_owned();
+        if !k.starts_with(prefix) {
+            break;
+        }
+        keys.push(k);
+    }
+    for k in keys {
+        t.remove(k.as_str()).map_err(state_err)?;
+    }
+    Ok(())
+}
