@@ -7,6 +7,7 @@
 
 mod args;
 mod context;
+mod name_output;
 mod output;
 mod passphrase;
 mod progress;
@@ -16,12 +17,15 @@ use std::{io::IsTerminal, path::Path, process::ExitCode};
 use anyhow::Result;
 use clap::Parser;
 use clive_node::{
-    Call, Connection, ControlClient, Home, InitOptions, NetOptions, Node, Reply, Request, daemon,
-    trust::clock_parse_duration as parse_duration,
+    Call, Connection, ControlClient, Home, InitOptions, NameRequest, NetOptions, Node, Reply,
+    Request, daemon, trust::clock_parse_duration as parse_duration,
 };
 
 use crate::{
-    args::{Cli, Command, PeersAction, PinAction, RootsAction, TrustAction},
+    args::{
+        Cli, Command, NameAction, PeersAction, PinAction, RootAction, RootsAction, TrustAction,
+        ZoneAction,
+    },
     context::LocalContext,
     output::Out,
     passphrase::EnvOrTerminal,
@@ -214,6 +218,7 @@ fn requests(command: Command) -> Result<Vec<Request>> {
             force,
         },
         Command::Push { object, to } => Request::Push { object, to },
+        Command::Name { action } => Request::Name(name(action)),
     };
     Ok(vec![request])
 }
@@ -245,5 +250,85 @@ fn trust(action: TrustAction) -> Request {
             RootsAction::Rm { key } => Request::TrustRootsRm { key },
             RootsAction::Ls => Request::TrustRootsLs,
         },
+    }
+}
+
+fn name(action: NameAction) -> NameRequest {
+    match action {
+        NameAction::Zone { action } => match action {
+            ZoneAction::Create {
+                zone,
+                keys,
+                threshold,
+                out,
+                agent,
+            } => NameRequest::ZoneCreate {
+                zone,
+                keys,
+                threshold,
+                out,
+                agent,
+            },
+            ZoneAction::Ls => NameRequest::ZoneLs,
+            ZoneAction::Show { zone } => NameRequest::ZoneShow { zone },
+        },
+        NameAction::Publish {
+            name,
+            target,
+            agent,
+        } => NameRequest::Publish {
+            name,
+            target,
+            agent,
+        },
+        NameAction::Unpublish { name, agent } => NameRequest::Unpublish { name, agent },
+        NameAction::Delegate {
+            zone,
+            prefix,
+            to,
+            agent,
+        } => NameRequest::Delegate {
+            zone,
+            prefix,
+            to,
+            agent,
+        },
+        NameAction::Rotate {
+            zone,
+            role,
+            keys,
+            threshold,
+            out,
+            agent,
+        } => NameRequest::Rotate {
+            zone,
+            role,
+            keys,
+            threshold,
+            out,
+            agent,
+        },
+        NameAction::Root { action } => match action {
+            RootAction::Sign { file, key, agent } => NameRequest::RootSign { file, key, agent },
+            RootAction::Commit { zone, file } => NameRequest::RootCommit { zone, file },
+        },
+        NameAction::Follow {
+            source,
+            mirror,
+            alias,
+        } => NameRequest::Follow {
+            source,
+            mirror,
+            alias,
+        },
+        NameAction::Refresh { zone } => NameRequest::Refresh { zone },
+        NameAction::Resolve { name, offline } => NameRequest::Resolve { name, offline },
+        NameAction::History { name } => NameRequest::History { name },
+        NameAction::Export { zone, dir } => NameRequest::Export { zone, dir },
+        NameAction::Override {
+            name,
+            target,
+            clear: _,
+        } => NameRequest::Override { name, target },
     }
 }

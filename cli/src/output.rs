@@ -29,14 +29,14 @@ impl Out {
         self.json
     }
 
-    fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+    pub(crate) fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, value)?;
         writeln!(stdout)?;
         Ok(())
     }
 
-    fn text(&self, text: std::fmt::Arguments<'_>) -> Result<()> {
+    pub(crate) fn text(&self, text: std::fmt::Arguments<'_>) -> Result<()> {
         if !self.json {
             let mut stdout = std::io::stdout().lock();
             stdout.write_fmt(text)?;
@@ -339,6 +339,10 @@ impl Out {
             Reply::PeerRemoved(peer) => self.peer_changed("removed", peer),
             Reply::Fetched(fetched) => self.fetched(fetched),
             Reply::Pushed(pushed) => self.pushed(pushed),
+            other => {
+                self.name_reply(other)?;
+                Ok(())
+            }
         }
     }
 

@@ -245,6 +245,148 @@ pub enum Request {
         /// The peer's KEY.
         to: String,
     },
+    /// Signed names.
+    Name(NameRequest),
+}
+
+/// The `name` commands. NAME is `ZONE/PATH`; TARGET is a path (added to the
+/// store) or the hash of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name_op", rename_all = "snake_case")]
+pub enum NameRequest {
+    /// Create a zone.
+    ZoneCreate {
+        /// The zone.
+        zone: String,
+        /// Further root KEYs.
+        #[serde(default)]
+        keys: Vec<String>,
+        /// Root threshold.
+        threshold: u32,
+        /// Where a root awaiting co-signers goes.
+        #[serde(default)]
+        out: Option<PathBuf>,
+        /// Sign with the client's ssh-agent.
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Every zone.
+    ZoneLs,
+    /// One zone and its ticket.
+    ZoneShow {
+        /// The zone.
+        zone: String,
+    },
+    /// Publish NAME as TARGET.
+    Publish {
+        /// NAME.
+        name: String,
+        /// TARGET.
+        target: String,
+        /// Sign with the client's ssh-agent.
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Remove NAME.
+    Unpublish {
+        /// NAME.
+        name: String,
+        /// Sign with the client's ssh-agent.
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Delegate a prefix.
+    Delegate {
+        /// The zone.
+        zone: String,
+        /// The prefix.
+        prefix: String,
+        /// The delegate's KEY.
+        to: String,
+        /// Sign with the client's ssh-agent.
+        #[serde(default)]
+        agent: bool,
+    },
+    /// New keys for a role.
+    Rotate {
+        /// The zone.
+        zone: String,
+        /// The role.
+        role: String,
+        /// Its new KEYs.
+        keys: Vec<String>,
+        /// Its new threshold.
+        #[serde(default)]
+        threshold: Option<u32>,
+        /// Where a root awaiting co-signers goes.
+        #[serde(default)]
+        out: Option<PathBuf>,
+        /// Sign with the client's ssh-agent.
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Co-sign a root file.
+    RootSign {
+        /// The file.
+        file: PathBuf,
+        /// An OpenSSH private key to sign with instead of the node's.
+        #[serde(default)]
+        key: Option<PathBuf>,
+        /// Sign with the client's ssh-agent.
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Install a co-signed root file.
+    RootCommit {
+        /// The zone.
+        zone: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Follow a zone.
+    Follow {
+        /// A zone ticket or a root.json path.
+        source: String,
+        /// A static HTTP mirror.
+        #[serde(default)]
+        mirror: Option<String>,
+        /// The zone's name here.
+        #[serde(default)]
+        alias: Option<String>,
+    },
+    /// Fetch new metadata now.
+    Refresh {
+        /// The zone.
+        zone: String,
+    },
+    /// Resolve NAME.
+    Resolve {
+        /// NAME.
+        name: String,
+        /// Accept expired metadata, marked stale.
+        #[serde(default)]
+        offline: bool,
+    },
+    /// The history of NAME.
+    History {
+        /// NAME.
+        name: String,
+    },
+    /// Write a zone as a TUF repository.
+    Export {
+        /// The zone.
+        zone: String,
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Override NAME on this node, or clear the override (`target: None`).
+    Override {
+        /// NAME.
+        name: String,
+        /// TARGET; `None` clears.
+        #[serde(default)]
+        target: Option<String>,
+    },
 }
 
 impl Request {
@@ -261,6 +403,7 @@ impl Request {
             Request::Fsck => "checking",
             Request::Get { .. } => "fetching",
             Request::Push { .. } => "pushing",
+            Request::Name(NameRequest::Publish { .. }) => "adding",
             _ => "",
         }
     }
@@ -341,6 +484,28 @@ pub enum Reply {
     Fetched(Fetched),
     /// `push`.
     Pushed(Pushed),
+    /// `name zone create`, `name rotate`, `name root commit`.
+    ZoneChanged(crate::names::ZoneChanged),
+    /// `name zone ls`.
+    Zones(Vec<clive_naming::ZoneInfo>),
+    /// `name zone show`.
+    Zone(crate::names::ZoneShown),
+    /// `name publish`, `name unpublish`.
+    NamePublished(clive_naming::Published),
+    /// `name delegate`.
+    Delegated(clive_naming::RoleInfo),
+    /// `name root sign`.
+    RootSigned(crate::names::RootSigned),
+    /// `name follow`, `name refresh`.
+    Refreshed(crate::names::Refreshed),
+    /// `name resolve`.
+    Resolved(clive_naming::Resolution),
+    /// `name history`.
+    NameHistory(Vec<clive_naming::Change>),
+    /// `name export`.
+    ZoneExported(crate::names::ZoneExported),
+    /// `name override`.
+    Overridden(crate::names::Overridden),
 }
 
 impl Reply {
@@ -601,6 +766,115 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         Request::Push { object, to } => {
             Reply::Pushed(node.push(&object, &key(to), ctx.progress()).await?)
         }
+        Request::Name(request) => {
+            let passphrase = ctx.passphrase();
+            let agent_socket = ssh_auth_sock.as_deref();
+            let with = |agent| SignWith {
+                agent,
+                agent_socket,
+                passphrase,
+            };
+            name(node, request, &cwd, with).await?
+        }
+    })
+}
+
+/// Runs one `name` request.
+async fn name<'a>(
+    node: &Node,
+    request: NameRequest,
+    cwd: &Path,
+    with: impl Fn(bool) -> SignWith<'a>,
+) -> Result<Reply, ApiError> {
+    let key = |arg: String| file_arg(cwd, arg);
+    let path = |p: &Path| cwd.join(p);
+    Ok(match request {
+        NameRequest::ZoneCreate {
+            zone,
+            keys,
+            threshold,
+            out,
+            agent,
+        } => {
+            let keys: Vec<String> = keys.into_iter().map(key).collect();
+            let out = out.map(|p| path(&p));
+            Reply::ZoneChanged(
+                node.name_zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
+                    .await?,
+            )
+        }
+        NameRequest::ZoneLs => Reply::Zones(node.name_zones().await?),
+        NameRequest::ZoneShow { zone } => Reply::Zone(node.name_zone_show(&zone).await?),
+        NameRequest::Publish {
+            name,
+            target,
+            agent,
+        } => Reply::NamePublished(
+            node.name_publish(&name, Some((&target, cwd)), with(agent))
+                .await?,
+        ),
+        NameRequest::Unpublish { name, agent } => {
+            Reply::NamePublished(node.name_publish(&name, None, with(agent)).await?)
+        }
+        NameRequest::Delegate {
+            zone,
+            prefix,
+            to,
+            agent,
+        } => Reply::Delegated(
+            node.name_delegate(&zone, &prefix, &key(to), with(agent))
+                .await?,
+        ),
+        NameRequest::Rotate {
+            zone,
+            role,
+            keys,
+            threshold,
+            out,
+            agent,
+        } => {
+            let keys: Vec<String> = keys.into_iter().map(key).collect();
+            let out = out.map(|p| path(&p));
+            Reply::ZoneChanged(
+                node.name_rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
+                    .await?,
+            )
+        }
+        NameRequest::RootSign {
+            file,
+            key: signing_key,
+            agent,
+        } => {
+            let signing_key = signing_key.map(|p| path(&p));
+            Reply::RootSigned(
+                node.name_root_sign(&path(&file), signing_key.as_deref(), with(agent))
+                    .await?,
+            )
+        }
+        NameRequest::RootCommit { zone, file } => Reply::ZoneChanged(
+            node.name_root_commit(&zone, &path(&file), with(false))
+                .await?,
+        ),
+        NameRequest::Follow {
+            source,
+            mirror,
+            alias,
+        } => Reply::Refreshed(
+            node.name_follow(&source, cwd, mirror.as_deref(), alias.as_deref())
+                .await?,
+        ),
+        NameRequest::Refresh { zone } => Reply::Refreshed(node.name_refresh(&zone).await?),
+        NameRequest::Resolve { name, offline } => {
+            Reply::Resolved(node.name_resolve(&name, offline).await?)
+        }
+        NameRequest::History { name } => Reply::NameHistory(node.name_history(&name).await?),
+        NameRequest::Export { zone, dir } => {
+            Reply::ZoneExported(node.name_export(&zone, &path(&dir)).await?)
+        }
+        NameRequest::Override { name, target } => Reply::Overridden(
+            node.name_override(&name, target.as_deref().map(|t| (t, cwd)))
+                .await?,
+        ),
     })
 }
 

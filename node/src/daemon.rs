@@ -96,6 +96,9 @@ impl PassphraseSource for HeldPassphrase {
     }
 }
 
+/// How often the daemon looks for zone metadata to re-sign before it expires.
+const RESIGN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs the daemon on `home` until it is stopped. `ready` is called once
 /// the control socket accepts calls.
 pub async fn run(
@@ -133,6 +136,16 @@ async fn serve(
     let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
     node.start_net(net).await?;
+    let _resigner = {
+        let node = node.clone();
+        n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESIGN_EVERY);
+            loop {
+                tick.tick().await;
+                node.resign_due().await;
+            }
+        }))
+    };
     let path = home.control_path();
     let (listener, ino) = server::bind(&path)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -80,6 +80,9 @@ pub enum NodeError {
     /// The network: endpoint, peers, transfers.
     #[error("{0}")]
     Net(String),
+    /// Signed names: zones, metadata, resolution.
+    #[error("{0}")]
+    Naming(String),
     /// A file system operation.
     #[error("{context}: {cause}")]
     Io {

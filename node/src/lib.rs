@@ -10,12 +10,14 @@ pub mod daemon;
 pub mod error;
 pub mod home;
 pub mod lock;
+pub mod names;
 pub mod net;
 pub mod node;
 pub mod trust;
 
-pub use api::{ApiError, Call, CallContext, Reply, Request};
+pub use api::{ApiError, Call, CallContext, NameRequest, Reply, Request};
 pub use clive_cas as cas;
+pub use clive_naming;
 pub use clive_trust;
 pub use config::Config;
 pub use control::{Connection, ControlClient};

@@ -415,6 +415,12 @@ impl Node {
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
         let mut keep = self.trust.object_hashes()?;
         keep.extend(self.net.in_flight());
+        // What names point at stays (published, followed, overridden).
+        let named = self
+            .zones()
+            .referenced()
+            .map_err(|e| NodeError::Naming(e.to_string()))?;
+        keep.extend(named.iter().filter_map(|h| clive_cas::parse_hash(h).ok()));
         Ok(self.store.gc(dry_run, &keep).await?)
     }
 

@@ -364,7 +364,7 @@ pub fn read_cert_file(path: &Path) -> Result<Certificate, NodeError> {
 
 impl Node {
     /// The signer for `grant` and `revoke`.
-    fn signer(&self, with: SignWith<'_>) -> Result<Box<dyn Signer>, NodeError> {
+    pub(crate) fn signer(&self, with: SignWith<'_>) -> Result<Box<dyn Signer>, NodeError> {
         let key_path = self.home().key_path();
         if with.agent || !key_path.exists() {
             let socket = with

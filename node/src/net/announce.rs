@@ -58,6 +58,13 @@ pub enum Body {
         /// The revocation.
         revocation: String,
     },
+    /// The origin has timestamp `version` of the zone with id `zone`.
+    Zone {
+        /// The zone's id.
+        zone: String,
+        /// Its timestamp version.
+        version: u64,
+    },
 }
 
 /// The signed part of an announcement.
@@ -166,7 +173,7 @@ impl Announcer {
     }
 
     /// Broadcasts `body`, no sooner than [`MIN_INTERVAL`] after the last.
-    async fn send(&self, key: &iroh::SecretKey, body: Body) {
+    pub(crate) async fn send(&self, key: &iroh::SecretKey, body: Body) {
         let Some(bytes) = seal(key, body) else { return };
         // Reserve the next slot, then wait for it without holding the lock.
         let (tx, at) = {
@@ -307,6 +314,11 @@ async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
                 tracing::info!(peer = %origin.fmt_short(), ?addrs, "peer announced addresses");
                 shared.add_peer(&origin, &addrs).ok();
                 shared.keepers.start(shared, origin);
+            }
+        }
+        Body::Zone { zone, version } => {
+            if matches!(state::peer(&shared.db, origin.as_bytes()), Ok(Some(_))) {
+                super::zones::announced(shared, origin, &zone, version);
             }
         }
         Body::Revocation { revocation } => {

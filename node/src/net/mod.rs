@@ -18,6 +18,7 @@ pub(crate) mod serve;
 pub mod state;
 pub mod ticket;
 pub mod wire;
+pub(crate) mod zones;
 
 use std::{
     collections::HashMap,
@@ -206,7 +207,7 @@ impl NetSlot {
         lock(&self.in_flight.0).keys().copied().collect()
     }
 
-    fn get(&self) -> Option<Arc<Net>> {
+    pub(crate) fn get(&self) -> Option<Arc<Net>> {
         lock(&self.net).clone()
     }
 }
@@ -219,7 +220,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A node on the network.
 #[derive(Debug)]
 pub(crate) struct Net {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     router: Router,
     tasks: Mutex<Vec<n0_future::task::AbortOnDropHandle<()>>>,
 }
@@ -252,6 +253,14 @@ impl Shared {
         lock(&self.conns)
             .get(id)
             .is_some_and(|c| c.close_reason().is_none())
+    }
+
+    /// The open peer-protocol connection to `id`, if any.
+    pub fn conns_get(&self, id: &EndpointId) -> Option<Connection> {
+        lock(&self.conns)
+            .get(id)
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
     }
 
     /// The addresses this node listens on.
@@ -457,7 +466,7 @@ impl Node {
     }
 
     /// The network layer, started for this one command when no daemon has.
-    async fn online(&self) -> Result<Arc<Net>, NodeError> {
+    pub(crate) async fn online(&self) -> Result<Arc<Net>, NodeError> {
         self.bring_online(NetOptions::default(), Mode::Command)
             .await
     }
@@ -668,7 +677,7 @@ impl Node {
 
     /// A peer named by endpoint id, key line or file, or the fingerprint of
     /// a known peer or key.
-    fn resolve_peer(&self, peer: &str) -> Result<[u8; 32], NodeError> {
+    pub(crate) fn resolve_peer(&self, peer: &str) -> Result<[u8; 32], NodeError> {
         if let Some(fp) = peer.strip_prefix("SHA256:") {
             for (id, _) in state::peers(self.db())? {
                 if PublicIdentity::from_bytes(id).fingerprint() == format!("SHA256:{fp}") {

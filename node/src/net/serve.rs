@@ -242,6 +242,7 @@ async fn respond(
             }
         }
         wire::PeerRequest::Join { secret } => join(shared, peer, &secret).await,
+        wire::PeerRequest::ZoneIndex { zone } => super::zones::index(shared, peer, &zone).await,
         wire::PeerRequest::Check { cap } => match cap.parse::<Capability>() {
             Ok(cap) => {
                 match shared

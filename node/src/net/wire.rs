@@ -11,6 +11,7 @@
 //! | `join`       | `joined` or `refused`  | a valid invite secret         |
 //! | `check`      | `verdict`              | nothing: says what the caller holds |
 //! | `push_offer` | `pushed` or `refused`  | `push`                        |
+//! | `zone_index` | `zone_files` or `refused` | `fetch`                    |
 //!
 //! Blobs travel on iroh-blobs' own ALPN; this protocol only carries the
 //! small messages around them.
@@ -57,6 +58,12 @@ pub enum PeerRequest {
         /// The object, 64 hex digits.
         hash: String,
     },
+    /// The current metadata files of a zone, by its id: answered with
+    /// [`PeerReply::ZoneFiles`] to holders of `fetch`.
+    ZoneIndex {
+        /// The zone's id.
+        zone: String,
+    },
 }
 
 /// What a peer answers.
@@ -85,11 +92,29 @@ pub enum PeerReply {
         /// Payload bytes the callee fetched.
         bytes_received: u64,
     },
+    /// A zone's metadata files: the path a repository serves each under,
+    /// and the object holding it (fetched like any object).
+    ZoneFiles {
+        /// The files.
+        files: Vec<ZoneFile>,
+    },
     /// The request was refused.
     Refused {
         /// Why, for the caller's user.
         reason: String,
     },
+}
+
+/// One metadata file of a zone, as a peer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneFile {
+    /// `2.root.json`, `timestamp.json`, `7.targets.json`, ...
+    pub path: String,
+    /// The object holding it (BLAKE3, hex).
+    pub hash: String,
+    /// Its size.
+    pub size: u64,
 }
 
 /// Encodes a message; messages built here are always within bounds.

@@ -1,0 +1,666 @@
+//! Signed names on a node: the `name` commands over [`clive_naming::Zones`],
+//! with content from the store, signatures from the node's key, and
+//! metadata to and from peers and mirrors.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clive_cas::{Hash, NoProgress, ObjectKind};
+use clive_naming::{
+    Change, Content, NamingError, Published, Resolution, RoleInfo, RootChange, RootStatus,
+    ZoneInfo, Zones,
+    state::Verified,
+    tuf::{Metadata, Root},
+    zones::{zone_id, zone_name},
+};
+use clive_trust::{KeySigner, NodeKey, SystemClock, clock::Clock};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
+use crate::{Node, NodeError, SignWith};
+
+/// A zone created or re-keyed: the root change, and where a root awaiting
+/// co-signers was written, or the ticket followers use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneChanged {
+    /// What happened to the root.
+    #[serde(flatten)]
+    pub change: RootChange,
+    /// The file holding a root that awaits co-signers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The ticket followers use (`name follow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// A zone and the ticket to follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneShown {
+    /// The zone.
+    #[serde(flatten)]
+    pub info: ZoneInfo,
+    /// The ticket followers use.
+    pub ticket: String,
+}
+
+/// What following or refreshing a zone did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refreshed {
+    /// The zone.
+    pub zone: String,
+    /// The verified versions now, when the update worked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+    /// Where it came from.
+    pub source: String,
+    /// Why it could not be updated (the zone is still followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `name export` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneExported {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// Metadata files written.
+    pub metadata: u64,
+    /// Target files written.
+    pub targets: u64,
+}
+
+/// What `name override` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overridden {
+    /// The zone.
+    pub zone: String,
+    /// The name.
+    pub name: String,
+    /// The hash it maps to on this node; `None` once cleared.
+    pub hash: Option<String>,
+}
+
+/// What a root file says after `name root sign`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootSigned {
+    /// The file.
+    pub file: PathBuf,
+    /// Its signatures.
+    #[serde(flatten)]
+    pub status: RootStatus,
+}
+
+fn naming(e: NamingError) -> NodeError {
+    NodeError::Naming(e.to_string())
+}
+
+fn now() -> u64 {
+    SystemClock.now()
+}
+
+impl Node {
+    /// The node's zones.
+    pub fn zones(&self) -> Zones {
+        Zones::new(self.db().clone())
+    }
+
+    /// Creates a zone signed by this node; `keys` are further root keys.
+    pub async fn name_zone_create(
+        &self,
+        zone: &str,
+        keys: &[String],
+        threshold: u32,
+        out: Option<&Path>,
+        with: SignWith<'_>,
+    ) -> Result<ZoneChanged, NodeError> {
+        let extra = keys
+            .iter()
+            .map(|k| self.trust().resolve_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer = self.signer(with)?;
+        let change = self
+            .zones()
+            .create(zone, &extra, threshold, signer.as_ref(), now())
+            .map_err(naming)?;
+        self.root_changed(change, out, zone).await
+    }
+
+    async fn root_changed(
+        &self,
+        mut change: RootChange,
+        out: Option<&Path>,
+        zone: &str,
+    ) -> Result<ZoneChanged, NodeError> {
+        let file = match change.file.take() {
+            Some(bytes) => {
+                let path = out.map_or_else(
+                    || PathBuf::from(format!("{zone}.{}.root.json", change.root.version)),
+                    Path::to_path_buf,
+                );
+                std::fs::write(&path, bytes)
+                    .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let ticket = if change.committed {
+            self.announce_zone(zone);
+            Some(self.zone_ticket(zone)?)
+        } else {
+            None
+        };
+        Ok(ZoneChanged {
+            change,
+            file,
+            ticket,
+        })
+    }
+
+    /// The ticket followers of `zone` use: this node, its addresses, the
+    /// zone's id and the hash of its current root.
+    pub fn zone_ticket(&self, zone: &str) -> Result<String, NodeError> {
+        let zones = self.zones();
+        let info = zones.show(zone, None).map_err(naming)?;
+        let root = zones.files(zone).map_err(naming)?;
+        let root = root
+            .files
+            .get("root.json")
+            .ok_or_else(|| NodeError::Naming(format!("zone {zone} has no root")))?;
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(&info.id, &mut id)
+            .map_err(|_| NodeError::Naming(format!("zone {zone} has no clive-node id")))?;
+        let addrs = self
+            .net
+            .get()
+            .map(|n| n.shared.own_addrs())
+            .unwrap_or_default();
+        Ok(ZoneTicket {
+            publisher: self.public().bytes(),
+            addrs,
+            root: *blake3::hash(root).as_bytes(),
+            id,
+            zone: zone.to_owned(),
+        }
+        .encode())
+    }
+
+    /// Every zone.
+    pub async fn name_zones(&self) -> Result<Vec<ZoneInfo>, NodeError> {
+        self.zones().list().map_err(naming)
+    }
+
+    /// One zone and its ticket.
+    pub async fn name_zone_show(&self, zone: &str) -> Result<ZoneShown, NodeError> {
+        let info = self
+            .zones()
+            .show(zone, Some(self.public()))
+            .map_err(naming)?;
+        Ok(ZoneShown {
+            ticket: self.zone_ticket(zone)?,
+            info,
+        })
+    }
+
+    /// What `target` is: an object in the store (by hash), else a path to
+    /// add.
+    async fn content(&self, target: &str, cwd: &Path) -> Result<Content, NodeError> {
+        let hash = match clive_cas::parse_hash(target) {
+            Ok(hash) if self.store().has(hash).await.unwrap_or(false) => hash,
+            _ => {
+                let path = cwd.join(target);
+                if !path.exists() {
+                    return Err(NodeError::Naming(format!(
+                        "{target:?} is neither a file or directory nor an object in the store"
+                    )));
+                }
+                self.add_path(&path, None, Arc::new(NoProgress))
+                    .await?
+                    .added
+                    .hash
+            }
+        };
+        self.content_of(hash).await
+    }
+
+    async fn content_of(&self, hash: Hash) -> Result<Content, NodeError> {
+        let kind = self.store().kind(hash).await?;
+        let length = self.store().size(hash).await?;
+        let mut sha = Sha256::new();
+        let mut reader = self.store().blobs().blobs().reader(hash);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| NodeError::io(format!("reading object {hash}"), e))?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+        }
+        Ok(Content {
+            blake3: hash.to_string(),
+            sha256: hex::encode(sha.finalize()),
+            length,
+            kind: match kind {
+                ObjectKind::Tree => "tree",
+                ObjectKind::Blob => "blob",
+            }
+            .to_owned(),
+        })
+    }
+
+    /// Publishes `zone/name` as `target` (a path, added, or a hash), signed,
+    /// and announces it.
+    pub async fn name_publish(
+        &self,
+        name: &str,
+        target: Option<(&str, &Path)>,
+        with: SignWith<'_>,
+    ) -> Result<Published, NodeError> {
+        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+        let content = match target {
+            Some((target, cwd)) => Some(self.content(target, cwd).await?),
+            None => None,
+        };
+        let signer = self.signer(with)?;
+        let (published, _) = self
+            .zones()
+            .publish(zone, path, content.as_ref(), signer.as_ref(), now())
+            .map_err(naming)?;
+        self.announce_zone(zone);
+        Ok(published)
+    }
+
+    /// Tells followers of `zone` about its current timestamp, when online.
+    fn announce_zone(&self, zone: &str) {
+        let Some(net) = self.net.get() else { return };
+        let Ok(info) = self.zones().show(zone, None) else {
+            return;
+        };
+        if let Some(v) = info.verified {
+            net_zones::announce(&net.shared, info.id, v.timestamp);
+        }
+    }
+
+    /// Delegates the names of `zone` under `prefix` to `to`.
+    pub async fn name_delegate(
+        &self,
+        zone: &str,
+        prefix: &str,
+        to: &str,
+        with: SignWith<'_>,
+    ) -> Result<RoleInfo, NodeError> {
+        let key = self.trust().resolve_key(to)?;
+        let signer = self.signer(with)?;
+        let role = self
+            .zones()
+            .delegate(zone, prefix, &key, signer.as_ref(), now())
+            .map_err(naming)?;
+        self.announce_zone(zone);
+        Ok(role)
+    }
+
+    /// Gives `role` of `zone` new keys, in a new root.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn name_rotate(
+        &self,
+        zone: &str,
+        role: &str,
+        keys: &[String],
+        threshold: Option<u32>,
+        out: Option<&Path>,
+        with: SignWith<'_>,
+    ) -> Result<ZoneChanged, NodeError> {
+        let keys = keys
+            .iter()
+            .map(|k| self.trust().resolve_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signer = self.signer(with)?;
+        let change = self
+            .zones()
+            .rotate(zone, role, &keys, threshold, signer.as_ref(), now())
+            .map_err(naming)?;
+        self.root_changed(change, out, zone).await
+    }
+
+    /// Adds a signature to a root file: this node's, or that of the
+    /// OpenSSH key at `key` (an offline key, asked for its passphrase).
+    pub async fn name_root_sign(
+        &self,
+        file: &Path,
+        key: Option<&Path>,
+        with: SignWith<'_>,
+    ) -> Result<RootSigned, NodeError> {
+        let bytes = read_limited(file)?;
+        let signer: Box<dyn clive_trust::Signer> = match key {
+            Some(path) => {
+                let key = NodeKey::read(path)?;
+                let pass = if key.is_encrypted() {
+                    with.passphrase.passphrase(path)
+                } else {
+                    None
+                };
+                Box::new(KeySigner::from_key(&key, pass.as_deref())?)
+            }
+            None => self.signer(with)?,
+        };
+        let (signed, status) = Zones::root_sign(&bytes, signer.as_ref()).map_err(naming)?;
+        std::fs::write(file, signed)
+            .map_err(|e| NodeError::io(format!("writing {}", file.display()), e))?;
+        Ok(RootSigned {
+            file: file.to_owned(),
+            status,
+        })
+    }
+
+    /// Installs a co-signed root file for `zone`.
+    pub async fn name_root_commit(
+        &self,
+        zone: &str,
+        file: &Path,
+        with: SignWith<'_>,
+    ) -> Result<ZoneChanged, NodeError> {
+        let bytes = read_limited(file)?;
+        let signer = self.signer(with)?;
+        let change = self
+            .zones()
+            .root_commit(zone, &bytes, signer.as_ref(), now())
+            .map_err(naming)?;
+        self.root_changed(change, None, zone).await
+    }
+
+    /// Follows a zone from a zone ticket or a trusted root.json file.
+    pub async fn name_follow(
+        &self,
+        source: &str,
+        cwd: &Path,
+        mirror: Option<&str>,
+        alias: Option<&str>,
+    ) -> Result<Refreshed, NodeError> {
+        if source.trim().starts_with(crate::net::ticket::ZONE_PREFIX) {
+            return self.follow_ticket(source, mirror, alias).await;
+        }
+        let path = cwd.join(source);
+        let bytes = read_limited(&path)?;
+        let root = Metadata::<Root>::from_bytes(&bytes)
+            .map_err(|e| NodeError::Naming(format!("{}: {e}", path.display())))?;
+        let zone = match (alias, zone_name(&root.signed)) {
+            (Some(a), _) => a.to_owned(),
+            (None, Some(n)) => n,
+            (None, None) => {
+                return Err(NodeError::Naming(
+                    "this root does not name its zone: give one with --as ZONE".into(),
+                ));
+            }
+        };
+        self.zones()
+            .follow(&zone, &bytes, None, mirror.map(str::to_owned), now())
+            .map_err(naming)?;
+        Ok(self
+            .name_refresh(&zone)
+            .await
+            .unwrap_or_else(|e| Refreshed {
+                zone: zone.clone(),
+                verified: None,
+                source: mirror.unwrap_or("nowhere yet").to_owned(),
+                error: Some(e.to_string()),
+            }))
+    }
+
+    async fn follow_ticket(
+        &self,
+        text: &str,
+        mirror: Option<&str>,
+        alias: Option<&str>,
+    ) -> Result<Refreshed, NodeError> {
+        let ticket = ZoneTicket::decode(text).map_err(|e| NodeError::Naming(e.to_string()))?;
+        let zone = alias.unwrap_or(&ticket.zone).to_owned();
+        clive_naming::name::check_zone(&zone).map_err(naming)?;
+        let net = self.online().await?;
+        let publisher = endpoint_id(&ticket.publisher)?;
+        if !ticket.addrs.is_empty() {
+            net.shared.add_peer(&publisher, &ticket.addrs)?;
+        }
+        let id = hex::encode(ticket.id);
+        let bundle = net_zones::fetch_files(&net.shared, &id, publisher).await?;
+        let root = bundle
+            .files
+            .values()
+            .find(|b| *blake3::hash(b).as_bytes() == ticket.root)
+            .cloned()
+            .ok_or_else(|| {
+                NodeError::Naming(
+                    "the publisher no longer serves the root this ticket names; ask for a new \
+                     ticket (`clive-node name zone show ZONE`)"
+                        .into(),
+                )
+            })?;
+        let parsed =
+            Metadata::<Root>::from_bytes(&root).map_err(|e| NodeError::Naming(e.to_string()))?;
+        if zone_id(&parsed.signed).as_deref() != Some(id.as_str()) {
+            return Err(NodeError::Naming(
+                "the ticket's root belongs to another zone".into(),
+            ));
+        }
+        let zones = self.zones();
+        zones
+            .follow(
+                &zone,
+                &root,
+                Some(hex::encode(ticket.publisher)),
+                mirror.map(str::to_owned),
+                now(),
+            )
+            .map_err(naming)?;
+        let source = format!("peer {}", publisher.fmt_short());
+        let verified = zones.update_from(&zone, bundle, &source, now());
+        Ok(Refreshed {
+            zone,
+            verified: verified.as_ref().ok().cloned(),
+            source,
+            error: verified.err().map(|e| e.to_string()),
+        })
+    }
+
+    /// Fetches new metadata for `zone`: from its mirror when it has one,
+    /// else from the node that published it, else from connected peers.
+    pub async fn name_refresh(&self, zone: &str) -> Result<Refreshed, NodeError> {
+        let zones = self.zones();
+        let info = zones.show(zone, None).map_err(naming)?;
+        if let Some(mirror) = info.mirror.clone() {
+            let z = zone.to_owned();
+            let zones2 = zones.clone();
+            let url = mirror.clone();
+            let verified = tokio::task::spawn_blocking(move || {
+                let base = url.trim_end_matches('/');
+                let remote = clive_naming::tuf::http::HttpRemote::new(
+                    &format!("{base}/metadata"),
+                    Some(&format!("{base}/targets")),
+                );
+                zones2.update(&z, remote, &url, now())
+            })
+            .await
+            .map_err(|e| NodeError::Naming(e.to_string()))?
+            .map_err(naming)?;
+            return Ok(Refreshed {
+                zone: zone.to_owned(),
+                verified: Some(verified),
+                source: mirror,
+                error: None,
+            });
+        }
+        let net = self.online().await?;
+        let mut peers = Vec::new();
+        if let Some(origin) = info.origin.as_deref() {
+            let mut bytes = [0u8; 32];
+            if hex::decode_to_slice(origin, &mut bytes).is_ok() {
+                peers.push(endpoint_id(&bytes)?);
+            }
+        }
+        let mut last = None;
+        for peer in peers {
+            match net_zones::sync_from(&net.shared, zone, &info.id, peer).await {
+                Ok(verified) => {
+                    return Ok(Refreshed {
+                        zone: zone.to_owned(),
+                        verified: Some(verified),
+                        source: format!("peer {}", peer.fmt_short()),
+                        error: None,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            NodeError::Naming(format!(
+                "zone {zone} has no mirror and no publishing peer to refresh from"
+            ))
+        }))
+    }
+
+    /// What `zone/name` resolves to, from verified metadata on this node.
+    pub async fn name_resolve(&self, name: &str, offline: bool) -> Result<Resolution, NodeError> {
+        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+        self.zones()
+            .resolve(zone, path, offline, now())
+            .map_err(naming)
+    }
+
+    /// Every change of `zone/name`.
+    pub async fn name_history(&self, name: &str) -> Result<Vec<Change>, NodeError> {
+        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+        self.zones().history(zone, path).map_err(naming)
+    }
+
+    /// Maps `zone/name` to `target` on this node only; `None` clears it.
+    pub async fn name_override(
+        &self,
+        name: &str,
+        target: Option<(&str, &Path)>,
+    ) -> Result<Overridden, NodeError> {
+        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+        let zones = self.zones();
+        let hash = match target {
+            Some((target, cwd)) => {
+                let content = self.content(target, cwd).await?;
+                zones
+                    .set_override(zone, path, &content.blake3, &content.kind, now())
+                    .map_err(naming)?;
+                Some(content.blake3)
+            }
+            None => {
+                if !zones.clear_override(zone, path, now()).map_err(naming)? {
+                    return Err(NodeError::Naming(format!("{name} has no override here")));
+                }
+                None
+            }
+        };
+        Ok(Overridden {
+            zone: zone.to_owned(),
+            name: path.to_owned(),
+            hash,
+        })
+    }
+
+    /// Writes `zone` as a plain TUF repository: `DIR/metadata` and
+    /// `DIR/targets` (each target under each of its hashes, as clients
+    /// using consistent snapshots ask for it, and under its plain name).
+    pub async fn name_export(&self, zone: &str, dir: &Path) -> Result<ZoneExported, NodeError> {
+        let zones = self.zones();
+        let files = zones.files(zone).map_err(naming)?;
+        let meta = dir.join("metadata");
+        let targets_dir = dir.join("targets");
+        for d in [&meta, &targets_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| NodeError::io(format!("creating {}", d.display()), e))?;
+        }
+        for (path, bytes) in &files.files {
+            write_file(&meta.join(path), bytes)?;
+        }
+        let mut targets = 0;
+        for (name, file) in zones.targets(zone).map_err(naming)? {
+            let Some(hash) = file
+                .hashes
+                .get("blake3")
+                .and_then(|h| clive_cas::parse_hash(h).ok())
+            else {
+                continue;
+            };
+            let (parent, base) = match name.rsplit_once('/') {
+                Some((p, b)) => (targets_dir.join(p), b.to_owned()),
+                None => (targets_dir.clone(), name.clone()),
+            };
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| NodeError::io(format!("creating {}", parent.display()), e))?;
+            let plain = parent.join(&base);
+            let tmp = parent.join(format!(".{base}.partial"));
+            let mut out = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| NodeError::io(format!("writing {}", tmp.display()), e))?;
+            self.store().write_blob_to(hash, &mut out).await?;
+            std::fs::rename(&tmp, &plain)
+                .map_err(|e| NodeError::io(format!("writing {}", plain.display()), e))?;
+            for digest in file.hashes.values() {
+                let prefixed = parent.join(format!("{digest}.{base}"));
+                std::fs::remove_file(&prefixed).ok();
+                if std::fs::hard_link(&plain, &prefixed).is_err() {
+                    std::fs::copy(&plain, &prefixed)
+                        .map_err(|e| NodeError::io(format!("writing {}", prefixed.display()), e))?;
+                }
+            }
+            targets += 1;
+        }
+        Ok(ZoneExported {
+            dir: dir.to_owned(),
+            metadata: files.files.len() as u64,
+            targets,
+        })
+    }
+
+    /// Re-signs the snapshot and timestamp of zones this node signs that
+    /// would expire soon, and announces them. The daemon calls it every
+    /// minute; it signs with the key unlocked when the node went online.
+    pub async fn resign_due(&self) {
+        let Some(net) = self.net.get() else { return };
+        let signer = &net.shared.signer;
+        let zones = self.zones();
+        let Ok(due) = zones.due_for_resigning(self.public(), now()) else {
+            return;
+        };
+        for zone in due {
+            match zones.resign(&zone, signer, now()) {
+                Ok(_) => {
+                    tracing::info!(zone, "re-signed timestamp and snapshot");
+                    self.announce_zone(&zone);
+                }
+                Err(e) => tracing::warn!(zone, "re-signing: {e}"),
+            }
+        }
+    }
+}
+
+/// Reads a metadata file given by the user, refusing anything over 16 MiB.
+fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
+    if meta.len() > net_zones::MAX_FILE {
+        return Err(NodeError::Naming(format!(
+            "{} is {} bytes; metadata files are at most {}",
+            path.display(),
+            meta.len(),
+            net_zones::MAX_FILE
+        )));
+    }
+    std::fs::read(path).map_err(|e| NodeError::io(format!("reading {}", path.display()), e))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))
+}
