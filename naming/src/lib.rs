@@ -1,6 +1,13 @@
 //! Signed human names for content hashes, following the TUF 1.0
 //! specification: metadata, signing, the client workflow, history and local
 //! overrides.
+//!
+//! - [`tuf`]: the TUF core (metadata, keys, the client workflow ported from
+//!   python-tuf's ngclient, HTTP remote).
+//! - [`zones`]: zones this node publishes or follows, over `state.redb`
+//!   ([`state`]), fed through [`source`].
+//! - [`sign`]: signing metadata with SSH ed25519 keys.
+//! - [`name`]: zone and name syntax.
 
 pub mod error;
 pub mod name;

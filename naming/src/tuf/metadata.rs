@@ -342,13 +342,13 @@ fn verify_length_and_hashes(
         what: what.to_string(),
         reason,
     };
-    if let Some(expected) = length {
-        if data.len() as u64 != expected {
-            return Err(mismatch(format!(
-                "observed length {} does not match expected length {expected}",
-                data.len()
-            )));
-        }
+    if let Some(expected) = length
+        && data.len() as u64 != expected
+    {
+        return Err(mismatch(format!(
+            "observed length {} does not match expected length {expected}",
+            data.len()
+        )));
     }
     for (algo, expected) in hashes.into_iter().flatten() {
         let observed = digest_hex(algo, data)
@@ -1502,13 +1502,13 @@ impl<T: Signed> Metadata<T> {
         let signed = map
             .remove("signed")
             .ok_or_else(|| TufError::invalid(T::TYPE, "missing field signed"))?;
-        if let Some(ty) = signed.get("_type").and_then(Value::as_str) {
-            if ty != T::TYPE {
-                return Err(TufError::WrongType {
-                    expected: T::TYPE.into(),
-                    got: ty.into(),
-                });
-            }
+        if let Some(ty) = signed.get("_type").and_then(Value::as_str)
+            && ty != T::TYPE
+        {
+            return Err(TufError::WrongType {
+                expected: T::TYPE.into(),
+                got: ty.into(),
+            });
         }
         let sigs = match map.remove("signatures") {
             Some(Value::Array(a)) => a,

@@ -170,7 +170,7 @@ impl TrustedMetadataSet {
             raw: data.to_vec(),
         });
         self.check_final_timestamp()?;
-        Ok(self.timestamp_signed()?)
+        self.timestamp_signed()
     }
 
     fn timestamp_signed(&self) -> Result<&Timestamp> {

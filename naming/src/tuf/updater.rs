@@ -365,10 +365,10 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
 
     fn load_snapshot(&mut self) -> Result<()> {
         let local = self.load_local("snapshot").ok();
-        if let Some(local) = &local {
-            if self.trusted.update_snapshot(local, true).is_ok() {
-                return Ok(());
-            }
+        if let Some(local) = &local
+            && self.trusted.update_snapshot(local, true).is_ok()
+        {
+            return Ok(());
         }
         // Local snapshot missing or not valid as final: fetch it.
         let intermediate = self.trusted.snapshot().map(|s| s.raw.clone());
@@ -420,10 +420,10 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
             return self.trusted.verify_loaded_targets(role, parent).cloned();
         }
         let local = self.load_local(role).ok();
-        if let Some(local) = &local {
-            if let Ok(t) = self.trusted.update_delegated_targets(local, role, parent) {
-                return Ok(t.clone());
-            }
+        if let Some(local) = &local
+            && let Ok(t) = self.trusted.update_delegated_targets(local, role, parent)
+        {
+            return Ok(t.clone());
         }
         let snapshot = self
             .trusted
@@ -449,17 +449,15 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
             .trusted
             .update_delegated_targets(&data, role, parent)?
             .clone();
-        if let Some(old) = local {
-            // Only a local copy signed by the same delegator is evidence.
-            if let Ok(md) = Metadata::<Targets>::from_bytes(&old) {
-                if self
-                    .trusted
-                    .verify_with_delegator(&md, role, parent)
-                    .is_ok()
-                {
-                    self.report_if_equivocation::<Targets>(role, &old, &data)?;
-                }
-            }
+        // Only a local copy signed by the same delegator is evidence.
+        if let Some(old) = local
+            && let Ok(md) = Metadata::<Targets>::from_bytes(&old)
+            && self
+                .trusted
+                .verify_with_delegator(&md, role, parent)
+                .is_ok()
+        {
+            self.report_if_equivocation::<Targets>(role, &old, &data)?;
         }
         self.persist(role, &data)?;
         Ok(targets)
@@ -535,13 +533,12 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
         let mut path = info.path.clone();
         if self.trusted.root().signed().consistent_snapshot()
             && self.config.prefix_targets_with_hash
+            && let Some(hash) = info.prefix_hash()
         {
-            if let Some(hash) = info.prefix_hash() {
-                path = match info.path.rsplit_once('/') {
-                    Some((dir, base)) => format!("{dir}/{hash}.{base}"),
-                    None => format!("{hash}.{}", info.path),
-                };
-            }
+            path = match info.path.rsplit_once('/') {
+                Some((dir, base)) => format!("{dir}/{hash}.{base}"),
+                None => format!("{hash}.{}", info.path),
+            };
         }
         let data = self
             .remote
