@@ -396,6 +396,12 @@ impl Out {
             s.store_objects,
             HumanBytes(s.store_bytes)
         )?;
+        for e in &s.equivocations {
+            writeln!(
+                stdout,
+                "EQUIVOCATION {e}: two different signed documents (see `name zone show`)"
+            )?;
+        }
         let connected = s.peers.iter().filter(|p| p.connected).count();
         writeln!(
             stdout,

@@ -82,6 +82,9 @@ pub struct Status {
     pub store_objects: u64,
     /// Bytes of content in the store.
     pub store_bytes: u64,
+    /// Equivocations seen in followed zones: `ZONE ROLE vVERSION`.
+    #[serde(default)]
+    pub equivocations: Vec<String>,
 }
 
 /// An invite: the ticket to hand to the joiner.
@@ -253,14 +256,6 @@ impl Shared {
         lock(&self.conns)
             .get(id)
             .is_some_and(|c| c.close_reason().is_none())
-    }
-
-    /// The open peer-protocol connection to `id`, if any.
-    pub fn conns_get(&self, id: &EndpointId) -> Option<Connection> {
-        lock(&self.conns)
-            .get(id)
-            .filter(|c| c.close_reason().is_none())
-            .cloned()
     }
 
     /// The addresses this node listens on.
@@ -508,6 +503,17 @@ impl Node {
             peers: self.peers().await?,
             store_objects: inventory.len() as u64,
             store_bytes,
+            equivocations: self
+                .zones()
+                .list()
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|z| {
+                    z.equivocations
+                        .into_iter()
+                        .map(move |(role, v)| format!("{} {role} v{v}", z.zone))
+                })
+                .collect(),
         })
     }
 

@@ -98,10 +98,8 @@ pub async fn fetch_files(
     zone_id: &str,
     peer: EndpointId,
 ) -> Result<Bundle, NodeError> {
-    let conn = match shared.conns_get(&peer) {
-        Some(conn) => conn,
-        None => keeper::connect(shared, peer).await?,
-    };
+    // A connection the peer dialled carries no requests to it: dial.
+    let conn = keeper::connect(shared, peer).await?;
     let request = wire::PeerRequest::ZoneIndex {
         zone: zone_id.to_owned(),
     };
