@@ -346,3 +346,37 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+impl TestNode {
+    /// A node whose config keeps it on 127.0.0.1 (port 0).
+    pub fn loopback() -> Self {
+        let node = TestNode::new();
+        std::fs::write(
+            node.home().join("config.toml"),
+            "[net]\nbind = [\"127.0.0.1:0\"]\n",
+        )
+        .unwrap();
+        node
+    }
+}
+
+/// `invite` on `inviter` granting `caps`, `join` on `joiner`; returns the
+/// ticket.
+pub fn admit(inviter: &TestNode, joiner: &TestNode, caps: &str) -> String {
+    let out = inviter.ok(["invite", "--cap", caps, "--expires", "10m"]);
+    let ticket = out.lines().last().unwrap().trim().to_owned();
+    assert!(ticket.starts_with("clive1"), "{out}");
+    joiner.ok(["join", &ticket]);
+    ticket
+}
+
+/// Waits until `check` holds, looking every 100 ms for at most 20 s.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -4,18 +4,7 @@
 
 use std::{os::unix::fs::MetadataExt, path::Path, process::Stdio, time::Duration};
 
-use clive_tests::{Daemon, TestNode, assert_same_tree, write_pseudo_random};
-
-/// A node whose config keeps it on 127.0.0.1.
-fn loopback_node() -> TestNode {
-    let node = TestNode::new();
-    std::fs::write(
-        node.home().join("config.toml"),
-        "[net]\nbind = [\"127.0.0.1:0\"]\n",
-    )
-    .unwrap();
-    node
-}
+use clive_tests::{Daemon, TestNode, admit, assert_same_tree, eventually, write_pseudo_random};
 
 /// Stops the daemon through the CLI; it must exit cleanly.
 fn stop(node: &TestNode, mut daemon: Daemon) {
@@ -35,31 +24,12 @@ fn endpoint_id(node: &TestNode) -> String {
         .to_owned()
 }
 
-/// `invite` on `inviter`, `join` on `joiner`; returns the ticket.
-fn admit(inviter: &TestNode, joiner: &TestNode, caps: &str) -> String {
-    let out = inviter.ok(["invite", "--cap", caps, "--expires", "10m"]);
-    let ticket = out.lines().last().unwrap().trim().to_owned();
-    assert!(ticket.starts_with("clive1"), "{out}");
-    joiner.ok(["join", &ticket]);
-    ticket
-}
-
 fn peer_connected(node: &TestNode, peer: &str) -> bool {
     node.json(["status"])["peers"]
         .as_array()
         .unwrap()
         .iter()
         .any(|p| p["endpoint_id"] == peer && p["connected"] == true)
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn make_tree(root: &Path, files: usize) {
@@ -76,7 +46,11 @@ fn make_tree(root: &Path, files: usize) {
 
 #[test]
 fn daemons_join_fetch_push_restart_and_revoke() {
-    let (a, b, c) = (loopback_node(), loopback_node(), loopback_node());
+    let (a, b, c) = (
+        TestNode::loopback(),
+        TestNode::loopback(),
+        TestNode::loopback(),
+    );
     let a_daemon = a.start_daemon();
     let b_daemon = b.start_daemon();
     let _c_daemon = c.start_daemon();
@@ -144,7 +118,7 @@ fn daemons_join_fetch_push_restart_and_revoke() {
 
 #[test]
 fn a_stranger_is_refused_fetch_and_push_with_the_reason() {
-    let (a, stranger) = (loopback_node(), loopback_node());
+    let (a, stranger) = (TestNode::loopback(), TestNode::loopback());
     let _a_daemon = a.start_daemon();
     let a_id = endpoint_id(&a);
     let addr = a.json(["status"])["addrs"][0].as_str().unwrap().to_owned();
@@ -166,7 +140,7 @@ fn a_stranger_is_refused_fetch_and_push_with_the_reason() {
 
 #[test]
 fn a_fetch_killed_halfway_resumes_without_starting_over() {
-    let (a, b) = (loopback_node(), loopback_node());
+    let (a, b) = (TestNode::loopback(), TestNode::loopback());
     let _a_daemon = a.start_daemon();
     let a_id = endpoint_id(&a);
     admit(&a, &b, "fetch");

@@ -1,0 +1,203 @@
+//! Signed names across three `clive-node start` processes on loopback:
+//! publish on one, resolve on the others after the announcement, restart a
+//! follower and resolve from its cache with the publisher gone; history,
+//! overrides, a refused stranger, and co-signed key rotation.
+
+use std::time::Duration;
+
+use clive_tests::{Daemon, TestNode, admit, eventually};
+
+fn stop(node: &TestNode, mut daemon: Daemon) {
+    node.ok(["stop"]);
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "daemon exited with {status}\n{}",
+        daemon.logs()
+    );
+}
+
+fn b3(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// What `name resolve` prints on standard output, if it succeeds.
+fn resolves_to(node: &TestNode, name: &str) -> Option<String> {
+    let out = node.cmd(["name", "resolve", name]).output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[test]
+fn publish_on_one_resolve_on_two_restart_and_resolve_from_cache() {
+    let (a, b, c) = (
+        TestNode::loopback(),
+        TestNode::loopback(),
+        TestNode::loopback(),
+    );
+    let a_daemon = a.start_daemon();
+    let _b_daemon = b.start_daemon();
+    let c_daemon = c.start_daemon();
+    admit(&a, &b, "fetch");
+    admit(&a, &c, "fetch");
+
+    let created = a.json(["name", "zone", "create", "release"]);
+    let ticket = created["ticket"].as_str().unwrap().to_owned();
+    assert!(ticket.starts_with("clivezone1"), "{created}");
+    let v1 = a.scratch("v1.txt");
+    std::fs::write(&v1, "release 1\n").unwrap();
+    a.ok(["name", "publish", "release/myapp", v1.to_str().unwrap()]);
+
+    for follower in [&b, &c] {
+        let followed = follower.json(["name", "follow", &ticket]);
+        assert_eq!(followed["verified"]["targets"], 2, "{followed}");
+        assert_eq!(
+            resolves_to(follower, "release/myapp").as_deref(),
+            Some(b3(b"release 1\n").as_str())
+        );
+    }
+
+    // A new version reaches both followers through the announcement alone.
+    let v2 = a.scratch("v2.txt");
+    std::fs::write(&v2, "release 2\n").unwrap();
+    a.ok(["name", "publish", "release/myapp", v2.to_str().unwrap()]);
+    for follower in [&b, &c] {
+        eventually("the follower sees release 2", || {
+            resolves_to(follower, "release/myapp").as_deref() == Some(b3(b"release 2\n").as_str())
+        });
+    }
+    let resolved = b.json(["name", "resolve", "release/myapp"]);
+    assert_eq!(resolved["overridden"], false);
+    assert_eq!(resolved["stale"], false);
+    assert_eq!(resolved["verified"]["targets"], 3, "{resolved}");
+
+    // The follower's history: both versions, verified, signed by A.
+    let a_fingerprint = a.json(["id"])["fingerprint"].as_str().unwrap().to_owned();
+    let history = c.json(["name", "history", "release/myapp"]);
+    let history = history.as_array().unwrap();
+    let events: Vec<&str> = history
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["published", "changed"], "{history:?}");
+    for h in history {
+        assert_eq!(h["verified"], true);
+        assert_eq!(h["signers"][0], a_fingerprint.as_str());
+    }
+
+    // C restarts with the publisher gone and resolves from its cache.
+    stop(&a, a_daemon);
+    stop(&c, c_daemon);
+    let _c_daemon = c.start_daemon();
+    assert_eq!(
+        resolves_to(&c, "release/myapp").as_deref(),
+        Some(b3(b"release 2\n").as_str())
+    );
+
+    // A local override: this node only, marked, in the history.
+    let dev = c.scratch("dev.txt");
+    std::fs::write(&dev, "dev build\n").unwrap();
+    c.ok(["name", "override", "release/myapp", dev.to_str().unwrap()]);
+    let o = c.json(["name", "resolve", "release/myapp"]);
+    assert_eq!(o["overridden"], true);
+    assert_eq!(o["hash"], b3(b"dev build\n"));
+    assert_eq!(o["signed_hash"], b3(b"release 2\n"));
+    assert_eq!(
+        resolves_to(&b, "release/myapp").as_deref(),
+        Some(b3(b"release 2\n").as_str())
+    );
+    c.ok(["name", "override", "release/myapp", "--clear"]);
+    let events: Vec<String> = c
+        .json(["name", "history", "release/myapp"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events[2..], ["override", "override cleared"]);
+
+    // Only holders of the zone's keys publish.
+    let refused = b.fails(["name", "publish", "release/myapp", v1.to_str().unwrap()]);
+    assert!(refused.contains("is not a targets key"), "{refused}");
+}
+
+#[test]
+fn a_stranger_cannot_follow_and_bad_tickets_are_refused() {
+    let (a, s) = (TestNode::loopback(), TestNode::loopback());
+    let _a_daemon = a.start_daemon();
+    let _s_daemon = s.start_daemon();
+    let created = a.json(["name", "zone", "create", "release"]);
+    let ticket = created["ticket"].as_str().unwrap();
+    let refused = s.fails(["name", "follow", ticket]);
+    assert!(
+        refused.contains("refused") || refused.contains("does not know you"),
+        "{refused}"
+    );
+    let damaged = format!("{}x", &ticket[..ticket.len() - 1]);
+    let refused = s.fails(["name", "follow", &damaged]);
+    assert!(refused.contains("damaged"), "{refused}");
+    let refused = s.fails(["name", "resolve", "release/myapp"]);
+    assert!(refused.contains("no zone"), "{refused}");
+}
+
+#[test]
+fn key_rotation_needs_the_cosigner_and_followers_move_to_the_new_root() {
+    let (a, b, c) = (
+        TestNode::loopback(),
+        TestNode::loopback(),
+        TestNode::loopback(),
+    );
+    let _a_daemon = a.start_daemon();
+    let _c_daemon = c.start_daemon();
+    admit(&a, &c, "fetch");
+    let b_key = b.home().join("id_ed25519.pub");
+    let b_key = b_key.to_str().unwrap();
+
+    // Root threshold 2 of {A, B}: B co-signs the first root offline.
+    let out = a.scratch("release.1.root.json");
+    let change = a.json([
+        "name",
+        "zone",
+        "create",
+        "release",
+        "--key",
+        b_key,
+        "--threshold",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(change["committed"], false, "{change}");
+    let signed = b.json(["name", "root", "sign", out.to_str().unwrap()]);
+    assert_eq!(signed["signed_by"].as_array().unwrap().len(), 2, "{signed}");
+    let committed = a.json(["name", "root", "commit", "release", out.to_str().unwrap()]);
+    let ticket = committed["ticket"].as_str().unwrap().to_owned();
+    let f = a.scratch("f");
+    std::fs::write(&f, "one\n").unwrap();
+    a.ok(["name", "publish", "release/app", f.to_str().unwrap()]);
+    c.ok(["name", "follow", &ticket]);
+
+    // Rotating the timestamp key without B's signature is not committed.
+    let next = a.scratch("release.2.root.json");
+    let a_key = a.home().join("id_ed25519.pub");
+    let rotate = a.json([
+        "name",
+        "rotate",
+        "release",
+        "timestamp",
+        "--key",
+        a_key.to_str().unwrap(),
+        "-o",
+        next.to_str().unwrap(),
+    ]);
+    assert_eq!(rotate["committed"], false, "{rotate}");
+    let refused = a.fails(["name", "root", "commit", "release", next.to_str().unwrap()]);
+    assert!(refused.contains("1 valid signature"), "{refused}");
+    b.ok(["name", "root", "sign", next.to_str().unwrap()]);
+    a.ok(["name", "root", "commit", "release", next.to_str().unwrap()]);
+    c.ok(["name", "refresh", "release"]);
+    let resolved = c.json(["name", "resolve", "release/app"]);
+    assert_eq!(resolved["verified"]["root"], 2, "{resolved}");
+    assert_eq!(resolved["hash"], b3(b"one\n"));
+}
