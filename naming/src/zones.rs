@@ -962,7 +962,7 @@ impl Zones {
                 }
             }
         }
-        if let Some(latest) = self.current::<Root>(zone, "root").ok() {
+        if let Ok(latest) = self.current::<Root>(zone, "root") {
             bundle
                 .files
                 .insert("root.json".into(), to_bytes(zone, &latest)?);
