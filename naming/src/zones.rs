@@ -520,35 +520,7 @@ impl Zones {
         check_can_sign(&root.signed, "targets", signer)?;
         let old = self.current::<Targets>(zone, "targets")?;
         let mut targets = old.signed.clone();
-        match content {
-            Some(c) => {
-                let mut hashes = BTreeMap::new();
-                hashes.insert("blake3".to_owned(), c.blake3.clone());
-                hashes.insert("sha256".to_owned(), c.sha256.clone());
-                let mut unrecognized = serde_json::Map::new();
-                unrecognized.insert(
-                    "custom".into(),
-                    json!({ "kind": c.kind, "published": format_time(now) }),
-                );
-                targets.targets.insert(
-                    name.to_owned(),
-                    tuf::TargetFile {
-                        path: name.to_owned(),
-                        length: c.length,
-                        hashes,
-                        unrecognized,
-                    },
-                );
-            }
-            None => {
-                if targets.targets.remove(name).is_none() {
-                    return Err(NamingError::UnknownName {
-                        zone: zone.to_owned(),
-                        name: name.to_owned(),
-                    });
-                }
-            }
-        }
+        set_target(&mut targets, zone, name, content, now)?;
         targets.version += 1;
         targets.expires = now + lifetime::TARGETS;
         let version = targets.version;
@@ -569,6 +541,131 @@ impl Zones {
             },
             bundle,
         ))
+    }
+
+    /// The delegated role of `zone` that `name` falls under and that
+    /// `signer` holds a key of, if any (first match, in delegation order).
+    pub fn delegation_for(
+        &self,
+        zone: &str,
+        name: &str,
+        signer: &PublicIdentity,
+    ) -> Result<Option<String>, NamingError> {
+        let targets = self.current::<Targets>(zone, "targets")?;
+        let id = tuf_key(signer).id();
+        Ok(targets
+            .signed
+            .delegations
+            .as_ref()
+            .and_then(|d| d.roles.as_ref())
+            .and_then(|roles| {
+                roles
+                    .iter()
+                    .find(|r| r.is_delegated_path(name) && r.keyids.contains(&id))
+            })
+            .map(|r| r.name.clone()))
+    }
+
+    /// On a delegate: signs the next version of delegated `role` with `name`
+    /// set to `content` (or removed). Nothing is stored here: the zone's
+    /// publisher takes it ([`Zones::accept_delegated`]) and it comes back
+    /// with the zone's next snapshot.
+    pub fn sign_delegated(
+        &self,
+        zone: &str,
+        role: &str,
+        name: &str,
+        content: Option<&Content>,
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<(Published, Vec<u8>), NamingError> {
+        let parent = self.current::<Targets>(zone, "targets")?;
+        crate::sign::check_can_sign_delegated(&parent.signed, role, signer)?;
+        let mut targets = match ZoneLocal::current(&self.db, zone, role)? {
+            Some(bytes) => parse::<Targets>(zone, &bytes)?.signed,
+            None => {
+                let mut t = Targets::new(now + lifetime::TARGETS);
+                t.version = 0;
+                t
+            }
+        };
+        set_target(&mut targets, zone, name, content, now)?;
+        targets.version += 1;
+        targets.expires = now + lifetime::TARGETS;
+        let version = targets.version;
+        let mut md = Metadata::new(targets);
+        sign(&mut md, signer)?;
+        Ok((
+            Published {
+                zone: zone.to_owned(),
+                name: name.to_owned(),
+                hash: content.map(|c| c.blake3.clone()),
+                kind: content.map(|c| c.kind.clone()),
+                targets: version,
+                timestamp: 0,
+            },
+            to_bytes(zone, &md)?,
+        ))
+    }
+
+    /// On the zone's publisher: takes a delegate's new version of `role`
+    /// when its delegation's keys signed it, its version moves forward and
+    /// every name in it lies within the delegated paths; then signs new
+    /// snapshot and timestamp versions listing it.
+    pub fn accept_delegated(
+        &self,
+        zone: &str,
+        role: &str,
+        bytes: &[u8],
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<u64, NamingError> {
+        let root = self.current::<Root>(zone, "root")?;
+        let parent = self.current::<Targets>(zone, "targets")?;
+        let md = parse::<Targets>(zone, bytes)?;
+        parent
+            .signed
+            .as_delegator("targets")
+            .verify_delegate(role, &md)
+            .map_err(tuf_err(zone))?;
+        let delegation = parent
+            .signed
+            .delegations
+            .as_ref()
+            .and_then(|d| d.roles.as_ref())
+            .and_then(|roles| roles.iter().find(|r| r.name == role))
+            .ok_or_else(|| NamingError::Invalid(format!("zone {zone} delegates no role {role}")))?;
+        if let Some(outside) = md
+            .signed
+            .targets
+            .keys()
+            .find(|n| !delegation.is_delegated_path(n))
+        {
+            return Err(NamingError::Invalid(format!(
+                "{role} lists {outside:?}, outside the paths it is delegated ({})",
+                delegation.paths.clone().unwrap_or_default().join(", ")
+            )));
+        }
+        if let Some(old) = ZoneLocal::current(&self.db, zone, role)? {
+            let old = parse::<Targets>(zone, &old)?;
+            if md.signed.version <= old.signed.version {
+                return Err(NamingError::Invalid(format!(
+                    "{role} version {} does not move forward from {}",
+                    md.signed.version, old.signed.version
+                )));
+            }
+        }
+        let version = md.signed.version;
+        let bundle = self.sign_snapshot_and_timestamp(
+            zone,
+            &root.signed,
+            None,
+            Some((role.to_owned(), bytes.to_vec(), version)),
+            signer,
+            now,
+        )?;
+        let verified = self.update(zone, bundle, "a delegate", now)?;
+        Ok(verified.timestamp)
     }
 
     /// Delegates the names under `prefix` to `key` (a terminating delegated
@@ -838,6 +935,7 @@ impl Zones {
         let mut updater =
             Updater::new(remote, local, Config::default(), now).map_err(tuf_err(zone))?;
         updater.refresh().map_err(tuf_err(zone))?;
+        load_delegations(&mut updater, zone);
         let verified = self.verified(zone, now)?;
         record.verified = Some(verified.clone());
         state::write(&self.db, |tx| state::put(tx, ZONES, zone, &record))?;
@@ -1100,55 +1198,22 @@ impl Zones {
                 .into_iter()
                 .filter_map(|(v, a)| Some((v.parse().ok()?, parse::<Root>(zone, &a.bytes).ok()?)))
                 .collect();
-        let versions: Vec<(String, Accepted)> =
-            state::scan(&self.db, VERSIONS, &state::key(&[zone, "targets", ""]))?;
+        // The top-level targets, and the delegated role the name falls under.
+        let current = self.current::<Targets>(zone, "targets")?;
+        let mut roles = vec!["targets".to_owned()];
+        if let Some(d) = current.signed.delegations.as_ref()
+            && let Some(delegated) = d.roles.as_ref()
+        {
+            roles.extend(
+                delegated
+                    .iter()
+                    .filter(|r| r.is_delegated_path(name))
+                    .map(|r| r.name.clone()),
+            );
+        }
         let mut changes = Vec::new();
-        let mut previous: Option<String> = None;
-        for (version, accepted) in versions {
-            let Ok(targets) = parse::<Targets>(zone, &accepted.bytes) else {
-                continue;
-            };
-            let version: u64 = version.parse().unwrap_or(targets.signed.version);
-            let root = roots.range(..=accepted.root).next_back().map(|(_, r)| r);
-            let (verified, signers) = match root {
-                Some(root) => match root.signed.verify_delegate("targets", &targets) {
-                    Ok(ids) => (
-                        true,
-                        ids.iter()
-                            .map(|id| key_label(root.signed.keys.get(id), id))
-                            .collect(),
-                    ),
-                    Err(_) => (false, Vec::new()),
-                },
-                None => (false, Vec::new()),
-            };
-            let entry = targets.signed.targets.get(name);
-            let hash = entry.and_then(|e| e.hashes.get("blake3").cloned());
-            let event = match (&previous, &hash) {
-                (None, Some(_)) => "published",
-                (Some(a), Some(b)) if a != b => "changed",
-                (Some(_), None) => "unpublished",
-                _ => {
-                    previous = hash;
-                    continue;
-                }
-            };
-            let at = entry
-                .and_then(|e| e.custom())
-                .and_then(|c| c.get("published"))
-                .and_then(Value::as_str)
-                .and_then(clive_trust::clock::parse_time)
-                .unwrap_or(accepted.at);
-            changes.push(Change {
-                event: event.to_owned(),
-                role: Some("targets".to_owned()),
-                version: Some(version),
-                at,
-                hash: hash.clone(),
-                signers,
-                verified,
-            });
-            previous = hash;
+        for role in &roles {
+            self.role_history(zone, name, role, &roots, &current.signed, &mut changes)?;
         }
         let log: Vec<(String, LogEntry)> =
             state::scan(&self.db, LOG, &state::key(&[zone, name, ""]))?;
@@ -1179,6 +1244,81 @@ impl Zones {
         }
         changes.sort_by_key(|c| c.at);
         Ok(changes)
+    }
+
+    /// The changes of `name` in the stored versions of `role`, each
+    /// re-verified: top-level targets against the root in force when it was
+    /// accepted, a delegated role against the current delegation.
+    fn role_history(
+        &self,
+        zone: &str,
+        name: &str,
+        role: &str,
+        roots: &BTreeMap<u64, Metadata<Root>>,
+        parent: &Targets,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), NamingError> {
+        let versions: Vec<(String, Accepted)> =
+            state::scan(&self.db, VERSIONS, &state::key(&[zone, role, ""]))?;
+        let mut previous: Option<String> = None;
+        for (version, accepted) in versions {
+            let Ok(targets) = parse::<Targets>(zone, &accepted.bytes) else {
+                continue;
+            };
+            let version: u64 = version.parse().unwrap_or(targets.signed.version);
+            let checked = if role == "targets" {
+                roots
+                    .range(..=accepted.root)
+                    .next_back()
+                    .and_then(|(_, root)| {
+                        let ids = root.signed.verify_delegate("targets", &targets).ok()?;
+                        Some(
+                            ids.iter()
+                                .map(|id| key_label(root.signed.keys.get(id), id))
+                                .collect(),
+                        )
+                    })
+            } else {
+                let delegator = parent.as_delegator("targets");
+                delegator.verify_delegate(role, &targets).ok().map(|ids| {
+                    ids.iter()
+                        .map(|id| key_label(delegator.key(id), id))
+                        .collect()
+                })
+            };
+            let (verified, signers) = match checked {
+                Some(signers) => (true, signers),
+                None => (false, Vec::new()),
+            };
+            let entry = targets.signed.targets.get(name);
+            let hash = entry.and_then(|e| e.hashes.get("blake3").cloned());
+            let event = match (&previous, &hash) {
+                (None, Some(_)) => "published",
+                (Some(a), Some(b)) if a != b => "changed",
+                (Some(_), None) => "unpublished",
+                _ => {
+                    previous = hash;
+                    continue;
+                }
+            };
+            let at = entry
+                .and_then(|e| e.custom())
+                .and_then(|c| c.get("published"))
+                .and_then(Value::as_str)
+                .and_then(clive_trust::clock::parse_time)
+                .unwrap_or(accepted.at);
+            changes.push(Change {
+                event: event.to_owned(),
+                role: Some(role.to_owned()),
+                version: Some(version),
+                at,
+                hash: hash.clone(),
+                signers,
+                verified,
+            });
+            previous = hash;
+        }
+        Ok(())
     }
 
     /// Maps `zone/name` to `hash` on this node only.
@@ -1293,6 +1433,84 @@ impl Zones {
             self.sign_snapshot_and_timestamp(zone, &root.signed, None, None, signer, now)?;
         self.update(zone, bundle.clone(), "this node", now)?;
         Ok(bundle)
+    }
+}
+
+/// Loads every delegated role the snapshot lists, depth first from the
+/// top-level targets, so that the zone's state (and what it serves to
+/// peers) holds them, not only what lookups happened to need. A role that
+/// does not verify is left out and reported; lookups under it then fail.
+fn load_delegations<R: tuf::updater::Remote, S: tuf::updater::LocalMetadata>(
+    updater: &mut Updater<R, S>,
+    zone: &str,
+) {
+    let listed = |u: &Updater<R, S>, role: &str| {
+        u.trusted()
+            .snapshot()
+            .is_some_and(|s| s.signed().meta.contains_key(&format!("{role}.json")))
+    };
+    let mut stack = vec!["targets".to_owned()];
+    let mut visited = 0;
+    while let Some(parent) = stack.pop() {
+        visited += 1;
+        if visited > updater.config().max_delegations {
+            break;
+        }
+        let children: Vec<String> = updater
+            .trusted()
+            .targets(&parent)
+            .and_then(|t| t.verified.signed().delegations.clone())
+            .and_then(|d| d.roles)
+            .map(|roles| roles.into_iter().map(|r| r.name).collect())
+            .unwrap_or_default();
+        for role in children {
+            if !listed(updater, &role) {
+                continue;
+            }
+            match updater.load_delegated(&role, &parent) {
+                Ok(_) => stack.push(role),
+                Err(e) => tracing::warn!(zone, role, "delegated metadata left out: {e}"),
+            }
+        }
+    }
+}
+
+/// Sets `name` in `targets` to `content`, or removes it.
+fn set_target(
+    targets: &mut Targets,
+    zone: &str,
+    name: &str,
+    content: Option<&Content>,
+    now: u64,
+) -> Result<(), NamingError> {
+    match content {
+        Some(c) => {
+            let mut hashes = BTreeMap::new();
+            hashes.insert("blake3".to_owned(), c.blake3.clone());
+            hashes.insert("sha256".to_owned(), c.sha256.clone());
+            let mut unrecognized = serde_json::Map::new();
+            unrecognized.insert(
+                "custom".into(),
+                json!({ "kind": c.kind, "published": format_time(now) }),
+            );
+            targets.targets.insert(
+                name.to_owned(),
+                tuf::TargetFile {
+                    path: name.to_owned(),
+                    length: c.length,
+                    hashes,
+                    unrecognized,
+                },
+            );
+            Ok(())
+        }
+        None => match targets.targets.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(NamingError::UnknownName {
+                zone: zone.to_owned(),
+                name: name.to_owned(),
+            }),
+        },
     }
 }
 

@@ -267,11 +267,56 @@ impl Node {
             None => None,
         };
         let signer = self.signer(with)?;
-        let (published, _) = self
-            .zones()
+        let zones = self.zones();
+        let info = zones.show(zone, Some(self.public())).map_err(naming)?;
+        if !info.publisher
+            && let Some(role) = zones
+                .delegation_for(zone, path, self.public())
+                .map_err(naming)?
+        {
+            return self
+                .publish_delegated(zone, &role, path, content.as_ref(), signer.as_ref(), &info)
+                .await;
+        }
+        let (published, _) = zones
             .publish(zone, path, content.as_ref(), signer.as_ref(), now())
             .map_err(naming)?;
         self.announce_zone(zone);
+        Ok(published)
+    }
+
+    /// Publishes under a delegation this node holds: signs the delegated
+    /// role, hands it to the zone's publisher (which needs `push` from this
+    /// node), and takes the zone's new metadata back from it.
+    async fn publish_delegated(
+        &self,
+        zone: &str,
+        role: &str,
+        path: &str,
+        content: Option<&Content>,
+        signer: &dyn clive_trust::Signer,
+        info: &ZoneInfo,
+    ) -> Result<Published, NodeError> {
+        let zones = self.zones();
+        let (mut published, bytes) = zones
+            .sign_delegated(zone, role, path, content, signer, now())
+            .map_err(naming)?;
+        let origin = info
+            .origin
+            .as_deref()
+            .and_then(|o| {
+                let mut b = [0u8; 32];
+                hex::decode_to_slice(o, &mut b).ok()?;
+                endpoint_id(&b).ok()
+            })
+            .ok_or_else(|| {
+                NodeError::Naming(format!(
+                    "zone {zone}: this node does not know which node publishes it; follow it                      with a ticket"
+                ))
+            })?;
+        let net = self.online().await?;
+        published.timestamp = net_zones::submit(&net.shared, &info.id, role, bytes, origin).await?;
+        net_zones::sync_from(&net.shared, zone, &info.id, origin).await?;
         Ok(published)
     }
 

@@ -201,3 +201,60 @@ fn key_rotation_needs_the_cosigner_and_followers_move_to_the_new_root() {
     assert_eq!(resolved["verified"]["root"], 2, "{resolved}");
     assert_eq!(resolved["hash"], b3(b"one\n"));
 }
+
+#[test]
+fn a_delegate_publishes_under_its_prefix_only() {
+    let (a, b, c) = (
+        TestNode::loopback(),
+        TestNode::loopback(),
+        TestNode::loopback(),
+    );
+    let _a_daemon = a.start_daemon();
+    let _b_daemon = b.start_daemon();
+    let _c_daemon = c.start_daemon();
+    admit(&a, &b, "fetch,push");
+    admit(&a, &c, "fetch");
+    let created = a.json(["name", "zone", "create", "release"]);
+    let ticket = created["ticket"].as_str().unwrap().to_owned();
+    let b_key = b.home().join("id_ed25519.pub");
+    let role = a.json([
+        "name",
+        "delegate",
+        "release",
+        "beta/",
+        "--to",
+        b_key.to_str().unwrap(),
+    ]);
+    assert_eq!(role["paths"][0], "beta/*", "{role}");
+    b.ok(["name", "follow", &ticket]);
+    c.ok(["name", "follow", &ticket]);
+
+    let tool = b.scratch("tool");
+    std::fs::write(&tool, "beta tool\n").unwrap();
+    let published = b.json([
+        "name",
+        "publish",
+        "release/beta/tool",
+        tool.to_str().unwrap(),
+    ]);
+    assert_eq!(published["hash"], b3(b"beta tool\n"), "{published}");
+    // C, which only follows, sees it through the announcement; the
+    // resolution walks the delegation.
+    eventually("C resolves the delegated name", || {
+        resolves_to(&c, "release/beta/tool").as_deref() == Some(b3(b"beta tool\n").as_str())
+    });
+    let history = c.json(["name", "history", "release/beta/tool"]);
+    assert_eq!(history[0]["role"], "beta", "{history}");
+    assert_eq!(history[0]["verified"], true, "{history}");
+    let b_fingerprint = b.json(["id"])["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(history[0]["signers"][0], b_fingerprint.as_str());
+
+    // Outside its prefix the delegate holds nothing.
+    let refused = b.fails([
+        "name",
+        "publish",
+        "release/stable/tool",
+        tool.to_str().unwrap(),
+    ]);
+    assert!(refused.contains("is not a targets key"), "{refused}");
+}

@@ -415,6 +415,13 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
         Ok(())
     }
 
+    /// Loads delegated targets `role` (delegated by `parent`, already
+    /// loaded) now rather than on the first lookup that needs it: from the
+    /// local store when it is current, else from the remote.
+    pub fn load_delegated(&mut self, role: &str, parent: &str) -> Result<Targets> {
+        self.load_targets(role, parent)
+    }
+
     fn load_targets(&mut self, role: &str, parent: &str) -> Result<Targets> {
         if self.trusted.targets(role).is_some() {
             return self.trusted.verify_loaded_targets(role, parent).cloned();

@@ -308,12 +308,24 @@ async fn closure(shared: &Shared, root: Hash) -> Result<Vec<Hash>, NodeError> {
 /// holds `push` there.
 pub async fn push(shared: &Arc<Shared>, hash: Hash, peer: EndpointId) -> Result<Pushed, NodeError> {
     let objects = closure(shared, hash).await?;
+    grant(shared, peer, &objects);
+    let result = offer(shared, hash, peer).await;
+    ungrant(shared, peer, objects);
+    result
+}
+
+/// Lets `peer` fetch `objects` from this node (for [`PUSH_WINDOW`] at most),
+/// whatever it holds here: what this node offers it.
+pub fn grant(shared: &Shared, peer: EndpointId, objects: &[Hash]) {
     let until = Instant::now() + PUSH_WINDOW;
     lock(&shared.push_grants)
         .entry(peer)
         .or_default()
         .extend(objects.iter().map(|h| (*h, until)));
-    let result = offer(shared, hash, peer).await;
+}
+
+/// Takes back a [`grant`] (and any that expired).
+pub fn ungrant(shared: &Shared, peer: EndpointId, objects: Vec<Hash>) {
     let mut grants = lock(&shared.push_grants);
     if let Some(list) = grants.get_mut(&peer) {
         let now = Instant::now();
@@ -323,7 +335,6 @@ pub async fn push(shared: &Arc<Shared>, hash: Hash, peer: EndpointId) -> Result<
             grants.remove(&peer);
         }
     }
-    result
 }
 
 async fn offer(shared: &Arc<Shared>, hash: Hash, peer: EndpointId) -> Result<Pushed, NodeError> {

@@ -243,6 +243,9 @@ async fn respond(
         }
         wire::PeerRequest::Join { secret } => join(shared, peer, &secret).await,
         wire::PeerRequest::ZoneIndex { zone } => super::zones::index(shared, peer, &zone).await,
+        wire::PeerRequest::ZoneSubmit { zone, role, hash } => {
+            super::zones::accept_submission(shared, peer, &zone, &role, &hash).await
+        }
         wire::PeerRequest::Check { cap } => match cap.parse::<Capability>() {
             Ok(cap) => {
                 match shared

@@ -12,6 +12,7 @@
 //! | `check`      | `verdict`              | nothing: says what the caller holds |
 //! | `push_offer` | `pushed` or `refused`  | `push`                        |
 //! | `zone_index` | `zone_files` or `refused` | `fetch`                    |
+//! | `zone_submit`| `zone_accepted` or `refused` | `push`                  |
 //!
 //! Blobs travel on iroh-blobs' own ALPN; this protocol only carries the
 //! small messages around them.
@@ -64,6 +65,17 @@ pub enum PeerRequest {
         /// The zone's id.
         zone: String,
     },
+    /// "Here is a new version of a delegated role of your zone, signed by
+    /// its delegate: fetch it from me." Answered with
+    /// [`PeerReply::ZoneAccepted`] to holders of `push`.
+    ZoneSubmit {
+        /// The zone's id.
+        zone: String,
+        /// The delegated role.
+        role: String,
+        /// The object holding its metadata (BLAKE3, hex).
+        hash: String,
+    },
 }
 
 /// What a peer answers.
@@ -97,6 +109,11 @@ pub enum PeerReply {
     ZoneFiles {
         /// The files.
         files: Vec<ZoneFile>,
+    },
+    /// The submitted role is in the zone's new snapshot and timestamp.
+    ZoneAccepted {
+        /// The new timestamp version.
+        timestamp: u64,
     },
     /// The request was refused.
     Refused {

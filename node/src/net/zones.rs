@@ -148,6 +148,86 @@ async fn read_or_fetch(
     Ok(shared.store.read_bytes(hash).await?.to_vec())
 }
 
+/// Hands a delegate's new version of `role` to the zone's publisher
+/// `origin`, which fetches it from this node; returns the zone's new
+/// timestamp version.
+pub async fn submit(
+    shared: &Arc<Shared>,
+    zone_id: &str,
+    role: &str,
+    bytes: Vec<u8>,
+    origin: EndpointId,
+) -> Result<u64, NodeError> {
+    let (hash, _guard) = shared.store.put_bytes(bytes).await?;
+    fetch::grant(shared, origin, &[hash]);
+    let request = wire::PeerRequest::ZoneSubmit {
+        zone: zone_id.to_owned(),
+        role: role.to_owned(),
+        hash: hash.to_string(),
+    };
+    let reply = match keeper::connect(shared, origin).await {
+        Ok(conn) => wire::call(&conn, &request, Some(wire::CALL_TIMEOUT)).await,
+        Err(e) => Err(e),
+    };
+    fetch::ungrant(shared, origin, vec![hash]);
+    match reply? {
+        wire::PeerReply::ZoneAccepted { timestamp } => Ok(timestamp),
+        wire::PeerReply::Refused { reason } => Err(NodeError::Naming(format!(
+            "the zone's publisher {} refused the new {role}: {reason}",
+            origin.fmt_short()
+        ))),
+        other => Err(NodeError::Naming(format!(
+            "peer {} answered out of turn: {other:?}",
+            origin.fmt_short()
+        ))),
+    }
+}
+
+/// Answers `zone_submit`: fetches the delegate's metadata from it and
+/// takes it into the zone when it verifies.
+pub async fn accept_submission(
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    zone_id: &str,
+    role: &str,
+    hash: &str,
+) -> wire::PeerReply {
+    let refused = |reason: String| wire::PeerReply::Refused { reason };
+    if let Err(e) = shared.trust.authorizer().check(
+        &PublicIdentity::from_bytes(*peer.as_bytes()),
+        Capability::Push,
+    ) {
+        return refused(format!("you do not hold push here: {e}"));
+    }
+    let Ok(hash) = clive_cas::parse_hash(hash) else {
+        return refused("not a hash".into());
+    };
+    let zones = Zones::new(shared.db.clone());
+    let zone = match zones.by_id(zone_id) {
+        Ok(Some((zone, _))) => zone,
+        Ok(None) => return refused(format!("this node has no zone {zone_id}")),
+        Err(e) => return refused(e.to_string()),
+    };
+    let bytes = match read_or_fetch(shared, hash, peer).await {
+        Ok(bytes) => bytes,
+        Err(e) => return refused(e.to_string()),
+    };
+    let (z, r, held) = (zone.clone(), role.to_owned(), shared.clone());
+    let accepted = tokio::task::spawn_blocking(move || {
+        zones.accept_delegated(&z, &r, &bytes, &held.signer, SystemClock.now())
+    })
+    .await;
+    match accepted {
+        Ok(Ok(timestamp)) => {
+            tracing::info!(zone, role, "took a delegate's new metadata");
+            announce(shared, zone_id.to_owned(), timestamp);
+            wire::PeerReply::ZoneAccepted { timestamp }
+        }
+        Ok(Err(e)) => refused(e.to_string()),
+        Err(e) => refused(e.to_string()),
+    }
+}
+
 /// Tells followers that `zone_id` has a new timestamp `version`.
 pub fn announce(shared: &Arc<Shared>, zone_id: String, version: u64) {
     let shared = shared.clone();
