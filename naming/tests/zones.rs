@@ -244,3 +244,125 @@ fn key_rotation_with_cosigners() {
         Err(NamingError::CannotSign(_))
     ));
 }
+
+#[test]
+fn timestamps_are_resigned_before_they_expire() {
+    use clive_trust::Signer;
+    let dir = tempfile::tempdir().unwrap();
+    let a = zones(&dir, "a");
+    let me = signer(1);
+    a.create("release", &[], 1, &me, NOW).unwrap();
+    assert!(
+        a.due_for_resigning(&me.public(), NOW + 3600)
+            .unwrap()
+            .is_empty()
+    );
+    // With less than a third of its day left, the timestamp is due.
+    let later = NOW + 17 * 3600;
+    assert_eq!(
+        a.due_for_resigning(&me.public(), later).unwrap(),
+        ["release"]
+    );
+    // A node that does not hold the timestamp key never re-signs.
+    assert!(
+        a.due_for_resigning(&signer(2).public(), later)
+            .unwrap()
+            .is_empty()
+    );
+    a.resign("release", &me, later).unwrap();
+    let info = a.show("release", None).unwrap();
+    let v = info.verified.unwrap();
+    assert_eq!(v.timestamp, 2);
+    assert!(v.expires > later + 20 * 3600, "{v:?}");
+    assert!(
+        a.due_for_resigning(&me.public(), later + 3600)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_delegate_cannot_sign_outside_its_paths() {
+    use clive_trust::Signer;
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, delegate) = (zones(&dir, "a"), zones(&dir, "b"));
+    let (me, bob) = (signer(1), signer(2));
+    owner.create("release", &[], 1, &me, NOW).unwrap();
+    owner
+        .delegate("release", "beta/", &bob.public(), &me, NOW)
+        .unwrap();
+    let files = owner.files("release").unwrap();
+    delegate
+        .follow(
+            "release",
+            files.files.get("1.root.json").unwrap(),
+            None,
+            None,
+            NOW,
+        )
+        .unwrap();
+    delegate.update_from("release", files, "a", NOW).unwrap();
+    assert_eq!(
+        delegate
+            .delegation_for("release", "beta/x", &bob.public())
+            .unwrap()
+            .as_deref(),
+        Some("beta")
+    );
+    assert_eq!(
+        delegate
+            .delegation_for("release", "x", &bob.public())
+            .unwrap(),
+        None
+    );
+    let (_, good) = delegate
+        .sign_delegated("release", "beta", "beta/x", Some(&content(1)), &bob, NOW)
+        .unwrap();
+    // A delegated document naming a path outside beta/*, validly signed by
+    // the delegate: refused by the publisher.
+    let (_, bad) = delegate
+        .sign_delegated("release", "beta", "stable/x", Some(&content(2)), &bob, NOW)
+        .unwrap();
+    let refused = owner.accept_delegated("release", "beta", &bad, &me, NOW + 1);
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("outside the paths")
+    );
+    // Mallory's signature is not the delegation's.
+    let (_, forged) = delegate
+        .sign_delegated("release", "beta", "beta/x", Some(&content(3)), &bob, NOW)
+        .unwrap();
+    let mut forged_md =
+        clive_naming::tuf::Metadata::<clive_naming::tuf::Targets>::from_bytes(&forged).unwrap();
+    forged_md.signatures.clear();
+    clive_naming::sign::sign(&mut forged_md, &signer(3)).unwrap();
+    assert!(
+        owner
+            .accept_delegated(
+                "release",
+                "beta",
+                &forged_md.to_bytes().unwrap(),
+                &me,
+                NOW + 1
+            )
+            .is_err()
+    );
+    owner
+        .accept_delegated("release", "beta", &good, &me, NOW + 2)
+        .unwrap();
+    assert_eq!(
+        owner
+            .resolve("release", "beta/x", false, NOW + 3)
+            .unwrap()
+            .hash,
+        content(1).blake3
+    );
+    // The same version again does not move forward.
+    assert!(
+        owner
+            .accept_delegated("release", "beta", &good, &me, NOW + 4)
+            .is_err()
+    );
+}
