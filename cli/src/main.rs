@@ -97,7 +97,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         command => requests(command)?,
     };
-    call_all(Connection::open(&home).await?, requests, &out).await
+    call_all(
+        Connection::open_for(&home, &requests).await?,
+        requests,
+        &out,
+    )
+    .await
 }
 
 /// Runs the requests one after another, printing each reply; stops at the

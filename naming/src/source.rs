@@ -9,10 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use redb::Database;
-
 use crate::NamingError;
-use crate::state::{self, Accepted, CURRENT, EVIDENCE, Evidence, NAMES, NameEntry, VERSIONS};
+use crate::state::{self, Accepted, CURRENT, Db, EVIDENCE, Evidence, NAMES, NameEntry, VERSIONS};
 use crate::tuf::{self, Metadata, Root, Signed, Targets, TufError, updater::RemoteError};
 
 /// Metadata files in hand, by the path a repository serves them under
@@ -44,7 +42,7 @@ impl tuf::updater::Remote for Bundle {
 /// store.
 pub struct ZoneLocal<'a> {
     /// The database.
-    pub db: &'a Database,
+    pub db: &'a Db,
     /// The zone.
     pub zone: &'a str,
     /// Now, seconds since the Unix epoch.
@@ -57,7 +55,7 @@ pub struct ZoneLocal<'a> {
 
 impl ZoneLocal<'_> {
     /// The trusted document of `role`, as stored.
-    pub fn current(db: &Database, zone: &str, role: &str) -> Result<Option<Vec<u8>>, NamingError> {
+    pub fn current(db: &Db, zone: &str, role: &str) -> Result<Option<Vec<u8>>, NamingError> {
         state::get_raw(db, CURRENT, &state::key(&[zone, role]))
     }
 

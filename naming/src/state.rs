@@ -15,7 +15,12 @@
 //!   events (overrides set and cleared)
 //! - `naming.evidence.v1`: zone NUL role NUL version -> JSON [`Evidence`]
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::sync::Arc;
+
+use redb::{
+    Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::NamingError;
@@ -145,6 +150,42 @@ mod hex_bytes {
     }
 }
 
+/// The node's `state.redb`, opened for writing (a node) or only for
+/// reading (a lookup while no daemon runs, which then writes nothing).
+#[derive(Clone)]
+pub enum Db {
+    /// Read and write.
+    Rw(Arc<Database>),
+    /// Read only: every write fails.
+    Ro(Arc<ReadOnlyDatabase>),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Rw(_) => "Db::Rw",
+            Db::Ro(_) => "Db::Ro",
+        })
+    }
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<ReadTransaction, NamingError> {
+        match self {
+            Db::Rw(db) => db.begin_read(),
+            Db::Ro(db) => db.begin_read(),
+        }
+        .map_err(state_err)
+    }
+
+    fn writable(&self) -> Result<&Database, NamingError> {
+        match self {
+            Db::Rw(db) => Ok(db),
+            Db::Ro(_) => Err(state_err("opened read-only")),
+        }
+    }
+}
+
 /// The key of a row: its parts joined by NUL.
 pub(crate) fn key(parts: &[&str]) -> String {
     parts.join("\0")
@@ -168,12 +209,8 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NamingError> {
 }
 
 /// Reads one raw row; `None` when it or its table does not exist.
-pub(crate) fn get_raw(
-    db: &Database,
-    table: Table,
-    k: &str,
-) -> Result<Option<Vec<u8>>, NamingError> {
-    let tx = db.begin_read().map_err(state_err)?;
+pub(crate) fn get_raw(db: &Db, table: Table, k: &str) -> Result<Option<Vec<u8>>, NamingError> {
+    let tx = db.begin_read()?;
     let t = match tx.open_table(table) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -184,7 +221,7 @@ pub(crate) fn get_raw(
 
 /// Reads one JSON row.
 pub(crate) fn get<T: DeserializeOwned>(
-    db: &Database,
+    db: &Db,
     table: Table,
     k: &str,
 ) -> Result<Option<T>, NamingError> {
@@ -194,11 +231,11 @@ pub(crate) fn get<T: DeserializeOwned>(
 /// Every raw row whose key starts with `prefix`, in key order, with the
 /// prefix cut off the key.
 pub(crate) fn scan_raw(
-    db: &Database,
+    db: &Db,
     table: Table,
     prefix: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, NamingError> {
-    let tx = db.begin_read().map_err(state_err)?;
+    let tx = db.begin_read()?;
     let t = match tx.open_table(table) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -217,7 +254,7 @@ pub(crate) fn scan_raw(
 
 /// Every JSON row whose key starts with `prefix` (see [`scan_raw`]).
 pub(crate) fn scan<T: DeserializeOwned>(
-    db: &Database,
+    db: &Db,
     table: Table,
     prefix: &str,
 ) -> Result<Vec<(String, T)>, NamingError> {
@@ -229,10 +266,10 @@ pub(crate) fn scan<T: DeserializeOwned>(
 
 /// Writes rows in one transaction: `write` gets the open transaction.
 pub(crate) fn write<R>(
-    db: &Database,
+    db: &Db,
     write: impl FnOnce(&WriteTransaction) -> Result<R, NamingError>,
 ) -> Result<R, NamingError> {
-    let tx = db.begin_write().map_err(state_err)?;
+    let tx = db.writable()?.begin_write().map_err(state_err)?;
     let out = write(&tx)?;
     tx.commit().map_err(state_err)?;
     Ok(out)

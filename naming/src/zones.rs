@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clive_trust::{PublicIdentity, Signer, clock::format_time};
-use redb::Database;
+use redb::{Database, ReadOnlyDatabase};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -190,7 +190,7 @@ pub struct RootChange {
 /// The zones of a node.
 #[derive(Debug, Clone)]
 pub struct Zones {
-    db: Arc<Database>,
+    db: state::Db,
 }
 
 fn tuf_err(zone: &str) -> impl Fn(TufError) -> NamingError + '_ {
@@ -221,7 +221,16 @@ pub fn encode_role(role: &str) -> String {
 impl Zones {
     /// The zones kept in `db`.
     pub fn new(db: Arc<Database>) -> Self {
-        Zones { db }
+        Zones {
+            db: state::Db::Rw(db),
+        }
+    }
+
+    /// The zones kept in `db`, for reading only: whatever would write fails.
+    pub fn read_only(db: Arc<ReadOnlyDatabase>) -> Self {
+        Zones {
+            db: state::Db::Ro(db),
+        }
     }
 
     fn record(&self, zone: &str) -> Result<ZoneRecord, NamingError> {

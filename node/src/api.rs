@@ -390,6 +390,17 @@ pub enum NameRequest {
 }
 
 impl Request {
+    /// Whether the request only reads the node's state (`state.redb`): with
+    /// no daemon, it is answered without opening the blob store.
+    pub fn reads_state_only(&self) -> bool {
+        matches!(
+            self,
+            Request::Name(
+                NameRequest::Resolve { .. } | NameRequest::History { .. } | NameRequest::ZoneLs
+            )
+        )
+    }
+
     /// Whether the call streams the client's standard input to the handler.
     pub fn reads_stdin(&self) -> bool {
         matches!(self, Request::AddStdin { .. })
@@ -786,9 +797,15 @@ async fn name<'a>(
     cwd: &Path,
     with: impl Fn(bool) -> SignWith<'a>,
 ) -> Result<Reply, ApiError> {
+    if let Some(read) = crate::names::read_request(&node.zones(), &request) {
+        return Ok(read?);
+    }
     let key = |arg: String| file_arg(cwd, arg);
     let path = |p: &Path| cwd.join(p);
     Ok(match request {
+        NameRequest::Resolve { .. } | NameRequest::History { .. } | NameRequest::ZoneLs => {
+            unreachable!("answered by read_request")
+        }
         NameRequest::ZoneCreate {
             zone,
             keys,
@@ -803,7 +820,6 @@ async fn name<'a>(
                     .await?,
             )
         }
-        NameRequest::ZoneLs => Reply::Zones(node.name_zones().await?),
         NameRequest::ZoneShow { zone } => Reply::Zone(node.name_zone_show(&zone).await?),
         NameRequest::Publish {
             name,
@@ -864,10 +880,6 @@ async fn name<'a>(
                 .await?,
         ),
         NameRequest::Refresh { zone } => Reply::Refreshed(node.name_refresh(&zone).await?),
-        NameRequest::Resolve { name, offline } => {
-            Reply::Resolved(node.name_resolve(&name, offline).await?)
-        }
-        NameRequest::History { name } => Reply::NameHistory(node.name_history(&name).await?),
         NameRequest::Export { zone, dir } => {
             Reply::ZoneExported(node.name_export(&zone, &path(&dir)).await?)
         }

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use clive_cas::{Hash, NoProgress, ObjectKind};
 use clive_naming::{
-    Change, Content, NamingError, Published, Resolution, RoleInfo, RootChange, RootStatus,
-    ZoneInfo, Zones,
+    Content, NamingError, Published, RoleInfo, RootChange, RootStatus, ZoneInfo, Zones,
     state::Verified,
     tuf::{Metadata, Root},
     zones::{zone_id, zone_name},
@@ -185,11 +184,6 @@ impl Node {
             zone: zone.to_owned(),
         }
         .encode())
-    }
-
-    /// Every zone.
-    pub async fn name_zones(&self) -> Result<Vec<ZoneInfo>, NodeError> {
-        self.zones().list().map_err(naming)
     }
 
     /// One zone and its ticket.
@@ -567,20 +561,6 @@ impl Node {
         }))
     }
 
-    /// What `zone/name` resolves to, from verified metadata on this node.
-    pub async fn name_resolve(&self, name: &str, offline: bool) -> Result<Resolution, NodeError> {
-        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
-        self.zones()
-            .resolve(zone, path, offline, now())
-            .map_err(naming)
-    }
-
-    /// Every change of `zone/name`.
-    pub async fn name_history(&self, name: &str) -> Result<Vec<Change>, NodeError> {
-        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
-        self.zones().history(zone, path).map_err(naming)
-    }
-
     /// Maps `zone/name` to `target` on this node only; `None` clears it.
     pub async fn name_override(
         &self,
@@ -708,4 +688,62 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))
+}
+
+/// The node's state alone (`state.redb`), opened read-only, for commands
+/// that only read it (`name resolve`, `name history`, `name zone ls`) when
+/// no daemon runs: it skips the blob store, the trust state and the home
+/// lock (redb's own file lock keeps writers out while it is open), so a
+/// lookup costs about what starting the process does, and writes nothing.
+#[derive(Debug)]
+pub struct StateView {
+    zones: Zones,
+}
+
+impl StateView {
+    /// Opens `home`'s state read-only. Fails when another process has it
+    /// open for writing (then the caller opens the node, which says who).
+    pub fn open(home: &crate::Home) -> Result<StateView, NodeError> {
+        let path = home.state_path();
+        let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| NodeError::State {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(StateView {
+            zones: Zones::read_only(Arc::new(db)),
+        })
+    }
+
+    /// The zones in it.
+    pub fn zones(&self) -> &Zones {
+        &self.zones
+    }
+}
+
+/// Answers the `name` requests that only read state, from `zones`; `None`
+/// for any other request.
+pub fn read_request(
+    zones: &Zones,
+    request: &crate::NameRequest,
+) -> Option<Result<crate::Reply, NodeError>> {
+    use crate::{NameRequest, Reply};
+    fn split(name: &str) -> Result<(&str, &str), NodeError> {
+        clive_naming::name::split(name).map_err(naming)
+    }
+    Some(match request {
+        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
+            zones
+                .resolve(zone, path, *offline, now())
+                .map(Reply::Resolved)
+                .map_err(naming)
+        }),
+        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
+            zones
+                .history(zone, path)
+                .map(Reply::NameHistory)
+                .map_err(naming)
+        }),
+        NameRequest::ZoneLs => zones.list().map(Reply::Zones).map_err(naming),
+        _ => return None,
+    })
 }

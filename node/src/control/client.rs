@@ -39,6 +39,9 @@ pub enum Connection {
     InProcess(Box<Node>),
     /// A daemon owns the home; calls go through its control socket.
     Daemon(ControlClient),
+    /// No daemon runs and the calls only read state: this process opened
+    /// just `state.redb`.
+    State(crate::names::StateView),
 }
 
 impl Connection {
@@ -52,11 +55,36 @@ impl Connection {
         Ok(Connection::InProcess(Box::new(Node::open(home).await?)))
     }
 
+    /// Like [`Connection::open`], but when no daemon runs and every request
+    /// only reads state, opens only the state.
+    pub async fn open_for(home: &Home, requests: &[Request]) -> Result<Connection, ApiError> {
+        if requests.iter().all(Request::reads_state_only) && !requests.is_empty() {
+            if let Some(client) = ControlClient::connect(home).await? {
+                return Ok(Connection::Daemon(client));
+            }
+            if let Ok(view) = crate::names::StateView::open(home) {
+                return Ok(Connection::State(view));
+            }
+        }
+        Self::open(home).await
+    }
+
     /// Runs one call.
     pub async fn call(&mut self, call: Call, ctx: &mut dyn CallContext) -> Result<Reply, ApiError> {
         match self {
             Connection::InProcess(node) => handle(node, call, ctx).await,
             Connection::Daemon(client) => client.call(call, ctx).await,
+            Connection::State(view) => match &call.request {
+                Request::Name(request) => match crate::names::read_request(view.zones(), request) {
+                    Some(reply) => Ok(reply?),
+                    None => Err(ApiError::Invalid {
+                        reason: "this request needs the whole node".into(),
+                    }),
+                },
+                _ => Err(ApiError::Invalid {
+                    reason: "this request needs the whole node".into(),
+                }),
+            },
         }
     }
 
@@ -64,7 +92,7 @@ impl Connection {
     pub async fn close(self) -> Result<(), ApiError> {
         match self {
             Connection::InProcess(node) => Ok(node.close().await?),
-            Connection::Daemon(_) => Ok(()),
+            Connection::Daemon(_) | Connection::State(_) => Ok(()),
         }
     }
 }
