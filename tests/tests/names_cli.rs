@@ -89,6 +89,14 @@ fn publish_on_one_resolve_on_two_restart_and_resolve_from_cache() {
     // C restarts with the publisher gone and resolves from its cache.
     stop(&a, a_daemon);
     stop(&c, c_daemon);
+    // No daemon: the lookup opens the state read-only, and writes nothing.
+    let state = c.home().join("state.redb");
+    let before = std::fs::read(&state).unwrap();
+    assert_eq!(
+        resolves_to(&c, "release/myapp").as_deref(),
+        Some(b3(b"release 2\n").as_str())
+    );
+    assert!(std::fs::read(&state).unwrap() == before, "a lookup wrote state");
     let _c_daemon = c.start_daemon();
     assert_eq!(
         resolves_to(&c, "release/myapp").as_deref(),
