@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Names benchmark: clive-node's `name` commands through the CLI (in-process,
+# no daemon), side by side in one run.
+#
+#   name resolve release/app (verified cache)  vs git rev-parse HEAD   (target: <= 2x)
+#   zone of 10 names vs zone of BIG names:
+#     name publish of one more name                                    (target: big <= 3x small)
+#     name resolve of one name                                         (target: big <= 3x small)
+#
+# BIG is 10,000, but names can only be published one at a time and each
+# publish re-signs the whole targets list, so the big zone is filled by a
+# loop bounded by BIG names and FILL_SECONDS seconds (default 150; 30 with
+# --quick): the table says how many names it reached, and the time one
+# publish took at each thousand names on the way.
+#
+# Timings use hyperfine (mean of its runs) when installed
+# (scripts/install-bench-deps), else a bounded loop timed with date +%s%N
+# (median). Usage: bench/names.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIG=${BIG:-10000}
+FILL_SECONDS=${FILL_SECONDS:-150}
+RUNS=${RUNS:-20}
+if [ "${1:-}" = "--quick" ]; then FILL_SECONDS=${FILL_SECONDS_QUICK:-30}; RUNS=10; fi
+
+command -v git >/dev/null || { echo "git is needed" >&2; exit 1; }
+
+cargo build --release --locked -p clive-cli >&2
+BIN=$PWD/target/release/clive-node
+
+WORK=$(mktemp -d "$PWD/target/bench-names.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+us_now() { echo $(($(date +%s%N) / 1000)); } # microseconds
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 0.001; printf "%.2f", a / b }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "ok" : "MISSED" }'; }
+
+# time_ms CMD...: prints the time one run of CMD takes, in milliseconds
+# (hyperfine's mean, or the median of RUNS timed runs), after 3 warm-ups.
+# CMD runs without a shell; its output is discarded; it must succeed.
+time_ms() {
+  if command -v hyperfine >/dev/null && command -v jq >/dev/null; then
+    hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$WORK/hf.json" "$(printf '%q ' "$@")" \
+      >/dev/null 2>"$WORK/hf.err" || { cat "$WORK/hf.err" >&2; exit 1; }
+    jq -r '.results[0].mean * 1000 | . * 1000 | round / 1000' "$WORK/hf.json"
+  else
+    local i t0 t1
+    for i in 1 2 3; do "$@" >/dev/null 2>&1; done
+    for i in $(seq "$RUNS"); do
+      t0=$(us_now)
+      "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+      t1=$(us_now)
+      echo $((t1 - t0))
+    done | median | awk '{ printf "%.3f", $1 / 1000 }'
+  fi
+}
+
+# A publish of one more name each run: NEXT holds the counter.
+cat >"$WORK/publish-next" <<'SH'
+#!/bin/sh
+# publish-next BIN HOME ZONE FILE: publishes ZONE/moreN, N from HOME.next
+set -e
+n=$(cat "$2.next" 2>/dev/null || echo 0)
+echo $((n + 1)) >"$2.next"
+echo "$n" >"$4"
+exec "$1" --home "$2" name publish "$3/more$n" "$4"
+SH
+chmod +x "$WORK/publish-next"
+
+new_zone() { # new_zone HOME ZONE
+  "$BIN" --home "$1" init >/dev/null
+  "$BIN" --home "$1" name zone create "$2" >/dev/null
+}
+
+# --- resolve from the verified cache vs git rev-parse HEAD -------------------
+echo "resolve vs git rev-parse" >&2
+new_zone "$WORK/r" release
+head -c 1048576 /dev/urandom >"$WORK/app.bin"
+"$BIN" --home "$WORK/r" name publish release/app "$WORK/app.bin" >/dev/null
+git init -q "$WORK/git"
+echo hello >"$WORK/git/README"
+git -C "$WORK/git" add README
+git -C "$WORK/git" -c user.name=bench -c user.email=bench@localhost commit -qm bench
+resolve_ms=$(time_ms "$BIN" --home "$WORK/r" name resolve release/app)
+git_ms=$(time_ms git -C "$WORK/git" rev-parse HEAD)
+
+# --- 10 names vs many ---------------------------------------------------------
+# fill HOME ZONE COUNT SECONDS: publishes ZONE/n1.. until COUNT names or
+# SECONDS seconds; prints the count reached. Logs the time of one publish at
+# every thousand to $WORK/milestones.
+fill() {
+  local home=$1 zone=$2 count=$3 secs=$4 i=0 start t0 t1
+  start=$(date +%s)
+  while [ "$i" -lt "$count" ] && [ $(($(date +%s) - start)) -lt "$secs" ]; do
+    i=$((i + 1))
+    echo "$zone $i" >"$WORK/fill.txt"
+    t0=$(us_now)
+    "$BIN" --home "$home" name publish "$zone/n$i" "$WORK/fill.txt" >/dev/null
+    t1=$(us_now)
+    if [ $((i % 1000)) = 0 ]; then
+      echo "$i $(awk -v u=$((t1 - t0)) 'BEGIN { printf "%.1f", u / 1000 }')" >>"$WORK/milestones"
+      echo "  $i names, one publish: $(((t1 - t0) / 1000)) ms" >&2
+    fi
+  done
+  echo "$i"
+}
+
+echo "filling a zone of 10 names" >&2
+new_zone "$WORK/small" small
+small_n=$(fill "$WORK/small" small 10 600)
+echo "filling a zone of up to $BIG names for at most ${FILL_SECONDS}s" >&2
+: >"$WORK/milestones"
+new_zone "$WORK/big" big
+big_n=$(fill "$WORK/big" big "$BIG" "$FILL_SECONDS")
+echo "  reached $big_n names" >&2
+
+echo "timing publish and resolve in each" >&2
+pub_small=$(time_ms "$WORK/publish-next" "$BIN" "$WORK/small" small "$WORK/next-small.txt")
+pub_big=$(time_ms "$WORK/publish-next" "$BIN" "$WORK/big" big "$WORK/next-big.txt")
+res_small=$(time_ms "$BIN" --home "$WORK/small" name resolve small/n5)
+res_big=$(time_ms "$BIN" --home "$WORK/big" name resolve big/n5)
+state_mib=$(du -sm "$WORK/big/state.redb" | cut -f1)
+
+r1=$(ratio "$resolve_ms" "$git_ms")
+r2=$(ratio "$pub_big" "$pub_small")
+r3=$(ratio "$res_big" "$res_small")
+tool=$(command -v hyperfine >/dev/null && command -v jq >/dev/null && echo "hyperfine mean of $RUNS runs" || echo "median of $RUNS runs")
+
+echo
+echo "clive-node names benchmark ($(nproc) cores, $tool, milliseconds, release build)"
+echo
+echo "| measure | clive | baseline | ratio | target | verdict |"
+echo "|---|---:|---:|---:|---:|---|"
+echo "| name resolve release/app (verified cache) vs git rev-parse HEAD | $resolve_ms | $git_ms | $r1 | 2.00 | $(verdict "$r1" 2) |"
+echo "| name publish one more name: ${big_n} names vs ${small_n} | $pub_big | $pub_small | $r2 | 3.00 | $(verdict "$r2" 3) |"
+echo "| name resolve one name: ${big_n} names vs ${small_n} | $res_big | $res_small | $r3 | 3.00 | $(verdict "$r3" 3) |"
+echo
+if [ "$big_n" -lt "$BIG" ]; then
+  echo "The big zone reached $big_n of $BIG names in ${FILL_SECONDS}s of one-at-a-time publishes."
+fi
+if [ -s "$WORK/milestones" ]; then
+  echo
+  echo "| names in zone | one publish (ms) |"
+  echo "|---:|---:|"
+  while read -r n t; do echo "| $n | $t |"; done <"$WORK/milestones"
+fi
+echo
+echo "state.redb of the big zone's home: ${state_mib} MiB after $big_n publishes"
