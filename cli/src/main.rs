@@ -46,10 +46,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Lookups answered from the state alone need no worker threads.
+    let lookup = matches!(
+        &cli.command,
+        Command::Name {
+            action: NameAction::Resolve { .. } | NameAction::History { .. }
+        }
+    );
+    let mut builder = if lookup {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
