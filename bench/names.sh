@@ -11,7 +11,7 @@
 # publish re-signs the whole targets list, so the big zone is filled by a
 # loop bounded by BIG names and FILL_SECONDS seconds (default 150; 30 with
 # --quick): the table says how many names it reached, and the time one
-# publish took at each thousand names on the way.
+# publish took every 250 names on the way.
 #
 # Timings use hyperfine (mean of its runs) when installed
 # (scripts/install-bench-deps), else a bounded loop timed with date +%s%N
@@ -88,8 +88,8 @@ git_ms=$(time_ms git -C "$WORK/git" rev-parse HEAD)
 
 # --- 10 names vs many ---------------------------------------------------------
 # fill HOME ZONE COUNT SECONDS: publishes ZONE/n1.. until COUNT names or
-# SECONDS seconds; prints the count reached. Logs the time of one publish at
-# every thousand to $WORK/milestones.
+# SECONDS seconds; prints the count reached. Logs the time of one publish
+# every 250 names to $WORK/milestones.
 fill() {
   local home=$1 zone=$2 count=$3 secs=$4 i=0 start t0 t1
   start=$(date +%s)
@@ -99,7 +99,7 @@ fill() {
     t0=$(us_now)
     "$BIN" --home "$home" name publish "$zone/n$i" "$WORK/fill.txt" >/dev/null
     t1=$(us_now)
-    if [ $((i % 1000)) = 0 ]; then
+    if [ $((i % 250)) = 0 ]; then
       echo "$i $(awk -v u=$((t1 - t0)) 'BEGIN { printf "%.1f", u / 1000 }')" >>"$WORK/milestones"
       echo "  $i names, one publish: $(((t1 - t0) / 1000)) ms" >&2
     fi
