@@ -294,11 +294,16 @@ pub enum NameAction {
         action: ZoneAction,
     },
     /// Publish NAME as the content at PATH (added to the store) or HASH, signed.
+    ///
+    /// More NAME TARGET pairs (same zone) go into the same signed version.
     Publish {
         /// ZONE/PATH.
         name: String,
         /// A file or directory, or the hash of an object in the store.
         target: String,
+        /// Further NAME TARGET pairs.
+        #[arg(value_name = "NAME TARGET")]
+        more: Vec<String>,
         /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
         #[arg(long)]
         agent: bool,

@@ -289,10 +289,12 @@ fn name(action: NameAction) -> NameRequest {
         NameAction::Publish {
             name,
             target,
+            more,
             agent,
         } => NameRequest::Publish {
             name,
             target,
+            more,
             agent,
         },
         NameAction::Unpublish { name, agent } => NameRequest::Unpublish { name, agent },

@@ -18,6 +18,7 @@ impl Out {
                 Reply::Zones(x) => self.print_json(x),
                 Reply::Zone(x) => self.print_json(x),
                 Reply::NamePublished(x) => self.print_json(x),
+                Reply::NamesPublished(x) => self.print_json(x),
                 Reply::Delegated(x) => self.print_json(x),
                 Reply::RootSigned(x) => self.print_json(x),
                 Reply::Refreshed(x) => self.print_json(x),
@@ -101,6 +102,17 @@ impl Out {
                     p.zone, p.name, p.targets, p.timestamp
                 ))?,
             },
+            Reply::NamesPublished(all) => {
+                if let Some(first) = all.first() {
+                    self.text(format_args!(
+                        "published {} names in zone {} (targets v{}, timestamp v{})\n",
+                        all.len(),
+                        first.zone,
+                        first.targets,
+                        first.timestamp
+                    ))?;
+                }
+            }
             Reply::Delegated(role) => self.text(format_args!(
                 "delegated {} to {} as role {}\n",
                 role.paths.join(","),

@@ -523,13 +523,34 @@ impl Zones {
         signer: &dyn Signer,
         now: u64,
     ) -> Result<(Published, Bundle), NamingError> {
-        name::check_path(name)?;
+        let changes = [(name.to_owned(), content.cloned())];
+        let (mut published, bundle) = self.publish_many(zone, &changes, signer, now)?;
+        let first = published
+            .pop()
+            .ok_or_else(|| NamingError::Invalid("nothing to publish".into()))?;
+        Ok((first, bundle))
+    }
+
+    /// Sets (or, for `None`, removes) every name of `changes` in one new
+    /// targets version, then signs snapshot and timestamp once.
+    pub fn publish_many(
+        &self,
+        zone: &str,
+        changes: &[(String, Option<Content>)],
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<(Vec<Published>, Bundle), NamingError> {
+        for (name, _) in changes {
+            name::check_path(name)?;
+        }
         self.record(zone)?;
         let root = self.current::<Root>(zone, "root")?;
         check_can_sign(&root.signed, "targets", signer)?;
         let old = self.current::<Targets>(zone, "targets")?;
         let mut targets = old.signed.clone();
-        set_target(&mut targets, zone, name, content, now)?;
+        for (name, content) in changes {
+            set_target(&mut targets, zone, name, content.as_ref(), now)?;
+        }
         targets.version += 1;
         targets.expires = now + lifetime::TARGETS;
         let version = targets.version;
@@ -539,17 +560,18 @@ impl Zones {
             self.sign_snapshot_and_timestamp(zone, &root.signed, Some(targets), None, signer, now)?;
         self.update(zone, bundle.clone(), "this node", now)?;
         let timestamp = self.current::<Timestamp>(zone, "timestamp")?.signed.version;
-        Ok((
-            Published {
+        let published = changes
+            .iter()
+            .map(|(name, content)| Published {
                 zone: zone.to_owned(),
-                name: name.to_owned(),
-                hash: content.map(|c| c.blake3.clone()),
-                kind: content.map(|c| c.kind.clone()),
+                name: name.clone(),
+                hash: content.as_ref().map(|c| c.blake3.clone()),
+                kind: content.as_ref().map(|c| c.kind.clone()),
                 targets: version,
                 timestamp,
-            },
-            bundle,
-        ))
+            })
+            .collect();
+        Ok((published, bundle))
     }
 
     /// The delegated role of `zone` that `name` falls under and that

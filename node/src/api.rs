@@ -277,12 +277,15 @@ pub enum NameRequest {
         /// The zone.
         zone: String,
     },
-    /// Publish NAME as TARGET.
+    /// Publish NAME as TARGET (and further NAME TARGET pairs, in one version).
     Publish {
         /// NAME.
         name: String,
         /// TARGET.
         target: String,
+        /// Further NAME, TARGET, NAME, TARGET...
+        #[serde(default)]
+        more: Vec<String>,
         /// Sign with the client's ssh-agent.
         #[serde(default)]
         agent: bool,
@@ -503,6 +506,8 @@ pub enum Reply {
     Zone(crate::names::ZoneShown),
     /// `name publish`, `name unpublish`.
     NamePublished(clive_naming::Published),
+    /// `name publish` of several names at once.
+    NamesPublished(Vec<clive_naming::Published>),
     /// `name delegate`.
     Delegated(clive_naming::RoleInfo),
     /// `name root sign`.
@@ -824,11 +829,27 @@ async fn name<'a>(
         NameRequest::Publish {
             name,
             target,
+            more,
             agent,
-        } => Reply::NamePublished(
+        } if more.is_empty() => Reply::NamePublished(
             node.name_publish(&name, Some((&target, cwd)), with(agent))
                 .await?,
         ),
+        NameRequest::Publish {
+            name,
+            target,
+            more,
+            agent,
+        } => {
+            if more.len() % 2 != 0 {
+                return Err(ApiError::Invalid {
+                    reason: "give NAME TARGET pairs: the last NAME has no TARGET".into(),
+                });
+            }
+            let mut pairs = vec![(name, target)];
+            pairs.extend(more.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
+            Reply::NamesPublished(node.name_publish_many(&pairs, cwd, with(agent)).await?)
+        }
         NameRequest::Unpublish { name, agent } => {
             Reply::NamePublished(node.name_publish(&name, None, with(agent)).await?)
         }

@@ -279,6 +279,38 @@ impl Node {
         Ok(published)
     }
 
+    /// Publishes several names of one zone (`(ZONE/PATH, TARGET)` pairs) in
+    /// one signed version.
+    pub async fn name_publish_many(
+        &self,
+        pairs: &[(String, String)],
+        cwd: &Path,
+        with: SignWith<'_>,
+    ) -> Result<Vec<Published>, NodeError> {
+        let mut zone_of_all: Option<String> = None;
+        let mut changes = Vec::with_capacity(pairs.len());
+        for (name, target) in pairs {
+            let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+            match &zone_of_all {
+                Some(z) if z != zone => {
+                    return Err(NodeError::Naming(format!(
+                        "{name} is not in zone {z}: publish one zone at a time"
+                    )));
+                }
+                _ => zone_of_all = Some(zone.to_owned()),
+            }
+            changes.push((path.to_owned(), Some(self.content(target, cwd).await?)));
+        }
+        let zone = zone_of_all.unwrap_or_default();
+        let signer = self.signer(with)?;
+        let (published, _) = self
+            .zones()
+            .publish_many(&zone, &changes, signer.as_ref(), now())
+            .map_err(naming)?;
+        self.announce_zone(&zone);
+        Ok(published)
+    }
+
     /// Publishes under a delegation this node holds: signs the delegated
     /// role, hands it to the zone's publisher (which needs `push` from this
     /// node), and takes the zone's new metadata back from it.

@@ -96,7 +96,10 @@ fn publish_on_one_resolve_on_two_restart_and_resolve_from_cache() {
         resolves_to(&c, "release/myapp").as_deref(),
         Some(b3(b"release 2\n").as_str())
     );
-    assert!(std::fs::read(&state).unwrap() == before, "a lookup wrote state");
+    assert!(
+        std::fs::read(&state).unwrap() == before,
+        "a lookup wrote state"
+    );
     let _c_daemon = c.start_daemon();
     assert_eq!(
         resolves_to(&c, "release/myapp").as_deref(),
