@@ -185,7 +185,7 @@ pub fn name_entries(targets: &Targets) -> Vec<(String, NameEntry)> {
             Some((
                 name.clone(),
                 NameEntry {
-                    hash: file.hashes.get("blake3")?.clone(),
+                    hash: content_address(file)?,
                     kind: kind_of(file).to_owned(),
                     length: file.length,
                     version: targets.version,
@@ -193,6 +193,19 @@ pub fn name_entries(targets: &Targets) -> Vec<(String, NameEntry)> {
             ))
         })
         .collect()
+}
+
+/// A target's BLAKE3 content address: `custom.blake3` (where clive-node
+/// zones carry it, so stock TUF clients, which refuse hash algorithms they
+/// do not know, can verify the `sha256` in `hashes`), else a `blake3` in
+/// `hashes` (zones made by other tools that list it there).
+pub fn content_address(file: &tuf::TargetFile) -> Option<String> {
+    file.custom()
+        .and_then(|c| c.get("blake3"))
+        .and_then(|h| h.as_str())
+        .or_else(|| file.hashes.get("blake3").map(String::as_str))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
 }
 
 /// `blob` or `tree`, as a target's `custom` says; `blob` when it says

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::sign::{check_can_sign, key_label, sign, tuf_key};
-use crate::source::{Bundle, ZoneLocal, kind_of};
+use crate::source::{Bundle, ZoneLocal, content_address, kind_of};
 use crate::state::{
     self, Accepted, CURRENT, EVIDENCE, Evidence, LOG, LogEntry, NAMES, NameEntry, OVERRIDES,
     Override, VERSIONS, Verified, ZONES, ZoneRecord,
@@ -1211,8 +1211,8 @@ impl Zones {
         let Some(file) = updater.get_targetinfo(name).map_err(tuf_err(zone))? else {
             return Ok(None);
         };
-        Ok(file.hashes.get("blake3").map(|h| NameEntry {
-            hash: h.clone(),
+        Ok(content_address(&file).map(|hash| NameEntry {
+            hash,
             kind: kind_of(&file).to_owned(),
             length: file.length,
             version: 0,
@@ -1322,7 +1322,7 @@ impl Zones {
                 None => (false, Vec::new()),
             };
             let entry = targets.signed.targets.get(name);
-            let hash = entry.and_then(|e| e.hashes.get("blake3").cloned());
+            let hash = entry.and_then(content_address);
             let event = match (&previous, &hash) {
                 (None, Some(_)) => "published",
                 (Some(a), Some(b)) if a != b => "changed",
@@ -1517,12 +1517,11 @@ fn set_target(
     match content {
         Some(c) => {
             let mut hashes = BTreeMap::new();
-            hashes.insert("blake3".to_owned(), c.blake3.clone());
             hashes.insert("sha256".to_owned(), c.sha256.clone());
             let mut unrecognized = serde_json::Map::new();
             unrecognized.insert(
                 "custom".into(),
-                json!({ "kind": c.kind, "published": format_time(now) }),
+                json!({ "blake3": c.blake3, "kind": c.kind, "published": format_time(now) }),
             );
             targets.targets.insert(
                 name.to_owned(),

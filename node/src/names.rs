@@ -640,10 +640,8 @@ impl Node {
         }
         let mut targets = 0;
         for (name, file) in zones.targets(zone).map_err(naming)? {
-            let Some(hash) = file
-                .hashes
-                .get("blake3")
-                .and_then(|h| clive_cas::parse_hash(h).ok())
+            let Some(hash) = clive_naming::source::content_address(&file)
+                .and_then(|h| clive_cas::parse_hash(&h).ok())
             else {
                 continue;
             };
