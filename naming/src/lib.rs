@@ -9,6 +9,7 @@
 //! - [`sign`]: signing metadata with SSH ed25519 keys.
 //! - [`name`]: zone and name syntax.
 
+pub mod bins;
 pub mod error;
 pub mod name;
 pub mod sign;

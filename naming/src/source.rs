@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::NamingError;
 use crate::state::{self, Accepted, CURRENT, Db, EVIDENCE, Evidence, NAMES, NameEntry, VERSIONS};
 use crate::tuf::{self, Metadata, Root, Signed, Targets, TufError, updater::RemoteError};
+use crate::{NamingError, bins};
 
 /// Metadata files in hand, by the path a repository serves them under
 /// (`2.root.json`, `timestamp.json`, `7.targets.json`).
@@ -74,12 +74,10 @@ impl ZoneLocal<'_> {
         } else {
             self.root_version()
         };
-        let names = if role == "targets" {
-            let targets =
-                Metadata::<Targets>::from_bytes(data).map_err(|cause| self.tuf_err(cause))?;
-            Some(name_entries(&targets.signed))
-        } else {
-            None
+        let index = match role {
+            "root" | "timestamp" | "snapshot" => Index::Keep,
+            "targets" => Index::Rebuild(self.all_names(data)?),
+            _ => self.role_names(role, data)?,
         };
         let zone = self.zone;
         let accepted = Accepted {
@@ -95,17 +93,87 @@ impl ZoneLocal<'_> {
                 &state::version_key(zone, role, version),
                 &accepted,
             )?;
-            if let Some(names) = &names {
-                let prefix = state::key(&[zone, ""]);
-                state::remove_prefix(tx, NAMES, &prefix)?;
-                for (name, entry) in names {
-                    state::put(tx, NAMES, &state::key(&[zone, name]), entry)?;
+            match &index {
+                Index::Keep => {}
+                Index::Rebuild(names) => {
+                    state::remove_prefix(tx, NAMES, &state::key(&[zone, ""]))?;
+                    for (name, entry) in names {
+                        state::put(tx, NAMES, &state::key(&[zone, name]), entry)?;
+                    }
+                }
+                Index::Change { remove, put } => {
+                    for name in remove {
+                        state::remove(tx, NAMES, &state::key(&[zone, name]))?;
+                    }
+                    for (name, entry) in put {
+                        state::put(tx, NAMES, &state::key(&[zone, name]), entry)?;
+                    }
                 }
             }
             Ok(())
         })?;
         self.stored.push(role.to_owned());
         Ok(())
+    }
+
+    /// The whole names index after a new top-level `targets` (its
+    /// delegations may route names elsewhere now): its own names, then
+    /// each stored delegated role's names that resolution routes to it.
+    fn all_names(&self, data: &[u8]) -> Result<Vec<(String, NameEntry)>, NamingError> {
+        let top = Metadata::<Targets>::from_bytes(data).map_err(|c| self.tuf_err(c))?;
+        let mut names = name_entries(&top.signed, "targets");
+        let delegated = top
+            .signed
+            .delegations
+            .as_ref()
+            .and_then(|d| d.roles.clone())
+            .unwrap_or_default();
+        for role in delegated {
+            let Some(bytes) = Self::current(self.db, self.zone, &role.name)? else {
+                continue;
+            };
+            let Ok(doc) = Metadata::<Targets>::from_bytes(&bytes) else {
+                continue;
+            };
+            names.extend(
+                name_entries(&doc.signed, &role.name)
+                    .into_iter()
+                    .filter(|(n, _)| {
+                        !top.signed.targets.contains_key(n)
+                            && bins::route(&top.signed, n).is_some_and(|r| r.name == role.name)
+                    }),
+            );
+        }
+        Ok(names)
+    }
+
+    /// The index rows a new version of delegated `role` changes.
+    fn role_names(&self, role: &str, data: &[u8]) -> Result<Index, NamingError> {
+        let Some(top) = Self::current(self.db, self.zone, "targets")? else {
+            return Ok(Index::Keep);
+        };
+        let top = Metadata::<Targets>::from_bytes(&top).map_err(|c| self.tuf_err(c))?;
+        let new = Metadata::<Targets>::from_bytes(data).map_err(|c| self.tuf_err(c))?;
+        let old = match Self::current(self.db, self.zone, role)? {
+            Some(bytes) => Metadata::<Targets>::from_bytes(&bytes)
+                .map(|m| m.signed.targets)
+                .unwrap_or_default(),
+            None => Default::default(),
+        };
+        let routed_here = |name: &str| {
+            !top.signed.targets.contains_key(name)
+                && bins::route(&top.signed, name).is_some_and(|r| r.name == role)
+        };
+        let remove = old
+            .keys()
+            .filter(|n| !new.signed.targets.contains_key(*n) && routed_here(n))
+            .cloned()
+            .collect();
+        let put = name_entries(&new.signed, role)
+            .into_iter()
+            .filter(|(n, _)| routed_here(n) && old.get(n) != new.signed.targets.get(n))
+            .collect();
+        Ok(Index::Change { remove, put })
     }
 
     fn tuf_err(&self, cause: TufError) -> NamingError {
@@ -176,8 +244,21 @@ pub fn role_version(role: &str, data: &[u8]) -> Result<u64, NamingError> {
     })
 }
 
-/// The names index of a targets document.
-pub fn name_entries(targets: &Targets) -> Vec<(String, NameEntry)> {
+/// What a new document does to the names index.
+enum Index {
+    /// Nothing (root, timestamp, snapshot).
+    Keep,
+    /// Replace the zone's whole index.
+    Rebuild(Vec<(String, NameEntry)>),
+    /// Remove and write these rows.
+    Change {
+        remove: Vec<String>,
+        put: Vec<(String, NameEntry)>,
+    },
+}
+
+/// The names index rows of a targets document of `role`.
+pub fn name_entries(targets: &Targets, role: &str) -> Vec<(String, NameEntry)> {
     targets
         .targets
         .iter()
@@ -189,6 +270,7 @@ pub fn name_entries(targets: &Targets) -> Vec<(String, NameEntry)> {
                     kind: kind_of(file).to_owned(),
                     length: file.length,
                     version: targets.version,
+                    role: role.to_owned(),
                 },
             ))
         })

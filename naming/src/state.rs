@@ -8,8 +8,9 @@
 //!   role (what a TUF client keeps in its metadata directory)
 //! - `naming.versions.v1`: zone NUL role NUL version -> JSON [`Accepted`]:
 //!   every version ever accepted, kept for history and for peers
-//! - `naming.names.v1`: zone NUL name -> JSON [`NameEntry`]: the names of
-//!   the zone's top-level `targets`, for resolving without parsing it
+//! - `naming.names.v1`: zone NUL name -> JSON [`NameEntry`]: each name and
+//!   the role TUF resolution reads it from (top-level `targets`, or the
+//!   first delegation matching it), for resolving without parsing metadata
 //! - `naming.overrides.v1`: zone NUL name -> JSON [`Override`]
 //! - `naming.log.v1`: zone NUL name NUL sequence -> JSON [`LogEntry`]: local
 //!   events (overrides set and cleared)
@@ -95,8 +96,15 @@ pub struct NameEntry {
     pub kind: String,
     /// Its length.
     pub length: u64,
-    /// The targets version it was read from.
+    /// The version of the role it was read from.
     pub version: u64,
+    /// The role that signed it (`targets`, a bin, or a delegated prefix).
+    #[serde(default = "top_level")]
+    pub role: String,
+}
+
+fn top_level() -> String {
+    "targets".to_owned()
 }
 
 /// A local override of a name.
@@ -248,6 +256,37 @@ pub(crate) fn scan_raw(
             break;
         };
         out.push((rest.to_owned(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// The last `n` rows (in key order) whose key is `prefix` followed by a
+/// NUL and more, newest first: the latest versions of a role, for
+/// `prefix` = zone NUL role.
+pub(crate) fn last_versions<T: DeserializeOwned>(
+    db: &Db,
+    table: Table,
+    prefix: &str,
+    n: usize,
+) -> Result<Vec<(String, T)>, NamingError> {
+    let tx = db.begin_read()?;
+    let t = match tx.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(state_err(e)),
+    };
+    let start = format!("{prefix}\0");
+    let end = format!("{prefix}\u{1}");
+    let mut out = Vec::new();
+    for row in t
+        .range(start.as_str()..end.as_str())
+        .map_err(state_err)?
+        .rev()
+        .take(n)
+    {
+        let (k, v) = row.map_err(state_err)?;
+        let rest = k.value().get(start.len()..).unwrap_or_default().to_owned();
+        out.push((rest, decode(v.value())?));
     }
     Ok(out)
 }

@@ -20,7 +20,7 @@ use crate::tuf::{
     self, Delegator, MetaFile, Metadata, Root, Signed, Snapshot, Targets, Timestamp, TufError,
     updater::{Config, Updater},
 };
-use crate::{NamingError, name};
+use crate::{NamingError, bins, name};
 
 /// How long each role's metadata is valid when this node signs it.
 pub mod lifetime {
@@ -33,6 +33,10 @@ pub mod lifetime {
     /// Timestamp: 1 day.
     pub const TIMESTAMP: u64 = 86_400;
 }
+
+/// How many versions of each targets role (the current one included) a
+/// zone's files carry for peers and mirrors.
+pub const RECENT_VERSIONS: usize = 8;
 
 /// The field of a root naming the zone it belongs to (kept across rotations).
 pub const ZONE_FIELD: &str = "x-clive-zone";
@@ -307,16 +311,28 @@ impl Zones {
             && let Some(roles_d) = targets.signed.delegations.as_ref()
             && let Some(delegated) = roles_d.roles.as_ref()
         {
+            let bin_count = delegated.iter().filter(|r| bins::is_bin(&r.name)).count();
             for r in delegated {
+                if bins::is_bin(&r.name) && r.name != format!("{}0", bins::PREFIX) {
+                    continue;
+                }
+                let (role, paths) = if bins::is_bin(&r.name) {
+                    (
+                        format!("{}*", bins::PREFIX),
+                        vec![format!("{bin_count} hashed bins")],
+                    )
+                } else {
+                    (r.name.clone(), r.paths.clone().unwrap_or_default())
+                };
                 roles.push(RoleInfo {
-                    role: r.name.clone(),
+                    role,
                     keys: r
                         .keyids
                         .iter()
                         .map(|id| key_label(roles_d.keys.get(id), id))
                         .collect(),
                     threshold: r.threshold,
-                    paths: r.paths.clone().unwrap_or_default(),
+                    paths,
                 });
             }
         }
@@ -447,10 +463,32 @@ impl Zones {
                 &accepted,
             )
         })?;
-        let mut targets = Metadata::new(Targets::new(now + lifetime::TARGETS));
+        // Names live in hashed bins, so that publishing one re-signs one
+        // bin, not a targets document listing every name of the zone.
+        let me = tuf_key(&signer.public());
+        let mut targets = Targets::new(now + lifetime::TARGETS);
+        targets.delegations = Some(tuf::Delegations {
+            keys: [(me.id(), me.clone())].into_iter().collect(),
+            roles: Some(bins::roles(&me.id())),
+            succinct_roles: None,
+            unrecognized: serde_json::Map::new(),
+        });
+        let mut targets = Metadata::new(targets);
         sign(&mut targets, signer)?;
-        let bundle =
-            self.sign_snapshot_and_timestamp(zone, &root.signed, Some(targets), None, signer, now)?;
+        let mut delegated = Vec::new();
+        for role in bins::names() {
+            let mut bin = Metadata::new(Targets::new(now + lifetime::TARGETS));
+            sign(&mut bin, signer)?;
+            delegated.push((role, to_bytes(zone, &bin)?, 1));
+        }
+        let bundle = self.sign_snapshot_and_timestamp(
+            zone,
+            &root.signed,
+            Some(targets),
+            delegated,
+            signer,
+            now,
+        )?;
         self.update(zone, bundle, "this node", now)?;
         Ok(())
     }
@@ -462,7 +500,7 @@ impl Zones {
         zone: &str,
         root: &Root,
         targets: Option<Metadata<Targets>>,
-        delegated: Option<(String, Vec<u8>, u64)>,
+        delegated: Vec<(String, Vec<u8>, u64)>,
         signer: &dyn Signer,
         now: u64,
     ) -> Result<Bundle, NamingError> {
@@ -489,7 +527,7 @@ impl Zones {
                 to_bytes(zone, &targets)?,
             );
         }
-        if let Some((role, bytes, version)) = delegated {
+        for (role, bytes, version) in delegated {
             snapshot
                 .meta
                 .insert(format!("{role}.json"), MetaFile::new(version));
@@ -545,19 +583,55 @@ impl Zones {
         }
         self.record(zone)?;
         let root = self.current::<Root>(zone, "root")?;
+        // The bins are the top-level targets' own: publishing takes its key.
         check_can_sign(&root.signed, "targets", signer)?;
-        let old = self.current::<Targets>(zone, "targets")?;
-        let mut targets = old.signed.clone();
-        for (name, content) in changes {
-            set_target(&mut targets, zone, name, content.as_ref(), now)?;
+        let top = self.current::<Targets>(zone, "targets")?;
+        // Each name goes to the role TUF resolution would read it from:
+        // the first delegation matching it (a hashed bin, or a prefix
+        // delegated to someone), else the top-level targets.
+        let mut by_role: BTreeMap<String, Vec<&(String, Option<Content>)>> = BTreeMap::new();
+        for change in changes {
+            let role = match bins::route(&top.signed, &change.0) {
+                Some(r) => r.name.clone(),
+                None => "targets".to_owned(),
+            };
+            by_role.entry(role).or_default().push(change);
         }
-        targets.version += 1;
-        targets.expires = now + lifetime::TARGETS;
-        let version = targets.version;
-        let mut targets = Metadata::new(targets);
-        sign(&mut targets, signer)?;
+        let mut new_top = None;
+        let mut delegated = Vec::new();
+        let mut versions = BTreeMap::new();
+        for (role, changes) in by_role {
+            let mut doc =
+                if role == "targets" {
+                    check_can_sign(&root.signed, "targets", signer)?;
+                    top.signed.clone()
+                } else {
+                    crate::sign::check_can_sign_delegated(&top.signed, &role, signer).map_err(|_| {
+                    NamingError::CannotSign(format!(
+                        "{} is delegated to role {role}, whose key this node does not hold: \
+                         its holder publishes it",
+                        changes.first().map_or("", |c| c.0.as_str())
+                    ))
+                })?;
+                    self.current_or_empty(zone, &role, now)?
+                };
+            for (name, content) in changes {
+                set_target(&mut doc, zone, name, content.as_ref(), now)?;
+            }
+            doc.version += 1;
+            doc.expires = now + lifetime::TARGETS;
+            versions.insert(role.clone(), doc.version);
+            let mut md = Metadata::new(doc);
+            sign(&mut md, signer)?;
+            if role == "targets" {
+                new_top = Some(md);
+            } else {
+                let version = md.signed.version;
+                delegated.push((role, to_bytes(zone, &md)?, version));
+            }
+        }
         let bundle =
-            self.sign_snapshot_and_timestamp(zone, &root.signed, Some(targets), None, signer, now)?;
+            self.sign_snapshot_and_timestamp(zone, &root.signed, new_top, delegated, signer, now)?;
         self.update(zone, bundle.clone(), "this node", now)?;
         let timestamp = self.current::<Timestamp>(zone, "timestamp")?.signed.version;
         let published = changes
@@ -567,11 +641,28 @@ impl Zones {
                 name: name.clone(),
                 hash: content.as_ref().map(|c| c.blake3.clone()),
                 kind: content.as_ref().map(|c| c.kind.clone()),
-                targets: version,
+                targets: bins::route(&top.signed, name)
+                    .and_then(|r| versions.get(&r.name))
+                    .or_else(|| versions.get("targets"))
+                    .copied()
+                    .unwrap_or(0),
                 timestamp,
             })
             .collect();
         Ok((published, bundle))
+    }
+
+    /// The trusted document of targets-type `role`, or an empty one at
+    /// version 0 (a role not signed yet).
+    fn current_or_empty(&self, zone: &str, role: &str, now: u64) -> Result<Targets, NamingError> {
+        Ok(match ZoneLocal::current(&self.db, zone, role)? {
+            Some(bytes) => parse::<Targets>(zone, &bytes)?.signed,
+            None => {
+                let mut t = Targets::new(now + lifetime::TARGETS);
+                t.version = 0;
+                t
+            }
+        })
     }
 
     /// The delegated role of `zone` that `name` falls under and that
@@ -612,14 +703,7 @@ impl Zones {
     ) -> Result<(Published, Vec<u8>), NamingError> {
         let parent = self.current::<Targets>(zone, "targets")?;
         crate::sign::check_can_sign_delegated(&parent.signed, role, signer)?;
-        let mut targets = match ZoneLocal::current(&self.db, zone, role)? {
-            Some(bytes) => parse::<Targets>(zone, &bytes)?.signed,
-            None => {
-                let mut t = Targets::new(now + lifetime::TARGETS);
-                t.version = 0;
-                t
-            }
-        };
+        let mut targets = self.current_or_empty(zone, role, now)?;
         set_target(&mut targets, zone, name, content, now)?;
         targets.version += 1;
         targets.expires = now + lifetime::TARGETS;
@@ -691,7 +775,7 @@ impl Zones {
             zone,
             &root.signed,
             None,
-            Some((role.to_owned(), bytes.to_vec(), version)),
+            vec![(role.to_owned(), bytes.to_vec(), version)],
             signer,
             now,
         )?;
@@ -710,6 +794,11 @@ impl Zones {
         now: u64,
     ) -> Result<RoleInfo, NamingError> {
         let role_name = prefix.trim_end_matches('/').replace('/', "-");
+        if bins::is_bin(&role_name) {
+            return Err(NamingError::Invalid(format!(
+                "{role_name} is the name of one of the zone's hashed bins: delegate another prefix"
+            )));
+        }
         name::check_path(prefix.trim_end_matches('/'))?;
         let root = self.current::<Root>(zone, "root")?;
         check_can_sign(&root.signed, "targets", signer)?;
@@ -724,22 +813,36 @@ impl Zones {
         });
         let roles = delegations.roles.get_or_insert_with(Vec::new);
         roles.retain(|r| r.name != role_name);
-        roles.push(tuf::DelegatedRole {
-            name: role_name.clone(),
-            keyids: vec![delegate.id()],
-            threshold: 1,
-            terminating: true,
-            paths: Some(vec![pattern.clone()]),
-            path_hash_prefixes: None,
-            unrecognized: serde_json::Map::new(),
-        });
+        // Before the bins: TUF reads delegations in order, first match wins.
+        let at = roles
+            .iter()
+            .position(|r| bins::is_bin(&r.name))
+            .unwrap_or(roles.len());
+        roles.insert(
+            at,
+            tuf::DelegatedRole {
+                name: role_name.clone(),
+                keyids: vec![delegate.id()],
+                threshold: 1,
+                terminating: true,
+                paths: Some(vec![pattern.clone()]),
+                path_hash_prefixes: None,
+                unrecognized: serde_json::Map::new(),
+            },
+        );
         delegations.keys.insert(delegate.id(), delegate);
         targets.version += 1;
         targets.expires = now + lifetime::TARGETS;
         let mut targets = Metadata::new(targets);
         sign(&mut targets, signer)?;
-        let bundle =
-            self.sign_snapshot_and_timestamp(zone, &root.signed, Some(targets), None, signer, now)?;
+        let bundle = self.sign_snapshot_and_timestamp(
+            zone,
+            &root.signed,
+            Some(targets),
+            Vec::new(),
+            signer,
+            now,
+        )?;
         self.update(zone, bundle, "this node", now)?;
         Ok(RoleInfo {
             role: role_name,
@@ -823,8 +926,14 @@ impl Zones {
         if check_can_sign(&root.signed, "snapshot", signer).is_ok()
             && check_can_sign(&root.signed, "timestamp", signer).is_ok()
         {
-            let more =
-                self.sign_snapshot_and_timestamp(zone, &root.signed, None, None, signer, now)?;
+            let more = self.sign_snapshot_and_timestamp(
+                zone,
+                &root.signed,
+                None,
+                Vec::new(),
+                signer,
+                now,
+            )?;
             bundle.files.extend(more.files);
         }
         if let Err(e) = self.update(zone, bundle, "this node", now) {
@@ -984,31 +1093,53 @@ impl Zones {
         source: &str,
         now: u64,
     ) -> Result<Verified, NamingError> {
-        let older: Vec<(u64, Vec<u8>)> = bundle
+        // Older versions of targets roles among the files: `V.ROLE.json`.
+        let older: Vec<(String, u64, Vec<u8>)> = bundle
             .files
             .iter()
             .filter_map(|(path, bytes)| {
-                let version = path.strip_suffix(".targets.json")?.parse().ok()?;
-                Some((version, bytes.clone()))
+                let (version, rest) = path.split_once('.')?;
+                let role = percent_encoding::percent_decode_str(rest.strip_suffix(".json")?)
+                    .decode_utf8()
+                    .ok()?
+                    .into_owned();
+                let skip = ["root", "timestamp", "snapshot"].contains(&role.as_str());
+                (!skip).then(|| Some((role, version.parse().ok()?, bytes.clone())))?
             })
             .collect();
         let verified = self.update(zone, bundle, source, now)?;
         let roots: Vec<(String, Accepted)> =
             state::scan(&self.db, VERSIONS, &state::key(&[zone, "root", ""]))?;
-        for (version, bytes) in older {
-            let row = state::version_key(zone, "targets", version);
-            if version >= verified.targets || state::get_raw(&self.db, VERSIONS, &row)?.is_some() {
+        let top = self.current::<Targets>(zone, "targets")?;
+        for (role, version, bytes) in older {
+            let row = state::version_key(zone, &role, version);
+            let current = match ZoneLocal::current(&self.db, zone, &role)? {
+                Some(b) => crate::source::role_version(&role, &b)?,
+                None => continue,
+            };
+            if version >= current || state::get_raw(&self.db, VERSIONS, &row)?.is_some() {
                 continue;
             }
-            let Ok(targets) = parse::<Targets>(zone, &bytes) else {
+            let Ok(doc) = parse::<Targets>(zone, &bytes) else {
                 continue;
             };
-            let by = roots.iter().rev().find_map(|(_, a)| {
-                let root = parse::<Root>(zone, &a.bytes).ok()?;
-                root.signed.verify_delegate("targets", &targets).ok()?;
-                Some(root.signed.version)
-            });
-            if let (Some(root), true) = (by, targets.signed.version == version) {
+            if doc.signed.version != version {
+                continue;
+            }
+            let by = if role == "targets" {
+                roots.iter().rev().find_map(|(_, a)| {
+                    let root = parse::<Root>(zone, &a.bytes).ok()?;
+                    root.signed.verify_delegate("targets", &doc).ok()?;
+                    Some(root.signed.version)
+                })
+            } else {
+                top.signed
+                    .as_delegator("targets")
+                    .verify_delegate(&role, &doc)
+                    .ok()
+                    .map(|_| verified.root)
+            };
+            if let Some(root) = by {
                 let accepted = Accepted {
                     at: now,
                     root,
@@ -1060,14 +1191,6 @@ impl Zones {
                 .files
                 .insert(versioned("root", version), accepted.bytes);
         }
-        let targets: Vec<(String, Accepted)> =
-            state::scan(&self.db, VERSIONS, &state::key(&[zone, "targets", ""]))?;
-        for (version, accepted) in targets {
-            let version: u64 = version.parse().map_err(state::state_err)?;
-            bundle
-                .files
-                .insert(versioned("targets", version), accepted.bytes);
-        }
         let currents: Vec<(String, Vec<u8>)> = {
             let prefix = state::key(&[zone, ""]);
             state::scan_raw(&self.db, CURRENT, &prefix)?
@@ -1079,6 +1202,22 @@ impl Zones {
                     bundle.files.insert("timestamp.json".into(), bytes);
                 }
                 _ => {
+                    if role != "snapshot" {
+                        // The versions before, so that a follower that was
+                        // away sees each change in its history.
+                        let recent: Vec<(String, Accepted)> = state::last_versions(
+                            &self.db,
+                            VERSIONS,
+                            &state::key(&[zone, &role]),
+                            RECENT_VERSIONS,
+                        )?;
+                        for (version, accepted) in recent {
+                            let version: u64 = version.parse().map_err(state::state_err)?;
+                            bundle
+                                .files
+                                .insert(versioned(&role, version), accepted.bytes);
+                        }
+                    }
                     let version = crate::source::role_version(&role, &bytes)?;
                     bundle
                         .files
@@ -1099,10 +1238,21 @@ impl Zones {
         Ok(bundle)
     }
 
-    /// The targets of a zone's current top-level targets: (name, entry).
+    /// Every name of the zone's current metadata, with its target entry:
+    /// the top-level targets and every delegated role stored here.
     pub fn targets(&self, zone: &str) -> Result<Vec<(String, tuf::TargetFile)>, NamingError> {
-        let targets = self.current::<Targets>(zone, "targets")?;
-        Ok(targets.signed.targets.into_iter().collect())
+        let mut out = BTreeMap::new();
+        let currents = state::scan_raw(&self.db, CURRENT, &state::key(&[zone, ""]))?;
+        for (role, bytes) in currents {
+            if ["root", "timestamp", "snapshot"].contains(&role.as_str()) {
+                continue;
+            }
+            let doc = parse::<Targets>(zone, &bytes)?;
+            for (name, file) in doc.signed.targets {
+                out.entry(name).or_insert(file);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// What `zone/name` resolves to, from verified metadata on this node;
@@ -1177,7 +1327,7 @@ impl Zones {
             expires,
             expires_role,
             verified,
-            role: Some("targets".to_owned()),
+            role: Some(entry.role),
         })
     }
 
@@ -1216,6 +1366,7 @@ impl Zones {
             kind: kind_of(&file).to_owned(),
             length: file.length,
             version: 0,
+            role: "delegated".to_owned(),
         }))
     }
 
@@ -1445,11 +1596,11 @@ impl Zones {
             if !(holds("timestamp") && holds("snapshot")) {
                 continue;
             }
-            let soon = |expires: u64, life: u64| expires.saturating_sub(now) < life / 3;
             let ts = self.current::<Timestamp>(&zone, "timestamp").ok();
             let snap = self.current::<Snapshot>(&zone, "snapshot").ok();
-            if ts.is_none_or(|t| soon(t.signed.expires, lifetime::TIMESTAMP))
-                || snap.is_none_or(|s| soon(s.signed.expires, lifetime::SNAPSHOT))
+            if ts.is_none_or(|t| soon(t.signed.expires, lifetime::TIMESTAMP, now))
+                || snap.is_none_or(|s| soon(s.signed.expires, lifetime::SNAPSHOT, now))
+                || !self.targets_due(&zone, me, now)?.is_empty()
             {
                 due.push(zone);
             }
@@ -1457,11 +1608,66 @@ impl Zones {
         Ok(due)
     }
 
-    /// Signs new snapshot and timestamp versions of `zone` with fresh expiry.
+    /// The targets roles of `zone` that `me` signs and that expire within
+    /// a third of their lifetime.
+    fn targets_due(
+        &self,
+        zone: &str,
+        me: &PublicIdentity,
+        now: u64,
+    ) -> Result<Vec<String>, NamingError> {
+        let id = tuf_key(me).id();
+        let Ok(root) = self.current::<Root>(zone, "root") else {
+            return Ok(Vec::new());
+        };
+        let top = self.current::<Targets>(zone, "targets")?;
+        let mut due = Vec::new();
+        let holds_top = root
+            .signed
+            .roles
+            .get("targets")
+            .is_some_and(|r| r.keyids.contains(&id));
+        if holds_top && soon(top.signed.expires, lifetime::TARGETS, now) {
+            due.push("targets".to_owned());
+        }
+        let delegated = top
+            .signed
+            .delegations
+            .as_ref()
+            .and_then(|d| d.roles.clone())
+            .unwrap_or_default();
+        for role in delegated.iter().filter(|r| r.keyids.contains(&id)) {
+            if let Some(bytes) = ZoneLocal::current(&self.db, zone, &role.name)? {
+                let doc = parse::<Targets>(zone, &bytes)?;
+                if soon(doc.signed.expires, lifetime::TARGETS, now) {
+                    due.push(role.name.clone());
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Signs new versions, with fresh expiry, of the snapshot and timestamp
+    /// of `zone`, and of the targets roles `signer` signs that are due.
     pub fn resign(&self, zone: &str, signer: &dyn Signer, now: u64) -> Result<Bundle, NamingError> {
         let root = self.current::<Root>(zone, "root")?;
+        let mut new_top = None;
+        let mut delegated = Vec::new();
+        for role in self.targets_due(zone, &signer.public(), now)? {
+            let mut doc = self.current::<Targets>(zone, &role)?.signed;
+            doc.version += 1;
+            doc.expires = now + lifetime::TARGETS;
+            let mut md = Metadata::new(doc);
+            sign(&mut md, signer)?;
+            if role == "targets" {
+                new_top = Some(md);
+            } else {
+                let version = md.signed.version;
+                delegated.push((role, to_bytes(zone, &md)?, version));
+            }
+        }
         let bundle =
-            self.sign_snapshot_and_timestamp(zone, &root.signed, None, None, signer, now)?;
+            self.sign_snapshot_and_timestamp(zone, &root.signed, new_top, delegated, signer, now)?;
         self.update(zone, bundle.clone(), "this node", now)?;
         Ok(bundle)
     }
@@ -1542,6 +1748,12 @@ fn set_target(
             }),
         },
     }
+}
+
+/// Whether metadata expiring at `expires`, valid for `life`, has less than
+/// a third of it left at `now`.
+fn soon(expires: u64, life: u64, now: u64) -> bool {
+    expires.saturating_sub(now) < life / 3
 }
 
 /// A root's signatures by its own keys.

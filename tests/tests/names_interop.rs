@@ -288,8 +288,8 @@ fn python_tuf_downloads_what_clive_exports() {
     assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&app2).unwrap());
     assert_eq!(report2["custom"]["blake3"], blake3_hex(&app2).as_str());
     assert!(
-        report2["versions"]["targets"].as_u64() > report["versions"]["targets"].as_u64(),
-        "python-tuf did not see a newer targets version: {report} then {report2}"
+        report2["versions"]["snapshot"].as_u64() > report["versions"]["snapshot"].as_u64(),
+        "python-tuf did not see a newer snapshot version: {report} then {report2}"
     );
 }
 
