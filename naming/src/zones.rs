@@ -1075,7 +1075,20 @@ impl Zones {
         let mut updater =
             Updater::new(remote, local, Config::default(), now).map_err(tuf_err(zone))?;
         updater.refresh().map_err(tuf_err(zone))?;
-        load_delegations(&mut updater, zone);
+        // Delegated roles verified before need no new look unless their
+        // delegator (the top-level targets) changed or the snapshot lists a
+        // new version of them.
+        let top_changed = updater.store().stored.iter().any(|r| r == "targets");
+        let db = self.db.clone();
+        let unchanged = |role: &str, listed: u64| {
+            !top_changed
+                && ZoneLocal::current(&db, zone, role)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| crate::source::role_version(role, &b).ok())
+                    == Some(listed)
+        };
+        load_delegations(&mut updater, zone, unchanged);
         let verified = self.verified(zone, now)?;
         record.verified = Some(verified.clone());
         state::write(&self.db, |tx| state::put(tx, ZONES, zone, &record))?;
@@ -1680,11 +1693,15 @@ impl Zones {
 fn load_delegations<R: tuf::updater::Remote, S: tuf::updater::LocalMetadata>(
     updater: &mut Updater<R, S>,
     zone: &str,
+    unchanged: impl Fn(&str, u64) -> bool,
 ) {
     let listed = |u: &Updater<R, S>, role: &str| {
-        u.trusted()
-            .snapshot()
-            .is_some_and(|s| s.signed().meta.contains_key(&format!("{role}.json")))
+        u.trusted().snapshot().and_then(|s| {
+            s.signed()
+                .meta
+                .get(&format!("{role}.json"))
+                .map(|m| m.version)
+        })
     };
     let mut stack = vec!["targets".to_owned()];
     let mut visited = 0;
@@ -1701,7 +1718,10 @@ fn load_delegations<R: tuf::updater::Remote, S: tuf::updater::LocalMetadata>(
             .map(|roles| roles.into_iter().map(|r| r.name).collect())
             .unwrap_or_default();
         for role in children {
-            if !listed(updater, &role) {
+            let Some(version) = listed(updater, &role) else {
+                continue;
+            };
+            if unchanged(&role, version) {
                 continue;
             }
             match updater.load_delegated(&role, &parent) {

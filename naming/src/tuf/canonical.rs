@@ -9,19 +9,75 @@ use serde_json::Value;
 
 use super::error::{Result, TufError};
 
-/// Canonical JSON bytes of `value`.
+/// Canonical JSON bytes of `value`, byte for byte what securesystemslib's
+/// `encode_canonical` produces (which python-tuf and go-tuf sign): keys
+/// sorted by code point, no white space, strings as UTF-8 with only `"` and
+/// `\` escaped and no Unicode normalization.
 ///
 /// Fails (rather than guess) on floating point numbers, which canonical JSON
 /// cannot represent.
 pub fn to_canonical_bytes(value: &Value) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut buf, olpc_cjson::CanonicalFormatter::new());
-    value.serialize(&mut ser).map_err(|e| TufError::Json {
-        role: "canonical".into(),
-        reason: format!("cannot encode as canonical JSON: {e}"),
-    })?;
+    write_canonical(value, &mut buf)?;
     Ok(buf)
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if n.is_f64() {
+                return Err(TufError::Json {
+                    role: "canonical".into(),
+                    reason: format!("cannot encode {n} as canonical JSON: not an integer"),
+                });
+            }
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            // Byte order of UTF-8 is code point order, as Python sorts.
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(key, out);
+                out.push(b':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out)?;
+                }
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// Pretty, deterministic JSON of `value` (one space indent, sorted keys), the
