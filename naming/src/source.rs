@@ -68,16 +68,24 @@ impl ZoneLocal<'_> {
     }
 
     fn write(&mut self, role: &str, data: &[u8]) -> Result<(), NamingError> {
-        let version = role_version(role, data)?;
+        // A targets role is parsed once, for its version and its names.
+        let doc = match role {
+            "root" | "timestamp" | "snapshot" => None,
+            _ => Some(Metadata::<Targets>::from_bytes(data).map_err(|c| self.tuf_err(c))?),
+        };
+        let version = match &doc {
+            Some(doc) => doc.signed.version,
+            None => role_version(role, data)?,
+        };
         let root = if role == "root" {
             version
         } else {
             self.root_version()
         };
-        let index = match role {
-            "root" | "timestamp" | "snapshot" => Index::Keep,
-            "targets" => Index::Rebuild(self.all_names(data)?),
-            _ => self.role_names(role, data)?,
+        let index = match (role, doc) {
+            (_, None) => Index::Keep,
+            ("targets", Some(top)) => Index::Rebuild(self.all_names(&top.signed)?),
+            (_, Some(doc)) => self.role_names(role, &doc.signed)?,
         };
         let zone = self.zone;
         let accepted = Accepted {
@@ -119,11 +127,9 @@ impl ZoneLocal<'_> {
     /// The whole names index after a new top-level `targets` (its
     /// delegations may route names elsewhere now): its own names, then
     /// each stored delegated role's names that resolution routes to it.
-    fn all_names(&self, data: &[u8]) -> Result<Vec<(String, NameEntry)>, NamingError> {
-        let top = Metadata::<Targets>::from_bytes(data).map_err(|c| self.tuf_err(c))?;
-        let mut names = name_entries(&top.signed, "targets");
+    fn all_names(&self, top: &Targets) -> Result<Vec<(String, NameEntry)>, NamingError> {
+        let mut names = name_entries(top, "targets");
         let delegated = top
-            .signed
             .delegations
             .as_ref()
             .and_then(|d| d.roles.clone())
@@ -139,8 +145,8 @@ impl ZoneLocal<'_> {
                 name_entries(&doc.signed, &role.name)
                     .into_iter()
                     .filter(|(n, _)| {
-                        !top.signed.targets.contains_key(n)
-                            && bins::route(&top.signed, n).is_some_and(|r| r.name == role.name)
+                        !top.targets.contains_key(n)
+                            && bins::route(top, n).is_some_and(|r| r.name == role.name)
                     }),
             );
         }
@@ -148,12 +154,11 @@ impl ZoneLocal<'_> {
     }
 
     /// The index rows a new version of delegated `role` changes.
-    fn role_names(&self, role: &str, data: &[u8]) -> Result<Index, NamingError> {
+    fn role_names(&self, role: &str, new: &Targets) -> Result<Index, NamingError> {
         let Some(top) = Self::current(self.db, self.zone, "targets")? else {
             return Ok(Index::Keep);
         };
         let top = Metadata::<Targets>::from_bytes(&top).map_err(|c| self.tuf_err(c))?;
-        let new = Metadata::<Targets>::from_bytes(data).map_err(|c| self.tuf_err(c))?;
         let old = match Self::current(self.db, self.zone, role)? {
             Some(bytes) => Metadata::<Targets>::from_bytes(&bytes)
                 .map(|m| m.signed.targets)
@@ -166,12 +171,12 @@ impl ZoneLocal<'_> {
         };
         let remove = old
             .keys()
-            .filter(|n| !new.signed.targets.contains_key(*n) && routed_here(n))
+            .filter(|n| !new.targets.contains_key(*n) && routed_here(n))
             .cloned()
             .collect();
-        let put = name_entries(&new.signed, role)
+        let put = name_entries(new, role)
             .into_iter()
-            .filter(|(n, _)| routed_here(n) && old.get(n) != new.signed.targets.get(n))
+            .filter(|(n, _)| routed_here(n) && old.get(n) != new.targets.get(n))
             .collect();
         Ok(Index::Change { remove, put })
     }

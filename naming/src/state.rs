@@ -6,8 +6,9 @@
 //! - `naming.zones.v1`: zone -> JSON [`ZoneRecord`]
 //! - `naming.current.v1`: zone NUL role -> the trusted metadata file of that
 //!   role (what a TUF client keeps in its metadata directory)
-//! - `naming.versions.v1`: zone NUL role NUL version -> JSON [`Accepted`]:
-//!   every version ever accepted, kept for history and for peers
+//! - `naming.versions.v1`: zone NUL role NUL version -> [`Accepted`]: every
+//!   version ever accepted, kept for history and for peers; u64 BE time
+//!   accepted, u64 BE root version, then the file's bytes as received
 //! - `naming.names.v1`: zone NUL name -> JSON [`NameEntry`]: each name and
 //!   the role TUF resolution reads it from (top-level `targets`, or the
 //!   first delegation matching it), for resolving without parsing metadata
@@ -22,7 +23,7 @@ use redb::{
     Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
     WriteTransaction,
 };
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use crate::NamingError;
 
@@ -76,14 +77,13 @@ pub struct Verified {
 }
 
 /// One accepted version of a role's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// When it was accepted.
     pub at: u64,
     /// The root version in force when it was accepted.
     pub root: u64,
     /// The file, as it was received.
-    #[serde(with = "hex_bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -208,12 +208,53 @@ pub(crate) fn state_err(e: impl std::fmt::Display) -> NamingError {
     NamingError::State(e.to_string())
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, NamingError> {
-    serde_json::from_slice(bytes).map_err(|e| state_err(format!("damaged record: {e}")))
+/// How a table's values are encoded.
+pub(crate) trait Row: Sized {
+    /// The value's bytes.
+    fn to_row(&self) -> Result<Vec<u8>, NamingError>;
+    /// The value, from its bytes; a clear error when they are damaged.
+    fn from_row(bytes: &[u8]) -> Result<Self, NamingError>;
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NamingError> {
-    serde_json::to_vec(value).map_err(state_err)
+macro_rules! json_rows {
+    ($($t:ty),*) => {$(
+        impl Row for $t {
+            fn to_row(&self) -> Result<Vec<u8>, NamingError> {
+                serde_json::to_vec(self).map_err(state_err)
+            }
+            fn from_row(bytes: &[u8]) -> Result<Self, NamingError> {
+                serde_json::from_slice(bytes)
+                    .map_err(|e| state_err(format!("damaged record: {e}")))
+            }
+        }
+    )*};
+}
+
+json_rows!(ZoneRecord, NameEntry, Override, LogEntry, Evidence);
+
+impl Row for Accepted {
+    fn to_row(&self) -> Result<Vec<u8>, NamingError> {
+        let mut out = Vec::with_capacity(16 + self.bytes.len());
+        out.extend_from_slice(&self.at.to_be_bytes());
+        out.extend_from_slice(&self.root.to_be_bytes());
+        out.extend_from_slice(&self.bytes);
+        Ok(out)
+    }
+
+    fn from_row(bytes: &[u8]) -> Result<Self, NamingError> {
+        let damaged = || state_err("damaged version record: shorter than its header");
+        let (at, rest) = bytes.split_first_chunk::<8>().ok_or_else(damaged)?;
+        let (root, rest) = rest.split_first_chunk::<8>().ok_or_else(damaged)?;
+        Ok(Accepted {
+            at: u64::from_be_bytes(*at),
+            root: u64::from_be_bytes(*root),
+            bytes: rest.to_vec(),
+        })
+    }
+}
+
+fn decode<T: Row>(bytes: &[u8]) -> Result<T, NamingError> {
+    T::from_row(bytes)
 }
 
 /// Reads one raw row; `None` when it or its table does not exist.
@@ -228,11 +269,7 @@ pub(crate) fn get_raw(db: &Db, table: Table, k: &str) -> Result<Option<Vec<u8>>,
 }
 
 /// Reads one JSON row.
-pub(crate) fn get<T: DeserializeOwned>(
-    db: &Db,
-    table: Table,
-    k: &str,
-) -> Result<Option<T>, NamingError> {
+pub(crate) fn get<T: Row>(db: &Db, table: Table, k: &str) -> Result<Option<T>, NamingError> {
     get_raw(db, table, k)?.map(|b| decode(&b)).transpose()
 }
 
@@ -263,7 +300,7 @@ pub(crate) fn scan_raw(
 /// The last `n` rows (in key order) whose key is `prefix` followed by a
 /// NUL and more, newest first: the latest versions of a role, for
 /// `prefix` = zone NUL role.
-pub(crate) fn last_versions<T: DeserializeOwned>(
+pub(crate) fn last_versions<T: Row>(
     db: &Db,
     table: Table,
     prefix: &str,
@@ -292,7 +329,7 @@ pub(crate) fn last_versions<T: DeserializeOwned>(
 }
 
 /// Every JSON row whose key starts with `prefix` (see [`scan_raw`]).
-pub(crate) fn scan<T: DeserializeOwned>(
+pub(crate) fn scan<T: Row>(
     db: &Db,
     table: Table,
     prefix: &str,
@@ -329,13 +366,13 @@ pub(crate) fn put_raw(
 }
 
 /// Inserts one JSON row within a transaction.
-pub(crate) fn put<T: Serialize>(
+pub(crate) fn put<T: Row>(
     tx: &WriteTransaction,
     table: Table,
     k: &str,
     v: &T,
 ) -> Result<(), NamingError> {
-    put_raw(tx, table, k, &encode(v)?)
+    put_raw(tx, table, k, &v.to_row()?)
 }
 
 /// Removes one row within a transaction; whether it was there.

@@ -237,7 +237,8 @@ impl Zones {
         }
     }
 
-    fn record(&self, zone: &str) -> Result<ZoneRecord, NamingError> {
+    /// The record of `zone`: its id, origin, mirror and last verification.
+    pub fn record(&self, zone: &str) -> Result<ZoneRecord, NamingError> {
         name::check_zone(zone)?;
         state::get(&self.db, ZONES, zone)?.ok_or_else(|| NamingError::UnknownZone {
             zone: zone.to_owned(),
@@ -268,6 +269,19 @@ impl Zones {
     ) -> Result<ZoneInfo, NamingError> {
         let record = self.record(zone)?;
         self.info(zone, record, signer_key)
+    }
+
+    /// Whether `me` holds the targets, snapshot and timestamp keys of
+    /// `zone`: whether it publishes there.
+    pub fn can_publish(&self, zone: &str, me: &PublicIdentity) -> Result<bool, NamingError> {
+        let root = self.current::<Root>(zone, "root")?;
+        let id = tuf_key(me).id();
+        Ok(["targets", "snapshot", "timestamp"].iter().all(|role| {
+            root.signed
+                .roles
+                .get(*role)
+                .is_some_and(|r| r.keyids.contains(&id))
+        }))
     }
 
     /// The zone whose network id is `id`.

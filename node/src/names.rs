@@ -262,12 +262,12 @@ impl Node {
         };
         let signer = self.signer(with)?;
         let zones = self.zones();
-        let info = zones.show(zone, Some(self.public())).map_err(naming)?;
-        if !info.publisher
+        if !zones.can_publish(zone, self.public()).map_err(naming)?
             && let Some(role) = zones
                 .delegation_for(zone, path, self.public())
                 .map_err(naming)?
         {
+            let info = zones.show(zone, None).map_err(naming)?;
             return self
                 .publish_delegated(zone, &role, path, content.as_ref(), signer.as_ref(), &info)
                 .await;
@@ -349,11 +349,11 @@ impl Node {
     /// Tells followers of `zone` about its current timestamp, when online.
     fn announce_zone(&self, zone: &str) {
         let Some(net) = self.net.get() else { return };
-        let Ok(info) = self.zones().show(zone, None) else {
+        let Ok(record) = self.zones().record(zone) else {
             return;
         };
-        if let Some(v) = info.verified {
-            net_zones::announce(&net.shared, info.id, v.timestamp);
+        if let Some(v) = record.verified {
+            net_zones::announce(&net.shared, record.id, v.timestamp);
         }
     }
 
