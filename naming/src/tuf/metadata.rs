@@ -1443,6 +1443,22 @@ impl Targets {
     }
 }
 
+/// `signed.version` of a metadata document, read without building the
+/// rest (for documents already verified, or about to be refused anyway).
+pub fn peek_version(data: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        signed: PeekSigned,
+    }
+    #[derive(serde::Deserialize)]
+    struct PeekSigned {
+        version: u64,
+    }
+    serde_json::from_slice::<Doc>(data)
+        .ok()
+        .map(|d| d.signed.version)
+}
+
 // ---------------------------------------------------------------- envelope
 
 /// One signature in the envelope.

@@ -426,7 +426,18 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
         if self.trusted.targets(role).is_some() {
             return self.trusted.verify_loaded_targets(role, parent).cloned();
         }
-        let local = self.load_local(role).ok();
+        // A local copy of another version than the snapshot lists would be
+        // verified only to be refused (and cannot be equivocation evidence):
+        // skip it without parsing it, which matters for large roles.
+        let listed = self
+            .trusted
+            .snapshot()
+            .and_then(|s| s.signed().meta.get(&format!("{role}.json")))
+            .map(|m| m.version);
+        let local = self
+            .load_local(role)
+            .ok()
+            .filter(|l| listed.is_none() || super::metadata::peek_version(l) == listed);
         if let Some(local) = &local
             && let Ok(t) = self.trusted.update_delegated_targets(local, role, parent)
         {
