@@ -1,11 +1,11 @@
 //! Hashed bins: how a zone spreads its names over delegated targets roles.
 //!
 //! A zone made by clive-node lists no names in its top-level `targets`. It
-//! delegates them to [`COUNT`] roles `bin-0` ... `bin-f`, each taking the
-//! names whose SHA-256 (hex) starts with its digit (`path_hash_prefixes`,
-//! the TUF 1.0 hashed bin delegation). Publishing a name re-signs its bin
-//! and the snapshot, so the cost of a publish grows with a sixteenth of the
-//! zone, not the whole zone. Prefix delegations (`name delegate`) come
+//! delegates them to [`COUNT`] roles `bin-00` ... `bin-1f`, each taking the
+//! names whose SHA-256 (hex) starts with one of its eight two-digit
+//! prefixes (`path_hash_prefixes`, the TUF 1.0 hashed bin delegation).
+//! Publishing a name re-signs its bin and the snapshot, so the cost of a
+//! publish grows with a thirty-second of the zone, not the whole zone. Prefix delegations (`name delegate`) come
 //! before the bins: TUF resolution takes the first role that matches.
 //! A prefix delegation may not take a bin's name (`name delegate` refuses
 //! one), and role names stay plain file names that any static web server
@@ -14,25 +14,31 @@
 use crate::tuf::{DelegatedRole, Targets};
 
 /// How many bins a zone has.
-pub const COUNT: usize = 16;
+pub const COUNT: usize = 32;
+/// Two-digit hash prefixes per bin (256 in all).
+const PREFIXES_PER_BIN: usize = 256 / COUNT;
 /// What every bin's name starts with.
 pub const PREFIX: &str = "bin-";
 
 /// The names of the bins, in order.
 pub fn names() -> Vec<String> {
-    (0..COUNT).map(|i| format!("{PREFIX}{i:x}")).collect()
+    (0..COUNT).map(|i| format!("{PREFIX}{i:02x}")).collect()
 }
 
 /// The bin delegations, signed by the key `keyid`.
 pub fn roles(keyid: &str) -> Vec<DelegatedRole> {
     (0..COUNT)
         .map(|i| DelegatedRole {
-            name: format!("{PREFIX}{i:x}"),
+            name: format!("{PREFIX}{i:02x}"),
             keyids: vec![keyid.to_owned()],
             threshold: 1,
             terminating: true,
             paths: None,
-            path_hash_prefixes: Some(vec![format!("{i:x}")]),
+            path_hash_prefixes: Some(
+                (0..PREFIXES_PER_BIN)
+                    .map(|k| format!("{:02x}", i * PREFIXES_PER_BIN + k))
+                    .collect(),
+            ),
             unrecognized: serde_json::Map::new(),
         })
         .collect()
@@ -41,7 +47,7 @@ pub fn roles(keyid: &str) -> Vec<DelegatedRole> {
 /// Whether `role` is one of the bins.
 pub fn is_bin(role: &str) -> bool {
     role.strip_prefix(PREFIX)
-        .is_some_and(|d| d.len() == 1 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .is_some_and(|d| d.len() == 2 && d.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The first delegation of `top` that `name` matches: the role TUF
@@ -76,6 +82,6 @@ mod tests {
             assert_eq!(matching.len(), 1, "{name}");
             assert_eq!(route(&top, name).map(|r| &r.name), Some(&matching[0].name));
         }
-        assert!(is_bin("bin-a") && !is_bin("bin-ab") && !is_bin("beta"));
+        assert!(is_bin("bin-1a") && !is_bin("bin-a") && !is_bin("bin-abc") && !is_bin("beta"));
     }
 }

@@ -327,7 +327,7 @@ impl Zones {
         {
             let bin_count = delegated.iter().filter(|r| bins::is_bin(&r.name)).count();
             for r in delegated {
-                if bins::is_bin(&r.name) && r.name != format!("{}0", bins::PREFIX) {
+                if bins::is_bin(&r.name) && r.name != format!("{}00", bins::PREFIX) {
                     continue;
                 }
                 let (role, paths) = if bins::is_bin(&r.name) {
@@ -1229,22 +1229,6 @@ impl Zones {
                     bundle.files.insert("timestamp.json".into(), bytes);
                 }
                 _ => {
-                    if role != "snapshot" {
-                        // The versions before, so that a follower that was
-                        // away sees each change in its history.
-                        let recent: Vec<(String, Accepted)> = state::last_versions(
-                            &self.db,
-                            VERSIONS,
-                            &state::key(&[zone, &role]),
-                            RECENT_VERSIONS,
-                        )?;
-                        for (version, accepted) in recent {
-                            let version: u64 = version.parse().map_err(state::state_err)?;
-                            bundle
-                                .files
-                                .insert(versioned(&role, version), accepted.bytes);
-                        }
-                    }
                     let version = crate::source::role_version(&role, &bytes)?;
                     bundle
                         .files
@@ -1261,6 +1245,32 @@ impl Zones {
             bundle
                 .files
                 .insert("root.json".into(), to_bytes(zone, &latest)?);
+        }
+        Ok(bundle)
+    }
+
+    /// The versions before the current one of each targets role of
+    /// `zone` (up to [`RECENT_VERSIONS`] in all, each), so that a follower
+    /// that was away sees each change in its history.
+    pub fn older_files(&self, zone: &str) -> Result<Bundle, NamingError> {
+        let mut bundle = Bundle::default();
+        let currents = state::scan_raw(&self.db, CURRENT, &state::key(&[zone, ""]))?;
+        for (role, _) in currents {
+            if ["root", "timestamp", "snapshot"].contains(&role.as_str()) {
+                continue;
+            }
+            let recent: Vec<(String, Accepted)> = state::last_versions(
+                &self.db,
+                VERSIONS,
+                &state::key(&[zone, &role]),
+                RECENT_VERSIONS,
+            )?;
+            for (version, accepted) in recent.into_iter().skip(1) {
+                let version: u64 = version.parse().map_err(state::state_err)?;
+                bundle
+                    .files
+                    .insert(versioned(&role, version), accepted.bytes);
+            }
         }
         Ok(bundle)
     }

@@ -69,12 +69,7 @@ fn publish_follow_resolve_history_and_override() {
         .publish("release", "myapp", None, &me, NOW + 20)
         .unwrap();
     follower
-        .update_from(
-            "release",
-            publisher.files("release").unwrap(),
-            "test",
-            NOW + 21,
-        )
+        .update_from("release", all_files(&publisher), "test", NOW + 21)
         .unwrap();
     let history = follower.history("release", "myapp").unwrap();
     let events: Vec<&str> = history.iter().map(|c| c.event.as_str()).collect();
@@ -128,6 +123,16 @@ fn publish_follow_resolve_history_and_override() {
     let stale = follower.resolve("release", "app2", true, later).unwrap();
     assert!(stale.stale);
     assert_eq!(stale.hash, content(3).blake3);
+}
+
+/// A zone's current files and the versions before them, as a peer serves
+/// them.
+fn all_files(zones: &Zones) -> clive_naming::source::Bundle {
+    let mut files = zones.files("release").unwrap();
+    files
+        .files
+        .extend(zones.older_files("release").unwrap().files);
+    files
 }
 
 fn me_fingerprint(s: &KeySigner) -> String {

@@ -37,17 +37,19 @@ pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> wire::Pe
         return refused(format!("you do not hold fetch here: {e}"));
     }
     let zones = Zones::new(shared.db.clone());
-    let bundle = match zones.by_id(zone_id) {
-        Ok(Some((zone, _))) => match zones.files(&zone) {
-            Ok(bundle) => bundle,
-            Err(e) => return refused(e.to_string()),
+    let (current, older) = match zones.by_id(zone_id) {
+        Ok(Some((zone, _))) => match (zones.files(&zone), zones.older_files(&zone)) {
+            (Ok(current), Ok(older)) => (current, older),
+            (Err(e), _) | (_, Err(e)) => return refused(e.to_string()),
         },
         Ok(None) => return refused(format!("this node has no zone {zone_id}")),
         Err(e) => return refused(e.to_string()),
     };
-    // The newest files first, so a long history is cut at its old end.
-    let mut files: Vec<(String, Vec<u8>)> = bundle.files.into_iter().collect();
-    files.sort_by_key(|(path, _)| std::cmp::Reverse(version_of(path)));
+    // Every current file, then older versions, newest first, so a long
+    // history is cut at its old end.
+    let mut older: Vec<(String, Vec<u8>)> = older.files.into_iter().collect();
+    older.sort_by_key(|(path, _)| std::cmp::Reverse(version_of(path)));
+    let files: Vec<(String, Vec<u8>)> = current.files.into_iter().chain(older).collect();
     let mut out = Vec::new();
     for (path, bytes) in files.into_iter().take(MAX_FILES) {
         let size = bytes.len() as u64;
