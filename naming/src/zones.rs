@@ -462,21 +462,7 @@ impl Zones {
             since: now,
             verified: None,
         };
-        let accepted = Accepted {
-            at: now,
-            root: root.signed.version,
-            bytes: root_bytes.to_vec(),
-        };
-        state::write(&self.db, |tx| {
-            state::put(tx, ZONES, zone, &record)?;
-            state::put_raw(tx, CURRENT, &state::key(&[zone, "root"]), root_bytes)?;
-            state::put(
-                tx,
-                VERSIONS,
-                &state::version_key(zone, "root", root.signed.version),
-                &accepted,
-            )
-        })?;
+        self.start_zone(zone, &record, root_bytes, root.signed.version, now)?;
         // Names live in hashed bins, so that publishing one re-signs one
         // bin, not a targets document listing every name of the zone.
         let me = tuf_key(&signer.public());
@@ -1050,22 +1036,34 @@ impl Zones {
             since: now,
             verified: None,
         };
+        self.start_zone(zone, &record, root_bytes, root.signed.version, now)?;
+        Ok(record)
+    }
+
+    /// Records a new zone and its trusted first root, in one transaction.
+    fn start_zone(
+        &self,
+        zone: &str,
+        record: &ZoneRecord,
+        root_bytes: &[u8],
+        version: u64,
+        now: u64,
+    ) -> Result<(), NamingError> {
         let accepted = Accepted {
             at: now,
-            root: root.signed.version,
+            root: version,
             bytes: root_bytes.to_vec(),
         };
         state::write(&self.db, |tx| {
-            state::put(tx, ZONES, zone, &record)?;
+            state::put(tx, ZONES, zone, record)?;
             state::put_raw(tx, CURRENT, &state::key(&[zone, "root"]), root_bytes)?;
             state::put(
                 tx,
                 VERSIONS,
-                &state::version_key(zone, "root", root.signed.version),
+                &state::version_key(zone, "root", version),
                 &accepted,
             )
-        })?;
-        Ok(record)
+        })
     }
 
     /// Runs the TUF client workflow for `zone` against `remote` (a peer's

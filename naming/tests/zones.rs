@@ -125,6 +125,14 @@ fn publish_follow_resolve_history_and_override() {
     assert_eq!(stale.hash, content(3).blake3);
 }
 
+/// `follower` trusts `publisher`'s first root and takes its current files.
+fn follow_from(follower: &Zones, publisher: &Zones) {
+    let files = publisher.files("release").unwrap();
+    let root = files.files.get("1.root.json").unwrap();
+    follower.follow("release", root, None, None, NOW).unwrap();
+    follower.update_from("release", files, "test", NOW).unwrap();
+}
+
 /// A zone's current files and the versions before them, as a peer serves
 /// them.
 fn all_files(zones: &Zones) -> clive_naming::source::Bundle {
@@ -148,17 +156,7 @@ fn strangers_cannot_publish_and_forged_files_are_refused() {
     let me = signer(1);
     let mallory = signer(2);
     publisher.create("release", &[], 1, &me, NOW).unwrap();
-    let files = publisher.files("release").unwrap();
-    follower
-        .follow(
-            "release",
-            files.files.get("1.root.json").unwrap(),
-            None,
-            None,
-            NOW,
-        )
-        .unwrap();
-    follower.update("release", files, "test", NOW).unwrap();
+    follow_from(&follower, &publisher);
     // Mallory signs a zone of her own with the same name: the follower,
     // pinned to the real root, refuses her timestamp.
     let fake = zones(&dir, "m");
@@ -296,17 +294,7 @@ fn a_delegate_cannot_sign_outside_its_paths() {
     owner
         .delegate("release", "beta/", &bob.public(), &me, NOW)
         .unwrap();
-    let files = owner.files("release").unwrap();
-    delegate
-        .follow(
-            "release",
-            files.files.get("1.root.json").unwrap(),
-            None,
-            None,
-            NOW,
-        )
-        .unwrap();
-    delegate.update_from("release", files, "a", NOW).unwrap();
+    follow_from(&delegate, &owner);
     assert_eq!(
         delegate
             .delegation_for("release", "beta/x", &bob.public())

@@ -106,6 +106,10 @@ impl Node {
         Zones::new(self.db().clone())
     }
 
+    fn resolve_keys(&self, keys: &[String]) -> Result<Vec<clive_trust::PublicIdentity>, NodeError> {
+        keys.iter().map(|k| self.trust().resolve_key(k)).collect()
+    }
+
     /// Creates a zone signed by this node; `keys` are further root keys.
     pub async fn name_zone_create(
         &self,
@@ -115,10 +119,7 @@ impl Node {
         out: Option<&Path>,
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
-        let extra = keys
-            .iter()
-            .map(|k| self.trust().resolve_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let extra = self.resolve_keys(keys)?;
         let signer = self.signer(with)?;
         let change = self
             .zones()
@@ -386,10 +387,7 @@ impl Node {
         out: Option<&Path>,
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
-        let keys = keys
-            .iter()
-            .map(|k| self.trust().resolve_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self.resolve_keys(keys)?;
         let signer = self.signer(with)?;
         let change = self
             .zones()

@@ -380,3 +380,16 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+
+impl TestNode {
+    /// Stops `daemon` through the CLI (`stop`); it must exit cleanly.
+    pub fn stop(&self, mut daemon: Daemon) {
+        self.ok(["stop"]);
+        let status = daemon.wait_exit(std::time::Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "daemon exited with {status}\n{}",
+            daemon.logs()
+        );
+    }
+}

@@ -3,19 +3,7 @@
 //! follower and resolve from its cache with the publisher gone; history,
 //! overrides, a refused stranger, and co-signed key rotation.
 
-use std::time::Duration;
-
-use clive_tests::{Daemon, TestNode, admit, eventually};
-
-fn stop(node: &TestNode, mut daemon: Daemon) {
-    node.ok(["stop"]);
-    let status = daemon.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "daemon exited with {status}\n{}",
-        daemon.logs()
-    );
-}
+use clive_tests::{TestNode, admit, eventually};
 
 fn b3(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
@@ -92,8 +80,8 @@ fn publish_on_one_resolve_on_two_restart_and_resolve_from_cache() {
     }
 
     // C restarts with the publisher gone and resolves from its cache.
-    stop(&a, a_daemon);
-    stop(&c, c_daemon);
+    a.stop(a_daemon);
+    c.stop(c_daemon);
     // No daemon: the lookup opens the state read-only, and writes nothing.
     let state = c.home().join("state.redb");
     let before = std::fs::read(&state).unwrap();

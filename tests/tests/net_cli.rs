@@ -4,18 +4,7 @@
 
 use std::{os::unix::fs::MetadataExt, path::Path, process::Stdio, time::Duration};
 
-use clive_tests::{Daemon, TestNode, admit, assert_same_tree, eventually, write_pseudo_random};
-
-/// Stops the daemon through the CLI; it must exit cleanly.
-fn stop(node: &TestNode, mut daemon: Daemon) {
-    node.ok(["stop"]);
-    let status = daemon.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "daemon exited with {status}\n{}",
-        daemon.logs()
-    );
-}
+use clive_tests::{TestNode, admit, assert_same_tree, eventually, write_pseudo_random};
 
 fn endpoint_id(node: &TestNode) -> String {
     node.json(["id"])["endpoint_id"]
@@ -86,7 +75,7 @@ fn daemons_join_fetch_push_restart_and_revoke() {
 
     // B restarts; A and B reconnect on their own.
     eventually("A sees B connected", || peer_connected(&a, &b_id));
-    stop(&b, b_daemon);
+    b.stop(b_daemon);
     let b_daemon = b.start_daemon();
     eventually("B reconnects to A after a restart", || {
         peer_connected(&b, &a_id) && peer_connected(&a, &b_id)
@@ -112,8 +101,8 @@ fn daemons_join_fetch_push_restart_and_revoke() {
         .to_owned();
     let err = b.fails(["get", &later_hash, "--from", &a_id]);
     assert!(err.contains("refused") && err.contains("revoked"), "{err}");
-    stop(&b, b_daemon);
-    stop(&a, a_daemon);
+    b.stop(b_daemon);
+    a.stop(a_daemon);
 }
 
 #[test]
