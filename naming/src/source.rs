@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::state::{self, Accepted, CURRENT, Db, EVIDENCE, Evidence, NAMES, NameEntry, VERSIONS};
-use crate::tuf::{self, Metadata, Root, Signed, Targets, TufError, updater::RemoteError};
+use crate::tuf::{self, Metadata, Root, Targets, TufError, updater::RemoteError};
 use crate::{NamingError, bins};
 
 /// Metadata files in hand, by the path a repository serves them under
@@ -283,9 +283,4 @@ pub fn kind_of(file: &tuf::TargetFile) -> &str {
         Some("tree") => "tree",
         _ => "blob",
     }
-}
-
-/// The expiry of a signed document.
-pub fn expiry<T: Signed>(m: &Metadata<T>) -> u64 {
-    m.signed.expires()
 }

@@ -597,8 +597,7 @@ impl Zones {
             };
             by_role.entry(role).or_default().push(change);
         }
-        let mut new_top = None;
-        let mut delegated = Vec::new();
+        let mut batch = TargetsBatch::default();
         let mut versions = BTreeMap::new();
         for (role, changes) in by_role {
             let mut doc =
@@ -618,20 +617,17 @@ impl Zones {
             for (name, content) in changes {
                 set_target(&mut doc, zone, name, content.as_ref(), now)?;
             }
-            doc.version += 1;
-            doc.expires = now + lifetime::TARGETS;
-            versions.insert(role.clone(), doc.version);
-            let mut md = Metadata::new(doc);
-            sign(&mut md, signer)?;
-            if role == "targets" {
-                new_top = Some(md);
-            } else {
-                let version = md.signed.version;
-                delegated.push((role, to_bytes(zone, &md)?, version));
-            }
+            let version = batch.sign_next(zone, role.clone(), doc, signer, now)?;
+            versions.insert(role, version);
         }
-        let bundle =
-            self.sign_snapshot_and_timestamp(zone, &root.signed, new_top, delegated, signer, now)?;
+        let bundle = self.sign_snapshot_and_timestamp(
+            zone,
+            &root.signed,
+            batch.top,
+            batch.delegated,
+            signer,
+            now,
+        )?;
         self.update(zone, bundle.clone(), "this node", now)?;
         let timestamp = self.current::<Timestamp>(zone, "timestamp")?.signed.version;
         let published = changes
@@ -1686,23 +1682,19 @@ impl Zones {
     /// of `zone`, and of the targets roles `signer` signs that are due.
     pub fn resign(&self, zone: &str, signer: &dyn Signer, now: u64) -> Result<Bundle, NamingError> {
         let root = self.current::<Root>(zone, "root")?;
-        let mut new_top = None;
-        let mut delegated = Vec::new();
+        let mut batch = TargetsBatch::default();
         for role in self.targets_due(zone, &signer.public(), now)? {
-            let mut doc = self.current::<Targets>(zone, &role)?.signed;
-            doc.version += 1;
-            doc.expires = now + lifetime::TARGETS;
-            let mut md = Metadata::new(doc);
-            sign(&mut md, signer)?;
-            if role == "targets" {
-                new_top = Some(md);
-            } else {
-                let version = md.signed.version;
-                delegated.push((role, to_bytes(zone, &md)?, version));
-            }
+            let doc = self.current::<Targets>(zone, &role)?.signed;
+            batch.sign_next(zone, role, doc, signer, now)?;
         }
-        let bundle =
-            self.sign_snapshot_and_timestamp(zone, &root.signed, new_top, delegated, signer, now)?;
+        let bundle = self.sign_snapshot_and_timestamp(
+            zone,
+            &root.signed,
+            batch.top,
+            batch.delegated,
+            signer,
+            now,
+        )?;
         self.update(zone, bundle.clone(), "this node", now)?;
         Ok(bundle)
     }
@@ -1789,6 +1781,39 @@ fn set_target(
                 name: name.to_owned(),
             }),
         },
+    }
+}
+
+/// New versions of targets roles, signed, waiting for the snapshot that
+/// will list them.
+#[derive(Default)]
+struct TargetsBatch {
+    top: Option<Metadata<Targets>>,
+    delegated: Vec<(String, Vec<u8>, u64)>,
+}
+
+impl TargetsBatch {
+    /// Signs the next version of `role` (`doc` with its version bumped and
+    /// fresh expiry); returns that version.
+    fn sign_next(
+        &mut self,
+        zone: &str,
+        role: String,
+        mut doc: Targets,
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<u64, NamingError> {
+        doc.version += 1;
+        doc.expires = now + lifetime::TARGETS;
+        let version = doc.version;
+        let mut md = Metadata::new(doc);
+        sign(&mut md, signer)?;
+        if role == "targets" {
+            self.top = Some(md);
+        } else {
+            self.delegated.push((role, to_bytes(zone, &md)?, version));
+        }
+        Ok(version)
     }
 }
 
