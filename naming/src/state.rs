@@ -42,7 +42,8 @@ pub(crate) const EVIDENCE: Table = TableDefinition::new("naming.evidence.v1");
 pub struct ZoneRecord {
     /// The zone's network id: announcements and peers name the zone by it.
     pub id: String,
-    /// Whether this node created the zone (and publishes it).
+    /// Whether this node created the zone. Whether it publishes there now
+    /// is judged by the root's keys ([`crate::zones::ZoneInfo::publisher`]).
     pub publisher: bool,
     /// The node that publishes it (endpoint id, hex), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

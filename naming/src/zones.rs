@@ -252,12 +252,13 @@ impl Zones {
         parse(zone, &bytes)
     }
 
-    /// Every zone, by name.
-    pub fn list(&self) -> Result<Vec<ZoneInfo>, NamingError> {
+    /// Every zone, by name; `me`, when given, is the key `publisher` is
+    /// judged by.
+    pub fn list(&self, me: Option<&PublicIdentity>) -> Result<Vec<ZoneInfo>, NamingError> {
         let zones: Vec<(String, ZoneRecord)> = state::scan(&self.db, ZONES, "")?;
         zones
             .into_iter()
-            .map(|(zone, record)| self.info(&zone, record, None))
+            .map(|(zone, record)| self.info(&zone, record, me))
             .collect()
     }
 
@@ -560,13 +561,13 @@ impl Zones {
         content: Option<&Content>,
         signer: &dyn Signer,
         now: u64,
-    ) -> Result<(Published, Bundle), NamingError> {
+    ) -> Result<Published, NamingError> {
         let changes = [(name.to_owned(), content.cloned())];
-        let (mut published, bundle) = self.publish_many(zone, &changes, signer, now)?;
+        let mut published = self.publish_many(zone, &changes, signer, now)?;
         let first = published
             .pop()
             .ok_or_else(|| NamingError::Invalid("nothing to publish".into()))?;
-        Ok((first, bundle))
+        Ok(first)
     }
 
     /// Sets (or, for `None`, removes) every name of `changes` in one new
@@ -577,7 +578,7 @@ impl Zones {
         changes: &[(String, Option<Content>)],
         signer: &dyn Signer,
         now: u64,
-    ) -> Result<(Vec<Published>, Bundle), NamingError> {
+    ) -> Result<Vec<Published>, NamingError> {
         for (name, _) in changes {
             name::check_path(name)?;
         }
@@ -628,7 +629,7 @@ impl Zones {
             signer,
             now,
         )?;
-        self.update(zone, bundle.clone(), "this node", now)?;
+        self.update(zone, bundle, "this node", now)?;
         let timestamp = self.current::<Timestamp>(zone, "timestamp")?.signed.version;
         let published = changes
             .iter()
@@ -645,7 +646,7 @@ impl Zones {
                 timestamp,
             })
             .collect();
-        Ok((published, bundle))
+        Ok(published)
     }
 
     /// The trusted document of targets-type `role`, or an empty one at
@@ -1680,7 +1681,7 @@ impl Zones {
 
     /// Signs new versions, with fresh expiry, of the snapshot and timestamp
     /// of `zone`, and of the targets roles `signer` signs that are due.
-    pub fn resign(&self, zone: &str, signer: &dyn Signer, now: u64) -> Result<Bundle, NamingError> {
+    pub fn resign(&self, zone: &str, signer: &dyn Signer, now: u64) -> Result<(), NamingError> {
         let root = self.current::<Root>(zone, "root")?;
         let mut batch = TargetsBatch::default();
         for role in self.targets_due(zone, &signer.public(), now)? {
@@ -1695,8 +1696,8 @@ impl Zones {
             signer,
             now,
         )?;
-        self.update(zone, bundle.clone(), "this node", now)?;
-        Ok(bundle)
+        self.update(zone, bundle, "this node", now)?;
+        Ok(())
     }
 }
 

@@ -217,7 +217,7 @@ fn equivocation_is_kept_as_evidence() {
     let info = c.show("release", None).unwrap();
     assert_eq!(info.equivocations, [("timestamp".to_owned(), 2)]);
     // What `status` lists, and what `name history` shows for any name.
-    assert_eq!(c.list().unwrap()[0].equivocations, info.equivocations);
+    assert_eq!(c.list(None).unwrap()[0].equivocations, info.equivocations);
     let history = c.history("release", "anything").unwrap();
     assert!(
         history.iter().any(|h| h.event == "equivocation"),

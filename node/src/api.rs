@@ -802,7 +802,7 @@ async fn name<'a>(
     cwd: &Path,
     with: impl Fn(bool) -> SignWith<'a>,
 ) -> Result<Reply, ApiError> {
-    if let Some(read) = crate::names::read_request(&node.zones(), &request) {
+    if let Some(read) = crate::names::read_request(&node.zones(), Some(node.public()), &request) {
         return Ok(read?);
     }
     let key = |arg: String| file_arg(cwd, arg);

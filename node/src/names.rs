@@ -273,7 +273,7 @@ impl Node {
                 .publish_delegated(zone, &role, path, content.as_ref(), signer.as_ref(), &info)
                 .await;
         }
-        let (published, _) = zones
+        let published = zones
             .publish(zone, path, content.as_ref(), signer.as_ref(), now())
             .map_err(naming)?;
         self.announce_zone(zone);
@@ -304,7 +304,7 @@ impl Node {
         }
         let zone = zone_of_all.unwrap_or_default();
         let signer = self.signer(with)?;
-        let (published, _) = self
+        let published = self
             .zones()
             .publish_many(&zone, &changes, signer.as_ref(), now())
             .map_err(naming)?;
@@ -686,7 +686,7 @@ impl Node {
         };
         for zone in due {
             match zones.resign(&zone, signer, now()) {
-                Ok(_) => {
+                Ok(()) => {
                     tracing::info!(zone, "re-signed timestamp and snapshot");
                     self.announce_zone(&zone);
                 }
@@ -726,6 +726,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 #[derive(Debug)]
 pub struct StateView {
     zones: Zones,
+    identity: Option<clive_trust::PublicIdentity>,
 }
 
 impl StateView {
@@ -739,6 +740,7 @@ impl StateView {
         })?;
         Ok(StateView {
             zones: Zones::read_only(Arc::new(db)),
+            identity: crate::node::read_public_key_file(&home.pub_key_path()),
         })
     }
 
@@ -746,12 +748,18 @@ impl StateView {
     pub fn zones(&self) -> &Zones {
         &self.zones
     }
+
+    /// The node's key, when its public key file reads.
+    pub fn identity(&self) -> Option<&clive_trust::PublicIdentity> {
+        self.identity.as_ref()
+    }
 }
 
-/// Answers the `name` requests that only read state, from `zones`; `None`
-/// for any other request.
+/// Answers the `name` requests that only read state, from `zones` (`me` is
+/// the node's key); `None` for any other request.
 pub fn read_request(
     zones: &Zones,
+    me: Option<&clive_trust::PublicIdentity>,
     request: &crate::NameRequest,
 ) -> Option<Result<crate::Reply, NodeError>> {
     use crate::{NameRequest, Reply};
@@ -771,7 +779,7 @@ pub fn read_request(
                 .map(Reply::NameHistory)
                 .map_err(naming)
         }),
-        NameRequest::ZoneLs => zones.list().map(Reply::Zones).map_err(naming),
+        NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(naming),
         _ => return None,
     })
 }

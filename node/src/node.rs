@@ -441,7 +441,7 @@ fn write_default_config(home: &Home) -> Result<(), NodeError> {
 }
 
 /// The public key in `path`, if the file is an OpenSSH public key (line).
-fn read_public_key_file(path: &Path) -> Option<PublicIdentity> {
+pub(crate) fn read_public_key_file(path: &Path) -> Option<PublicIdentity> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.len() > 16 * 1024 {
         return None;

@@ -232,6 +232,9 @@ fn a_delegate_publishes_under_its_prefix_only() {
     assert_eq!(role["paths"][0], "beta/*", "{role}");
     b.ok(["name", "follow", &ticket]);
     c.ok(["name", "follow", &ticket]);
+    // Who publishes is judged by the root's keys, on each node.
+    assert_eq!(a.json(["name", "zone", "ls"])[0]["publisher"], true);
+    assert_eq!(b.json(["name", "zone", "ls"])[0]["publisher"], false);
 
     let tool = b.scratch("tool");
     std::fs::write(&tool, "beta tool\n").unwrap();

@@ -75,12 +75,14 @@ impl Connection {
             Connection::InProcess(node) => handle(node, call, ctx).await,
             Connection::Daemon(client) => client.call(call, ctx).await,
             Connection::State(view) => match &call.request {
-                Request::Name(request) => match crate::names::read_request(view.zones(), request) {
-                    Some(reply) => Ok(reply?),
-                    None => Err(ApiError::Invalid {
-                        reason: "this request needs the whole node".into(),
-                    }),
-                },
+                Request::Name(request) => {
+                    match crate::names::read_request(view.zones(), view.identity(), request) {
+                        Some(reply) => Ok(reply?),
+                        None => Err(ApiError::Invalid {
+                            reason: "this request needs the whole node".into(),
+                        }),
+                    }
+                }
                 _ => Err(ApiError::Invalid {
                     reason: "this request needs the whole node".into(),
                 }),

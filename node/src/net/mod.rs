@@ -505,7 +505,7 @@ impl Node {
             store_bytes,
             equivocations: self
                 .zones()
-                .list()
+                .list(Some(self.public()))
                 .unwrap_or_default()
                 .into_iter()
                 .flat_map(|z| {
