@@ -45,6 +45,17 @@ pub trait Signed: Sized + Clone {
     fn is_expired(&self, now: u64) -> bool {
         now >= self.expires()
     }
+    /// Refuses the document, as `role`, when it is expired at `now`.
+    fn check_not_expired(&self, role: &str, now: u64) -> Result<()> {
+        if self.is_expired(now) {
+            return Err(TufError::Expired {
+                role: role.into(),
+                expires: self.expires(),
+                now,
+            });
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------- helpers

@@ -133,13 +133,7 @@ impl TrustedMetadataSet {
             return Err(TufError::Order("cannot update timestamp after snapshot"));
         }
         let root = self.root.signed();
-        if root.is_expired(self.now) {
-            return Err(TufError::Expired {
-                role: "root".into(),
-                expires: root.expires,
-                now: self.now,
-            });
-        }
+        root.check_not_expired("root", self.now)?;
         let md = load::<Timestamp>(data)?;
         root.verify_delegate("timestamp", &md)?;
         if let Some(trusted) = &self.timestamp {
@@ -189,13 +183,7 @@ impl TrustedMetadataSet {
 
     fn check_final_timestamp(&self) -> Result<()> {
         let ts = self.timestamp_signed()?;
-        if ts.is_expired(self.now) {
-            return Err(TufError::Expired {
-                role: "timestamp".into(),
-                expires: ts.expires,
-                now: self.now,
-            });
-        }
+        ts.check_not_expired("timestamp", self.now)?;
         Ok(())
     }
 
@@ -243,13 +231,7 @@ impl TrustedMetadataSet {
 
     fn check_final_snapshot(&self) -> Result<()> {
         let snap = self.snapshot_signed()?;
-        if snap.is_expired(self.now) {
-            return Err(TufError::Expired {
-                role: "snapshot".into(),
-                expires: snap.expires,
-                now: self.now,
-            });
-        }
+        snap.check_not_expired("snapshot", self.now)?;
         let expected = self.timestamp_signed()?.snapshot_meta.version;
         if snap.version != expected {
             return Err(TufError::BadVersion {
@@ -324,13 +306,7 @@ impl TrustedMetadataSet {
                 got: md.signed.version,
             });
         }
-        if md.signed.is_expired(self.now) {
-            return Err(TufError::Expired {
-                role: role_name.into(),
-                expires: md.signed.expires,
-                now: self.now,
-            });
-        }
+        md.signed.check_not_expired(role_name, self.now)?;
         self.targets.insert(
             role_name.to_string(),
             VerifiedTargets {
