@@ -93,6 +93,12 @@ pub enum NodeError {
     },
 }
 
+impl From<clive_naming::NamingError> for NodeError {
+    fn from(e: clive_naming::NamingError) -> Self {
+        NodeError::Naming(e.to_string())
+    }
+}
+
 impl NodeError {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

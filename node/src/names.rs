@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clive_cas::{Hash, NoProgress, ObjectKind};
 use clive_naming::{
-    Content, NamingError, Published, RoleInfo, RootChange, RootStatus, ZoneInfo, Zones,
+    Content, Published, RoleInfo, RootChange, RootStatus, ZoneInfo, Zones,
     state::Verified,
     tuf::{Metadata, Root},
     zones::{zone_id, zone_name},
@@ -92,10 +92,6 @@ pub struct RootSigned {
     pub status: RootStatus,
 }
 
-fn naming(e: NamingError) -> NodeError {
-    NodeError::Naming(e.to_string())
-}
-
 fn now() -> u64 {
     SystemClock.now()
 }
@@ -123,8 +119,7 @@ impl Node {
         let signer = self.signer(with)?;
         let change = self
             .zones()
-            .create(zone, &extra, threshold, signer.as_ref(), now())
-            .map_err(naming)?;
+            .create(zone, &extra, threshold, signer.as_ref(), now())?;
         self.root_changed(change, out, zone).await
     }
 
@@ -163,8 +158,8 @@ impl Node {
     /// zone's id and the hash of its current root.
     pub fn zone_ticket(&self, zone: &str) -> Result<String, NodeError> {
         let zones = self.zones();
-        let info = zones.show(zone, None).map_err(naming)?;
-        let root = zones.files(zone).map_err(naming)?;
+        let info = zones.show(zone, None)?;
+        let root = zones.files(zone)?;
         let root = root
             .files
             .get("root.json")
@@ -189,10 +184,7 @@ impl Node {
 
     /// One zone and its ticket.
     pub async fn name_zone_show(&self, zone: &str) -> Result<ZoneShown, NodeError> {
-        let info = self
-            .zones()
-            .show(zone, Some(self.public()))
-            .map_err(naming)?;
+        let info = self.zones().show(zone, Some(self.public()))?;
         Ok(ZoneShown {
             ticket: self.zone_ticket(zone)?,
             info,
@@ -256,26 +248,22 @@ impl Node {
         target: Option<(&str, &Path)>,
         with: SignWith<'_>,
     ) -> Result<Published, NodeError> {
-        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+        let (zone, path) = clive_naming::name::split(name)?;
         let content = match target {
             Some((target, cwd)) => Some(self.content(target, cwd).await?),
             None => None,
         };
         let signer = self.signer(with)?;
         let zones = self.zones();
-        if !zones.can_publish(zone, self.public()).map_err(naming)?
-            && let Some(role) = zones
-                .delegation_for(zone, path, self.public())
-                .map_err(naming)?
+        if !zones.can_publish(zone, self.public())?
+            && let Some(role) = zones.delegation_for(zone, path, self.public())?
         {
-            let info = zones.show(zone, None).map_err(naming)?;
+            let info = zones.show(zone, None)?;
             return self
                 .publish_delegated(zone, &role, path, content.as_ref(), signer.as_ref(), &info)
                 .await;
         }
-        let published = zones
-            .publish(zone, path, content.as_ref(), signer.as_ref(), now())
-            .map_err(naming)?;
+        let published = zones.publish(zone, path, content.as_ref(), signer.as_ref(), now())?;
         self.announce_zone(zone);
         Ok(published)
     }
@@ -291,7 +279,7 @@ impl Node {
         let mut zone_of_all: Option<String> = None;
         let mut changes = Vec::with_capacity(pairs.len());
         for (name, target) in pairs {
-            let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+            let (zone, path) = clive_naming::name::split(name)?;
             match &zone_of_all {
                 Some(z) if z != zone => {
                     return Err(NodeError::Naming(format!(
@@ -306,8 +294,7 @@ impl Node {
         let signer = self.signer(with)?;
         let published = self
             .zones()
-            .publish_many(&zone, &changes, signer.as_ref(), now())
-            .map_err(naming)?;
+            .publish_many(&zone, &changes, signer.as_ref(), now())?;
         self.announce_zone(&zone);
         Ok(published)
     }
@@ -325,9 +312,8 @@ impl Node {
         info: &ZoneInfo,
     ) -> Result<Published, NodeError> {
         let zones = self.zones();
-        let (mut published, bytes) = zones
-            .sign_delegated(zone, role, path, content, signer, now())
-            .map_err(naming)?;
+        let (mut published, bytes) =
+            zones.sign_delegated(zone, role, path, content, signer, now())?;
         let origin = info
             .origin
             .as_deref()
@@ -370,8 +356,7 @@ impl Node {
         let signer = self.signer(with)?;
         let role = self
             .zones()
-            .delegate(zone, prefix, &key, signer.as_ref(), now())
-            .map_err(naming)?;
+            .delegate(zone, prefix, &key, signer.as_ref(), now())?;
         self.announce_zone(zone);
         Ok(role)
     }
@@ -391,8 +376,7 @@ impl Node {
         let signer = self.signer(with)?;
         let change = self
             .zones()
-            .rotate(zone, role, &keys, threshold, signer.as_ref(), now())
-            .map_err(naming)?;
+            .rotate(zone, role, &keys, threshold, signer.as_ref(), now())?;
         self.root_changed(change, out, zone).await
     }
 
@@ -417,7 +401,7 @@ impl Node {
             }
             None => self.signer(with)?,
         };
-        let (signed, status) = Zones::root_sign(&bytes, signer.as_ref()).map_err(naming)?;
+        let (signed, status) = Zones::root_sign(&bytes, signer.as_ref())?;
         std::fs::write(file, signed)
             .map_err(|e| NodeError::io(format!("writing {}", file.display()), e))?;
         Ok(RootSigned {
@@ -437,8 +421,7 @@ impl Node {
         let signer = self.signer(with)?;
         let change = self
             .zones()
-            .root_commit(zone, &bytes, signer.as_ref(), now())
-            .map_err(naming)?;
+            .root_commit(zone, &bytes, signer.as_ref(), now())?;
         self.root_changed(change, None, zone).await
     }
 
@@ -467,8 +450,7 @@ impl Node {
             }
         };
         self.zones()
-            .follow(&zone, &bytes, None, mirror.map(str::to_owned), now())
-            .map_err(naming)?;
+            .follow(&zone, &bytes, None, mirror.map(str::to_owned), now())?;
         Ok(self
             .name_refresh(&zone)
             .await
@@ -488,7 +470,7 @@ impl Node {
     ) -> Result<Refreshed, NodeError> {
         let ticket = ZoneTicket::decode(text).map_err(|e| NodeError::Naming(e.to_string()))?;
         let zone = alias.unwrap_or(&ticket.zone).to_owned();
-        clive_naming::name::check_zone(&zone).map_err(naming)?;
+        clive_naming::name::check_zone(&zone)?;
         let net = self.online().await?;
         let publisher = endpoint_id(&ticket.publisher)?;
         if !ticket.addrs.is_empty() {
@@ -516,15 +498,13 @@ impl Node {
             ));
         }
         let zones = self.zones();
-        zones
-            .follow(
-                &zone,
-                &root,
-                Some(hex::encode(ticket.publisher)),
-                mirror.map(str::to_owned),
-                now(),
-            )
-            .map_err(naming)?;
+        zones.follow(
+            &zone,
+            &root,
+            Some(hex::encode(ticket.publisher)),
+            mirror.map(str::to_owned),
+            now(),
+        )?;
         let source = format!("peer {}", publisher.fmt_short());
         let verified = zones.update_from(&zone, bundle, &source, now());
         Ok(Refreshed {
@@ -539,7 +519,7 @@ impl Node {
     /// else from the node that published it, else from connected peers.
     pub async fn name_refresh(&self, zone: &str) -> Result<Refreshed, NodeError> {
         let zones = self.zones();
-        let info = zones.show(zone, None).map_err(naming)?;
+        let info = zones.show(zone, None)?;
         if let Some(mirror) = info.mirror.clone() {
             let z = zone.to_owned();
             let zones2 = zones.clone();
@@ -553,8 +533,7 @@ impl Node {
                 zones2.update(&z, remote, &url, now())
             })
             .await
-            .map_err(|e| NodeError::Naming(e.to_string()))?
-            .map_err(naming)?;
+            .map_err(|e| NodeError::Naming(e.to_string()))??;
             return Ok(Refreshed {
                 zone: zone.to_owned(),
                 verified: Some(verified),
@@ -597,18 +576,16 @@ impl Node {
         name: &str,
         target: Option<(&str, &Path)>,
     ) -> Result<Overridden, NodeError> {
-        let (zone, path) = clive_naming::name::split(name).map_err(naming)?;
+        let (zone, path) = clive_naming::name::split(name)?;
         let zones = self.zones();
         let hash = match target {
             Some((target, cwd)) => {
                 let content = self.content(target, cwd).await?;
-                zones
-                    .set_override(zone, path, &content.blake3, &content.kind, now())
-                    .map_err(naming)?;
+                zones.set_override(zone, path, &content.blake3, &content.kind, now())?;
                 Some(content.blake3)
             }
             None => {
-                if !zones.clear_override(zone, path, now()).map_err(naming)? {
+                if !zones.clear_override(zone, path, now())? {
                     return Err(NodeError::Naming(format!("{name} has no override here")));
                 }
                 None
@@ -626,7 +603,7 @@ impl Node {
     /// using consistent snapshots ask for it, and under its plain name).
     pub async fn name_export(&self, zone: &str, dir: &Path) -> Result<ZoneExported, NodeError> {
         let zones = self.zones();
-        let files = zones.files(zone).map_err(naming)?;
+        let files = zones.files(zone)?;
         let meta = dir.join("metadata");
         let targets_dir = dir.join("targets");
         for d in [&meta, &targets_dir] {
@@ -637,7 +614,7 @@ impl Node {
             write_file(&meta.join(path), bytes)?;
         }
         let mut targets = 0;
-        for (name, file) in zones.targets(zone).map_err(naming)? {
+        for (name, file) in zones.targets(zone)? {
             let Some(hash) = clive_naming::source::content_address(&file)
                 .and_then(|h| clive_cas::parse_hash(&h).ok())
             else {
@@ -764,22 +741,22 @@ pub fn read_request(
 ) -> Option<Result<crate::Reply, NodeError>> {
     use crate::{NameRequest, Reply};
     fn split(name: &str) -> Result<(&str, &str), NodeError> {
-        clive_naming::name::split(name).map_err(naming)
+        clive_naming::name::split(name).map_err(NodeError::from)
     }
     Some(match request {
         NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
             zones
                 .resolve(zone, path, *offline, now())
                 .map(Reply::Resolved)
-                .map_err(naming)
+                .map_err(NodeError::from)
         }),
         NameRequest::History { name } => split(name).and_then(|(zone, path)| {
             zones
                 .history(zone, path)
                 .map(Reply::NameHistory)
-                .map_err(naming)
+                .map_err(NodeError::from)
         }),
-        NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(naming),
+        NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(NodeError::from),
         _ => return None,
     })
 }

@@ -416,10 +416,7 @@ impl Node {
         let mut keep = self.trust.object_hashes()?;
         keep.extend(self.net.in_flight());
         // What names point at stays (published, followed, overridden).
-        let named = self
-            .zones()
-            .referenced()
-            .map_err(|e| NodeError::Naming(e.to_string()))?;
+        let named = self.zones().referenced()?;
         keep.extend(named.iter().filter_map(|h| clive_cas::parse_hash(h).ok()));
         Ok(self.store.gc(dry_run, &keep).await?)
     }

@@ -22,10 +22,6 @@ pub const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// Most files one zone index lists (older targets versions are left out).
 pub const MAX_FILES: usize = 256;
 
-fn naming_err(e: clive_naming::NamingError) -> NodeError {
-    NodeError::Naming(e.to_string())
-}
-
 /// Answers `zone_index`: the zone's files, put into the store so the peer
 /// can fetch them.
 pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> wire::PeerReply {
@@ -88,7 +84,7 @@ pub async fn sync_from(
     tokio::task::spawn_blocking(move || {
         zones
             .update_from(&zone, bundle, &source, SystemClock.now())
-            .map_err(naming_err)
+            .map_err(NodeError::from)
     })
     .await
     .map_err(|e| NodeError::Naming(format!("verifying metadata: {e}")))?
