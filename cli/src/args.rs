@@ -140,6 +140,9 @@ pub enum Command {
         /// Replace DEST if it exists.
         #[arg(long, requires = "out")]
         force: bool,
+        /// Pin it under NAME once it is all here.
+        #[arg(long, value_name = "NAME")]
+        pin: Option<String>,
     },
     /// Signed names for hashes (TUF zones): publish, follow, resolve, history.
     Name {

@@ -225,11 +225,13 @@ fn requests(command: Command) -> Result<Vec<Request>> {
             from,
             out,
             force,
+            pin,
         } => Request::Get {
             hash,
             from,
             out,
             force,
+            pin,
         },
         Command::Push { object, to } => Request::Push { object, to },
         Command::Name { action } => Request::Name(name(action)),

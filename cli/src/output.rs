@@ -486,15 +486,25 @@ impl Out {
         if self.json {
             return self.print_json(f);
         }
-        self.text(format_args!(
-            "fetched {} {} from {} ({} objects, {}; {} received)\n",
-            f.kind,
-            f.hash,
-            f.from,
-            f.objects,
-            HumanBytes(f.size),
-            HumanBytes(f.bytes_received)
-        ))?;
+        if f.from.is_empty() {
+            self.text(format_args!(
+                "{} {} is here already ({} objects, {}; nothing received)\n",
+                f.kind,
+                f.hash,
+                f.objects,
+                HumanBytes(f.size)
+            ))?;
+        } else {
+            self.text(format_args!(
+                "fetched {} {} from {} ({} objects, {}; {} received)\n",
+                f.kind,
+                f.hash,
+                f.from,
+                f.objects,
+                HumanBytes(f.size),
+                HumanBytes(f.bytes_received)
+            ))?;
+        }
         match &f.exported {
             Some(e) => self.exported(e),
             None => Ok(()),

@@ -237,6 +237,9 @@ pub enum Request {
         /// Replace `out` if it exists.
         #[serde(default)]
         force: bool,
+        /// Pin it under this name once it is all here.
+        #[serde(default)]
+        pin: Option<String>,
     },
     /// Send an object to a peer.
     Push {
@@ -767,9 +770,12 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
             from,
             out,
             force,
+            pin,
         } => {
             let from = from.map(key);
-            let mut fetched = node.get(&hash, from.as_deref(), ctx.progress()).await?;
+            let mut fetched = node
+                .get_and_pin(&hash, from.as_deref(), pin.as_deref(), ctx.progress())
+                .await?;
             if let Some(dest) = out {
                 let object = fetched.hash.to_string();
                 fetched.exported = Some(
@@ -925,6 +931,7 @@ mod tests {
                 from: Some("SHA256:x".into()),
                 out: Some("out".into()),
                 force: false,
+                pin: None,
             },
         };
         let json = serde_json::to_string(&call).unwrap();

@@ -6,19 +6,37 @@
 //! by a dropped connection or a killed process resumes where it stopped
 //! (the store keeps partial blobs across restarts).
 //!
+//! What iroh-blobs verified is in its files at once, but a new partial blob
+//! is recorded in its database only when a write transaction commits, which
+//! it does lazily; a process killed before that forgets the blob, however
+//! many bytes are on disk. So a fetch commits the store's database every
+//! [`COMMIT_EVERY`] bytes or [`COMMIT_INTERVAL`], whichever comes first: a
+//! kill at any instant loses at most what arrived since the last commit
+//! (the next open recovers the rest by checking the files against the hash
+//! tree).
+//!
 //! A tree is fetched level by level: once a level's trees are stored, every
 //! missing entry below them goes out in get-many requests of up to
 //! [`BATCH`] objects, so the round trips grow with the depth of the tree,
 //! never with its number of files.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use clive_cas::{EntryKind, Hash, ObjectKind, Progress};
-use iroh::{EndpointId, endpoint::Connection};
+use clive_cas::{EntryKind, Hash, ObjectKind, Progress, Store};
+use iroh::{
+    EndpointId,
+    endpoint::{Connection, ConnectionError, ReadError, WriteError},
+};
 use iroh_blobs::{
     HashAndFormat,
     api::remote::GetProgressItem,
-    get::GetError,
+    get::{GetError, fsm::DecodeError},
     protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest, GetRequest},
 };
 use n0_future::{BufferedStreamExt, StreamExt};
@@ -33,10 +51,15 @@ const BATCHES_IN_FLIGHT: usize = 3;
 /// Local-state lookups in flight at once while planning a tree level.
 const LOOKUPS_IN_FLIGHT: usize = 64;
 /// How long a pushed object may be fetched by the receiver.
-const PUSH_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+const PUSH_WINDOW: Duration = Duration::from_secs(3600);
+/// Payload bytes a fetch receives between commits of the store's database.
+pub const COMMIT_EVERY: u64 = 4 << 20;
+/// Longest time between those commits while bytes arrive.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Fetches `hash` from the first of `providers` that has it (all known
-/// peers, connected ones first, when none are named).
+/// peers, connected ones first, when none are named). A connection lost
+/// mid-transfer is redialled once and the fetch resumes where it stopped.
 pub async fn get(
     shared: &Arc<Shared>,
     hash: Hash,
@@ -44,6 +67,9 @@ pub async fn get(
     progress: Arc<dyn Progress>,
 ) -> Result<Fetched, NodeError> {
     let _held = shared.in_flight.hold(hash);
+    if let Some(fetched) = here(&shared.store, hash).await? {
+        return Ok(fetched);
+    }
     let providers = if providers.is_empty() {
         let mut known: Vec<EndpointId> = state::peers(&shared.db)?
             .into_iter()
@@ -63,11 +89,20 @@ pub async fn get(
     }
     let mut failures = Vec::new();
     for peer in providers {
-        match get_from(shared, hash, peer, progress.as_ref()).await {
+        let mut result = get_from(shared, hash, peer, progress.as_ref()).await;
+        if let Err(Failure::Lost(lost)) = &result {
+            tracing::info!(peer = %peer.fmt_short(), "{lost}; redialling");
+            let lost = lost.clone();
+            result = get_from(shared, hash, peer, progress.as_ref())
+                .await
+                .map_err(|again| Failure::Other(format!("{lost}; then: {}", again.message())));
+        }
+        match result {
             Ok(fetched) => return Ok(fetched),
             Err(e) => {
+                let e = e.message();
                 tracing::info!(peer = %peer.fmt_short(), "fetch of {hash} failed: {e}");
-                failures.push(e.to_string());
+                failures.push(e);
             }
         }
     }
@@ -75,6 +110,81 @@ pub async fn get(
         "could not fetch {hash}: {}",
         failures.join("; ")
     )))
+}
+
+/// `hash` as a fetch reports it when it (and all a tree reaches) is stored
+/// here completely already: nothing received, from no peer.
+pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeError> {
+    if !store.has(hash).await? {
+        return Ok(None);
+    }
+    let kind = store.kind(hash).await?;
+    let (mut size, mut objects) = (store.size(hash).await?, 1u64);
+    if kind == ObjectKind::Tree {
+        size = 0;
+        let mut level = vec![hash];
+        let mut seen = HashSet::from([hash]);
+        while !level.is_empty() {
+            let mut children = Vec::new();
+            let mut next = Vec::new();
+            for tree in &level {
+                for entry in store.read_tree(*tree).await?.entries() {
+                    if !seen.insert(entry.hash) {
+                        continue;
+                    }
+                    objects += 1;
+                    if entry.kind == EntryKind::Tree {
+                        next.push(entry.hash);
+                    } else {
+                        size += entry.size;
+                    }
+                    children.push(entry.hash);
+                }
+            }
+            if !missing_ranges(store, children).await?.is_empty() {
+                return Ok(None);
+            }
+            level = next;
+        }
+    }
+    Ok(Some(Fetched {
+        hash,
+        kind,
+        size,
+        objects,
+        bytes_received: 0,
+        from: String::new(),
+        exported: None,
+    }))
+}
+
+/// Why a fetch from one peer failed.
+#[derive(Debug)]
+enum Failure {
+    /// The connection went away mid-transfer; what arrived is kept.
+    Lost(String),
+    /// Anything else: refused, not there, wrong bytes, unreachable.
+    Other(String),
+}
+
+impl Failure {
+    fn message(self) -> String {
+        match self {
+            Failure::Lost(m) | Failure::Other(m) => m,
+        }
+    }
+}
+
+impl From<NodeError> for Failure {
+    fn from(e: NodeError) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
+impl From<clive_cas::CasError> for Failure {
+    fn from(e: clive_cas::CasError) -> Self {
+        Failure::Other(NodeError::from(e).to_string())
+    }
 }
 
 /// A connection to `peer` for blobs, reused while it stays open.
@@ -90,15 +200,22 @@ async fn blob_conn(shared: &Shared, peer: EndpointId) -> Result<Connection, Node
     Ok(conn)
 }
 
+/// Forgets the cached blob connection to `peer` (a peer that came back on a
+/// new connection, say), so the next fetch dials afresh.
+pub async fn forget_blob_conn(shared: &Shared, peer: &EndpointId) {
+    shared.blob_conns.lock().await.remove(peer);
+}
+
 async fn get_from(
     shared: &Arc<Shared>,
     hash: Hash,
     peer: EndpointId,
     progress: &dyn Progress,
-) -> Result<Fetched, NodeError> {
+) -> Result<Fetched, Failure> {
     let conn = blob_conn(shared, peer).await?;
     let mut received = 0u64;
-    let remote = shared.store.blobs().remote();
+    let store = &shared.store;
+    let remote = store.blobs().remote();
     let local = remote
         .local(HashAndFormat::raw(hash))
         .await
@@ -107,13 +224,13 @@ async fn get_from(
         let stream = remote
             .fetch(conn.clone(), HashAndFormat::raw(hash))
             .stream();
-        received += match drive(stream, progress).await {
+        received += match drive(store, stream, progress).await {
             Ok(n) => n,
             Err(e) => return Err(explain(shared, peer, e).await),
         };
     }
-    let kind = shared.store.kind(hash).await?;
-    let (mut size, mut objects) = (shared.store.size(hash).await?, 1u64);
+    let kind = store.kind(hash).await?;
+    let (mut size, mut objects) = (store.size(hash).await?, 1u64);
     if kind == ObjectKind::Tree {
         size = 0;
         let mut level = vec![hash];
@@ -122,7 +239,7 @@ async fn get_from(
             let mut children = Vec::new();
             let mut next = Vec::new();
             for tree in &level {
-                for entry in shared.store.read_tree(*tree).await?.entries() {
+                for entry in store.read_tree(*tree).await?.entries() {
                     if !seen.insert(entry.hash) {
                         continue;
                     }
@@ -136,7 +253,7 @@ async fn get_from(
                 }
             }
             progress.set_total(size);
-            let wanted = missing_ranges(shared, children).await?;
+            let wanted = missing_ranges(store, children).await?;
             let batches: Vec<_> = wanted
                 .chunks(BATCH)
                 .map(|batch| {
@@ -145,6 +262,7 @@ async fn get_from(
                         builder = builder.hash(*h, ranges.clone());
                     }
                     drive(
+                        store,
                         remote
                             .execute_get_many(conn.clone(), builder.build())
                             .stream(),
@@ -176,10 +294,10 @@ async fn get_from(
 
 /// The ranges of `hashes` not stored here yet (only for those not complete).
 async fn missing_ranges(
-    shared: &Shared,
+    store: &Store,
     hashes: Vec<Hash>,
 ) -> Result<Vec<(Hash, ChunkRanges)>, NodeError> {
-    let remote = shared.store.blobs().remote();
+    let remote = store.blobs().remote();
     let lookups: Vec<_> = hashes
         .into_iter()
         .map(|hash| async move {
@@ -208,50 +326,130 @@ fn root_ranges(request: &GetRequest) -> ChunkRanges {
         .unwrap_or_else(ChunkRanges::all)
 }
 
-/// Runs one request to completion, reporting progress; returns payload bytes read.
+/// A commit of the store's database under way.
+type Commit<'a> = Pin<Box<dyn Future<Output = Result<(), clive_cas::CasError>> + Send + 'a>>;
+
+/// Runs one request to completion, reporting progress and committing what
+/// the store verified every [`COMMIT_EVERY`] bytes or [`COMMIT_INTERVAL`]
+/// (one commit at a time, beside the transfer); returns payload bytes read.
 async fn drive(
+    store: &Store,
     stream: impl n0_future::Stream<Item = GetProgressItem>,
     progress: &dyn Progress,
 ) -> Result<u64, GetError> {
     let mut stream = std::pin::pin!(stream);
     let mut reported = 0u64;
-    while let Some(item) = stream.next().await {
-        match item {
-            GetProgressItem::Progress(bytes) => {
-                progress.advance(bytes.saturating_sub(reported));
-                reported = reported.max(bytes);
+    let mut committed = 0u64;
+    let mut last_commit = tokio::time::Instant::now();
+    let mut commit: Option<Commit<'_>> = None;
+    loop {
+        let pending = reported > committed;
+        if commit.is_none()
+            && pending
+            && (reported - committed >= COMMIT_EVERY
+                || last_commit.elapsed() >= COMMIT_INTERVAL
+                || committed == 0)
+        {
+            committed = reported;
+            last_commit = tokio::time::Instant::now();
+            commit = Some(Box::pin(store.sync()));
+        }
+        tokio::select! {
+            done = async { commit.as_mut().expect("guarded").await }, if commit.is_some() => {
+                commit = None;
+                if let Err(e) = done {
+                    tracing::warn!("committing a fetch in progress: {e}");
+                }
             }
-            GetProgressItem::Done(stats) => return Ok(stats.payload_bytes_read),
-            GetProgressItem::Error(e) => return Err(e),
+            _ = tokio::time::sleep_until(last_commit + COMMIT_INTERVAL),
+                if commit.is_none() && pending => {}
+            item = stream.next() => match item {
+                Some(GetProgressItem::Progress(bytes)) => {
+                    progress.advance(bytes.saturating_sub(reported));
+                    reported = reported.max(bytes);
+                }
+                Some(GetProgressItem::Done(stats)) => return Ok(stats.payload_bytes_read),
+                Some(GetProgressItem::Error(e)) => return Err(e),
+                None => return Ok(reported),
+            },
         }
     }
-    Ok(reported)
 }
 
-/// Turns a failed request into an error a user can act on.
-async fn explain(shared: &Arc<Shared>, peer: EndpointId, e: GetError) -> NodeError {
-    shared.blob_conns.lock().await.remove(&peer);
+/// Turns a failed request into an error a user can act on, and forgets
+/// the connection it failed on.
+async fn explain(shared: &Arc<Shared>, peer: EndpointId, e: GetError) -> Failure {
+    forget_blob_conn(shared, &peer).await;
     let short = peer.fmt_short();
-    if matches!(e, GetError::Decode { .. }) {
-        return NodeError::Net(format!(
-            "peer {short} sent data that does not match the hash (a corrupt or dishonest \
-             peer); the bad data was discarded: {e}"
-        ));
+    if let GetError::Decode { source, .. } = &e {
+        match source {
+            DecodeError::ParentHashMismatch { .. } | DecodeError::LeafHashMismatch { .. } => {
+                return Failure::Other(format!(
+                    "peer {short} sent data that does not match the hash (a corrupt or \
+                     dishonest peer); the bad data was discarded: {e}"
+                ));
+            }
+            DecodeError::ChunkNotFound { .. }
+            | DecodeError::ParentNotFound { .. }
+            | DecodeError::LeafNotFound { .. } => {
+                return Failure::Other(format!(
+                    "peer {short} stopped sending part of it (it may not hold all of it); \
+                     what arrived was verified and kept: {e}"
+                ));
+            }
+            DecodeError::Write { .. } => {
+                return Failure::Other(format!("writing what peer {short} sent: {e}"));
+            }
+            // A read error is the connection's, handled below.
+            _ => {}
+        }
     }
     if e.iroh_error_code() == Some(ERR_PERMISSION) || is_refused_connection(&e) {
         let reason = refusal(shared, peer).await.unwrap_or_default();
-        return NodeError::Net(format!("peer {short} refused to serve it: {reason}"));
+        return Failure::Other(format!("peer {short} refused to serve it: {reason}"));
     }
     if e.iroh_error_code() == Some(ERR_INTERNAL) {
-        return NodeError::Net(format!(
+        return Failure::Other(format!(
             "peer {short} does not have it (or could not read it)"
         ));
     }
+    let lost = || {
+        Failure::Lost(format!(
+            "the connection to peer {short} was lost mid-transfer ({e:#}); what arrived was \
+             verified and kept, and the next `get` resumes from there"
+        ))
+    };
+    let closed = match connection_error(&e) {
+        // Timed out, reset, aborted: the peer or the path to it went away.
+        Some(c) if !matches!(c, ConnectionError::ApplicationClosed(_)) => return lost(),
+        Some(_) => true,
+        None => false,
+    };
     // A closed connection may also be a refusal: ask, and say so if it was.
     if let Some(reason) = refusal(shared, peer).await {
-        return NodeError::Net(format!("peer {short} refused to serve it: {reason}"));
+        return Failure::Other(format!("peer {short} refused to serve it: {reason}"));
     }
-    NodeError::Net(format!("peer {short} could not serve it: {e}"))
+    if closed {
+        return lost();
+    }
+    Failure::Other(format!("peer {short} could not serve it: {e}"))
+}
+
+/// The connection failure a request failed with, if it failed because its
+/// connection did.
+fn connection_error(e: &GetError) -> Option<&ConnectionError> {
+    let inner = e
+        .remote_read()
+        .or(e.remote_write())
+        .or(e.open())?
+        .get_ref()?;
+    if let Some(ReadError::ConnectionLost(c)) = inner.downcast_ref::<ReadError>() {
+        return Some(c);
+    }
+    if let Some(WriteError::ConnectionLost(c)) = inner.downcast_ref::<WriteError>() {
+        return Some(c);
+    }
+    inner.downcast_ref::<ConnectionError>()
 }
 
 fn is_refused_connection(e: &GetError) -> bool {

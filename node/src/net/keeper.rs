@@ -168,7 +168,7 @@ pub async fn hello(shared: &Shared, conn: &Connection) -> Result<(), NodeError> 
         wire::PeerReply::Hello { addrs } => {
             shared.learn_addrs(peer, &addrs);
             shared.saw_peer(&peer, &addrs)?;
-            lock(&shared.conns).insert(peer, conn.clone());
+            shared.keep_conn(conn).await;
             Ok(())
         }
         wire::PeerReply::Refused { reason } => Err(NodeError::Net(format!(

@@ -123,7 +123,8 @@ pub struct Fetched {
     pub objects: u64,
     /// Payload bytes received over the network for this fetch.
     pub bytes_received: u64,
-    /// The peer it came from (endpoint id).
+    /// The peer it came from (endpoint id); empty when it was all here
+    /// already.
     pub from: String,
     /// Where it was exported, with `-o`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -256,6 +257,19 @@ impl Shared {
         lock(&self.conns)
             .get(id)
             .is_some_and(|c| c.close_reason().is_none())
+    }
+
+    /// Keeps `conn` as the peer's connection once it said hello. A new
+    /// connection supersedes any older one: a peer that restarted comes back
+    /// on a new connection while the old one still looks open here until it
+    /// times out, so the cached blob connection, of the same age, is
+    /// forgotten too and the next fetch dials afresh.
+    pub async fn keep_conn(&self, conn: &Connection) {
+        let peer = conn.remote_id();
+        let old = lock(&self.conns).insert(peer, conn.clone());
+        if old.is_some_and(|old| old.stable_id() != conn.stable_id()) {
+            fetch::forget_blob_conn(self, &peer).await;
+        }
     }
 
     /// The addresses this node listens on.
@@ -696,22 +710,48 @@ impl Node {
 
     /// Fetches a blob or a whole tree from `from`, or from the connected
     /// peers in turn, into the store. Resumes what an earlier fetch left
-    /// partial; every byte is verified against the hash as it arrives.
+    /// partial; every byte is verified against the hash as it arrives. An
+    /// object stored here completely already needs no peer: nothing is
+    /// received and `from` is empty.
     pub async fn get(
         &self,
         hash: &str,
         from: Option<&str>,
         progress: Arc<dyn Progress>,
     ) -> Result<Fetched, NodeError> {
+        self.get_and_pin(hash, from, None, progress).await
+    }
+
+    /// [`Node::get`], and pins the object as `pin` once it is all here,
+    /// before gc may take it.
+    pub async fn get_and_pin(
+        &self,
+        hash: &str,
+        from: Option<&str>,
+        pin: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Fetched, NodeError> {
         let hash = clive_cas::parse_hash(hash)
             .map_err(|_| NodeError::Net(format!("{hash:?} is not a hash (64 hex digits)")))?;
+        if let Some(name) = pin {
+            clive_cas::pins::validate_pin_name(name)?;
+        }
         let providers = match from {
             Some(peer) => vec![endpoint_id(&self.resolve_peer(peer)?)?],
             None => Vec::new(),
         };
-        let net = self.online().await?;
-        let fetched = fetch::get(&net.shared, hash, providers, progress).await?;
+        let _held = self.net.in_flight.hold(hash);
+        let fetched = match fetch::here(self.store(), hash).await? {
+            Some(fetched) => fetched,
+            None => {
+                let net = self.online().await?;
+                fetch::get(&net.shared, hash, providers, progress).await?
+            }
+        };
         self.store().sync().await?;
+        if let Some(name) = pin {
+            self.store().pin(name, hash).await?;
+        }
         Ok(fetched)
     }
 

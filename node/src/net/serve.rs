@@ -234,7 +234,7 @@ async fn respond(
             if let Err(e) = shared.saw_peer(&peer, &addrs) {
                 tracing::warn!("recording peer {}: {e}", peer.fmt_short());
             }
-            lock(&shared.conns).insert(peer, conn.clone());
+            shared.keep_conn(conn).await;
             shared.announcer.join_peer(peer);
             tracing::info!(peer = %peer.fmt_short(), "peer said hello");
             wire::PeerReply::Hello {
