@@ -19,6 +19,15 @@ use crate::NodeError;
 
 /// How often an idle connection is kept alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How often each path of a connection is probed while idle.
+const PATH_KEEP_ALIVE: Duration = Duration::from_secs(2);
+/// How long a path may go unanswered before it is given up; a connection
+/// whose last path is given up closes. iroh keeps sending to the path it
+/// selected for a peer, new handshakes included, as long as that path is
+/// not given up: a peer that died and came back at another address is
+/// reached only then, and until then a dead connection looks open. Three
+/// probes missed in a row is long enough not to drop a live path.
+const PATH_IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// The daemon's listen address when none is configured: a fixed port, so
 /// peers find a restarted node where they last saw it.
@@ -37,6 +46,8 @@ pub async fn bind(
     let net_err = |what: String| NodeError::Net(what);
     let transport = QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)
+        .default_path_keep_alive_interval(PATH_KEEP_ALIVE)
+        .default_path_max_idle_timeout(PATH_IDLE_TIMEOUT)
         .build();
     let mut builder = Endpoint::builder(presets::Minimal)
         .secret_key(iroh::SecretKey::from_bytes(&secret.to_bytes()))
