@@ -33,7 +33,8 @@ const PATH_IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 /// peers find a restarted node where they last saw it.
 pub const DEFAULT_BIND: &str = "0.0.0.0:4919";
 
-/// Binds an endpoint for `secret` on `bind` (default [`DEFAULT_BIND`]).
+/// Binds an endpoint for `secret` on `bind` (default [`DEFAULT_BIND`]),
+/// registering every connection with `hooks`.
 /// With `ephemeral`, the ports are replaced by 0: a one-command endpoint
 /// only dials out and must not take the daemon's port.
 pub async fn bind(
@@ -42,6 +43,7 @@ pub async fn bind(
     ephemeral: bool,
     relay: Option<&str>,
     lookup: MemoryLookup,
+    hooks: super::liveness::Registry,
 ) -> Result<Endpoint, NodeError> {
     let net_err = |what: String| NodeError::Net(what);
     let transport = QuicTransportConfig::builder()
@@ -56,7 +58,8 @@ pub async fn bind(
         .address_lookup(lookup)
         .relay_mode(RelayMode::Disabled)
         .net_report_config(iroh::endpoint::NetReportConfig::minimal())
-        .transport_config(transport);
+        .transport_config(transport)
+        .hooks(hooks);
     let defaults = [DEFAULT_BIND
         .parse::<SocketAddr>()
         .map_err(|e| net_err(e.to_string()))?];

@@ -7,6 +7,7 @@
 //! - [`serve`]: answering peers, and the trust check on every blob request.
 //! - [`fetch`]: verified, resumable, pipelined fetching of blobs and trees.
 //! - [`keeper`]: connections to known peers, re-established with backoff.
+//! - [`liveness`]: noticing connections to a peer that died, and closing them.
 //! - [`announce`]: signed address and revocation announcements over gossip.
 //! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
@@ -14,6 +15,7 @@ pub(crate) mod announce;
 pub(crate) mod endpoint;
 pub(crate) mod fetch;
 pub(crate) mod keeper;
+pub(crate) mod liveness;
 pub(crate) mod serve;
 pub mod state;
 pub mod ticket;
@@ -249,6 +251,8 @@ pub(crate) struct Shared {
     pub push_grants: Mutex<HashMap<EndpointId, Vec<(Hash, Instant)>>>,
     pub keepers: keeper::Keepers,
     pub announcer: Arc<announce::Announcer>,
+    /// Every connection of the endpoint, watched for silence.
+    pub registry: liveness::Registry,
 }
 
 impl Shared {
@@ -429,8 +433,16 @@ impl Node {
         let relay = options.relay.clone().or_else(|| config.relay.clone());
         let lookup = iroh::address_lookup::MemoryLookup::new();
         let ephemeral = mode == Mode::Command;
-        let endpoint =
-            endpoint::bind(&secret, &bind, ephemeral, relay.as_deref(), lookup.clone()).await?;
+        let registry = liveness::Registry::default();
+        let endpoint = endpoint::bind(
+            &secret,
+            &bind,
+            ephemeral,
+            relay.as_deref(),
+            lookup.clone(),
+            registry.clone(),
+        )
+        .await?;
         let signer = KeySigner::new(secret, PublicIdentity::from_bytes(self.public().bytes()))
             .map_err(|e| NodeError::Net(format!("the node key cannot sign: {e}")))?;
         let shared = Arc::new(Shared {
@@ -448,6 +460,7 @@ impl Node {
             push_grants: Default::default(),
             keepers: Default::default(),
             announcer: Arc::new(announce::Announcer::new(&endpoint)),
+            registry,
         });
         for (id, record) in state::peers(&shared.db)? {
             if let Ok(id) = EndpointId::from_bytes(&id) {
@@ -455,7 +468,7 @@ impl Node {
             }
         }
         let router = serve::router(&shared);
-        let mut tasks = Vec::new();
+        let mut tasks = vec![liveness::spawn(&shared)];
         if mode == Mode::Daemon {
             tasks.push(announce::spawn(&shared));
             keeper::start_all(&shared)?;
