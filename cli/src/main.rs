@@ -18,7 +18,8 @@ use anyhow::Result;
 use clap::Parser;
 use clive_node::{
     Call, Connection, ControlClient, Home, InitOptions, NameRequest, NetOptions, Node, Reply,
-    Request, clive_naming::zones::new_receipt, daemon, trust::clock_parse_duration as parse_duration,
+    Request, clive_naming::zones::new_receipt, daemon,
+    trust::clock_parse_duration as parse_duration,
 };
 
 use crate::{

@@ -862,13 +862,8 @@ async fn name<'a>(
             agent,
             receipt,
         } if more.is_empty() => Reply::NamePublished(
-            node.name_publish(
-                &name,
-                Some((&target, cwd)),
-                with(agent),
-                receipt.as_deref(),
-            )
-            .await?,
+            node.name_publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
+                .await?,
         ),
         NameRequest::Publish {
             name,

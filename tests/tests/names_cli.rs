@@ -290,7 +290,11 @@ mod killed_publishes {
 
     /// Starts `name publish` of each of `names` as new content for `round`;
     /// returns the process and the new values.
-    fn start_publish(node: &TestNode, round: u32, names: &[&str]) -> (Child, BTreeMap<String, String>) {
+    fn start_publish(
+        node: &TestNode,
+        round: u32,
+        names: &[&str],
+    ) -> (Child, BTreeMap<String, String>) {
         let mut args = vec!["name".to_owned(), "publish".to_owned()];
         let mut new = BTreeMap::new();
         for name in names {
@@ -341,7 +345,10 @@ mod killed_publishes {
         for name in NAMES {
             let online = resolve(node, name, false);
             let offline = resolve(node, name, true);
-            assert_eq!(online, offline, "round {round}: {name} online and --offline");
+            assert_eq!(
+                online, offline,
+                "round {round}: {name} online and --offline"
+            );
             let was = old.get(name);
             let will = new.get(name);
             match &online {
@@ -383,8 +390,14 @@ mod killed_publishes {
         for (name, hash) in &now {
             let history = node.json(["name", "history", &format!("release/{name}")]);
             let history = history.as_array().unwrap();
-            let last = history.last().unwrap_or_else(|| panic!("round {round}: {name}: no history"));
-            assert_eq!(last["hash"], hash.as_str(), "round {round}: {name}: {history:?}");
+            let last = history
+                .last()
+                .unwrap_or_else(|| panic!("round {round}: {name}: no history"));
+            assert_eq!(
+                last["hash"],
+                hash.as_str(),
+                "round {round}: {name}: {history:?}"
+            );
             assert!(history.iter().all(|h| h["verified"] == true), "{history:?}");
         }
         now
@@ -401,14 +414,17 @@ mod killed_publishes {
         check_success(&child.wait_with_output().unwrap());
         let span = started.elapsed();
         let mut outcomes = [0u32; 2];
+        let mut said_so = [0u32; 3];
         for round in 1..=KILLS {
             let names: Vec<&str> = if round % 2 == 0 {
                 NAMES.to_vec()
             } else {
                 vec![NAMES[round as usize % NAMES.len()]]
             };
-            let (mut child, new) = start_publish(&node, round, &names);
-            std::thread::sleep(span.mul_f64(f64::from(round) / f64::from(KILLS)) + Duration::from_millis(5));
+            let (child, new) = start_publish(&node, round, &names);
+            std::thread::sleep(
+                span.mul_f64(f64::from(round) / f64::from(KILLS)) + Duration::from_millis(5),
+            );
             match killed {
                 Killed::Daemon => {
                     let mut d = daemon.take().unwrap();
@@ -426,9 +442,24 @@ mod killed_publishes {
             }
             let now = check(&node, round, &values, &new, &publish);
             outcomes[usize::from(new.iter().all(|(n, h)| now.get(n) == Some(h)))] += 1;
+            let said = String::from_utf8_lossy(&publish.stderr);
+            said_so[if publish.status.success() {
+                0
+            } else if said.contains("nothing was published") {
+                1
+            } else {
+                2
+            }] += 1;
             values = now;
         }
-        eprintln!("publishes killed: {KILLS}; kept the old values {}, took the new {}", outcomes[0], outcomes[1]);
+        eprintln!(
+            "publishes: exit 0 {}, said nothing was published {}, other {}",
+            said_so[0], said_so[1], said_so[2]
+        );
+        eprintln!(
+            "publishes killed: {KILLS}; kept the old values {}, took the new {}",
+            outcomes[0], outcomes[1]
+        );
     }
 
     #[test]

@@ -199,7 +199,10 @@ impl ControlClient {
         };
         let (mut rd, mut wr) = stream.into_split();
         let stop = matches!(call.request, Request::Stop);
-        let settle = call.request.receipt().map(|r| (r.to_owned(), call.request.clone()));
+        let settle = call
+            .request
+            .receipt()
+            .map(|r| (r.to_owned(), call.request.clone()));
         let stdin = call.request.reads_stdin().then(|| ctx.take_stdin());
         write_json(&mut wr, Kind::Request, &call)
             .await
@@ -271,19 +274,27 @@ impl ControlClient {
                     still_running = pid == self.pid;
                     let (mut rd, mut wr) = stream.into_split();
                     match write_json(&mut wr, Kind::Request, &Call::here(ask.clone())?).await {
-                        Ok(()) => read_reply(&mut rd, &mut tokio::io::sink(), &clive_cas::NoProgress)
-                            .await
-                            .ok(),
+                        Ok(()) => {
+                            read_reply(&mut rd, &mut tokio::io::sink(), &clive_cas::NoProgress)
+                                .await
+                                .ok()
+                        }
                         Err(_) => None,
                     }
                 }
-                Err(_) => crate::names::StateView::open(&self.home).ok().and_then(|view| {
-                    crate::names::read_request(view.zones(), None, match &ask {
-                        Request::Name(r) => r,
-                        _ => return None,
-                    })
-                    .and_then(Result::ok)
-                }),
+                Err(_) => crate::names::StateView::open(&self.home)
+                    .ok()
+                    .and_then(|view| {
+                        crate::names::read_request(
+                            view.zones(),
+                            None,
+                            match &ask {
+                                Request::Name(r) => r,
+                                _ => return None,
+                            },
+                        )
+                        .and_then(Result::ok)
+                    }),
             };
             match answer {
                 Some(Reply::NamesPublished(all)) if !all.is_empty() => {
