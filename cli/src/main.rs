@@ -18,7 +18,8 @@ use anyhow::Result;
 use clap::Parser;
 use clive_node::{
     Call, Connection, ControlClient, Home, InitOptions, NameRequest, NetOptions, Node, Reply,
-    Request, daemon, trust::clock_parse_duration as parse_duration,
+    Request, clive_naming::zones::new_receipt, daemon,
+    trust::clock_parse_duration as parse_duration,
 };
 
 use crate::{
@@ -298,8 +299,13 @@ fn name(action: NameAction) -> NameRequest {
             target,
             more,
             agent,
+            receipt: Some(new_receipt()),
         },
-        NameAction::Unpublish { name, agent } => NameRequest::Unpublish { name, agent },
+        NameAction::Unpublish { name, agent } => NameRequest::Unpublish {
+            name,
+            agent,
+            receipt: Some(new_receipt()),
+        },
         NameAction::Delegate {
             zone,
             prefix,

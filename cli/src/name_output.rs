@@ -89,26 +89,31 @@ impl Out {
             }
             Reply::NamePublished(p) => match &p.hash {
                 Some(hash) => self.text(format_args!(
-                    "published {}/{} = {} {} (targets v{}, timestamp v{})\n",
+                    "published {}/{} = {} {} ({} v{}, timestamp v{})\n",
                     p.zone,
                     p.name,
                     p.kind.as_deref().unwrap_or("blob"),
                     hash,
-                    p.targets,
+                    p.role,
+                    p.version,
                     p.timestamp
                 ))?,
                 None => self.text(format_args!(
-                    "unpublished {}/{} (targets v{}, timestamp v{})\n",
-                    p.zone, p.name, p.targets, p.timestamp
+                    "unpublished {}/{} ({} v{}, timestamp v{})\n",
+                    p.zone, p.name, p.role, p.version, p.timestamp
                 ))?,
             },
             Reply::NamesPublished(all) => {
                 if let Some(first) = all.first() {
+                    let roles: std::collections::BTreeSet<String> = all
+                        .iter()
+                        .map(|p| format!("{} v{}", p.role, p.version))
+                        .collect();
                     self.text(format_args!(
-                        "published {} names in zone {} (targets v{}, timestamp v{})\n",
+                        "published {} names in zone {} ({}, timestamp v{})\n",
                         all.len(),
                         first.zone,
-                        first.targets,
+                        roles.into_iter().collect::<Vec<_>>().join(", "),
                         first.timestamp
                     ))?;
                 }
@@ -210,9 +215,15 @@ impl Out {
                     .map_or(String::new(), |h| format!("; the zone says {h}"))
             )
         } else {
+            let role = match (&r.role, r.version) {
+                (Some(role), Some(v)) => format!("{role} v{v}; "),
+                (Some(role), None) => format!("{role}; "),
+                _ => String::new(),
+            };
             match &r.verified {
                 Some(v) => format!(
-                    "{} {} verified by TUF: root v{}, timestamp v{}, snapshot v{}, targets v{}",
+                    "{} {} verified by TUF: {role}root v{}, timestamp v{}, snapshot v{}, \
+                     targets v{}",
                     r.kind, r.name, v.root, v.timestamp, v.snapshot, v.targets
                 ),
                 None => "verified".to_owned(),

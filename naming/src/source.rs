@@ -51,6 +51,10 @@ pub struct ZoneLocal<'a> {
     pub source: &'a str,
     /// Documents stored by this run, by role.
     pub stored: Vec<String>,
+    /// Root documents stored by this run, in order.
+    pub roots: Vec<Vec<u8>>,
+    /// Equivocation evidence kept by this run: row key, evidence.
+    pub evidence: Vec<(String, Evidence)>,
 }
 
 impl ZoneLocal<'_> {
@@ -67,7 +71,9 @@ impl ZoneLocal<'_> {
             .map_or(0, |m| m.signed.version)
     }
 
-    fn write(&mut self, role: &str, data: &[u8]) -> Result<(), NamingError> {
+    /// Stores a verified document of `role`: as the current one, as an
+    /// accepted version, and in the names index.
+    pub(crate) fn write(&mut self, role: &str, data: &[u8]) -> Result<(), NamingError> {
         // A targets role is parsed once, for its version and its names.
         let doc = match role {
             "root" | "timestamp" | "snapshot" => None,
@@ -121,6 +127,9 @@ impl ZoneLocal<'_> {
             Ok(())
         })?;
         self.stored.push(role.to_owned());
+        if role == "root" {
+            self.roots.push(data.to_vec());
+        }
         Ok(())
     }
 
@@ -207,6 +216,7 @@ impl tuf::updater::LocalMetadata for ZoneLocal<'_> {
         };
         let key = state::version_key(self.zone, role, version);
         let kept = state::write(self.db, |tx| state::put(tx, EVIDENCE, &key, &evidence));
+        self.evidence.push((key, evidence));
         if let Err(e) = kept {
             tracing::warn!(
                 zone = self.zone,

@@ -16,12 +16,16 @@
 //! - `naming.log.v1`: zone NUL name NUL sequence -> JSON [`LogEntry`]: local
 //!   events (overrides set and cleared)
 //! - `naming.evidence.v1`: zone NUL role NUL version -> JSON [`Evidence`]
+//! - `naming.receipts.v1`: time (20 digits) NUL receipt -> JSON list of
+//!   [`crate::Published`]: what a publish named by its client's receipt
+//!   committed, in the publish's own transaction (the newest
+//!   [`crate::zones::RECEIPTS_KEPT`] are kept)
 
 use std::sync::Arc;
 
 use redb::{
-    Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
+    Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +40,7 @@ pub(crate) const NAMES: Table = TableDefinition::new("naming.names.v1");
 pub(crate) const OVERRIDES: Table = TableDefinition::new("naming.overrides.v1");
 pub(crate) const LOG: Table = TableDefinition::new("naming.log.v1");
 pub(crate) const EVIDENCE: Table = TableDefinition::new("naming.evidence.v1");
+pub(crate) const RECEIPTS: Table = TableDefinition::new("naming.receipts.v1");
 
 /// A zone this node publishes or follows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,13 +165,17 @@ mod hex_bytes {
 }
 
 /// The node's `state.redb`, opened for writing (a node) or only for
-/// reading (a lookup while no daemon runs, which then writes nothing).
+/// reading (a lookup while no daemon runs, which then writes nothing), or
+/// one write transaction in progress on it.
 #[derive(Clone)]
 pub enum Db {
     /// Read and write.
     Rw(Arc<Database>),
     /// Read only: every write fails.
     Ro(Arc<ReadOnlyDatabase>),
+    /// Inside [`Db::transaction`]: reads see its writes, writes join it, and
+    /// nothing of it is kept unless all of it commits.
+    Tx(Arc<WriteTransaction>),
 }
 
 impl std::fmt::Debug for Db {
@@ -174,24 +183,95 @@ impl std::fmt::Debug for Db {
         f.write_str(match self {
             Db::Rw(_) => "Db::Rw",
             Db::Ro(_) => "Db::Ro",
+            Db::Tx(_) => "Db::Tx",
         })
     }
 }
 
 impl Db {
-    fn begin_read(&self) -> Result<ReadTransaction, NamingError> {
-        match self {
-            Db::Rw(db) => db.begin_read(),
-            Db::Ro(db) => db.begin_read(),
+    /// Runs `f` over one write transaction and commits it when `f`
+    /// succeeds; when `f` fails nothing it wrote is kept. Inside a
+    /// transaction already, `f` joins it.
+    pub fn transaction<R>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<R, NamingError>,
+    ) -> Result<R, NamingError> {
+        let db = match self {
+            Db::Tx(_) => return f(self),
+            Db::Ro(_) => return Err(state_err("opened read-only")),
+            Db::Rw(db) => db,
+        };
+        let tx = Arc::new(db.begin_write().map_err(state_err)?);
+        let inner = Db::Tx(tx.clone());
+        let out = f(&inner);
+        drop(inner);
+        let tx = Arc::try_unwrap(tx)
+            .map_err(|_| state_err("a write transaction was still in use at its end"))?;
+        match out {
+            Ok(out) => {
+                tx.commit().map_err(state_err)?;
+                Ok(out)
+            }
+            Err(e) => {
+                tx.abort().map_err(state_err)?;
+                Err(e)
+            }
         }
-        .map_err(state_err)
     }
 
-    fn writable(&self) -> Result<&Database, NamingError> {
-        match self {
-            Db::Rw(db) => Ok(db),
-            Db::Ro(_) => Err(state_err("opened read-only")),
+    /// Whether this is a transaction in progress.
+    pub fn in_transaction(&self) -> bool {
+        matches!(self, Db::Tx(_))
+    }
+}
+
+type Bytes = &'static [u8];
+
+/// One table opened for reading: from a read transaction, or from the
+/// write transaction in progress.
+enum Opened<'a> {
+    Read(redb::ReadOnlyTable<&'static str, Bytes>),
+    Write(redb::Table<'a, &'static str, Bytes>),
+}
+
+/// Opens `table` for reading; `None` when it does not exist yet.
+fn open(db: &Db, table: Table) -> Result<Option<Opened<'_>>, NamingError> {
+    let tx = match db {
+        Db::Tx(tx) => {
+            return Ok(Some(Opened::Write(
+                tx.open_table(table).map_err(state_err)?,
+            )));
         }
+        Db::Rw(db) => db.begin_read(),
+        Db::Ro(db) => db.begin_read(),
+    }
+    .map_err(state_err)?;
+    match tx.open_table(table) {
+        Ok(t) => Ok(Some(Opened::Read(t))),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(state_err(e)),
+    }
+}
+
+impl Opened<'_> {
+    fn get(&self, k: &str) -> Result<Option<Vec<u8>>, NamingError> {
+        let got = match self {
+            Opened::Read(t) => t.get(k),
+            Opened::Write(t) => t.get(k),
+        }
+        .map_err(state_err)?;
+        Ok(got.map(|v| v.value().to_vec()))
+    }
+
+    fn range<'r>(
+        &self,
+        range: impl std::ops::RangeBounds<&'r str> + 'r,
+    ) -> Result<redb::Range<'_, &'static str, Bytes>, NamingError> {
+        match self {
+            Opened::Read(t) => t.range(range),
+            Opened::Write(t) => t.range(range),
+        }
+        .map_err(state_err)
     }
 }
 
@@ -260,13 +340,10 @@ fn decode<T: Row>(bytes: &[u8]) -> Result<T, NamingError> {
 
 /// Reads one raw row; `None` when it or its table does not exist.
 pub(crate) fn get_raw(db: &Db, table: Table, k: &str) -> Result<Option<Vec<u8>>, NamingError> {
-    let tx = db.begin_read()?;
-    let t = match tx.open_table(table) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(state_err(e)),
-    };
-    Ok(t.get(k).map_err(state_err)?.map(|v| v.value().to_vec()))
+    match open(db, table)? {
+        Some(t) => t.get(k),
+        None => Ok(None),
+    }
 }
 
 /// Reads one JSON row.
@@ -281,14 +358,11 @@ pub(crate) fn scan_raw(
     table: Table,
     prefix: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, NamingError> {
-    let tx = db.begin_read()?;
-    let t = match tx.open_table(table) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(state_err(e)),
+    let Some(t) = open(db, table)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for row in t.range(prefix..).map_err(state_err)? {
+    for row in t.range(prefix..)? {
         let (k, v) = row.map_err(state_err)?;
         let Some(rest) = k.value().strip_prefix(prefix) else {
             break;
@@ -307,21 +381,13 @@ pub(crate) fn last_versions<T: Row>(
     prefix: &str,
     n: usize,
 ) -> Result<Vec<(String, T)>, NamingError> {
-    let tx = db.begin_read()?;
-    let t = match tx.open_table(table) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(state_err(e)),
+    let Some(t) = open(db, table)? else {
+        return Ok(Vec::new());
     };
     let start = format!("{prefix}\0");
     let end = format!("{prefix}\u{1}");
     let mut out = Vec::new();
-    for row in t
-        .range(start.as_str()..end.as_str())
-        .map_err(state_err)?
-        .rev()
-        .take(n)
-    {
+    for row in t.range(start.as_str()..end.as_str())?.rev().take(n) {
         let (k, v) = row.map_err(state_err)?;
         let rest = k.value().get(start.len()..).unwrap_or_default().to_owned();
         out.push((rest, decode(v.value())?));
@@ -341,12 +407,18 @@ pub(crate) fn scan<T: Row>(
         .collect()
 }
 
-/// Writes rows in one transaction: `write` gets the open transaction.
+/// Writes rows in one transaction: `write` gets the open transaction
+/// (the one in progress, inside [`Db::transaction`]).
 pub(crate) fn write<R>(
     db: &Db,
     write: impl FnOnce(&WriteTransaction) -> Result<R, NamingError>,
 ) -> Result<R, NamingError> {
-    let tx = db.writable()?.begin_write().map_err(state_err)?;
+    let db = match db {
+        Db::Tx(tx) => return write(tx),
+        Db::Ro(_) => return Err(state_err("opened read-only")),
+        Db::Rw(db) => db,
+    };
+    let tx = db.begin_write().map_err(state_err)?;
     let out = write(&tx)?;
     tx.commit().map_err(state_err)?;
     Ok(out)
@@ -374,6 +446,25 @@ pub(crate) fn put<T: Row>(
     v: &T,
 ) -> Result<(), NamingError> {
     put_raw(tx, table, k, &v.to_row()?)
+}
+
+/// Inserts one raw row within a transaction, then removes the first rows
+/// (in key order) until the table holds at most `max`.
+pub(crate) fn put_bounded(
+    tx: &WriteTransaction,
+    table: Table,
+    k: &str,
+    v: &[u8],
+    max: u64,
+) -> Result<(), NamingError> {
+    let mut t = tx.open_table(table).map_err(state_err)?;
+    t.insert(k, v).map_err(state_err)?;
+    while t.len().map_err(state_err)? > max {
+        if t.pop_first().map_err(state_err)?.is_none() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Removes one row within a transaction; whether it was there.

@@ -14,7 +14,7 @@ use crate::sign::{check_can_sign, key_label, sign, tuf_key};
 use crate::source::{Bundle, ZoneLocal, content_address, kind_of};
 use crate::state::{
     self, Accepted, CURRENT, EVIDENCE, Evidence, LOG, LogEntry, NAMES, NameEntry, OVERRIDES,
-    Override, VERSIONS, Verified, ZONES, ZoneRecord,
+    Override, RECEIPTS, VERSIONS, Verified, ZONES, ZoneRecord,
 };
 use crate::tuf::{
     self, Delegator, MetaFile, Metadata, Root, Signed, Snapshot, Targets, Timestamp, TufError,
@@ -37,6 +37,18 @@ pub mod lifetime {
 /// How many versions of each targets role (the current one included) a
 /// zone's files carry for peers and mirrors.
 pub const RECENT_VERSIONS: usize = 8;
+
+/// How many publish receipts a node keeps, the newest.
+pub const RECEIPTS_KEPT: u64 = 1024;
+
+/// A new publish receipt: a client names its publish by it, so that it can
+/// learn afterwards whether the publish was committed (when the daemon
+/// doing it stopped before answering).
+pub fn new_receipt() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
 
 /// The field of a root naming the zone it belongs to (kept across rotations).
 pub const ZONE_FIELD: &str = "x-clive-zone";
@@ -105,7 +117,14 @@ pub struct Published {
     pub hash: Option<String>,
     /// `blob` or `tree`.
     pub kind: Option<String>,
-    /// The new targets version.
+    /// The role whose signed entry it is: `targets`, one of the hashed
+    /// bins, or a delegated role (as `name resolve` reports it).
+    #[serde(default)]
+    pub role: String,
+    /// That role's new version.
+    #[serde(default)]
+    pub version: u64,
+    /// The top-level targets version now.
     pub targets: u64,
     /// The new timestamp version.
     pub timestamp: u64,
@@ -139,6 +158,9 @@ pub struct Resolution {
     /// The role whose signed entry it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// That role's version, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// One change in a name's history.
@@ -441,6 +463,16 @@ impl Zones {
         signer: &dyn Signer,
         now: u64,
     ) -> Result<(), NamingError> {
+        self.transaction(|z| z.install_first_in(zone, root_bytes, signer, now))
+    }
+
+    fn install_first_in(
+        &self,
+        zone: &str,
+        root_bytes: &[u8],
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<(), NamingError> {
         let root = parse::<Root>(zone, root_bytes)?;
         let id = zone_id(&root.signed).ok_or_else(|| {
             NamingError::Invalid(format!(
@@ -579,6 +611,55 @@ impl Zones {
         signer: &dyn Signer,
         now: u64,
     ) -> Result<Vec<Published>, NamingError> {
+        self.transaction(|z| z.publish_many_in(zone, changes, signer, now))
+    }
+
+    /// [`Zones::publish_many`], recording what it committed under
+    /// `receipt` in the same transaction ([`Zones::receipt`] reads it).
+    pub fn publish_receipted(
+        &self,
+        zone: &str,
+        changes: &[(String, Option<Content>)],
+        receipt: &str,
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<Vec<Published>, NamingError> {
+        check_receipt(receipt)?;
+        self.transaction(|z| {
+            let published = z.publish_many_in(zone, changes, signer, now)?;
+            let row = state::key(&[&format!("{now:020}"), receipt]);
+            let value = serde_json::to_vec(&published).map_err(state::state_err)?;
+            state::write(&z.db, |tx| {
+                state::put_bounded(tx, RECEIPTS, &row, &value, RECEIPTS_KEPT)
+            })?;
+            Ok(published)
+        })
+    }
+
+    /// What the publish named `receipt` committed; `None` when no publish
+    /// by that receipt was committed here (or it is among the oldest, no
+    /// longer kept).
+    pub fn receipt(&self, receipt: &str) -> Result<Option<Vec<Published>>, NamingError> {
+        check_receipt(receipt)?;
+        let suffix = format!("\0{receipt}");
+        state::scan_raw(&self.db, RECEIPTS, "")?
+            .into_iter()
+            .find(|(k, _)| k.ends_with(&suffix))
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| state::state_err(format!("damaged receipt record: {e}")))
+            })
+            .transpose()
+    }
+
+    /// [`Zones::publish_many`] within the transaction in progress.
+    fn publish_many_in(
+        &self,
+        zone: &str,
+        changes: &[(String, Option<Content>)],
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<Vec<Published>, NamingError> {
         for (name, _) in changes {
             name::check_path(name)?;
         }
@@ -592,11 +673,8 @@ impl Zones {
         // delegated to someone), else the top-level targets.
         let mut by_role: BTreeMap<String, Vec<&(String, Option<Content>)>> = BTreeMap::new();
         for change in changes {
-            let role = match bins::route(&top.signed, &change.0) {
-                Some(r) => r.name.clone(),
-                None => "targets".to_owned(),
-            };
-            by_role.entry(role).or_default().push(change);
+            let role = bins::route(&top.signed, &change.0).map_or("targets", |r| &r.name);
+            by_role.entry(role.to_owned()).or_default().push(change);
         }
         let mut batch = TargetsBatch::default();
         let mut versions = BTreeMap::new();
@@ -629,8 +707,8 @@ impl Zones {
             signer,
             now,
         )?;
-        self.update(zone, bundle, "this node", now)?;
-        let timestamp = self.current::<Timestamp>(zone, "timestamp")?.signed.version;
+        let verified = self.update(zone, bundle, "this node", now)?;
+        let role_of = |name: &str| bins::route(&top.signed, name).map_or("targets", |r| &r.name);
         let published = changes
             .iter()
             .map(|(name, content)| Published {
@@ -638,12 +716,10 @@ impl Zones {
                 name: name.clone(),
                 hash: content.as_ref().map(|c| c.blake3.clone()),
                 kind: content.as_ref().map(|c| c.kind.clone()),
-                targets: bins::route(&top.signed, name)
-                    .and_then(|r| versions.get(&r.name))
-                    .or_else(|| versions.get("targets"))
-                    .copied()
-                    .unwrap_or(0),
-                timestamp,
+                role: role_of(name).to_owned(),
+                version: versions.get(role_of(name)).copied().unwrap_or(0),
+                targets: verified.targets,
+                timestamp: verified.timestamp,
             })
             .collect();
         Ok(published)
@@ -713,7 +789,9 @@ impl Zones {
                 name: name.to_owned(),
                 hash: content.map(|c| c.blake3.clone()),
                 kind: content.map(|c| c.kind.clone()),
-                targets: version,
+                role: role.to_owned(),
+                version,
+                targets: parent.signed.version,
                 timestamp: 0,
             },
             to_bytes(zone, &md)?,
@@ -725,6 +803,18 @@ impl Zones {
     /// every name in it lies within the delegated paths; then signs new
     /// snapshot and timestamp versions listing it.
     pub fn accept_delegated(
+        &self,
+        zone: &str,
+        role: &str,
+        bytes: &[u8],
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<u64, NamingError> {
+        self.transaction(|z| z.accept_delegated_in(zone, role, bytes, signer, now))
+    }
+
+    /// [`Zones::accept_delegated`] within the transaction in progress.
+    fn accept_delegated_in(
         &self,
         zone: &str,
         role: &str,
@@ -783,6 +873,18 @@ impl Zones {
     /// Delegates the names under `prefix` to `key` (a terminating delegated
     /// targets role, named after the prefix).
     pub fn delegate(
+        &self,
+        zone: &str,
+        prefix: &str,
+        key: &PublicIdentity,
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<RoleInfo, NamingError> {
+        self.transaction(|z| z.delegate_in(zone, prefix, key, signer, now))
+    }
+
+    /// [`Zones::delegate`] within the transaction in progress.
+    fn delegate_in(
         &self,
         zone: &str,
         prefix: &str,
@@ -1065,13 +1167,111 @@ impl Zones {
 
     /// Runs the TUF client workflow for `zone` against `remote` (a peer's
     /// files, a mirror, or files this node just signed). What verifies is
-    /// kept; what does not is refused and changes nothing.
+    /// kept, in one transaction: the zone's state moves from one consistent
+    /// version to the next or not at all (a process killed at any instant
+    /// leaves one or the other). When the workflow fails, nothing changes
+    /// but the new roots it accepted and the evidence of equivocation it saw.
     pub fn update<R: tuf::updater::Remote>(
         &self,
         zone: &str,
         remote: R,
         source: &str,
         now: u64,
+    ) -> Result<Verified, NamingError> {
+        self.keeping_on_failure(zone, now, |z, kept| {
+            z.update_in(zone, remote, source, now, kept)
+        })
+    }
+
+    /// The files [`Zones::update`] would take from `remote` (a mirror, say),
+    /// fetched while no transaction is open, so that the update itself then
+    /// runs over files in hand and holds the state for no network round
+    /// trip. The workflow runs once over a scratch copy of the zone's state
+    /// to learn which files it needs; the error is its failure, if any.
+    pub fn fetch<R: tuf::updater::Remote>(
+        &self,
+        zone: &str,
+        remote: R,
+        now: u64,
+    ) -> (Bundle, Result<(), NamingError>) {
+        let mut scratch = ScratchLocal::default();
+        match state::scan_raw(&self.db, CURRENT, &state::key(&[zone, ""])) {
+            Ok(rows) => scratch.roles.extend(rows),
+            Err(e) => return (Bundle::default(), Err(e)),
+        }
+        let recording = Recording {
+            inner: remote,
+            files: Bundle::default(),
+        };
+        let mut updater = match Updater::new(recording, scratch, Config::default(), now) {
+            Ok(u) => u,
+            Err(e) => return (Bundle::default(), Err(tuf_err(zone)(e))),
+        };
+        let refreshed = updater.refresh().map_err(tuf_err(zone));
+        if refreshed.is_ok() {
+            load_delegations(&mut updater, zone, |_, _| false);
+        }
+        (updater.into_remote().files, refreshed)
+    }
+
+    /// Runs `f` in one transaction; when it fails, keeps what `f` put in
+    /// [`Kept`] (in a transaction of its own, unless inside one already,
+    /// whose caller then fails as a whole).
+    fn keeping_on_failure<R>(
+        &self,
+        zone: &str,
+        now: u64,
+        f: impl FnOnce(&Zones, &mut Kept) -> Result<R, NamingError>,
+    ) -> Result<R, NamingError> {
+        let mut kept = Kept::default();
+        let out = self.transaction(|z| f(z, &mut kept));
+        if out.is_err() && !self.db.in_transaction() && !kept.is_empty() {
+            let keeping = self.transaction(|z| z.keep(zone, &kept, now));
+            if let Err(e) = keeping {
+                tracing::warn!(zone, "keeping accepted roots and evidence: {e}");
+            }
+        }
+        out
+    }
+
+    /// Runs `f` over one write transaction of the node's state: it sees its
+    /// own writes, and all of them are kept or none. Inside a transaction
+    /// already, `f` joins it.
+    pub fn transaction<R>(
+        &self,
+        f: impl FnOnce(&Zones) -> Result<R, NamingError>,
+    ) -> Result<R, NamingError> {
+        self.db.transaction(|db| f(&Zones { db: db.clone() }))
+    }
+
+    /// Stores the roots and evidence of a failed update.
+    fn keep(&self, zone: &str, kept: &Kept, now: u64) -> Result<(), NamingError> {
+        let mut local = ZoneLocal {
+            db: &self.db,
+            zone,
+            now,
+            source: "",
+            stored: Vec::new(),
+            roots: Vec::new(),
+            evidence: Vec::new(),
+        };
+        for root in &kept.roots {
+            local.write("root", root)?;
+        }
+        for (key, evidence) in &kept.evidence {
+            state::write(&self.db, |tx| state::put(tx, EVIDENCE, key, evidence))?;
+        }
+        Ok(())
+    }
+
+    /// [`Zones::update`] within the transaction in progress.
+    fn update_in<R: tuf::updater::Remote>(
+        &self,
+        zone: &str,
+        remote: R,
+        source: &str,
+        now: u64,
+        kept: &mut Kept,
     ) -> Result<Verified, NamingError> {
         let mut record = self.record(zone)?;
         let local = ZoneLocal {
@@ -1080,10 +1280,16 @@ impl Zones {
             now,
             source,
             stored: Vec::new(),
+            roots: Vec::new(),
+            evidence: Vec::new(),
         };
         let mut updater =
             Updater::new(remote, local, Config::default(), now).map_err(tuf_err(zone))?;
-        updater.refresh().map_err(tuf_err(zone))?;
+        if let Err(e) = updater.refresh() {
+            kept.roots.clone_from(&updater.store().roots);
+            kept.evidence.clone_from(&updater.store().evidence);
+            return Err(tuf_err(zone)(e));
+        }
         // Delegated roles verified before need no new look unless their
         // delegator (the top-level targets) changed or the snapshot lists a
         // new version of them.
@@ -1098,6 +1304,7 @@ impl Zones {
                     == Some(listed)
         };
         load_delegations(&mut updater, zone, unchanged);
+        drop(updater);
         let verified = self.verified(zone, now)?;
         record.verified = Some(verified.clone());
         state::write(&self.db, |tx| state::put(tx, ZONES, zone, &record))?;
@@ -1129,7 +1336,22 @@ impl Zones {
                 (!skip).then(|| Some((role, version.parse().ok()?, bytes.clone())))?
             })
             .collect();
-        let verified = self.update(zone, bundle, source, now)?;
+        self.keeping_on_failure(zone, now, |z, kept| {
+            let verified = z.update_in(zone, bundle, source, now, kept)?;
+            z.keep_older(zone, older, &verified, now)?;
+            Ok(verified)
+        })
+    }
+
+    /// Keeps `older` versions of targets roles (role, version, file) this
+    /// node never saw, once their signatures verify.
+    fn keep_older(
+        &self,
+        zone: &str,
+        older: Vec<(String, u64, Vec<u8>)>,
+        verified: &Verified,
+        now: u64,
+    ) -> Result<(), NamingError> {
         let roots: Vec<(String, Accepted)> =
             state::scan(&self.db, VERSIONS, &state::key(&[zone, "root", ""]))?;
         let top = self.current::<Targets>(zone, "targets")?;
@@ -1170,7 +1392,7 @@ impl Zones {
                 state::write(&self.db, |tx| state::put(tx, VERSIONS, &row, &accepted))?;
             }
         }
-        Ok(verified)
+        Ok(())
     }
 
     fn verified(&self, zone: &str, now: u64) -> Result<Verified, NamingError> {
@@ -1327,6 +1549,7 @@ impl Zones {
                 expires_role,
                 verified,
                 role: None,
+                version: None,
             });
         }
         let Some(entry) = signed else {
@@ -1360,6 +1583,7 @@ impl Zones {
             expires_role,
             verified,
             role: Some(entry.role),
+            version: (entry.version > 0).then_some(entry.version),
         })
     }
 
@@ -1581,13 +1805,15 @@ impl Zones {
         log: LogEntry,
         change: impl FnOnce(&redb::WriteTransaction, &str) -> Result<R, NamingError>,
     ) -> Result<R, NamingError> {
-        let seq = state::scan::<LogEntry>(&self.db, LOG, &state::key(&[zone, name, ""]))?.len();
-        let row = state::key(&[zone, name]);
-        let log_row = state::key(&[zone, name, &format!("{seq:020}")]);
-        state::write(&self.db, |tx| {
-            let out = change(tx, &row)?;
-            state::put(tx, LOG, &log_row, &log)?;
-            Ok(out)
+        self.transaction(|z| {
+            let seq = state::scan::<LogEntry>(&z.db, LOG, &state::key(&[zone, name, ""]))?.len();
+            let row = state::key(&[zone, name]);
+            let log_row = state::key(&[zone, name, &format!("{seq:020}")]);
+            state::write(&z.db, |tx| {
+                let out = change(tx, &row)?;
+                state::put(tx, LOG, &log_row, &log)?;
+                Ok(out)
+            })
         })
     }
 
@@ -1682,6 +1908,11 @@ impl Zones {
     /// Signs new versions, with fresh expiry, of the snapshot and timestamp
     /// of `zone`, and of the targets roles `signer` signs that are due.
     pub fn resign(&self, zone: &str, signer: &dyn Signer, now: u64) -> Result<(), NamingError> {
+        self.transaction(|z| z.resign_in(zone, signer, now))
+    }
+
+    /// [`Zones::resign`] within the transaction in progress.
+    fn resign_in(&self, zone: &str, signer: &dyn Signer, now: u64) -> Result<(), NamingError> {
         let root = self.current::<Root>(zone, "root")?;
         let mut batch = TargetsBatch::default();
         for role in self.targets_due(zone, &signer.public(), now)? {
@@ -1868,6 +2099,58 @@ pub fn zone_name(root: &Root) -> Option<String> {
         .as_str()
         .filter(|n| name::check_zone(n).is_ok())
         .map(str::to_owned)
+}
+
+/// Refuses a receipt that is not 32 hex digits (as [`new_receipt`] makes).
+fn check_receipt(receipt: &str) -> Result<(), NamingError> {
+    if receipt.len() == 32 && receipt.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(NamingError::Invalid(format!(
+            "{receipt:?} is not a publish receipt (32 hex digits)"
+        )))
+    }
+}
+
+/// What a failed update keeps: the roots it accepted (each verified by
+/// the one before it, as a TUF client keeps them) and evidence of
+/// equivocation (row key, evidence).
+#[derive(Debug, Default)]
+struct Kept {
+    roots: Vec<Vec<u8>>,
+    evidence: Vec<(String, Evidence)>,
+}
+
+impl Kept {
+    fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.evidence.is_empty()
+    }
+}
+
+/// A remote that keeps a copy of every metadata file it serves.
+struct Recording<R> {
+    inner: R,
+    files: Bundle,
+}
+
+impl<R: tuf::updater::Remote> tuf::updater::Remote for Recording<R> {
+    fn fetch_metadata(
+        &mut self,
+        name: &str,
+        max_length: u64,
+    ) -> Result<Vec<u8>, tuf::updater::RemoteError> {
+        let bytes = self.inner.fetch_metadata(name, max_length)?;
+        self.files.files.insert(name.to_owned(), bytes.clone());
+        Ok(bytes)
+    }
+
+    fn fetch_target(
+        &mut self,
+        path: &str,
+        max_length: u64,
+    ) -> Result<Vec<u8>, tuf::updater::RemoteError> {
+        self.inner.fetch_target(path, max_length)
+    }
 }
 
 /// A throwaway local store seeded with a zone's stored files, for lookups

@@ -292,6 +292,10 @@ pub enum NameRequest {
         /// Sign with the client's ssh-agent.
         #[serde(default)]
         agent: bool,
+        /// What the client names this publish by, to ask afterwards
+        /// whether it was committed ([`NameRequest::Receipt`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<String>,
     },
     /// Remove NAME.
     Unpublish {
@@ -300,6 +304,15 @@ pub enum NameRequest {
         /// Sign with the client's ssh-agent.
         #[serde(default)]
         agent: bool,
+        /// As for [`NameRequest::Publish`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<String>,
+    },
+    /// What the publish named `receipt` committed: every name it published
+    /// (`Reply::NamesPublished`), none when it was not committed.
+    Receipt {
+        /// The publish's receipt.
+        receipt: String,
     },
     /// Delegate a prefix.
     Delegate {
@@ -402,9 +415,22 @@ impl Request {
         matches!(
             self,
             Request::Name(
-                NameRequest::Resolve { .. } | NameRequest::History { .. } | NameRequest::ZoneLs
+                NameRequest::Resolve { .. }
+                    | NameRequest::History { .. }
+                    | NameRequest::ZoneLs
+                    | NameRequest::Receipt { .. }
             )
         )
+    }
+
+    /// The receipt of a publish, when the request is one that carries it.
+    pub fn receipt(&self) -> Option<&str> {
+        match self {
+            Request::Name(
+                NameRequest::Publish { receipt, .. } | NameRequest::Unpublish { receipt, .. },
+            ) => receipt.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether the call streams the client's standard input to the handler.
@@ -814,7 +840,10 @@ async fn name<'a>(
     let key = |arg: String| file_arg(cwd, arg);
     let path = |p: &Path| cwd.join(p);
     Ok(match request {
-        NameRequest::Resolve { .. } | NameRequest::History { .. } | NameRequest::ZoneLs => {
+        NameRequest::Resolve { .. }
+        | NameRequest::History { .. }
+        | NameRequest::ZoneLs
+        | NameRequest::Receipt { .. } => {
             unreachable!("answered by read_request")
         }
         NameRequest::ZoneCreate {
@@ -837,8 +866,9 @@ async fn name<'a>(
             target,
             more,
             agent,
+            receipt,
         } if more.is_empty() => Reply::NamePublished(
-            node.name_publish(&name, Some((&target, cwd)), with(agent))
+            node.name_publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
                 .await?,
         ),
         NameRequest::Publish {
@@ -846,6 +876,7 @@ async fn name<'a>(
             target,
             more,
             agent,
+            receipt,
         } => {
             if more.len() % 2 != 0 {
                 return Err(ApiError::Invalid {
@@ -854,11 +885,19 @@ async fn name<'a>(
             }
             let mut pairs = vec![(name, target)];
             pairs.extend(more.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
-            Reply::NamesPublished(node.name_publish_many(&pairs, cwd, with(agent)).await?)
+            Reply::NamesPublished(
+                node.name_publish_many(&pairs, cwd, with(agent), receipt.as_deref())
+                    .await?,
+            )
         }
-        NameRequest::Unpublish { name, agent } => {
-            Reply::NamePublished(node.name_publish(&name, None, with(agent)).await?)
-        }
+        NameRequest::Unpublish {
+            name,
+            agent,
+            receipt,
+        } => Reply::NamePublished(
+            node.name_publish(&name, None, with(agent), receipt.as_deref())
+                .await?,
+        ),
         NameRequest::Delegate {
             zone,
             prefix,

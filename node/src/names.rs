@@ -241,12 +241,15 @@ impl Node {
     }
 
     /// Publishes `zone/name` as `target` (a path, added, or a hash), signed,
-    /// and announces it.
+    /// and announces it. With a `receipt` (see
+    /// [`clive_naming::zones::new_receipt`]), what it committed is recorded
+    /// under it in the same transaction.
     pub async fn name_publish(
         &self,
         name: &str,
         target: Option<(&str, &Path)>,
         with: SignWith<'_>,
+        receipt: Option<&str>,
     ) -> Result<Published, NodeError> {
         let (zone, path) = clive_naming::name::split(name)?;
         let content = match target {
@@ -263,18 +266,22 @@ impl Node {
                 .publish_delegated(zone, &role, path, content.as_ref(), signer.as_ref(), &info)
                 .await;
         }
-        let published = zones.publish(zone, path, content.as_ref(), signer.as_ref(), now())?;
+        let changes = [(path.to_owned(), content)];
+        let published = publish(&zones, zone, &changes, receipt, signer.as_ref())?
+            .pop()
+            .ok_or_else(|| NodeError::Naming("nothing was published".into()))?;
         self.announce_zone(zone);
         Ok(published)
     }
 
     /// Publishes several names of one zone (`(ZONE/PATH, TARGET)` pairs) in
-    /// one signed version.
+    /// one signed version (with a `receipt`, as [`Node::name_publish`]).
     pub async fn name_publish_many(
         &self,
         pairs: &[(String, String)],
         cwd: &Path,
         with: SignWith<'_>,
+        receipt: Option<&str>,
     ) -> Result<Vec<Published>, NodeError> {
         let mut zone_of_all: Option<String> = None;
         let mut changes = Vec::with_capacity(pairs.len());
@@ -292,9 +299,7 @@ impl Node {
         }
         let zone = zone_of_all.unwrap_or_default();
         let signer = self.signer(with)?;
-        let published = self
-            .zones()
-            .publish_many(&zone, &changes, signer.as_ref(), now())?;
+        let published = publish(&self.zones(), &zone, &changes, receipt, signer.as_ref())?;
         self.announce_zone(&zone);
         Ok(published)
     }
@@ -329,7 +334,9 @@ impl Node {
             })?;
         let net = self.online().await?;
         published.timestamp = net_zones::submit(&net.shared, &info.id, role, bytes, origin).await?;
-        net_zones::sync_from(&net.shared, zone, &info.id, origin).await?;
+        published.targets = net_zones::sync_from(&net.shared, zone, &info.id, origin)
+            .await?
+            .targets;
         Ok(published)
     }
 
@@ -530,7 +537,12 @@ impl Node {
                     &format!("{base}/metadata"),
                     Some(&format!("{base}/targets")),
                 );
-                zones2.update(&z, remote, &url, now())
+                // Fetched first, so the update holds the state only while
+                // it verifies and stores.
+                let (files, fetched) = zones2.fetch(&z, remote, now());
+                zones2
+                    .update(&z, files, &url, now())
+                    .map_err(|e| fetched.err().unwrap_or(e))
             })
             .await
             .map_err(|e| NodeError::Naming(e.to_string()))??;
@@ -673,6 +685,21 @@ impl Node {
     }
 }
 
+/// Publishes `changes` in one signed version, recorded under `receipt`
+/// when given.
+fn publish(
+    zones: &Zones,
+    zone: &str,
+    changes: &[(String, Option<Content>)],
+    receipt: Option<&str>,
+    signer: &dyn clive_trust::Signer,
+) -> Result<Vec<Published>, NodeError> {
+    Ok(match receipt {
+        Some(r) => zones.publish_receipted(zone, changes, r, signer, now())?,
+        None => zones.publish_many(zone, changes, signer, now())?,
+    })
+}
+
 /// Reads a metadata file given by the user, refusing anything over 16 MiB.
 fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
     let meta = std::fs::metadata(path)
@@ -757,6 +784,10 @@ pub fn read_request(
                 .map_err(NodeError::from)
         }),
         NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(NodeError::from),
+        NameRequest::Receipt { receipt } => zones
+            .receipt(receipt)
+            .map(|r| Reply::NamesPublished(r.unwrap_or_default()))
+            .map_err(NodeError::from),
         _ => return None,
     })
 }

@@ -265,3 +265,210 @@ fn a_delegate_publishes_under_its_prefix_only() {
     ]);
     assert!(refused.contains("is not a targets key"), "{refused}");
 }
+
+/// Killing publishes at varied instants: a daemon (`Killed::Daemon`) or the
+/// CLI itself owning the home (`Killed::Cli`).
+mod killed_publishes {
+    use std::collections::BTreeMap;
+    use std::process::{Child, Command, Output};
+    use std::time::{Duration, Instant};
+
+    use clive_tests::{Daemon, TestNode, check_success};
+
+    use super::b3;
+
+    /// How many publishes are killed.
+    const KILLS: u32 = 28;
+    /// Names, in several hashed bins, published one at a time or all at once.
+    const NAMES: [&str; 6] = ["app0", "app1", "app2", "app3", "app4", "app5"];
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Killed {
+        Daemon,
+        Cli,
+    }
+
+    /// Starts `name publish` of each of `names` as new content for `round`;
+    /// returns the process and the new values.
+    fn start_publish(
+        node: &TestNode,
+        round: u32,
+        names: &[&str],
+    ) -> (Child, BTreeMap<String, String>) {
+        let mut args = vec!["name".to_owned(), "publish".to_owned()];
+        let mut new = BTreeMap::new();
+        for name in names {
+            let content = format!("round {round} of {name}\n");
+            let path = node.scratch(&format!("{name}-{round}.txt"));
+            std::fs::write(&path, &content).unwrap();
+            args.push(format!("release/{name}"));
+            args.push(path.to_str().unwrap().to_owned());
+            new.insert((*name).to_owned(), b3(content.as_bytes()));
+        }
+        let child = node
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child, new)
+    }
+
+    /// What `name resolve` says: the hash, or the error.
+    fn resolve(node: &TestNode, name: &str, offline: bool) -> Result<String, String> {
+        let mut cmd: Command = node.cmd(["name", "resolve", &format!("release/{name}")]);
+        if offline {
+            cmd.arg("--offline");
+        }
+        let out = cmd.output().unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Checks every name resolves to its old value or the value the killed
+    /// publish gave it (as the publish's exit said), that `fsck` is clean
+    /// and each history ends at the value resolved; returns the values now.
+    fn check(
+        node: &TestNode,
+        round: u32,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+        publish: &Output,
+    ) -> BTreeMap<String, String> {
+        let stderr = String::from_utf8_lossy(&publish.stderr);
+        let committed = publish.status.success();
+        let not_committed = stderr.contains("nothing was published");
+        let mut now = BTreeMap::new();
+        for name in NAMES {
+            let online = resolve(node, name, false);
+            let offline = resolve(node, name, true);
+            assert_eq!(
+                online, offline,
+                "round {round}: {name} online and --offline"
+            );
+            let was = old.get(name);
+            let will = new.get(name);
+            match &online {
+                Ok(hash) => {
+                    assert!(
+                        Some(hash) == was || Some(hash) == will,
+                        "round {round}: {name} resolves to {hash}, neither old {was:?} nor new \
+                         {will:?}; the publish said: {stderr}"
+                    );
+                    if committed && will.is_some() {
+                        assert_eq!(Some(hash), will, "round {round}: {name}: exit 0, old value");
+                    }
+                    if not_committed {
+                        assert_eq!(Some(hash), was, "round {round}: {name}: said not published");
+                    }
+                    now.insert(name.to_owned(), hash.clone());
+                }
+                Err(e) => {
+                    assert!(
+                        was.is_none() && e.contains("is not published in zone"),
+                        "round {round}: {name} (old {was:?}, new {will:?}) does not resolve: \
+                         {e}; the publish said: {stderr}"
+                    );
+                    assert!(
+                        !(committed && will.is_some()),
+                        "round {round}: {name}: exit 0, not published"
+                    );
+                }
+            }
+        }
+        // All the names of one publish move together.
+        let moved: Vec<bool> = new.iter().map(|(n, h)| now.get(n) == Some(h)).collect();
+        assert!(
+            moved.iter().all(|m| *m) || moved.iter().all(|m| !*m),
+            "round {round}: half a publish: {moved:?}"
+        );
+        let fsck = node.cmd(["fsck"]).output().unwrap();
+        check_success(&fsck);
+        for (name, hash) in &now {
+            let history = node.json(["name", "history", &format!("release/{name}")]);
+            let history = history.as_array().unwrap();
+            let last = history
+                .last()
+                .unwrap_or_else(|| panic!("round {round}: {name}: no history"));
+            assert_eq!(
+                last["hash"],
+                hash.as_str(),
+                "round {round}: {name}: {history:?}"
+            );
+            assert!(history.iter().all(|h| h["verified"] == true), "{history:?}");
+        }
+        now
+    }
+
+    fn run(killed: Killed) {
+        let node = TestNode::loopback();
+        let mut daemon: Option<Daemon> = (killed == Killed::Daemon).then(|| node.start_daemon());
+        node.ok(["name", "zone", "create", "release"]);
+        // How long a publish of every name takes here, end to end: the
+        // kills sweep across it.
+        let started = Instant::now();
+        let (child, mut values) = start_publish(&node, 0, &NAMES);
+        check_success(&child.wait_with_output().unwrap());
+        let span = started.elapsed();
+        let mut outcomes = [0u32; 2];
+        let mut said_so = [0u32; 3];
+        for round in 1..=KILLS {
+            let names: Vec<&str> = if round % 2 == 0 {
+                NAMES.to_vec()
+            } else {
+                vec![NAMES[round as usize % NAMES.len()]]
+            };
+            let (child, new) = start_publish(&node, round, &names);
+            std::thread::sleep(
+                span.mul_f64(f64::from(round) / f64::from(KILLS)) + Duration::from_millis(5),
+            );
+            match killed {
+                Killed::Daemon => {
+                    let mut d = daemon.take().unwrap();
+                    d.signal(libc::SIGKILL);
+                    d.wait_exit(Duration::from_secs(30));
+                }
+                Killed::Cli => {
+                    // SAFETY: kill(2) on our own child, not reaped yet.
+                    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+                }
+            }
+            let publish = child.wait_with_output().unwrap();
+            if killed == Killed::Daemon {
+                daemon = Some(node.start_daemon());
+            }
+            let now = check(&node, round, &values, &new, &publish);
+            outcomes[usize::from(new.iter().all(|(n, h)| now.get(n) == Some(h)))] += 1;
+            let said = String::from_utf8_lossy(&publish.stderr);
+            said_so[if publish.status.success() {
+                0
+            } else if said.contains("nothing was published") {
+                1
+            } else {
+                2
+            }] += 1;
+            values = now;
+        }
+        eprintln!(
+            "publishes: exit 0 {}, said nothing was published {}, other {}",
+            said_so[0], said_so[1], said_so[2]
+        );
+        eprintln!(
+            "publishes killed: {KILLS}; kept the old values {}, took the new {}",
+            outcomes[0], outcomes[1]
+        );
+    }
+
+    #[test]
+    fn a_daemon_killed_during_publishes_leaves_each_name_old_or_new() {
+        run(Killed::Daemon);
+    }
+
+    #[test]
+    fn a_cli_killed_while_publishing_in_process_leaves_each_name_old_or_new() {
+        run(Killed::Cli);
+    }
+}

@@ -257,6 +257,11 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
         &self.trusted
     }
 
+    /// The remote, given back.
+    pub fn into_remote(self) -> R {
+        self.remote
+    }
+
     /// The local store.
     pub fn store(&self) -> &S {
         &self.store

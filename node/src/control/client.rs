@@ -29,6 +29,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `stop` waits for the daemon to be gone.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a publish whose connection broke waits to learn whether it was
+/// committed.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often [`ControlClient::wait`] tries the socket.
 const WAIT_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -102,6 +106,7 @@ impl Connection {
 /// A client of a running daemon.
 #[derive(Debug)]
 pub struct ControlClient {
+    home: Home,
     path: PathBuf,
     pid: u32,
     /// A connection that said hello and has not carried a call yet.
@@ -123,6 +128,7 @@ impl ControlClient {
         let path = home.control_path();
         match hello(&path, HELLO_TIMEOUT).await {
             Ok((stream, pid)) => Ok(Some(ControlClient {
+                home: home.clone(),
                 path,
                 pid,
                 ready: Some(stream),
@@ -142,6 +148,7 @@ impl ControlClient {
             let last = match hello(&path, left.min(HELLO_TIMEOUT)).await {
                 Ok((stream, pid)) => {
                     return Ok(ControlClient {
+                        home: home.clone(),
                         path,
                         pid,
                         ready: Some(stream),
@@ -192,6 +199,10 @@ impl ControlClient {
         };
         let (mut rd, mut wr) = stream.into_split();
         let stop = matches!(call.request, Request::Stop);
+        let settle = call
+            .request
+            .receipt()
+            .map(|r| (r.to_owned(), call.request.clone()));
         let stdin = call.request.reads_stdin().then(|| ctx.take_stdin());
         write_json(&mut wr, Kind::Request, &call)
             .await
@@ -212,10 +223,14 @@ impl ControlClient {
                 }
             }
         };
-        let reply = reply.map_err(|e| match e {
-            Failure::Wire(e) => self.error(e),
-            Failure::Api(e) => e,
-        })?;
+        let reply = match (reply, settle) {
+            (Ok(reply), _) => reply,
+            (Err(Failure::Api(e)), _) => return Err(e),
+            (Err(Failure::Wire(e)), Some((receipt, request))) => {
+                return self.settle(&receipt, &request, e).await;
+            }
+            (Err(Failure::Wire(e)), None) => return Err(self.error(e)),
+        };
         if stop {
             // The daemon closes the connection once it has stopped.
             let gone = tokio::time::timeout(STOP_TIMEOUT, async {
@@ -231,6 +246,86 @@ impl ControlClient {
             }
         }
         Ok(reply)
+    }
+}
+
+impl ControlClient {
+    /// A publish whose connection broke before its answer (the daemon
+    /// stopped, or was killed): learns from the state whether it was
+    /// committed, asking whoever holds the state now (a daemon started
+    /// since, or the state file itself once no process has it open). The
+    /// publish's answer when it was; an error saying nothing was published
+    /// when it was not; an error saying it cannot tell when the daemon that
+    /// had it still runs and has not committed it yet.
+    async fn settle(
+        &self,
+        receipt: &str,
+        request: &Request,
+        lost: WireError,
+    ) -> Result<Reply, ApiError> {
+        let ask = Request::Name(crate::NameRequest::Receipt {
+            receipt: receipt.to_owned(),
+        });
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let mut still_running = false;
+            let answer = match hello(&self.path, HELLO_TIMEOUT).await {
+                Ok((stream, pid)) => {
+                    still_running = pid == self.pid;
+                    let (mut rd, mut wr) = stream.into_split();
+                    match write_json(&mut wr, Kind::Request, &Call::here(ask.clone())?).await {
+                        Ok(()) => {
+                            read_reply(&mut rd, &mut tokio::io::sink(), &clive_cas::NoProgress)
+                                .await
+                                .ok()
+                        }
+                        Err(_) => None,
+                    }
+                }
+                Err(_) => crate::names::StateView::open(&self.home)
+                    .ok()
+                    .and_then(|view| {
+                        crate::names::read_request(
+                            view.zones(),
+                            None,
+                            match &ask {
+                                Request::Name(r) => r,
+                                _ => return None,
+                            },
+                        )
+                        .and_then(Result::ok)
+                    }),
+            };
+            match answer {
+                Some(Reply::NamesPublished(all)) if !all.is_empty() => {
+                    return Ok(match request {
+                        Request::Name(crate::NameRequest::Publish { more, .. })
+                            if !more.is_empty() =>
+                        {
+                            Reply::NamesPublished(all)
+                        }
+                        _ => match all.into_iter().next() {
+                            Some(one) => Reply::NamePublished(one),
+                            None => Reply::NamesPublished(Vec::new()),
+                        },
+                    });
+                }
+                Some(Reply::NamesPublished(_)) if !still_running => {
+                    return Err(self.error(format!(
+                        "the daemon stopped before the publish was committed ({lost}): nothing \
+                         was published; run it again"
+                    )));
+                }
+                _ => {}
+            }
+            if Instant::now() + WAIT_INTERVAL > deadline {
+                return Err(self.error(format!(
+                    "the connection to the daemon was lost ({lost}): the publish may or may not \
+                     have happened; run `clive-node name resolve NAME` to see"
+                )));
+            }
+            tokio::time::sleep(WAIT_INTERVAL).await;
+        }
     }
 }
 
