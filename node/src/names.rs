@@ -135,6 +135,7 @@ impl Node {
                     || PathBuf::from(format!("{zone}.{}.root.json", change.root.version)),
                     Path::to_path_buf,
                 );
+                self.home().check_destination(&path)?;
                 std::fs::write(&path, bytes)
                     .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))?;
                 Some(path)
@@ -402,6 +403,7 @@ impl Node {
             None => self.signer(with)?,
         };
         let (signed, status) = Zones::root_sign(&bytes, signer.as_ref())?;
+        self.home().check_destination(file)?;
         std::fs::write(file, signed)
             .map_err(|e| NodeError::io(format!("writing {}", file.display()), e))?;
         Ok(RootSigned {
@@ -602,6 +604,7 @@ impl Node {
     /// `DIR/targets` (each target under each of its hashes, as clients
     /// using consistent snapshots ask for it, and under its plain name).
     pub async fn name_export(&self, zone: &str, dir: &Path) -> Result<ZoneExported, NodeError> {
+        self.home().check_destination(dir)?;
         let zones = self.zones();
         let files = zones.files(zone)?;
         let meta = dir.join("metadata");
@@ -673,19 +676,10 @@ impl Node {
     }
 }
 
-/// Reads a metadata file given by the user, refusing anything over 16 MiB.
+/// Reads a metadata file given by the user, refusing it once it yields
+/// more than 16 MiB.
 fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
-    if meta.len() > net_zones::MAX_FILE {
-        return Err(NodeError::Naming(format!(
-            "{} is {} bytes; metadata files are at most {}",
-            path.display(),
-            meta.len(),
-            net_zones::MAX_FILE
-        )));
-    }
-    std::fs::read(path).map_err(|e| NodeError::io(format!("reading {}", path.display()), e))
+    Ok(clive_trust::read_bounded(path, net_zones::MAX_FILE)?)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
