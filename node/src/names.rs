@@ -698,21 +698,28 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 pub struct StateView {
     zones: Zones,
     identity: Option<clive_trust::PublicIdentity>,
+    home: crate::Home,
 }
 
 impl StateView {
     /// Opens `home`'s state read-only. Fails when another process has it
     /// open for writing (then the caller opens the node, which says who).
     pub fn open(home: &crate::Home) -> Result<StateView, NodeError> {
-        let path = home.state_path();
-        let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| NodeError::State {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let db = crate::statedb::open_state_read_only(home)?;
         Ok(StateView {
             zones: Zones::read_only(Arc::new(db)),
             identity: crate::node::read_public_key_file(&home.pub_key_path()),
+            home: home.clone(),
         })
+    }
+
+    /// Runs `read` on the zones and the node's key; a damaged state is an
+    /// error naming it, not a panic.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Zones, Option<&clive_trust::PublicIdentity>) -> Result<T, NodeError>,
+    ) -> Result<T, NodeError> {
+        crate::statedb::read_state(&self.home, || read(&self.zones, self.identity.as_ref()))
     }
 
     /// The zones in it.

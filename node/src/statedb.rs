@@ -31,14 +31,53 @@ pub(crate) fn open_state(home: &Home) -> Result<redb::Database, NodeError> {
             store: home.blobs_dir(),
         });
     }
-    let recovery = format!(
+    open_checked(&path, state_recovery(home), || redb::Database::create(&path))
+}
+
+/// Opens `HOME/state.redb` read-only (for lookups that need nothing else);
+/// damage that makes redb fail is [`NodeError::Damaged`]. Unlike
+/// [`open_state`], this cannot verify the whole file first, so the reads
+/// themselves go through [`read_state`].
+pub(crate) fn open_state_read_only(home: &Home) -> Result<redb::ReadOnlyDatabase, NodeError> {
+    let path = home.state_path();
+    match quietly(|| redb::ReadOnlyDatabase::open(&path)) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(NodeError::State {
+            path,
+            reason: e.to_string(),
+        }),
+        Err(panic) => Err(NodeError::Damaged {
+            reason: format!("redb cannot read it: {panic}"),
+            recovery: state_recovery(home),
+            path,
+        }),
+    }
+}
+
+/// Runs `read` on a state opened with [`open_state_read_only`]; redb
+/// failing on a damaged page is [`NodeError::Damaged`], not a panic.
+pub(crate) fn read_state<T>(
+    home: &Home,
+    read: impl FnOnce() -> Result<T, NodeError>,
+) -> Result<T, NodeError> {
+    quietly(read).unwrap_or_else(|panic| {
+        Err(NodeError::Damaged {
+            path: home.state_path(),
+            reason: format!("redb cannot read it: {panic}"),
+            recovery: state_recovery(home),
+        })
+    })
+}
+
+/// How to recover from a damaged `state.redb`.
+fn state_recovery(home: &Home) -> String {
+    format!(
         "stop any daemon and restore it from a backup; without one, move it and the store \
          aside (mv {0} {0}.damaged; mv {1} {1}.old): the node then starts empty, without \
          its pins, certificates and names",
-        path.display(),
+        home.state_path().display(),
         home.blobs_dir().display()
-    );
-    open_checked(&path, recovery, || redb::Database::create(&path))
+    )
 }
 
 /// Verifies the blob store's database `HOME/blobs/blobs.db` (when it
