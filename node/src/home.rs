@@ -109,9 +109,8 @@ impl Home {
     fn check_outside(&self, path: &Path, doing: &'static str) -> Result<(), NodeError> {
         let io = |e| NodeError::io(format!("resolving {}", path.display()), e);
         let target = resolve(path).map_err(io)?;
-        let home = resolve(&self.root).map_err(|e| {
-            NodeError::io(format!("resolving the home {}", self.root.display()), e)
-        })?;
+        let home = resolve(&self.root)
+            .map_err(|e| NodeError::io(format!("resolving the home {}", self.root.display()), e))?;
         let relation = if target == home {
             "is the node's home"
         } else if target.starts_with(&home) {

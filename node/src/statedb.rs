@@ -24,14 +24,20 @@ pub(crate) fn open_state(home: &Home) -> Result<redb::Database, NodeError> {
         Err(e) => return Err(NodeError::io(format!("reading {}", path.display()), e)),
     };
     if len == 0 && store_has_data(&home.blobs_dir())? {
-        let what = if path.exists() { "is empty" } else { "is missing" };
+        let what = if path.exists() {
+            "is empty"
+        } else {
+            "is missing"
+        };
         return Err(NodeError::StateLost {
             state: path,
             what,
             store: home.blobs_dir(),
         });
     }
-    open_checked(&path, state_recovery(home), || redb::Database::create(&path))
+    open_checked(&path, state_recovery(home), || {
+        redb::Database::create(&path)
+    })
 }
 
 /// Opens `HOME/state.redb` read-only (for lookups that need nothing else);

@@ -364,7 +364,9 @@ impl Node {
             let socket = with.agent_socket.filter(|s| !s.as_os_str().is_empty());
             let socket = match socket {
                 Some(socket) => socket,
-                None if with.agent => return Err(trust_err("no ssh-agent: SSH_AUTH_SOCK is not set")),
+                None if with.agent => {
+                    return Err(trust_err("no ssh-agent: SSH_AUTH_SOCK is not set"));
+                }
                 None => return Err(NodeError::KeyMissing { path: key_path }),
             };
             return Ok(Box::new(AgentSigner::new(socket, self.public().clone())));

@@ -47,7 +47,12 @@ fn node_with_tree() -> (TestNode, String) {
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), b"alpha").unwrap();
     std::fs::write(src.join("sub/b.txt"), b"beta").unwrap();
-    let hash = first_word(&node.ok(["add".as_ref(), "--pin".as_ref(), "t".as_ref(), src.as_os_str()]));
+    let hash = first_word(&node.ok([
+        "add".as_ref(),
+        "--pin".as_ref(),
+        "t".as_ref(),
+        src.as_os_str(),
+    ]));
     (node, hash)
 }
 
@@ -80,11 +85,20 @@ fn export_and_get_refuse_the_home_its_inside_and_its_parents() {
     ];
     for dest in &dests {
         let out = node
-            .cmd(["export".as_ref(), "t".as_ref(), dest.as_os_str(), "--force".as_ref()])
+            .cmd([
+                "export".as_ref(),
+                "t".as_ref(),
+                dest.as_os_str(),
+                "--force".as_ref(),
+            ])
             .output()
             .unwrap();
         let err = refused(&out);
-        assert!(err.contains("refusing to write to"), "{}: {err}", dest.display());
+        assert!(
+            err.contains("refusing to write to"),
+            "{}: {err}",
+            dest.display()
+        );
         assert!(err.contains("node's home"), "{err}");
         assert_home_intact(&node);
     }
@@ -102,7 +116,12 @@ fn export_and_get_refuse_the_home_its_inside_and_its_parents() {
     let daemon = node.start_daemon();
     for dest in [home.clone(), node.root()] {
         let out = node
-            .cmd(["export".as_ref(), "t".as_ref(), dest.as_os_str(), "--force".as_ref()])
+            .cmd([
+                "export".as_ref(),
+                "t".as_ref(),
+                dest.as_os_str(),
+                "--force".as_ref(),
+            ])
             .output()
             .unwrap();
         assert!(refused(&out).contains("refusing to write to"));
@@ -116,7 +135,11 @@ fn export_and_get_refuse_the_home_its_inside_and_its_parents() {
             ])
             .output()
             .unwrap();
-        assert!(refused(&out).contains("refusing to write to"), "{}", stderr(&out));
+        assert!(
+            refused(&out).contains("refusing to write to"),
+            "{}",
+            stderr(&out)
+        );
         assert_home_intact(&node);
     }
     // Files written with -o are refused there as well.
@@ -155,15 +178,14 @@ fn add_refuses_the_home_and_what_contains_it() {
         link,
         home.join("../home/."),
     ] {
-        let out = node.cmd(["add".as_ref(), path.as_os_str()]).output().unwrap();
+        let out = node
+            .cmd(["add".as_ref(), path.as_os_str()])
+            .output()
+            .unwrap();
         let err = refused(&out);
         assert!(err.contains("refusing to add"), "{}: {err}", path.display());
     }
-    let out = node
-        .cmd(["add", "."])
-        .current_dir(&home)
-        .output()
-        .unwrap();
+    let out = node.cmd(["add", "."]).current_dir(&home).output().unwrap();
     assert!(refused(&out).contains("refusing to add"));
     assert_eq!(node.ok(["pin", "ls"]).lines().count(), 1);
 }
@@ -174,7 +196,9 @@ fn damage_middle(path: &Path) {
     assert!(len > 8192, "{} is only {len} bytes", path.display());
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(len / 2 - 2048)).unwrap();
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     f.write_all(&garbage).unwrap();
     f.sync_all().unwrap();
 }
@@ -185,7 +209,12 @@ fn node_with_history() -> TestNode {
     for i in 0..40 {
         let file = node.scratch(&format!("f{i}"));
         std::fs::write(&file, format!("file {i} ").repeat(300)).unwrap();
-        node.ok(["add".as_ref(), "--pin".as_ref(), format!("p{i}").as_ref(), file.as_os_str()]);
+        node.ok([
+            "add".as_ref(),
+            "--pin".as_ref(),
+            format!("p{i}").as_ref(),
+            file.as_os_str(),
+        ]);
     }
     node
 }
@@ -201,7 +230,10 @@ fn a_damaged_state_database_is_an_error_naming_it_not_a_panic() {
         assert!(err.contains("state.redb"), "{args:?}: {err}");
         assert!(err.contains("damaged"), "{args:?}: {err}");
     }
-    let out = node.cmd(["start", "--bind", "127.0.0.1:0"]).output().unwrap();
+    let out = node
+        .cmd(["start", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert!(refused(&out).contains("state.redb"));
 
     // Lookups open the state alone, read-only, and cannot verify it all
@@ -226,7 +258,9 @@ fn damage_from(path: &Path, offset: u64) {
     let len = std::fs::metadata(path).unwrap().len();
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
-    let garbage: Vec<u8> = (offset..len).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (offset..len)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     f.write_all(&garbage).unwrap();
     f.sync_all().unwrap();
 }
@@ -242,7 +276,10 @@ fn a_damaged_blob_database_is_an_error_naming_it_not_a_panic() {
         assert!(err.contains("blobs.db"), "{args:?}: {err}");
         assert!(err.contains("damaged"), "{args:?}: {err}");
     }
-    let out = node.cmd(["start", "--bind", "127.0.0.1:0"]).output().unwrap();
+    let out = node
+        .cmd(["start", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert!(refused(&out).contains("blobs.db"));
 }
 
@@ -265,7 +302,10 @@ fn a_lost_or_emptied_state_is_refused_not_recreated() {
             assert!(err.contains("state.redb"), "{lose} {args:?}: {err}");
             assert!(err.contains("restore"), "{lose} {args:?}: {err}");
         }
-        let out = node.cmd(["start", "--bind", "127.0.0.1:0"]).output().unwrap();
+        let out = node
+            .cmd(["start", "--bind", "127.0.0.1:0"])
+            .output()
+            .unwrap();
         assert!(refused(&out).contains("state.redb"));
         // Nothing was created in its place.
         let len = std::fs::metadata(&state).map(|m| m.len()).unwrap_or(0);
@@ -299,7 +339,10 @@ fn a_key_file_others_can_read_is_refused_with_the_chmod_that_fixes_it() {
     let err = refused(&out);
     assert!(err.contains("UNPROTECTED PRIVATE KEY FILE"), "{err}");
     assert!(err.contains("0644"), "{err}");
-    assert!(err.contains(&format!("chmod 600 {}", key.display())), "{err}");
+    assert!(
+        err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     node.ok(["id"]);
 
@@ -313,7 +356,10 @@ fn a_key_file_others_can_read_is_refused_with_the_chmod_that_fixes_it() {
         .output()
         .unwrap();
     let err = refused(&out);
-    assert!(err.contains(&format!("chmod 600 '{}'", loose.display())), "{err}");
+    assert!(
+        err.contains(&format!("chmod 600 '{}'", loose.display())),
+        "{err}"
+    );
     assert!(!other.home().join("id_ed25519").exists());
 }
 
@@ -341,7 +387,10 @@ fn a_missing_key_file_says_so_and_how_to_get_one() {
         .output()
         .unwrap();
     let err = refused(&out);
-    assert!(err.contains(&format!("{}: no such key file", key.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}: no such key file", key.display())),
+        "{err}"
+    );
     assert!(err.contains("ssh-agent"), "{err}");
 }
 
@@ -362,7 +411,10 @@ fn with_json_errors_are_json_on_stderr_with_the_same_exit_codes() {
     assert_eq!(json.status.code(), text.status.code());
     assert_eq!(json.status.code(), Some(1));
     let value = json_error(&json);
-    assert!(value["error"].as_str().unwrap().contains("nosuch"), "{value}");
+    assert!(
+        value["error"].as_str().unwrap().contains("nosuch"),
+        "{value}"
+    );
     assert!(stderr(&text).starts_with("error: "));
 
     // Arguments that do not parse: clap's exit code, as JSON.
@@ -382,8 +434,16 @@ fn with_json_errors_are_json_on_stderr_with_the_same_exit_codes() {
     let _daemon = node.start_daemon();
     let out = node.cmd(["--json", "cat", "nosuch"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(json_error(&out)["error"].as_str().unwrap().contains("nosuch"));
-    let out = node.cmd(["--json", "pin", "rm", "nosuch"]).output().unwrap();
+    assert!(
+        json_error(&out)["error"]
+            .as_str()
+            .unwrap()
+            .contains("nosuch")
+    );
+    let out = node
+        .cmd(["--json", "pin", "rm", "nosuch"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     json_error(&out);
 }
@@ -396,7 +456,12 @@ fn pin_names_that_look_like_hashes_or_paths_are_refused() {
     for name in [hash.as_str(), &hash.to_uppercase(), "a/b", "/", "rel/"] {
         let err = node.fails(["pin", "add", name, "t"]);
         assert!(err.contains("invalid pin name"), "{name}: {err}");
-        let err = node.fails(["add".as_ref(), "--pin".as_ref(), name.as_ref(), file.as_os_str()]);
+        let err = node.fails([
+            "add".as_ref(),
+            "--pin".as_ref(),
+            name.as_ref(),
+            file.as_os_str(),
+        ]);
         assert!(err.contains("invalid pin name"), "{name}: {err}");
     }
     let err = node.fails(["pin", "add", &hash, "t"]);
@@ -426,14 +491,28 @@ fn replacing_a_pin_says_what_it_replaced() {
 
     // add --pin, as text (a note beside b3sum's line) and as JSON.
     let out = node
-        .cmd(["add".as_ref(), "--pin".as_ref(), "t".as_ref(), file.as_os_str()])
+        .cmd([
+            "add".as_ref(),
+            "--pin".as_ref(),
+            "t".as_ref(),
+            file.as_os_str(),
+        ])
         .output()
         .unwrap();
     check_success(&out);
     assert_eq!(first_word(&String::from_utf8_lossy(&out.stdout)), blob);
-    assert!(stderr(&out).contains(&format!("it was {tree}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("it was {tree}")),
+        "{}",
+        stderr(&out)
+    );
     let src = node.scratch("src");
-    let value = node.json(["add".as_ref(), "--pin".as_ref(), "t".as_ref(), src.as_os_str()]);
+    let value = node.json([
+        "add".as_ref(),
+        "--pin".as_ref(),
+        "t".as_ref(),
+        src.as_os_str(),
+    ]);
     assert_eq!(value[0]["replaced"], blob.as_str(), "{value}");
 }
 

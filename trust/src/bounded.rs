@@ -26,7 +26,9 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// The file holds more than the limit.
-    #[error("{path} is larger than {limit} bytes, more than such a file can hold: refusing to read it")]
+    #[error(
+        "{path} is larger than {limit} bytes, more than such a file can hold: refusing to read it"
+    )]
     TooLarge {
         /// The file.
         path: PathBuf,
@@ -141,6 +143,9 @@ mod tests {
     #[test]
     fn an_endless_file_is_refused_after_the_limit() {
         let err = read_bounded(Path::new("/dev/zero"), 1024).unwrap_err();
-        assert!(matches!(err, ReadError::TooLarge { limit: 1024, .. }), "{err}");
+        assert!(
+            matches!(err, ReadError::TooLarge { limit: 1024, .. }),
+            "{err}"
+        );
     }
 }

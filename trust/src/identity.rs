@@ -46,7 +46,8 @@ pub enum IdentityError {
     #[error(
         "UNPROTECTED PRIVATE KEY FILE: permissions {mode:04o} for {path} are too open: \
          a private key must not be accessible by others, so it is ignored; \
-         fix it with `chmod 600 {}`", shell_quote(path)
+         fix it with `chmod 600 {}`",
+        shell_quote(path)
     )]
     Unprotected {
         /// The key file.
@@ -206,10 +207,9 @@ impl NodeKey {
                 ReadError::TooLarge { .. } | ReadError::NotText { .. } => {
                     IdentityError::malformed(path, "the file is far too large to be a key file")
                 }
-                ReadError::Io { cause, .. } => IdentityError::io(
-                    format!("cannot read key file {}", path.display()),
-                    cause,
-                ),
+                ReadError::Io { cause, .. } => {
+                    IdentityError::io(format!("cannot read key file {}", path.display()), cause)
+                }
             },
         )?;
         let key = Self::from_bytes(path, bytes)?;
