@@ -63,8 +63,13 @@ pub enum CasError {
     #[error("{0} already exists (use --force to replace it)")]
     DestinationExists(PathBuf),
     /// A pin name that is not usable.
-    #[error("invalid pin name {0:?}: use 1 to 255 printable characters, no whitespace")]
-    BadPinName(String),
+    #[error("invalid pin name {name:?}: {reason}")]
+    BadPinName {
+        /// The name.
+        name: String,
+        /// Why it cannot be one.
+        reason: &'static str,
+    },
     /// No pin by that name.
     #[error("no pin named {0:?}")]
     PinNotFound(String),

@@ -20,6 +20,13 @@ pub struct Pin {
     pub hash: Hash,
     /// Blob or tree.
     pub kind: ObjectKind,
+    /// What the pin pointed at before, when pinning replaced it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_hex_opt"
+    )]
+    pub replaced: Option<Hash>,
 }
 
 /// Opens the pins table for reading; `None` before the first pin was written
@@ -34,31 +41,69 @@ fn read_table(
     }
 }
 
-/// Checks a pin name: 1 to 255 bytes, no whitespace or control characters.
+/// Checks a pin name: 1 to 255 bytes, no whitespace or control characters,
+/// no `/` (it separates a pin from a path inside its tree), and not 64 hex
+/// digits (that names an object by its hash).
 pub fn validate_pin_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
+    let reason = if name.is_empty()
+        || name.len() > 255
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        Some("use 1 to 255 printable characters, no whitespace")
+    } else if name.contains('/') {
+        Some("it contains '/', which separates a pin from a path inside its tree")
+    } else if crate::parse_hash(name).is_ok() {
+        Some("it looks like a hash (64 hex digits), which names an object by its content")
     } else {
-        Err(CasError::BadPinName(name.to_owned()))
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(CasError::BadPinName {
+            name: name.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// Serde adapter for an optional hash as 64 hex digits.
+mod serde_hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::Hash;
+
+    pub fn serialize<S: Serializer>(hash: &Option<Hash>, s: S) -> Result<S::Ok, S::Error> {
+        match hash {
+            Some(hash) => crate::hash::serde_hex::serialize(hash, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Hash>, D::Error> {
+        #[derive(Deserialize)]
+        struct Hex(#[serde(with = "crate::hash::serde_hex")] Hash);
+        Ok(Option::<Hex>::deserialize(d)?.map(|h| h.0))
     }
 }
 
 impl Store {
-    /// Pins `hash` under `name`, replacing any pin of that name. The object
-    /// must be stored.
+    /// Pins `hash` under `name`, replacing any pin of that name (the pin
+    /// returned says what it replaced). The object must be stored.
     pub async fn pin(&self, name: &str, hash: Hash) -> Result<Pin> {
         validate_pin_name(name)?;
         let kind = self.kind(hash).await?;
         let tx = self.db.begin_write()?;
-        tx.open_table(PINS)?.insert(name, hash.as_bytes())?;
+        let replaced = tx
+            .open_table(PINS)?
+            .insert(name, hash.as_bytes())?
+            .map(|old| Hash::from_bytes(*old.value()))
+            .filter(|old| *old != hash);
         tx.commit()?;
         Ok(Pin {
             name: name.to_owned(),
             hash,
             kind,
+            replaced,
         })
     }
 
@@ -99,7 +144,12 @@ impl Store {
         for (name, hash) in raw {
             // A pinned object that went missing is reported by fsck; list it as a blob.
             let kind = self.kind(hash).await.unwrap_or(ObjectKind::Blob);
-            pins.push(Pin { name, hash, kind });
+            pins.push(Pin {
+                name,
+                hash,
+                kind,
+                replaced: None,
+            });
         }
         Ok(pins)
     }

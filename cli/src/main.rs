@@ -33,7 +33,18 @@ use crate::{
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to standard output as usual.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) if std::env::args().any(|a| a == "--json") => {
+            let text = e.to_string();
+            output::print_error_json(text.trim_start_matches("error: ").trim_end());
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.json;
     // The daemon says what it does; a command only warns.
     let default_filter = match cli.command {
         Command::Start { .. } => "info",
@@ -62,13 +73,22 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let message = format!("cannot start the async runtime: {e}");
+            if json {
+                output::print_error_json(&message);
+            } else {
+                eprintln!("error: {message}");
+            }
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if json => {
+            output::print_error_json(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -189,7 +209,10 @@ fn requests(command: Command) -> Result<Vec<Request>> {
             };
             return Ok(paths.into_iter().map(each).collect());
         }
-        Command::Cat { object } => Request::Cat { object },
+        Command::Cat { object } => Request::Cat {
+            object,
+            terminal: std::io::stdout().is_terminal(),
+        },
         Command::Ls { object } => Request::Ls { object },
         Command::Export {
             object,

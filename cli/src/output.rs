@@ -71,7 +71,12 @@ impl Out {
 
     /// One added path, as `b3sum` prints it: `HASH  PATH`.
     pub fn added(&self, added: &AddResult) -> Result<()> {
-        self.text(format_args!("{}  {}\n", added.added.hash, added.source))
+        self.text(format_args!("{}  {}\n", added.added.hash, added.source))?;
+        // Standard output stays in b3sum's format; this is a note.
+        if let (false, Some(pin), Some(old)) = (self.json, &added.pin, &added.replaced) {
+            eprintln!("pin {pin} replaced: it was {old}");
+        }
+        Ok(())
     }
 
     /// All added paths (JSON only; text was printed as each finished).
@@ -119,8 +124,12 @@ impl Out {
         if self.json {
             return self.print_json(pin);
         }
+        let replaced = match &pin.replaced {
+            Some(old) => format!(" (replacing {old})"),
+            None => String::new(),
+        };
         self.text(format_args!(
-            "pinned {} -> {} {}\n",
+            "pinned {} -> {} {}{replaced}\n",
             pin.name, pin.kind, pin.hash
         ))
     }
@@ -561,4 +570,11 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || cause.to_string().contains("Broken pipe")
     })
+}
+
+/// Prints an error on standard error as one JSON object, for `--json`:
+/// `{"error": MESSAGE}`, the message with its causes.
+pub fn print_error_json(message: &str) {
+    let value = serde_json::json!({ "error": message });
+    eprintln!("{value}");
 }

@@ -93,6 +93,10 @@ pub enum Request {
     Cat {
         /// OBJECT.
         object: String,
+        /// The client's standard output is a terminal: a tree is refused
+        /// (its encoding is binary), pointing to `ls`.
+        #[serde(default)]
+        terminal: bool,
     },
     /// List a tree.
     Ls {
@@ -693,7 +697,10 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
                     .await?,
             )
         }
-        Request::Cat { object } => {
+        Request::Cat { object, terminal } => {
+            if terminal && node.kind(&object).await? == clive_cas::ObjectKind::Tree {
+                return Err(NodeError::TreeToTerminal { object }.into());
+            }
             let mut out = ctx.stdout();
             let bytes = node.cat(&object, &mut out).await?;
             out.flush()
@@ -799,6 +806,10 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
             pin,
         } => {
             let from = from.map(key);
+            // Refused before fetching, not after.
+            if let Some(dest) = &out {
+                node.home().check_destination(&path(dest))?;
+            }
             let mut fetched = node
                 .get_and_pin(&hash, from.as_deref(), pin.as_deref(), ctx.progress())
                 .await?;

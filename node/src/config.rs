@@ -49,6 +49,9 @@ pub struct NetConfig {
     pub relay: Option<String>,
 }
 
+/// A configuration file larger than this is not one.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
 fn default_version() -> u32 {
     1
 }
@@ -56,10 +59,10 @@ fn default_version() -> u32 {
 impl Config {
     /// Reads `path`; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match clive_trust::read_bounded_to_string(path, MAX_CONFIG_LEN) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(NodeError::io(format!("reading {}", path.display()), e)),
+            Err(clive_trust::ReadError::NotFound { .. }) => String::new(),
+            Err(e) => return Err(e.into()),
         };
         let config: Config = toml::from_str(&text).map_err(|e| NodeError::Config {
             path: path.to_owned(),

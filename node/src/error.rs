@@ -35,6 +35,21 @@ pub enum NodeError {
         /// Its command line, if known.
         command: Option<String>,
     },
+    /// A path to write to or to add that overlaps the node's home.
+    #[error(
+        "refusing to {doing} {path}: it {relation} ({home}), which holds the node's key, \
+         store and state; choose a path outside it"
+    )]
+    OverlapsHome {
+        /// What was to be done with the path.
+        doing: &'static str,
+        /// The path, as given.
+        path: PathBuf,
+        /// How it overlaps the home.
+        relation: &'static str,
+        /// The home.
+        home: PathBuf,
+    },
     /// `config.toml` is invalid.
     #[error("{path}: {reason}")]
     Config {
@@ -46,6 +61,15 @@ pub enum NodeError {
     /// A string that names neither a hash nor a pin.
     #[error("{0:?} is neither a hash (64 hex digits) nor the name of a pin")]
     UnknownObject(String),
+    /// `cat` of a tree to a terminal.
+    #[error(
+        "{object} is a tree, whose encoding is binary: list it with `clive-node ls {object}` \
+         or write it out with `clive-node export {object} DIR`"
+    )]
+    TreeToTerminal {
+        /// OBJECT, as given.
+        object: String,
+    },
     /// A path inside a tree that names nothing.
     #[error("{tree} has no entry {name:?}")]
     NoSuchPath {
@@ -63,12 +87,52 @@ pub enum NodeError {
     /// Certificates, chains, roots, signatures.
     #[error("{0}")]
     Trust(String),
+    /// The home has the node's public key but not its private key file,
+    /// and no ssh-agent was given to sign with.
+    #[error(
+        "{path}: no such key file: this home holds only the node's public key; \
+         sign with the key in an ssh-agent (set SSH_AUTH_SOCK), or put the private key \
+         back at {path} (mode 0600)"
+    )]
+    KeyMissing {
+        /// The key file.
+        path: PathBuf,
+    },
     /// The node's key.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// A file given by path could not be read, or is far too large.
+    #[error(transparent)]
+    Read(#[from] clive_trust::ReadError),
     /// The store.
     #[error(transparent)]
     Cas(#[from] CasError),
+    /// A database of the home (`state.redb`, `blobs/blobs.db`) is damaged
+    /// beyond what redb can repair.
+    #[error("{path} is damaged ({reason}): {recovery}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What redb found.
+        reason: String,
+        /// How to recover.
+        recovery: String,
+    },
+    /// `state.redb` is missing or empty while the store holds objects.
+    #[error(
+        "{state} {what}, but the store {store} holds objects: refusing to start over, which \
+         would lose every pin (and let gc remove everything); stop any daemon and restore \
+         {state} from a backup, or, to start over without the pins, move the store aside \
+         (mv {store} {store}.old)"
+    )]
+    StateLost {
+        /// The state file.
+        state: PathBuf,
+        /// "is missing" or "is empty".
+        what: &'static str,
+        /// The store directory.
+        store: PathBuf,
+    },
     /// The state database.
     #[error("state database {path}: {reason}")]
     State {

@@ -12,7 +12,7 @@
 //! HOME/control.sock  the running daemon's control socket (mode 0600)
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::NodeError;
 
@@ -90,8 +90,143 @@ impl Home {
         self.root.join("control.sock")
     }
 
+    /// Refuses `dest` as a place to write files (`export`, `get -o`, job
+    /// outputs, files written with `-o`) when it is the home, inside it or
+    /// one of its parents: writing there, or replacing it with `--force`,
+    /// would destroy the node's key, store or state.
+    pub fn check_destination(&self, dest: &Path) -> Result<(), NodeError> {
+        self.check_outside(dest, "write to")
+    }
+
+    /// Refuses `source` as something to add when it is the home, inside it
+    /// or one of its parents: it would store the node's private key.
+    pub fn check_source(&self, source: &Path) -> Result<(), NodeError> {
+        self.check_outside(source, "add")
+    }
+
+    /// Refuses `path` when it and the home overlap, comparing the paths
+    /// with symlinks and `..` resolved.
+    fn check_outside(&self, path: &Path, doing: &'static str) -> Result<(), NodeError> {
+        let io = |e| NodeError::io(format!("resolving {}", path.display()), e);
+        let target = resolve(path).map_err(io)?;
+        let home = resolve(&self.root)
+            .map_err(|e| NodeError::io(format!("resolving the home {}", self.root.display()), e))?;
+        let relation = if target == home {
+            "is the node's home"
+        } else if target.starts_with(&home) {
+            "is inside the node's home"
+        } else if home.starts_with(&target) {
+            "contains the node's home"
+        } else {
+            return Ok(());
+        };
+        Err(NodeError::OverlapsHome {
+            doing,
+            path: path.to_owned(),
+            relation,
+            home: self.root.clone(),
+        })
+    }
+
     /// Whether `init` has run here.
     pub fn is_initialized(&self) -> bool {
         self.key_path().exists() || self.pub_key_path().exists()
+    }
+}
+
+/// How many symlinks [`resolve`] follows before giving up (as Linux does).
+const MAX_SYMLINKS: usize = 40;
+
+/// `path` made absolute with every symlink and `..` resolved, also when its
+/// last components do not exist yet (they are taken as written, since
+/// creating them creates plain directories).
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let mut path = std::path::absolute(path)?;
+    for _ in 0..MAX_SYMLINKS {
+        let components: Vec<Component<'_>> = path.components().collect();
+        // The longest prefix that exists, resolved by the file system.
+        let mut found = None;
+        for i in (1..=components.len()).rev() {
+            let prefix: PathBuf = components[..i].iter().collect();
+            if let Ok(real) = std::fs::canonicalize(&prefix) {
+                found = Some((i, real));
+                break;
+            }
+        }
+        let (i, mut real) = found.unwrap_or((0, PathBuf::from("/")));
+        let rest = &components[i..];
+        // The first missing component may be a symlink whose target is
+        // missing: what is written through it lands at the target.
+        if let Some(first) = rest.first() {
+            let link = real.join(first);
+            if let Ok(target) = std::fs::read_link(&link) {
+                let mut next = real.join(target);
+                next.extend(&rest[1..]);
+                path = std::path::absolute(next)?;
+                continue;
+            }
+        }
+        for c in rest {
+            match c {
+                Component::ParentDir => {
+                    real.pop();
+                }
+                Component::Normal(name) => real.push(name),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
+        return Ok(real);
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_SYMLINKS} levels of symbolic links"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn destinations_overlapping_the_home_are_refused_however_they_are_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let home = Home::new(root.join("home"));
+        std::fs::create_dir_all(home.root().join("blobs")).unwrap();
+        symlink(home.root(), root.join("link")).unwrap();
+        symlink(home.root().join("new"), root.join("dangling")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        for refused in [
+            home.root().to_owned(),
+            home.root().join("blobs"),
+            home.root().join("a/b/c"),
+            root.clone(),
+            PathBuf::from("/"),
+            root.join("link"),
+            root.join("link/x"),
+            root.join("dangling"),
+            root.join("dangling/deeper"),
+            root.join("x/../home"),
+            root.join("home/./blobs/.."),
+            root.join("other/../../").join(root.file_name().unwrap()),
+        ] {
+            assert!(
+                home.check_destination(&refused).is_err(),
+                "{}",
+                refused.display()
+            );
+        }
+        for allowed in [
+            root.join("out"),
+            root.join("home2"),
+            root.join("hom"),
+            root.join("home/../out"),
+            root.join("new/deeper"),
+        ] {
+            home.check_destination(&allowed)
+                .unwrap_or_else(|e| panic!("{}: {e}", allowed.display()));
+        }
+        assert!(home.check_destination(&root.join("loop")).is_err());
     }
 }

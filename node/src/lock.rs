@@ -33,8 +33,9 @@ impl HomeLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
+                // A process id: a few digits, whatever else the file holds.
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let _ = Read::take(&file, 64).read_to_string(&mut text);
                 let pid = text.trim().parse::<u32>().ok();
                 return Err(NodeError::HomeInUse {
                     home: home.root().to_owned(),
@@ -54,7 +55,8 @@ impl HomeLock {
 
 /// The command line of a process, for messages.
 fn command_of(pid: u32) -> Option<String> {
-    let raw = std::fs::read(PathBuf::from(format!("/proc/{pid}/cmdline"))).ok()?;
+    let raw = clive_trust::read_bounded(&PathBuf::from(format!("/proc/{pid}/cmdline")), 64 * 1024)
+        .ok()?;
     let words: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|w| !w.is_empty())

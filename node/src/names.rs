@@ -135,6 +135,7 @@ impl Node {
                     || PathBuf::from(format!("{zone}.{}.root.json", change.root.version)),
                     Path::to_path_buf,
                 );
+                self.home().check_destination(&path)?;
                 std::fs::write(&path, bytes)
                     .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))?;
                 Some(path)
@@ -409,6 +410,7 @@ impl Node {
             None => self.signer(with)?,
         };
         let (signed, status) = Zones::root_sign(&bytes, signer.as_ref())?;
+        self.home().check_destination(file)?;
         std::fs::write(file, signed)
             .map_err(|e| NodeError::io(format!("writing {}", file.display()), e))?;
         Ok(RootSigned {
@@ -614,6 +616,7 @@ impl Node {
     /// `DIR/targets` (each target under each of its hashes, as clients
     /// using consistent snapshots ask for it, and under its plain name).
     pub async fn name_export(&self, zone: &str, dir: &Path) -> Result<ZoneExported, NodeError> {
+        self.home().check_destination(dir)?;
         let zones = self.zones();
         let files = zones.files(zone)?;
         let meta = dir.join("metadata");
@@ -700,19 +703,10 @@ fn publish(
     })
 }
 
-/// Reads a metadata file given by the user, refusing anything over 16 MiB.
+/// Reads a metadata file given by the user, refusing it once it yields
+/// more than 16 MiB.
 fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
-    if meta.len() > net_zones::MAX_FILE {
-        return Err(NodeError::Naming(format!(
-            "{} is {} bytes; metadata files are at most {}",
-            path.display(),
-            meta.len(),
-            net_zones::MAX_FILE
-        )));
-    }
-    std::fs::read(path).map_err(|e| NodeError::io(format!("reading {}", path.display()), e))
+    Ok(clive_trust::read_bounded(path, net_zones::MAX_FILE)?)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
@@ -731,21 +725,28 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 pub struct StateView {
     zones: Zones,
     identity: Option<clive_trust::PublicIdentity>,
+    home: crate::Home,
 }
 
 impl StateView {
     /// Opens `home`'s state read-only. Fails when another process has it
     /// open for writing (then the caller opens the node, which says who).
     pub fn open(home: &crate::Home) -> Result<StateView, NodeError> {
-        let path = home.state_path();
-        let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| NodeError::State {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let db = crate::statedb::open_state_read_only(home)?;
         Ok(StateView {
             zones: Zones::read_only(Arc::new(db)),
             identity: crate::node::read_public_key_file(&home.pub_key_path()),
+            home: home.clone(),
         })
+    }
+
+    /// Runs `read` on the zones and the node's key; a damaged state is an
+    /// error naming it, not a panic.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&Zones, Option<&clive_trust::PublicIdentity>) -> Result<T, NodeError>,
+    ) -> Result<T, NodeError> {
+        crate::statedb::read_state(&self.home, || read(&self.zones, self.identity.as_ref()))
     }
 
     /// The zones in it.

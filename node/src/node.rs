@@ -91,6 +91,9 @@ pub struct AddResult {
     /// The pin created, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
+    /// What that pin pointed at before, when it replaced another object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
     /// The object.
     #[serde(flatten)]
     pub added: Added,
@@ -184,13 +187,8 @@ impl Node {
         let lock = HomeLock::acquire(home)?;
         let config = Config::load(&home.config_path())?;
         let identity = read_identity(home)?;
-        let state_path = home.state_path();
-        let db = Arc::new(
-            redb::Database::create(&state_path).map_err(|e| NodeError::State {
-                path: state_path.clone(),
-                reason: e.to_string(),
-            })?,
-        );
+        let db = Arc::new(crate::statedb::open_state(home)?);
+        crate::statedb::check_blob_db(home)?;
         let store = Store::open(&home.blobs_dir(), db.clone()).await?;
         let trust = NodeTrust::open(
             db.clone(),
@@ -295,6 +293,7 @@ impl Node {
         if let Some(name) = pin {
             clive_cas::pins::validate_pin_name(name)?;
         }
+        self.home.check_source(path)?;
         let (added, guard) = self.store.add_path(path, progress).await?;
         self.finish_add(path.display().to_string(), added, guard, pin)
             .await
@@ -323,13 +322,15 @@ impl Node {
     ) -> Result<AddResult, NodeError> {
         // Durable before it is reported, and pinned before it is unprotected.
         self.store.sync().await?;
+        let mut replaced = None;
         if let Some(name) = pin {
-            self.store.pin(name, added.hash).await?;
+            replaced = self.store.pin(name, added.hash).await?.replaced;
         }
         drop(guard);
         Ok(AddResult {
             source,
             pin: pin.map(str::to_owned),
+            replaced: replaced.map(|h| h.to_string()),
             added,
         })
     }
@@ -385,6 +386,7 @@ impl Node {
         force: bool,
         progress: Arc<dyn Progress>,
     ) -> Result<Exported, NodeError> {
+        self.home.check_destination(dest)?;
         let hash = self.resolve(object).await?;
         Ok(self.store.export(hash, dest, force, progress).await?)
     }
@@ -403,6 +405,7 @@ impl Node {
             name: name.to_owned(),
             hash,
             kind,
+            replaced: None,
         })
     }
 
@@ -439,12 +442,7 @@ fn write_default_config(home: &Home) -> Result<(), NodeError> {
 
 /// The public key in `path`, if the file is an OpenSSH public key (line).
 pub(crate) fn read_public_key_file(path: &Path) -> Option<PublicIdentity> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.len() > 16 * 1024 {
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    PublicIdentity::parse(text.lines().next()?).ok()
+    PublicIdentity::read_file(path).ok()
 }
 
 /// The node's public identity: from its key file, or its `.pub` alone.
@@ -459,13 +457,17 @@ fn read_identity(home: &Home) -> Result<PublicIdentity, NodeError> {
     })
 }
 
+/// Creates the home readable by its owner alone; one that exists already
+/// (made by `mkdir` or `mktemp -d`) is made so too.
 fn create_private_dir(path: &Path) -> Result<(), NodeError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| NodeError::io(format!("creating {}", path.display()), e))
+        .map_err(|e| NodeError::io(format!("creating {}", path.display()), e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| NodeError::io(format!("making {} private (mode 0700)", path.display()), e))
 }
 
 fn default_comment() -> String {

@@ -296,10 +296,10 @@ impl NodeTrust {
         }
         let path = Path::new(key);
         if path.is_file() {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
-            return PublicIdentity::parse(text.lines().next().unwrap_or_default())
-                .map_err(|e| NodeError::UnknownKey(format!("{}: {e}", path.display())));
+            return PublicIdentity::read_file(path).map_err(|e| match e {
+                clive_trust::IdentityError::Read(e) => NodeError::Read(e),
+                e => NodeError::UnknownKey(format!("{}: {e}", path.display())),
+            });
         }
         Err(NodeError::UnknownKey(format!(
             "{key:?} is not a public key line, a file holding one, an endpoint id, or the fingerprint of a known key"
@@ -330,19 +330,13 @@ fn trust_err(e: impl std::fmt::Display) -> NodeError {
     NodeError::Trust(e.to_string())
 }
 
-/// Reads a certificate, signature or revocation file, refusing anything
-/// larger than a certificate can be before reading it.
+/// Reads a certificate, signature or revocation file, refusing it once it
+/// yields more than a certificate can be.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, NodeError> {
-    let io = |e| NodeError::io(format!("reading {}", path.display()), e);
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > clive_trust::cert::MAX_CERT_LEN as u64 {
-        return Err(trust_err(format!(
-            "{}: {}",
-            path.display(),
-            CertError::TooLarge(meta.len() as usize)
-        )));
-    }
-    std::fs::read(path).map_err(io)
+    Ok(clive_trust::read_bounded(
+        path,
+        clive_trust::cert::MAX_CERT_LEN as u64,
+    )?)
 }
 
 /// Reads a certificate file: the encoding (signature inline), or a body
@@ -367,10 +361,14 @@ impl Node {
     pub(crate) fn signer(&self, with: SignWith<'_>) -> Result<Box<dyn Signer>, NodeError> {
         let key_path = self.home().key_path();
         if with.agent || !key_path.exists() {
-            let socket = with
-                .agent_socket
-                .filter(|s| !s.as_os_str().is_empty())
-                .ok_or_else(|| trust_err("no ssh-agent: SSH_AUTH_SOCK is not set"))?;
+            let socket = with.agent_socket.filter(|s| !s.as_os_str().is_empty());
+            let socket = match socket {
+                Some(socket) => socket,
+                None if with.agent => {
+                    return Err(trust_err("no ssh-agent: SSH_AUTH_SOCK is not set"));
+                }
+                None => return Err(NodeError::KeyMissing { path: key_path }),
+            };
             return Ok(Box::new(AgentSigner::new(socket, self.public().clone())));
         }
         let key = NodeKey::read(&key_path)?;
@@ -424,6 +422,7 @@ impl Node {
         let text = body.encode();
         let cert = body.sign(self.signer(with)?.as_ref()).map_err(trust_err)?;
         if let Some(out) = out {
+            self.home().check_destination(out)?;
             let sig_path = with_suffix(out, ".sig");
             std::fs::write(out, &text)
                 .map_err(|e| NodeError::io(format!("writing {}", out.display()), e))?;
@@ -534,6 +533,7 @@ impl Node {
         let r = Revocation::sign(id, SystemClock.now(), self.signer(with)?.as_ref())
             .map_err(trust_err)?;
         if let Some(out) = out {
+            self.home().check_destination(out)?;
             std::fs::write(out, r.encode())
                 .map_err(|e| NodeError::io(format!("writing {}", out.display()), e))?;
         }

@@ -7,8 +7,8 @@
 //! fingerprint, or an endpoint id (64 hex digits).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -18,8 +18,13 @@ use ssh_key::public::{Ed25519PublicKey, KeyData};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::bounded::ReadError;
+
 /// Key files larger than this are certainly not OpenSSH ed25519 keys.
 const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+/// Public key files larger than this are not one OpenSSH public key line.
+pub const MAX_PUBLIC_KEY_FILE_LEN: u64 = 16 * 1024;
 
 /// How many characters of a rejected public key input an error repeats.
 const MAX_ECHOED_INPUT: usize = 80;
@@ -28,10 +33,27 @@ const MAX_ECHOED_INPUT: usize = 80;
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The key file does not exist.
-    #[error("{path}: no such key file")]
+    #[error(
+        "{path}: no such key file (`clive-node init` creates a node with a new key, \
+         `clive-node init --ssh-key FILE` imports an OpenSSH ed25519 key)"
+    )]
     Missing {
         /// The key file.
         path: PathBuf,
+    },
+    /// The private key file can be read by others than its owner; like
+    /// OpenSSH, it is not used.
+    #[error(
+        "UNPROTECTED PRIVATE KEY FILE: permissions {mode:04o} for {path} are too open: \
+         a private key must not be accessible by others, so it is ignored; \
+         fix it with `chmod 600 {}`",
+        shell_quote(path)
+    )]
+    Unprotected {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// The file to be written already exists; it is never overwritten.
     #[error("{path} already exists: refusing to overwrite it")]
@@ -73,6 +95,9 @@ pub enum IdentityError {
         /// The key file.
         path: PathBuf,
     },
+    /// A file could not be read, or is far too large.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// A file system operation failed.
     #[error("{context}: {cause}")]
     Io {
@@ -167,41 +192,31 @@ impl NodeKey {
     /// Needs no passphrase: the public key of an encrypted file is readable
     /// without it. Errors: [`IdentityError::Missing`] if the file does not
     /// exist, [`IdentityError::Malformed`] if it is not an OpenSSH private
-    /// key, [`IdentityError::NotEd25519`] for RSA, ECDSA and other key types.
+    /// key, [`IdentityError::NotEd25519`] for RSA, ECDSA and other key types,
+    /// [`IdentityError::Unprotected`] if others than its owner may read it.
     pub fn read(path: &Path) -> Result<NodeKey, IdentityError> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(IdentityError::Missing {
-                    path: path.to_owned(),
-                });
-            }
-            Err(e) => {
-                return Err(IdentityError::io(
-                    format!("cannot open key file {}", path.display()),
-                    e,
-                ));
-            }
-        };
-        let meta = file.metadata().map_err(|e| {
-            IdentityError::io(format!("cannot read key file {}", path.display()), e)
-        })?;
-        if meta.is_dir() {
-            return Err(IdentityError::malformed(path, "it is a directory"));
-        }
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.take(MAX_KEY_FILE_LEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| {
-                IdentityError::io(format!("cannot read key file {}", path.display()), e)
-            })?;
-        if bytes.len() as u64 > MAX_KEY_FILE_LEN {
-            return Err(IdentityError::malformed(
-                path,
-                "the file is far too large to be a key file",
-            ));
-        }
-        Self::from_bytes(path, bytes)
+        // Room for the largest key file and the byte that proves it larger,
+        // so the secret is never copied by a growing buffer.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
+        crate::bounded::read_bounded_into(path, MAX_KEY_FILE_LEN, &mut bytes).map_err(
+            |e| match e {
+                ReadError::NotFound { path } => IdentityError::Missing { path },
+                ReadError::IsDirectory { .. } => {
+                    IdentityError::malformed(path, "it is a directory")
+                }
+                ReadError::TooLarge { .. } | ReadError::NotText { .. } => {
+                    IdentityError::malformed(path, "the file is far too large to be a key file")
+                }
+                ReadError::Io { cause, .. } => {
+                    IdentityError::io(format!("cannot read key file {}", path.display()), cause)
+                }
+            },
+        )?;
+        let key = Self::from_bytes(path, bytes)?;
+        // What is not a key is reported as such; a key others can read is
+        // refused, as ssh refuses it.
+        check_private_mode(path)?;
+        Ok(key)
     }
 
     /// Parses the contents of a key file; `path` is for error messages.
@@ -312,7 +327,7 @@ impl NodeKey {
     /// file exists and holds this same key (it carries the comment an
     /// encrypted key file hides), else from the key file itself.
     pub fn public_as_shown(&self) -> PublicIdentity {
-        std::fs::read_to_string(self.pub_path())
+        crate::bounded::read_bounded_to_string(&self.pub_path(), MAX_PUBLIC_KEY_FILE_LEN)
             .ok()
             .and_then(|text| PublicIdentity::parse(&text).ok())
             .filter(|found| found.key == self.public.key)
@@ -607,6 +622,14 @@ impl PublicIdentity {
         hex::encode(self.key)
     }
 
+    /// Reads a public key file: its first line is an OpenSSH public key
+    /// line (or an endpoint id); the read stops past
+    /// [`MAX_PUBLIC_KEY_FILE_LEN`] bytes.
+    pub fn read_file(path: &Path) -> Result<PublicIdentity, IdentityError> {
+        let text = crate::bounded::read_bounded_to_string(path, MAX_PUBLIC_KEY_FILE_LEN)?;
+        PublicIdentity::parse(text.lines().next().unwrap_or_default())
+    }
+
     /// Parses an OpenSSH public key line (`ssh-ed25519 AAAA... [comment]`)
     /// or an endpoint id (64 hex digits).
     ///
@@ -709,6 +732,37 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut out = path.as_os_str().to_owned();
     out.push(suffix);
     PathBuf::from(out)
+}
+
+/// Refuses a key file its owner lets others read or write, as OpenSSH
+/// does (only for files of this user: root may use another user's key).
+fn check_private_mode(path: &Path) -> Result<(), IdentityError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else {
+        // Reading reports what is wrong.
+        return Ok(());
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mode = meta.mode() & 0o7777;
+    if meta.is_file() && meta.uid() == uid && mode & 0o077 != 0 {
+        return Err(IdentityError::Unprotected {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// `path` as one shell word, for a command the user can paste.
+fn shell_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]

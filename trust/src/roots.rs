@@ -67,17 +67,22 @@ impl RootsFile {
             path: path.to_owned(),
             cause,
         };
-        let text = match std::fs::metadata(path) {
-            Ok(meta) if meta.len() > MAX_ROOTS_FILE => {
+        let text = match crate::bounded::read_bounded_to_string(path, MAX_ROOTS_FILE) {
+            Ok(text) => text,
+            Err(crate::ReadError::NotFound { .. }) => String::new(),
+            Err(crate::ReadError::Io { cause, .. }) => return Err(io(cause)),
+            Err(e) => {
+                let reason = match e {
+                    crate::ReadError::IsDirectory { .. } => "a directory, not a file",
+                    crate::ReadError::NotText { .. } => "not UTF-8 text",
+                    _ => "larger than 1 MiB",
+                };
                 return Err(RootsError::Malformed {
                     path: path.to_owned(),
                     line: 0,
-                    reason: "larger than 1 MiB".into(),
+                    reason: reason.into(),
                 });
             }
-            Ok(_) => std::fs::read_to_string(path).map_err(io)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(e)),
         };
         let file = RootsFile {
             path: path.to_owned(),

@@ -339,10 +339,11 @@ fn write_copy_keeps_bytes_and_mode() {
     let dir = tempfile::tempdir().unwrap();
     for (name, pass) in [("plain", ""), ("enc", "pw")] {
         let path = make_key(dir.path(), name, "ed25519", pass, "c", &[]);
-        // ssh-keygen writes 0600 already; make the source looser to be sure
-        // the copy does not inherit the mode.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        // ssh-keygen writes 0600 already; make the source looser (once it
+        // is read: a loose key file is refused) to be sure the copy does
+        // not inherit the mode.
         let key = NodeKey::read(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let dest = dir.path().join(format!("{name}.copy"));
         key.write_copy(&dest).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), fs::read(&path).unwrap());

@@ -69,7 +69,9 @@ fn run(args: Args) -> Result<(), String> {
     match args.command.as_deref() {
         Some("init") => {
             let root = args.positional.first().ok_or("init needs TRUSTED_ROOT")?;
-            let data = std::fs::read(root).map_err(|e| format!("{root}: {e}"))?;
+            // A root is a few KiB; refuse a file that keeps going.
+            let data = clive_trust::read_bounded(std::path::Path::new(root), 16 << 20)
+                .map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             write_atomic(&dir.join("root.json"), &data)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -13,7 +13,7 @@
 //! session is re-verified against the delegator through which a later lookup
 //! reaches it (python-tuf trusts the cached copy whichever path led to it).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -141,20 +141,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Read at most `max` bytes of `path`; `Ok(None)` if it does not exist.
 fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut buf = Vec::new();
-    file.take(max.saturating_add(1)).read_to_end(&mut buf)?;
-    if buf.len() as u64 > max {
-        return Err(std::io::Error::other(format!(
-            "{} is larger than {max} bytes",
-            path.display()
-        )));
+    match clive_trust::read_bounded(path, max) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(clive_trust::ReadError::NotFound { .. }) => Ok(None),
+        Err(clive_trust::ReadError::Io { cause, .. }) => Err(cause),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
     }
-    Ok(Some(buf))
 }
 
 impl LocalMetadata for DirStore {

@@ -80,8 +80,11 @@ impl Connection {
             Connection::Daemon(client) => client.call(call, ctx).await,
             Connection::State(view) => match &call.request {
                 Request::Name(request) => {
-                    match crate::names::read_request(view.zones(), view.identity(), request) {
-                        Some(reply) => Ok(reply?),
+                    let reply = view.read(|zones, me| {
+                        crate::names::read_request(zones, me, request).transpose()
+                    })?;
+                    match reply {
+                        Some(reply) => Ok(reply),
                         None => Err(ApiError::Invalid {
                             reason: "this request needs the whole node".into(),
                         }),

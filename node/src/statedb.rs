@@ -1,0 +1,183 @@
+//! Opening the redb databases of a home (`state.redb`, and the blob
+//! store's `blobs.db`) so that damage is an error naming the file and the
+//! way out, never a panic, and a lost state is never silently started over.
+//!
+//! redb trusts the pages of a cleanly closed file: garbage in one of them is
+//! found only when a read walks into it, where it may panic. So each file is
+//! verified as it opens ([`redb::Database::check_integrity`], which checks
+//! every page's checksum without trusting its contents); a file redb can
+//! roll back to its last intact commit is repaired, one it cannot is refused.
+
+use std::{cell::Cell, panic::AssertUnwindSafe, path::Path, sync::Once};
+
+use crate::{Home, NodeError};
+
+/// Opens `HOME/state.redb`, creating it only for a home whose store holds
+/// nothing yet: a state that is missing or empty beside a store that is not
+/// was lost, and starting over would lose every pin (and let `gc` remove
+/// everything), so it is refused.
+pub(crate) fn open_state(home: &Home) -> Result<redb::Database, NodeError> {
+    let path = home.state_path();
+    let len = match std::fs::metadata(&path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(NodeError::io(format!("reading {}", path.display()), e)),
+    };
+    if len == 0 && store_has_data(&home.blobs_dir())? {
+        let what = if path.exists() {
+            "is empty"
+        } else {
+            "is missing"
+        };
+        return Err(NodeError::StateLost {
+            state: path,
+            what,
+            store: home.blobs_dir(),
+        });
+    }
+    open_checked(&path, state_recovery(home), || {
+        redb::Database::create(&path)
+    })
+}
+
+/// Opens `HOME/state.redb` read-only (for lookups that need nothing else);
+/// damage that makes redb fail is [`NodeError::Damaged`]. Unlike
+/// [`open_state`], this cannot verify the whole file first, so the reads
+/// themselves go through [`read_state`].
+pub(crate) fn open_state_read_only(home: &Home) -> Result<redb::ReadOnlyDatabase, NodeError> {
+    let path = home.state_path();
+    match quietly(|| redb::ReadOnlyDatabase::open(&path)) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(NodeError::State {
+            path,
+            reason: e.to_string(),
+        }),
+        Err(panic) => Err(NodeError::Damaged {
+            reason: format!("redb cannot read it: {panic}"),
+            recovery: state_recovery(home),
+            path,
+        }),
+    }
+}
+
+/// Runs `read` on a state opened with [`open_state_read_only`]; redb
+/// failing on a damaged page is [`NodeError::Damaged`], not a panic.
+pub(crate) fn read_state<T>(
+    home: &Home,
+    read: impl FnOnce() -> Result<T, NodeError>,
+) -> Result<T, NodeError> {
+    quietly(read).unwrap_or_else(|panic| {
+        Err(NodeError::Damaged {
+            path: home.state_path(),
+            reason: format!("redb cannot read it: {panic}"),
+            recovery: state_recovery(home),
+        })
+    })
+}
+
+/// How to recover from a damaged `state.redb`.
+fn state_recovery(home: &Home) -> String {
+    format!(
+        "stop any daemon and restore it from a backup; without one, move it and the store \
+         aside (mv {0} {0}.damaged; mv {1} {1}.old): the node then starts empty, without \
+         its pins, certificates and names",
+        home.state_path().display(),
+        home.blobs_dir().display()
+    )
+}
+
+/// Verifies the blob store's database `HOME/blobs/blobs.db` (when it
+/// exists) before the store opens it.
+pub(crate) fn check_blob_db(home: &Home) -> Result<(), NodeError> {
+    let store = home.blobs_dir();
+    let path = store.join("blobs.db");
+    if !path.exists() {
+        return Ok(());
+    }
+    let recovery = format!(
+        "stop any daemon and restore the store from a backup; without one, move it aside \
+         (mv {0} {0}.damaged): the pins stay, `clive-node fsck` lists the objects they \
+         miss and `clive-node get` fetches them again from peers",
+        store.display()
+    );
+    open_checked(&path, recovery, || redb::Database::open(&path)).map(drop)
+}
+
+/// Whether the blob store directory holds anything (a store was opened
+/// there: its database, data or temporary files).
+fn store_has_data(dir: &Path) -> Result<bool, NodeError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(NodeError::io(format!("reading {}", dir.display()), e)),
+    }
+}
+
+/// Opens a database with `open` and verifies it; damage, and a panic of
+/// redb on damage it does not expect, become [`NodeError::Damaged`].
+///
+/// redb trusts a cleanly closed file's allocator state, so a garbage page
+/// can make opening it panic before [`redb::Database::check_integrity`]
+/// gets to look; that panic is caught here (and kept off standard error)
+/// as the last resort.
+fn open_checked(
+    path: &Path,
+    recovery: String,
+    open: impl FnOnce() -> Result<redb::Database, redb::DatabaseError>,
+) -> Result<redb::Database, NodeError> {
+    let damaged = |reason: String| NodeError::Damaged {
+        path: path.to_owned(),
+        reason,
+        recovery: recovery.clone(),
+    };
+    let checked = quietly(|| {
+        let mut db = open()?;
+        let clean = db.check_integrity()?;
+        Ok::<_, redb::DatabaseError>((db, clean))
+    });
+    match checked {
+        Ok(Ok((db, true))) => Ok(db),
+        Ok(Ok((db, false))) => {
+            tracing::warn!(
+                "{} was damaged; redb repaired it by going back to its last intact commit",
+                path.display()
+            );
+            Ok(db)
+        }
+        Ok(Err(e @ redb::DatabaseError::DatabaseAlreadyOpen)) => Err(NodeError::State {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(damaged(e.to_string())),
+        Err(panic) => Err(damaged(format!("redb cannot read it: {panic}"))),
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs [`quietly`]: its panics are not printed.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err` with its message, without the
+/// panic hook printing it (only this thread's panics, only meanwhile).
+fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "it panicked".to_owned())
+    })
+}
