@@ -13,6 +13,7 @@ pub mod lock;
 pub mod names;
 pub mod net;
 pub mod node;
+mod repair;
 pub mod trust;
 
 pub use api::{ApiError, Call, CallContext, NameRequest, Reply, Request};
