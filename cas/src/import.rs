@@ -28,6 +28,8 @@ use crate::{
 
 /// Files at most this large are read into memory and stored inline.
 const SMALL_FILE: u64 = 16 * 1024;
+/// Read beyond [`SMALL_FILE`] to tell a small file from a large one.
+const HEAD_SLACK: u64 = 4096;
 /// Files imported at the same time.
 const PARALLEL_FILES: usize = 32;
 /// Read size for streams.
@@ -291,8 +293,10 @@ impl Store {
         let opened = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(&owned)?;
             let mut head = Vec::new();
+            // A whole block past the limit: some files (/proc) refuse reads
+            // of odd sizes.
             (&mut file)
-                .take(SMALL_FILE + 1)
+                .take(SMALL_FILE + HEAD_SLACK)
                 .read_to_end(&mut head)?;
             Ok::<_, std::io::Error>((file, head))
         })
