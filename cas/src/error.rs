@@ -27,6 +27,35 @@ pub enum CasError {
     /// The object is present only in part (an interrupted transfer).
     #[error("object {0} is only partly stored")]
     Partial(Hash),
+    /// A stored object whose bytes do not match its hash, or cannot be read.
+    #[error(
+        "object {hash} is damaged in this store: {problem}; run `clive-node fsck --repair` \
+         to fetch a good copy from a peer"
+    )]
+    Damaged {
+        /// The object.
+        hash: Hash,
+        /// What was found.
+        problem: String,
+    },
+    /// An object too large to be read into memory here.
+    #[error("object {hash} has {size} bytes, more than the {limit} read into memory here")]
+    TooLarge {
+        /// The object.
+        hash: Hash,
+        /// Its size.
+        size: u64,
+        /// The most accepted.
+        limit: u64,
+    },
+    /// Writing to the store failed (a full disk, say): nothing was stored.
+    #[error("writing to the store {dir}: {cause}; nothing was stored")]
+    StoreWrite {
+        /// The store's directory.
+        dir: PathBuf,
+        /// The underlying error.
+        cause: std::io::Error,
+    },
     /// An object that should be a tree does not decode as one.
     #[error("object {hash} is not a valid tree: {cause}")]
     BadTree {

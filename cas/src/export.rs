@@ -19,7 +19,7 @@ use std::{
     sync::Arc,
 };
 
-use iroh_blobs::api::blobs::{ExportMode, ExportOptions};
+use tokio::io::AsyncWriteExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -34,6 +34,8 @@ const SMALL_BATCH: usize = 64;
 const PARALLEL_LARGE: usize = 4;
 /// Blobs at most this large are written from memory.
 const SMALL_BLOB: u64 = 1024 * 1024;
+/// Bytes of a large file collected before each write.
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,14 +210,16 @@ impl Store {
     async fn write_small_files(&self, batch: Vec<FileJob>, progress: &dyn Progress) -> Result<()> {
         let mut contents = Vec::with_capacity(batch.len());
         for job in batch {
-            let bytes = self
-                .blobs
-                .blobs()
-                .export_ranges(job.hash, 0..job.size)
-                .concatenate()
-                .await?;
+            let bytes = self.read_verified_bytes(job.hash, SMALL_BLOB).await?;
             if bytes.len() as u64 != job.size {
-                return Err(CasError::Partial(job.hash));
+                return Err(CasError::Damaged {
+                    hash: job.hash,
+                    problem: format!(
+                        "it has {} bytes, its tree entry says {}",
+                        bytes.len(),
+                        job.size
+                    ),
+                });
             }
             contents.push((job, bytes));
         }
@@ -234,21 +238,21 @@ impl Store {
         Ok(())
     }
 
+    /// Streams a large blob into a new file, each chunk group verified
+    /// before it is written.
     async fn write_large_file(&self, job: FileJob, progress: &dyn Progress) -> Result<()> {
-        // Created here so that nothing at the path is followed or reused;
-        // the store then copies the data into it.
-        create_file(&job.path, job.exec)
-            .map_err(|e| CasError::io(format!("writing {}", job.path.display()), e))?;
-        self.blobs
-            .blobs()
-            .export_with_opts(ExportOptions {
-                hash: job.hash,
-                mode: ExportMode::Copy,
-                target: job.path.clone(),
-            })
-            .finish()
-            .await?;
-        progress.advance(job.size);
+        let context = || format!("writing {}", job.path.display());
+        let mut read = self.read_verified(job.hash).await?;
+        // Created here so that nothing at the path is followed or reused.
+        let file = create_file(&job.path, job.exec).map_err(|e| CasError::io(context(), e))?;
+        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
+        while let Some((_, piece)) = read.next().await? {
+            out.write_all(&piece)
+                .await
+                .map_err(|e| CasError::io(context(), e))?;
+            progress.advance(piece.len() as u64);
+        }
+        out.flush().await.map_err(|e| CasError::io(context(), e))?;
         Ok(())
     }
 }

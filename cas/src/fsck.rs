@@ -1,14 +1,14 @@
 //! Checking the store: every object re-hashed, every pin's closure present.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 
-use crate::{Hash, Progress, Result, Store, reach::Reach, store::Stored};
-
-/// Read size while re-hashing.
-const CHUNK: usize = 1024 * 1024;
+use crate::{
+    CasError, Hash, Progress, Result, Store,
+    reach::{Reach, Reached, Root},
+    store::Stored,
+};
 
 /// What is wrong with one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,10 @@ pub struct Damage {
     pub hash: Hash,
     /// What was found.
     pub problem: String,
+    /// What reaches the object: `pin "name"/dir/file`, a node object, a
+    /// name; empty when nothing does (gc would remove it).
+    #[serde(default)]
+    pub reached_by: Vec<String>,
 }
 
 /// The result of a store check.
@@ -33,6 +37,12 @@ pub struct FsckReport {
     pub damaged: Vec<Damage>,
     /// Objects a pin needs that are not stored, or trees that do not decode.
     pub missing: Vec<Damage>,
+    /// With `--repair`: objects fetched again from a peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "crate::gc::hashes_hex")]
+    pub repaired: Vec<Hash>,
+    /// With `--repair`: objects that could not be repaired, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrepaired: Vec<Damage>,
 }
 
 impl FsckReport {
@@ -40,14 +50,34 @@ impl FsckReport {
     pub fn is_clean(&self) -> bool {
         self.damaged.is_empty() && self.missing.is_empty()
     }
+
+    /// Every damaged or missing object, each once.
+    pub fn broken(&self) -> Vec<Hash> {
+        let mut out: Vec<Hash> = Vec::new();
+        for d in self.damaged.iter().chain(&self.missing) {
+            if !out.contains(&d.hash) {
+                out.push(d.hash);
+            }
+        }
+        out
+    }
 }
 
 impl Store {
     /// Re-verifies every stored object against its hash and checks that
-    /// everything pinned is present and well formed.
-    /// `extra` are roots other parts of the node keep besides the pins.
-    pub async fn fsck(&self, progress: Arc<dyn Progress>, extra: &[Hash]) -> Result<FsckReport> {
+    /// everything pinned is present and well formed. `extra` are roots other
+    /// parts of the node keep besides the pins.
+    pub async fn fsck(
+        &self,
+        progress: Arc<dyn Progress>,
+        extra: &[Root],
+    ) -> Result<FsckReport> {
         let mut report = FsckReport::default();
+        let reached = self.walk_pins(extra).await?;
+        let mut reached_by: HashMap<Hash, Vec<String>> = HashMap::new();
+        for r in &reached {
+            reached_by.entry(r.hash).or_default().push(r.path.clone());
+        }
         let mut complete = Vec::new();
         for (hash, stored) in self.inventory().await? {
             match stored {
@@ -59,51 +89,50 @@ impl Store {
         for (hash, size) in complete {
             report.objects += 1;
             report.bytes += size;
-            match self.rehash(hash, progress.as_ref()).await {
-                Ok((actual, len)) if actual == hash && len == size => {}
-                Ok((actual, len)) => report.damaged.push(Damage {
+            if let Err(e) = self.rehash(hash, progress.as_ref()).await {
+                let problem = match e {
+                    CasError::Damaged { problem, .. } => problem,
+                    other => other.to_string(),
+                };
+                report.damaged.push(Damage {
                     hash,
-                    problem: format!("content hashes to {actual} ({len} bytes, expected {size})"),
-                }),
-                Err(e) => report.damaged.push(Damage {
-                    hash,
-                    problem: format!("unreadable: {e}"),
-                }),
+                    problem,
+                    reached_by: reached_by.get(&hash).cloned().unwrap_or_default(),
+                });
             }
         }
-        self.check_pins(&mut report, extra).await?;
+        check_reached(&mut report, reached, &reached_by);
         Ok(report)
     }
 
-    async fn rehash(&self, hash: Hash, progress: &dyn Progress) -> std::io::Result<(Hash, u64)> {
-        let mut reader = self.blobs.blobs().reader(hash);
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut len = 0u64;
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            len += n as u64;
-            progress.advance(n as u64);
-        }
-        Ok((Hash::from_bytes(*hasher.finalize().as_bytes()), len))
-    }
-
-    async fn check_pins(&self, report: &mut FsckReport, extra: &[Hash]) -> Result<()> {
-        for reached in self.walk_pins(extra).await? {
-            let problem = match reached.reach {
-                Reach::Present => continue,
-                Reach::Missing => format!("missing, needed by {}", reached.path),
-                Reach::BadTree(e) => format!("{}: {e}", reached.path),
-            };
-            report.missing.push(Damage {
-                hash: reached.hash,
-                problem,
-            });
+    /// Reads the whole object through the verified reader.
+    async fn rehash(&self, hash: Hash, progress: &dyn Progress) -> Result<()> {
+        let mut read = self.read_verified(hash).await?;
+        while let Some((_, piece)) = read.next().await? {
+            progress.advance(piece.len() as u64);
         }
         Ok(())
+    }
+}
+
+/// Adds what the walk found missing or undecodable (damage is found by
+/// re-hashing every object).
+fn check_reached(
+    report: &mut FsckReport,
+    reached: Vec<Reached>,
+    reached_by: &HashMap<Hash, Vec<String>>,
+) {
+    for r in reached {
+        let problem = match r.reach {
+            Reach::Present | Reach::Damaged { .. } => continue,
+            Reach::Missing if !r.required => continue,
+            Reach::Missing => format!("missing, needed by {}", r.path),
+            Reach::BadTree(e) => format!("{}: {e}", r.path),
+        };
+        report.missing.push(Damage {
+            hash: r.hash,
+            problem,
+            reached_by: reached_by.get(&r.hash).cloned().unwrap_or_default(),
+        });
     }
 }

@@ -18,7 +18,7 @@ use iroh_blobs::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::{CasError, Hash, Result, Store};
+use crate::{CasError, Hash, Result, Store, reach::{Reach, Root}};
 
 /// What a garbage collection removed (or, dry, would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,17 @@ pub struct GcReport {
     /// The removed objects.
     #[serde(with = "hashes_hex")]
     pub removed_hashes: Vec<Hash>,
+    /// Orphaned files removed from the store's directories (left-overs of a
+    /// failed or killed import); their bytes are in `freed_bytes`.
+    #[serde(default)]
+    pub orphan_files: u64,
+    /// Bytes those orphaned files held.
+    #[serde(default)]
+    pub orphan_bytes: u64,
+    /// Why no object was removed although some are unreachable (a damaged
+    /// tree hides what it holds), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
 }
 
 struct GcRequest {
@@ -111,15 +122,23 @@ impl GcTrigger {
 }
 
 impl Store {
-    /// Removes every object that neither a pin nor an `extra` root reaches;
-    /// with `dry_run`, only reports.
-    pub async fn gc(&self, dry_run: bool, extra: &[Hash]) -> Result<GcReport> {
-        let live: HashSet<Hash> = self
-            .walk_pins(extra)
-            .await?
-            .into_iter()
-            .map(|r| r.hash)
+    /// Removes every object that neither a pin nor an `extra` root reaches, and orphaned files; with `dry_run`, only
+    /// reports. Damaged objects are kept (`fsck --repair` fetches them
+    /// again); while a damaged tree hides what it holds, no object is removed.
+    pub async fn gc(&self, dry_run: bool, extra: &[Root]) -> Result<GcReport> {
+        let started = std::time::SystemTime::now();
+        let reached = self.walk_pins(extra).await?;
+        let hidden: Vec<String> = reached
+            .iter()
+            .filter_map(|r| match &r.reach {
+                Reach::Damaged {
+                    cause,
+                    maybe_tree: true,
+                } => Some(format!("{} ({}: {cause})", r.hash, r.path)),
+                _ => None,
+            })
             .collect();
+        let live: HashSet<Hash> = reached.into_iter().map(|r| r.hash).collect();
         let mut candidates = HashMap::new();
         for (hash, stored) in self.inventory().await? {
             if !live.contains(&hash) {
@@ -127,7 +146,18 @@ impl Store {
             }
         }
         let kept = live.len() as u64;
-        if !dry_run {
+        let held_back = (!hidden.is_empty() && !candidates.is_empty()).then(|| {
+            format!(
+                "{} unreachable objects kept: damaged trees hide what they hold: {}; \
+                 run `clive-node fsck --repair`",
+                candidates.len(),
+                hidden.join(", ")
+            )
+        });
+        if held_back.is_some() {
+            candidates.clear();
+        }
+        if !dry_run && !candidates.is_empty() {
             self.gc.run(live).await?;
             let mut gone = HashMap::new();
             for (hash, size) in candidates {
@@ -137,19 +167,43 @@ impl Store {
             }
             candidates = gone;
         }
+        let orphans = self.sweep_orphans(started, dry_run).await?;
         let mut removed_hashes: Vec<Hash> = candidates.keys().copied().collect();
         removed_hashes.sort();
         Ok(GcReport {
             dry_run,
             kept,
             removed: removed_hashes.len() as u64,
-            freed_bytes: candidates.values().sum(),
+            freed_bytes: candidates.values().sum::<u64>() + orphans.bytes,
             removed_hashes,
+            orphan_files: orphans.files,
+            orphan_bytes: orphans.bytes,
+            held_back,
         })
+    }
+
+    /// Removes exactly `hashes` from the store (for a repair: the damaged
+    /// copies), keeping everything else, whatever reaches it.
+    pub async fn remove_objects(&self, hashes: &[Hash]) -> Result<()> {
+        let doomed: HashSet<Hash> = hashes.iter().copied().collect();
+        let live: HashSet<Hash> = self
+            .inventory()
+            .await?
+            .into_iter()
+            .map(|(h, _)| h)
+            .filter(|h| !doomed.contains(h))
+            .collect();
+        self.gc.run(live).await?;
+        for hash in hashes {
+            if !matches!(self.blobs.blobs().status(*hash).await?, BlobStatus::NotFound) {
+                return Err(CasError::Gc(format!("{hash} could not be removed")));
+            }
+        }
+        Ok(())
     }
 }
 
-mod hashes_hex {
+pub(crate) mod hashes_hex {
     use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
 
     use crate::{Hash, hash::parse_hash};

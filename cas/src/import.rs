@@ -12,23 +12,24 @@ use std::{
 };
 
 use bytes::Bytes;
-use iroh_blobs::{
-    BlobFormat,
-    api::TempTag,
-    api::blobs::{AddPathOptions, AddProgressItem, ImportMode},
-};
+use iroh_blobs::{api::TempTag, api::blobs::AddProgressItem};
 use n0_future::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
+
 use tokio::io::AsyncReadExt;
 
 use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store,
     bounded::for_each_bounded,
+    orphans::Running,
     tree::{self, Entry, EntryKind, Tree},
 };
 
 /// Files at most this large are read into memory and stored inline.
 const SMALL_FILE: u64 = 16 * 1024;
+/// Read beyond [`SMALL_FILE`] to tell a small file from a large one.
+const HEAD_SLACK: u64 = 4096;
 /// Files imported at the same time.
 const PARALLEL_FILES: usize = 32;
 /// Read size for streams.
@@ -63,8 +64,29 @@ enum Scanned {
 
 impl Store {
     /// Adds a file or a directory (recursively; symlinks inside are stored as
-    /// symlinks, a symlink given as `path` itself is followed).
+    /// symlinks, a symlink given as `path` itself is followed). Files are
+    /// read to their end, whatever their size said. If it fails, nothing it
+    /// wrote stays in the store.
     pub async fn add_path(
+        &self,
+        path: &Path,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Added, ImportGuard)> {
+        let running = self.imports.start();
+        let result = self.add_path_unregistered(path, progress).await;
+        self.finish_import(running, result)
+    }
+
+    /// Ends a registered import: when it failed, removes what it left behind.
+    fn finish_import<T>(&self, running: Running, result: Result<T>) -> Result<T> {
+        drop(running);
+        if result.is_err() {
+            self.clean_after_failed_import();
+        }
+        result
+    }
+
+    async fn add_path_unregistered(
         &self,
         path: &Path,
         progress: Arc<dyn Progress>,
@@ -91,7 +113,7 @@ impl Store {
         )?;
         // Symlink targets and trees, children before parents.
         for (hash, bytes) in writes {
-            let tag = self.blobs.blobs().add_bytes(bytes).temp_tag().await?;
+            let tag = self.store_bytes(bytes).await?;
             debug_assert_eq!(tag.hash(), hash);
             tags.push(tag);
         }
@@ -111,44 +133,55 @@ impl Store {
         ))
     }
 
-    /// Adds everything `reader` yields as one blob.
+    /// Adds everything `reader` yields as one blob. If it fails, nothing it
+    /// wrote stays in the store.
     pub async fn add_reader<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        reader: R,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Added, ImportGuard)> {
+        let running = self.imports.start();
+        let result = self.add_reader_unregistered(reader, progress).await;
+        self.finish_import(running, result)
+    }
+
+    async fn add_reader_unregistered<R: tokio::io::AsyncRead + Unpin>(
         &self,
         mut reader: R,
         progress: Arc<dyn Progress>,
     ) -> Result<(Added, ImportGuard)> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-        let stream = tokio_stream_from(rx);
-        let add = self.blobs.blobs().add_stream(stream).await;
-        let feed = async move {
-            loop {
-                let mut buf = Vec::with_capacity(STREAM_CHUNK);
-                let read = (&mut reader)
-                    .take(STREAM_CHUNK as u64)
-                    .read_to_end(&mut buf)
-                    .await;
-                match read {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        progress.advance(n as u64);
-                        if tx.send(Ok(buf.into())).await.is_err() {
+        let failed = ReadFailure::default();
+        let feed = {
+            let failed = failed.clone();
+            async move {
+                loop {
+                    let mut buf = Vec::with_capacity(STREAM_CHUNK);
+                    let read = (&mut reader)
+                        .take(STREAM_CHUNK as u64)
+                        .read_to_end(&mut buf)
+                        .await;
+                    match read {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            if tx.send(Ok(buf.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(failed.record(e))).await;
                             break;
                         }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
                     }
                 }
             }
         };
-        let ((), tag) = tokio::join!(feed, add.temp_tag());
-        let tag = tag?;
-        let hash = tag.hash();
-        let size = self.size(hash).await?;
+        let import = self.import_stream(rx, &failed, "reading standard input", progress.as_ref());
+        let ((), imported) = tokio::join!(feed, import);
+        let (tag, size) = imported?;
         Ok((
             Added {
-                hash,
+                hash: tag.hash(),
                 kind: ObjectKind::Blob,
                 size,
                 objects: 1,
@@ -157,25 +190,83 @@ impl Store {
         ))
     }
 
-    /// Stores a tree's encoding and returns its hash.
-    pub async fn put_tree(&self, tree: &Tree) -> Result<(Hash, ImportGuard)> {
-        let tag = self
+    /// Stores what `chunks` yields as one blob, reporting progress; `failed`
+    /// tells a read error of the source (reported as `reading`) from a
+    /// failure to write the store.
+    async fn import_stream(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+        failed: &ReadFailure,
+        reading: &str,
+        progress: &dyn Progress,
+    ) -> Result<(TempTag, u64)> {
+        let add = self
             .blobs
             .blobs()
-            .add_bytes(tree.encode())
-            .temp_tag()
-            .await?;
-        Ok((tag.hash(), ImportGuard { _tags: vec![tag] }))
+            .add_stream(tokio_stream_from(chunks))
+            .await;
+        let mut events = add.stream().await;
+        let (mut size, mut copied, mut hashed, mut reported) = (0u64, 0u64, 0u64, 0u64);
+        while let Some(event) = events.next().await {
+            match event {
+                AddProgressItem::Size(n) => size = n,
+                AddProgressItem::CopyProgress(n) => copied = n,
+                AddProgressItem::CopyDone => copied = size,
+                AddProgressItem::OutboardProgress(n) => hashed = n,
+                AddProgressItem::Done(tag) => {
+                    progress.advance(size.saturating_sub(reported));
+                    return Ok((tag, size));
+                }
+                AddProgressItem::Error(e) => {
+                    return Err(match failed.take() {
+                        Some(read) => CasError::io(reading, read),
+                        None => self.write_error(e),
+                    });
+                }
+            }
+            // Copying and hashing are each half of the work.
+            let done = (copied + hashed) / 2;
+            if done > reported {
+                progress.advance(done - reported);
+                reported = done;
+            }
+        }
+        Err(match failed.take() {
+            Some(read) => CasError::io(reading, read),
+            None => CasError::Blobs("an import ended without a result".into()),
+        })
+    }
+
+    /// Stores bytes held in memory as one blob.
+    async fn store_bytes(&self, bytes: Bytes) -> Result<TempTag> {
+        let mut events = self.blobs.blobs().add_bytes(bytes).stream().await;
+        while let Some(event) = events.next().await {
+            match event {
+                AddProgressItem::Done(tag) => return Ok(tag),
+                AddProgressItem::Error(e) => return Err(self.write_error(e)),
+                _ => {}
+            }
+        }
+        Err(CasError::Blobs("an import ended without a result".into()))
+    }
+
+    fn write_error(&self, cause: std::io::Error) -> CasError {
+        CasError::StoreWrite {
+            dir: self.dir().to_owned(),
+            cause,
+        }
+    }
+
+    /// Stores a tree's encoding and returns its hash.
+    pub async fn put_tree(&self, tree: &Tree) -> Result<(Hash, ImportGuard)> {
+        self.put_bytes(tree.encode()).await
     }
 
     /// Stores bytes as a blob and returns their hash.
     pub async fn put_bytes(&self, bytes: impl Into<Bytes>) -> Result<(Hash, ImportGuard)> {
-        let tag = self
-            .blobs
-            .blobs()
-            .add_bytes(bytes.into())
-            .temp_tag()
-            .await?;
+        let running = self.imports.start();
+        let result = self.store_bytes(bytes.into()).await;
+        let tag = self.finish_import(running, result)?;
         Ok((tag.hash(), ImportGuard { _tags: vec![tag] }))
     }
 
@@ -193,53 +284,89 @@ impl Store {
         .await
     }
 
+    /// Imports one file, read to its end: what its size says decides
+    /// nothing, so a file that grows or whose size the kernel misreports
+    /// (`/proc`) is stored as read, in bounded memory.
     async fn import_file(&self, path: &Path, progress: &dyn Progress) -> Result<(TempTag, u64)> {
-        let context = || format!("reading {}", path.display());
-        let meta = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| CasError::io(context(), e))?;
-        if meta.len() <= SMALL_FILE {
-            let data = tokio::fs::read(path)
-                .await
-                .map_err(|e| CasError::io(context(), e))?;
-            let size = data.len() as u64;
-            let tag = self.blobs.blobs().add_bytes(data).temp_tag().await?;
+        let context = format!("reading {}", path.display());
+        let owned = path.to_owned();
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&owned)?;
+            let mut head = Vec::new();
+            // A whole block past the limit: some files (/proc) refuse reads
+            // of odd sizes.
+            (&mut file)
+                .take(SMALL_FILE + HEAD_SLACK)
+                .read_to_end(&mut head)?;
+            Ok::<_, std::io::Error>((file, head))
+        })
+        .await
+        .map_err(|e| CasError::io(&context, std::io::Error::other(e)))?;
+        let (file, head) = opened.map_err(|e| CasError::io(&context, e))?;
+        if head.len() as u64 <= SMALL_FILE {
+            let size = head.len() as u64;
+            let tag = self.store_bytes(head.into()).await?;
             progress.advance(size);
             return Ok((tag, size));
         }
-        let mut events = self
-            .blobs
-            .blobs()
-            .add_path_with_opts(AddPathOptions {
-                path: path.to_owned(),
-                format: BlobFormat::Raw,
-                mode: ImportMode::Copy,
-            })
-            .stream()
-            .await;
-        let (mut size, mut copied, mut hashed, mut reported) = (0u64, 0u64, 0u64, 0u64);
-        while let Some(event) = events.next().await {
-            match event {
-                AddProgressItem::Size(n) => size = n,
-                AddProgressItem::CopyProgress(n) => copied = n,
-                AddProgressItem::CopyDone => copied = size,
-                AddProgressItem::OutboardProgress(n) => hashed = n,
-                AddProgressItem::Done(tag) => {
-                    progress.advance(size.saturating_sub(reported));
-                    return Ok((tag, size));
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        let failed = ReadFailure::default();
+        let reader = {
+            let failed = failed.clone();
+            tokio::task::spawn_blocking(move || feed_file(file, head, &tx, &failed))
+        };
+        let imported = self.import_stream(rx, &failed, &context, progress).await;
+        // The reader stops once the import stops taking chunks.
+        reader
+            .await
+            .map_err(|e| CasError::io(&context, std::io::Error::other(e)))?;
+        imported
+    }
+}
+
+/// The read error that ended a source, kept so that the failed import is
+/// blamed on reading, not on the store.
+#[derive(Debug, Default, Clone)]
+struct ReadFailure(Arc<std::sync::Mutex<Option<std::io::Error>>>);
+
+impl ReadFailure {
+    /// Keeps `e`; returns what to hand the store so that it aborts the import.
+    fn record(&self, e: std::io::Error) -> std::io::Error {
+        let aborted = std::io::Error::new(e.kind(), e.to_string());
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        aborted
+    }
+
+    fn take(&self) -> Option<std::io::Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Sends `head`, then the rest of `file` to its end, in chunks of
+/// [`STREAM_CHUNK`] bytes.
+fn feed_file(
+    mut file: std::fs::File,
+    head: Vec<u8>,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    failed: &ReadFailure,
+) {
+    if tx.blocking_send(Ok(head.into())).is_err() {
+        return;
+    }
+    loop {
+        let mut buf = Vec::with_capacity(STREAM_CHUNK);
+        match (&mut file).take(STREAM_CHUNK as u64).read_to_end(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx.blocking_send(Ok(buf.into())).is_err() {
+                    return;
                 }
-                AddProgressItem::Error(e) => return Err(CasError::io(context(), e)),
             }
-            let done = (copied + hashed) / 2;
-            if done > reported {
-                progress.advance(done - reported);
-                reported = done;
+            Err(e) => {
+                let _ = tx.blocking_send(Err(failed.record(e)));
+                return;
             }
         }
-        Err(CasError::Blobs(format!(
-            "import of {} ended without a result",
-            path.display()
-        )))
     }
 }
 

@@ -1,8 +1,23 @@
 //! Walking everything the pins reach: what gc keeps and fsck checks.
+//!
+//! The walk never stops at damage: an object that cannot be read is
+//! recorded as such and the walk goes on with the rest.
 
 use std::collections::HashSet;
 
 use crate::{CasError, Hash, ObjectKind, Result, Store, tree::EntryKind};
+
+/// A root that something other than a pin keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// The object.
+    pub hash: Hash,
+    /// What keeps it, as fsck shows it (`node object HASH`).
+    pub why: String,
+    /// Whether it (and what it reaches) must be stored here; fsck reports
+    /// it missing only then. gc keeps it either way.
+    pub required: bool,
+}
 
 /// What the walk found at one object.
 pub(crate) enum Reach {
@@ -10,6 +25,9 @@ pub(crate) enum Reach {
     Present,
     /// Not stored.
     Missing,
+    /// Stored, but its bytes cannot be read or do not match its hash; when
+    /// `maybe_tree`, what lies below it (if anything) is unknown.
+    Damaged { cause: CasError, maybe_tree: bool },
     /// A tree that does not decode.
     BadTree(CasError),
 }
@@ -19,43 +37,68 @@ pub(crate) struct Reached {
     pub hash: Hash,
     pub path: String,
     pub reach: Reach,
+    /// Reached from a root that must be stored.
+    pub required: bool,
 }
 
 impl Store {
     /// Every object reachable from the pins and from `extra` roots (objects
-    /// other parts of the node keep, such as certificates), each once.
-    pub(crate) async fn walk_pins(&self, extra: &[Hash]) -> Result<Vec<Reached>> {
-        let mut stack: Vec<(Hash, Option<EntryKind>, String)> = self
+    /// other parts of the node keep, each with what keeps it), each once.
+    pub(crate) async fn walk_pins(&self, extra: &[Root]) -> Result<Vec<Reached>> {
+        let mut stack: Vec<(Hash, Option<EntryKind>, String, bool)> = self
             .pins()
             .await?
             .into_iter()
-            .map(|p| (p.hash, None, format!("pin {:?}", p.name)))
+            .map(|p| (p.hash, None, format!("pin {:?}", p.name), true))
             .collect();
-        stack.extend(extra.iter().map(|h| (*h, None, format!("node object {h}"))));
+        // Required roots first, so that what they reach counts as required.
+        let (required, optional): (Vec<&Root>, Vec<&Root>) =
+            extra.iter().partition(|r| r.required);
+        stack.extend(
+            required
+                .into_iter()
+                .chain(optional)
+                .map(|r| (r.hash, None, r.why.clone(), r.required)),
+        );
+        // Depth first, in the order given.
+        stack.reverse();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        while let Some((hash, kind, path)) = stack.pop() {
+        while let Some((hash, kind, path, required)) = stack.pop() {
             if !seen.insert(hash) {
                 continue;
             }
             let reach = if !self.has(hash).await? {
                 Reach::Missing
-            } else if self.is_tree(hash, kind).await? {
-                match self.read_tree(hash).await {
-                    Ok(tree) => {
-                        stack.extend(
-                            tree.entries()
-                                .iter()
-                                .map(|e| (e.hash, Some(e.kind), format!("{path}/{}", e.name))),
-                        );
-                        Reach::Present
-                    }
-                    Err(e) => Reach::BadTree(e),
-                }
             } else {
-                Reach::Present
+                match self.is_tree(hash, kind).await {
+                    Err(cause) => Reach::Damaged {
+                        cause,
+                        maybe_tree: kind.is_none_or(|k| k == EntryKind::Tree),
+                    },
+                    Ok(false) => Reach::Present,
+                    Ok(true) => match self.read_tree(hash).await {
+                        Ok(tree) => {
+                            stack.extend(tree.entries().iter().rev().map(|e| {
+                                let path = format!("{path}/{}", e.name);
+                                (e.hash, Some(e.kind), path, required)
+                            }));
+                            Reach::Present
+                        }
+                        Err(cause @ CasError::Damaged { .. }) => Reach::Damaged {
+                            cause,
+                            maybe_tree: true,
+                        },
+                        Err(e) => Reach::BadTree(e),
+                    },
+                }
             };
-            out.push(Reached { hash, path, reach });
+            out.push(Reached {
+                hash,
+                path,
+                reach,
+                required,
+            });
         }
         Ok(out)
     }

@@ -6,7 +6,8 @@
 //! DIR/blobs.db     iroh-blobs metadata (redb); small blobs live inline here
 //! DIR/data/        large blobs (`HASH.data`) and their BLAKE3 outboards
 //! DIR/temp/        imports in progress; left-overs of a killed process are
-//!                  removed when the store is next opened
+//!                  removed when the store is next opened, of a failed
+//!                  import at once
 //! ```
 //!
 //! Pins live in the `pins` table of the node's `state.redb` (see [`crate::pins`]).
@@ -28,11 +29,11 @@ use iroh_blobs::{
 };
 use redb::Database;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::{
     CasError, Hash, Result,
     gc::GcTrigger,
+    orphans::ImportClock,
     tree::{self, Tree},
 };
 
@@ -79,6 +80,7 @@ pub struct Store {
     pub(crate) blobs: FsStore,
     pub(crate) db: Arc<Database>,
     pub(crate) gc: GcTrigger,
+    pub(crate) imports: Arc<ImportClock>,
     dir: PathBuf,
 }
 
@@ -108,6 +110,7 @@ impl Store {
             blobs,
             db,
             gc,
+            imports: Arc::default(),
             dir: dir.to_owned(),
         })
     }
@@ -149,10 +152,9 @@ impl Store {
         Ok(self.blobs.blobs().has(hash).await?)
     }
 
-    /// Reads a whole object into memory; for trees and small blobs only.
+    /// Reads a whole object into memory, verified; for trees and small blobs only.
     pub async fn read_bytes(&self, hash: Hash) -> Result<Bytes> {
-        self.size(hash).await?;
-        Ok(self.blobs.blobs().get_bytes(hash).await?)
+        self.read_verified_bytes(hash, tree::MAX_ENCODED_LEN).await
     }
 
     /// Tells a tree from a blob: a tree is an object that starts with the
@@ -162,12 +164,7 @@ impl Store {
         if size > tree::MAX_ENCODED_LEN || size < tree::MAGIC.len() as u64 {
             return Ok(ObjectKind::Blob);
         }
-        let head = self
-            .blobs
-            .blobs()
-            .export_ranges(hash, 0..tree::MAGIC.len() as u64)
-            .concatenate()
-            .await?;
+        let head = self.read_verified_head(hash).await?;
         Ok(if Tree::looks_like_tree(&head) {
             ObjectKind::Tree
         } else {
@@ -181,33 +178,21 @@ impl Store {
         if size > tree::MAX_ENCODED_LEN {
             return Err(CasError::NotATree(hash));
         }
-        let bytes = self.blobs.blobs().get_bytes(hash).await?;
+        let bytes = self.read_verified_bytes(hash, tree::MAX_ENCODED_LEN).await?;
         Tree::decode(&bytes).map_err(|e| match e {
             tree::TreeError::NotATree => CasError::NotATree(hash),
             cause => CasError::BadTree { hash, cause },
         })
     }
 
-    /// Streams the bytes of a blob to `out`.
+    /// Streams the bytes of a blob to `out`, each chunk group verified
+    /// against the hash before it is written.
     pub async fn write_blob_to<W: tokio::io::AsyncWrite + Unpin>(
         &self,
         hash: Hash,
         out: &mut W,
     ) -> Result<u64> {
-        let size = self.size(hash).await?;
-        let mut reader = self.blobs.blobs().reader(hash);
-        let copied = tokio::io::copy(&mut reader, out)
-            .await
-            .map_err(|e| CasError::io(format!("reading object {hash}"), e))?;
-        out.flush()
-            .await
-            .map_err(|e| CasError::io("writing output", e))?;
-        if copied != size {
-            return Err(CasError::Blobs(format!(
-                "object {hash}: read {copied} bytes of {size}; run `clive-node fsck`"
-            )));
-        }
-        Ok(copied)
+        self.write_verified_to(hash, out).await
     }
 
     /// Every object in the store, complete or partial, with its size.

@@ -77,7 +77,11 @@ pub enum Command {
         dry_run: bool,
     },
     /// Re-verify every stored object against its hash and report damage.
-    Fsck,
+    Fsck {
+        /// Fetch damaged or missing objects again from peers that have them.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Certificates, delegation chains, revocations and trust roots.
     Trust {
         /// What to do.

@@ -229,7 +229,7 @@ fn requests(command: Command) -> Result<Vec<Request>> {
             PinAction::Ls => Request::PinLs,
         },
         Command::Gc { dry_run } => Request::Gc { dry_run },
-        Command::Fsck => Request::Fsck,
+        Command::Fsck { repair } => Request::Fsck { repair },
         Command::Trust { action } => trust(action),
         Command::Stop => Request::Stop,
         Command::Status { wait: None } => Request::Status,

@@ -164,8 +164,15 @@ impl Out {
         } else {
             "removed"
         };
+        let orphans = match report.orphan_files {
+            0 => String::new(),
+            n => format!(" and {n} orphaned temporary files"),
+        };
+        if let Some(why) = &report.held_back {
+            self.text(format_args!("{why}\n"))?;
+        }
         self.text(format_args!(
-            "{verb} {} objects, freeing {}; kept {} reachable from pins\n",
+            "{verb} {} objects{orphans}, freeing {}; kept {} reachable from pins\n",
             report.removed,
             HumanBytes(report.freed_bytes),
             report.kept
@@ -178,8 +185,18 @@ impl Out {
             return self.print_json(report);
         }
         let mut stdout = std::io::stdout().lock();
+        let reached = |d: &clive_node::cas::Damage| match d.reached_by.as_slice() {
+            [] => String::new(),
+            paths => format!(" (reached by {})", paths.join(", ")),
+        };
+        for hash in &report.repaired {
+            writeln!(stdout, "repaired {hash}: fetched again from a peer")?;
+        }
+        for d in &report.unrepaired {
+            writeln!(stdout, "could not repair {}: {}{}", d.hash, d.problem, reached(d))?;
+        }
         for d in &report.damaged {
-            writeln!(stdout, "damaged {}: {}", d.hash, d.problem)?;
+            writeln!(stdout, "damaged {}: {}{}", d.hash, d.problem, reached(d))?;
         }
         for d in &report.missing {
             writeln!(stdout, "missing {}: {}", d.hash, d.problem)?;
@@ -192,7 +209,7 @@ impl Out {
             "no damage".to_owned()
         } else {
             format!(
-                "{} damaged, {} missing",
+                "{} damaged, {} missing (`clive-node fsck --repair` fetches them again from peers)",
                 report.damaged.len(),
                 report.missing.len()
             )

@@ -134,7 +134,11 @@ pub enum Request {
         dry_run: bool,
     },
     /// Re-verify the store.
-    Fsck,
+    Fsck {
+        /// Fetch damaged or missing objects again from peers.
+        #[serde(default)]
+        repair: bool,
+    },
     /// Issue a certificate.
     TrustGrant {
         /// The subject's KEY.
@@ -447,7 +451,7 @@ impl Request {
         match self {
             Request::Add { .. } | Request::AddStdin { .. } => "adding",
             Request::Export { .. } => "exporting",
-            Request::Fsck => "checking",
+            Request::Fsck { .. } => "checking",
             Request::Get { .. } => "fetching",
             Request::Push { .. } => "pushing",
             Request::Name(NameRequest::Publish { .. }) => "adding",
@@ -721,7 +725,7 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         Request::PinRm { name } => Reply::Unpinned(node.pin_rm(&name).await?),
         Request::PinLs => Reply::Pins(node.pins().await?),
         Request::Gc { dry_run } => Reply::Gc(node.gc(dry_run).await?),
-        Request::Fsck => Reply::Fsck(node.fsck(ctx.progress()).await?),
+        Request::Fsck { repair } => Reply::Fsck(node.fsck(repair, ctx.progress()).await?),
         Request::TrustGrant {
             key: subject,
             caps,

@@ -13,6 +13,7 @@ pub mod lock;
 pub mod names;
 pub mod net;
 pub mod node;
+mod repair;
 mod statedb;
 pub mod trust;
 

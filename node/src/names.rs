@@ -15,7 +15,6 @@ use clive_naming::{
 use clive_trust::{KeySigner, NodeKey, SystemClock, clock::Clock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
 use crate::{Node, NodeError, SignWith};
@@ -217,17 +216,9 @@ impl Node {
         let kind = self.store().kind(hash).await?;
         let length = self.store().size(hash).await?;
         let mut sha = Sha256::new();
-        let mut reader = self.store().blobs().blobs().reader(hash);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .await
-                .map_err(|e| NodeError::io(format!("reading object {hash}"), e))?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
+        let mut read = self.store().read_verified(hash).await?;
+        while let Some((_, piece)) = read.next().await? {
+            sha.update(&piece);
         }
         Ok(Content {
             blake3: hash.to_string(),

@@ -8,7 +8,7 @@ use std::{
 };
 
 use clive_cas::{
-    Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Store,
+    Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Root, Store,
     parse_hash,
 };
 use clive_trust::{NodeKey, PublicIdentity, SystemClock};
@@ -414,20 +414,57 @@ impl Node {
         Ok(self.store.pins().await?)
     }
 
-    /// Removes what nothing pinned reaches.
+    /// Removes what nothing pinned reaches, and orphaned files.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
-        let mut keep = self.trust.object_hashes()?;
-        keep.extend(self.net.in_flight());
-        // What names point at stays (published, followed, overridden).
-        let named = self.zones().referenced()?;
-        keep.extend(named.iter().filter_map(|h| clive_cas::parse_hash(h).ok()));
+        let mut keep = self.kept_roots()?;
+        keep.extend(self.net.in_flight().into_iter().map(|hash| Root {
+            hash,
+            why: format!("a transfer of {hash} under way"),
+            required: false,
+        }));
         Ok(self.store.gc(dry_run, &keep).await?)
     }
 
-    /// Re-verifies the whole store.
-    pub async fn fsck(&self, progress: Arc<dyn Progress>) -> Result<FsckReport, NodeError> {
-        let keep = self.trust.object_hashes()?;
-        Ok(self.store.fsck(progress, &keep).await?)
+    /// Roots other than pins: trust objects (which must be stored) and what
+    /// names point at (published, followed, overridden; kept if stored).
+    fn kept_roots(&self) -> Result<Vec<Root>, NodeError> {
+        let mut keep: Vec<Root> = self
+            .trust
+            .object_hashes()?
+            .into_iter()
+            .map(|hash| Root {
+                hash,
+                why: format!("node object {hash}"),
+                required: true,
+            })
+            .collect();
+        let named = self.zones().referenced()?;
+        keep.extend(
+            named
+                .iter()
+                .filter_map(|h| clive_cas::parse_hash(h).ok())
+                .map(|hash| Root {
+                    hash,
+                    why: format!("a name pointing at {hash}"),
+                    required: false,
+                }),
+        );
+        Ok(keep)
+    }
+
+    /// Re-verifies the whole store; with `repair`, then fetches every
+    /// damaged or missing object again from the peers that have it.
+    pub async fn fsck(
+        &self,
+        repair: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<FsckReport, NodeError> {
+        let keep = self.kept_roots()?;
+        let report = self.store.fsck(progress.clone(), &keep).await?;
+        if !repair || report.is_clean() {
+            return Ok(report);
+        }
+        crate::repair::repair(self, report, &keep, progress).await
     }
 }
 

@@ -65,6 +65,16 @@ impl TestNode {
         }
     }
 
+    /// A fresh, initialised node whose directory (home and scratch files)
+    /// is inside `parent` (a small file system, say).
+    pub fn new_in(parent: &Path) -> Self {
+        let node = TestNode {
+            dir: tempfile::tempdir_in(parent).expect("temp dir"),
+        };
+        node.ok(["init"]);
+        node
+    }
+
     /// The home directory.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")

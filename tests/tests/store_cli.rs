@@ -297,3 +297,390 @@ fn killed_add_leaves_a_clean_store_and_a_new_add_completes() {
         "temp files left over"
     );
 }
+
+/// Flips one bit of the byte at `offset` in a stored large blob's data file.
+fn flip_stored_byte(node: &TestNode, hash: &str, offset: usize) {
+    let data = node.home().join(format!("blobs/data/{hash}.data"));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[offset] ^= 1;
+    std::fs::write(&data, bytes).unwrap();
+}
+
+/// Entries of `dir` whose names start with `prefix`.
+fn entries_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_flipped_byte_is_never_handed_out_by_cat_or_export() {
+    let node = TestNode::new();
+    let src = node.scratch("src");
+    std::fs::create_dir(&src).unwrap();
+    let big = src.join("big.bin");
+    write_pseudo_random(&big, 1_000_000, 21);
+    std::fs::write(src.join("small.txt"), b"intact\n").unwrap();
+    let tree = first_word(&node.ok([
+        "add".as_ref(),
+        src.as_os_str(),
+        "--pin".as_ref(),
+        "p".as_ref(),
+    ]));
+    let big_hash = b3sum(&big);
+    flip_stored_byte(&node, &big_hash, 600_000);
+
+    // `cat` fails naming the object and the repair; what it wrote before
+    // is correct and ends before the damaged 16 KiB group.
+    for object in [big_hash.clone(), "p/big.bin".to_owned()] {
+        let out = node.cmd(["cat", &object]).output().unwrap();
+        assert!(!out.status.success(), "cat {object} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&big_hash), "{err}");
+        assert!(err.contains("damaged"), "{err}");
+        assert!(err.contains("clive-node fsck --repair"), "{err}");
+        let original = std::fs::read(&big).unwrap();
+        assert!(out.stdout.len() <= 600_000 / 16384 * 16384, "{}", out.stdout.len());
+        assert!(out.stdout == original[..out.stdout.len()], "cat wrote wrong bytes");
+    }
+    assert_eq!(node.ok(["cat", "p/small.txt"]), "intact\n");
+
+    // `export` of the tree and of the blob fails and writes nothing.
+    for (i, object) in [tree.as_str(), big_hash.as_str(), "p"].iter().enumerate() {
+        let dest = node.scratch(&format!("out{i}"));
+        let err = node.fails(["export".as_ref(), object.as_ref(), dest.as_os_str()]);
+        assert!(err.contains(&big_hash), "{err}");
+        assert!(err.contains("clive-node fsck --repair"), "{err}");
+        assert!(!dest.exists(), "export {object} left {}", dest.display());
+        assert!(
+            entries_starting(&node.root(), &format!(".out{i}")).is_empty(),
+            "export left its staging directory"
+        );
+    }
+}
+
+#[test]
+fn fsck_names_what_reaches_a_missing_data_file_and_gc_still_works() {
+    let node = TestNode::new();
+    let src = node.scratch("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let big = src.join("sub/big.bin");
+    write_pseudo_random(&big, 1_000_000, 22);
+    std::fs::write(src.join("small.txt"), b"still here\n").unwrap();
+    node.ok([
+        "add".as_ref(),
+        src.as_os_str(),
+        "--pin".as_ref(),
+        "p".as_ref(),
+    ]);
+    let garbage = node.scratch("garbage.bin");
+    write_pseudo_random(&garbage, 300_000, 23);
+    let garbage_hash = first_word(&node.ok(["add".as_ref(), garbage.as_os_str()]));
+    let big_hash = b3sum(&big);
+    std::fs::remove_file(node.home().join(format!("blobs/data/{big_hash}.data"))).unwrap();
+
+    let out = node.cmd(["fsck"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(&format!("damaged {big_hash}")), "{text}");
+    assert!(text.contains("pin \"p\"/sub/big.bin"), "{text}");
+    assert!(text.contains("fsck --repair"), "{text}");
+    let out = node.cmd(["--json", "fsck"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let damaged = report["damaged"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{report}");
+    assert_eq!(damaged[0]["hash"], big_hash.as_str());
+    assert_eq!(damaged[0]["reached_by"][0], "pin \"p\"/sub/big.bin");
+
+    // gc works on the damaged store: the garbage goes, the damaged object
+    // (which a pin needs) stays for a repair.
+    let gc = node.json(["gc"]);
+    assert_eq!(gc["removed"], 1, "{gc}");
+    assert_eq!(gc["removed_hashes"][0], garbage_hash.as_str());
+    assert_eq!(node.ok(["cat", "p/small.txt"]), "still here\n");
+    let err = node.fails(["cat", "p/sub/big.bin"]);
+    assert!(err.contains(&big_hash) && err.contains("fsck --repair"), "{err}");
+}
+
+#[test]
+fn gc_removes_orphaned_files_and_counts_their_bytes() {
+    let node = TestNode::loopback();
+    let daemon = node.start_daemon();
+    // What a killed or failed import leaves: a copy in temp/, and a data
+    // file the store never recorded.
+    let temp_orphan = node.home().join("blobs/temp/0123456789abcdef0123456789abcdef.temp");
+    write_pseudo_random(&temp_orphan, 300_000, 24);
+    let unknown = blake3::hash(b"never recorded").to_hex();
+    let data_orphan = node.home().join(format!("blobs/data/{unknown}.data"));
+    write_pseudo_random(&data_orphan, 100_000, 25);
+    for path in [&temp_orphan, &data_orphan] {
+        tool("touch", ["-d".as_ref(), "1 hour ago".as_ref(), path.as_os_str()]);
+    }
+    let kept = node.scratch("kept.bin");
+    write_pseudo_random(&kept, 200_000, 26);
+    node.ok([
+        "add".as_ref(),
+        kept.as_os_str(),
+        "--pin".as_ref(),
+        "kept".as_ref(),
+    ]);
+
+    let dry = node.json(["gc", "--dry-run"]);
+    assert_eq!(dry["orphan_files"], 2, "{dry}");
+    assert_eq!(dry["orphan_bytes"], 400_000, "{dry}");
+    assert!(temp_orphan.exists() && data_orphan.exists());
+    let text = node.ok(["gc"]);
+    assert!(text.contains("2 orphaned temporary files"), "{text}");
+    assert!(!temp_orphan.exists() && !data_orphan.exists());
+    let again = node.json(["gc"]);
+    assert_eq!(again["orphan_files"], 0, "{again}");
+    assert_eq!(again["freed_bytes"], 0, "{again}");
+    let out = node.cmd(["cat", "kept"]).output().unwrap();
+    check_success(&out);
+    assert_eq!(out.stdout, std::fs::read(&kept).unwrap());
+    node.stop(daemon);
+}
+
+/// A tmpfs of `size` mounted at `dir` until dropped (tests run as root).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        tool(
+            "mount",
+            [
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                format!("size={size}").as_ref(),
+                "tmpfs".as_ref(),
+                dir.as_os_str(),
+            ],
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_add_naming_the_store_and_leaves_nothing_behind() {
+    let outer = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&outer.path().join("small-fs"), "64m");
+    let node = TestNode::new_in(&fs.0);
+    std::fs::write(
+        node.home().join("config.toml"),
+        "[net]\nbind = [\"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
+    let daemon = node.start_daemon();
+    let too_big = outer.path().join("too-big.bin");
+    write_pseudo_random(&too_big, 96 * 1024 * 1024, 27);
+
+    let err = node.fails(["add".as_ref(), too_big.as_os_str()]);
+    assert!(err.contains("writing to the store"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("reading"), "{err}");
+    let temp = node.home().join("blobs/temp");
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "the failed add left files in {}",
+        temp.display()
+    );
+
+    // The space is free again: the next add, gc and fsck work.
+    let fits = outer.path().join("fits.bin");
+    write_pseudo_random(&fits, 24 * 1024 * 1024, 28);
+    let out = node.ok([
+        "add".as_ref(),
+        fits.as_os_str(),
+        "--pin".as_ref(),
+        "fits".as_ref(),
+    ]);
+    assert_eq!(first_word(&out), b3sum(&fits));
+    node.json(["gc"]);
+    let fsck = node.json(["fsck"]);
+    assert_eq!(fsck["damaged"].as_array().unwrap().len(), 0, "{fsck}");
+    let out = node.cmd(["cat", "fits"]).output().unwrap();
+    check_success(&out);
+    assert!(out.stdout == std::fs::read(&fits).unwrap());
+    node.stop(daemon);
+    drop(node);
+    drop(fs);
+}
+
+/// Runs `cmd`, waits for it, and returns its exit status and its peak
+/// resident memory in bytes (wait4's rusage of exactly that process).
+fn run_measuring_peak_rss(mut cmd: std::process::Command) -> (bool, std::process::Output, u64) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut stdout = child.stdout.unwrap();
+    let mut stderr = child.stderr.unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).unwrap();
+        buf
+    });
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
+    let err = err_reader.join().unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let output = std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: out,
+        stderr: err,
+    };
+    (success, output, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn add_of_files_whose_size_lies_reads_them_to_the_end_in_bounded_memory() {
+    // /proc/kpageflags: stat says 0 bytes, reading it yields 8 bytes per
+    // page frame of memory (tens of MiB). Four of them, bind-mounted into a
+    // directory in a private mount namespace, are imported at once.
+    let node = TestNode::new();
+    let expected = std::fs::read("/proc/kpageflags").unwrap().len() as u64;
+    assert!(expected > 16 * 1024 * 1024, "{expected}");
+    let dir = node.scratch("lying");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..4 {
+        std::fs::write(dir.join(format!("f{i}")), b"").unwrap();
+    }
+    let script = format!(
+        "for f in {dir}/f*; do mount --bind /proc/kpageflags \"$f\" || exit 1; done; \
+         exec \"$0\" --home \"$1\" --json add {dir}",
+        dir = dir.display()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", &script])
+        .arg(clive_tests::clive_bin())
+        .arg(node.home())
+        .stdin(Stdio::null());
+    let (success, out, peak) = run_measuring_peak_rss(cmd);
+    assert!(success, "{out:?}");
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every file was read to its end, whatever its size said.
+    assert_eq!(added[0]["size"], 4 * expected, "{added}");
+    let hash = added[0]["hash"].as_str().unwrap();
+    let listing = node.json(["ls", hash]);
+    for entry in listing.as_array().unwrap() {
+        assert_eq!(entry["size"], expected, "{entry}");
+        let out = node
+            .cmd(["cat", entry["hash"].as_str().unwrap()])
+            .output()
+            .unwrap();
+        check_success(&out);
+        assert_eq!(out.stdout.len() as u64, expected);
+        assert_eq!(blake3::hash(&out.stdout).to_hex().as_str(), entry["hash"]);
+    }
+    // Streamed, not buffered whole: far less than the files held.
+    assert!(
+        peak < 2 * expected,
+        "peak RSS {peak} bytes for four files of {expected} bytes each"
+    );
+}
+
+fn endpoint_id(node: &TestNode) -> String {
+    node.json(["id"])["endpoint_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn fsck_repair_fetches_damaged_and_missing_objects_from_a_peer() {
+    let (a, b) = (TestNode::loopback(), TestNode::loopback());
+    let a_daemon = a.start_daemon();
+    let b_daemon = b.start_daemon();
+    let a_id = endpoint_id(&a);
+    clive_tests::admit(&a, &b, "fetch");
+    let src = a.scratch("src");
+    std::fs::create_dir(&src).unwrap();
+    let (flipped, deleted) = (src.join("flipped.bin"), src.join("deleted.bin"));
+    write_pseudo_random(&flipped, 1_000_000, 31);
+    write_pseudo_random(&deleted, 2_000_000, 32);
+    std::fs::write(src.join("small.txt"), b"small\n").unwrap();
+    let tree = first_word(&a.ok([
+        "add".as_ref(),
+        src.as_os_str(),
+        "--pin".as_ref(),
+        "src".as_ref(),
+    ]));
+    b.ok(["get", &tree, "--from", &a_id]);
+    b.ok(["pin", "add", "src", &tree]);
+    let (flipped_hash, deleted_hash) = (b3sum(&flipped), b3sum(&deleted));
+    flip_stored_byte(&b, &flipped_hash, 123_456);
+    std::fs::remove_file(b.home().join(format!("blobs/data/{deleted_hash}.data"))).unwrap();
+    // Something only B has, damaged: nobody can repair it.
+    let only_b = b.scratch("only-b.bin");
+    write_pseudo_random(&only_b, 500_000, 33);
+    let only_b_hash = first_word(&b.ok([
+        "add".as_ref(),
+        only_b.as_os_str(),
+        "--pin".as_ref(),
+        "only-b".as_ref(),
+    ]));
+    flip_stored_byte(&b, &only_b_hash, 1000);
+
+    let out = b.cmd(["fsck", "--repair"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(&format!("repaired {flipped_hash}")), "{text}");
+    assert!(text.contains(&format!("repaired {deleted_hash}")), "{text}");
+    assert!(text.contains(&format!("could not repair {only_b_hash}")), "{text}");
+    assert!(text.contains("pin \"only-b\""), "{text}");
+
+    let dest = b.scratch("out");
+    b.ok(["export".as_ref(), "src".as_ref(), dest.as_os_str()]);
+    assert_same_tree(&src, &dest);
+    b.ok(["pin", "rm", "only-b"]);
+    b.ok(["gc"]);
+    let fsck = b.json(["fsck"]);
+    assert!(fsck["damaged"].as_array().unwrap().is_empty(), "{fsck}");
+    assert!(fsck["missing"].as_array().unwrap().is_empty(), "{fsck}");
+    a.stop(a_daemon);
+    b.stop(b_daemon);
+}
+
+#[test]
+fn a_node_refuses_to_serve_a_damaged_object_and_logs_it() {
+    let (a, b) = (TestNode::loopback(), TestNode::loopback());
+    let a_daemon = a.start_daemon();
+    let _b_daemon = b.start_daemon();
+    let a_id = endpoint_id(&a);
+    clive_tests::admit(&a, &b, "fetch");
+    let file = a.scratch("served.bin");
+    write_pseudo_random(&file, 1_000_000, 34);
+    let hash = first_word(&a.ok(["add".as_ref(), file.as_os_str(), "--pin".as_ref(), "s".as_ref()]));
+    flip_stored_byte(&a, &hash, 900_000);
+
+    b.fails(["get", &hash, "--from", &a_id]);
+    b.fails(["cat", &hash]);
+    clive_tests::eventually("A logs the refusal", || {
+        a_daemon
+            .logs()
+            .contains(&format!("refused to serve {hash}"))
+    });
+    let logs = a_daemon.logs();
+    assert!(logs.contains("fsck --repair"), "{logs}");
+}

@@ -3,7 +3,9 @@
 //!
 //! Blob requests (iroh-blobs' get, get-many and observe) are intercepted one
 //! by one and served only when the requester holds `fetch`, or when this
-//! node is pushing exactly those objects to it. Each request is checked
+//! node is pushing exactly those objects to it, and only once the requested
+//! ranges were read and checked against their hashes: a damaged copy is
+//! refused (and logged), never served. Each request is checked
 //! afresh, so a revocation refuses the next request on a connection that is
 //! already open. iroh-blobs' own push requests are disabled: a push here is
 //! an offer the receiver answers by fetching.
@@ -14,7 +16,7 @@ use std::{
     time::Instant,
 };
 
-use clive_cas::{Hash, NoProgress};
+use clive_cas::{Hash, NoProgress, Store};
 use clive_trust::{Capability, Certificate, PublicIdentity, SystemClock, clock::Clock};
 use iroh::{
     EndpointId,
@@ -23,6 +25,7 @@ use iroh::{
 };
 use iroh_blobs::{
     BlobsProtocol,
+    protocol::ChunkRanges,
     provider::events::{
         AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage,
         RequestMode, ThrottleMode,
@@ -88,8 +91,26 @@ fn verdict(ok: bool) -> Result<(), AbortReason> {
     }
 }
 
+/// Whether the requested ranges of every completely stored blob in `wanted`
+/// match their hashes; damage is logged and the request refused, so that a
+/// damaged copy is never served. What is not (completely) stored here is
+/// left to the provider, which serves what it has.
+async fn intact(store: &Store, peer: Option<EndpointId>, wanted: Vec<(Hash, ChunkRanges)>) -> bool {
+    for (hash, ranges) in wanted {
+        if ranges.is_empty() || store.size(hash).await.is_err() {
+            continue;
+        }
+        if let Err(e) = store.verify_ranges(hash, ranges).await {
+            let peer = peer.map(|p| p.fmt_short().to_string()).unwrap_or_default();
+            tracing::error!(%peer, "refused to serve {hash}: {e}");
+            return false;
+        }
+    }
+    true
+}
+
 /// The blob provider's event handler: one trust check per connection and
-/// per request.
+/// per request, and a check of the data before it is served.
 fn blob_events(shared: Arc<Shared>) -> EventSender {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
@@ -117,21 +138,52 @@ fn blob_events(shared: Arc<Shared>) -> EventSender {
                     peers.remove(&msg.connection_id);
                 }
                 ProviderMessage::GetRequestReceived(msg) => {
-                    let ok = peers.get(&msg.connection_id).is_some_and(|p| {
+                    let peer = peers.get(&msg.connection_id).copied();
+                    let ok = peer.is_some_and(|p| {
                         may_fetch(
                             &shared,
-                            p,
+                            &p,
                             &[msg.request.hash],
                             msg.request.ranges.is_blob(),
                         )
                     });
-                    msg.tx.send(verdict(ok)).await.ok();
+                    if !ok {
+                        msg.tx.send(verdict(false)).await.ok();
+                        continue;
+                    }
+                    let wanted = msg
+                        .request
+                        .ranges
+                        .iter_infinite()
+                        .next()
+                        .map(|r| vec![(msg.request.hash, r.clone())])
+                        .unwrap_or_default();
+                    let store = shared.store.clone();
+                    // Checked beside the loop: a large blob takes a while.
+                    tokio::spawn(async move {
+                        let sound = intact(&store, peer, wanted).await;
+                        msg.tx.send(verdict(sound)).await.ok();
+                    });
                 }
                 ProviderMessage::GetManyRequestReceived(msg) => {
-                    let ok = peers
-                        .get(&msg.connection_id)
-                        .is_some_and(|p| may_fetch(&shared, p, &msg.request.hashes, true));
-                    msg.tx.send(verdict(ok)).await.ok();
+                    let peer = peers.get(&msg.connection_id).copied();
+                    let ok = peer.is_some_and(|p| may_fetch(&shared, &p, &msg.request.hashes, true));
+                    if !ok {
+                        msg.tx.send(verdict(false)).await.ok();
+                        continue;
+                    }
+                    let wanted: Vec<_> = msg
+                        .request
+                        .hashes
+                        .iter()
+                        .copied()
+                        .zip(msg.request.ranges.iter_infinite().cloned())
+                        .collect();
+                    let store = shared.store.clone();
+                    tokio::spawn(async move {
+                        let sound = intact(&store, peer, wanted).await;
+                        msg.tx.send(verdict(sound)).await.ok();
+                    });
                 }
                 ProviderMessage::ObserveRequestReceived(msg) => {
                     let ok = peers
