@@ -5,17 +5,15 @@ use clive_naming::tuf::{Metadata, Signed, canonical::to_canonical_bytes, metadat
 /// Decodes `data` as metadata of type `T` and, when it decodes, checks that
 /// it is what a repository would serve again: its served bytes decode to
 /// the same document, its signed part has canonical bytes, and
-/// `peek_version` does not read another version.
-pub fn check<T: Signed + PartialEq + std::fmt::Debug>(data: &[u8]) {
-    let Ok(doc) = Metadata::<T>::from_bytes(data) else {
-        return;
-    };
+/// `peek_version` does not read another version. Returns the document.
+pub fn check<T: Signed + PartialEq + std::fmt::Debug>(data: &[u8]) -> Option<Metadata<T>> {
+    let doc = Metadata::<T>::from_bytes(data).ok()?;
     let version = doc.signed.version();
     assert!(peek_version(data).is_none_or(|v| v == version));
     // Floating point numbers (which canonical JSON refuses) may come back a
     // unit in the last place apart; every other document must round-trip.
     if to_canonical_bytes(&doc.to_value()).is_err() {
-        return;
+        return Some(doc);
     }
     doc.signed_bytes()
         .expect("a document without floats has canonical bytes");
@@ -27,4 +25,5 @@ pub fn check<T: Signed + PartialEq + std::fmt::Debug>(data: &[u8]) {
         peek_version(&doc.to_bytes().unwrap_or_default()),
         Some(version)
     );
+    Some(doc)
 }
