@@ -289,8 +289,9 @@ pub(crate) fn state_err(e: impl std::fmt::Display) -> NamingError {
     NamingError::State(e.to_string())
 }
 
-/// How a table's values are encoded.
-pub(crate) trait Row: Sized {
+/// How a table's values are encoded: what reads a record back from
+/// `state.redb` (public for the fuzz targets in `fuzz/`).
+pub trait Row: Sized {
     /// The value's bytes.
     fn to_row(&self) -> Result<Vec<u8>, NamingError>;
     /// The value, from its bytes; a clear error when they are damaged.

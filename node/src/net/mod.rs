@@ -22,6 +22,12 @@ pub mod ticket;
 pub mod wire;
 pub(crate) mod zones;
 
+/// The announcement format's decoder and encoder, public for the fuzz
+/// targets in `fuzz/` (the rest of [`announce`] stays inside the crate).
+pub use announce::{
+    Body as AnnouncementBody, open as open_announcement, seal as seal_announcement,
+};
+
 use std::{
     collections::HashMap,
     net::SocketAddr,

@@ -58,11 +58,14 @@ fn state_err(e: impl std::fmt::Display) -> NodeError {
     NodeError::Net(format!("node state: {e}"))
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, NodeError> {
+/// A record of these tables, from its stored bytes; a clear error when they
+/// are damaged (public for the fuzz targets in `fuzz/`).
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, NodeError> {
     serde_json::from_slice(bytes).map_err(|e| state_err(format!("damaged record: {e}")))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
+/// The stored bytes of a record of these tables.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
     serde_json::to_vec(value).map_err(state_err)
 }
 
