@@ -213,6 +213,7 @@ new_tree() {
 }
 # same SRC PATH: PATH (exported) holds exactly the bytes of SRC (file or tree).
 same() {
+  [ -n "$1" ] || { log "soak.sh: internal error: no source to compare $2 with"; exit 2; }
   if [ -d "$1" ]; then [ -d "$2" ] && diff -r "$1" "$2" >/dev/null 2>&1
   else [ -f "$2" ] && cmp -s "$1" "$2"; fi
 }
@@ -640,6 +641,7 @@ check_pins() {
       else
         # Present and right: from now on it must stay.
         PIN_SURE[$k]=1; PIN_HASH[$k]=$listed
+        [ -n "${SRC_OF[$listed]:-}" ] || SRC_OF[$listed]=${PIN_SRC[$k]}
       fi
       rm -rf "$d"
     done
