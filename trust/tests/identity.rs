@@ -493,7 +493,17 @@ fn error_messages() {
         ),
         (
             IdentityError::Missing { path: p.clone() },
-            "/k/node_key: no such key file",
+            "/k/node_key: no such key file (`clive-node init` creates a node with a new key, \
+             `clive-node init --ssh-key FILE` imports an OpenSSH ed25519 key)",
+        ),
+        (
+            IdentityError::Unprotected {
+                path: p.clone(),
+                mode: 0o644,
+            },
+            "UNPROTECTED PRIVATE KEY FILE: permissions 0644 for /k/node_key are too open: a \
+             private key must not be accessible by others, so it is ignored; fix it with \
+             `chmod 600 /k/node_key`",
         ),
     ];
     for (err, want) in cases {
