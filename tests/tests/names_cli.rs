@@ -359,7 +359,12 @@ mod killed_publishes {
                          {will:?}; the publish said: {stderr}"
                     );
                     if committed && will.is_some() {
-                        assert_eq!(Some(hash), will, "round {round}: {name}: exit 0, old value");
+                        assert_eq!(
+                            Some(hash),
+                            will,
+                            "round {round}: {name}: exit 0, old value; the publish said: {}{stderr}",
+                            String::from_utf8_lossy(&publish.stdout)
+                        );
                     }
                     if not_committed {
                         assert_eq!(Some(hash), was, "round {round}: {name}: said not published");
