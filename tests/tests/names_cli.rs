@@ -359,7 +359,12 @@ mod killed_publishes {
                          {will:?}; the publish said: {stderr}"
                     );
                     if committed && will.is_some() {
-                        assert_eq!(Some(hash), will, "round {round}: {name}: exit 0, old value");
+                        assert_eq!(
+                            Some(hash),
+                            will,
+                            "round {round}: {name}: exit 0, old value; the publish said: {}{stderr}",
+                            String::from_utf8_lossy(&publish.stdout)
+                        );
                     }
                     if not_committed {
                         assert_eq!(Some(hash), was, "round {round}: {name}: said not published");
@@ -471,4 +476,42 @@ mod killed_publishes {
     fn a_cli_killed_while_publishing_in_process_leaves_each_name_old_or_new() {
         run(Killed::Cli);
     }
+}
+
+#[test]
+fn publish_and_resolve_name_the_role_and_its_version_alike() {
+    let a = TestNode::new();
+    a.ok(["name", "zone", "create", "release"]);
+    let v1 = a.scratch("v1.txt");
+    std::fs::write(&v1, "one\n").unwrap();
+    a.ok(["name", "publish", "release/app", v1.to_str().unwrap()]);
+    let v2 = a.scratch("v2.txt");
+    std::fs::write(&v2, "two\n").unwrap();
+    let published = a.json(["name", "publish", "release/app", v2.to_str().unwrap()]);
+    let resolved = a.json(["name", "resolve", "release/app"]);
+    assert!(
+        published["role"].as_str().unwrap().starts_with("bin-"),
+        "{published}"
+    );
+    assert_eq!(
+        published["role"], resolved["role"],
+        "{published} {resolved}"
+    );
+    assert_eq!(published["version"], 3, "{published}");
+    assert_eq!(
+        published["version"], resolved["version"],
+        "{published} {resolved}"
+    );
+    // `targets` is the top-level targets version in both.
+    assert_eq!(published["targets"], resolved["verified"]["targets"]);
+    assert_eq!(published["timestamp"], resolved["verified"]["timestamp"]);
+    // In words, both say "ROLE vN".
+    let role = format!("{} v3", published["role"].as_str().unwrap());
+    let said = a.ok(["name", "publish", "release/app", v1.to_str().unwrap()]);
+    let role4 = format!("{} v4", published["role"].as_str().unwrap());
+    assert!(said.contains(&format!("({role4}, timestamp v")), "{said}");
+    let out = a.cmd(["name", "resolve", "release/app"]).output().unwrap();
+    let how = String::from_utf8_lossy(&out.stderr);
+    assert!(how.contains(&format!("{role4}; root v1")), "{how}");
+    assert!(!how.contains(&role), "{how}");
 }
