@@ -19,14 +19,11 @@ use crate::NodeError;
 
 /// How often an idle connection is kept alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// How often each path of a connection is probed while idle.
+/// How often each path of a connection is probed while idle: a live peer
+/// answers, which is what [`super::liveness`] counts on.
 const PATH_KEEP_ALIVE: Duration = Duration::from_secs(2);
-/// How long a path may go unanswered before it is given up; a connection
-/// whose last path is given up closes. iroh keeps sending to the path it
-/// selected for a peer, new handshakes included, as long as that path is
-/// not given up: a peer that died and came back at another address is
-/// reached only then, and until then a dead connection looks open. Three
-/// probes missed in a row is long enough not to drop a live path.
+/// How long a path may go unanswered before it is given up (the last path
+/// of a connection is not: [`super::liveness`] closes that connection).
 const PATH_IDLE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// The daemon's listen address when none is configured: a fixed port, so
