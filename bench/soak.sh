@@ -856,7 +856,7 @@ while [ "$SECONDS" -lt "$DEADLINE" ]; do
   nk=$(pick 0 1 1 2)
   KILLED_NOW=
   for _ in $(seq "$nk"); do
-    sleep "$(printf '%d.%03d' $((RANDOM % 2)) $((RANDOM % 1000)))"
+    sleep "$(printf '0.%03d' $((RANDOM % 1000)))" # rounds' commands take 1-3 s
     alive=0
     for p in "${WORKER_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ "$alive" = 1 ] || break
