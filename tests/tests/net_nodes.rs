@@ -374,7 +374,7 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     assert!(!b.node().store().has(hash).await.unwrap());
     assert!(
         b.node()
-            .fsck(Arc::new(NoProgress))
+            .fsck(false, Arc::new(NoProgress))
             .await
             .unwrap()
             .is_clean()
