@@ -19,8 +19,8 @@ use std::{
     sync::Arc,
 };
 
-use tokio::io::AsyncWriteExt;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store, bounded::for_each_bounded, tree::EntryKind,
@@ -245,7 +245,8 @@ impl Store {
         let mut read = self.read_verified(job.hash).await?;
         // Created here so that nothing at the path is followed or reused.
         let file = create_file(&job.path, job.exec).map_err(|e| CasError::io(context(), e))?;
-        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
+        let mut out =
+            tokio::io::BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
         while let Some((_, piece)) = read.next().await? {
             out.write_all(&piece)
                 .await

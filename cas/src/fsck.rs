@@ -38,7 +38,11 @@ pub struct FsckReport {
     /// Objects a pin needs that are not stored, or trees that do not decode.
     pub missing: Vec<Damage>,
     /// With `--repair`: objects fetched again from a peer.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "crate::gc::hashes_hex")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "crate::gc::hashes_hex"
+    )]
     pub repaired: Vec<Hash>,
     /// With `--repair`: objects that could not be repaired, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -67,11 +71,7 @@ impl Store {
     /// Re-verifies every stored object against its hash and checks that
     /// everything pinned is present and well formed. `extra` are roots other
     /// parts of the node keep besides the pins.
-    pub async fn fsck(
-        &self,
-        progress: Arc<dyn Progress>,
-        extra: &[Root],
-    ) -> Result<FsckReport> {
+    pub async fn fsck(&self, progress: Arc<dyn Progress>, extra: &[Root]) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let reached = self.walk_pins(extra).await?;
         let mut reached_by: HashMap<Hash, Vec<String>> = HashMap::new();

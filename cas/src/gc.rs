@@ -18,7 +18,10 @@ use iroh_blobs::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::{CasError, Hash, Result, Store, reach::{Reach, Root}};
+use crate::{
+    CasError, Hash, Result, Store,
+    reach::{Reach, Root},
+};
 
 /// What a garbage collection removed (or, dry, would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,7 +198,10 @@ impl Store {
             .collect();
         self.gc.run(live).await?;
         for hash in hashes {
-            if !matches!(self.blobs.blobs().status(*hash).await?, BlobStatus::NotFound) {
+            if !matches!(
+                self.blobs.blobs().status(*hash).await?,
+                BlobStatus::NotFound
+            ) {
                 return Err(CasError::Gc(format!("{hash} could not be removed")));
             }
         }

@@ -52,8 +52,7 @@ impl Store {
             .map(|p| (p.hash, None, format!("pin {:?}", p.name), true))
             .collect();
         // Required roots first, so that what they reach counts as required.
-        let (required, optional): (Vec<&Root>, Vec<&Root>) =
-            extra.iter().partition(|r| r.required);
+        let (required, optional): (Vec<&Root>, Vec<&Root>) = extra.iter().partition(|r| r.required);
         stack.extend(
             required
                 .into_iter()

@@ -178,7 +178,9 @@ impl Store {
         if size > tree::MAX_ENCODED_LEN {
             return Err(CasError::NotATree(hash));
         }
-        let bytes = self.read_verified_bytes(hash, tree::MAX_ENCODED_LEN).await?;
+        let bytes = self
+            .read_verified_bytes(hash, tree::MAX_ENCODED_LEN)
+            .await?;
         Tree::decode(&bytes).map_err(|e| match e {
             tree::TreeError::NotATree => CasError::NotATree(hash),
             cause => CasError::BadTree { hash, cause },

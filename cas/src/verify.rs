@@ -18,7 +18,7 @@ use std::{collections::VecDeque, pin::Pin};
 use bao_tree::{
     BaoTree, ChunkNum, ChunkRanges,
     io::{
-        BaoContentItem, DecodeError,
+        BaoContentItem, DecodeError, EncodeError,
         fsm::{ResponseDecoder, ResponseDecoderNext},
     },
 };
@@ -151,7 +151,10 @@ fn damaged(hash: Hash, problem: String) -> CasError {
 fn decode_problem(e: DecodeError) -> String {
     match e {
         DecodeError::LeafHashMismatch(chunk) => {
-            format!("the bytes at offset {} do not match its hash", chunk.to_bytes())
+            format!(
+                "the bytes at offset {} do not match its hash",
+                chunk.to_bytes()
+            )
         }
         DecodeError::ParentHashMismatch(node) => format!(
             "its hash tree does not match near offset {}",
@@ -160,11 +163,39 @@ fn decode_problem(e: DecodeError) -> String {
         DecodeError::LeafNotFound(chunk) => {
             format!("its data ends before offset {}", chunk.to_bytes())
         }
-        DecodeError::ParentNotFound(node) => format!(
-            "its hash tree ends before offset {}",
-            node.mid().to_bytes()
-        ),
-        DecodeError::Io(e) => format!("unreadable: {e}"),
+        DecodeError::ParentNotFound(node) => {
+            format!("its hash tree ends before offset {}", node.mid().to_bytes())
+        }
+        DecodeError::Io(e) => io_problem(&e),
+    }
+}
+
+/// What an error reading the encoding says about the object: the store's
+/// own export stops at bytes that do not match the outboard.
+fn io_problem(e: &std::io::Error) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|c| c as _);
+    while let Some(c) = cause {
+        if let Some(encode) = c.downcast_ref::<EncodeError>() {
+            return match encode {
+                EncodeError::LeafHashMismatch(chunk) => {
+                    format!(
+                        "the bytes at offset {} do not match its hash",
+                        chunk.to_bytes()
+                    )
+                }
+                EncodeError::ParentHashMismatch(node) => format!(
+                    "its hash tree does not match near offset {}",
+                    node.mid().to_bytes()
+                ),
+                EncodeError::SizeMismatch => "its data file has the wrong size".to_owned(),
+                other => format!("unreadable: {other}"),
+            };
+        }
+        cause = c.source();
+    }
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => format!("its bytes do not match its hash ({e})"),
+        _ => format!("unreadable: {e}"),
     }
 }
 
@@ -187,14 +218,18 @@ impl Store {
             .blobs()
             .export_bao(hash, ranges.clone())
             .into_byte_stream()
-            .map(|item| item.map_err(std::io::Error::other));
+            .map(|item| {
+                item.map_err(|e| match e {
+                    iroh_blobs::api::Error::Io(e) => e,
+                })
+            });
         let mut encoded = Encoded {
             items: Box::pin(items),
             buffered: VecDeque::new(),
         };
         let header: [u8; 8] = iroh_io::AsyncStreamReader::read(&mut encoded)
             .await
-            .map_err(|e| damaged(hash, format!("unreadable: {e}")))?;
+            .map_err(|e| damaged(hash, io_problem(&e)))?;
         let encoded_size = u64::from_le_bytes(header);
         if encoded_size != size {
             return Err(damaged(

@@ -193,7 +193,13 @@ impl Out {
             writeln!(stdout, "repaired {hash}: fetched again from a peer")?;
         }
         for d in &report.unrepaired {
-            writeln!(stdout, "could not repair {}: {}{}", d.hash, d.problem, reached(d))?;
+            writeln!(
+                stdout,
+                "could not repair {}: {}{}",
+                d.hash,
+                d.problem,
+                reached(d)
+            )?;
         }
         for d in &report.damaged {
             writeln!(stdout, "damaged {}: {}{}", d.hash, d.problem, reached(d))?;

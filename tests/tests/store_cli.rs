@@ -342,8 +342,15 @@ fn a_flipped_byte_is_never_handed_out_by_cat_or_export() {
         assert!(err.contains("damaged"), "{err}");
         assert!(err.contains("clive-node fsck --repair"), "{err}");
         let original = std::fs::read(&big).unwrap();
-        assert!(out.stdout.len() <= 600_000 / 16384 * 16384, "{}", out.stdout.len());
-        assert!(out.stdout == original[..out.stdout.len()], "cat wrote wrong bytes");
+        assert!(
+            out.stdout.len() <= 600_000 / 16384 * 16384,
+            "{}",
+            out.stdout.len()
+        );
+        assert!(
+            out.stdout == original[..out.stdout.len()],
+            "cat wrote wrong bytes"
+        );
     }
     assert_eq!(node.ok(["cat", "p/small.txt"]), "intact\n");
 
@@ -401,7 +408,10 @@ fn fsck_names_what_reaches_a_missing_data_file_and_gc_still_works() {
     assert_eq!(gc["removed_hashes"][0], garbage_hash.as_str());
     assert_eq!(node.ok(["cat", "p/small.txt"]), "still here\n");
     let err = node.fails(["cat", "p/sub/big.bin"]);
-    assert!(err.contains(&big_hash) && err.contains("fsck --repair"), "{err}");
+    assert!(
+        err.contains(&big_hash) && err.contains("fsck --repair"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -410,13 +420,18 @@ fn gc_removes_orphaned_files_and_counts_their_bytes() {
     let daemon = node.start_daemon();
     // What a killed or failed import leaves: a copy in temp/, and a data
     // file the store never recorded.
-    let temp_orphan = node.home().join("blobs/temp/0123456789abcdef0123456789abcdef.temp");
+    let temp_orphan = node
+        .home()
+        .join("blobs/temp/0123456789abcdef0123456789abcdef.temp");
     write_pseudo_random(&temp_orphan, 300_000, 24);
     let unknown = blake3::hash(b"never recorded").to_hex();
     let data_orphan = node.home().join(format!("blobs/data/{unknown}.data"));
     write_pseudo_random(&data_orphan, 100_000, 25);
     for path in [&temp_orphan, &data_orphan] {
-        tool("touch", ["-d".as_ref(), "1 hour ago".as_ref(), path.as_os_str()]);
+        tool(
+            "touch",
+            ["-d".as_ref(), "1 hour ago".as_ref(), path.as_os_str()],
+        );
     }
     let kept = node.scratch("kept.bin");
     write_pseudo_random(&kept, 200_000, 26);
@@ -522,6 +537,8 @@ fn a_full_disk_fails_the_add_naming_the_store_and_leaves_nothing_behind() {
 
 /// Runs `cmd`, waits for it, and returns its exit status and its peak
 /// resident memory in bytes (wait4's rusage of exactly that process).
+// The child is reaped by wait4, which std's `wait` cannot give the rusage of.
+#[allow(clippy::zombie_processes)]
 fn run_measuring_peak_rss(mut cmd: std::process::Command) -> (bool, std::process::Output, u64) {
     let child = cmd
         .stdout(Stdio::piped())
@@ -647,7 +664,10 @@ fn fsck_repair_fetches_damaged_and_missing_objects_from_a_peer() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(&format!("repaired {flipped_hash}")), "{text}");
     assert!(text.contains(&format!("repaired {deleted_hash}")), "{text}");
-    assert!(text.contains(&format!("could not repair {only_b_hash}")), "{text}");
+    assert!(
+        text.contains(&format!("could not repair {only_b_hash}")),
+        "{text}"
+    );
     assert!(text.contains("pin \"only-b\""), "{text}");
 
     let dest = b.scratch("out");
@@ -671,7 +691,12 @@ fn a_node_refuses_to_serve_a_damaged_object_and_logs_it() {
     clive_tests::admit(&a, &b, "fetch");
     let file = a.scratch("served.bin");
     write_pseudo_random(&file, 1_000_000, 34);
-    let hash = first_word(&a.ok(["add".as_ref(), file.as_os_str(), "--pin".as_ref(), "s".as_ref()]));
+    let hash = first_word(&a.ok([
+        "add".as_ref(),
+        file.as_os_str(),
+        "--pin".as_ref(),
+        "s".as_ref(),
+    ]));
     flip_stored_byte(&a, &hash, 900_000);
 
     b.fails(["get", &hash, "--from", &a_id]);

@@ -167,7 +167,8 @@ fn blob_events(shared: Arc<Shared>) -> EventSender {
                 }
                 ProviderMessage::GetManyRequestReceived(msg) => {
                     let peer = peers.get(&msg.connection_id).copied();
-                    let ok = peer.is_some_and(|p| may_fetch(&shared, &p, &msg.request.hashes, true));
+                    let ok =
+                        peer.is_some_and(|p| may_fetch(&shared, &p, &msg.request.hashes, true));
                     if !ok {
                         msg.tx.send(verdict(false)).await.ok();
                         continue;
