@@ -285,19 +285,7 @@ impl ControlClient {
                         Err(_) => None,
                     }
                 }
-                Err(_) => crate::names::StateView::open(&self.home)
-                    .ok()
-                    .and_then(|view| {
-                        crate::names::read_request(
-                            view.zones(),
-                            None,
-                            match &ask {
-                                Request::Name(r) => r,
-                                _ => return None,
-                            },
-                        )
-                        .and_then(Result::ok)
-                    }),
+                Err(_) => receipt_from_state(&self.home, &ask),
             };
             match answer {
                 Some(Reply::NamesPublished(all)) if !all.is_empty() => {
@@ -330,6 +318,24 @@ impl ControlClient {
             tokio::time::sleep(WAIT_INTERVAL).await;
         }
     }
+}
+
+/// Answers `ask` (a receipt lookup) from the home's state while no daemon
+/// runs. A state last written by a killed process may need redb's
+/// recovery, which a read-only open cannot do: then, when no process holds
+/// the home, it is opened for writing under the home lock, which recovers
+/// it, and read there.
+fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
+    let Request::Name(request) = ask else {
+        return None;
+    };
+    if let Ok(view) = crate::names::StateView::open(home) {
+        return crate::names::read_request(view.zones(), None, request).and_then(Result::ok);
+    }
+    let _lock = crate::HomeLock::acquire(home).ok()?;
+    let db = crate::statedb::open_state(home).ok()?;
+    let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
+    crate::names::read_request(&zones, None, request).and_then(Result::ok)
 }
 
 fn humanize(d: Duration) -> String {
