@@ -45,9 +45,12 @@ pub use tuf_targets::tuf_targets;
 pub use tuf_timestamp::tuf_timestamp;
 pub use zone_ticket::zone_ticket;
 
+/// A target's property: panics on an input that breaks it.
+pub type Property = fn(&[u8]);
+
 /// Every target: its name (of its `fuzz/fuzz_targets/NAME.rs` and of its
 /// seeds' directory) and its function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Property)] = &[
     ("tree", tree),
     ("cert_body", cert_body),
     ("certificate", certificate),

@@ -201,7 +201,7 @@ fn havoc(m: &mut Vec<u8>, rng: &mut Rng) {
 
 /// Runs `property` on every input of `target`; panics, naming the input,
 /// at the first one it panics on.
-fn smoke(target: &str, property: fn(&[u8])) {
+fn smoke(target: &str, property: clive_fuzz_targets::Property) {
     let seeds = inputs_in(&fuzz_dir().join("seeds").join(target));
     assert!(
         !seeds.is_empty(),
