@@ -1,37 +1,5 @@
-//! Invite tickets (`clive1...`, `node::net::ticket`): what `join` reads.
-//!
-//! The first input byte picks a mode:
-//! - even: the rest is the ticket's text, as a user pastes it.
-//! - odd: the rest is a payload, sealed here as a ticket is (base32 with
-//!   its checksum), so the fuzzer reaches past the checksum.
-//!
-//! Properties: decoding never panics; a ticket that decodes encodes to text
-//! that decodes to the same ticket, and a sealed payload that decodes
-//! encodes back to exactly the sealed text.
+//! libFuzzer runs `clive_fuzz_targets::ticket` (fuzz-targets/src/ticket.rs says
+//! what it decodes and the properties it checks).
 #![no_main]
 
-use clive_node::net::ticket::{PREFIX, Ticket};
-use libfuzzer_sys::fuzz_target;
-
-#[path = "../src/seal.rs"]
-mod seal;
-
-fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let sealed = mode % 2 == 1;
-    let text = if sealed {
-        seal::seal(PREFIX, rest)
-    } else {
-        String::from_utf8_lossy(rest).into_owned()
-    };
-    let Ok(ticket) = Ticket::decode(&text) else {
-        return;
-    };
-    let encoded = ticket.encode();
-    assert_eq!(Ticket::decode(&encoded).as_ref(), Ok(&ticket));
-    if sealed {
-        assert_eq!(encoded, text, "a decoded ticket encodes to other text");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| clive_fuzz_targets::ticket(data));

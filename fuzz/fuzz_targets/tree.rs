@@ -1,24 +1,5 @@
-//! Trees (`cas::tree`): what a peer or a damaged store hands `Tree::decode`.
-//!
-//! Properties: decoding never panics; a tree that decodes is canonical (its
-//! encoding is exactly the input), and building it from its own entries
-//! gives the same tree.
+//! libFuzzer runs `clive_fuzz_targets::tree` (fuzz-targets/src/tree.rs says
+//! what it decodes and the properties it checks).
 #![no_main]
 
-use clive_cas::tree::Tree;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(tree) = Tree::decode(data) else {
-        return;
-    };
-    assert!(Tree::looks_like_tree(data));
-    assert_eq!(
-        tree.encode(),
-        data,
-        "a decoded tree re-encodes to other bytes"
-    );
-    assert_eq!(Tree::decode(&tree.encode()).as_ref(), Ok(&tree));
-    assert_eq!(Tree::new(tree.entries().to_vec()).as_ref(), Ok(&tree));
-    assert_eq!(tree.hash(), clive_cas::Hash::new(data));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| clive_fuzz_targets::tree(data));
