@@ -284,7 +284,10 @@ async fn gc_waits_for_an_unfinished_import_and_keeps_what_it_pinned() {
     let store = f.store.clone();
     let collecting = tokio::spawn(async move { gc(&store, false).await });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(!collecting.is_finished(), "gc ran while an import was unpinned");
+    assert!(
+        !collecting.is_finished(),
+        "gc ran while an import was unpinned"
+    );
     // Pinned after the collection was asked for, then unprotected: kept.
     f.store.pin("x", added.hash).await.unwrap();
     drop(guard);

@@ -7,6 +7,8 @@ use clive_tests::{TestNode, write_pseudo_random};
 
 /// Rounds of each race.
 const ROUNDS: u64 = 30;
+/// Files in the pinned tree that makes gc's walk take a while.
+const FILES_IN_LARGE_TREE: u64 = 5000;
 
 fn first_word(text: &str) -> String {
     text.split_whitespace()
@@ -15,19 +17,48 @@ fn first_word(text: &str) -> String {
         .to_owned()
 }
 
+/// Seeds of distinct files: `write_pseudo_random` ignores the lowest bit.
+fn seed(base: u64, round: u64) -> u64 {
+    base + 2 * round
+}
+
 fn b3(path: &Path) -> String {
     blake3::hash(&std::fs::read(path).unwrap())
         .to_hex()
         .to_string()
 }
 
-/// Starts `gc` in the background.
-fn spawn_gc(node: &TestNode) -> Child {
-    node.cmd(["gc"])
+/// Pins a tree of many small files, so that working out what is live
+/// takes gc a while: the window a racing command falls into.
+fn pin_a_large_tree(node: &TestNode) {
+    let dir = node.scratch("large");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..FILES_IN_LARGE_TREE {
+        std::fs::write(dir.join(format!("{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    node.ok([
+        "add".as_ref(),
+        dir.as_os_str(),
+        "--pin".as_ref(),
+        "large".as_ref(),
+    ]);
+}
+
+/// Starts `gc` in the background, with something for it to remove.
+fn spawn_gc(node: &TestNode, round: u64) -> Child {
+    let junk = node.scratch(&format!("junk{round}"));
+    std::fs::write(&junk, format!("junk {round}\n")).unwrap();
+    node.ok(["add".as_ref(), junk.as_os_str()]);
+    let gc = node
+        .cmd(["gc"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn clive-node gc")
+        .expect("spawn clive-node gc");
+    // Let it get some way into its walk before the racing command starts;
+    // rounds vary how far.
+    std::thread::sleep(std::time::Duration::from_millis(round % 5 * 25));
+    gc
 }
 
 fn finish_gc(gc: Child) {
@@ -67,14 +98,20 @@ fn assert_all_present(node: &TestNode, kept: &[(String, std::path::PathBuf)]) {
 fn gc_racing_add_with_pin_loses_nothing() {
     let node = TestNode::loopback();
     let daemon = node.start_daemon();
+    pin_a_large_tree(&node);
     let mut kept = Vec::new();
     for i in 0..ROUNDS {
         let file = node.scratch(&format!("f{i}.bin"));
-        write_pseudo_random(&file, 1 << 20, 1000 + i);
+        write_pseudo_random(&file, 1 << 20, seed(1000, i));
         let pin = format!("p{i}");
-        let gc = spawn_gc(&node);
+        let gc = spawn_gc(&node, i);
         let out = node
-            .cmd(["add".as_ref(), file.as_os_str(), "--pin".as_ref(), pin.as_ref()])
+            .cmd([
+                "add".as_ref(),
+                file.as_os_str(),
+                "--pin".as_ref(),
+                pin.as_ref(),
+            ])
             .output()
             .unwrap();
         finish_gc(gc);
@@ -92,11 +129,12 @@ fn gc_racing_name_publish_loses_nothing() {
     let node = TestNode::loopback();
     let daemon = node.start_daemon();
     node.ok(["name", "zone", "create", "z"]);
+    pin_a_large_tree(&node);
     let mut kept = Vec::new();
     for i in 0..ROUNDS {
         let file = node.scratch(&format!("n{i}.bin"));
-        write_pseudo_random(&file, 1 << 20, 2000 + i);
-        let gc = spawn_gc(&node);
+        write_pseudo_random(&file, 1 << 20, seed(2000, i));
+        let gc = spawn_gc(&node, i);
         let out = node
             .cmd([
                 "name".as_ref(),
@@ -123,21 +161,25 @@ fn gc_racing_get_then_pin_add_loses_nothing() {
     let b_daemon = b.start_daemon();
     let a_id = a.json(["id"])["endpoint_id"].as_str().unwrap().to_owned();
     clive_tests::admit(&a, &b, "fetch");
+    pin_a_large_tree(&b);
     let mut kept = Vec::new();
     for i in 0..ROUNDS {
         let file = a.scratch(&format!("g{i}.bin"));
-        write_pseudo_random(&file, 1 << 20, 3000 + i);
+        write_pseudo_random(&file, 1 << 20, seed(3000, i));
         let hash = first_word(&a.ok([
             "add".as_ref(),
             file.as_os_str(),
             "--pin".as_ref(),
             format!("g{i}").as_ref(),
         ]));
-        let gc = spawn_gc(&b);
+        let gc = spawn_gc(&b, i);
         let got = b.cmd(["get", &hash, "--from", &a_id]).output().unwrap();
         // gc may take it between the two commands; then `pin add` must
         // refuse, never pin what is gone.
-        let pinned = b.cmd(["pin", "add", &format!("g{i}"), &hash]).output().unwrap();
+        let pinned = b
+            .cmd(["pin", "add", &format!("g{i}"), &hash])
+            .output()
+            .unwrap();
         finish_gc(gc);
         if got.status.success() && pinned.status.success() {
             kept.push((hash, file));

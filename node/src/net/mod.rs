@@ -169,7 +169,11 @@ impl InFlight {
     /// Keeps `hash` (and what it reaches) until the guard drops, and holds
     /// off garbage collection of `store` meanwhile (waiting for one that
     /// runs): what the fetch writes stays until it is pinned.
-    pub(crate) async fn hold(self: &Arc<Self>, store: &clive_cas::Store, hash: Hash) -> InFlightGuard {
+    pub(crate) async fn hold(
+        self: &Arc<Self>,
+        store: &clive_cas::Store,
+        hash: Hash,
+    ) -> InFlightGuard {
         let roots = store.hold_roots().await;
         *lock(&self.0).entry(hash).or_default() += 1;
         InFlightGuard {
