@@ -27,6 +27,20 @@ pub enum CasError {
     /// The object is present only in part (an interrupted transfer).
     #[error("object {0} is only partly stored")]
     Partial(Hash),
+    /// Objects the object reaches are missing or only partly stored here.
+    #[error(
+        "object {hash} is not all here: {} of the objects it reaches {} missing or only \
+         partly stored ({}); fetch it first with `clive-node get {hash}`",
+        missing.len(),
+        if missing.len() == 1 { "is" } else { "are" },
+        describe_missing(missing)
+    )]
+    Incomplete {
+        /// The object.
+        hash: Hash,
+        /// What is missing: each object with the path that reaches it.
+        missing: Vec<(Hash, String)>,
+    },
     /// A stored object whose bytes do not match its hash, or cannot be read.
     #[error(
         "object {hash} is damaged in this store: {problem}; run `clive-node fsck --repair` \
@@ -132,3 +146,17 @@ from_display!(Db: redb::Error, redb::DatabaseError, redb::TransactionError, redb
 
 /// Result with a [`CasError`].
 pub type Result<T, E = CasError> = std::result::Result<T, E>;
+
+/// The first few of `missing`, as `PATH (HASH)`.
+fn describe_missing(missing: &[(Hash, String)]) -> String {
+    const SHOWN: usize = 3;
+    let mut out: Vec<String> = missing
+        .iter()
+        .take(SHOWN)
+        .map(|(hash, path)| format!("{path} ({hash})"))
+        .collect();
+    if missing.len() > SHOWN {
+        out.push(format!("and {} more", missing.len() - SHOWN));
+    }
+    out.join(", ")
+}

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
-    CasError, Hash, Result, Store,
+    CasError, GcLock, Hash, Result, Store,
     reach::{Reach, Root},
 };
 
@@ -125,10 +125,15 @@ impl GcTrigger {
 }
 
 impl Store {
-    /// Removes every object that neither a pin nor an `extra` root reaches, and orphaned files; with `dry_run`, only
-    /// reports. Damaged objects are kept (`fsck --repair` fetches them
-    /// again); while a damaged tree hides what it holds, no object is removed.
-    pub async fn gc(&self, dry_run: bool, extra: &[Root]) -> Result<GcReport> {
+    /// Removes every object that neither a pin nor an `extra` root reaches,
+    /// and orphaned files; with `dry_run`, only reports. Damaged objects are
+    /// kept (`fsck --repair` fetches them again); while a damaged tree hides
+    /// what it holds, no object is removed.
+    ///
+    /// Runs under `lock` (from [`Store::lock_for_gc`]), which the caller
+    /// took before computing `extra`: no object can become a root between
+    /// computing what is live and the end of the sweep.
+    pub async fn gc(&self, _lock: &GcLock, dry_run: bool, extra: &[Root]) -> Result<GcReport> {
         let started = std::time::SystemTime::now();
         let reached = self.walk_pins(extra).await?;
         let hidden: Vec<String> = reached
@@ -188,6 +193,9 @@ impl Store {
     /// Removes exactly `hashes` from the store (for a repair: the damaged
     /// copies), keeping everything else, whatever reaches it.
     pub async fn remove_objects(&self, hashes: &[Hash]) -> Result<()> {
+        // What is live is everything stored now: nothing may be written
+        // until the sweep is done.
+        let _lock = self.lock_for_gc().await;
         let doomed: HashSet<Hash> = hashes.iter().copied().collect();
         let live: HashSet<Hash> = self
             .inventory()

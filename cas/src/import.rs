@@ -23,6 +23,7 @@ use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store,
     bounded::for_each_bounded,
     orphans::Running,
+    roots::RootsHold,
     tree::{self, Entry, EntryKind, Tree},
 };
 
@@ -49,11 +50,16 @@ pub struct Added {
     pub objects: u64,
 }
 
-/// Objects protected from garbage collection while an import is unpinned.
+/// Objects protected from garbage collection while an import is unpinned:
+/// their temporary tags, and a [`RootsHold`] taken before the import's
+/// first write, so no collection runs until the guard drops (see
+/// [`crate::roots`]). Drop it once what was imported is pinned or
+/// otherwise made a root.
 #[must_use = "dropping the guard lets gc remove the imported objects unless they were pinned"]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ImportGuard {
     _tags: Vec<TempTag>,
+    _hold: RootsHold,
 }
 
 enum Scanned {
@@ -72,8 +78,9 @@ impl Store {
         path: &Path,
         progress: Arc<dyn Progress>,
     ) -> Result<(Added, ImportGuard)> {
+        let hold = self.hold_roots().await;
         let running = self.imports.start();
-        let result = self.add_path_unregistered(path, progress).await;
+        let result = self.add_path_unregistered(path, hold, progress).await;
         self.finish_import(running, result)
     }
 
@@ -89,6 +96,7 @@ impl Store {
     async fn add_path_unregistered(
         &self,
         path: &Path,
+        hold: RootsHold,
         progress: Arc<dyn Progress>,
     ) -> Result<(Added, ImportGuard)> {
         let path = std::path::absolute(path)
@@ -117,7 +125,10 @@ impl Store {
             debug_assert_eq!(tag.hash(), hash);
             tags.push(tag);
         }
-        let guard = ImportGuard { _tags: tags };
+        let guard = ImportGuard {
+            _tags: tags,
+            _hold: hold,
+        };
         let kind = match entry.kind {
             EntryKind::Tree => ObjectKind::Tree,
             _ => ObjectKind::Blob,
@@ -140,14 +151,16 @@ impl Store {
         reader: R,
         progress: Arc<dyn Progress>,
     ) -> Result<(Added, ImportGuard)> {
+        let hold = self.hold_roots().await;
         let running = self.imports.start();
-        let result = self.add_reader_unregistered(reader, progress).await;
+        let result = self.add_reader_unregistered(reader, hold, progress).await;
         self.finish_import(running, result)
     }
 
     async fn add_reader_unregistered<R: tokio::io::AsyncRead + Unpin>(
         &self,
         mut reader: R,
+        hold: RootsHold,
         progress: Arc<dyn Progress>,
     ) -> Result<(Added, ImportGuard)> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
@@ -186,7 +199,10 @@ impl Store {
                 size,
                 objects: 1,
             },
-            ImportGuard { _tags: vec![tag] },
+            ImportGuard {
+                _tags: vec![tag],
+                _hold: hold,
+            },
         ))
     }
 
@@ -264,10 +280,17 @@ impl Store {
 
     /// Stores bytes as a blob and returns their hash.
     pub async fn put_bytes(&self, bytes: impl Into<Bytes>) -> Result<(Hash, ImportGuard)> {
+        let hold = self.hold_roots().await;
         let running = self.imports.start();
         let result = self.store_bytes(bytes.into()).await;
         let tag = self.finish_import(running, result)?;
-        Ok((tag.hash(), ImportGuard { _tags: vec![tag] }))
+        Ok((
+            tag.hash(),
+            ImportGuard {
+                _tags: vec![tag],
+                _hold: hold,
+            },
+        ))
     }
 
     async fn import_files(

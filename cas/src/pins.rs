@@ -88,9 +88,12 @@ mod serde_hex_opt {
 
 impl Store {
     /// Pins `hash` under `name`, replacing any pin of that name (the pin
-    /// returned says what it replaced). The object must be stored.
+    /// returned says what it replaced). The object must be stored. Holds
+    /// off garbage collection meanwhile (see [`crate::roots`]), so an object
+    /// found stored here stays stored once pinned.
     pub async fn pin(&self, name: &str, hash: Hash) -> Result<Pin> {
         validate_pin_name(name)?;
+        let _hold = self.hold_roots().await;
         let kind = self.kind(hash).await?;
         let tx = self.db.begin_write()?;
         let replaced = tx

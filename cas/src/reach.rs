@@ -61,6 +61,27 @@ impl Store {
         );
         // Depth first, in the order given.
         stack.reverse();
+        self.walk(stack).await
+    }
+
+    /// What the object `hash` reaches that is not stored completely here,
+    /// each with the path to it from `hash` (`HASH/dir/file`): nothing when
+    /// its whole closure is here.
+    pub async fn missing_below(&self, hash: Hash) -> Result<Vec<(Hash, String)>> {
+        let reached = self
+            .walk(vec![(hash, None, hash.to_string(), true)])
+            .await?;
+        Ok(reached
+            .into_iter()
+            .filter(|r| !matches!(r.reach, Reach::Present))
+            .map(|r| (r.hash, r.path))
+            .collect())
+    }
+
+    async fn walk(
+        &self,
+        mut stack: Vec<(Hash, Option<EntryKind>, String, bool)>,
+    ) -> Result<Vec<Reached>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         while let Some((hash, kind, path, required)) = stack.pop() {

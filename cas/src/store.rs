@@ -34,6 +34,7 @@ use crate::{
     CasError, Hash, Result,
     gc::GcTrigger,
     orphans::ImportClock,
+    roots::{GcLock, RootsHold, RootsLock},
     tree::{self, Tree},
 };
 
@@ -81,6 +82,7 @@ pub struct Store {
     pub(crate) db: Arc<Database>,
     pub(crate) gc: GcTrigger,
     pub(crate) imports: Arc<ImportClock>,
+    pub(crate) roots: RootsLock,
     dir: PathBuf,
 }
 
@@ -111,6 +113,7 @@ impl Store {
             db,
             gc,
             imports: Arc::default(),
+            roots: RootsLock::default(),
             dir: dir.to_owned(),
         })
     }
@@ -118,6 +121,20 @@ impl Store {
     /// The directory this store keeps its files in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Holds off garbage collection (see [`crate::roots`]) until the hold
+    /// drops: taken by anything that writes objects and then makes them
+    /// roots, before its first write. Waits while a collection runs.
+    pub async fn hold_roots(&self) -> RootsHold {
+        self.roots.hold().await
+    }
+
+    /// Waits until no writer of roots runs and holds them off (see
+    /// [`crate::roots`]); [`Store::gc`] runs under it, and so must the
+    /// computation of the roots it is given.
+    pub async fn lock_for_gc(&self) -> GcLock {
+        self.roots.collect().await
     }
 
     /// The underlying iroh-blobs store, for serving and fetching over the network.

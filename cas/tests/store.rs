@@ -243,13 +243,13 @@ async fn gc_keeps_what_pins_reach_and_removes_the_rest() {
     f.store.pin("release", kept.hash).await.unwrap();
     drop((g1, g2));
 
-    let dry = f.store.gc(true, &[]).await.unwrap();
+    let dry = gc(&f.store, true).await.unwrap();
     assert!(dry.dry_run);
     assert_eq!(dry.removed_hashes, vec![dropped.hash]);
     assert_eq!(dry.freed_bytes, 500_000);
     assert!(f.store.has(dropped.hash).await.unwrap());
 
-    let report = f.store.gc(false, &[]).await.unwrap();
+    let report = gc(&f.store, false).await.unwrap();
     assert_eq!(report.removed_hashes, vec![dropped.hash]);
     assert!(!f.store.has(dropped.hash).await.unwrap());
     assert!(f.store.fsck(none(), &[]).await.unwrap().is_clean());
@@ -262,7 +262,7 @@ async fn gc_keeps_what_pins_reach_and_removes_the_rest() {
 
     // Unpinned, everything goes.
     assert_eq!(f.store.unpin("release").await.unwrap(), kept.hash);
-    let report = f.store.gc(false, &[]).await.unwrap();
+    let report = gc(&f.store, false).await.unwrap();
     assert_eq!(report.removed, 4, "{report:?}"); // two trees, two files
     assert!(f.store.list().await.unwrap().is_empty());
     assert!(matches!(
@@ -272,19 +272,41 @@ async fn gc_keeps_what_pins_reach_and_removes_the_rest() {
 }
 
 #[tokio::test]
-async fn gc_spares_objects_an_unfinished_import_protects() {
+async fn gc_waits_for_an_unfinished_import_and_keeps_what_it_pinned() {
     let f = fixture().await;
     write(&f.root.join("x.bin"), &vec![1u8; 100_000]);
+    write(&f.root.join("y.bin"), &vec![2u8; 100_000]);
     let (added, guard) = f
         .store
         .add_path(&f.root.join("x.bin"), none())
         .await
         .unwrap();
-    f.store.gc(false, &[]).await.unwrap();
-    assert!(f.store.has(added.hash).await.unwrap());
+    let store = f.store.clone();
+    let collecting = tokio::spawn(async move { gc(&store, false).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !collecting.is_finished(),
+        "gc ran while an import was unpinned"
+    );
+    // Pinned after the collection was asked for, then unprotected: kept.
+    f.store.pin("x", added.hash).await.unwrap();
     drop(guard);
-    f.store.gc(false, &[]).await.unwrap();
-    assert!(!f.store.has(added.hash).await.unwrap());
+    collecting.await.unwrap().unwrap();
+    assert!(f.store.has(added.hash).await.unwrap());
+    // Unpinned and unprotected: removed.
+    let (other, guard) = f
+        .store
+        .add_path(&f.root.join("y.bin"), none())
+        .await
+        .unwrap();
+    drop(guard);
+    gc(&f.store, false).await.unwrap();
+    assert!(!f.store.has(other.hash).await.unwrap());
+}
+
+async fn gc(store: &Store, dry_run: bool) -> clive_cas::Result<clive_cas::GcReport> {
+    let lock = store.lock_for_gc().await;
+    store.gc(&lock, dry_run, &[]).await
 }
 
 #[tokio::test]

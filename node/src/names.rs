@@ -243,6 +243,8 @@ impl Node {
         with: SignWith<'_>,
         receipt: Option<&str>,
     ) -> Result<Published, NodeError> {
+        // What is added is unprotected until the name points at it.
+        let _hold = self.store().hold_roots().await;
         let (zone, path) = clive_naming::name::split(name)?;
         let content = match target {
             Some((target, cwd)) => Some(self.content(target, cwd).await?),
@@ -275,6 +277,8 @@ impl Node {
         with: SignWith<'_>,
         receipt: Option<&str>,
     ) -> Result<Vec<Published>, NodeError> {
+        // What is added is unprotected until the name points at it.
+        let _hold = self.store().hold_roots().await;
         let mut zone_of_all: Option<String> = None;
         let mut changes = Vec::with_capacity(pairs.len());
         for (name, target) in pairs {
@@ -581,6 +585,8 @@ impl Node {
         name: &str,
         target: Option<(&str, &Path)>,
     ) -> Result<Overridden, NodeError> {
+        // What is added is unprotected until the name points at it.
+        let _hold = self.store().hold_roots().await;
         let (zone, path) = clive_naming::name::split(name)?;
         let zones = self.zones();
         let hash = match target {

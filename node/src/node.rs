@@ -391,9 +391,15 @@ impl Node {
         Ok(self.store.export(hash, dest, force, progress).await?)
     }
 
-    /// Pins an object under `name`.
+    /// Pins an object under `name`; refuses one whose closure (what a tree
+    /// reaches) is not all stored here.
     pub async fn pin_add(&self, name: &str, object: &str) -> Result<Pin, NodeError> {
+        let _hold = self.store.hold_roots().await;
         let hash = self.resolve(object).await?;
+        let missing = self.store.missing_below(hash).await?;
+        if !missing.is_empty() {
+            return Err(clive_cas::CasError::Incomplete { hash, missing }.into());
+        }
         Ok(self.store.pin(name, hash).await?)
     }
 
@@ -414,15 +420,19 @@ impl Node {
         Ok(self.store.pins().await?)
     }
 
-    /// Removes what nothing pinned reaches, and orphaned files.
+    /// Removes what nothing pinned reaches, and orphaned files. Waits for
+    /// running imports, fetches and pins to finish, and holds off new ones
+    /// until it is done (see [`clive_cas::roots`]): what is live is computed
+    /// under that lock.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
+        let lock = self.store.lock_for_gc().await;
         let mut keep = self.kept_roots()?;
         keep.extend(self.net.in_flight().into_iter().map(|hash| Root {
             hash,
             why: format!("a transfer of {hash} under way"),
             required: false,
         }));
-        Ok(self.store.gc(dry_run, &keep).await?)
+        Ok(self.store.gc(&lock, dry_run, &keep).await?)
     }
 
     /// Roots other than pins: trust objects (which must be stored) and what

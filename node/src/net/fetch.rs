@@ -66,7 +66,7 @@ pub async fn get(
     providers: Vec<EndpointId>,
     progress: Arc<dyn Progress>,
 ) -> Result<Fetched, NodeError> {
-    let _held = shared.in_flight.hold(hash);
+    let _held = shared.in_flight.hold(&shared.store, hash).await;
     if let Some(fetched) = here(&shared.store, hash).await? {
         return Ok(fetched);
     }

@@ -166,12 +166,20 @@ pub(crate) struct NetSlot {
 pub(crate) struct InFlight(Mutex<HashMap<Hash, usize>>);
 
 impl InFlight {
-    /// Keeps `hash` (and what it reaches) until the guard drops.
-    pub(crate) fn hold(self: &Arc<Self>, hash: Hash) -> InFlightGuard {
+    /// Keeps `hash` (and what it reaches) until the guard drops, and holds
+    /// off garbage collection of `store` meanwhile (waiting for one that
+    /// runs): what the fetch writes stays until it is pinned.
+    pub(crate) async fn hold(
+        self: &Arc<Self>,
+        store: &clive_cas::Store,
+        hash: Hash,
+    ) -> InFlightGuard {
+        let roots = store.hold_roots().await;
         *lock(&self.0).entry(hash).or_default() += 1;
         InFlightGuard {
             set: self.clone(),
             hash,
+            _roots: roots,
         }
     }
 }
@@ -181,6 +189,7 @@ impl InFlight {
 pub(crate) struct InFlightGuard {
     set: Arc<InFlight>,
     hash: Hash,
+    _roots: clive_cas::RootsHold,
 }
 
 impl Drop for InFlightGuard {
@@ -759,7 +768,7 @@ impl Node {
             Some(peer) => vec![endpoint_id(&self.resolve_peer(peer)?)?],
             None => Vec::new(),
         };
-        let _held = self.net.in_flight.hold(hash);
+        let _held = self.net.in_flight.hold(self.store(), hash).await;
         let fetched = match fetch::here(self.store(), hash).await? {
             Some(fetched) => fetched,
             None => {

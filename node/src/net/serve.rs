@@ -331,6 +331,8 @@ async fn respond(
             ) {
                 return refused(format!("you do not hold push here: {e}"));
             }
+            // Unprotected between the fetch and its pin otherwise.
+            let _hold = shared.store.hold_roots().await;
             match fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await {
                 Ok(fetched) => {
                     if let Err(e) = fetch::keep_pushed(shared, hash).await {
