@@ -125,22 +125,8 @@ pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeErro
         let mut level = vec![hash];
         let mut seen = HashSet::from([hash]);
         while !level.is_empty() {
-            let mut children = Vec::new();
-            let mut next = Vec::new();
-            for tree in &level {
-                for entry in store.read_tree(*tree).await?.entries() {
-                    if !seen.insert(entry.hash) {
-                        continue;
-                    }
-                    objects += 1;
-                    if entry.kind == EntryKind::Tree {
-                        next.push(entry.hash);
-                    } else {
-                        size += entry.size;
-                    }
-                    children.push(entry.hash);
-                }
-            }
+            let Level { children, next } =
+                next_level(store, &level, &mut seen, &mut objects, &mut size).await?;
             if !missing_ranges(store, children).await?.is_empty() {
                 return Ok(None);
             }
@@ -156,6 +142,42 @@ pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeErro
         from: String::new(),
         exported: None,
     }))
+}
+
+/// One level of a tree walk: the entries below `level` not `seen` before.
+struct Level {
+    /// Every new entry below the level.
+    children: Vec<Hash>,
+    /// The trees among them, the next level.
+    next: Vec<Hash>,
+}
+
+/// Reads the trees of `level` (stored here) and returns the entries below
+/// them not seen before, counting them into `objects` and their file bytes
+/// into `size`.
+async fn next_level(
+    store: &Store,
+    level: &[Hash],
+    seen: &mut HashSet<Hash>,
+    objects: &mut u64,
+    size: &mut u64,
+) -> Result<Level, NodeError> {
+    let (mut children, mut next) = (Vec::new(), Vec::new());
+    for tree in level {
+        for entry in store.read_tree(*tree).await?.entries() {
+            if !seen.insert(entry.hash) {
+                continue;
+            }
+            *objects += 1;
+            if entry.kind == EntryKind::Tree {
+                next.push(entry.hash);
+            } else {
+                *size += entry.size;
+            }
+            children.push(entry.hash);
+        }
+    }
+    Ok(Level { children, next })
 }
 
 /// Why a fetch from one peer failed.
@@ -236,22 +258,8 @@ async fn get_from(
         let mut level = vec![hash];
         let mut seen = HashSet::from([hash]);
         while !level.is_empty() {
-            let mut children = Vec::new();
-            let mut next = Vec::new();
-            for tree in &level {
-                for entry in store.read_tree(*tree).await?.entries() {
-                    if !seen.insert(entry.hash) {
-                        continue;
-                    }
-                    objects += 1;
-                    if entry.kind == EntryKind::Tree {
-                        next.push(entry.hash);
-                    } else {
-                        size += entry.size;
-                    }
-                    children.push(entry.hash);
-                }
-            }
+            let Level { children, next } =
+                next_level(store, &level, &mut seen, &mut objects, &mut size).await?;
             progress.set_total(size);
             let wanted = missing_ranges(store, children).await?;
             let batches: Vec<_> = wanted
