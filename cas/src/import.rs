@@ -278,12 +278,16 @@ impl Store {
         self.put_bytes(tree.encode()).await
     }
 
-    /// Stores bytes as a blob and returns their hash.
+    /// Stores bytes as a blob and returns their hash. The blob is durable
+    /// when this returns, so a record in another database (a certificate
+    /// or revocation row, a zone's metadata) may name it at once: a process
+    /// killed right after that commit still finds the object.
     pub async fn put_bytes(&self, bytes: impl Into<Bytes>) -> Result<(Hash, ImportGuard)> {
         let hold = self.hold_roots().await;
         let running = self.imports.start();
         let result = self.store_bytes(bytes.into()).await;
         let tag = self.finish_import(running, result)?;
+        self.sync().await?;
         Ok((
             tag.hash(),
             ImportGuard {

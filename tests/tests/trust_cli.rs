@@ -356,3 +356,34 @@ fn an_encrypted_node_key_signs_with_the_passphrase_from_the_environment() {
     let pub_line = std::fs::read_to_string(node.scratch("id_ed25519.pub")).unwrap();
     check_success(&keygen_verify("enc", pub_line.trim(), &cert));
 }
+
+#[test]
+fn a_daemon_killed_right_after_a_grant_keeps_the_certificate_object() {
+    // A certificate row in state.redb names the certificate's object in
+    // the blob store; a SIGKILL just after the grant returned must find
+    // both (the store commits its own database lazily).
+    let issuer = TestNode::new();
+    let subject = TestNode::new();
+    let key = public_key(&subject);
+    for round in 0..5 {
+        let mut daemon = issuer.start_daemon();
+        let out = issuer.scratch(&format!("cert-{round}"));
+        issuer.ok([
+            "trust".as_ref(),
+            "grant".as_ref(),
+            key.as_ref(),
+            "--cap".as_ref(),
+            "fetch".as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        daemon.signal(libc::SIGKILL);
+        daemon.wait_exit(std::time::Duration::from_secs(30));
+        let fsck = issuer.cmd(["fsck"]).output().unwrap();
+        assert!(
+            fsck.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+    }
+}
