@@ -23,8 +23,12 @@ if [ "${1:-}" = "--quick" ]; then BIG=1000; RUNS=10; fi
 
 command -v git >/dev/null || { echo "git is needed" >&2; exit 1; }
 
-cargo build --release --locked -p clive-cli >&2
-BIN=$PWD/target/release/clive-node
+# CLIVE_NODE_BIN runs another build (an older one, to compare) instead.
+if [ -z "${CLIVE_NODE_BIN:-}" ]; then
+  cargo build --release --locked -p clive-cli >&2
+  CLIVE_NODE_BIN=target/release/clive-node
+fi
+BIN=$(realpath "$CLIVE_NODE_BIN")
 
 WORK=$(mktemp -d "$PWD/target/bench-names.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

@@ -20,8 +20,12 @@ if [ "${1:-}" = "--quick" ]; then BIG_MIB=256; FILES=2000; fi
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git >/dev/null; }
 
-cargo build --release --locked -p clive-cli >&2
-BIN=$PWD/target/release/clive-node
+# CLIVE_NODE_BIN runs another build (an older one, to compare) instead.
+if [ -z "${CLIVE_NODE_BIN:-}" ]; then
+  cargo build --release --locked -p clive-cli >&2
+  CLIVE_NODE_BIN=target/release/clive-node
+fi
+BIN=$(realpath "$CLIVE_NODE_BIN")
 
 WORK=$(mktemp -d "$PWD/target/bench-store.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
