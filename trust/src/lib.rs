@@ -25,3 +25,8 @@ pub use identity::{IdentityError, NodeKey, PublicIdentity, SecretKey};
 pub use revocation::Revocation;
 pub use roots::{Root, RootsError, RootsFile};
 pub use sshsig::{KeySigner, SigError, Signer, SshSignature};
+
+// Dev-dependencies of benches/chain.rs and tests/chain.rs; the unit tests
+// link them too.
+#[cfg(test)]
+use {criterion as _, proptest as _};
