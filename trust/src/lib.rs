@@ -26,7 +26,6 @@ pub use revocation::Revocation;
 pub use roots::{Root, RootsError, RootsFile};
 pub use sshsig::{KeySigner, SigError, Signer, SshSignature};
 
-// Dev-dependencies of benches/chain.rs and tests/chain.rs; the unit tests
-// link them too.
+// A dev-dependency of benches/chain.rs; the unit tests link it too.
 #[cfg(test)]
-use {criterion as _, proptest as _};
+use criterion as _;
