@@ -6,7 +6,7 @@
 //! keeps named [`pins`], collects garbage ([`gc`]) and checks itself
 //! ([`fsck`]).
 
-mod bounded;
+mod concurrency;
 pub mod error;
 pub mod export;
 pub mod fsck;
