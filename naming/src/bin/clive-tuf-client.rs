@@ -19,7 +19,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clive_naming::tuf::http::HttpRemote;
-use clive_naming::tuf::updater::{Config, DirStore, Updater, write_atomic};
+use clive_naming::tuf::updater::{Config, DirStore, Updater};
+use clive_trust::write_atomic;
 
 #[derive(Default, Debug)]
 struct Args {
