@@ -47,6 +47,7 @@ pub use publish::{Content, Published, RECEIPTS_KEPT, new_receipt};
 pub use resolve::Resolution;
 pub use roots::{RootChange, RootStatus, ZONE_FIELD, zone_id, zone_name};
 
+/// How long each role's metadata is valid when this node signs it.
 pub mod lifetime {
     /// Root: a year.
     pub const ROOT: u64 = 365 * 86_400;
