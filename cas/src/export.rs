@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::{
-    CasError, Hash, ObjectKind, Progress, Result, Store, bounded::for_each_bounded, tree::EntryKind,
+    CasError, Hash, ObjectKind, Progress, Result, Store, concurrency::for_each_bounded,
+    tree::EntryKind,
 };
 
 /// Batches of small files in flight at the same time.

@@ -21,7 +21,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store,
-    bounded::for_each_bounded,
+    concurrency::for_each_bounded,
     orphans::Running,
     roots::RootsHold,
     tree::{self, Entry, EntryKind, Tree},

@@ -6,7 +6,7 @@
 //! keeps named [`pins`], collects garbage ([`gc`]) and checks itself
 //! ([`fsck`]).
 
-mod bounded;
+mod concurrency;
 pub mod error;
 pub mod export;
 pub mod fsck;
@@ -35,3 +35,7 @@ pub use roots::{GcLock, RootsHold};
 pub use store::{ObjectKind, Store, Stored};
 pub use tree::{Entry, EntryKind, Tree, TreeError};
 pub use verify::VerifiedRead;
+
+// A dev-dependency of tests/store.rs; the unit tests link it too.
+#[cfg(test)]
+use tempfile as _;

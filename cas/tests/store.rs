@@ -1,5 +1,9 @@
 //! The store against real files on disk: import, export, pins, gc, fsck.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{
     os::unix::fs::{PermissionsExt, symlink},
     path::Path,

@@ -12,6 +12,10 @@ mod output;
 mod passphrase;
 mod progress;
 
+// A dev-dependency of tests/usage.rs; the unit tests link it too.
+#[cfg(test)]
+use tempfile as _;
+
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
 use anyhow::Result;

@@ -6,6 +6,10 @@
 //! random stacked edits from a fixed seed). A panic fails the target's test
 //! and prints the input. Full fuzzing is `scripts/fuzz`.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{
     fs,
     panic::{self, AssertUnwindSafe},

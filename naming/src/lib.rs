@@ -22,3 +22,7 @@ pub use error::NamingError;
 pub use zones::{
     Change, Content, Published, Resolution, RoleInfo, RootChange, RootStatus, ZoneInfo, Zones,
 };
+
+// A dev-dependency of the tests under tests/; the unit tests link it too.
+#[cfg(test)]
+use tempfile as _;

@@ -2,6 +2,10 @@
 //! keys) served from memory or over loopback HTTP. Each test fails if the
 //! protection it names is removed.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};

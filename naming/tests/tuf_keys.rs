@@ -4,6 +4,10 @@
 //! sigstore and tuf-on-ci root metadata shipped in the tuf-conformance
 //! suite's static data.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use clive_naming::tuf::metadata::{Delegator, Metadata, Root, Signed};
 use clive_naming::tuf::{Key, canonical};
 use ed25519_dalek::Signer;

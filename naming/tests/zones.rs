@@ -2,6 +2,10 @@
 //! what it is handed through the TUF client workflow, both on real redb
 //! files.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::sync::Arc;
 
 use clive_naming::{Content, NamingError, Zones, zones::zone_name};

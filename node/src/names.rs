@@ -707,9 +707,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
+    clive_trust::write_atomic(path, bytes)
         .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))
 }
 

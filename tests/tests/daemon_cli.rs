@@ -3,6 +3,10 @@
 //! socket is private; `stop`, SIGTERM and SIGINT stop it cleanly; hostile
 //! clients get errors and the daemon keeps serving.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{
     io::{Read, Write},
     os::unix::{

@@ -1,6 +1,10 @@
 //! `gc` racing the commands that make roots: nothing a command reported as
 //! stored may be collected.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{path::Path, process::Child};
 
 use clive_tests::{TestNode, write_pseudo_random};

@@ -3,6 +3,10 @@
 //! out instead of a panic or a fresh start, reads of paths are bounded, and
 //! the smaller things a new user trips over.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{
     io::{Seek, SeekFrom, Write},
     os::unix::fs::{PermissionsExt, symlink},

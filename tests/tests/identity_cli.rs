@@ -1,5 +1,9 @@
 //! Node identity through the real binary, checked against real `ssh-keygen`.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::os::unix::fs::PermissionsExt;
 
 use clive_tests::{TestNode, ssh_keygen_key, tool};

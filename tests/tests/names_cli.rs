@@ -3,6 +3,10 @@
 //! follower and resolve from its cache with the publisher gone; history,
 //! overrides, a refused stranger, and co-signed key rotation.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use clive_tests::{TestNode, admit, eventually};
 
 fn b3(bytes: &[u8]) -> String {

@@ -10,6 +10,10 @@
 //! (`$CLIVE_TEST_PYVENV`, default `TARGET_DIR/pyvenv`); the scripts are in
 //! `tests/python/`.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},

@@ -2,6 +2,10 @@
 //! invite and join, a 1,000-file tree, push, a restart and reconnection,
 //! revocation, refusals, and a fetch that resumes after SIGKILL.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{os::unix::fs::MetadataExt, path::Path, process::Stdio, time::Duration};
 
 use clive_tests::{TestNode, admit, assert_same_tree, eventually, write_pseudo_random};

@@ -2,6 +2,10 @@
 //! API: invite and join, fetching a tree, push, revocation, refusals, a
 //! dishonest peer, and reconnection after a restart.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{os::unix::fs::MetadataExt, path::Path, sync::Arc, time::Duration};
 
 use clive_node::{

@@ -1,5 +1,9 @@
 //! The content-addressed store through the real `clive-node` binary.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{
     io::Write,
     os::unix::fs::{PermissionsExt, symlink},

@@ -1,6 +1,10 @@
 //! Certificates through the real binary, checked against real OpenSSH:
 //! `ssh-keygen -Y verify/sign`, `ssh-agent` and `ssh-add`.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{path::Path, process::Command};
 
 use clive_tests::{Agent, TestNode, check_success, ssh_keygen_key, tool};

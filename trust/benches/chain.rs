@@ -10,6 +10,10 @@
 //!
 //! Run with `cargo bench -p clive-trust --bench chain`.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use std::{hint::black_box, sync::Arc, time::Duration};
 
 use clive_trust::{

@@ -64,11 +64,35 @@ impl ReadError {
     }
 }
 
+impl From<ReadError> for io::Error {
+    /// For callers whose errors are [`io::Error`]s: the cause of a failed
+    /// read as it was, else the refusal with its message.
+    fn from(e: ReadError) -> io::Error {
+        let kind = match e {
+            ReadError::Io { cause, .. } => return cause,
+            ReadError::NotFound { .. } => io::ErrorKind::NotFound,
+            ReadError::IsDirectory { .. } => io::ErrorKind::IsADirectory,
+            ReadError::TooLarge { .. } => io::ErrorKind::FileTooLarge,
+            ReadError::NotText { .. } => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
 /// Reads all of `path`, refusing it once it yields more than `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::new();
     read_bounded_into(path, limit, &mut buf)?;
     Ok(buf)
+}
+
+/// [`read_bounded`], with `None` when `path` does not exist.
+pub fn read_bounded_if_exists(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    match read_bounded(path, limit) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(ReadError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads all of `path` as UTF-8 text, refusing it once it yields more than
@@ -138,6 +162,20 @@ mod tests {
             read_bounded(dir.path(), 4),
             Err(ReadError::IsDirectory { .. })
         ));
+    }
+
+    #[test]
+    fn a_missing_file_is_none_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        assert!(read_bounded_if_exists(&path, 4).unwrap().is_none());
+        std::fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_bounded_if_exists(&path, 5).unwrap().unwrap(), b"12345");
+        let refused = read_bounded_if_exists(&path, 4).unwrap_err();
+        assert!(matches!(refused, ReadError::TooLarge { limit: 4, .. }));
+        let as_io = io::Error::from(refused);
+        assert_eq!(as_io.kind(), io::ErrorKind::FileTooLarge);
+        assert!(as_io.to_string().contains("larger than 4 bytes"), "{as_io}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! ssh-keygen style `SHA256:` fingerprint, or an endpoint id (64 hex digits).
 
 pub mod agent;
+pub mod atomic;
 pub mod bounded;
 pub mod cert;
 pub mod chain;
@@ -17,6 +18,7 @@ pub mod roots;
 pub mod sshsig;
 
 pub use agent::{AgentSigner, list_identities};
+pub use atomic::write_atomic;
 pub use bounded::{ReadError, read_bounded, read_bounded_to_string};
 pub use cert::{Capability, Caps, CertBody, CertError, CertId, Certificate};
 pub use chain::{Authorizer, Chain, ChainError, LinkError, TrustSet};
@@ -25,3 +27,7 @@ pub use identity::{IdentityError, NodeKey, PublicIdentity, SecretKey};
 pub use revocation::Revocation;
 pub use roots::{Root, RootsError, RootsFile};
 pub use sshsig::{KeySigner, SigError, Signer, SshSignature};
+
+// A dev-dependency of benches/chain.rs; the unit tests link it too.
+#[cfg(test)]
+use criterion as _;

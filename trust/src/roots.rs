@@ -142,7 +142,7 @@ impl RootsFile {
         self.lines.len() != before
     }
 
-    /// Writes the file atomically (a temporary file renamed into place).
+    /// Writes the file atomically ([`crate::atomic`]).
     pub fn save(&self) -> Result<(), RootsError> {
         let io = |cause| RootsError::Io {
             path: self.path.clone(),
@@ -151,11 +151,9 @@ impl RootsFile {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = self.path.with_extension("tmp");
         let mut text = self.lines.join("\n");
         text.push('\n');
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        crate::atomic::write_atomic(&self.path, text.as_bytes()).map_err(io)
     }
 }
 

@@ -1,6 +1,10 @@
 //! Certificates and delegation chains: every way a chain can be wrong is
 //! refused with its own error.
 
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
 use clive_trust::{
     Capability, Caps, CertBody, CertError, Certificate, ChainError, LinkError, ManualClock,
     PublicIdentity, Revocation, SecretKey, TrustSet,

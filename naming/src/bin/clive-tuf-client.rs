@@ -10,12 +10,17 @@
 //!
 //! Exit code 0 on success, 1 on any failure; logs go to stderr.
 
+// A second binary links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library.
+#![allow(unused_crate_dependencies)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clive_naming::tuf::http::HttpRemote;
-use clive_naming::tuf::updater::{Config, DirStore, Updater, write_atomic};
+use clive_naming::tuf::updater::{Config, DirStore, Updater};
+use clive_trust::write_atomic;
 
 #[derive(Default, Debug)]
 struct Args {

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use clive_trust::clock::{format_time, parse_time};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -179,92 +180,6 @@ fn keys_value(keys: &BTreeMap<String, Key>) -> Value {
     )
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = if z >= 0 { z } else { z - 146096 } / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Parse `YYYY-MM-DDTHH:MM:SSZ` into unix seconds (dates before 1970 are
-/// refused).
-pub fn parse_expires(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d == 0 || h > 23 || mi > 59 || se > 59 {
-        return None;
-    }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mdays = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if d > mdays[(mo - 1) as usize] {
-        return None;
-    }
-    let days = days_from_civil(i64::from(y), mo, d);
-    let secs = days * 86400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se);
-    u64::try_from(secs).ok()
-}
-
-/// Format unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn format_expires(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 /// Common fields of every `signed` object.
 struct Common {
     version: u64,
@@ -303,7 +218,7 @@ fn take_common(map: &mut Map<String, Value>, ty: &str) -> Result<Common> {
         ));
     }
     let exp = take_string(map, "expires", ty)?;
-    let expires = parse_expires(&exp).ok_or_else(|| {
+    let expires = parse_time(&exp).ok_or_else(|| {
         TufError::invalid(ty, format!("expires '{exp}' is not YYYY-MM-DDTHH:MM:SSZ"))
     })?;
     Ok(Common {
@@ -324,7 +239,7 @@ fn put_common(
     m.insert("_type".into(), Value::String(ty.into()));
     m.insert("version".into(), Value::from(version));
     m.insert("spec_version".into(), Value::String(spec_version.into()));
-    m.insert("expires".into(), Value::String(format_expires(expires)));
+    m.insert("expires".into(), Value::String(format_time(expires)));
     m
 }
 
@@ -1613,20 +1528,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expires_roundtrip() {
-        for s in [
-            "1970-01-01T00:00:00Z",
-            "2030-02-28T23:59:59Z",
-            "2024-02-29T12:00:00Z",
-            "2100-12-31T00:00:01Z",
+    fn expires_takes_one_form() {
+        let root = |expires: &str| {
+            let mut m = put_common("root", 1, "1.0.31", 0, &Map::new());
+            m.insert("expires".into(), Value::String(expires.into()));
+            take_common(&mut m, "root").map(|c| c.expires)
+        };
+        assert_eq!(root("2030-01-01T00:00:00Z").unwrap(), 1_893_456_000);
+        for refused in [
+            "2023-02-29T00:00:00Z",
+            "2030-01-01 00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2030-01-01T00:00:00.000Z",
         ] {
-            let t = parse_expires(s).unwrap();
-            assert_eq!(format_expires(t), s);
+            assert!(root(refused).is_err(), "{refused}");
         }
-        assert_eq!(parse_expires("2030-01-01T00:00:00Z"), Some(1_893_456_000));
-        assert!(parse_expires("2023-02-29T00:00:00Z").is_none());
-        assert!(parse_expires("2030-01-01 00:00:00Z").is_none());
-        assert!(parse_expires("1969-12-31T23:59:59Z").is_none());
+        let m = put_common("root", 1, "1.0.31", 1_893_456_000, &Map::new());
+        assert_eq!(m["expires"], "2030-01-01T00:00:00Z");
     }
 
     #[test]

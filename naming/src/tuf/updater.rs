@@ -13,7 +13,6 @@
 //! session is re-verified against the delegator through which a later lookup
 //! reaches it (python-tuf trusts the cached copy whichever path led to it).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -108,54 +107,16 @@ impl DirStore {
     }
 }
 
-/// Write `data` to `path` via a temporary file in the same directory and a
-/// rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut n = 0u32;
-    let (tmp, mut file) = loop {
-        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) => return Err(e),
-        }
-    };
-    let result = file
-        .write_all(data)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Read at most `max` bytes of `path`; `Ok(None)` if it does not exist.
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    match clive_trust::read_bounded(path, max) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(clive_trust::ReadError::NotFound { .. }) => Ok(None),
-        Err(clive_trust::ReadError::Io { cause, .. }) => Err(cause),
-        Err(e) => Err(std::io::Error::other(e.to_string())),
-    }
-}
-
 impl LocalMetadata for DirStore {
     fn load(&self, role: &str) -> std::io::Result<Option<Vec<u8>>> {
-        read_bounded(&self.path(role), self.max_length)
+        Ok(clive_trust::bounded::read_bounded_if_exists(
+            &self.path(role),
+            self.max_length,
+        )?)
     }
 
     fn store(&mut self, role: &str, data: &[u8]) -> std::io::Result<()> {
-        write_atomic(&self.path(role), data)
+        clive_trust::write_atomic(&self.path(role), data)
     }
 }
 
@@ -538,7 +499,7 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
             Some(p) => p.to_path_buf(),
             None => self.target_file_path(info).ok()?,
         };
-        let data = read_bounded(&path, info.length).ok()??;
+        let data = clive_trust::read_bounded(&path, info.length).ok()?;
         info.verify_length_and_hashes(&data).ok()?;
         Some(path)
     }
@@ -575,7 +536,7 @@ impl<R: Remote, S: LocalMetadata> Updater<R, S> {
             None => self.target_file_path(info)?,
         };
         let data = self.fetch_target(info)?;
-        write_atomic(&path, &data).map_err(|e| TufError::Io {
+        clive_trust::write_atomic(&path, &data).map_err(|e| TufError::Io {
             path: path.clone(),
             source: e,
         })?;
