@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use clive_trust::NodeKey;
+use clive_trust::{Clock, NodeKey};
 use tokio::{
     net::unix::OwnedWriteHalf,
     signal::unix::{SignalKind, signal},
@@ -100,14 +100,15 @@ impl PassphraseSource for HeldPassphrase {
 const RESIGN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the daemon on `home` until it is stopped. `ready` is called once
-/// the control socket accepts calls.
+/// the control socket accepts calls; `clock` is the node's.
 pub async fn run(
     home: &Home,
+    clock: Arc<dyn Clock>,
     net: NetOptions,
     passphrase: &dyn PassphraseSource,
     ready: impl FnOnce(&Ready),
 ) -> Result<(), ApiError> {
-    let node = Arc::new(Node::open(home).await?);
+    let node = Arc::new(Node::open(home, clock).await?);
     let served = serve(&node, home, net, passphrase, ready).await;
     node.stop_net().await;
     let closed = close(node).await;
@@ -142,7 +143,7 @@ async fn serve(
             let mut tick = tokio::time::interval(RESIGN_EVERY);
             loop {
                 tick.tick().await;
-                node.resign_due().await;
+                node.names().resign_due().await;
             }
         }))
     };
@@ -241,6 +242,10 @@ async fn close(node: Arc<Node>) -> Result<(), ApiError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tracing::warn!("the node is still in use at stop; flushing the store anyway");
-    node.store().shutdown().await.map_err(NodeError::from)?;
+    node.store()
+        .cas()
+        .shutdown()
+        .await
+        .map_err(NodeError::from)?;
     Ok(())
 }

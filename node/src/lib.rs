@@ -13,8 +13,11 @@ pub mod lock;
 pub mod names;
 pub mod net;
 pub mod node;
+pub mod peers;
 mod repair;
 mod statedb;
+pub mod status;
+pub mod store;
 pub mod trust;
 
 pub use api::{ApiError, Call, CallContext, NameRequest, Reply, Request};
@@ -26,8 +29,12 @@ pub use control::{Connection, ControlClient};
 pub use error::NodeError;
 pub use home::Home;
 pub use lock::HomeLock;
-pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed, Status};
-pub use node::{
-    AddResult, IdentityInfo, InitOptions, Initialized, ListEntry, Node, PassphraseSource,
+pub use names::NamesHandle;
+pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed};
+pub use node::{IdentityInfo, InitOptions, Initialized, Node, PassphraseSource};
+pub use peers::PeersHandle;
+pub use status::Status;
+pub use store::{AddResult, ListEntry, StoreHandle};
+pub use trust::{
+    CertInfo, Imported, NodeTrust, RevocationInfo, RootInfo, SignWith, TrustHandle, Verdict,
 };
-pub use trust::{CertInfo, Imported, NodeTrust, RevocationInfo, RootInfo, SignWith, Verdict};

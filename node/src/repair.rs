@@ -18,7 +18,7 @@ pub(crate) async fn repair(
     progress: Arc<dyn Progress>,
 ) -> Result<FsckReport, NodeError> {
     let damaged: Vec<_> = found.damaged.iter().map(|d| d.hash).collect();
-    node.store().remove_objects(&damaged).await?;
+    node.store().cas().remove_objects(&damaged).await?;
     let mut repaired = Vec::new();
     let mut unrepaired = Vec::new();
     let broken: Vec<&Damage> = found.damaged.iter().chain(&found.missing).collect();
@@ -42,8 +42,8 @@ pub(crate) async fn repair(
             }),
         }
     }
-    node.store().sync().await?;
-    let mut after = node.store().fsck(progress, keep).await?;
+    node.store().cas().sync().await?;
+    let mut after = node.store().cas().fsck(progress, keep).await?;
     after.repaired = repaired;
     after.unrepaired = unrepaired;
     Ok(after)

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clive_trust::{CertId, Revocation, SystemClock, clock::Clock};
+use clive_trust::{CertId, Revocation, clock::Clock};
 use iroh::{
     EndpointId, PublicKey, Signature,
     endpoint::Connection,
@@ -86,11 +86,11 @@ struct Envelope {
     sig: String,
 }
 
-/// Signs and encodes an announcement.
-pub fn seal(key: &iroh::SecretKey, body: Body) -> Option<Vec<u8>> {
+/// Signs and encodes an announcement made at `now`.
+pub fn seal(key: &iroh::SecretKey, body: Body, now: u64) -> Option<Vec<u8>> {
     let signed = Signed {
         origin: key.public().to_string(),
-        at: SystemClock.now(),
+        at: now,
         body,
     };
     let text = serde_json::to_string(&signed).ok()?;
@@ -132,17 +132,19 @@ pub struct Announcer {
     gossip: Gossip,
     sender: tokio::sync::Mutex<Option<(GossipSender, Instant)>>,
     seen: Mutex<HashSet<CertId>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Announcer {
-    /// A gossip instance on `endpoint`.
-    pub fn new(endpoint: &iroh::Endpoint) -> Self {
+    /// A gossip instance on `endpoint`; announcements are dated by `clock`.
+    pub fn new(endpoint: &iroh::Endpoint, clock: Arc<dyn Clock>) -> Self {
         Announcer {
             gossip: Gossip::builder()
                 .max_message_size(MAX_MESSAGE)
                 .spawn(endpoint.clone()),
             sender: Default::default(),
             seen: Default::default(),
+            clock,
         }
     }
 
@@ -174,7 +176,9 @@ impl Announcer {
 
     /// Broadcasts `body`, no sooner than [`MIN_INTERVAL`] after the last.
     pub(crate) async fn send(&self, key: &iroh::SecretKey, body: Body) {
-        let Some(bytes) = seal(key, body) else { return };
+        let Some(bytes) = seal(key, body, self.clock.now()) else {
+            return;
+        };
         // Reserve the next slot, then wait for it without holding the lock.
         let (tx, at) = {
             let mut sender = self.sender.lock().await;
@@ -297,7 +301,7 @@ fn revocation_of(shared: &Shared, id: &CertId) -> Option<String> {
 }
 
 async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
-    let (origin, body) = match open(bytes, SystemClock.now()) {
+    let (origin, body) = match open(bytes, shared.clock.now()) {
         Ok(x) => x,
         Err(e) => {
             tracing::debug!("dropped an announcement: {e}");
@@ -377,8 +381,8 @@ mod tests {
         let body = Body::Addrs {
             addrs: vec!["127.0.0.1:1".parse().unwrap()],
         };
-        let bytes = seal(&key, body.clone()).unwrap();
-        let now = SystemClock.now();
+        let now = 1_700_000_000;
+        let bytes = seal(&key, body.clone(), now).unwrap();
         assert_eq!(open(&bytes, now).unwrap(), (key.public(), body));
         let tampered = String::from_utf8(bytes.clone())
             .unwrap()

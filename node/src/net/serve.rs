@@ -17,7 +17,7 @@ use std::{
 };
 
 use clive_cas::{Hash, NoProgress, Store};
-use clive_trust::{Capability, Certificate, PublicIdentity, SystemClock, clock::Clock};
+use clive_trust::{Capability, Certificate, PublicIdentity};
 use iroh::{
     EndpointId,
     endpoint::{Connection, RecvStream, SendStream},
@@ -279,7 +279,7 @@ async fn respond(
                             || set.certs().any(|(_, c)| c.body().subject.bytes() == issuer))
                 });
                 if cert.body().subject.bytes() == *peer.as_bytes() && useful {
-                    shared.keep_cert(cert).await.ok();
+                    shared.trust.keep_cert(&shared.store, cert).await.ok();
                 }
             }
             let addrs: Vec<_> = addrs.into_iter().take(16).collect();
@@ -353,7 +353,7 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
     if hex::decode_to_slice(secret, &mut bytes).is_err() {
         return refused("this ticket was not issued by this node (or was forged)");
     }
-    let invite = match state::redeem_invite(&shared.db, &bytes, SystemClock.now()) {
+    let invite = match state::redeem_invite(&shared.db, &bytes, shared.clock.now()) {
         Ok(Ok(invite)) => invite,
         Ok(Err(why)) => {
             tracing::info!(peer = %peer.fmt_short(), "join refused: {why}");
@@ -370,13 +370,14 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
         *peer.as_bytes(),
         caps,
         invite.cert_valid_secs,
+        shared.clock.now(),
     );
     let cert = match body.sign(&shared.signer) {
         Ok(cert) => cert,
         Err(e) => return refused(format!("the inviter cannot sign: {e}")),
     };
     let text = String::from_utf8_lossy(&cert.encode()).into_owned();
-    if let Err(e) = shared.keep_cert(cert).await {
+    if let Err(e) = shared.trust.keep_cert(&shared.store, cert).await {
         return refused(format!("the inviter failed to keep the certificate: {e}"));
     }
     if let Err(e) = shared.add_peer(&peer, &[]) {

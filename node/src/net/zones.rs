@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clive_cas::{Hash, NoProgress};
 use clive_naming::{Zones, source::Bundle, state::Verified};
-use clive_trust::{Capability, PublicIdentity, SystemClock, clock::Clock};
+use clive_trust::{Capability, PublicIdentity};
 use iroh::EndpointId;
 
 use super::{Shared, announce, fetch, keeper, wire};
@@ -81,9 +81,10 @@ pub async fn sync_from(
     let zones = Zones::new(shared.db.clone());
     let source = format!("peer {}", peer.fmt_short());
     let zone = zone.to_owned();
+    let clock = shared.clock.clone();
     tokio::task::spawn_blocking(move || {
         zones
-            .update_from(&zone, bundle, &source, SystemClock.now())
+            .update_from(&zone, bundle, &source, clock.now())
             .map_err(NodeError::from)
     })
     .await
@@ -212,7 +213,7 @@ pub async fn accept_submission(
     };
     let (z, r, held) = (zone.clone(), role.to_owned(), shared.clone());
     let accepted = tokio::task::spawn_blocking(move || {
-        zones.accept_delegated(&z, &r, &bytes, &held.signer, SystemClock.now())
+        zones.accept_delegated(&z, &r, &bytes, &held.signer, held.clock.now())
     })
     .await;
     match accepted {
