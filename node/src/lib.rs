@@ -26,7 +26,7 @@ pub use clive_naming;
 pub use clive_trust;
 pub use config::Config;
 pub use control::{Connection, ControlClient};
-pub use error::NodeError;
+pub use error::{NamesError, NetError, NodeError, TrustError};
 pub use home::Home;
 pub use lock::HomeLock;
 pub use names::NamesHandle;

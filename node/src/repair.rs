@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clive_cas::{Damage, FsckReport, NoProgress, Progress, Root};
 
-use crate::{Node, NodeError, net::fetch};
+use crate::{NetError, Node, NodeError, net::fetch};
 
 /// Repairs what `found` (a check of `node`'s store with the roots `keep`)
 /// lists: removes the damaged copies (a fetch skips what the store holds),
@@ -22,7 +22,7 @@ pub(crate) async fn repair(
     let mut repaired = Vec::new();
     let mut unrepaired = Vec::new();
     let broken: Vec<&Damage> = found.damaged.iter().chain(&found.missing).collect();
-    let net = node.online().await;
+    let net = node.online().await.map_err(Arc::new);
     for hash in found.broken() {
         let reached_by = broken
             .iter()
@@ -31,7 +31,7 @@ pub(crate) async fn repair(
             .unwrap_or_default();
         let fetched = match &net {
             Ok(net) => fetch::get(&net.shared, hash, Vec::new(), Arc::new(NoProgress)).await,
-            Err(e) => Err(NodeError::Net(format!("cannot go online to fetch it: {e}"))),
+            Err(e) => Err(NetError::Offline(e.clone()).into()),
         };
         match fetched {
             Ok(_) => repaired.push(hash),

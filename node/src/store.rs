@@ -11,7 +11,7 @@ use clive_cas::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Node, NodeError,
+    NetError, Node, NodeError,
     net::{Fetched, Pushed, endpoint_id, fetch},
 };
 
@@ -315,8 +315,7 @@ impl StoreHandle<'_> {
         pin: Option<&str>,
         progress: Arc<dyn Progress>,
     ) -> Result<Fetched, NodeError> {
-        let hash = clive_cas::parse_hash(hash)
-            .map_err(|_| NodeError::Net(format!("{hash:?} is not a hash (64 hex digits)")))?;
+        let hash = clive_cas::parse_hash(hash).map_err(|_| NetError::NotAHash(hash.to_owned()))?;
         if let Some(name) = pin {
             clive_cas::pins::validate_pin_name(name)?;
         }

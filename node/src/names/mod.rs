@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
-use crate::{Node, NodeError, SignWith};
+use crate::{NamesError, Node, NodeError, SignWith};
 
 pub mod view;
 pub use view::{StateView, read_receipt, read_request};
@@ -181,10 +181,9 @@ impl NamesHandle<'_> {
         let root = root
             .files
             .get("root.json")
-            .ok_or_else(|| NodeError::Naming(format!("zone {zone} has no root")))?;
+            .ok_or_else(|| NamesError::NoRoot(zone.to_owned()))?;
         let mut id = [0u8; 16];
-        hex::decode_to_slice(&info.id, &mut id)
-            .map_err(|_| NodeError::Naming(format!("zone {zone} has no clive-node id")))?;
+        hex::decode_to_slice(&info.id, &mut id).map_err(|_| NamesError::NoId(zone.to_owned()))?;
         let addrs = self
             .node
             .net
@@ -218,9 +217,7 @@ impl NamesHandle<'_> {
             _ => {
                 let path = cwd.join(target);
                 if !path.exists() {
-                    return Err(NodeError::Naming(format!(
-                        "{target:?} is neither a file or directory nor an object in the store"
-                    )));
+                    return Err(NamesError::NoTarget(target.to_owned()).into());
                 }
                 self.node
                     .store()
@@ -284,7 +281,7 @@ impl NamesHandle<'_> {
         let changes = [(path.to_owned(), content)];
         let published = publish(&zones, zone, &changes, receipt, signer.as_ref(), self.now())?
             .pop()
-            .ok_or_else(|| NodeError::Naming("nothing was published".into()))?;
+            .ok_or(NamesError::NothingPublished)?;
         self.announce_zone(zone);
         Ok(published)
     }
@@ -306,9 +303,11 @@ impl NamesHandle<'_> {
             let (zone, path) = clive_naming::name::split(name)?;
             match &zone_of_all {
                 Some(z) if z != zone => {
-                    return Err(NodeError::Naming(format!(
-                        "{name} is not in zone {z}: publish one zone at a time"
-                    )));
+                    return Err(NamesError::OneZone {
+                        name: name.clone(),
+                        zone: z.clone(),
+                    }
+                    .into());
                 }
                 _ => zone_of_all = Some(zone.to_owned()),
             }
@@ -351,11 +350,7 @@ impl NamesHandle<'_> {
                 hex::decode_to_slice(o, &mut b).ok()?;
                 endpoint_id(&b).ok()
             })
-            .ok_or_else(|| {
-                NodeError::Naming(format!(
-                    "zone {zone}: this node does not know which node publishes it; follow it                      with a ticket"
-                ))
-            })?;
+            .ok_or_else(|| NamesError::NoOrigin(zone.to_owned()))?;
         let net = self.node.online().await?;
         published.timestamp = net_zones::submit(&net.shared, &info.id, role, bytes, origin).await?;
         published.targets = net_zones::sync_from(&net.shared, zone, &info.id, origin)
@@ -472,15 +467,15 @@ impl NamesHandle<'_> {
         }
         let path = cwd.join(source);
         let bytes = read_limited(&path)?;
-        let root = Metadata::<Root>::from_bytes(&bytes)
-            .map_err(|e| NodeError::Naming(format!("{}: {e}", path.display())))?;
+        let root = Metadata::<Root>::from_bytes(&bytes).map_err(|cause| NamesError::BadRoot {
+            path: path.clone(),
+            cause,
+        })?;
         let zone = match (alias, zone_name(&root.signed)) {
             (Some(a), _) => a.to_owned(),
             (None, Some(n)) => n,
             (None, None) => {
-                return Err(NodeError::Naming(
-                    "this root does not name its zone: give one with --as ZONE".into(),
-                ));
+                return Err(NamesError::Unnamed.into());
             }
         };
         self.zones()
@@ -499,7 +494,7 @@ impl NamesHandle<'_> {
         mirror: Option<&str>,
         alias: Option<&str>,
     ) -> Result<Refreshed, NodeError> {
-        let ticket = ZoneTicket::decode(text).map_err(|e| NodeError::Naming(e.to_string()))?;
+        let ticket = ZoneTicket::decode(text).map_err(NamesError::Ticket)?;
         let zone = alias.unwrap_or(&ticket.zone).to_owned();
         clive_naming::name::check_zone(&zone)?;
         let net = self.node.online().await?;
@@ -514,19 +509,10 @@ impl NamesHandle<'_> {
             .values()
             .find(|b| *blake3::hash(b).as_bytes() == ticket.root)
             .cloned()
-            .ok_or_else(|| {
-                NodeError::Naming(
-                    "the publisher no longer serves the root this ticket names; ask for a new \
-                     ticket (`clive-node name zone show ZONE`)"
-                        .into(),
-                )
-            })?;
-        let parsed =
-            Metadata::<Root>::from_bytes(&root).map_err(|e| NodeError::Naming(e.to_string()))?;
+            .ok_or(NamesError::StaleTicket)?;
+        let parsed = Metadata::<Root>::from_bytes(&root).map_err(NamesError::Metadata)?;
         if zone_id(&parsed.signed).as_deref() != Some(id.as_str()) {
-            return Err(NodeError::Naming(
-                "the ticket's root belongs to another zone".into(),
-            ));
+            return Err(NamesError::OtherZone.into());
         }
         let zones = self.zones();
         zones.follow(
@@ -570,7 +556,7 @@ impl NamesHandle<'_> {
                     .map_err(|e| fetched.err().unwrap_or(e))
             })
             .await
-            .map_err(|e| NodeError::Naming(e.to_string()))??;
+            .map_err(NamesError::Task)??;
             return Ok(Refreshed {
                 zone: zone.to_owned(),
                 verified: Some(verified),
@@ -600,11 +586,7 @@ impl NamesHandle<'_> {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            NodeError::Naming(format!(
-                "zone {zone} has no mirror and no publishing peer to refresh from"
-            ))
-        }))
+        Err(last.unwrap_or_else(|| NamesError::NoSource(zone.to_owned()).into()))
     }
 
     /// Maps `zone/name` to `target` on this node only; `None` clears it.
@@ -625,7 +607,7 @@ impl NamesHandle<'_> {
             }
             None => {
                 if !zones.clear_override(zone, path, self.now())? {
-                    return Err(NodeError::Naming(format!("{name} has no override here")));
+                    return Err(NamesError::NoOverride(name.to_owned()).into());
                 }
                 None
             }

@@ -43,7 +43,10 @@ use clive_trust::{
 use iroh::{Endpoint, EndpointId, endpoint::Connection, protocol::Router};
 use serde::{Deserialize, Serialize};
 
-use crate::{CertInfo, NodeError, trust::state::NodeTrust};
+use crate::{
+    NetError, NodeError,
+    trust::state::{CertInfo, NodeTrust},
+};
 
 /// How to bring the node onto the network.
 #[derive(Debug, Clone, Default)]
@@ -414,11 +417,7 @@ impl NetSlot {
         }
         let key_path = parts.key_path;
         if !key_path.exists() {
-            return Err(NodeError::Net(format!(
-                "going online needs the private key in {}: this home holds only a public key \
-                 (the QUIC handshake signs with the key in-process, which an ssh-agent cannot do)",
-                key_path.display()
-            )));
+            return Err(NetError::NoPrivateKey { path: key_path }.into());
         }
         let key = NodeKey::read(&key_path)?;
         let passphrase = options
@@ -450,7 +449,7 @@ impl NetSlot {
         )
         .await?;
         let signer = KeySigner::new(secret, PublicIdentity::from_bytes(parts.identity.bytes()))
-            .map_err(|e| NodeError::Net(format!("the node key cannot sign: {e}")))?;
+            .map_err(NetError::KeyCannotSign)?;
         let shared = Arc::new(Shared {
             endpoint: endpoint.clone(),
             lookup,
@@ -510,8 +509,7 @@ impl NetSlot {
 
 /// An iroh endpoint id from 32 key bytes.
 pub(crate) fn endpoint_id(bytes: &[u8; 32]) -> Result<EndpointId, NodeError> {
-    EndpointId::from_bytes(bytes)
-        .map_err(|_| NodeError::Net("not a valid ed25519 public key".into()))
+    EndpointId::from_bytes(bytes).map_err(|_| NetError::InvalidKey.into())
 }
 
 /// The body of a certificate issued for a join.

@@ -22,7 +22,7 @@ use std::{net::SocketAddr, time::Duration};
 use iroh::endpoint::Connection;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::NodeError;
+use crate::{NetError, NodeError};
 
 /// The ALPN of the peer protocol, with its version.
 pub const PEER_ALPN: &[u8] = b"clive/peer/1";
@@ -136,13 +136,13 @@ pub struct ZoneFile {
 
 /// Encodes a message; messages built here are always within bounds.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, NodeError> {
-    let bytes = serde_json::to_vec(msg)
-        .map_err(|e| NodeError::Net(format!("encoding a peer message: {e}")))?;
+    let bytes = serde_json::to_vec(msg).map_err(NetError::Encode)?;
     if bytes.len() > MAX_MESSAGE {
-        return Err(NodeError::Net(format!(
-            "a peer message of {} bytes is over the {MAX_MESSAGE}-byte limit",
-            bytes.len()
-        )));
+        return Err(NetError::MessageTooLarge {
+            len: bytes.len(),
+            limit: MAX_MESSAGE,
+        }
+        .into());
     }
     Ok(bytes)
 }
@@ -162,7 +162,12 @@ pub async fn call(
     timeout: Option<Duration>,
 ) -> Result<PeerReply, NodeError> {
     let peer = conn.remote_id();
-    let fail = |what: String| NodeError::Net(format!("peer {}: {what}", peer.fmt_short()));
+    let fail = |what: String| {
+        NodeError::from(NetError::Exchange {
+            peer: peer.fmt_short().to_string(),
+            what,
+        })
+    };
     let exchange = async {
         let (mut send, mut recv) = conn
             .open_bi()

@@ -15,7 +15,7 @@ use clive_trust::{Capability, PublicIdentity};
 use iroh::EndpointId;
 
 use super::{Shared, announce, fetch, keeper, wire};
-use crate::NodeError;
+use crate::{NamesError, NodeError};
 
 /// Largest metadata file fetched from a peer.
 pub const MAX_FILE: u64 = 16 * 1024 * 1024;
@@ -88,7 +88,7 @@ pub async fn sync_from(
             .map_err(NodeError::from)
     })
     .await
-    .map_err(|e| NodeError::Naming(format!("verifying metadata: {e}")))?
+    .map_err(NamesError::Verifying)?
 }
 
 /// The metadata files `peer` lists for the zone `zone_id`, fetched.
@@ -105,16 +105,18 @@ pub async fn fetch_files(
     let files = match wire::call(&conn, &request, Some(wire::CALL_TIMEOUT)).await? {
         wire::PeerReply::ZoneFiles { files } => files,
         wire::PeerReply::Refused { reason } => {
-            return Err(NodeError::Naming(format!(
-                "peer {} refused to list the zone: {reason}",
-                peer.fmt_short()
-            )));
+            return Err(NamesError::ListRefused {
+                peer: peer.fmt_short().to_string(),
+                reason,
+            }
+            .into());
         }
         other => {
-            return Err(NodeError::Naming(format!(
-                "peer {} answered out of turn: {other:?}",
-                peer.fmt_short()
-            )));
+            return Err(NamesError::OutOfTurn {
+                peer: peer.fmt_short().to_string(),
+                reply: format!("{other:?}"),
+            }
+            .into());
         }
     };
     let mut bundle = Bundle::default();
@@ -140,9 +142,11 @@ async fn read_or_fetch(
         fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await?;
     }
     if shared.store.size(hash).await? > MAX_FILE {
-        return Err(NodeError::Naming(format!(
-            "metadata object {hash} is over {MAX_FILE} bytes"
-        )));
+        return Err(NamesError::TooLarge {
+            hash,
+            limit: MAX_FILE,
+        }
+        .into());
     }
     Ok(shared.store.read_bytes(hash).await?.to_vec())
 }
@@ -171,14 +175,17 @@ pub async fn submit(
     fetch::ungrant(shared, origin, vec![hash]);
     match reply? {
         wire::PeerReply::ZoneAccepted { timestamp } => Ok(timestamp),
-        wire::PeerReply::Refused { reason } => Err(NodeError::Naming(format!(
-            "the zone's publisher {} refused the new {role}: {reason}",
-            origin.fmt_short()
-        ))),
-        other => Err(NodeError::Naming(format!(
-            "peer {} answered out of turn: {other:?}",
-            origin.fmt_short()
-        ))),
+        wire::PeerReply::Refused { reason } => Err(NamesError::SubmitRefused {
+            publisher: origin.fmt_short().to_string(),
+            role: role.to_owned(),
+            reason,
+        }
+        .into()),
+        other => Err(NamesError::OutOfTurn {
+            peer: origin.fmt_short().to_string(),
+            reply: format!("{other:?}"),
+        }
+        .into()),
     }
 }
 

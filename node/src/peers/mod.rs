@@ -8,7 +8,7 @@ use clive_trust::{Caps, Certificate, PublicIdentity, clock::format_time};
 use iroh::EndpointId;
 
 use crate::{
-    Node, NodeError,
+    NetError, Node, NodeError, TrustError,
     net::{
         DEFAULT_CERT_VALIDITY, Invite, Joined, PeerInfo, endpoint_id, keeper, lock, peer_info,
         state, ticket, wire,
@@ -38,22 +38,14 @@ impl PeersHandle<'_> {
         expires: Duration,
         uses: u32,
     ) -> Result<Invite, NodeError> {
-        let caps = Caps::parse(caps).map_err(|e| NodeError::Trust(e.to_string()))?;
+        let caps = Caps::parse(caps)?;
         if caps.is_empty() {
-            return Err(NodeError::Trust(
-                "an invite must grant at least one capability".into(),
-            ));
+            return Err(TrustError::EmptyInvite.into());
         }
         if uses == 0 {
-            return Err(NodeError::Net("--uses must be at least 1".into()));
+            return Err(NetError::NoUses.into());
         }
-        let net = self.node.net.get().ok_or_else(|| {
-            NodeError::Net(
-                "an invite needs the node online to answer the joiner: run `clive-node start` \
-                 first"
-                    .into(),
-            )
-        })?;
+        let net = self.node.net.get().ok_or(NetError::InviteOffline)?;
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
         let expires_at = self.node.now().saturating_add(expires.as_secs().max(1));
@@ -84,22 +76,16 @@ impl PeersHandle<'_> {
     /// Joins the node that issued `ticket`: it issues this node a
     /// certificate, and each records the other as a peer.
     pub async fn join(&self, ticket: &str) -> Result<Joined, NodeError> {
-        let t = ticket::Ticket::decode(ticket).map_err(|e| NodeError::Net(e.to_string()))?;
+        let t = ticket::Ticket::decode(ticket).map_err(NetError::Ticket)?;
         if self.node.now() >= t.expires {
-            return Err(NodeError::Net(format!(
-                "this ticket expired {}; ask for a new invite",
-                format_time(t.expires)
-            )));
+            return Err(NetError::TicketExpired(format_time(t.expires)).into());
         }
         if t.inviter == self.node.public().bytes() {
-            return Err(NodeError::Net(
-                "this ticket was issued by this node itself".into(),
-            ));
+            return Err(NetError::OwnTicket.into());
         }
         let net = self.node.online().await?;
         let shared = &net.shared;
-        let inviter = EndpointId::from_bytes(&t.inviter)
-            .map_err(|_| NodeError::Net("the ticket names an invalid key".into()))?;
+        let inviter = EndpointId::from_bytes(&t.inviter).map_err(|_| NetError::TicketKey)?;
         shared.learn_addrs(inviter, &t.addrs);
         let conn = keeper::dial(shared, inviter, wire::PEER_ALPN).await?;
         let reply = wire::call(
@@ -111,23 +97,19 @@ impl PeersHandle<'_> {
         )
         .await?;
         let cert = match reply {
-            wire::PeerReply::Joined { cert } => Certificate::decode(cert.as_bytes())
-                .map_err(|e| NodeError::Net(format!("the inviter sent a bad certificate: {e}")))?,
+            wire::PeerReply::Joined { cert } => {
+                Certificate::decode(cert.as_bytes()).map_err(NetError::BadJoinCert)?
+            }
             wire::PeerReply::Refused { reason } => {
-                return Err(NodeError::Net(format!("the inviter refused: {reason}")));
+                return Err(NetError::JoinRefused(reason).into());
             }
             other => {
-                return Err(NodeError::Net(format!(
-                    "the inviter answered out of turn: {other:?}"
-                )));
+                return Err(NetError::JoinOutOfTurn(format!("{other:?}")).into());
             }
         };
         let body = cert.body();
         if body.issuer.bytes() != t.inviter || body.subject.bytes() != self.node.public().bytes() {
-            return Err(NodeError::Net(
-                "the inviter's certificate does not grant this node anything from the inviter"
-                    .into(),
-            ));
+            return Err(NetError::JoinCertMismatch.into());
         }
         let cert = shared.trust.keep_cert(&shared.store, cert).await?;
         let record = shared.add_peer(&inviter, &t.addrs)?;
@@ -157,9 +139,8 @@ impl PeersHandle<'_> {
         let addrs = addrs
             .iter()
             .map(|a| {
-                a.parse::<SocketAddr>().map_err(|_| {
-                    NodeError::Net(format!("{a:?} is not an address (expected IP:PORT)"))
-                })
+                a.parse::<SocketAddr>()
+                    .map_err(|_| NetError::BadAddr(a.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let record = match self.node.net.get() {
@@ -182,7 +163,7 @@ impl PeersHandle<'_> {
     pub async fn rm(&self, peer: &str) -> Result<PeerInfo, NodeError> {
         let id = self.resolve(peer)?;
         let record = state::remove_peer(self.node.db(), &id)?
-            .ok_or_else(|| NodeError::Net(format!("{peer} is not a peer of this node")))?;
+            .ok_or_else(|| NetError::NotAPeer(peer.to_owned()))?;
         if let Some(net) = self.node.net.get() {
             let eid = endpoint_id(&id)?;
             net.shared.keepers.stop(&eid);

@@ -16,9 +16,9 @@ use clive_trust::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Node, NodeError, PassphraseSource};
+use crate::{Node, NodeError, PassphraseSource, TrustError};
 pub use state::{CertInfo, NodeTrust, read_cert_file};
-use state::{read_bounded, trust_err};
+use state::{file_err, read_bounded};
 
 /// The answer to `trust verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ impl TrustHandle<'_> {
             let socket = match socket {
                 Some(socket) => socket,
                 None if with.agent => {
-                    return Err(trust_err("no ssh-agent: SSH_AUTH_SOCK is not set"));
+                    return Err(TrustError::NoAgent.into());
                 }
                 None => return Err(NodeError::KeyMissing { path: key_path }),
             };
@@ -153,7 +153,7 @@ impl TrustHandle<'_> {
         with: SignWith<'_>,
     ) -> Result<CertInfo, NodeError> {
         let subject = self.state().resolve_key(subject)?;
-        let caps = Caps::parse(caps).map_err(trust_err)?;
+        let caps = Caps::parse(caps)?;
         let now = self.node.now();
         // A delegated grant cannot outlive what this node itself holds.
         let own = self.node.public().bytes();
@@ -182,7 +182,7 @@ impl TrustHandle<'_> {
             nonce,
         };
         let text = body.encode();
-        let cert = body.sign(self.signer(with)?.as_ref()).map_err(trust_err)?;
+        let cert = body.sign(self.signer(with)?.as_ref())?;
         if let Some(out) = out {
             self.node.home().check_destination(out)?;
             let sig_path = with_suffix(out, ".sig");
@@ -198,8 +198,7 @@ impl TrustHandle<'_> {
     pub async fn import(&self, file: &Path) -> Result<Imported, NodeError> {
         let bytes = read_bounded(file)?;
         if bytes.starts_with(b"clive-revocation") {
-            let r = Revocation::decode(&bytes)
-                .map_err(|e| trust_err(format!("{}: {e}", file.display())))?;
+            let r = Revocation::decode(&bytes).map_err(|cause| file_err(file, cause))?;
             let info = RevocationInfo {
                 certificate: id_hex(&r.certificate),
                 revoker: r.revoker.fingerprint(),
@@ -248,7 +247,7 @@ impl TrustHandle<'_> {
     /// Whether `peer` holds `cap` now, with the chain or the failing link.
     pub async fn verify(&self, peer: &str, cap: &str) -> Result<Verdict, NodeError> {
         let key = self.state().resolve_key(peer)?;
-        let cap: Capability = cap.parse().map_err(trust_err)?;
+        let cap: Capability = cap.parse()?;
         let result: Result<_, ChainError> = self.state().authorizer().check(&key, cap);
         let trust = self.state();
         Ok(match result {
@@ -286,8 +285,7 @@ impl TrustHandle<'_> {
         let (id, c) = self.state().resolve_cert(cert)?;
         // Keep the certificate too, so the revocation has something to name.
         self.state().add_cert(c)?;
-        let r = Revocation::sign(id, self.node.now(), self.signer(with)?.as_ref())
-            .map_err(trust_err)?;
+        let r = Revocation::sign(id, self.node.now(), self.signer(with)?.as_ref())?;
         if let Some(out) = out {
             self.node.home().check_destination(out)?;
             std::fs::write(out, r.encode())
@@ -306,17 +304,12 @@ impl TrustHandle<'_> {
             key: PublicIdentity::from_bytes(self.node.public().bytes()).openssh_line(),
             fingerprint: self.node.public().fingerprint(),
         }];
-        let file = RootsFile::load(&self.node.home().roots_path()).map_err(trust_err)?;
-        out.extend(
-            file.roots()
-                .map_err(trust_err)?
-                .into_iter()
-                .map(|r| RootInfo {
-                    name: r.principal,
-                    key: PublicIdentity::from_bytes(r.key.bytes()).openssh_line(),
-                    fingerprint: r.key.fingerprint(),
-                }),
-        );
+        let file = RootsFile::load(&self.node.home().roots_path())?;
+        out.extend(file.roots()?.into_iter().map(|r| RootInfo {
+            name: r.principal,
+            key: PublicIdentity::from_bytes(r.key.bytes()).openssh_line(),
+            fingerprint: r.key.fingerprint(),
+        }));
         Ok(out)
     }
 
@@ -324,9 +317,9 @@ impl TrustHandle<'_> {
     pub async fn roots_add(&self, key: &str, name: &str) -> Result<RootInfo, NodeError> {
         let key = self.state().resolve_key(key)?;
         let path = self.node.home().roots_path();
-        let mut file = RootsFile::load(&path).map_err(trust_err)?;
-        file.add(name, &key).map_err(trust_err)?;
-        file.save().map_err(trust_err)?;
+        let mut file = RootsFile::load(&path)?;
+        file.add(name, &key)?;
+        file.save()?;
         self.state()
             .authorizer()
             .update(|set| set.add_root(key.bytes()));
@@ -341,9 +334,9 @@ impl TrustHandle<'_> {
     pub async fn roots_rm(&self, key: &str) -> Result<RootInfo, NodeError> {
         let key = self.state().resolve_key(key)?;
         let path = self.node.home().roots_path();
-        let mut file = RootsFile::load(&path).map_err(trust_err)?;
-        file.remove(&key).map_err(trust_err)?;
-        file.save().map_err(trust_err)?;
+        let mut file = RootsFile::load(&path)?;
+        file.remove(&key)?;
+        file.save()?;
         if key.bytes() != self.node.public().bytes() {
             self.state()
                 .authorizer()

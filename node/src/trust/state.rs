@@ -16,7 +16,7 @@ use clive_trust::{
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::NodeError;
+use crate::{NodeError, TrustError};
 
 const CERTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trust.certs.v1");
 const REVOCATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trust.revocations.v1");
@@ -97,11 +97,7 @@ impl NodeTrust {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, NodeError> {
         let mut set = TrustSet::with_roots([own.bytes()]);
-        for root in RootsFile::load(roots_path)
-            .map_err(trust_err)?
-            .roots()
-            .map_err(trust_err)?
-        {
+        for root in RootsFile::load(roots_path)?.roots()? {
             set.add_root(root.key.bytes());
         }
         for (_, bytes) in read_table(&db, CERTS)? {
@@ -264,10 +260,6 @@ impl NodeTrust {
     }
 }
 
-pub(crate) fn trust_err(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Trust(e.to_string())
-}
-
 /// Reads a certificate, signature or revocation file, refusing it once it
 /// yields more than a certificate can be.
 pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, NodeError> {
@@ -285,11 +277,20 @@ pub fn read_cert_file(path: &Path) -> Result<Certificate, NodeError> {
     match Certificate::decode(&bytes) {
         Err(CertError::Unsigned) => {
             let sig = read(&with_suffix(path, ".sig"))?;
-            let sig = String::from_utf8(sig)
-                .map_err(|_| trust_err(format!("{}.sig is not text", path.display())))?;
-            Certificate::from_parts(&bytes, &sig)
-                .map_err(|e| trust_err(format!("{}: {e}", path.display())))
+            let sig = String::from_utf8(sig).map_err(|_| TrustError::SigNotText {
+                path: path.to_owned(),
+            })?;
+            Certificate::from_parts(&bytes, &sig).map_err(|cause| file_err(path, cause))
         }
-        other => other.map_err(|e| trust_err(format!("{}: {e}", path.display()))),
+        other => other.map_err(|cause| file_err(path, cause)),
     }
+}
+
+/// A certificate or revocation file that does not decode.
+pub(crate) fn file_err(path: &Path, cause: CertError) -> NodeError {
+    TrustError::File {
+        path: path.to_owned(),
+        cause,
+    }
+    .into()
 }
