@@ -704,8 +704,8 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
             )
         }
         Request::Cat { object, terminal } => {
-            if terminal && node.store().kind(&object).await? == clive_cas::ObjectKind::Tree {
-                return Err(NodeError::TreeToTerminal { object }.into());
+            if terminal {
+                node.store().refuse_tree_to_terminal(&object).await?;
             }
             let mut out = ctx.stdout();
             let bytes = node.store().cat(&object, &mut out).await?;

@@ -5,9 +5,6 @@ use std::path::PathBuf;
 use clive_cas::{CasError, Hash};
 use clive_trust::{CertError, IdentityError, RootsError};
 
-// A leaf module (it imports nothing of the crate): no circle.
-use crate::net::ticket::TicketError;
-
 /// Anything the node API can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -343,6 +340,9 @@ pub enum NetError {
     /// `fsck --repair` could not go online.
     #[error("cannot go online to fetch it: {0}")]
     Offline(std::sync::Arc<NodeError>),
+    /// A service of the daemon started while the node is not online.
+    #[error("the node is not online")]
+    NotOnline,
     /// `invite --uses 0`.
     #[error("--uses must be at least 1")]
     NoUses,
@@ -485,6 +485,20 @@ pub enum NamesError {
     /// `name override --clear` of a name with no override.
     #[error("{0} has no override here")]
     NoOverride(String),
+}
+
+/// Why a ticket cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    /// Not a clive-node ticket at all.
+    #[error("this is not a clive-node ticket (tickets start with {prefix:?})")]
+    NotATicket {
+        /// How an invite ticket starts.
+        prefix: &'static str,
+    },
+    /// Damaged in copying.
+    #[error("the ticket is damaged ({0}); copy it again, whole")]
+    Damaged(&'static str),
 }
 
 impl From<TicketError> for NetError {

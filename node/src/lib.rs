@@ -1,7 +1,10 @@
 //! clive-node: a node of the clive network.
 //!
 //! A [`Node`] owns a [`Home`] (its key, configuration, store and state) and
-//! offers the API the command-line tool is a thin client of.
+//! offers the API the command-line tool is a thin client of, one handle per
+//! concern: [`Node::store`], [`Node::trust`], [`Node::peers`],
+//! [`Node::names`]. The daemon ([`daemon`]) runs the node on the network
+//! with its background services.
 
 pub mod api;
 pub mod config;
@@ -15,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod peers;
 mod repair;
+pub mod service;
 mod statedb;
 pub mod status;
 pub mod store;

@@ -185,9 +185,11 @@ impl Node {
     }
 
     /// Brings the node onto the network for good (the daemon's `start`):
-    /// binds the endpoint, serves peers, keeps connections to known peers
-    /// and joins the announcement topic. In-process commands that need the
-    /// network start a short-lived endpoint on their own.
+    /// binds the endpoint on the configured port and serves peers. The
+    /// daemon's background services (`daemon::Services`) then keep
+    /// connections to known peers and join the announcement topic.
+    /// In-process commands that need the network start a short-lived
+    /// endpoint (on any port) on their own.
     pub async fn start_net(&self, options: NetOptions) -> Result<(), NodeError> {
         self.bring_online(options, Mode::Daemon).await.map(|_| ())
     }

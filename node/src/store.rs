@@ -186,10 +186,16 @@ impl StoreHandle<'_> {
         Ok(out)
     }
 
-    /// Whether an object is a blob or a tree.
-    pub async fn kind(&self, object: &str) -> Result<ObjectKind, NodeError> {
+    /// Refuses to write a tree, whose encoding is binary, to a terminal:
+    /// `cat` to a terminal asks this first.
+    pub async fn refuse_tree_to_terminal(&self, object: &str) -> Result<(), NodeError> {
         let hash = self.resolve(object).await?;
-        Ok(self.node.cas().kind(hash).await?)
+        if self.node.cas().kind(hash).await? == ObjectKind::Tree {
+            return Err(NodeError::TreeToTerminal {
+                object: object.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Materialises an object at `dest`.
@@ -240,18 +246,15 @@ impl StoreHandle<'_> {
     /// under that lock.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
         let lock = self.node.cas().lock_for_gc().await;
-        let mut keep = self.kept_roots()?;
-        keep.extend(self.node.net.in_flight().into_iter().map(|hash| Root {
-            hash,
-            why: format!("a transfer of {hash} under way"),
-            required: false,
-        }));
+        let keep = self.roots()?;
         Ok(self.node.cas().gc(&lock, dry_run, &keep).await?)
     }
 
-    /// Roots other than pins: trust objects (which must be stored) and what
-    /// names point at (published, followed, overridden; kept if stored).
-    fn kept_roots(&self) -> Result<Vec<Root>, NodeError> {
+    /// The roots other than pins, the one list gc keeps and fsck checks:
+    /// trust objects (which must be stored), what names point at
+    /// (published, followed, overridden; kept if stored), and transfers
+    /// under way (kept if stored).
+    fn roots(&self) -> Result<Vec<Root>, NodeError> {
         let mut keep: Vec<Root> = self
             .node
             .trust_state()
@@ -274,6 +277,11 @@ impl StoreHandle<'_> {
                     required: false,
                 }),
         );
+        keep.extend(self.node.net.in_flight().into_iter().map(|hash| Root {
+            hash,
+            why: format!("a transfer of {hash} under way"),
+            required: false,
+        }));
         Ok(keep)
     }
 
@@ -284,7 +292,7 @@ impl StoreHandle<'_> {
         repair: bool,
         progress: Arc<dyn Progress>,
     ) -> Result<FsckReport, NodeError> {
-        let keep = self.kept_roots()?;
+        let keep = self.roots()?;
         let report = self.node.cas().fsck(progress.clone(), &keep).await?;
         if !repair || report.is_clean() {
             return Ok(report);

@@ -8,6 +8,7 @@ use clive_node::{
     Home, InitOptions, NetOptions, Node, PassphraseSource, SignWith,
     cas::{NoProgress, ObjectKind},
     clive_trust::{Clock, ManualClock, SystemClock},
+    daemon::Services,
 };
 use clive_tests::{assert_same_tree, write_pseudo_random};
 
@@ -30,7 +31,9 @@ fn sign() -> SignWith<'static> {
 /// One node of the cluster: its home in a temp dir, online on 127.0.0.1.
 struct TestPeer {
     dir: tempfile::TempDir,
-    node: Option<Node>,
+    node: Option<Arc<Node>>,
+    /// The daemon's background services (keepers, announcer, re-signer).
+    services: Option<Services>,
     /// The node's own clock: set by the test, not by sleeping.
     clock: ManualClock,
 }
@@ -46,6 +49,7 @@ impl TestPeer {
         let mut peer = TestPeer {
             dir,
             node: None,
+            services: None,
             clock: ManualClock::new(SystemClock.now()),
         };
         peer.restart().await;
@@ -64,8 +68,16 @@ impl TestPeer {
         self.node().identity().endpoint_id
     }
 
+    async fn stop_services(&mut self) {
+        if let Some(services) = self.services.take() {
+            services.stop().await;
+        }
+    }
+
     async fn stop(&mut self) {
+        self.stop_services().await;
         if let Some(node) = self.node.take() {
+            let node = Arc::try_unwrap(node).expect("the services released the node");
             node.close().await.unwrap();
         }
     }
@@ -81,6 +93,8 @@ impl TestPeer {
         })
         .await
         .unwrap();
+        let node = Arc::new(node);
+        self.services = Some(Services::start(&node).await.unwrap());
         self.node = Some(node);
     }
 
@@ -507,7 +521,8 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
         .join("data")
         .join(format!("{}.data", hash.to_hex()));
     let from = a.id();
-    let node = Arc::new(b.node.take().unwrap());
+    b.stop_services().await;
+    let node = b.node.take().unwrap();
     let fetch = {
         let node = node.clone();
         let hash = hash.to_string();

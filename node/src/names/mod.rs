@@ -533,7 +533,7 @@ impl NamesHandle<'_> {
     }
 
     /// Fetches new metadata for `zone`: from its mirror when it has one,
-    /// else from the node that published it, else from connected peers.
+    /// else from the node that published it (the zone's origin).
     pub async fn refresh(&self, zone: &str) -> Result<Refreshed, NodeError> {
         let zones = self.zones();
         let info = zones.show(zone, None)?;
@@ -565,28 +565,22 @@ impl NamesHandle<'_> {
             });
         }
         let net = self.node.online().await?;
-        let mut peers = Vec::new();
-        if let Some(origin) = info.origin.as_deref() {
-            let mut bytes = [0u8; 32];
-            if hex::decode_to_slice(origin, &mut bytes).is_ok() {
-                peers.push(endpoint_id(&bytes)?);
-            }
+        let mut origin = [0u8; 32];
+        let known = info
+            .origin
+            .as_deref()
+            .is_some_and(|o| hex::decode_to_slice(o, &mut origin).is_ok());
+        if !known {
+            return Err(NamesError::NoSource(zone.to_owned()).into());
         }
-        let mut last = None;
-        for peer in peers {
-            match net_zones::sync_from(&net.shared, zone, &info.id, peer).await {
-                Ok(verified) => {
-                    return Ok(Refreshed {
-                        zone: zone.to_owned(),
-                        verified: Some(verified),
-                        source: format!("peer {}", peer.fmt_short()),
-                        error: None,
-                    });
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| NamesError::NoSource(zone.to_owned()).into()))
+        let peer = endpoint_id(&origin)?;
+        let verified = net_zones::sync_from(&net.shared, zone, &info.id, peer).await?;
+        Ok(Refreshed {
+            zone: zone.to_owned(),
+            verified: Some(verified),
+            source: format!("peer {}", peer.fmt_short()),
+            error: None,
+        })
     }
 
     /// Maps `zone/name` to `target` on this node only; `None` clears it.

@@ -8,7 +8,9 @@
 //! at most one announcement per [`MIN_INTERVAL`] and accepts at most
 //! [`PER_ORIGIN_PER_MINUTE`] from each origin; the rest are dropped.
 //! Only peers this node admits (known peers, or holders of a capability)
-//! may join its side of the topic.
+//! may join its side of the topic. What an announcement says beyond
+//! addresses and revocations reaches the rest of the node as a typed
+//! [`Announcement`] event.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -27,7 +29,7 @@ use iroh_gossip::{
     Gossip, TopicId,
     api::{Event, GossipSender},
 };
-use n0_future::{StreamExt, task::AbortOnDropHandle};
+use n0_future::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Shared, lock, state};
@@ -66,6 +68,28 @@ pub enum Body {
         version: u64,
     },
 }
+
+/// What a verified announcement tells the concerns of this node that
+/// subscribe to it ([`Shared::announcements`]): zones (`zones.rs`), and
+/// later jobs and sync. Addresses and revocations are the network layer's
+/// own and are acted on here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// The known peer `origin` has timestamp `version` of the zone with id
+    /// `zone`.
+    Zone {
+        /// Who announced it.
+        origin: EndpointId,
+        /// The zone's id.
+        zone: String,
+        /// Its timestamp version.
+        version: u64,
+    },
+}
+
+/// How many announcements wait for a slow subscriber before the oldest
+/// are dropped (it is told how many it missed).
+pub const EVENT_BACKLOG: usize = 256;
 
 /// The signed part of an announcement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,14 +247,14 @@ impl ProtocolHandler for Gated {
     }
 }
 
-/// Joins the topic and runs announcements until the node goes offline.
-pub fn spawn(shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
+/// Joins the topic and runs announcements until the task is aborted.
+pub fn spawn(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let shared = shared.clone();
-    AbortOnDropHandle::new(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = run(shared).await {
             tracing::warn!("announcements stopped: {e}");
         }
-    }))
+    })
 }
 
 async fn run(shared: Arc<Shared>) -> Result<(), String> {
@@ -322,7 +346,12 @@ async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
         }
         Body::Zone { zone, version } => {
             if matches!(state::peer(&shared.db, origin.as_bytes()), Ok(Some(_))) {
-                super::zones::announced(shared, origin, &zone, version);
+                // Nobody listening is fine: nothing follows zones then.
+                let _ = shared.announcements.send(Announcement::Zone {
+                    origin,
+                    zone,
+                    version,
+                });
             }
         }
         Body::Revocation { revocation } => {

@@ -1,14 +1,21 @@
-//! The node on the network: endpoint, peers, invites, object transfer and
-//! announcements.
+//! The node on the network: endpoint, protocols, transfers and
+//! announcements. It knows nothing of the node's handles (`store`,
+//! `trust`, `peers`, `names`): those call into it, never the reverse; it
+//! takes what it needs from the node as [`Parts`].
 //!
 //! - [`endpoint`]: the iroh QUIC endpoint, keyed by the node's SSH key;
 //!   relays and discovery off unless configured.
-//! - [`wire`]: the peer protocol (hello, join, check, push offers).
-//! - [`serve`]: answering peers, and the trust check on every blob request.
+//! - [`serve`]: the router, one ALPN per protocol (blobs, `clive/peer/1`,
+//!   `clive/zones/1`, gossip), the peer protocol's handler, and the trust
+//!   check on every blob request.
+//! - [`wire`]: the peer protocol (hello, join, check, push offers) and the
+//!   request/reply exchange format every protocol of ours uses.
+//! - [`zones`]: the zones protocol, and following zone announcements.
 //! - [`fetch`]: verified, resumable, pipelined fetching of blobs and trees.
 //! - [`keeper`]: connections to known peers, re-established with backoff.
 //! - [`liveness`]: noticing connections to a peer that died, and closing them.
-//! - [`announce`]: signed address and revocation announcements over gossip.
+//! - [`announce`]: signed address, revocation and zone announcements over
+//!   gossip; what they say reaches the rest as typed [`announce::Announcement`]s.
 //! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
 pub(crate) mod announce;
@@ -45,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     NetError, NodeError,
+    service::Running,
     trust::state::{CertInfo, NodeTrust},
 };
 
@@ -233,6 +241,26 @@ pub(crate) struct Net {
     tasks: Mutex<Vec<n0_future::task::AbortOnDropHandle<()>>>,
 }
 
+impl Net {
+    /// Keeps a connection to every known peer, re-established with
+    /// backoff, until stopped (the daemon's `keepers` service).
+    pub(crate) fn start_keepers(&self) -> Result<Running, NodeError> {
+        keeper::start_all(&self.shared)?;
+        let shared = Arc::downgrade(&self.shared);
+        Ok(Running::stopped_by("keepers", move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.keepers.stop_all();
+            }
+        }))
+    }
+
+    /// Joins the announcement topic and answers announcements until
+    /// stopped (the daemon's `announcer` service).
+    pub(crate) fn start_announcer(&self) -> Running {
+        Running::task("announcer", announce::spawn(&self.shared))
+    }
+}
+
 /// What every network task needs.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -255,6 +283,8 @@ pub(crate) struct Shared {
     pub push_grants: Mutex<HashMap<EndpointId, Vec<(Hash, Instant)>>>,
     pub keepers: keeper::Keepers,
     pub announcer: Arc<announce::Announcer>,
+    /// Verified announcements, for the concerns that act on them.
+    pub announcements: tokio::sync::broadcast::Sender<announce::Announcement>,
     /// Every connection of the endpoint, watched for silence.
     pub registry: liveness::Registry,
 }
@@ -304,6 +334,19 @@ impl Shared {
             || [Capability::Fetch, Capability::Push, Capability::Exec]
                 .into_iter()
                 .any(|cap| auth.allows(key, cap))
+    }
+
+    /// Whether `peer` holds `cap` here now; when not, the refusal to send
+    /// it. Every request that needs a capability asks this (blob requests,
+    /// which are answered by verdict, ask [`Authorizer::allows`]).
+    ///
+    /// [`Authorizer::allows`]: clive_trust::Authorizer::allows
+    pub fn require(&self, peer: &EndpointId, cap: Capability) -> Result<(), String> {
+        self.trust
+            .authorizer()
+            .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
+            .map(|_| ())
+            .map_err(|e| format!("you do not hold {cap} here: {e}"))
     }
 
     /// Records that `id` was heard from at `addrs`.
@@ -466,6 +509,7 @@ impl NetSlot {
             push_grants: Default::default(),
             keepers: Default::default(),
             announcer: Arc::new(announce::Announcer::new(&endpoint, parts.clock.clone())),
+            announcements: tokio::sync::broadcast::channel(announce::EVENT_BACKLOG).0,
             registry,
         });
         for (id, record) in state::peers(&shared.db)? {
@@ -474,11 +518,10 @@ impl NetSlot {
             }
         }
         let router = serve::router(&shared);
-        let mut tasks = vec![liveness::spawn(&shared)];
-        if mode == Mode::Daemon {
-            tasks.push(announce::spawn(&shared));
-            keeper::start_all(&shared)?;
-        }
+        let tasks = vec![
+            liveness::spawn(&shared),
+            zones::follow_announcements(&shared),
+        ];
         let net = Arc::new(Net {
             shared,
             router,
