@@ -5,7 +5,7 @@
 use std::{os::unix::fs::MetadataExt, path::Path, sync::Arc, time::Duration};
 
 use clive_node::{
-    Home, InitOptions, NetOptions, Node, PassphraseSource, SignWith,
+    Home, InitOptions, NetError, NetOptions, Node, NodeError, PassphraseSource, SignWith,
     cas::{NoProgress, ObjectKind},
     clive_trust::{Clock, ManualClock, SystemClock},
     daemon::Services,
@@ -317,26 +317,24 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
     // Expired by the inviter's clock only: the joiner's says it is valid,
     // so the joiner asks, and the inviter itself refuses.
     a.clock.advance(Duration::from_secs(2));
-    let err = c
-        .node()
-        .peers()
-        .join(&short.ticket)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.node().peers().join(&short.ticket).await.unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Net(NetError::JoinRefused(why)) if why.starts_with("this ticket expired")),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("the inviter refused: this ticket expired"),
         "{err}"
     );
     // Expired by the joiner's clock too: refused before asking anyone.
     c.clock.advance(Duration::from_secs(2));
-    let err = c
-        .node()
-        .peers()
-        .join(&short.ticket)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.node().peers().join(&short.ticket).await.unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::TicketExpired(_))),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.starts_with("this ticket expired") && err.contains("ask for a new invite"),
         "{err}"

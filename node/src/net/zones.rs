@@ -163,7 +163,7 @@ pub const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// Most files one zone index lists (older targets versions are left out).
 pub const MAX_FILES: usize = 256;
 
-/// Answers `zone_index`: the zone's files, put into the store so the peer
+/// Answers `index`: the zone's files, put into the store so the peer
 /// can fetch them.
 pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> ZoneReply {
     if let Err(why) = shared.require(&peer, Capability::Fetch) {
@@ -333,7 +333,7 @@ pub async fn submit(
     }
 }
 
-/// Answers `zone_submit`: fetches the delegate's metadata from it and
+/// Answers `submit`: fetches the delegate's metadata from it and
 /// takes it into the zone when it verifies.
 pub async fn accept_submission(
     shared: &Arc<Shared>,
