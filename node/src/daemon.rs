@@ -152,7 +152,7 @@ fn start_resigner(node: &Arc<Node>) -> Result<Running, NodeError> {
 pub struct Services(Vec<Running>);
 
 impl Services {
-    /// Starts every service of [`SERVICES`] on `node`, which must be
+    /// Starts every service of the list (`SERVICES`) on `node`, which must be
     /// online ([`Node::start_net`]); if one fails to start, stops those
     /// started and says which failed.
     pub async fn start(node: &Arc<Node>) -> Result<Services, NodeError> {

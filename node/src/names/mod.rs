@@ -1,6 +1,8 @@
-//! Signed names on a node: the `name` commands over [`clive_naming::Zones`],
-//! with content from the store, signatures from the node's key, and
-//! metadata to and from peers and mirrors.
+//! The names handle ([`Node::names`]): the `name` commands over
+//! [`clive_naming::Zones`], with content from the store, signatures from
+//! the node's key, and metadata to and from peers (through the zones
+//! protocol, `net/zones.rs`) and mirrors. [`view`] answers the lookups
+//! that need `state.redb` alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -287,7 +289,7 @@ impl NamesHandle<'_> {
     }
 
     /// Publishes several names of one zone (`(ZONE/PATH, TARGET)` pairs) in
-    /// one signed version (with a `receipt`, as [`Node::name_publish`]).
+    /// one signed version (with a `receipt`, as [`NamesHandle::publish`]).
     pub async fn publish_many(
         &self,
         pairs: &[(String, String)],

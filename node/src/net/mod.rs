@@ -1,7 +1,7 @@
 //! The node on the network: endpoint, protocols, transfers and
 //! announcements. It knows nothing of the node's handles (`store`,
 //! `trust`, `peers`, `names`): those call into it, never the reverse; it
-//! takes what it needs from the node as [`Parts`].
+//! takes what it needs from the node as `Parts`.
 //!
 //! - [`endpoint`]: the iroh QUIC endpoint, keyed by the node's SSH key;
 //!   relays and discovery off unless configured.
@@ -10,12 +10,12 @@
 //!   check on every blob request.
 //! - [`wire`]: the peer protocol (hello, join, check, push offers) and the
 //!   request/reply exchange format every protocol of ours uses.
-//! - [`zones`]: the zones protocol, and following zone announcements.
+//! - `zones`: the zones protocol, and following zone announcements.
 //! - [`fetch`]: verified, resumable, pipelined fetching of blobs and trees.
 //! - [`keeper`]: connections to known peers, re-established with backoff.
 //! - [`liveness`]: noticing connections to a peer that died, and closing them.
 //! - [`announce`]: signed address, revocation and zone announcements over
-//!   gossip; what they say reaches the rest as typed [`announce::Announcement`]s.
+//!   gossip; what they say reaches the rest as typed `Announcement`s.
 //! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
 pub(crate) mod announce;
