@@ -16,13 +16,13 @@ mod progress;
 #[cfg(test)]
 use tempfile as _;
 
-use std::{io::IsTerminal, path::Path, process::ExitCode};
+use std::{io::IsTerminal, path::Path, process::ExitCode, sync::Arc};
 
 use anyhow::Result;
 use clap::Parser;
 use clive_node::{
     Call, Connection, ControlClient, Home, InitOptions, NameRequest, NetOptions, Node, Reply,
-    Request, clive_naming::zones::new_receipt, daemon,
+    Request, clive_naming::zones::new_receipt, clive_trust::SystemClock, daemon,
     trust::clock_parse_duration as parse_duration,
 };
 
@@ -116,7 +116,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 relay,
                 ..NetOptions::default()
             };
-            daemon::run(&home, net, &EnvOrTerminal, |ready| {
+            daemon::run(&home, Arc::new(SystemClock), net, &EnvOrTerminal, |ready| {
                 if let Err(e) = out.ready(ready) {
                     tracing::warn!("printing that the daemon is ready: {e:#}");
                 }
@@ -132,7 +132,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         command => requests(command)?,
     };
     call_all(
-        Connection::open_for(&home, &requests).await?,
+        Connection::open_for(&home, &requests, Arc::new(SystemClock)).await?,
         requests,
         &out,
     )

@@ -23,7 +23,7 @@ pub fn announcement(data: &[u8]) {
         let key = iroh::SecretKey::from_bytes(&[5; 32]);
         // `None` when the body no longer fits the limit: the received origin
         // may have been written shorter than ours.
-        if let Some(sealed) = seal_announcement(&key, body.clone()) {
+        if let Some(sealed) = seal_announcement(&key, body.clone(), now) {
             let (_, back) = open_announcement(&sealed, now).expect("a sealed announcement opens");
             assert_eq!(back, body);
         }
@@ -33,7 +33,7 @@ pub fn announcement(data: &[u8]) {
         return;
     };
     let key = iroh::SecretKey::from_bytes(&[5; 32]);
-    let Some(sealed) = seal_announcement(&key, body.clone()) else {
+    let Some(sealed) = seal_announcement(&key, body.clone(), now) else {
         return;
     };
     let (origin, back) = open_announcement(&sealed, SystemClock.now())

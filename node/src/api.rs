@@ -689,6 +689,7 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         Request::Id => Reply::Identity(node.identity()),
         Request::Add { path: given, pin } => {
             let mut added = node
+                .store()
                 .add_path(&path(&given), pin.as_deref(), ctx.progress())
                 .await?;
             added.source = given.display().to_string();
@@ -697,35 +698,39 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         Request::AddStdin { pin } => {
             let stdin = ctx.take_stdin();
             Reply::Added(
-                node.add_reader(stdin, pin.as_deref(), ctx.progress())
+                node.store()
+                    .add_reader(stdin, pin.as_deref(), ctx.progress())
                     .await?,
             )
         }
         Request::Cat { object, terminal } => {
-            if terminal && node.kind(&object).await? == clive_cas::ObjectKind::Tree {
-                return Err(NodeError::TreeToTerminal { object }.into());
+            if terminal {
+                node.store().refuse_tree_to_terminal(&object).await?;
             }
             let mut out = ctx.stdout();
-            let bytes = node.cat(&object, &mut out).await?;
+            let bytes = node.store().cat(&object, &mut out).await?;
             out.flush()
                 .await
                 .map_err(|cause| ApiError::Output { cause })?;
             Reply::Written { bytes }
         }
-        Request::Ls { object } => Reply::Listing(node.ls(&object).await?),
+        Request::Ls { object } => Reply::Listing(node.store().ls(&object).await?),
         Request::Export {
             object,
             dest,
             force,
         } => Reply::Exported(
-            node.export(&object, &path(&dest), force, ctx.progress())
+            node.store()
+                .export(&object, &path(&dest), force, ctx.progress())
                 .await?,
         ),
-        Request::PinAdd { name, object } => Reply::Pinned(node.pin_add(&name, &object).await?),
-        Request::PinRm { name } => Reply::Unpinned(node.pin_rm(&name).await?),
-        Request::PinLs => Reply::Pins(node.pins().await?),
-        Request::Gc { dry_run } => Reply::Gc(node.gc(dry_run).await?),
-        Request::Fsck { repair } => Reply::Fsck(node.fsck(repair, ctx.progress()).await?),
+        Request::PinAdd { name, object } => {
+            Reply::Pinned(node.store().pin_add(&name, &object).await?)
+        }
+        Request::PinRm { name } => Reply::Unpinned(node.store().pin_rm(&name).await?),
+        Request::PinLs => Reply::Pins(node.store().pins().await?),
+        Request::Gc { dry_run } => Reply::Gc(node.store().gc(dry_run).await?),
+        Request::Fsck { repair } => Reply::Fsck(node.store().fsck(repair, ctx.progress()).await?),
         Request::TrustGrant {
             key: subject,
             caps,
@@ -742,22 +747,23 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
                 passphrase: ctx.passphrase(),
             };
             Reply::Cert(
-                node.trust_grant(
-                    &key(subject),
-                    &caps,
-                    expires,
-                    delegate,
-                    out.as_deref(),
-                    with,
-                )
-                .await?,
+                node.trust()
+                    .grant(
+                        &key(subject),
+                        &caps,
+                        expires,
+                        delegate,
+                        out.as_deref(),
+                        with,
+                    )
+                    .await?,
             )
         }
-        Request::TrustImport { file } => Reply::Imported(node.trust_import(&path(&file)).await?),
-        Request::TrustLs => Reply::Certs(node.trust_list().await?),
-        Request::TrustShow { cert } => Reply::Cert(node.trust_show(&key(cert)).await?),
+        Request::TrustImport { file } => Reply::Imported(node.trust().import(&path(&file)).await?),
+        Request::TrustLs => Reply::Certs(node.trust().list().await?),
+        Request::TrustShow { cert } => Reply::Cert(node.trust().show(&key(cert)).await?),
         Request::TrustVerify { peer, cap } => {
-            Reply::Verdict(node.trust_verify(&key(peer), &cap).await?)
+            Reply::Verdict(node.trust().verify(&key(peer), &cap).await?)
         }
         Request::TrustRevoke { cert, out, agent } => {
             let out = out.map(|p| path(&p));
@@ -766,15 +772,19 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
                 agent_socket: ssh_auth_sock.as_deref(),
                 passphrase: ctx.passphrase(),
             };
-            Reply::Cert(node.trust_revoke(&key(cert), out.as_deref(), with).await?)
+            Reply::Cert(
+                node.trust()
+                    .revoke(&key(cert), out.as_deref(), with)
+                    .await?,
+            )
         }
         Request::TrustRootsAdd { key: root, name } => {
-            Reply::Roots(vec![node.trust_roots_add(&key(root), &name).await?])
+            Reply::Roots(vec![node.trust().roots_add(&key(root), &name).await?])
         }
         Request::TrustRootsRm { key: root } => {
-            Reply::Roots(vec![node.trust_roots_rm(&key(root)).await?])
+            Reply::Roots(vec![node.trust().roots_rm(&key(root)).await?])
         }
-        Request::TrustRootsLs => Reply::Roots(node.trust_roots().await?),
+        Request::TrustRootsLs => Reply::Roots(node.trust().roots().await?),
         Request::Status => {
             let mut status = node.status().await?;
             let daemon = ctx.daemon();
@@ -795,13 +805,17 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
             caps,
             expires,
             uses,
-        } => Reply::Invite(node.invite(&caps, duration(&expires)?, uses).await?),
-        Request::Join { ticket } => Reply::Joined(node.join(&ticket).await?),
-        Request::PeersLs => Reply::Peers(node.peers().await?),
+        } => Reply::Invite(
+            node.peers()
+                .invite(&caps, duration(&expires)?, uses)
+                .await?,
+        ),
+        Request::Join { ticket } => Reply::Joined(node.peers().join(&ticket).await?),
+        Request::PeersLs => Reply::Peers(node.peers().list().await?),
         Request::PeerAdd { peer, addrs } => {
-            Reply::PeerAdded(node.peer_add(&key(peer), &addrs).await?)
+            Reply::PeerAdded(node.peers().add(&key(peer), &addrs).await?)
         }
-        Request::PeerRm { peer } => Reply::PeerRemoved(node.peer_rm(&key(peer)).await?),
+        Request::PeerRm { peer } => Reply::PeerRemoved(node.peers().rm(&key(peer)).await?),
         Request::Get {
             hash,
             from,
@@ -815,19 +829,21 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
                 node.home().check_destination(&path(dest))?;
             }
             let mut fetched = node
+                .store()
                 .get_and_pin(&hash, from.as_deref(), pin.as_deref(), ctx.progress())
                 .await?;
             if let Some(dest) = out {
                 let object = fetched.hash.to_string();
                 fetched.exported = Some(
-                    node.export(&object, &path(&dest), force, Arc::new(NoProgress))
+                    node.store()
+                        .export(&object, &path(&dest), force, Arc::new(NoProgress))
                         .await?,
                 );
             }
             Reply::Fetched(fetched)
         }
         Request::Push { object, to } => {
-            Reply::Pushed(node.push(&object, &key(to), ctx.progress()).await?)
+            Reply::Pushed(node.store().push(&object, &key(to), ctx.progress()).await?)
         }
         Request::Name(request) => {
             let passphrase = ctx.passphrase();
@@ -849,7 +865,12 @@ async fn name<'a>(
     cwd: &Path,
     with: impl Fn(bool) -> SignWith<'a>,
 ) -> Result<Reply, ApiError> {
-    if let Some(read) = crate::names::read_request(&node.zones(), Some(node.public()), &request) {
+    if let Some(read) = crate::names::read_request(
+        &node.names().zones(),
+        Some(node.public()),
+        &request,
+        node.now(),
+    ) {
         return Ok(read?);
     }
     let key = |arg: String| file_arg(cwd, arg);
@@ -871,11 +892,12 @@ async fn name<'a>(
             let keys: Vec<String> = keys.into_iter().map(key).collect();
             let out = out.map(|p| path(&p));
             Reply::ZoneChanged(
-                node.name_zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
+                node.names()
+                    .zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
                     .await?,
             )
         }
-        NameRequest::ZoneShow { zone } => Reply::Zone(node.name_zone_show(&zone).await?),
+        NameRequest::ZoneShow { zone } => Reply::Zone(node.names().zone_show(&zone).await?),
         NameRequest::Publish {
             name,
             target,
@@ -883,7 +905,8 @@ async fn name<'a>(
             agent,
             receipt,
         } if more.is_empty() => Reply::NamePublished(
-            node.name_publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
+            node.names()
+                .publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
                 .await?,
         ),
         NameRequest::Publish {
@@ -901,7 +924,8 @@ async fn name<'a>(
             let mut pairs = vec![(name, target)];
             pairs.extend(more.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
             Reply::NamesPublished(
-                node.name_publish_many(&pairs, cwd, with(agent), receipt.as_deref())
+                node.names()
+                    .publish_many(&pairs, cwd, with(agent), receipt.as_deref())
                     .await?,
             )
         }
@@ -910,7 +934,8 @@ async fn name<'a>(
             agent,
             receipt,
         } => Reply::NamePublished(
-            node.name_publish(&name, None, with(agent), receipt.as_deref())
+            node.names()
+                .publish(&name, None, with(agent), receipt.as_deref())
                 .await?,
         ),
         NameRequest::Delegate {
@@ -919,7 +944,8 @@ async fn name<'a>(
             to,
             agent,
         } => Reply::Delegated(
-            node.name_delegate(&zone, &prefix, &key(to), with(agent))
+            node.names()
+                .delegate(&zone, &prefix, &key(to), with(agent))
                 .await?,
         ),
         NameRequest::Rotate {
@@ -933,7 +959,8 @@ async fn name<'a>(
             let keys: Vec<String> = keys.into_iter().map(key).collect();
             let out = out.map(|p| path(&p));
             Reply::ZoneChanged(
-                node.name_rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
+                node.names()
+                    .rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
                     .await?,
             )
         }
@@ -944,12 +971,14 @@ async fn name<'a>(
         } => {
             let signing_key = signing_key.map(|p| path(&p));
             Reply::RootSigned(
-                node.name_root_sign(&path(&file), signing_key.as_deref(), with(agent))
+                node.names()
+                    .root_sign(&path(&file), signing_key.as_deref(), with(agent))
                     .await?,
             )
         }
         NameRequest::RootCommit { zone, file } => Reply::ZoneChanged(
-            node.name_root_commit(&zone, &path(&file), with(false))
+            node.names()
+                .root_commit(&zone, &path(&file), with(false))
                 .await?,
         ),
         NameRequest::Follow {
@@ -957,15 +986,17 @@ async fn name<'a>(
             mirror,
             alias,
         } => Reply::Refreshed(
-            node.name_follow(&source, cwd, mirror.as_deref(), alias.as_deref())
+            node.names()
+                .follow(&source, cwd, mirror.as_deref(), alias.as_deref())
                 .await?,
         ),
-        NameRequest::Refresh { zone } => Reply::Refreshed(node.name_refresh(&zone).await?),
+        NameRequest::Refresh { zone } => Reply::Refreshed(node.names().refresh(&zone).await?),
         NameRequest::Export { zone, dir } => {
-            Reply::ZoneExported(node.name_export(&zone, &path(&dir)).await?)
+            Reply::ZoneExported(node.names().export(&zone, &path(&dir)).await?)
         }
         NameRequest::Override { name, target } => Reply::Overridden(
-            node.name_override(&name, target.as_deref().map(|t| (t, cwd)))
+            node.names()
+                .override_name(&name, target.as_deref().map(|t| (t, cwd)))
                 .await?,
         ),
     })

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use clive_trust::NodeKey;
+use clive_trust::{Clock, NodeKey};
 use tokio::{
     net::unix::OwnedWriteHalf,
     signal::unix::{SignalKind, signal},
@@ -29,6 +29,7 @@ use crate::{
     Home, IdentityInfo, NetOptions, Node, NodeError, PassphraseSource,
     api::{ApiError, DaemonInfo},
     control::server::{self, Shared},
+    service::Running,
 };
 
 /// Connections served at once; more are told to come back later.
@@ -99,15 +100,99 @@ impl PassphraseSource for HeldPassphrase {
 /// How often the daemon looks for zone metadata to re-sign before it expires.
 const RESIGN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// One background service of the daemon: its name, and how it starts on
+/// a node that is online. [`Running::stop`] stops it.
+struct Service {
+    name: &'static str,
+    start: fn(&Arc<Node>) -> Result<Running, NodeError>,
+}
+
+/// The daemon's background services, started in this order once the node
+/// is online, and stopped in the reverse order, each awaited, before it
+/// leaves the network. A new concern that runs in the background (jobs,
+/// sync) adds its service here.
+const SERVICES: &[Service] = &[
+    Service {
+        name: "keepers",
+        start: |node| online(node)?.start_keepers(),
+    },
+    Service {
+        name: "announcer",
+        start: |node| Ok(online(node)?.start_announcer()),
+    },
+    Service {
+        name: "re-signer",
+        start: start_resigner,
+    },
+];
+
+fn online(node: &Node) -> Result<Arc<crate::net::Net>, NodeError> {
+    node.net
+        .get()
+        .ok_or(NodeError::Net(crate::NetError::NotOnline))
+}
+
+/// Re-signs zone metadata before it expires, every [`RESIGN_EVERY`].
+fn start_resigner(node: &Arc<Node>) -> Result<Running, NodeError> {
+    let node = node.clone();
+    Ok(Running::task(
+        "re-signer",
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESIGN_EVERY);
+            loop {
+                tick.tick().await;
+                node.names().resign_due().await;
+            }
+        }),
+    ))
+}
+
+/// The daemon's background services while they run.
+#[derive(Debug)]
+pub struct Services(Vec<Running>);
+
+impl Services {
+    /// Starts every service of the list (`SERVICES`) on `node`, which must be
+    /// online ([`Node::start_net`]); if one fails to start, stops those
+    /// started and says which failed.
+    pub async fn start(node: &Arc<Node>) -> Result<Services, NodeError> {
+        let mut running = Services(Vec::with_capacity(SERVICES.len()));
+        for service in SERVICES {
+            match (service.start)(node) {
+                Ok(r) => {
+                    tracing::debug!(service = service.name, "started");
+                    running.0.push(r);
+                }
+                Err(e) => {
+                    tracing::warn!(service = service.name, "could not start: {e}");
+                    running.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(running)
+    }
+
+    /// Stops every service, last started first, each awaited.
+    pub async fn stop(mut self) {
+        while let Some(service) = self.0.pop() {
+            let name = service.name();
+            service.stop().await;
+            tracing::debug!(service = name, "stopped");
+        }
+    }
+}
+
 /// Runs the daemon on `home` until it is stopped. `ready` is called once
-/// the control socket accepts calls.
+/// the control socket accepts calls; `clock` is the node's.
 pub async fn run(
     home: &Home,
+    clock: Arc<dyn Clock>,
     net: NetOptions,
     passphrase: &dyn PassphraseSource,
     ready: impl FnOnce(&Ready),
 ) -> Result<(), ApiError> {
-    let node = Arc::new(Node::open(home).await?);
+    let node = Arc::new(Node::open(home, clock).await?);
     let served = serve(&node, home, net, passphrase, ready).await;
     node.stop_net().await;
     let closed = close(node).await;
@@ -136,16 +221,7 @@ async fn serve(
     let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
     node.start_net(net).await?;
-    let _resigner = {
-        let node = node.clone();
-        n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RESIGN_EVERY);
-            loop {
-                tick.tick().await;
-                node.resign_due().await;
-            }
-        }))
-    };
+    let services = Services::start(node).await?;
     let path = home.control_path();
     let (listener, ino) = server::bind(&path)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -226,6 +302,7 @@ async fn serve(
         tracing::warn!("calls still running after {DRAIN_TIMEOUT:?}: aborting them");
         conns.shutdown().await;
     }
+    services.stop().await;
     Ok(stopped_by)
 }
 
@@ -241,6 +318,10 @@ async fn close(node: Arc<Node>) -> Result<(), ApiError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tracing::warn!("the node is still in use at stop; flushing the store anyway");
-    node.store().shutdown().await.map_err(NodeError::from)?;
+    node.store()
+        .cas()
+        .shutdown()
+        .await
+        .map_err(NodeError::from)?;
     Ok(())
 }

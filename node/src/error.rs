@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clive_cas::CasError;
-use clive_trust::IdentityError;
+use clive_cas::{CasError, Hash};
+use clive_trust::{CertError, IdentityError, RootsError};
 
 /// Anything the node API can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +85,8 @@ pub enum NodeError {
     #[error("no certificate {0} is known here (give its id or the file written with -o)")]
     UnknownCert(String),
     /// Certificates, chains, roots, signatures.
-    #[error("{0}")]
-    Trust(String),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     /// The home has the node's public key but not its private key file,
     /// and no ssh-agent was given to sign with.
     #[error(
@@ -142,11 +142,16 @@ pub enum NodeError {
         reason: String,
     },
     /// The network: endpoint, peers, transfers.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Signed names, as clive-naming refuses them: zones, metadata,
+    /// resolution. Shown as its message alone, as the message already
+    /// says what its cause is.
     #[error("{0}")]
-    Net(String),
-    /// Signed names: zones, metadata, resolution.
-    #[error("{0}")]
-    Naming(String),
+    Naming(clive_naming::NamingError),
+    /// Signed names, as the node refuses them: tickets, sources, peers.
+    #[error(transparent)]
+    Names(#[from] NamesError),
     /// A file system operation.
     #[error("{context}: {cause}")]
     Io {
@@ -159,7 +164,346 @@ pub enum NodeError {
 
 impl From<clive_naming::NamingError> for NodeError {
     fn from(e: clive_naming::NamingError) -> Self {
-        NodeError::Naming(e.to_string())
+        NodeError::Naming(e)
+    }
+}
+
+// The kinds below carry their causes as plain fields, not as `source`s:
+// each message already says its cause, and the API prints a chain of
+// sources after the message, which would say it twice.
+
+/// What the trust layer refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// A certificate, capability or revocation that does not parse or
+    /// does not sign.
+    #[error("{0}")]
+    Cert(CertError),
+    /// The allowed_signers file.
+    #[error("{0}")]
+    Roots(RootsError),
+    /// A certificate or revocation file that does not decode.
+    #[error("{}: {cause}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: CertError,
+    },
+    /// A certificate's `.sig` file that is not text.
+    #[error("{}.sig is not text", path.display())]
+    SigNotText {
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// `--agent` with no agent.
+    #[error("no ssh-agent: SSH_AUTH_SOCK is not set")]
+    NoAgent,
+    /// An invite with no capability.
+    #[error("an invite must grant at least one capability")]
+    EmptyInvite,
+}
+
+impl From<CertError> for TrustError {
+    fn from(e: CertError) -> Self {
+        TrustError::Cert(e)
+    }
+}
+
+impl From<RootsError> for TrustError {
+    fn from(e: RootsError) -> Self {
+        TrustError::Roots(e)
+    }
+}
+
+impl From<CertError> for NodeError {
+    fn from(e: CertError) -> Self {
+        NodeError::Trust(TrustError::Cert(e))
+    }
+}
+
+impl From<RootsError> for NodeError {
+    fn from(e: RootsError) -> Self {
+        NodeError::Trust(TrustError::Roots(e))
+    }
+}
+
+/// What the network layer refuses or fails at: the endpoint, peers,
+/// invites, transfers.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The peer and invite tables of `state.redb`.
+    #[error("node state: {0}")]
+    State(String),
+    /// Dialling a peer failed.
+    #[error(
+        "cannot reach peer {peer}: {cause} (is it running? `clive-node peers add` records a new \
+         address)"
+    )]
+    Unreachable {
+        /// The peer (short id).
+        peer: String,
+        /// Why.
+        cause: iroh::endpoint::ConnectError,
+    },
+    /// Dialling a peer timed out.
+    #[error("cannot reach peer {peer}: no answer within {secs}s (is it running?)")]
+    NoAnswer {
+        /// The peer (short id).
+        peer: String,
+        /// The time allowed.
+        secs: u64,
+    },
+    /// A peer refused a request.
+    #[error("peer {peer} refused {what}: {reason}")]
+    Refused {
+        /// The peer (short id).
+        peer: String,
+        /// What it refused (`the connection`, `the push`).
+        what: &'static str,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// A peer answered with a reply of another request.
+    #[error("peer {peer} answered {what} out of turn: {reply}")]
+    OutOfTurn {
+        /// The peer (short id).
+        peer: String,
+        /// The request (`hello`, `the push`).
+        what: &'static str,
+        /// The reply, as debug text.
+        reply: String,
+    },
+    /// A peer-protocol exchange failed.
+    #[error("peer {peer}: {what}")]
+    Exchange {
+        /// The peer (short id).
+        peer: String,
+        /// What failed.
+        what: String,
+    },
+    /// A peer message that cannot be encoded.
+    #[error("encoding a peer message: {0}")]
+    Encode(serde_json::Error),
+    /// A peer message over the limit.
+    #[error("a peer message of {len} bytes is over the {limit}-byte limit")]
+    MessageTooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The endpoint cannot be set up or bound.
+    #[error("{0}")]
+    Endpoint(String),
+    /// Going online with only a public key.
+    #[error(
+        "going online needs the private key in {}: this home holds only a public key \
+         (the QUIC handshake signs with the key in-process, which an ssh-agent cannot do)",
+        path.display()
+    )]
+    NoPrivateKey {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The node's key does not sign.
+    #[error("the node key cannot sign: {0}")]
+    KeyCannotSign(clive_trust::SigError),
+    /// 32 bytes that are no ed25519 public key.
+    #[error("not a valid ed25519 public key")]
+    InvalidKey,
+    /// A fetch with nobody to ask.
+    #[error(
+        "no peer to fetch from: join a node (`clive-node join TICKET`), add one \
+         (`clive-node peers add`), or name one with --from"
+    )]
+    NoProvider,
+    /// Every provider failed.
+    #[error("could not fetch {hash}: {failures}")]
+    FetchFailed {
+        /// The object.
+        hash: Hash,
+        /// What each provider said, `; `-separated.
+        failures: String,
+    },
+    /// The local blob store could not be read.
+    #[error("reading the local store: {0}")]
+    LocalStore(String),
+    /// A push of something not all here.
+    #[error("cannot push {root}: {hash} is not (completely) stored here")]
+    NotStored {
+        /// What was to be pushed.
+        root: Hash,
+        /// What of it is missing.
+        hash: Hash,
+    },
+    /// `fsck --repair` could not go online.
+    #[error("cannot go online to fetch it: {0}")]
+    Offline(std::sync::Arc<NodeError>),
+    /// A service of the daemon started while the node is not online.
+    #[error("the node is not online")]
+    NotOnline,
+    /// `invite --uses 0`.
+    #[error("--uses must be at least 1")]
+    NoUses,
+    /// `invite` with no daemon.
+    #[error("an invite needs the node online to answer the joiner: run `clive-node start` first")]
+    InviteOffline,
+    /// A ticket that does not read.
+    #[error("{0}")]
+    Ticket(TicketError),
+    /// A ticket past its expiry, by this node's clock.
+    #[error("this ticket expired {0}; ask for a new invite")]
+    TicketExpired(String),
+    /// A ticket this node issued.
+    #[error("this ticket was issued by this node itself")]
+    OwnTicket,
+    /// A ticket naming no valid key.
+    #[error("the ticket names an invalid key")]
+    TicketKey,
+    /// The inviter's certificate does not decode.
+    #[error("the inviter sent a bad certificate: {0}")]
+    BadJoinCert(CertError),
+    /// The inviter refused the join.
+    #[error("the inviter refused: {0}")]
+    JoinRefused(String),
+    /// The inviter answered with a reply of another request.
+    #[error("the inviter answered out of turn: {0}")]
+    JoinOutOfTurn(String),
+    /// The inviter's certificate is not for this node, or not from it.
+    #[error("the inviter's certificate does not grant this node anything from the inviter")]
+    JoinCertMismatch,
+    /// An address that does not parse.
+    #[error("{0:?} is not an address (expected IP:PORT)")]
+    BadAddr(String),
+    /// `peers rm` of a stranger.
+    #[error("{0} is not a peer of this node")]
+    NotAPeer(String),
+    /// `get` of something that is no hash.
+    #[error("{0:?} is not a hash (64 hex digits)")]
+    NotAHash(String),
+}
+
+/// What the node refuses about signed names (clive-naming's own refusals
+/// are [`NodeError::Naming`]).
+#[derive(Debug, thiserror::Error)]
+pub enum NamesError {
+    /// Verifying fetched metadata did not finish.
+    #[error("verifying metadata: {0}")]
+    Verifying(tokio::task::JoinError),
+    /// Fetching from a mirror did not finish.
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+    /// A peer refused to list a zone.
+    #[error("peer {peer} refused to list the zone: {reason}")]
+    ListRefused {
+        /// The peer (short id).
+        peer: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A peer answered with a reply of another request.
+    #[error("peer {peer} answered out of turn: {reply}")]
+    OutOfTurn {
+        /// The peer (short id).
+        peer: String,
+        /// The reply, as debug text.
+        reply: String,
+    },
+    /// A metadata object over the limit.
+    #[error("metadata object {hash} is over {limit} bytes")]
+    TooLarge {
+        /// The object.
+        hash: Hash,
+        /// The limit.
+        limit: u64,
+    },
+    /// The zone's publisher refused a delegate's metadata.
+    #[error("the zone's publisher {publisher} refused the new {role}: {reason}")]
+    SubmitRefused {
+        /// The publisher (short id).
+        publisher: String,
+        /// The delegated role.
+        role: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A zone with no root file.
+    #[error("zone {0} has no root")]
+    NoRoot(String),
+    /// A zone with no clive-node id.
+    #[error("zone {0} has no clive-node id")]
+    NoId(String),
+    /// A publish target that is neither a path nor a stored object.
+    #[error("{0:?} is neither a file or directory nor an object in the store")]
+    NoTarget(String),
+    /// A publish that committed nothing.
+    #[error("nothing was published")]
+    NothingPublished,
+    /// A publish of names of several zones.
+    #[error("{name} is not in zone {zone}: publish one zone at a time")]
+    OneZone {
+        /// The name outside the zone.
+        name: String,
+        /// The zone of the first name.
+        zone: String,
+    },
+    /// A delegated publish for a zone whose publisher is unknown.
+    #[error(
+        "zone {0}: this node does not know which node publishes it; follow it                      with a ticket"
+    )]
+    NoOrigin(String),
+    /// A root file that does not parse.
+    #[error("{}: {cause}", path.display())]
+    BadRoot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        cause: clive_naming::tuf::TufError,
+    },
+    /// Metadata that does not parse.
+    #[error("{0}")]
+    Metadata(clive_naming::tuf::TufError),
+    /// A root that names no zone, and no `--as`.
+    #[error("this root does not name its zone: give one with --as ZONE")]
+    Unnamed,
+    /// A zone ticket that does not read.
+    #[error("{0}")]
+    Ticket(TicketError),
+    /// A zone ticket whose root the publisher no longer serves.
+    #[error(
+        "the publisher no longer serves the root this ticket names; ask for a new \
+         ticket (`clive-node name zone show ZONE`)"
+    )]
+    StaleTicket,
+    /// A zone ticket whose root is of another zone.
+    #[error("the ticket's root belongs to another zone")]
+    OtherZone,
+    /// `name refresh` with nowhere to refresh from.
+    #[error("zone {0} has no mirror and no publishing peer to refresh from")]
+    NoSource(String),
+    /// `name override --clear` of a name with no override.
+    #[error("{0} has no override here")]
+    NoOverride(String),
+}
+
+/// Why a ticket cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    /// Not a clive-node ticket at all.
+    #[error("this is not a clive-node ticket (tickets start with {prefix:?})")]
+    NotATicket {
+        /// How an invite ticket starts.
+        prefix: &'static str,
+    },
+    /// Damaged in copying.
+    #[error("the ticket is damaged ({0}); copy it again, whole")]
+    Damaged(&'static str),
+}
+
+impl From<TicketError> for NetError {
+    fn from(e: TicketError) -> Self {
+        NetError::Ticket(e)
     }
 }
 

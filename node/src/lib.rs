@@ -1,7 +1,10 @@
 //! clive-node: a node of the clive network.
 //!
 //! A [`Node`] owns a [`Home`] (its key, configuration, store and state) and
-//! offers the API the command-line tool is a thin client of.
+//! offers the API the command-line tool is a thin client of, one handle per
+//! concern: [`Node::store`], [`Node::trust`], [`Node::peers`],
+//! [`Node::names`]. The daemon ([`daemon`]) runs the node on the network
+//! with its background services.
 
 pub mod api;
 pub mod config;
@@ -13,8 +16,12 @@ pub mod lock;
 pub mod names;
 pub mod net;
 pub mod node;
+pub mod peers;
 mod repair;
+pub mod service;
 mod statedb;
+pub mod status;
+pub mod store;
 pub mod trust;
 
 pub use api::{ApiError, Call, CallContext, NameRequest, Reply, Request};
@@ -23,11 +30,15 @@ pub use clive_naming;
 pub use clive_trust;
 pub use config::Config;
 pub use control::{Connection, ControlClient};
-pub use error::NodeError;
+pub use error::{NamesError, NetError, NodeError, TrustError};
 pub use home::Home;
 pub use lock::HomeLock;
-pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed, Status};
-pub use node::{
-    AddResult, IdentityInfo, InitOptions, Initialized, ListEntry, Node, PassphraseSource,
+pub use names::NamesHandle;
+pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed};
+pub use node::{IdentityInfo, InitOptions, Initialized, Node, PassphraseSource};
+pub use peers::PeersHandle;
+pub use status::Status;
+pub use store::{AddResult, ListEntry, StoreHandle};
+pub use trust::{
+    CertInfo, Imported, NodeTrust, RevocationInfo, RootInfo, SignWith, TrustHandle, Verdict,
 };
-pub use trust::{CertInfo, Imported, NodeTrust, RevocationInfo, RootInfo, SignWith, Verdict};

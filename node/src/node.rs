@@ -1,20 +1,25 @@
-//! The node API: everything the command-line tool (and later the control
-//! socket) asks of a node. Every result is a plain serialisable value, so the
-//! same calls work in-process and remotely.
+//! The node itself: its home, key, store, trust state, state database,
+//! clock and network slot. What it does is reached through one handle per
+//! concern, each defined in its own module: [`Node::store`] (`store.rs`),
+//! [`Node::trust`] (`trust/`), [`Node::peers`] (`peers/`) and
+//! [`Node::names`] (`names/`). Every result is a plain serialisable value,
+//! so the same calls work in-process and remotely.
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
 
-use clive_cas::{
-    Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Root, Store,
-    parse_hash,
-};
-use clive_trust::{NodeKey, PublicIdentity, SystemClock};
+use clive_cas::Store;
+use clive_trust::{Clock, NodeKey, PublicIdentity};
 use serde::{Deserialize, Serialize};
 
-use crate::{Config, Home, HomeLock, NodeError, config::DEFAULT_CONFIG, trust::NodeTrust};
+use crate::{
+    Config, Home, HomeLock, NodeError,
+    config::DEFAULT_CONFIG,
+    net::{Mode, Net, NetOptions, NetSlot, Parts},
+    trust::state::NodeTrust,
+};
 
 /// Supplies the passphrase of an encrypted key when one is needed.
 pub trait PassphraseSource {
@@ -66,39 +71,6 @@ pub struct Initialized {
     pub identity: IdentityInfo,
 }
 
-/// One entry of a tree listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListEntry {
-    /// The entry's name.
-    pub name: String,
-    /// What it is.
-    pub kind: EntryKind,
-    /// Bytes of content.
-    pub size: u64,
-    /// Its content address.
-    #[serde(with = "clive_cas::hash::serde_hex")]
-    pub hash: Hash,
-    /// For a symlink, where it points.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-/// What was added, and where from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddResult {
-    /// The path added, or `-` for standard input.
-    pub source: String,
-    /// The pin created, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pin: Option<String>,
-    /// What that pin pointed at before, when it replaced another object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced: Option<String>,
-    /// The object.
-    #[serde(flatten)]
-    pub added: Added,
-}
-
 /// A running node: owns its home until dropped or closed.
 #[derive(Debug)]
 pub struct Node {
@@ -108,7 +80,8 @@ pub struct Node {
     trust: Arc<NodeTrust>,
     db: Arc<redb::Database>,
     config: Config,
-    pub(crate) net: crate::net::NetSlot,
+    clock: Arc<dyn Clock>,
+    pub(crate) net: NetSlot,
     _lock: HomeLock,
 }
 
@@ -177,8 +150,10 @@ impl Node {
         })
     }
 
-    /// Opens an initialised home, taking ownership of it.
-    pub async fn open(home: &Home) -> Result<Node, NodeError> {
+    /// Opens an initialised home, taking ownership of it. Every expiry the
+    /// node decides (certificates, invites, announcements, signed names) is
+    /// by `clock`.
+    pub async fn open(home: &Home, clock: Arc<dyn Clock>) -> Result<Node, NodeError> {
         if !home.is_initialized() {
             return Err(NodeError::NotInitialized {
                 home: home.root().to_owned(),
@@ -194,7 +169,7 @@ impl Node {
             db.clone(),
             &home.roots_path(),
             identity.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
         )?;
         Ok(Node {
             home: home.clone(),
@@ -203,9 +178,44 @@ impl Node {
             trust: Arc::new(trust),
             db,
             config,
+            clock,
             net: Default::default(),
             _lock: lock,
         })
+    }
+
+    /// Brings the node onto the network for good (the daemon's `start`):
+    /// binds the endpoint on the configured port and serves peers. The
+    /// daemon's background services (`daemon::Services`) then keep
+    /// connections to known peers and join the announcement topic.
+    /// In-process commands that need the network start a short-lived
+    /// endpoint (on any port) on their own.
+    pub async fn start_net(&self, options: NetOptions) -> Result<(), NodeError> {
+        self.bring_online(options, Mode::Daemon).await.map(|_| ())
+    }
+
+    /// The network layer, started for this one command when no daemon has.
+    pub(crate) async fn online(&self) -> Result<Arc<Net>, NodeError> {
+        self.bring_online(NetOptions::default(), Mode::Command)
+            .await
+    }
+
+    async fn bring_online(&self, options: NetOptions, mode: Mode) -> Result<Arc<Net>, NodeError> {
+        let parts = Parts {
+            key_path: self.home.key_path(),
+            config: &self.config.net,
+            store: self.store.clone(),
+            trust: self.trust.clone(),
+            db: self.db.clone(),
+            identity: self.identity.clone(),
+            clock: self.clock.clone(),
+        };
+        self.net.bring_online(parts, options, mode).await
+    }
+
+    /// Leaves the network: closes connections and the endpoint.
+    pub async fn stop_net(&self) {
+        self.net.stop().await;
     }
 
     /// Flushes and stops the store. The home is released when the node drops.
@@ -220,19 +230,24 @@ impl Node {
         &self.home
     }
 
-    /// The store, for the network layer.
-    pub fn store(&self) -> &Store {
+    /// The content-addressed store itself (what [`Node::store`] wraps).
+    pub(crate) fn cas(&self) -> &Store {
         &self.store
     }
 
-    /// The node's trust state.
-    pub fn trust(&self) -> &NodeTrust {
+    /// The node's trust state (what [`Node::trust`] wraps).
+    pub(crate) fn trust_state(&self) -> &NodeTrust {
         &self.trust
     }
 
-    /// The node's trust state, shared with the network layer.
-    pub(crate) fn trust_shared(&self) -> Arc<NodeTrust> {
-        self.trust.clone()
+    /// The node's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Now, by the node's clock (seconds since the Unix epoch).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// The node state database.
@@ -253,228 +268,6 @@ impl Node {
     /// The node's identity.
     pub fn identity(&self) -> IdentityInfo {
         IdentityInfo::of(&self.identity)
-    }
-
-    /// Resolves an object name to a hash: a hash or a pin name, optionally
-    /// followed by a path inside that tree (`myapp-1.0/bin/myapp`).
-    pub async fn resolve(&self, object: &str) -> Result<Hash, NodeError> {
-        let (root, path) = object.split_once('/').unwrap_or((object, ""));
-        let mut hash = match parse_hash(root) {
-            Ok(hash) => hash,
-            Err(_) => self
-                .store
-                .pinned(root)?
-                .ok_or_else(|| NodeError::UnknownObject(root.to_owned()))?,
-        };
-        let mut walked = root.to_owned();
-        for name in path.split('/').filter(|c| !c.is_empty()) {
-            let tree = self.store.read_tree(hash).await?;
-            let entry = tree
-                .entries()
-                .iter()
-                .find(|e| e.name == name)
-                .ok_or_else(|| NodeError::NoSuchPath {
-                    tree: walked.clone(),
-                    name: name.to_owned(),
-                })?;
-            hash = entry.hash;
-            walked = format!("{walked}/{name}");
-        }
-        Ok(hash)
-    }
-
-    /// Adds a file or directory; pins it when `pin` is given.
-    pub async fn add_path(
-        &self,
-        path: &Path,
-        pin: Option<&str>,
-        progress: Arc<dyn Progress>,
-    ) -> Result<AddResult, NodeError> {
-        if let Some(name) = pin {
-            clive_cas::pins::validate_pin_name(name)?;
-        }
-        self.home.check_source(path)?;
-        let (added, guard) = self.store.add_path(path, progress).await?;
-        self.finish_add(path.display().to_string(), added, guard, pin)
-            .await
-    }
-
-    /// Adds everything `reader` yields as one blob; pins it when `pin` is given.
-    pub async fn add_reader<R: tokio::io::AsyncRead + Unpin>(
-        &self,
-        reader: R,
-        pin: Option<&str>,
-        progress: Arc<dyn Progress>,
-    ) -> Result<AddResult, NodeError> {
-        if let Some(name) = pin {
-            clive_cas::pins::validate_pin_name(name)?;
-        }
-        let (added, guard) = self.store.add_reader(reader, progress).await?;
-        self.finish_add("-".into(), added, guard, pin).await
-    }
-
-    async fn finish_add(
-        &self,
-        source: String,
-        added: Added,
-        guard: clive_cas::ImportGuard,
-        pin: Option<&str>,
-    ) -> Result<AddResult, NodeError> {
-        // Durable before it is reported, and pinned before it is unprotected.
-        self.store.sync().await?;
-        let mut replaced = None;
-        if let Some(name) = pin {
-            replaced = self.store.pin(name, added.hash).await?.replaced;
-        }
-        drop(guard);
-        Ok(AddResult {
-            source,
-            pin: pin.map(str::to_owned),
-            replaced: replaced.map(|h| h.to_string()),
-            added,
-        })
-    }
-
-    /// Writes the bytes of an object to `out`.
-    pub async fn cat<W: tokio::io::AsyncWrite + Unpin>(
-        &self,
-        object: &str,
-        out: &mut W,
-    ) -> Result<u64, NodeError> {
-        let hash = self.resolve(object).await?;
-        Ok(self.store.write_blob_to(hash, out).await?)
-    }
-
-    /// Lists a tree.
-    pub async fn ls(&self, object: &str) -> Result<Vec<ListEntry>, NodeError> {
-        let hash = self.resolve(object).await?;
-        let tree = self.store.read_tree(hash).await?;
-        let mut out = Vec::with_capacity(tree.entries().len());
-        for e in tree.entries() {
-            let target = match e.kind {
-                EntryKind::Symlink => Some(
-                    self.store
-                        .read_bytes(e.hash)
-                        .await
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_else(|_| "(target not stored)".into()),
-                ),
-                _ => None,
-            };
-            out.push(ListEntry {
-                name: e.name.clone(),
-                kind: e.kind,
-                size: e.size,
-                hash: e.hash,
-                target,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Whether an object is a blob or a tree.
-    pub async fn kind(&self, object: &str) -> Result<ObjectKind, NodeError> {
-        let hash = self.resolve(object).await?;
-        Ok(self.store.kind(hash).await?)
-    }
-
-    /// Materialises an object at `dest`.
-    pub async fn export(
-        &self,
-        object: &str,
-        dest: &Path,
-        force: bool,
-        progress: Arc<dyn Progress>,
-    ) -> Result<Exported, NodeError> {
-        self.home.check_destination(dest)?;
-        let hash = self.resolve(object).await?;
-        Ok(self.store.export(hash, dest, force, progress).await?)
-    }
-
-    /// Pins an object under `name`; refuses one whose closure (what a tree
-    /// reaches) is not all stored here.
-    pub async fn pin_add(&self, name: &str, object: &str) -> Result<Pin, NodeError> {
-        let _hold = self.store.hold_roots().await;
-        let hash = self.resolve(object).await?;
-        let missing = self.store.missing_below(hash).await?;
-        if !missing.is_empty() {
-            return Err(clive_cas::CasError::Incomplete { hash, missing }.into());
-        }
-        Ok(self.store.pin(name, hash).await?)
-    }
-
-    /// Removes a pin; returns what it pinned.
-    pub async fn pin_rm(&self, name: &str) -> Result<Pin, NodeError> {
-        let hash = self.store.unpin(name).await?;
-        let kind = self.store.kind(hash).await.unwrap_or(ObjectKind::Blob);
-        Ok(Pin {
-            name: name.to_owned(),
-            hash,
-            kind,
-            replaced: None,
-        })
-    }
-
-    /// Every pin.
-    pub async fn pins(&self) -> Result<Vec<Pin>, NodeError> {
-        Ok(self.store.pins().await?)
-    }
-
-    /// Removes what nothing pinned reaches, and orphaned files. Waits for
-    /// running imports, fetches and pins to finish, and holds off new ones
-    /// until it is done (see [`clive_cas::roots`]): what is live is computed
-    /// under that lock.
-    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
-        let lock = self.store.lock_for_gc().await;
-        let mut keep = self.kept_roots()?;
-        keep.extend(self.net.in_flight().into_iter().map(|hash| Root {
-            hash,
-            why: format!("a transfer of {hash} under way"),
-            required: false,
-        }));
-        Ok(self.store.gc(&lock, dry_run, &keep).await?)
-    }
-
-    /// Roots other than pins: trust objects (which must be stored) and what
-    /// names point at (published, followed, overridden; kept if stored).
-    fn kept_roots(&self) -> Result<Vec<Root>, NodeError> {
-        let mut keep: Vec<Root> = self
-            .trust
-            .object_hashes()?
-            .into_iter()
-            .map(|hash| Root {
-                hash,
-                why: format!("node object {hash}"),
-                required: true,
-            })
-            .collect();
-        let named = self.zones().referenced()?;
-        keep.extend(
-            named
-                .iter()
-                .filter_map(|h| clive_cas::parse_hash(h).ok())
-                .map(|hash| Root {
-                    hash,
-                    why: format!("a name pointing at {hash}"),
-                    required: false,
-                }),
-        );
-        Ok(keep)
-    }
-
-    /// Re-verifies the whole store; with `repair`, then fetches every
-    /// damaged or missing object again from the peers that have it.
-    pub async fn fsck(
-        &self,
-        repair: bool,
-        progress: Arc<dyn Progress>,
-    ) -> Result<FsckReport, NodeError> {
-        let keep = self.kept_roots()?;
-        let report = self.store.fsck(progress.clone(), &keep).await?;
-        if !repair || report.is_clean() {
-            return Ok(report);
-        }
-        crate::repair::repair(self, report, &keep, progress).await
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clive_cas::{Damage, FsckReport, NoProgress, Progress, Root};
 
-use crate::{Node, NodeError, net::fetch};
+use crate::{NetError, Node, NodeError, net::fetch};
 
 /// Repairs what `found` (a check of `node`'s store with the roots `keep`)
 /// lists: removes the damaged copies (a fetch skips what the store holds),
@@ -18,11 +18,11 @@ pub(crate) async fn repair(
     progress: Arc<dyn Progress>,
 ) -> Result<FsckReport, NodeError> {
     let damaged: Vec<_> = found.damaged.iter().map(|d| d.hash).collect();
-    node.store().remove_objects(&damaged).await?;
+    node.store().cas().remove_objects(&damaged).await?;
     let mut repaired = Vec::new();
     let mut unrepaired = Vec::new();
     let broken: Vec<&Damage> = found.damaged.iter().chain(&found.missing).collect();
-    let net = node.online().await;
+    let net = node.online().await.map_err(Arc::new);
     for hash in found.broken() {
         let reached_by = broken
             .iter()
@@ -31,7 +31,7 @@ pub(crate) async fn repair(
             .unwrap_or_default();
         let fetched = match &net {
             Ok(net) => fetch::get(&net.shared, hash, Vec::new(), Arc::new(NoProgress)).await,
-            Err(e) => Err(NodeError::Net(format!("cannot go online to fetch it: {e}"))),
+            Err(e) => Err(NetError::Offline(e.clone()).into()),
         };
         match fetched {
             Ok(_) => repaired.push(hash),
@@ -42,8 +42,8 @@ pub(crate) async fn repair(
             }),
         }
     }
-    node.store().sync().await?;
-    let mut after = node.store().fsck(progress, keep).await?;
+    node.store().cas().sync().await?;
+    let mut after = node.store().cas().fsck(progress, keep).await?;
     after.repaired = repaired;
     after.unrepaired = unrepaired;
     Ok(after)

@@ -9,8 +9,10 @@
 use std::{os::unix::fs::MetadataExt, path::Path, sync::Arc, time::Duration};
 
 use clive_node::{
-    Home, InitOptions, NetOptions, Node, PassphraseSource, SignWith,
+    Home, InitOptions, NetError, NetOptions, Node, NodeError, PassphraseSource, SignWith,
     cas::{NoProgress, ObjectKind},
+    clive_trust::{Clock, ManualClock, SystemClock},
+    daemon::Services,
 };
 use clive_tests::{assert_same_tree, write_pseudo_random};
 
@@ -33,7 +35,11 @@ fn sign() -> SignWith<'static> {
 /// One node of the cluster: its home in a temp dir, online on 127.0.0.1.
 struct TestPeer {
     dir: tempfile::TempDir,
-    node: Option<Node>,
+    node: Option<Arc<Node>>,
+    /// The daemon's background services (keepers, announcer, re-signer).
+    services: Option<Services>,
+    /// The node's own clock: set by the test, not by sleeping.
+    clock: ManualClock,
 }
 
 impl TestPeer {
@@ -44,7 +50,12 @@ impl TestPeer {
             .await
             .unwrap();
         std::fs::write(home.config_path(), "[net]\nbind = [\"127.0.0.1:0\"]\n").unwrap();
-        let mut peer = TestPeer { dir, node: None };
+        let mut peer = TestPeer {
+            dir,
+            node: None,
+            services: None,
+            clock: ManualClock::new(SystemClock.now()),
+        };
         peer.restart().await;
         peer
     }
@@ -61,21 +72,33 @@ impl TestPeer {
         self.node().identity().endpoint_id
     }
 
+    async fn stop_services(&mut self) {
+        if let Some(services) = self.services.take() {
+            services.stop().await;
+        }
+    }
+
     async fn stop(&mut self) {
+        self.stop_services().await;
         if let Some(node) = self.node.take() {
+            let node = Arc::try_unwrap(node).expect("the services released the node");
             node.close().await.unwrap();
         }
     }
 
     async fn restart(&mut self) {
         self.stop().await;
-        let node = Node::open(&self.home()).await.unwrap();
+        let node = Node::open(&self.home(), Arc::new(self.clock.clone()))
+            .await
+            .unwrap();
         node.start_net(NetOptions {
             bind: vec!["127.0.0.1:0".parse().unwrap()],
             ..Default::default()
         })
         .await
         .unwrap();
+        let node = Arc::new(node);
+        self.services = Some(Services::start(&node).await.unwrap());
         self.node = Some(node);
     }
 
@@ -83,10 +106,11 @@ impl TestPeer {
     async fn admit(&self, joiner: &TestPeer, caps: &str) -> String {
         let invite = self
             .node()
+            .peers()
             .invite(caps, Duration::from_secs(600), 1)
             .await
             .unwrap();
-        let joined = joiner.node().join(&invite.ticket).await.unwrap();
+        let joined = joiner.node().peers().join(&invite.ticket).await.unwrap();
         assert_eq!(joined.peer.endpoint_id, self.id());
         joined.cert.id
     }
@@ -94,6 +118,7 @@ impl TestPeer {
     /// Adds `path` (pinned as `pin`, if given) and returns its hash.
     async fn add(&self, path: &Path, pin: Option<&str>) -> clive_node::cas::Hash {
         self.node()
+            .store()
             .add_path(path, pin, Arc::new(NoProgress))
             .await
             .unwrap()
@@ -105,6 +130,7 @@ impl TestPeer {
         let id = other.id();
         self.node()
             .peers()
+            .list()
             .await
             .unwrap()
             .iter()
@@ -153,6 +179,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     let hash = a.add(&src, Some("src")).await.to_string();
     let fetched = b
         .node()
+        .store()
         .get(&hash, Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap();
@@ -160,6 +187,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     assert_eq!(fetched.objects, 1000 + 20 + 1);
     let out = b.dir.path().join("out");
     b.node()
+        .store()
         .export(&hash, &out, false, Arc::new(NoProgress))
         .await
         .unwrap();
@@ -167,6 +195,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     // Fetching again moves no payload: everything is already here.
     let again = b
         .node()
+        .store()
         .get(&hash, Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap();
@@ -178,12 +207,14 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     let note_hash = b.add(&note, None).await;
     let pushed = b
         .node()
+        .store()
         .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
         .await
         .unwrap();
     assert_eq!(pushed.bytes_sent, 14);
     let mut got = Vec::new();
     a.node()
+        .store()
         .cat(&note_hash.to_string(), &mut got)
         .await
         .unwrap();
@@ -191,6 +222,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     c.add(&note, None).await;
     let refused = c
         .node()
+        .store()
         .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
         .await
         .unwrap_err()
@@ -202,9 +234,14 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     let later = a.dir.path().join("later.txt");
     std::fs::write(&later, "after the revocation\n").unwrap();
     let later_hash = a.add(&later, Some("later")).await.to_string();
-    a.node().trust_revoke(&b_cert, None, sign()).await.unwrap();
+    a.node()
+        .trust()
+        .revoke(&b_cert, None, sign())
+        .await
+        .unwrap();
     let err = b
         .node()
+        .store()
         .get(&later_hash, Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap_err()
@@ -215,6 +252,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     let missing = "11".repeat(32);
     let err = c
         .node()
+        .store()
         .get(&missing, Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap_err()
@@ -222,6 +260,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     assert!(err.contains("does not have it"), "{err}");
     // C, still trusted, fetches it.
     c.node()
+        .store()
         .get(&later_hash, None, Arc::new(NoProgress))
         .await
         .unwrap();
@@ -234,11 +273,18 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
     let c = TestPeer::start().await;
     let invite = a
         .node()
+        .peers()
         .invite("fetch", Duration::from_secs(600), 1)
         .await
         .unwrap();
-    b.node().join(&invite.ticket).await.unwrap();
-    let reused = c.node().join(&invite.ticket).await.unwrap_err().to_string();
+    b.node().peers().join(&invite.ticket).await.unwrap();
+    let reused = c
+        .node()
+        .peers()
+        .join(&invite.ticket)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(reused.contains("already been used"), "{reused}");
 
     // A ticket with a made-up secret (correct checksum, so it decodes).
@@ -246,6 +292,7 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
     forged.secret = [0x42; 32];
     let err = c
         .node()
+        .peers()
         .join(&forged.encode())
         .await
         .unwrap_err()
@@ -253,7 +300,13 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
     assert!(err.contains("not issued by this node"), "{err}");
 
     let damaged = invite.ticket.replace('a', "b");
-    let err = c.node().join(&damaged).await.unwrap_err().to_string();
+    let err = c
+        .node()
+        .peers()
+        .join(&damaged)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("damaged") || err.contains("not a clive-node ticket"),
         "{err}"
@@ -261,12 +314,35 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
 
     let short = a
         .node()
+        .peers()
         .invite("fetch", Duration::from_secs(1), 1)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let err = c.node().join(&short.ticket).await.unwrap_err().to_string();
-    assert!(err.contains("expired"), "{err}");
+    // Expired by the inviter's clock only: the joiner's says it is valid,
+    // so the joiner asks, and the inviter itself refuses.
+    a.clock.advance(Duration::from_secs(2));
+    let err = c.node().peers().join(&short.ticket).await.unwrap_err();
+    assert!(
+        matches!(&err, NodeError::Net(NetError::JoinRefused(why)) if why.starts_with("this ticket expired")),
+        "{err:?}"
+    );
+    let err = err.to_string();
+    assert!(
+        err.contains("the inviter refused: this ticket expired"),
+        "{err}"
+    );
+    // Expired by the joiner's clock too: refused before asking anyone.
+    c.clock.advance(Duration::from_secs(2));
+    let err = c.node().peers().join(&short.ticket).await.unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::TicketExpired(_))),
+        "{err:?}"
+    );
+    let err = err.to_string();
+    assert!(
+        err.starts_with("this ticket expired") && err.contains("ask for a new invite"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -277,9 +353,10 @@ async fn a_peer_without_a_certificate_is_refused() {
     std::fs::write(&blob, "secret stuff").unwrap();
     let hash = a.add(&blob, Some("b")).await.to_string();
     let addrs = a.node().status().await.unwrap().addrs;
-    stranger.node().peer_add(&a.id(), &addrs).await.unwrap();
+    stranger.node().peers().add(&a.id(), &addrs).await.unwrap();
     let err = stranger
         .node()
+        .store()
         .get(&hash, Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap_err()
@@ -289,6 +366,7 @@ async fn a_peer_without_a_certificate_is_refused() {
         !stranger
             .node()
             .store()
+            .cas()
             .has(hash.parse().unwrap())
             .await
             .unwrap()
@@ -365,19 +443,21 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     let truth = std::fs::read(&file).unwrap();
     let hash = honest.add(&file, Some("big")).await;
     let (_liar, liar_id, liar_addr) = Liar::new(&truth).serve().await;
-    b.node().peer_add(&liar_id, &[liar_addr]).await.unwrap();
+    b.node().peers().add(&liar_id, &[liar_addr]).await.unwrap();
 
     let err = b
         .node()
+        .store()
         .get(&hash.to_string(), Some(&liar_id), Arc::new(NoProgress))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not match"), "{err}");
     // Nothing wrong was stored, and the blob is not complete here.
-    assert!(!b.node().store().has(hash).await.unwrap());
+    assert!(!b.node().store().cas().has(hash).await.unwrap());
     assert!(
         b.node()
+            .store()
             .fsck(false, Arc::new(NoProgress))
             .await
             .unwrap()
@@ -387,12 +467,17 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     // The honest peer serves it, and only verified bytes were kept.
     let fetched = b
         .node()
+        .store()
         .get(&hash.to_string(), Some(&honest.id()), Arc::new(NoProgress))
         .await
         .unwrap();
     assert_eq!(fetched.from, honest.id());
     let mut got = Vec::new();
-    b.node().cat(&hash.to_string(), &mut got).await.unwrap();
+    b.node()
+        .store()
+        .cat(&hash.to_string(), &mut got)
+        .await
+        .unwrap();
     assert!(got == truth);
 }
 
@@ -415,11 +500,11 @@ async fn a_restarted_node_reconnects_to_its_peers() {
     assert!(
         b.connected_to(&a).await && a.connected_to(&b).await,
         "B did not reconnect to A after its restart:\nA: {:?}\nB: {:?}",
-        a.node().peers().await.unwrap(),
-        b.node().peers().await.unwrap()
+        a.node().peers().list().await.unwrap(),
+        b.node().peers().list().await.unwrap()
     );
     // The peer records survived the restart.
-    assert_eq!(b.node().peers().await.unwrap().len(), 1);
+    assert_eq!(b.node().peers().list().await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -438,11 +523,16 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
         .join("data")
         .join(format!("{}.data", hash.to_hex()));
     let from = a.id();
-    let node = Arc::new(b.node.take().unwrap());
+    b.stop_services().await;
+    let node = b.node.take().unwrap();
     let fetch = {
         let node = node.clone();
         let hash = hash.to_string();
-        tokio::spawn(async move { node.get(&hash, Some(&from), Arc::new(NoProgress)).await })
+        tokio::spawn(async move {
+            node.store()
+                .get(&hash, Some(&from), Arc::new(NoProgress))
+                .await
+        })
     };
     let mut cut = false;
     for _ in 0..2000 {
@@ -462,6 +552,7 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
     b.restart().await;
     let fetched = b
         .node()
+        .store()
         .get(&hash.to_string(), Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap();
@@ -471,7 +562,11 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
         fetched.bytes_received
     );
     let mut got = Vec::new();
-    b.node().cat(&hash.to_string(), &mut got).await.unwrap();
+    b.node()
+        .store()
+        .cat(&hash.to_string(), &mut got)
+        .await
+        .unwrap();
     assert!(got == std::fs::read(&file).unwrap());
 }
 
@@ -488,17 +583,23 @@ async fn revocations_spread_to_peers_over_gossip() {
     .await;
     assert!(
         b.node()
-            .trust_show(&b_cert)
+            .trust()
+            .show(&b_cert)
             .await
             .unwrap()
             .revoked_by
             .is_none()
     );
     // A revokes B's certificate: B hears of it on the announcement topic.
-    a.node().trust_revoke(&b_cert, None, sign()).await.unwrap();
+    a.node()
+        .trust()
+        .revoke(&b_cert, None, sign())
+        .await
+        .unwrap();
     eventually("B sees its own certificate revoked", || async {
         b.node()
-            .trust_show(&b_cert)
+            .trust()
+            .show(&b_cert)
             .await
             .is_ok_and(|info| info.revoked_by.is_some())
     })
@@ -514,7 +615,8 @@ async fn new_addresses_spread_to_peers_over_gossip() {
     eventually("C connected to A", || async { a.connected_to(&c).await }).await;
     // C knows B only at a stale address.
     c.node()
-        .peer_add(&b.id(), &["127.0.0.1:9".to_owned()])
+        .peers()
+        .add(&b.id(), &["127.0.0.1:9".to_owned()])
         .await
         .unwrap();
     // B joins A and announces where it listens; the announcement reaches C through A.
@@ -524,6 +626,7 @@ async fn new_addresses_spread_to_peers_over_gossip() {
     eventually("C learns B's address from the announcement", || async {
         c.node()
             .peers()
+            .list()
             .await
             .unwrap()
             .iter()

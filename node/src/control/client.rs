@@ -2,10 +2,12 @@
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use clive_cas::Progress;
+use clive_trust::Clock;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{UnixStream, unix::OwnedWriteHalf},
@@ -52,25 +54,32 @@ impl Connection {
     /// The daemon if one answers on the home's control socket, else the home
     /// opened in-process (which fails, saying who holds it, if another
     /// process does).
-    pub async fn open(home: &Home) -> Result<Connection, ApiError> {
+    /// `clock` is the node's, when it is opened here.
+    pub async fn open(home: &Home, clock: Arc<dyn Clock>) -> Result<Connection, ApiError> {
         if let Some(client) = ControlClient::connect(home).await? {
             return Ok(Connection::Daemon(client));
         }
-        Ok(Connection::InProcess(Box::new(Node::open(home).await?)))
+        Ok(Connection::InProcess(Box::new(
+            Node::open(home, clock).await?,
+        )))
     }
 
     /// Like [`Connection::open`], but when no daemon runs and every request
     /// only reads state, opens only the state.
-    pub async fn open_for(home: &Home, requests: &[Request]) -> Result<Connection, ApiError> {
+    pub async fn open_for(
+        home: &Home,
+        requests: &[Request],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Connection, ApiError> {
         if requests.iter().all(Request::reads_state_only) && !requests.is_empty() {
             if let Some(client) = ControlClient::connect(home).await? {
                 return Ok(Connection::Daemon(client));
             }
-            if let Ok(view) = crate::names::StateView::open(home) {
+            if let Ok(view) = crate::names::StateView::open(home, clock.clone()) {
                 return Ok(Connection::State(view));
             }
         }
-        Self::open(home).await
+        Self::open(home, clock).await
     }
 
     /// Runs one call.
@@ -80,8 +89,9 @@ impl Connection {
             Connection::Daemon(client) => client.call(call, ctx).await,
             Connection::State(view) => match &call.request {
                 Request::Name(request) => {
+                    let now = view.now();
                     let reply = view.read(|zones, me| {
-                        crate::names::read_request(zones, me, request).transpose()
+                        crate::names::read_request(zones, me, request, now).transpose()
                     })?;
                     match reply {
                         Some(reply) => Ok(reply),
@@ -326,16 +336,17 @@ impl ControlClient {
 /// the home, it is opened for writing under the home lock, which recovers
 /// it, and read there.
 fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
-    let Request::Name(request) = ask else {
+    let Request::Name(crate::NameRequest::Receipt { receipt }) = ask else {
         return None;
     };
-    if let Ok(view) = crate::names::StateView::open(home) {
-        return crate::names::read_request(view.zones(), None, request).and_then(Result::ok);
+    if let Ok(db) = crate::statedb::open_state_read_only(home) {
+        let zones = clive_naming::Zones::read_only(std::sync::Arc::new(db));
+        return crate::names::read_receipt(&zones, receipt).ok();
     }
     let _lock = crate::HomeLock::acquire(home).ok()?;
     let db = crate::statedb::open_state(home).ok()?;
     let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
-    crate::names::read_request(&zones, None, request).and_then(Result::ok)
+    crate::names::read_receipt(&zones, receipt).ok()
 }
 
 fn humanize(d: Duration) -> String {

@@ -8,7 +8,9 @@
 //! at most one announcement per [`MIN_INTERVAL`] and accepts at most
 //! [`PER_ORIGIN_PER_MINUTE`] from each origin; the rest are dropped.
 //! Only peers this node admits (known peers, or holders of a capability)
-//! may join its side of the topic.
+//! may join its side of the topic. What an announcement says beyond
+//! addresses and revocations reaches the rest of the node as a typed
+//! [`Announcement`] event.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clive_trust::{CertId, Revocation, SystemClock, clock::Clock};
+use clive_trust::{CertId, Revocation, clock::Clock};
 use iroh::{
     EndpointId, PublicKey, Signature,
     endpoint::Connection,
@@ -27,7 +29,7 @@ use iroh_gossip::{
     Gossip, TopicId,
     api::{Event, GossipSender},
 };
-use n0_future::{StreamExt, task::AbortOnDropHandle};
+use n0_future::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Shared, lock, state};
@@ -67,6 +69,28 @@ pub enum Body {
     },
 }
 
+/// What a verified announcement tells the concerns of this node that
+/// subscribe to it ([`Shared::announcements`]): zones (`zones.rs`), and
+/// later jobs and sync. Addresses and revocations are the network layer's
+/// own and are acted on here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// The known peer `origin` has timestamp `version` of the zone with id
+    /// `zone`.
+    Zone {
+        /// Who announced it.
+        origin: EndpointId,
+        /// The zone's id.
+        zone: String,
+        /// Its timestamp version.
+        version: u64,
+    },
+}
+
+/// How many announcements wait for a slow subscriber before the oldest
+/// are dropped (it is told how many it missed).
+pub const EVENT_BACKLOG: usize = 256;
+
 /// The signed part of an announcement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,11 +110,11 @@ struct Envelope {
     sig: String,
 }
 
-/// Signs and encodes an announcement.
-pub fn seal(key: &iroh::SecretKey, body: Body) -> Option<Vec<u8>> {
+/// Signs and encodes an announcement made at `now`.
+pub fn seal(key: &iroh::SecretKey, body: Body, now: u64) -> Option<Vec<u8>> {
     let signed = Signed {
         origin: key.public().to_string(),
-        at: SystemClock.now(),
+        at: now,
         body,
     };
     let text = serde_json::to_string(&signed).ok()?;
@@ -132,17 +156,19 @@ pub struct Announcer {
     gossip: Gossip,
     sender: tokio::sync::Mutex<Option<(GossipSender, Instant)>>,
     seen: Mutex<HashSet<CertId>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Announcer {
-    /// A gossip instance on `endpoint`.
-    pub fn new(endpoint: &iroh::Endpoint) -> Self {
+    /// A gossip instance on `endpoint`; announcements are dated by `clock`.
+    pub fn new(endpoint: &iroh::Endpoint, clock: Arc<dyn Clock>) -> Self {
         Announcer {
             gossip: Gossip::builder()
                 .max_message_size(MAX_MESSAGE)
                 .spawn(endpoint.clone()),
             sender: Default::default(),
             seen: Default::default(),
+            clock,
         }
     }
 
@@ -174,7 +200,9 @@ impl Announcer {
 
     /// Broadcasts `body`, no sooner than [`MIN_INTERVAL`] after the last.
     pub(crate) async fn send(&self, key: &iroh::SecretKey, body: Body) {
-        let Some(bytes) = seal(key, body) else { return };
+        let Some(bytes) = seal(key, body, self.clock.now()) else {
+            return;
+        };
         // Reserve the next slot, then wait for it without holding the lock.
         let (tx, at) = {
             let mut sender = self.sender.lock().await;
@@ -219,14 +247,14 @@ impl ProtocolHandler for Gated {
     }
 }
 
-/// Joins the topic and runs announcements until the node goes offline.
-pub fn spawn(shared: &Arc<Shared>) -> AbortOnDropHandle<()> {
+/// Joins the topic and runs announcements until the task is aborted.
+pub fn spawn(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let shared = shared.clone();
-    AbortOnDropHandle::new(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = run(shared).await {
             tracing::warn!("announcements stopped: {e}");
         }
-    }))
+    })
 }
 
 async fn run(shared: Arc<Shared>) -> Result<(), String> {
@@ -297,7 +325,7 @@ fn revocation_of(shared: &Shared, id: &CertId) -> Option<String> {
 }
 
 async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
-    let (origin, body) = match open(bytes, SystemClock.now()) {
+    let (origin, body) = match open(bytes, shared.clock.now()) {
         Ok(x) => x,
         Err(e) => {
             tracing::debug!("dropped an announcement: {e}");
@@ -318,7 +346,12 @@ async fn received(shared: &Arc<Shared>, bytes: &[u8], limiter: &mut Limiter) {
         }
         Body::Zone { zone, version } => {
             if matches!(state::peer(&shared.db, origin.as_bytes()), Ok(Some(_))) {
-                super::zones::announced(shared, origin, &zone, version);
+                // Nobody listening is fine: nothing follows zones then.
+                let _ = shared.announcements.send(Announcement::Zone {
+                    origin,
+                    zone,
+                    version,
+                });
             }
         }
         Body::Revocation { revocation } => {
@@ -377,8 +410,8 @@ mod tests {
         let body = Body::Addrs {
             addrs: vec!["127.0.0.1:1".parse().unwrap()],
         };
-        let bytes = seal(&key, body.clone()).unwrap();
-        let now = SystemClock.now();
+        let now = 1_700_000_000;
+        let bytes = seal(&key, body.clone(), now).unwrap();
         assert_eq!(open(&bytes, now).unwrap(), (key.public(), body));
         let tampered = String::from_utf8(bytes.clone())
             .unwrap()

@@ -15,7 +15,7 @@ use iroh::{
     endpoint::{QuicTransportConfig, presets},
 };
 
-use crate::NodeError;
+use crate::{NetError, NodeError};
 
 /// How often an idle connection is kept alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ pub async fn bind(
     lookup: MemoryLookup,
     hooks: super::liveness::Registry,
 ) -> Result<Endpoint, NodeError> {
-    let net_err = |what: String| NodeError::Net(what);
+    let net_err = |what: String| NodeError::from(NetError::Endpoint(what));
     let transport = QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)
         .default_path_keep_alive_interval(PATH_KEEP_ALIVE)

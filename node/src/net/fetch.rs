@@ -42,7 +42,7 @@ use iroh_blobs::{
 use n0_future::{BufferedStreamExt, StreamExt};
 
 use super::{Fetched, Pushed, Shared, keeper, lock, state, wire};
-use crate::NodeError;
+use crate::{NetError, NodeError};
 
 /// Most objects in one get-many request.
 pub const BATCH: usize = 1024;
@@ -81,11 +81,7 @@ pub async fn get(
         providers
     };
     if providers.is_empty() {
-        return Err(NodeError::Net(
-            "no peer to fetch from: join a node (`clive-node join TICKET`), add one \
-             (`clive-node peers add`), or name one with --from"
-                .into(),
-        ));
+        return Err(NetError::NoProvider.into());
     }
     let mut failures = Vec::new();
     for peer in providers {
@@ -106,10 +102,11 @@ pub async fn get(
             }
         }
     }
-    Err(NodeError::Net(format!(
-        "could not fetch {hash}: {}",
-        failures.join("; ")
-    )))
+    Err(NetError::FetchFailed {
+        hash,
+        failures: failures.join("; "),
+    }
+    .into())
 }
 
 /// `hash` as a fetch reports it when it (and all a tree reaches) is stored
@@ -241,7 +238,7 @@ async fn get_from(
     let local = remote
         .local(HashAndFormat::raw(hash))
         .await
-        .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
+        .map_err(|e| NodeError::from(NetError::LocalStore(e.to_string())))?;
     if !local.is_complete() {
         let stream = remote
             .fetch(conn.clone(), HashAndFormat::raw(hash))
@@ -312,7 +309,7 @@ async fn missing_ranges(
             let local = remote
                 .local(HashAndFormat::raw(hash))
                 .await
-                .map_err(|e| NodeError::Net(format!("reading the local store: {e}")))?;
+                .map_err(|e| NodeError::from(NetError::LocalStore(e.to_string())))?;
             let ranges = (!local.is_complete()).then(|| root_ranges(&local.missing()));
             Ok::<_, NodeError>(ranges.map(|r| (hash, r)))
         })
@@ -494,9 +491,7 @@ async fn closure(shared: &Shared, root: Hash) -> Result<Vec<Hash>, NodeError> {
     let mut stack = vec![root];
     while let Some(hash) = stack.pop() {
         if !shared.store.has(hash).await? {
-            return Err(NodeError::Net(format!(
-                "cannot push {root}: {hash} is not (completely) stored here"
-            )));
+            return Err(NetError::NotStored { root, hash }.into());
         }
         if shared.store.kind(hash).await? == ObjectKind::Tree {
             for e in shared.store.read_tree(hash).await?.entries() {
@@ -559,14 +554,18 @@ async fn offer(shared: &Arc<Shared>, hash: Hash, peer: EndpointId) -> Result<Pus
             to: peer.to_string(),
             bytes_sent: bytes_received,
         }),
-        wire::PeerReply::Refused { reason } => Err(NodeError::Net(format!(
-            "peer {} refused the push: {reason}",
-            peer.fmt_short()
-        ))),
-        other => Err(NodeError::Net(format!(
-            "peer {} answered the push out of turn: {other:?}",
-            peer.fmt_short()
-        ))),
+        wire::PeerReply::Refused { reason } => Err(NetError::Refused {
+            peer: peer.fmt_short().to_string(),
+            what: "the push",
+            reason,
+        }
+        .into()),
+        other => Err(NetError::OutOfTurn {
+            peer: peer.fmt_short().to_string(),
+            what: "the push",
+            reply: format!("{other:?}"),
+        }
+        .into()),
     }
 }
 

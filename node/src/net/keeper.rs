@@ -19,7 +19,7 @@ use n0_future::task::AbortOnDropHandle;
 use tokio::sync::Notify;
 
 use super::{Shared, lock, state, wire};
-use crate::NodeError;
+use crate::{NetError, NodeError};
 
 /// Most certificates presented in one hello.
 pub const MAX_PRESENTED_CERTS: usize = 16;
@@ -138,14 +138,16 @@ pub async fn dial(shared: &Shared, id: EndpointId, alpn: &[u8]) -> Result<Connec
     let short = id.fmt_short();
     match tokio::time::timeout(DIAL_TIMEOUT, shared.endpoint.connect(id, alpn)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(NodeError::Net(format!(
-            "cannot reach peer {short}: {e} (is it running? `clive-node peers add` records a new \
-             address)"
-        ))),
-        Err(_) => Err(NodeError::Net(format!(
-            "cannot reach peer {short}: no answer within {}s (is it running?)",
-            DIAL_TIMEOUT.as_secs()
-        ))),
+        Ok(Err(cause)) => Err(NetError::Unreachable {
+            peer: short.to_string(),
+            cause,
+        }
+        .into()),
+        Err(_) => Err(NetError::NoAnswer {
+            peer: short.to_string(),
+            secs: DIAL_TIMEOUT.as_secs(),
+        }
+        .into()),
     }
 }
 
@@ -171,13 +173,17 @@ pub async fn hello(shared: &Shared, conn: &Connection) -> Result<(), NodeError> 
             shared.keep_conn(conn).await;
             Ok(())
         }
-        wire::PeerReply::Refused { reason } => Err(NodeError::Net(format!(
-            "peer {} refused the connection: {reason}",
-            peer.fmt_short()
-        ))),
-        other => Err(NodeError::Net(format!(
-            "peer {} answered hello out of turn: {other:?}",
-            peer.fmt_short()
-        ))),
+        wire::PeerReply::Refused { reason } => Err(NetError::Refused {
+            peer: peer.fmt_short().to_string(),
+            what: "the connection",
+            reason,
+        }
+        .into()),
+        other => Err(NetError::OutOfTurn {
+            peer: peer.fmt_short().to_string(),
+            what: "hello",
+            reply: format!("{other:?}"),
+        }
+        .into()),
     }
 }

@@ -1,14 +1,21 @@
-//! The node on the network: endpoint, peers, invites, object transfer and
-//! announcements.
+//! The node on the network: endpoint, protocols, transfers and
+//! announcements. It knows nothing of the node's handles (`store`,
+//! `trust`, `peers`, `names`): those call into it, never the reverse; it
+//! takes what it needs from the node as `Parts`.
 //!
 //! - [`endpoint`]: the iroh QUIC endpoint, keyed by the node's SSH key;
 //!   relays and discovery off unless configured.
-//! - [`wire`]: the peer protocol (hello, join, check, push offers).
-//! - [`serve`]: answering peers, and the trust check on every blob request.
+//! - [`serve`]: the router, one ALPN per protocol (blobs, `clive/peer/1`,
+//!   `clive/zones/1`, gossip), the peer protocol's handler, and the trust
+//!   check on every blob request.
+//! - [`wire`]: the peer protocol (hello, join, check, push offers) and the
+//!   request/reply exchange format every protocol of ours uses.
+//! - `zones`: the zones protocol, and following zone announcements.
 //! - [`fetch`]: verified, resumable, pipelined fetching of blobs and trees.
 //! - [`keeper`]: connections to known peers, re-established with backoff.
 //! - [`liveness`]: noticing connections to a peer that died, and closing them.
-//! - [`announce`]: signed address and revocation announcements over gossip.
+//! - [`announce`]: signed address, revocation and zone announcements over
+//!   gossip; what they say reaches the rest as typed `Announcement`s.
 //! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
 pub(crate) mod announce;
@@ -35,15 +42,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clive_cas::{Exported, Hash, ObjectKind, Progress, Store};
+use clive_cas::{Exported, Hash, ObjectKind, Store};
 use clive_trust::{
-    Capability, Caps, CertBody, Certificate, KeySigner, NodeKey, PublicIdentity, SystemClock,
+    Capability, Caps, CertBody, KeySigner, NodeKey, PublicIdentity,
     clock::{Clock, format_time},
 };
 use iroh::{Endpoint, EndpointId, endpoint::Connection, protocol::Router};
 use serde::{Deserialize, Serialize};
 
-use crate::{CertInfo, IdentityInfo, Node, NodeError, trust::NodeTrust};
+use crate::{
+    NetError, NodeError,
+    service::Running,
+    trust::state::{CertInfo, NodeTrust},
+};
 
 /// How to bring the node onto the network.
 #[derive(Debug, Clone, Default)]
@@ -71,28 +82,6 @@ pub struct PeerInfo {
     /// When it was last heard from (RFC 3339), if ever.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
-}
-
-/// What `status` reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    /// The node's identity.
-    pub identity: IdentityInfo,
-    /// Whether the node is on the network (a daemon runs).
-    pub running: bool,
-    /// Addresses it listens on.
-    pub addrs: Vec<String>,
-    /// Seconds since the node came onto the network.
-    pub uptime_secs: u64,
-    /// Every known peer.
-    pub peers: Vec<PeerInfo>,
-    /// Objects in the store.
-    pub store_objects: u64,
-    /// Bytes of content in the store.
-    pub store_bytes: u64,
-    /// Equivocations seen in followed zones: `ZONE ROLE vVERSION`.
-    #[serde(default)]
-    pub equivocations: Vec<String>,
 }
 
 /// An invite: the ticket to hand to the joiner.
@@ -228,6 +217,12 @@ impl NetSlot {
         lock(&self.in_flight.0).keys().copied().collect()
     }
 
+    /// What transfers under way hold, for a transfer to add itself to.
+    pub(crate) fn in_flight_set(&self) -> &Arc<InFlight> {
+        &self.in_flight
+    }
+
+    /// The network layer, when the node is online.
     pub(crate) fn get(&self) -> Option<Arc<Net>> {
         lock(&self.net).clone()
     }
@@ -246,6 +241,26 @@ pub(crate) struct Net {
     tasks: Mutex<Vec<n0_future::task::AbortOnDropHandle<()>>>,
 }
 
+impl Net {
+    /// Keeps a connection to every known peer, re-established with
+    /// backoff, until stopped (the daemon's `keepers` service).
+    pub(crate) fn start_keepers(&self) -> Result<Running, NodeError> {
+        keeper::start_all(&self.shared)?;
+        let shared = Arc::downgrade(&self.shared);
+        Ok(Running::stopped_by("keepers", move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.keepers.stop_all();
+            }
+        }))
+    }
+
+    /// Joins the announcement topic and answers announcements until
+    /// stopped (the daemon's `announcer` service).
+    pub(crate) fn start_announcer(&self) -> Running {
+        Running::task("announcer", announce::spawn(&self.shared))
+    }
+}
+
 /// What every network task needs.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -255,6 +270,8 @@ pub(crate) struct Shared {
     pub trust: Arc<NodeTrust>,
     pub db: Arc<redb::Database>,
     pub identity: PublicIdentity,
+    /// The node's clock: expiry of invites, announcements, certificates.
+    pub clock: Arc<dyn Clock>,
     pub signer: KeySigner,
     pub started: Instant,
     pub in_flight: Arc<InFlight>,
@@ -266,6 +283,8 @@ pub(crate) struct Shared {
     pub push_grants: Mutex<HashMap<EndpointId, Vec<(Hash, Instant)>>>,
     pub keepers: keeper::Keepers,
     pub announcer: Arc<announce::Announcer>,
+    /// Verified announcements, for the concerns that act on them.
+    pub announcements: tokio::sync::broadcast::Sender<announce::Announcement>,
     /// Every connection of the endpoint, watched for silence.
     pub registry: liveness::Registry,
 }
@@ -317,9 +336,22 @@ impl Shared {
                 .any(|cap| auth.allows(key, cap))
     }
 
+    /// Whether `peer` holds `cap` here now; when not, the refusal to send
+    /// it. Every request that needs a capability asks this (blob requests,
+    /// which are answered by verdict, ask [`Authorizer::allows`]).
+    ///
+    /// [`Authorizer::allows`]: clive_trust::Authorizer::allows
+    pub fn require(&self, peer: &EndpointId, cap: Capability) -> Result<(), String> {
+        self.trust
+            .authorizer()
+            .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
+            .map(|_| ())
+            .map_err(|e| format!("you do not hold {cap} here: {e}"))
+    }
+
     /// Records that `id` was heard from at `addrs`.
     pub fn saw_peer(&self, id: &EndpointId, addrs: &[SocketAddr]) -> Result<(), NodeError> {
-        let now = SystemClock.now();
+        let now = self.clock.now();
         let known = state::peer(&self.db, id.as_bytes())?;
         if let Some(old) = known {
             let addrs = if addrs.is_empty() {
@@ -342,7 +374,7 @@ impl Shared {
         id: &EndpointId,
         addrs: &[SocketAddr],
     ) -> Result<state::PeerRecord, NodeError> {
-        let now = SystemClock.now();
+        let now = self.clock.now();
         let record = state::update_peer(&self.db, id.as_bytes(), |old| state::PeerRecord {
             addrs: if addrs.is_empty() {
                 old.as_ref().map(|o| o.addrs.clone()).unwrap_or_default()
@@ -354,18 +386,6 @@ impl Shared {
         })?;
         self.learn_addrs(*id, &record.addrs);
         Ok(record)
-    }
-
-    /// Keeps a certificate: in the store (so it travels and gc keeps it)
-    /// and in the trust set.
-    pub async fn keep_cert(&self, cert: Certificate) -> Result<CertInfo, NodeError> {
-        let (_, guard) = self.store.put_bytes(cert.encode()).await?;
-        let id = self.trust.add_cert(cert.clone())?;
-        drop(guard);
-        Ok(self
-            .trust
-            .authorizer()
-            .with_set(|set| self.trust.info(set, &id, &cert)))
     }
 
     /// Certificates this node holds as subject, to present to peers.
@@ -389,7 +409,8 @@ impl Shared {
     }
 }
 
-fn peer_info(id: &[u8; 32], record: &state::PeerRecord, connected: bool) -> PeerInfo {
+/// A peer's record as users see it.
+pub(crate) fn peer_info(id: &[u8; 32], record: &state::PeerRecord, connected: bool) -> PeerInfo {
     let public = PublicIdentity::from_bytes(*id);
     PeerInfo {
         endpoint_id: public.endpoint_id(),
@@ -403,31 +424,43 @@ fn peer_info(id: &[u8; 32], record: &state::PeerRecord, connected: bool) -> Peer
 /// Whether the network layer runs long-lived tasks (daemon) or only what
 /// one command needs (in-process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
+    /// `clive-node start`.
     Daemon,
+    /// One command, in-process.
     Command,
 }
 
-impl Node {
-    /// Brings the node onto the network: binds the endpoint, serves peers,
-    /// reconnects to known peers and joins the announcement topic. Called by
-    /// the daemon (`start`); in-process commands that need the network start
-    /// a short-lived endpoint on their own.
-    pub async fn start_net(&self, options: NetOptions) -> Result<(), NodeError> {
-        self.bring_online(options, Mode::Daemon).await.map(|_| ())
-    }
+/// What the network layer takes from the node it runs for.
+pub(crate) struct Parts<'a> {
+    /// The node's private key file.
+    pub key_path: std::path::PathBuf,
+    /// `[net]` of the node's settings.
+    pub config: &'a crate::config::NetConfig,
+    pub store: Store,
+    pub trust: Arc<NodeTrust>,
+    pub db: Arc<redb::Database>,
+    pub identity: PublicIdentity,
+    pub clock: Arc<dyn Clock>,
+}
 
-    async fn bring_online(&self, options: NetOptions, mode: Mode) -> Result<Arc<Net>, NodeError> {
-        if let Some(net) = self.net.get() {
+impl NetSlot {
+    /// Brings the node onto the network: binds the endpoint, serves peers,
+    /// reconnects to known peers and, in a daemon, joins the announcement
+    /// topic and keeps connections to known peers. Already online: the
+    /// network layer that runs.
+    pub(crate) async fn bring_online(
+        &self,
+        parts: Parts<'_>,
+        options: NetOptions,
+        mode: Mode,
+    ) -> Result<Arc<Net>, NodeError> {
+        if let Some(net) = self.get() {
             return Ok(net);
         }
-        let key_path = self.home().key_path();
+        let key_path = parts.key_path;
         if !key_path.exists() {
-            return Err(NodeError::Net(format!(
-                "going online needs the private key in {}: this home holds only a public key \
-                 (the QUIC handshake signs with the key in-process, which an ssh-agent cannot do)",
-                key_path.display()
-            )));
+            return Err(NetError::NoPrivateKey { path: key_path }.into());
         }
         let key = NodeKey::read(&key_path)?;
         let passphrase = options
@@ -439,7 +472,7 @@ impl Node {
         } else {
             None
         })?;
-        let config = &self.config().net;
+        let config = parts.config;
         let bind = if options.bind.is_empty() {
             config.bind.clone()
         } else {
@@ -458,23 +491,25 @@ impl Node {
             registry.clone(),
         )
         .await?;
-        let signer = KeySigner::new(secret, PublicIdentity::from_bytes(self.public().bytes()))
-            .map_err(|e| NodeError::Net(format!("the node key cannot sign: {e}")))?;
+        let signer = KeySigner::new(secret, PublicIdentity::from_bytes(parts.identity.bytes()))
+            .map_err(NetError::KeyCannotSign)?;
         let shared = Arc::new(Shared {
             endpoint: endpoint.clone(),
             lookup,
-            store: self.store().clone(),
-            trust: self.trust_shared(),
-            db: self.db().clone(),
-            identity: self.public().clone(),
+            store: parts.store,
+            trust: parts.trust,
+            db: parts.db,
+            identity: parts.identity.clone(),
+            clock: parts.clock.clone(),
             signer,
             started: Instant::now(),
-            in_flight: self.net.in_flight.clone(),
+            in_flight: self.in_flight.clone(),
             conns: Default::default(),
             blob_conns: Default::default(),
             push_grants: Default::default(),
             keepers: Default::default(),
-            announcer: Arc::new(announce::Announcer::new(&endpoint)),
+            announcer: Arc::new(announce::Announcer::new(&endpoint, parts.clock.clone())),
+            announcements: tokio::sync::broadcast::channel(announce::EVENT_BACKLOG).0,
             registry,
         });
         for (id, record) in state::peers(&shared.db)? {
@@ -483,17 +518,16 @@ impl Node {
             }
         }
         let router = serve::router(&shared);
-        let mut tasks = vec![liveness::spawn(&shared)];
-        if mode == Mode::Daemon {
-            tasks.push(announce::spawn(&shared));
-            keeper::start_all(&shared)?;
-        }
+        let tasks = vec![
+            liveness::spawn(&shared),
+            zones::follow_announcements(&shared),
+        ];
         let net = Arc::new(Net {
             shared,
             router,
             tasks: Mutex::new(tasks),
         });
-        *lock(&self.net.net) = Some(net.clone());
+        *lock(&self.net) = Some(net.clone());
         tracing::info!(
             endpoint_id = %net.shared.endpoint.id(),
             addrs = ?net.shared.own_addrs(),
@@ -502,15 +536,9 @@ impl Node {
         Ok(net)
     }
 
-    /// The network layer, started for this one command when no daemon has.
-    pub(crate) async fn online(&self) -> Result<Arc<Net>, NodeError> {
-        self.bring_online(NetOptions::default(), Mode::Command)
-            .await
-    }
-
     /// Leaves the network: closes connections and the endpoint.
-    pub async fn stop_net(&self) {
-        let net = lock(&self.net.net).take();
+    pub(crate) async fn stop(&self) {
+        let net = lock(&self.net).take();
         if let Some(net) = net {
             net.shared.keepers.stop_all();
             lock(&net.tasks).clear();
@@ -520,291 +548,11 @@ impl Node {
             net.shared.endpoint.close().await;
         }
     }
-
-    /// The node's status; `running` is false when it is not on the network.
-    pub async fn status(&self) -> Result<Status, NodeError> {
-        let net = self.net.get();
-        let inventory = self.store().inventory().await?;
-        let store_bytes = inventory.iter().map(|(_, s)| s.bytes()).sum();
-        Ok(Status {
-            identity: self.identity(),
-            running: net.is_some(),
-            addrs: net
-                .as_ref()
-                .map(|n| {
-                    n.shared
-                        .own_addrs()
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            uptime_secs: net
-                .as_ref()
-                .map_or(0, |n| n.shared.started.elapsed().as_secs()),
-            peers: self.peers().await?,
-            store_objects: inventory.len() as u64,
-            store_bytes,
-            equivocations: self
-                .zones()
-                .list(Some(self.public()))
-                .unwrap_or_default()
-                .into_iter()
-                .flat_map(|z| {
-                    z.equivocations
-                        .into_iter()
-                        .map(move |(role, v)| format!("{} {role} v{v}", z.zone))
-                })
-                .collect(),
-        })
-    }
-
-    /// Creates an invite granting `caps` to whoever joins with its ticket.
-    /// The ticket carries the addresses the node listens on, so the node
-    /// must be online (a daemon running).
-    pub async fn invite(
-        &self,
-        caps: &str,
-        expires: Duration,
-        uses: u32,
-    ) -> Result<Invite, NodeError> {
-        let caps = Caps::parse(caps).map_err(|e| NodeError::Trust(e.to_string()))?;
-        if caps.is_empty() {
-            return Err(NodeError::Trust(
-                "an invite must grant at least one capability".into(),
-            ));
-        }
-        if uses == 0 {
-            return Err(NodeError::Net("--uses must be at least 1".into()));
-        }
-        let net = self.net.get().ok_or_else(|| {
-            NodeError::Net(
-                "an invite needs the node online to answer the joiner: run `clive-node start` \
-                 first"
-                    .into(),
-            )
-        })?;
-        let mut secret = [0u8; 32];
-        rand::fill(&mut secret);
-        let expires_at = SystemClock.now().saturating_add(expires.as_secs().max(1));
-        state::add_invite(
-            self.db(),
-            &secret,
-            &state::InviteRecord {
-                caps: caps.to_string(),
-                expires: expires_at,
-                uses_left: uses,
-                cert_valid_secs: DEFAULT_CERT_VALIDITY.as_secs(),
-            },
-        )?;
-        let ticket = ticket::Ticket {
-            inviter: self.public().bytes(),
-            addrs: net.shared.own_addrs(),
-            secret,
-            expires: expires_at,
-        };
-        Ok(Invite {
-            ticket: ticket.encode(),
-            caps: caps.to_string(),
-            expires: format_time(expires_at),
-            uses,
-        })
-    }
-
-    /// Joins the node that issued `ticket`: it issues this node a
-    /// certificate, and each records the other as a peer.
-    pub async fn join(&self, ticket: &str) -> Result<Joined, NodeError> {
-        let t = ticket::Ticket::decode(ticket).map_err(|e| NodeError::Net(e.to_string()))?;
-        if SystemClock.now() >= t.expires {
-            return Err(NodeError::Net(format!(
-                "this ticket expired {}; ask for a new invite",
-                format_time(t.expires)
-            )));
-        }
-        if t.inviter == self.public().bytes() {
-            return Err(NodeError::Net(
-                "this ticket was issued by this node itself".into(),
-            ));
-        }
-        let net = self.online().await?;
-        let shared = &net.shared;
-        let inviter = EndpointId::from_bytes(&t.inviter)
-            .map_err(|_| NodeError::Net("the ticket names an invalid key".into()))?;
-        shared.learn_addrs(inviter, &t.addrs);
-        let conn = keeper::dial(shared, inviter, wire::PEER_ALPN).await?;
-        let reply = wire::call(
-            &conn,
-            &wire::PeerRequest::Join {
-                secret: hex::encode(t.secret),
-            },
-            Some(wire::CALL_TIMEOUT),
-        )
-        .await?;
-        let cert = match reply {
-            wire::PeerReply::Joined { cert } => Certificate::decode(cert.as_bytes())
-                .map_err(|e| NodeError::Net(format!("the inviter sent a bad certificate: {e}")))?,
-            wire::PeerReply::Refused { reason } => {
-                return Err(NodeError::Net(format!("the inviter refused: {reason}")));
-            }
-            other => {
-                return Err(NodeError::Net(format!(
-                    "the inviter answered out of turn: {other:?}"
-                )));
-            }
-        };
-        let body = cert.body();
-        if body.issuer.bytes() != t.inviter || body.subject.bytes() != self.public().bytes() {
-            return Err(NodeError::Net(
-                "the inviter's certificate does not grant this node anything from the inviter"
-                    .into(),
-            ));
-        }
-        let cert = shared.keep_cert(cert).await?;
-        let record = shared.add_peer(&inviter, &t.addrs)?;
-        keeper::hello(shared, &conn).await.ok();
-        conn.close(0u32.into(), b"joined");
-        Ok(Joined {
-            peer: peer_info(&t.inviter, &record, false),
-            cert,
-        })
-    }
-
-    /// Every known peer.
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        let net = self.net.get();
-        Ok(state::peers(self.db())?
-            .iter()
-            .map(|(id, r)| match &net {
-                Some(net) => net.shared.peer_info(id, r),
-                None => peer_info(id, r, false),
-            })
-            .collect())
-    }
-
-    /// Records a peer by KEY (endpoint id, key line, fingerprint) and address.
-    pub async fn peer_add(&self, peer: &str, addrs: &[String]) -> Result<PeerInfo, NodeError> {
-        let id = self.resolve_peer(peer)?;
-        let addrs = addrs
-            .iter()
-            .map(|a| {
-                a.parse::<SocketAddr>().map_err(|_| {
-                    NodeError::Net(format!("{a:?} is not an address (expected IP:PORT)"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let record = match self.net.get() {
-            Some(net) => {
-                let eid = endpoint_id(&id)?;
-                let record = net.shared.add_peer(&eid, &addrs)?;
-                net.shared.keepers.start(&net.shared, eid);
-                record
-            }
-            None => state::update_peer(self.db(), &id, |old| state::PeerRecord {
-                addrs: addrs.clone(),
-                added: old.as_ref().map_or(SystemClock.now(), |o| o.added),
-                last_seen: old.and_then(|o| o.last_seen),
-            })?,
-        };
-        Ok(peer_info(&id, &record, false))
-    }
-
-    /// Forgets a peer.
-    pub async fn peer_rm(&self, peer: &str) -> Result<PeerInfo, NodeError> {
-        let id = self.resolve_peer(peer)?;
-        let record = state::remove_peer(self.db(), &id)?
-            .ok_or_else(|| NodeError::Net(format!("{peer} is not a peer of this node")))?;
-        if let Some(net) = self.net.get() {
-            let eid = endpoint_id(&id)?;
-            net.shared.keepers.stop(&eid);
-            if let Some(conn) = lock(&net.shared.conns).remove(&eid) {
-                conn.close(0u32.into(), b"forgotten");
-            }
-        }
-        Ok(peer_info(&id, &record, false))
-    }
-
-    /// A peer named by endpoint id, key line or file, or the fingerprint of
-    /// a known peer or key.
-    pub(crate) fn resolve_peer(&self, peer: &str) -> Result<[u8; 32], NodeError> {
-        if let Some(fp) = peer.strip_prefix("SHA256:") {
-            for (id, _) in state::peers(self.db())? {
-                if PublicIdentity::from_bytes(id).fingerprint() == format!("SHA256:{fp}") {
-                    return Ok(id);
-                }
-            }
-        }
-        Ok(self.trust().resolve_key(peer)?.bytes())
-    }
-
-    /// Fetches a blob or a whole tree from `from`, or from the connected
-    /// peers in turn, into the store. Resumes what an earlier fetch left
-    /// partial; every byte is verified against the hash as it arrives. An
-    /// object stored here completely already needs no peer: nothing is
-    /// received and `from` is empty.
-    pub async fn get(
-        &self,
-        hash: &str,
-        from: Option<&str>,
-        progress: Arc<dyn Progress>,
-    ) -> Result<Fetched, NodeError> {
-        self.get_and_pin(hash, from, None, progress).await
-    }
-
-    /// [`Node::get`], and pins the object as `pin` once it is all here,
-    /// before gc may take it.
-    pub async fn get_and_pin(
-        &self,
-        hash: &str,
-        from: Option<&str>,
-        pin: Option<&str>,
-        progress: Arc<dyn Progress>,
-    ) -> Result<Fetched, NodeError> {
-        let hash = clive_cas::parse_hash(hash)
-            .map_err(|_| NodeError::Net(format!("{hash:?} is not a hash (64 hex digits)")))?;
-        if let Some(name) = pin {
-            clive_cas::pins::validate_pin_name(name)?;
-        }
-        let providers = match from {
-            Some(peer) => vec![endpoint_id(&self.resolve_peer(peer)?)?],
-            None => Vec::new(),
-        };
-        let _held = self.net.in_flight.hold(self.store(), hash).await;
-        let fetched = match fetch::here(self.store(), hash).await? {
-            Some(fetched) => fetched,
-            None => {
-                let net = self.online().await?;
-                fetch::get(&net.shared, hash, providers, progress).await?
-            }
-        };
-        self.store().sync().await?;
-        if let Some(name) = pin {
-            self.store().pin(name, hash).await?;
-        }
-        Ok(fetched)
-    }
-
-    /// Sends an object (and everything a tree holds) to peer `to`. The peer
-    /// checks that this node holds `push`, then fetches it from this node.
-    pub async fn push(
-        &self,
-        object: &str,
-        to: &str,
-        progress: Arc<dyn Progress>,
-    ) -> Result<Pushed, NodeError> {
-        let hash = self.resolve(object).await?;
-        let peer = endpoint_id(&self.resolve_peer(to)?)?;
-        let net = self.online().await?;
-        // The receiver drives the transfer; this side learns the total at the end.
-        let pushed = fetch::push(&net.shared, hash, peer).await?;
-        progress.advance(pushed.bytes_sent);
-        Ok(pushed)
-    }
 }
 
 /// An iroh endpoint id from 32 key bytes.
 pub(crate) fn endpoint_id(bytes: &[u8; 32]) -> Result<EndpointId, NodeError> {
-    EndpointId::from_bytes(bytes)
-        .map_err(|_| NodeError::Net("not a valid ed25519 public key".into()))
+    EndpointId::from_bytes(bytes).map_err(|_| NetError::InvalidKey.into())
 }
 
 /// The body of a certificate issued for a join.
@@ -813,8 +561,8 @@ pub(crate) fn join_cert_body(
     subject: [u8; 32],
     caps: Caps,
     valid_secs: u64,
+    now: u64,
 ) -> CertBody {
-    let now = SystemClock.now();
     let mut nonce = [0u8; 16];
     rand::fill(&mut nonce);
     CertBody {

@@ -10,17 +10,13 @@
 //! already open. iroh-blobs' own push requests are disabled: a push here is
 //! an offer the receiver answers by fetching.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Weak},
-    time::Instant,
-};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use clive_cas::{Hash, NoProgress, Store};
-use clive_trust::{Capability, Certificate, PublicIdentity, SystemClock, clock::Clock};
+use clive_trust::{Capability, Certificate, PublicIdentity};
 use iroh::{
     EndpointId,
-    endpoint::{Connection, RecvStream, SendStream},
+    endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler, Router},
 };
 use iroh_blobs::{
@@ -32,14 +28,19 @@ use iroh_blobs::{
     },
 };
 
-use super::{Shared, fetch, join_cert_body, keeper, lock, state, wire};
+use super::{Shared, fetch, join_cert_body, keeper, lock, state, wire, zones};
 
-/// The router: blobs, the peer protocol and announcements on one endpoint.
+/// The router: one ALPN per protocol on one endpoint: blobs, the peer
+/// protocol, zones and announcements.
 pub fn router(shared: &Arc<Shared>) -> Router {
     let blobs = BlobsProtocol::new(shared.store.blobs(), Some(blob_events(shared.clone())));
     Router::builder(shared.endpoint.clone())
         .accept(iroh_blobs::ALPN, ServeBlobs(blobs))
         .accept(wire::PEER_ALPN, PeerProtocol(shared.clone()))
+        .accept(
+            zones::ZONES_ALPN,
+            zones::ZonesProtocol(Arc::downgrade(shared)),
+        )
         .accept(
             iroh_gossip::ALPN,
             super::announce::Gated {
@@ -210,40 +211,18 @@ impl ProtocolHandler for PeerProtocol {
             let shared = shared.clone();
             let conn = conn.clone();
             tokio::spawn(async move {
-                if let Err(e) = answer(shared, &conn, send, recv).await {
+                let (weak, c) = (&shared, &conn);
+                let reply = move |request| async move {
+                    let shared = weak.upgrade()?;
+                    Some(respond(&shared, c, request).await)
+                };
+                if let Err(e) = wire::answer(send, recv, reply, refused).await {
                     tracing::debug!(peer = %conn.remote_id().fmt_short(), "peer stream: {e}");
                 }
             });
         }
         Ok(())
     }
-}
-
-async fn answer(
-    shared: Weak<Shared>,
-    conn: &Connection,
-    mut send: SendStream,
-    mut recv: RecvStream,
-) -> Result<(), String> {
-    let bytes = tokio::time::timeout(wire::CALL_TIMEOUT, recv.read_to_end(wire::MAX_MESSAGE))
-        .await
-        .map_err(|_| "request timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let reply = match wire::decode::<wire::PeerRequest>(&bytes) {
-        Ok(request) => {
-            let Some(shared) = shared.upgrade() else {
-                return Ok(());
-            };
-            respond(&shared, conn, request).await
-        }
-        Err(e) => wire::PeerReply::Refused { reason: e },
-    };
-    let bytes = wire::encode(&reply).map_err(|e| e.to_string())?;
-    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    send.finish().map_err(|e| e.to_string())?;
-    // Let the reply reach the peer before the stream is dropped.
-    send.stopped().await.ok();
-    Ok(())
 }
 
 fn refused(reason: impl Into<String>) -> wire::PeerReply {
@@ -279,7 +258,7 @@ async fn respond(
                             || set.certs().any(|(_, c)| c.body().subject.bytes() == issuer))
                 });
                 if cert.body().subject.bytes() == *peer.as_bytes() && useful {
-                    shared.keep_cert(cert).await.ok();
+                    shared.trust.keep_cert(&shared.store, cert).await.ok();
                 }
             }
             let addrs: Vec<_> = addrs.into_iter().take(16).collect();
@@ -295,10 +274,6 @@ async fn respond(
             }
         }
         wire::PeerRequest::Join { secret } => join(shared, peer, &secret).await,
-        wire::PeerRequest::ZoneIndex { zone } => super::zones::index(shared, peer, &zone).await,
-        wire::PeerRequest::ZoneSubmit { zone, role, hash } => {
-            super::zones::accept_submission(shared, peer, &zone, &role, &hash).await
-        }
         wire::PeerRequest::Check { cap } => match cap.parse::<Capability>() {
             Ok(cap) => {
                 match shared
@@ -325,11 +300,8 @@ async fn respond(
             let Ok(hash) = clive_cas::parse_hash(&hash) else {
                 return refused("not a hash");
             };
-            if let Err(e) = shared.trust.authorizer().check(
-                &PublicIdentity::from_bytes(*peer.as_bytes()),
-                Capability::Push,
-            ) {
-                return refused(format!("you do not hold push here: {e}"));
+            if let Err(why) = shared.require(&peer, Capability::Push) {
+                return refused(why);
             }
             // Unprotected between the fetch and its pin otherwise.
             let _hold = shared.store.hold_roots().await;
@@ -353,7 +325,7 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
     if hex::decode_to_slice(secret, &mut bytes).is_err() {
         return refused("this ticket was not issued by this node (or was forged)");
     }
-    let invite = match state::redeem_invite(&shared.db, &bytes, SystemClock.now()) {
+    let invite = match state::redeem_invite(&shared.db, &bytes, shared.clock.now()) {
         Ok(Ok(invite)) => invite,
         Ok(Err(why)) => {
             tracing::info!(peer = %peer.fmt_short(), "join refused: {why}");
@@ -370,13 +342,14 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
         *peer.as_bytes(),
         caps,
         invite.cert_valid_secs,
+        shared.clock.now(),
     );
     let cert = match body.sign(&shared.signer) {
         Ok(cert) => cert,
         Err(e) => return refused(format!("the inviter cannot sign: {e}")),
     };
     let text = String::from_utf8_lossy(&cert.encode()).into_owned();
-    if let Err(e) = shared.keep_cert(cert).await {
+    if let Err(e) = shared.trust.keep_cert(&shared.store, cert).await {
         return refused(format!("the inviter failed to keep the certificate: {e}"));
     }
     if let Err(e) = shared.add_peer(&peer, &[]) {

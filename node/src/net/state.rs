@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::NodeError;
+use crate::{NetError, NodeError};
 
 const PEERS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("net.peers.v1");
 const INVITES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("net.invites.v1");
@@ -55,7 +55,7 @@ pub enum Redeem {
 }
 
 fn state_err(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Net(format!("node state: {e}"))
+    NetError::State(e.to_string()).into()
 }
 
 /// A record of these tables, from its stored bytes; a clear error when they

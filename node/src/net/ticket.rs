@@ -49,16 +49,7 @@ pub struct Ticket {
     pub expires: u64,
 }
 
-/// Why a ticket cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TicketError {
-    /// Not a clive-node ticket at all.
-    #[error("this is not a clive-node ticket (tickets start with {PREFIX:?})")]
-    NotATicket,
-    /// Damaged in copying.
-    #[error("the ticket is damaged ({0}); copy it again, whole")]
-    Damaged(&'static str),
-}
+pub use crate::error::TicketError;
 
 impl Ticket {
     /// The ticket's text.
@@ -182,7 +173,7 @@ fn open(prefix: &str, text: &str) -> Result<Vec<u8>, TicketError> {
     let body = text
         .trim()
         .strip_prefix(prefix)
-        .ok_or(TicketError::NotATicket)?;
+        .ok_or(TicketError::NotATicket { prefix: PREFIX })?;
     if body.len() > MAX_TEXT {
         return Err(TicketError::Damaged("too long"));
     }
@@ -278,7 +269,10 @@ mod tests {
     #[test]
     fn damage_is_detected() {
         let text = sample().encode();
-        assert_eq!(Ticket::decode("hello"), Err(TicketError::NotATicket));
+        assert_eq!(
+            Ticket::decode("hello"),
+            Err(TicketError::NotATicket { prefix: PREFIX })
+        );
         let mut chars: Vec<char> = text.chars().collect();
         let i = chars.len() / 2;
         chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
@@ -304,9 +298,12 @@ mod tests {
         assert_eq!(ZoneTicket::decode(&text).unwrap(), t);
         assert_eq!(
             ZoneTicket::decode(&sample().encode()),
-            Err(TicketError::NotATicket)
+            Err(TicketError::NotATicket { prefix: PREFIX })
         );
-        assert_eq!(Ticket::decode(&text), Err(TicketError::NotATicket));
+        assert_eq!(
+            Ticket::decode(&text),
+            Err(TicketError::NotATicket { prefix: PREFIX })
+        );
     }
 
     proptest! {

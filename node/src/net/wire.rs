@@ -1,9 +1,12 @@
-//! The peer protocol, ALPN `clive/peer/1`.
+//! The peer protocol, ALPN `clive/peer/1`, and the exchange format every
+//! request/reply protocol of the node uses (the zones protocol,
+//! `clive/zones/1` in `zones.rs`, too).
 //!
 //! Format version 1. Each exchange is one QUIC bidirectional stream: the
 //! caller writes one request and finishes its side, the callee answers with
-//! one reply and finishes. Both are JSON objects tagged by `type`, at most
-//! [`MAX_MESSAGE`] bytes; a longer message is refused before it is buffered.
+//! one reply and finishes, within [`CALL_TIMEOUT`]. Both are JSON objects
+//! tagged by `type`, at most [`MAX_MESSAGE`] bytes; a longer message is
+//! refused before it is buffered, and unknown fields are refused.
 //!
 //! | request      | reply                  | needs                         |
 //! |--------------|------------------------|-------------------------------|
@@ -11,18 +14,16 @@
 //! | `join`       | `joined` or `refused`  | a valid invite secret         |
 //! | `check`      | `verdict`              | nothing: says what the caller holds |
 //! | `push_offer` | `pushed` or `refused`  | `push`                        |
-//! | `zone_index` | `zone_files` or `refused` | `fetch`                    |
-//! | `zone_submit`| `zone_accepted` or `refused` | `push`                  |
 //!
 //! Blobs travel on iroh-blobs' own ALPN; this protocol only carries the
 //! small messages around them.
 
 use std::{net::SocketAddr, time::Duration};
 
-use iroh::endpoint::Connection;
+use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::NodeError;
+use crate::{NetError, NodeError};
 
 /// The ALPN of the peer protocol, with its version.
 pub const PEER_ALPN: &[u8] = b"clive/peer/1";
@@ -59,23 +60,6 @@ pub enum PeerRequest {
         /// The object, 64 hex digits.
         hash: String,
     },
-    /// The current metadata files of a zone, by its id: answered with
-    /// [`PeerReply::ZoneFiles`] to holders of `fetch`.
-    ZoneIndex {
-        /// The zone's id.
-        zone: String,
-    },
-    /// "Here is a new version of a delegated role of your zone, signed by
-    /// its delegate: fetch it from me." Answered with
-    /// [`PeerReply::ZoneAccepted`] to holders of `push`.
-    ZoneSubmit {
-        /// The zone's id.
-        zone: String,
-        /// The delegated role.
-        role: String,
-        /// The object holding its metadata (BLAKE3, hex).
-        hash: String,
-    },
 }
 
 /// What a peer answers.
@@ -104,17 +88,6 @@ pub enum PeerReply {
         /// Payload bytes the callee fetched.
         bytes_received: u64,
     },
-    /// A zone's metadata files: the path a repository serves each under,
-    /// and the object holding it (fetched like any object).
-    ZoneFiles {
-        /// The files.
-        files: Vec<ZoneFile>,
-    },
-    /// The submitted role is in the zone's new snapshot and timestamp.
-    ZoneAccepted {
-        /// The new timestamp version.
-        timestamp: u64,
-    },
     /// The request was refused.
     Refused {
         /// Why, for the caller's user.
@@ -122,27 +95,15 @@ pub enum PeerReply {
     },
 }
 
-/// One metadata file of a zone, as a peer lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneFile {
-    /// `2.root.json`, `timestamp.json`, `7.targets.json`, ...
-    pub path: String,
-    /// The object holding it (BLAKE3, hex).
-    pub hash: String,
-    /// Its size.
-    pub size: u64,
-}
-
 /// Encodes a message; messages built here are always within bounds.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, NodeError> {
-    let bytes = serde_json::to_vec(msg)
-        .map_err(|e| NodeError::Net(format!("encoding a peer message: {e}")))?;
+    let bytes = serde_json::to_vec(msg).map_err(NetError::Encode)?;
     if bytes.len() > MAX_MESSAGE {
-        return Err(NodeError::Net(format!(
-            "a peer message of {} bytes is over the {MAX_MESSAGE}-byte limit",
-            bytes.len()
-        )));
+        return Err(NetError::MessageTooLarge {
+            len: bytes.len(),
+            limit: MAX_MESSAGE,
+        }
+        .into());
     }
     Ok(bytes)
 }
@@ -156,13 +117,18 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 /// Sends one request on a new stream and reads the reply, within `timeout`.
-pub async fn call(
+pub async fn call<Req: Serialize, Rep: DeserializeOwned>(
     conn: &Connection,
-    request: &PeerRequest,
+    request: &Req,
     timeout: Option<Duration>,
-) -> Result<PeerReply, NodeError> {
+) -> Result<Rep, NodeError> {
     let peer = conn.remote_id();
-    let fail = |what: String| NodeError::Net(format!("peer {}: {what}", peer.fmt_short()));
+    let fail = |what: String| {
+        NodeError::from(NetError::Exchange {
+            peer: peer.fmt_short().to_string(),
+            what,
+        })
+    };
     let exchange = async {
         let (mut send, mut recv) = conn
             .open_bi()
@@ -176,7 +142,7 @@ pub async fn call(
             .read_to_end(MAX_MESSAGE)
             .await
             .map_err(|e| fail(format!("reading the reply: {e}")))?;
-        decode::<PeerReply>(&bytes).map_err(fail)
+        decode::<Rep>(&bytes).map_err(fail)
     };
     match timeout {
         Some(limit) => tokio::time::timeout(limit, exchange)
@@ -184,6 +150,40 @@ pub async fn call(
             .map_err(|_| fail(format!("no reply within {}s", limit.as_secs())))?,
         None => exchange.await,
     }
+}
+
+/// Answers one exchange on a stream a peer opened: reads its request
+/// (bounded in size and time), answers it with `respond`, or with
+/// `refused` when it does not decode, and sends the reply.
+pub async fn answer<Req, Rep, Fut>(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    respond: impl FnOnce(Req) -> Fut,
+    refused: impl FnOnce(String) -> Rep,
+) -> Result<(), String>
+where
+    Req: DeserializeOwned,
+    Rep: Serialize,
+    Fut: Future<Output = Option<Rep>>,
+{
+    let bytes = tokio::time::timeout(CALL_TIMEOUT, recv.read_to_end(MAX_MESSAGE))
+        .await
+        .map_err(|_| "request timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let reply = match decode::<Req>(&bytes) {
+        Ok(request) => match respond(request).await {
+            Some(reply) => reply,
+            // The node is going offline.
+            None => return Ok(()),
+        },
+        Err(e) => refused(e),
+    };
+    let bytes = encode(&reply).map_err(|e| e.to_string())?;
+    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    // Let the reply reach the peer before the stream is dropped.
+    send.stopped().await.ok();
+    Ok(())
 }
 
 #[cfg(test)]

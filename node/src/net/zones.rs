@@ -1,36 +1,173 @@
-//! Zones over the network: serving a zone's metadata files to peers,
-//! fetching them from a peer and running the TUF client workflow on them,
-//! and announcing new versions to followers.
+//! Zones over the network: the zones protocol (ALPN `clive/zones/1`),
+//! serving a zone's metadata files to peers, fetching them from a peer and
+//! running the TUF client workflow on them, and announcing new versions to
+//! followers (and following the announcements of others).
 //!
-//! Metadata files travel as objects: a peer lists them (`zone_index`, which
+//! Metadata files travel as objects: a peer lists them (`index`, which
 //! needs `fetch`), the follower fetches the objects it lacks like any
 //! other, verified by hash, then verifies their signatures with the naming
 //! client before anything is trusted.
+//!
+//! Format version 1, in the exchange format of [`wire`] (one request and
+//! one reply per stream, JSON tagged by `type`, at most
+//! [`wire::MAX_MESSAGE`] bytes, unknown fields refused):
+//!
+//! | request  | reply                  | needs   |
+//! |----------|------------------------|---------|
+//! | `index`  | `files` or `refused`   | `fetch` |
+//! | `submit` | `accepted` or `refused`| `push`  |
+//!
+//! A peer's answers are bounded before anything is trusted: at most
+//! [`MAX_FILES`] files of an index are taken, none over [`MAX_FILE`]
+//! bytes (checked against the listed size, then against the stored
+//! object), and every file is verified by the naming client.
 
 use std::sync::Arc;
 
 use clive_cas::{Hash, NoProgress};
 use clive_naming::{Zones, source::Bundle, state::Verified};
-use clive_trust::{Capability, PublicIdentity, SystemClock, clock::Clock};
+use clive_trust::Capability;
 use iroh::EndpointId;
 
+use iroh::{
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler},
+};
+use serde::{Deserialize, Serialize};
+
 use super::{Shared, announce, fetch, keeper, wire};
-use crate::NodeError;
+use crate::{NamesError, NodeError};
+
+/// The ALPN of the zones protocol, with its version.
+pub const ZONES_ALPN: &[u8] = b"clive/zones/1";
+
+/// What a peer asks about zones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ZoneRequest {
+    /// The current metadata files of a zone, by its id: answered with
+    /// [`ZoneReply::Files`] to holders of `fetch`.
+    Index {
+        /// The zone's id.
+        zone: String,
+    },
+    /// "Here is a new version of a delegated role of your zone, signed by
+    /// its delegate: fetch it from me." Answered with
+    /// [`ZoneReply::Accepted`] to holders of `push`.
+    Submit {
+        /// The zone's id.
+        zone: String,
+        /// The delegated role.
+        role: String,
+        /// The object holding its metadata (BLAKE3, hex).
+        hash: String,
+    },
+}
+
+/// What a peer answers about zones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ZoneReply {
+    /// A zone's metadata files: the path a repository serves each under,
+    /// and the object holding it (fetched like any object).
+    Files {
+        /// The files.
+        files: Vec<ZoneFile>,
+    },
+    /// The submitted role is in the zone's new snapshot and timestamp.
+    Accepted {
+        /// The new timestamp version.
+        timestamp: u64,
+    },
+    /// The request was refused.
+    Refused {
+        /// Why, for the caller's user.
+        reason: String,
+    },
+}
+
+/// One metadata file of a zone, as a peer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneFile {
+    /// `2.root.json`, `timestamp.json`, `7.targets.json`, ...
+    pub path: String,
+    /// The object holding it (BLAKE3, hex).
+    pub hash: String,
+    /// Its size.
+    pub size: u64,
+}
+
+fn refused(reason: String) -> ZoneReply {
+    ZoneReply::Refused { reason }
+}
+
+/// The zones protocol's handler.
+#[derive(Debug, Clone)]
+pub struct ZonesProtocol(pub std::sync::Weak<Shared>);
+
+impl ProtocolHandler for ZonesProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let shared = self.0.clone();
+            let peer = conn.remote_id();
+            tokio::spawn(async move {
+                let weak = &shared;
+                let reply = move |request| async move {
+                    let shared = weak.upgrade()?;
+                    Some(match request {
+                        ZoneRequest::Index { zone } => index(&shared, peer, &zone).await,
+                        ZoneRequest::Submit { zone, role, hash } => {
+                            accept_submission(&shared, peer, &zone, &role, &hash).await
+                        }
+                    })
+                };
+                if let Err(e) = wire::answer(send, recv, reply, refused).await {
+                    tracing::debug!(peer = %peer.fmt_short(), "zones stream: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Follows the zone announcements the announcer hears, until the node
+/// goes offline.
+pub fn follow_announcements(shared: &Arc<Shared>) -> n0_future::task::AbortOnDropHandle<()> {
+    let mut events = shared.announcements.subscribe();
+    let shared = Arc::downgrade(shared);
+    n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(announce::Announcement::Zone {
+                    origin,
+                    zone,
+                    version,
+                }) => {
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    announced(&shared, origin, &zone, version);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!("missed {n} announcements");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }))
+}
 
 /// Largest metadata file fetched from a peer.
 pub const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// Most files one zone index lists (older targets versions are left out).
 pub const MAX_FILES: usize = 256;
 
-/// Answers `zone_index`: the zone's files, put into the store so the peer
+/// Answers `index`: the zone's files, put into the store so the peer
 /// can fetch them.
-pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> wire::PeerReply {
-    let refused = |reason: String| wire::PeerReply::Refused { reason };
-    if let Err(e) = shared.trust.authorizer().check(
-        &PublicIdentity::from_bytes(*peer.as_bytes()),
-        Capability::Fetch,
-    ) {
-        return refused(format!("you do not hold fetch here: {e}"));
+pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> ZoneReply {
+    if let Err(why) = shared.require(&peer, Capability::Fetch) {
+        return refused(why);
     }
     let zones = Zones::new(shared.db.clone());
     let (current, older) = match zones.by_id(zone_id) {
@@ -50,7 +187,7 @@ pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> wire::Pe
     for (path, bytes) in files.into_iter().take(MAX_FILES) {
         let size = bytes.len() as u64;
         match shared.store.put_bytes(bytes).await {
-            Ok((hash, _guard)) => out.push(wire::ZoneFile {
+            Ok((hash, _guard)) => out.push(ZoneFile {
                 path,
                 hash: hash.to_string(),
                 size,
@@ -58,7 +195,15 @@ pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> wire::Pe
             Err(e) => return refused(format!("could not store its metadata: {e}")),
         }
     }
-    wire::PeerReply::ZoneFiles { files: out }
+    ZoneReply::Files { files: out }
+}
+
+/// A connection to `peer` for zone requests: says hello on the peer
+/// protocol first (presenting this node's certificates, as any request
+/// does), then dials the zones protocol.
+async fn connect(shared: &Arc<Shared>, peer: EndpointId) -> Result<Connection, NodeError> {
+    keeper::connect(shared, peer).await?;
+    keeper::dial(shared, peer, ZONES_ALPN).await
 }
 
 /// The version a versioned file name starts with (unversioned: highest).
@@ -81,13 +226,14 @@ pub async fn sync_from(
     let zones = Zones::new(shared.db.clone());
     let source = format!("peer {}", peer.fmt_short());
     let zone = zone.to_owned();
+    let clock = shared.clock.clone();
     tokio::task::spawn_blocking(move || {
         zones
-            .update_from(&zone, bundle, &source, SystemClock.now())
+            .update_from(&zone, bundle, &source, clock.now())
             .map_err(NodeError::from)
     })
     .await
-    .map_err(|e| NodeError::Naming(format!("verifying metadata: {e}")))?
+    .map_err(NamesError::Verifying)?
 }
 
 /// The metadata files `peer` lists for the zone `zone_id`, fetched.
@@ -96,24 +242,25 @@ pub async fn fetch_files(
     zone_id: &str,
     peer: EndpointId,
 ) -> Result<Bundle, NodeError> {
-    // A connection the peer dialled carries no requests to it: dial.
-    let conn = keeper::connect(shared, peer).await?;
-    let request = wire::PeerRequest::ZoneIndex {
+    let conn = connect(shared, peer).await?;
+    let request = ZoneRequest::Index {
         zone: zone_id.to_owned(),
     };
     let files = match wire::call(&conn, &request, Some(wire::CALL_TIMEOUT)).await? {
-        wire::PeerReply::ZoneFiles { files } => files,
-        wire::PeerReply::Refused { reason } => {
-            return Err(NodeError::Naming(format!(
-                "peer {} refused to list the zone: {reason}",
-                peer.fmt_short()
-            )));
+        ZoneReply::Files { files } => files,
+        ZoneReply::Refused { reason } => {
+            return Err(NamesError::ListRefused {
+                peer: peer.fmt_short().to_string(),
+                reason,
+            }
+            .into());
         }
         other => {
-            return Err(NodeError::Naming(format!(
-                "peer {} answered out of turn: {other:?}",
-                peer.fmt_short()
-            )));
+            return Err(NamesError::OutOfTurn {
+                peer: peer.fmt_short().to_string(),
+                reply: format!("{other:?}"),
+            }
+            .into());
         }
     };
     let mut bundle = Bundle::default();
@@ -139,9 +286,11 @@ async fn read_or_fetch(
         fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await?;
     }
     if shared.store.size(hash).await? > MAX_FILE {
-        return Err(NodeError::Naming(format!(
-            "metadata object {hash} is over {MAX_FILE} bytes"
-        )));
+        return Err(NamesError::TooLarge {
+            hash,
+            limit: MAX_FILE,
+        }
+        .into());
     }
     Ok(shared.store.read_bytes(hash).await?.to_vec())
 }
@@ -158,30 +307,33 @@ pub async fn submit(
 ) -> Result<u64, NodeError> {
     let (hash, _guard) = shared.store.put_bytes(bytes).await?;
     fetch::grant(shared, origin, &[hash]);
-    let request = wire::PeerRequest::ZoneSubmit {
+    let request = ZoneRequest::Submit {
         zone: zone_id.to_owned(),
         role: role.to_owned(),
         hash: hash.to_string(),
     };
-    let reply = match keeper::connect(shared, origin).await {
+    let reply = match connect(shared, origin).await {
         Ok(conn) => wire::call(&conn, &request, Some(wire::CALL_TIMEOUT)).await,
         Err(e) => Err(e),
     };
     fetch::ungrant(shared, origin, vec![hash]);
     match reply? {
-        wire::PeerReply::ZoneAccepted { timestamp } => Ok(timestamp),
-        wire::PeerReply::Refused { reason } => Err(NodeError::Naming(format!(
-            "the zone's publisher {} refused the new {role}: {reason}",
-            origin.fmt_short()
-        ))),
-        other => Err(NodeError::Naming(format!(
-            "peer {} answered out of turn: {other:?}",
-            origin.fmt_short()
-        ))),
+        ZoneReply::Accepted { timestamp } => Ok(timestamp),
+        ZoneReply::Refused { reason } => Err(NamesError::SubmitRefused {
+            publisher: origin.fmt_short().to_string(),
+            role: role.to_owned(),
+            reason,
+        }
+        .into()),
+        other => Err(NamesError::OutOfTurn {
+            peer: origin.fmt_short().to_string(),
+            reply: format!("{other:?}"),
+        }
+        .into()),
     }
 }
 
-/// Answers `zone_submit`: fetches the delegate's metadata from it and
+/// Answers `submit`: fetches the delegate's metadata from it and
 /// takes it into the zone when it verifies.
 pub async fn accept_submission(
     shared: &Arc<Shared>,
@@ -189,13 +341,9 @@ pub async fn accept_submission(
     zone_id: &str,
     role: &str,
     hash: &str,
-) -> wire::PeerReply {
-    let refused = |reason: String| wire::PeerReply::Refused { reason };
-    if let Err(e) = shared.trust.authorizer().check(
-        &PublicIdentity::from_bytes(*peer.as_bytes()),
-        Capability::Push,
-    ) {
-        return refused(format!("you do not hold push here: {e}"));
+) -> ZoneReply {
+    if let Err(why) = shared.require(&peer, Capability::Push) {
+        return refused(why);
     }
     let Ok(hash) = clive_cas::parse_hash(hash) else {
         return refused("not a hash".into());
@@ -212,14 +360,14 @@ pub async fn accept_submission(
     };
     let (z, r, held) = (zone.clone(), role.to_owned(), shared.clone());
     let accepted = tokio::task::spawn_blocking(move || {
-        zones.accept_delegated(&z, &r, &bytes, &held.signer, SystemClock.now())
+        zones.accept_delegated(&z, &r, &bytes, &held.signer, held.clock.now())
     })
     .await;
     match accepted {
         Ok(Ok(timestamp)) => {
             tracing::info!(zone, role, "took a delegate's new metadata");
             announce(shared, zone_id.to_owned(), timestamp);
-            wire::PeerReply::ZoneAccepted { timestamp }
+            ZoneReply::Accepted { timestamp }
         }
         Ok(Err(e)) => refused(e.to_string()),
         Err(e) => refused(e.to_string()),

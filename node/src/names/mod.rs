@@ -1,6 +1,8 @@
-//! Signed names on a node: the `name` commands over [`clive_naming::Zones`],
-//! with content from the store, signatures from the node's key, and
-//! metadata to and from peers and mirrors.
+//! The names handle ([`Node::names`]): the `name` commands over
+//! [`clive_naming::Zones`], with content from the store, signatures from
+//! the node's key, and metadata to and from peers (through the zones
+//! protocol, `net/zones.rs`) and mirrors. [`view`] answers the lookups
+//! that need `state.redb` alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,12 +14,15 @@ use clive_naming::{
     tuf::{Metadata, Root},
     zones::{zone_id, zone_name},
 };
-use clive_trust::{KeySigner, NodeKey, SystemClock, clock::Clock};
+use clive_trust::{KeySigner, NodeKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
-use crate::{Node, NodeError, SignWith};
+use crate::{NamesError, Node, NodeError, SignWith};
+
+pub mod view;
+pub use view::{StateView, read_receipt, read_request};
 
 /// A zone created or re-keyed: the root change, and where a root awaiting
 /// co-signers was written, or the ticket followers use.
@@ -91,22 +96,37 @@ pub struct RootSigned {
     pub status: RootStatus,
 }
 
-fn now() -> u64 {
-    SystemClock.now()
+/// The `name` commands of a node: `node.names()`.
+#[derive(Debug, Clone, Copy)]
+pub struct NamesHandle<'a> {
+    node: &'a Node,
 }
 
 impl Node {
+    /// The `name` commands: zones, publishing, following, overrides.
+    pub fn names(&self) -> NamesHandle<'_> {
+        NamesHandle { node: self }
+    }
+}
+
+impl NamesHandle<'_> {
     /// The node's zones.
     pub fn zones(&self) -> Zones {
-        Zones::new(self.db().clone())
+        Zones::new(self.node.db().clone())
+    }
+
+    fn now(&self) -> u64 {
+        self.node.now()
     }
 
     fn resolve_keys(&self, keys: &[String]) -> Result<Vec<clive_trust::PublicIdentity>, NodeError> {
-        keys.iter().map(|k| self.trust().resolve_key(k)).collect()
+        keys.iter()
+            .map(|k| self.node.trust().resolve_key(k))
+            .collect()
     }
 
     /// Creates a zone signed by this node; `keys` are further root keys.
-    pub async fn name_zone_create(
+    pub async fn zone_create(
         &self,
         zone: &str,
         keys: &[String],
@@ -115,10 +135,10 @@ impl Node {
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
         let extra = self.resolve_keys(keys)?;
-        let signer = self.signer(with)?;
+        let signer = self.node.trust().signer(with)?;
         let change = self
             .zones()
-            .create(zone, &extra, threshold, signer.as_ref(), now())?;
+            .create(zone, &extra, threshold, signer.as_ref(), self.now())?;
         self.root_changed(change, out, zone).await
     }
 
@@ -134,7 +154,7 @@ impl Node {
                     || PathBuf::from(format!("{zone}.{}.root.json", change.root.version)),
                     Path::to_path_buf,
                 );
-                self.home().check_destination(&path)?;
+                self.node.home().check_destination(&path)?;
                 std::fs::write(&path, bytes)
                     .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))?;
                 Some(path)
@@ -163,17 +183,17 @@ impl Node {
         let root = root
             .files
             .get("root.json")
-            .ok_or_else(|| NodeError::Naming(format!("zone {zone} has no root")))?;
+            .ok_or_else(|| NamesError::NoRoot(zone.to_owned()))?;
         let mut id = [0u8; 16];
-        hex::decode_to_slice(&info.id, &mut id)
-            .map_err(|_| NodeError::Naming(format!("zone {zone} has no clive-node id")))?;
+        hex::decode_to_slice(&info.id, &mut id).map_err(|_| NamesError::NoId(zone.to_owned()))?;
         let addrs = self
+            .node
             .net
             .get()
             .map(|n| n.shared.own_addrs())
             .unwrap_or_default();
         Ok(ZoneTicket {
-            publisher: self.public().bytes(),
+            publisher: self.node.public().bytes(),
             addrs,
             root: *blake3::hash(root).as_bytes(),
             id,
@@ -183,8 +203,8 @@ impl Node {
     }
 
     /// One zone and its ticket.
-    pub async fn name_zone_show(&self, zone: &str) -> Result<ZoneShown, NodeError> {
-        let info = self.zones().show(zone, Some(self.public()))?;
+    pub async fn zone_show(&self, zone: &str) -> Result<ZoneShown, NodeError> {
+        let info = self.zones().show(zone, Some(self.node.public()))?;
         Ok(ZoneShown {
             ticket: self.zone_ticket(zone)?,
             info,
@@ -195,15 +215,15 @@ impl Node {
     /// add.
     async fn content(&self, target: &str, cwd: &Path) -> Result<Content, NodeError> {
         let hash = match clive_cas::parse_hash(target) {
-            Ok(hash) if self.store().has(hash).await.unwrap_or(false) => hash,
+            Ok(hash) if self.node.store().cas().has(hash).await.unwrap_or(false) => hash,
             _ => {
                 let path = cwd.join(target);
                 if !path.exists() {
-                    return Err(NodeError::Naming(format!(
-                        "{target:?} is neither a file or directory nor an object in the store"
-                    )));
+                    return Err(NamesError::NoTarget(target.to_owned()).into());
                 }
-                self.add_path(&path, None, Arc::new(NoProgress))
+                self.node
+                    .store()
+                    .add_path(&path, None, Arc::new(NoProgress))
                     .await?
                     .added
                     .hash
@@ -213,10 +233,10 @@ impl Node {
     }
 
     async fn content_of(&self, hash: Hash) -> Result<Content, NodeError> {
-        let kind = self.store().kind(hash).await?;
-        let length = self.store().size(hash).await?;
+        let kind = self.node.store().cas().kind(hash).await?;
+        let length = self.node.store().cas().size(hash).await?;
         let mut sha = Sha256::new();
-        let mut read = self.store().read_verified(hash).await?;
+        let mut read = self.node.store().cas().read_verified(hash).await?;
         while let Some((_, piece)) = read.next().await? {
             sha.update(&piece);
         }
@@ -236,7 +256,7 @@ impl Node {
     /// and announces it. With a `receipt` (see
     /// [`clive_naming::zones::new_receipt`]), what it committed is recorded
     /// under it in the same transaction.
-    pub async fn name_publish(
+    pub async fn publish(
         &self,
         name: &str,
         target: Option<(&str, &Path)>,
@@ -244,16 +264,16 @@ impl Node {
         receipt: Option<&str>,
     ) -> Result<Published, NodeError> {
         // What is added is unprotected until the name points at it.
-        let _hold = self.store().hold_roots().await;
+        let _hold = self.node.store().cas().hold_roots().await;
         let (zone, path) = clive_naming::name::split(name)?;
         let content = match target {
             Some((target, cwd)) => Some(self.content(target, cwd).await?),
             None => None,
         };
-        let signer = self.signer(with)?;
+        let signer = self.node.trust().signer(with)?;
         let zones = self.zones();
-        if !zones.can_publish(zone, self.public())?
-            && let Some(role) = zones.delegation_for(zone, path, self.public())?
+        if !zones.can_publish(zone, self.node.public())?
+            && let Some(role) = zones.delegation_for(zone, path, self.node.public())?
         {
             let info = zones.show(zone, None)?;
             return self
@@ -261,16 +281,16 @@ impl Node {
                 .await;
         }
         let changes = [(path.to_owned(), content)];
-        let published = publish(&zones, zone, &changes, receipt, signer.as_ref())?
+        let published = publish(&zones, zone, &changes, receipt, signer.as_ref(), self.now())?
             .pop()
-            .ok_or_else(|| NodeError::Naming("nothing was published".into()))?;
+            .ok_or(NamesError::NothingPublished)?;
         self.announce_zone(zone);
         Ok(published)
     }
 
     /// Publishes several names of one zone (`(ZONE/PATH, TARGET)` pairs) in
-    /// one signed version (with a `receipt`, as [`Node::name_publish`]).
-    pub async fn name_publish_many(
+    /// one signed version (with a `receipt`, as [`NamesHandle::publish`]).
+    pub async fn publish_many(
         &self,
         pairs: &[(String, String)],
         cwd: &Path,
@@ -278,24 +298,33 @@ impl Node {
         receipt: Option<&str>,
     ) -> Result<Vec<Published>, NodeError> {
         // What is added is unprotected until the name points at it.
-        let _hold = self.store().hold_roots().await;
+        let _hold = self.node.store().cas().hold_roots().await;
         let mut zone_of_all: Option<String> = None;
         let mut changes = Vec::with_capacity(pairs.len());
         for (name, target) in pairs {
             let (zone, path) = clive_naming::name::split(name)?;
             match &zone_of_all {
                 Some(z) if z != zone => {
-                    return Err(NodeError::Naming(format!(
-                        "{name} is not in zone {z}: publish one zone at a time"
-                    )));
+                    return Err(NamesError::OneZone {
+                        name: name.clone(),
+                        zone: z.clone(),
+                    }
+                    .into());
                 }
                 _ => zone_of_all = Some(zone.to_owned()),
             }
             changes.push((path.to_owned(), Some(self.content(target, cwd).await?)));
         }
         let zone = zone_of_all.unwrap_or_default();
-        let signer = self.signer(with)?;
-        let published = publish(&self.zones(), &zone, &changes, receipt, signer.as_ref())?;
+        let signer = self.node.trust().signer(with)?;
+        let published = publish(
+            &self.zones(),
+            &zone,
+            &changes,
+            receipt,
+            signer.as_ref(),
+            self.now(),
+        )?;
         self.announce_zone(&zone);
         Ok(published)
     }
@@ -314,7 +343,7 @@ impl Node {
     ) -> Result<Published, NodeError> {
         let zones = self.zones();
         let (mut published, bytes) =
-            zones.sign_delegated(zone, role, path, content, signer, now())?;
+            zones.sign_delegated(zone, role, path, content, signer, self.now())?;
         let origin = info
             .origin
             .as_deref()
@@ -323,12 +352,8 @@ impl Node {
                 hex::decode_to_slice(o, &mut b).ok()?;
                 endpoint_id(&b).ok()
             })
-            .ok_or_else(|| {
-                NodeError::Naming(format!(
-                    "zone {zone}: this node does not know which node publishes it; follow it                      with a ticket"
-                ))
-            })?;
-        let net = self.online().await?;
+            .ok_or_else(|| NamesError::NoOrigin(zone.to_owned()))?;
+        let net = self.node.online().await?;
         published.timestamp = net_zones::submit(&net.shared, &info.id, role, bytes, origin).await?;
         published.targets = net_zones::sync_from(&net.shared, zone, &info.id, origin)
             .await?
@@ -338,7 +363,9 @@ impl Node {
 
     /// Tells followers of `zone` about its current timestamp, when online.
     fn announce_zone(&self, zone: &str) {
-        let Some(net) = self.net.get() else { return };
+        let Some(net) = self.node.net.get() else {
+            return;
+        };
         let Ok(record) = self.zones().record(zone) else {
             return;
         };
@@ -348,25 +375,25 @@ impl Node {
     }
 
     /// Delegates the names of `zone` under `prefix` to `to`.
-    pub async fn name_delegate(
+    pub async fn delegate(
         &self,
         zone: &str,
         prefix: &str,
         to: &str,
         with: SignWith<'_>,
     ) -> Result<RoleInfo, NodeError> {
-        let key = self.trust().resolve_key(to)?;
-        let signer = self.signer(with)?;
+        let key = self.node.trust().resolve_key(to)?;
+        let signer = self.node.trust().signer(with)?;
         let role = self
             .zones()
-            .delegate(zone, prefix, &key, signer.as_ref(), now())?;
+            .delegate(zone, prefix, &key, signer.as_ref(), self.now())?;
         self.announce_zone(zone);
         Ok(role)
     }
 
     /// Gives `role` of `zone` new keys, in a new root.
     #[allow(clippy::too_many_arguments)]
-    pub async fn name_rotate(
+    pub async fn rotate(
         &self,
         zone: &str,
         role: &str,
@@ -376,16 +403,16 @@ impl Node {
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
         let keys = self.resolve_keys(keys)?;
-        let signer = self.signer(with)?;
-        let change = self
-            .zones()
-            .rotate(zone, role, &keys, threshold, signer.as_ref(), now())?;
+        let signer = self.node.trust().signer(with)?;
+        let change =
+            self.zones()
+                .rotate(zone, role, &keys, threshold, signer.as_ref(), self.now())?;
         self.root_changed(change, out, zone).await
     }
 
     /// Adds a signature to a root file: this node's, or that of the
     /// OpenSSH key at `key` (an offline key, asked for its passphrase).
-    pub async fn name_root_sign(
+    pub async fn root_sign(
         &self,
         file: &Path,
         key: Option<&Path>,
@@ -402,10 +429,10 @@ impl Node {
                 };
                 Box::new(KeySigner::from_key(&key, pass.as_deref())?)
             }
-            None => self.signer(with)?,
+            None => self.node.trust().signer(with)?,
         };
         let (signed, status) = Zones::root_sign(&bytes, signer.as_ref())?;
-        self.home().check_destination(file)?;
+        self.node.home().check_destination(file)?;
         std::fs::write(file, signed)
             .map_err(|e| NodeError::io(format!("writing {}", file.display()), e))?;
         Ok(RootSigned {
@@ -415,22 +442,22 @@ impl Node {
     }
 
     /// Installs a co-signed root file for `zone`.
-    pub async fn name_root_commit(
+    pub async fn root_commit(
         &self,
         zone: &str,
         file: &Path,
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
         let bytes = read_limited(file)?;
-        let signer = self.signer(with)?;
+        let signer = self.node.trust().signer(with)?;
         let change = self
             .zones()
-            .root_commit(zone, &bytes, signer.as_ref(), now())?;
+            .root_commit(zone, &bytes, signer.as_ref(), self.now())?;
         self.root_changed(change, None, zone).await
     }
 
     /// Follows a zone from a zone ticket or a trusted root.json file.
-    pub async fn name_follow(
+    pub async fn follow(
         &self,
         source: &str,
         cwd: &Path,
@@ -442,28 +469,25 @@ impl Node {
         }
         let path = cwd.join(source);
         let bytes = read_limited(&path)?;
-        let root = Metadata::<Root>::from_bytes(&bytes)
-            .map_err(|e| NodeError::Naming(format!("{}: {e}", path.display())))?;
+        let root = Metadata::<Root>::from_bytes(&bytes).map_err(|cause| NamesError::BadRoot {
+            path: path.clone(),
+            cause,
+        })?;
         let zone = match (alias, zone_name(&root.signed)) {
             (Some(a), _) => a.to_owned(),
             (None, Some(n)) => n,
             (None, None) => {
-                return Err(NodeError::Naming(
-                    "this root does not name its zone: give one with --as ZONE".into(),
-                ));
+                return Err(NamesError::Unnamed.into());
             }
         };
         self.zones()
-            .follow(&zone, &bytes, None, mirror.map(str::to_owned), now())?;
-        Ok(self
-            .name_refresh(&zone)
-            .await
-            .unwrap_or_else(|e| Refreshed {
-                zone: zone.clone(),
-                verified: None,
-                source: mirror.unwrap_or("nowhere yet").to_owned(),
-                error: Some(e.to_string()),
-            }))
+            .follow(&zone, &bytes, None, mirror.map(str::to_owned), self.now())?;
+        Ok(self.refresh(&zone).await.unwrap_or_else(|e| Refreshed {
+            zone: zone.clone(),
+            verified: None,
+            source: mirror.unwrap_or("nowhere yet").to_owned(),
+            error: Some(e.to_string()),
+        }))
     }
 
     async fn follow_ticket(
@@ -472,10 +496,10 @@ impl Node {
         mirror: Option<&str>,
         alias: Option<&str>,
     ) -> Result<Refreshed, NodeError> {
-        let ticket = ZoneTicket::decode(text).map_err(|e| NodeError::Naming(e.to_string()))?;
+        let ticket = ZoneTicket::decode(text).map_err(NamesError::Ticket)?;
         let zone = alias.unwrap_or(&ticket.zone).to_owned();
         clive_naming::name::check_zone(&zone)?;
-        let net = self.online().await?;
+        let net = self.node.online().await?;
         let publisher = endpoint_id(&ticket.publisher)?;
         if !ticket.addrs.is_empty() {
             net.shared.add_peer(&publisher, &ticket.addrs)?;
@@ -487,19 +511,10 @@ impl Node {
             .values()
             .find(|b| *blake3::hash(b).as_bytes() == ticket.root)
             .cloned()
-            .ok_or_else(|| {
-                NodeError::Naming(
-                    "the publisher no longer serves the root this ticket names; ask for a new \
-                     ticket (`clive-node name zone show ZONE`)"
-                        .into(),
-                )
-            })?;
-        let parsed =
-            Metadata::<Root>::from_bytes(&root).map_err(|e| NodeError::Naming(e.to_string()))?;
+            .ok_or(NamesError::StaleTicket)?;
+        let parsed = Metadata::<Root>::from_bytes(&root).map_err(NamesError::Metadata)?;
         if zone_id(&parsed.signed).as_deref() != Some(id.as_str()) {
-            return Err(NodeError::Naming(
-                "the ticket's root belongs to another zone".into(),
-            ));
+            return Err(NamesError::OtherZone.into());
         }
         let zones = self.zones();
         zones.follow(
@@ -507,10 +522,10 @@ impl Node {
             &root,
             Some(hex::encode(ticket.publisher)),
             mirror.map(str::to_owned),
-            now(),
+            self.now(),
         )?;
         let source = format!("peer {}", publisher.fmt_short());
-        let verified = zones.update_from(&zone, bundle, &source, now());
+        let verified = zones.update_from(&zone, bundle, &source, self.now());
         Ok(Refreshed {
             zone,
             verified: verified.as_ref().ok().cloned(),
@@ -520,14 +535,15 @@ impl Node {
     }
 
     /// Fetches new metadata for `zone`: from its mirror when it has one,
-    /// else from the node that published it, else from connected peers.
-    pub async fn name_refresh(&self, zone: &str) -> Result<Refreshed, NodeError> {
+    /// else from the node that published it (the zone's origin).
+    pub async fn refresh(&self, zone: &str) -> Result<Refreshed, NodeError> {
         let zones = self.zones();
         let info = zones.show(zone, None)?;
         if let Some(mirror) = info.mirror.clone() {
             let z = zone.to_owned();
             let zones2 = zones.clone();
             let url = mirror.clone();
+            let clock = self.node.clock().clone();
             let verified = tokio::task::spawn_blocking(move || {
                 let base = url.trim_end_matches('/');
                 let remote = clive_naming::tuf::http::HttpRemote::new(
@@ -536,13 +552,13 @@ impl Node {
                 );
                 // Fetched first, so the update holds the state only while
                 // it verifies and stores.
-                let (files, fetched) = zones2.fetch(&z, remote, now());
+                let (files, fetched) = zones2.fetch(&z, remote, clock.now());
                 zones2
-                    .update(&z, files, &url, now())
+                    .update(&z, files, &url, clock.now())
                     .map_err(|e| fetched.err().unwrap_or(e))
             })
             .await
-            .map_err(|e| NodeError::Naming(e.to_string()))??;
+            .map_err(NamesError::Task)??;
             return Ok(Refreshed {
                 zone: zone.to_owned(),
                 verified: Some(verified),
@@ -550,54 +566,44 @@ impl Node {
                 error: None,
             });
         }
-        let net = self.online().await?;
-        let mut peers = Vec::new();
-        if let Some(origin) = info.origin.as_deref() {
-            let mut bytes = [0u8; 32];
-            if hex::decode_to_slice(origin, &mut bytes).is_ok() {
-                peers.push(endpoint_id(&bytes)?);
-            }
+        let net = self.node.online().await?;
+        let mut origin = [0u8; 32];
+        let known = info
+            .origin
+            .as_deref()
+            .is_some_and(|o| hex::decode_to_slice(o, &mut origin).is_ok());
+        if !known {
+            return Err(NamesError::NoSource(zone.to_owned()).into());
         }
-        let mut last = None;
-        for peer in peers {
-            match net_zones::sync_from(&net.shared, zone, &info.id, peer).await {
-                Ok(verified) => {
-                    return Ok(Refreshed {
-                        zone: zone.to_owned(),
-                        verified: Some(verified),
-                        source: format!("peer {}", peer.fmt_short()),
-                        error: None,
-                    });
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            NodeError::Naming(format!(
-                "zone {zone} has no mirror and no publishing peer to refresh from"
-            ))
-        }))
+        let peer = endpoint_id(&origin)?;
+        let verified = net_zones::sync_from(&net.shared, zone, &info.id, peer).await?;
+        Ok(Refreshed {
+            zone: zone.to_owned(),
+            verified: Some(verified),
+            source: format!("peer {}", peer.fmt_short()),
+            error: None,
+        })
     }
 
     /// Maps `zone/name` to `target` on this node only; `None` clears it.
-    pub async fn name_override(
+    pub async fn override_name(
         &self,
         name: &str,
         target: Option<(&str, &Path)>,
     ) -> Result<Overridden, NodeError> {
         // What is added is unprotected until the name points at it.
-        let _hold = self.store().hold_roots().await;
+        let _hold = self.node.store().cas().hold_roots().await;
         let (zone, path) = clive_naming::name::split(name)?;
         let zones = self.zones();
         let hash = match target {
             Some((target, cwd)) => {
                 let content = self.content(target, cwd).await?;
-                zones.set_override(zone, path, &content.blake3, &content.kind, now())?;
+                zones.set_override(zone, path, &content.blake3, &content.kind, self.now())?;
                 Some(content.blake3)
             }
             None => {
-                if !zones.clear_override(zone, path, now())? {
-                    return Err(NodeError::Naming(format!("{name} has no override here")));
+                if !zones.clear_override(zone, path, self.now())? {
+                    return Err(NamesError::NoOverride(name.to_owned()).into());
                 }
                 None
             }
@@ -612,8 +618,8 @@ impl Node {
     /// Writes `zone` as a plain TUF repository: `DIR/metadata` and
     /// `DIR/targets` (each target under each of its hashes, as clients
     /// using consistent snapshots ask for it, and under its plain name).
-    pub async fn name_export(&self, zone: &str, dir: &Path) -> Result<ZoneExported, NodeError> {
-        self.home().check_destination(dir)?;
+    pub async fn export(&self, zone: &str, dir: &Path) -> Result<ZoneExported, NodeError> {
+        self.node.home().check_destination(dir)?;
         let zones = self.zones();
         let files = zones.files(zone)?;
         let meta = dir.join("metadata");
@@ -643,7 +649,11 @@ impl Node {
             let mut out = tokio::fs::File::create(&tmp)
                 .await
                 .map_err(|e| NodeError::io(format!("writing {}", tmp.display()), e))?;
-            self.store().write_blob_to(hash, &mut out).await?;
+            self.node
+                .store()
+                .cas()
+                .write_blob_to(hash, &mut out)
+                .await?;
             std::fs::rename(&tmp, &plain)
                 .map_err(|e| NodeError::io(format!("writing {}", plain.display()), e))?;
             for digest in file.hashes.values() {
@@ -667,14 +677,16 @@ impl Node {
     /// would expire soon, and announces them. The daemon calls it every
     /// minute; it signs with the key unlocked when the node went online.
     pub async fn resign_due(&self) {
-        let Some(net) = self.net.get() else { return };
+        let Some(net) = self.node.net.get() else {
+            return;
+        };
         let signer = &net.shared.signer;
         let zones = self.zones();
-        let Ok(due) = zones.due_for_resigning(self.public(), now()) else {
+        let Ok(due) = zones.due_for_resigning(self.node.public(), self.now()) else {
             return;
         };
         for zone in due {
-            match zones.resign(&zone, signer, now()) {
+            match zones.resign(&zone, signer, self.now()) {
                 Ok(()) => {
                     tracing::info!(zone, "re-signed timestamp and snapshot");
                     self.announce_zone(&zone);
@@ -693,10 +705,11 @@ fn publish(
     changes: &[(String, Option<Content>)],
     receipt: Option<&str>,
     signer: &dyn clive_trust::Signer,
+    now: u64,
 ) -> Result<Vec<Published>, NodeError> {
     Ok(match receipt {
-        Some(r) => zones.publish_receipted(zone, changes, r, signer, now())?,
-        None => zones.publish_many(zone, changes, signer, now())?,
+        Some(r) => zones.publish_receipted(zone, changes, r, signer, now)?,
+        None => zones.publish_many(zone, changes, signer, now)?,
     })
 }
 
@@ -709,81 +722,4 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     clive_trust::write_atomic(path, bytes)
         .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))
-}
-
-/// The node's state alone (`state.redb`), opened read-only, for commands
-/// that only read it (`name resolve`, `name history`, `name zone ls`) when
-/// no daemon runs: it skips the blob store, the trust state and the home
-/// lock (redb's own file lock keeps writers out while it is open), so a
-/// lookup costs about what starting the process does, and writes nothing.
-#[derive(Debug)]
-pub struct StateView {
-    zones: Zones,
-    identity: Option<clive_trust::PublicIdentity>,
-    home: crate::Home,
-}
-
-impl StateView {
-    /// Opens `home`'s state read-only. Fails when another process has it
-    /// open for writing (then the caller opens the node, which says who).
-    pub fn open(home: &crate::Home) -> Result<StateView, NodeError> {
-        let db = crate::statedb::open_state_read_only(home)?;
-        Ok(StateView {
-            zones: Zones::read_only(Arc::new(db)),
-            identity: crate::node::read_public_key_file(&home.pub_key_path()),
-            home: home.clone(),
-        })
-    }
-
-    /// Runs `read` on the zones and the node's key; a damaged state is an
-    /// error naming it, not a panic.
-    pub fn read<T>(
-        &self,
-        read: impl FnOnce(&Zones, Option<&clive_trust::PublicIdentity>) -> Result<T, NodeError>,
-    ) -> Result<T, NodeError> {
-        crate::statedb::read_state(&self.home, || read(&self.zones, self.identity.as_ref()))
-    }
-
-    /// The zones in it.
-    pub fn zones(&self) -> &Zones {
-        &self.zones
-    }
-
-    /// The node's key, when its public key file reads.
-    pub fn identity(&self) -> Option<&clive_trust::PublicIdentity> {
-        self.identity.as_ref()
-    }
-}
-
-/// Answers the `name` requests that only read state, from `zones` (`me` is
-/// the node's key); `None` for any other request.
-pub fn read_request(
-    zones: &Zones,
-    me: Option<&clive_trust::PublicIdentity>,
-    request: &crate::NameRequest,
-) -> Option<Result<crate::Reply, NodeError>> {
-    use crate::{NameRequest, Reply};
-    fn split(name: &str) -> Result<(&str, &str), NodeError> {
-        clive_naming::name::split(name).map_err(NodeError::from)
-    }
-    Some(match request {
-        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
-            zones
-                .resolve(zone, path, *offline, now())
-                .map(Reply::Resolved)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
-            zones
-                .history(zone, path)
-                .map(Reply::NameHistory)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(NodeError::from),
-        NameRequest::Receipt { receipt } => zones
-            .receipt(receipt)
-            .map(|r| Reply::NamesPublished(r.unwrap_or_default()))
-            .map_err(NodeError::from),
-        _ => return None,
-    })
 }

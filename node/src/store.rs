@@ -1,0 +1,370 @@
+//! The store handle ([`Node::store`]): adding, reading, listing, exporting
+//! and pinning objects, fetching them from peers and pushing them to
+//! peers, gc and fsck.
+
+use std::{path::Path, sync::Arc};
+
+use clive_cas::{
+    Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Root, Store,
+    parse_hash,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    NetError, Node, NodeError,
+    net::{Fetched, Pushed, endpoint_id, fetch},
+};
+
+/// One entry of a tree listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    /// The entry's name.
+    pub name: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Bytes of content.
+    pub size: u64,
+    /// Its content address.
+    #[serde(with = "clive_cas::hash::serde_hex")]
+    pub hash: Hash,
+    /// For a symlink, where it points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// What was added, and where from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddResult {
+    /// The path added, or `-` for standard input.
+    pub source: String,
+    /// The pin created, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// What that pin pointed at before, when it replaced another object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// The object.
+    #[serde(flatten)]
+    pub added: Added,
+}
+
+/// The store commands of a node: `node.store()`.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreHandle<'a> {
+    node: &'a Node,
+}
+
+impl Node {
+    /// The store commands: objects, pins, gc, fsck, transfers.
+    pub fn store(&self) -> StoreHandle<'_> {
+        StoreHandle { node: self }
+    }
+}
+
+impl StoreHandle<'_> {
+    /// The content-addressed store itself.
+    pub fn cas(&self) -> &Store {
+        self.node.cas()
+    }
+
+    /// Resolves an object name to a hash: a hash or a pin name, optionally
+    /// followed by a path inside that tree (`myapp-1.0/bin/myapp`).
+    pub async fn resolve(&self, object: &str) -> Result<Hash, NodeError> {
+        let (root, path) = object.split_once('/').unwrap_or((object, ""));
+        let mut hash = match parse_hash(root) {
+            Ok(hash) => hash,
+            Err(_) => self
+                .node
+                .cas()
+                .pinned(root)?
+                .ok_or_else(|| NodeError::UnknownObject(root.to_owned()))?,
+        };
+        let mut walked = root.to_owned();
+        for name in path.split('/').filter(|c| !c.is_empty()) {
+            let tree = self.node.cas().read_tree(hash).await?;
+            let entry = tree
+                .entries()
+                .iter()
+                .find(|e| e.name == name)
+                .ok_or_else(|| NodeError::NoSuchPath {
+                    tree: walked.clone(),
+                    name: name.to_owned(),
+                })?;
+            hash = entry.hash;
+            walked = format!("{walked}/{name}");
+        }
+        Ok(hash)
+    }
+
+    /// Adds a file or directory; pins it when `pin` is given.
+    pub async fn add_path(
+        &self,
+        path: &Path,
+        pin: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<AddResult, NodeError> {
+        if let Some(name) = pin {
+            clive_cas::pins::validate_pin_name(name)?;
+        }
+        self.node.home().check_source(path)?;
+        let (added, guard) = self.node.cas().add_path(path, progress).await?;
+        self.finish_add(path.display().to_string(), added, guard, pin)
+            .await
+    }
+
+    /// Adds everything `reader` yields as one blob; pins it when `pin` is given.
+    pub async fn add_reader<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        reader: R,
+        pin: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<AddResult, NodeError> {
+        if let Some(name) = pin {
+            clive_cas::pins::validate_pin_name(name)?;
+        }
+        let (added, guard) = self.node.cas().add_reader(reader, progress).await?;
+        self.finish_add("-".into(), added, guard, pin).await
+    }
+
+    async fn finish_add(
+        &self,
+        source: String,
+        added: Added,
+        guard: clive_cas::ImportGuard,
+        pin: Option<&str>,
+    ) -> Result<AddResult, NodeError> {
+        // Durable before it is reported, and pinned before it is unprotected.
+        self.node.cas().sync().await?;
+        let mut replaced = None;
+        if let Some(name) = pin {
+            replaced = self.node.cas().pin(name, added.hash).await?.replaced;
+        }
+        drop(guard);
+        Ok(AddResult {
+            source,
+            pin: pin.map(str::to_owned),
+            replaced: replaced.map(|h| h.to_string()),
+            added,
+        })
+    }
+
+    /// Writes the bytes of an object to `out`.
+    pub async fn cat<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        object: &str,
+        out: &mut W,
+    ) -> Result<u64, NodeError> {
+        let hash = self.resolve(object).await?;
+        Ok(self.node.cas().write_blob_to(hash, out).await?)
+    }
+
+    /// Lists a tree.
+    pub async fn ls(&self, object: &str) -> Result<Vec<ListEntry>, NodeError> {
+        let hash = self.resolve(object).await?;
+        let tree = self.node.cas().read_tree(hash).await?;
+        let mut out = Vec::with_capacity(tree.entries().len());
+        for e in tree.entries() {
+            let target = match e.kind {
+                EntryKind::Symlink => Some(
+                    self.node
+                        .cas()
+                        .read_bytes(e.hash)
+                        .await
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_else(|_| "(target not stored)".into()),
+                ),
+                _ => None,
+            };
+            out.push(ListEntry {
+                name: e.name.clone(),
+                kind: e.kind,
+                size: e.size,
+                hash: e.hash,
+                target,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Refuses to write a tree, whose encoding is binary, to a terminal:
+    /// `cat` to a terminal asks this first.
+    pub async fn refuse_tree_to_terminal(&self, object: &str) -> Result<(), NodeError> {
+        let hash = self.resolve(object).await?;
+        if self.node.cas().kind(hash).await? == ObjectKind::Tree {
+            return Err(NodeError::TreeToTerminal {
+                object: object.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Materialises an object at `dest`.
+    pub async fn export(
+        &self,
+        object: &str,
+        dest: &Path,
+        force: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Exported, NodeError> {
+        self.node.home().check_destination(dest)?;
+        let hash = self.resolve(object).await?;
+        Ok(self.node.cas().export(hash, dest, force, progress).await?)
+    }
+
+    /// Pins an object under `name`; refuses one whose closure (what a tree
+    /// reaches) is not all stored here.
+    pub async fn pin_add(&self, name: &str, object: &str) -> Result<Pin, NodeError> {
+        let _hold = self.node.cas().hold_roots().await;
+        let hash = self.resolve(object).await?;
+        let missing = self.node.cas().missing_below(hash).await?;
+        if !missing.is_empty() {
+            return Err(clive_cas::CasError::Incomplete { hash, missing }.into());
+        }
+        Ok(self.node.cas().pin(name, hash).await?)
+    }
+
+    /// Removes a pin; returns what it pinned.
+    pub async fn pin_rm(&self, name: &str) -> Result<Pin, NodeError> {
+        let hash = self.node.cas().unpin(name).await?;
+        let kind = self.node.cas().kind(hash).await.unwrap_or(ObjectKind::Blob);
+        Ok(Pin {
+            name: name.to_owned(),
+            hash,
+            kind,
+            replaced: None,
+        })
+    }
+
+    /// Every pin.
+    pub async fn pins(&self) -> Result<Vec<Pin>, NodeError> {
+        Ok(self.node.cas().pins().await?)
+    }
+
+    /// Removes what nothing pinned reaches, and orphaned files. Waits for
+    /// running imports, fetches and pins to finish, and holds off new ones
+    /// until it is done (see [`clive_cas::roots`]): what is live is computed
+    /// under that lock.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
+        let lock = self.node.cas().lock_for_gc().await;
+        let keep = self.roots()?;
+        Ok(self.node.cas().gc(&lock, dry_run, &keep).await?)
+    }
+
+    /// The roots other than pins, the one list gc keeps and fsck checks:
+    /// trust objects (which must be stored), what names point at
+    /// (published, followed, overridden; kept if stored), and transfers
+    /// under way (kept if stored).
+    fn roots(&self) -> Result<Vec<Root>, NodeError> {
+        let mut keep: Vec<Root> = self
+            .node
+            .trust_state()
+            .object_hashes()?
+            .into_iter()
+            .map(|hash| Root {
+                hash,
+                why: format!("node object {hash}"),
+                required: true,
+            })
+            .collect();
+        let named = clive_naming::Zones::new(self.node.db().clone()).referenced()?;
+        keep.extend(
+            named
+                .iter()
+                .filter_map(|h| clive_cas::parse_hash(h).ok())
+                .map(|hash| Root {
+                    hash,
+                    why: format!("a name pointing at {hash}"),
+                    required: false,
+                }),
+        );
+        keep.extend(self.node.net.in_flight().into_iter().map(|hash| Root {
+            hash,
+            why: format!("a transfer of {hash} under way"),
+            required: false,
+        }));
+        Ok(keep)
+    }
+
+    /// Re-verifies the whole store; with `repair`, then fetches every
+    /// damaged or missing object again from the peers that have it.
+    pub async fn fsck(
+        &self,
+        repair: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<FsckReport, NodeError> {
+        let keep = self.roots()?;
+        let report = self.node.cas().fsck(progress.clone(), &keep).await?;
+        if !repair || report.is_clean() {
+            return Ok(report);
+        }
+        crate::repair::repair(self.node, report, &keep, progress).await
+    }
+
+    /// Fetches a blob or a whole tree from `from`, or from the connected
+    /// peers in turn, into the store. Resumes what an earlier fetch left
+    /// partial; every byte is verified against the hash as it arrives. An
+    /// object stored here completely already needs no peer: nothing is
+    /// received and `from` is empty.
+    pub async fn get(
+        &self,
+        hash: &str,
+        from: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Fetched, NodeError> {
+        self.get_and_pin(hash, from, None, progress).await
+    }
+
+    /// [`StoreHandle::get`], and pins the object as `pin` once it is all here,
+    /// before gc may take it.
+    pub async fn get_and_pin(
+        &self,
+        hash: &str,
+        from: Option<&str>,
+        pin: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Fetched, NodeError> {
+        let hash = clive_cas::parse_hash(hash).map_err(|_| NetError::NotAHash(hash.to_owned()))?;
+        if let Some(name) = pin {
+            clive_cas::pins::validate_pin_name(name)?;
+        }
+        let providers = match from {
+            Some(peer) => vec![endpoint_id(&self.node.peers().resolve(peer)?)?],
+            None => Vec::new(),
+        };
+        let _held = self
+            .node
+            .net
+            .in_flight_set()
+            .hold(self.node.cas(), hash)
+            .await;
+        let fetched = match fetch::here(self.node.cas(), hash).await? {
+            Some(fetched) => fetched,
+            None => {
+                let net = self.node.online().await?;
+                fetch::get(&net.shared, hash, providers, progress).await?
+            }
+        };
+        self.node.cas().sync().await?;
+        if let Some(name) = pin {
+            self.node.cas().pin(name, hash).await?;
+        }
+        Ok(fetched)
+    }
+
+    /// Sends an object (and everything a tree holds) to peer `to`. The peer
+    /// checks that this node holds `push`, then fetches it from this node.
+    pub async fn push(
+        &self,
+        object: &str,
+        to: &str,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Pushed, NodeError> {
+        let hash = self.resolve(object).await?;
+        let peer = endpoint_id(&self.node.peers().resolve(to)?)?;
+        let net = self.node.online().await?;
+        // The receiver drives the transfer; this side learns the total at the end.
+        let pushed = fetch::push(&net.shared, hash, peer).await?;
+        progress.advance(pushed.bytes_sent);
+        Ok(pushed)
+    }
+}
