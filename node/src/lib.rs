@@ -13,11 +13,15 @@ pub mod lock;
 pub mod names;
 pub mod net;
 pub mod node;
+pub mod object;
 mod repair;
 mod statedb;
 pub mod trust;
 
-pub use api::{ApiError, Call, CallContext, NameRequest, Reply, Request};
+pub use api::{
+    ApiError, Call, CallContext, NameRequest, PeerRequest, Reply, Request, StoreRequest,
+    TrustRequest,
+};
 pub use clive_cas as cas;
 pub use clive_naming;
 pub use clive_trust;

@@ -756,36 +756,3 @@ impl StateView {
         self.identity.as_ref()
     }
 }
-
-/// Answers the `name` requests that only read state, from `zones` (`me` is
-/// the node's key); `None` for any other request.
-pub fn read_request(
-    zones: &Zones,
-    me: Option<&clive_trust::PublicIdentity>,
-    request: &crate::NameRequest,
-) -> Option<Result<crate::Reply, NodeError>> {
-    use crate::{NameRequest, Reply};
-    fn split(name: &str) -> Result<(&str, &str), NodeError> {
-        clive_naming::name::split(name).map_err(NodeError::from)
-    }
-    Some(match request {
-        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
-            zones
-                .resolve(zone, path, *offline, now())
-                .map(Reply::Resolved)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
-            zones
-                .history(zone, path)
-                .map(Reply::NameHistory)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(NodeError::from),
-        NameRequest::Receipt { receipt } => zones
-            .receipt(receipt)
-            .map(|r| Reply::NamesPublished(r.unwrap_or_default()))
-            .map_err(NodeError::from),
-        _ => return None,
-    })
-}

@@ -369,7 +369,7 @@ fn error_for(node: &TestNode, bytes: &[u8]) -> String {
     value["message"].as_str().expect("a message").to_owned()
 }
 
-const HELLO: &[u8] = br#"{"protocol":"clive-control","version":1}"#;
+const HELLO: &[u8] = br#"{"protocol":"clive-control","version":2}"#;
 
 #[test]
 fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
@@ -397,7 +397,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         &frame(1, br#"{"protocol":"clive-control","version":99}"#),
     );
     assert!(
-        err.contains("version 1, not clive-control version 99"),
+        err.contains("version 2, not clive-control version 99"),
         "{err}"
     );
     let mut bad_request = frame(1, HELLO);
@@ -412,7 +412,10 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
     {
         let mut stream = connect(&node);
         let mut stray = frame(1, HELLO);
-        stray.extend(frame(2, br#"{"cwd":"/","request":{"op":"fsck"}}"#));
+        stray.extend(frame(
+            2,
+            br#"{"cwd":"/","request":{"op":"store","store_op":"fsck"}}"#,
+        ));
         stray.extend(frame(3, b"unasked-for input"));
         stream.write_all(&stray).unwrap();
         let mut last = None;
@@ -432,7 +435,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         let mut bytes = frame(1, HELLO);
         bytes.extend(frame(
             2,
-            br#"{"cwd":"/","request":{"op":"add_stdin","pin":"half"}}"#,
+            br#"{"cwd":"/","request":{"op":"store","store_op":"add","paths":["-"],"pin":"half"}}"#,
         ));
         bytes.extend(frame(3, &[1u8; 1000]));
         stream.write_all(&bytes).unwrap();

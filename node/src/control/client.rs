@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     Home, Node,
-    api::{ApiError, Call, CallContext, Reply, Request, handle},
+    api::{ApiError, Call, CallContext, Reply, Request, handle, names::read_only_reply},
 };
 
 /// How long a daemon may take to answer a hello.
@@ -60,14 +60,21 @@ impl Connection {
     }
 
     /// Like [`Connection::open`], but when no daemon runs and every request
-    /// only reads state, opens only the state.
+    /// is [read-only](Request::read_only), opens only the state. When the
+    /// state cannot be opened read-only (another process has it open for
+    /// writing, or it needs recovery), says why in the log and opens the
+    /// node.
     pub async fn open_for(home: &Home, requests: &[Request]) -> Result<Connection, ApiError> {
-        if requests.iter().all(Request::reads_state_only) && !requests.is_empty() {
+        if requests.iter().all(Request::read_only) && !requests.is_empty() {
             if let Some(client) = ControlClient::connect(home).await? {
                 return Ok(Connection::Daemon(client));
             }
-            if let Ok(view) = crate::names::StateView::open(home) {
-                return Ok(Connection::State(view));
+            match crate::names::StateView::open(home) {
+                Ok(view) => return Ok(Connection::State(view)),
+                Err(e) => tracing::info!(
+                    "opening the node: its state cannot be read without it ({})",
+                    crate::api::error_chain(&e)
+                ),
             }
         }
         Self::open(home).await
@@ -78,22 +85,14 @@ impl Connection {
         match self {
             Connection::InProcess(node) => handle(node, call, ctx).await,
             Connection::Daemon(client) => client.call(call, ctx).await,
-            Connection::State(view) => match &call.request {
-                Request::Name(request) => {
-                    let reply = view.read(|zones, me| {
-                        crate::names::read_request(zones, me, request).transpose()
-                    })?;
-                    match reply {
-                        Some(reply) => Ok(reply),
-                        None => Err(ApiError::Invalid {
-                            reason: "this request needs the whole node".into(),
-                        }),
-                    }
-                }
-                _ => Err(ApiError::Invalid {
-                    reason: "this request needs the whole node".into(),
-                }),
-            },
+            Connection::State(view) => {
+                let Request::Name(request) = &call.request else {
+                    return Err(needs_node(&call.request));
+                };
+                let reply =
+                    view.read(|zones, me| read_only_reply(zones, me, request).transpose())?;
+                reply.ok_or_else(|| needs_node(&call.request))
+            }
         }
     }
 
@@ -330,12 +329,20 @@ fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
         return None;
     };
     if let Ok(view) = crate::names::StateView::open(home) {
-        return crate::names::read_request(view.zones(), None, request).and_then(Result::ok);
+        return read_only_reply(view.zones(), None, request).and_then(Result::ok);
     }
     let _lock = crate::HomeLock::acquire(home).ok()?;
     let db = crate::statedb::open_state(home).ok()?;
     let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
-    crate::names::read_request(&zones, None, request).and_then(Result::ok)
+    read_only_reply(&zones, None, request).and_then(Result::ok)
+}
+
+/// The refusal of a request that is not read-only by a connection that
+/// opened only the state.
+fn needs_node(request: &Request) -> ApiError {
+    ApiError::Invalid {
+        reason: format!("this request needs the whole node, not only its state: {request:?}"),
+    }
 }
 
 fn humanize(d: Duration) -> String {
