@@ -59,22 +59,32 @@ impl<'a> ObjectRef<'a> {
     }
 }
 
+/// One meaning of an ambiguous OBJECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// What it means.
+    pub meaning: String,
+    /// How to write it so that it means only that.
+    pub spelling: String,
+}
+
 /// Why an OBJECT does not resolve.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// It reads both as a pin (or hash) and as a zone's name.
     #[error(
-        "{object:?} is ambiguous: it could be {}; say which with {}",
-        readings.join(" or "),
-        spellings.join(" or ")
+        "{object:?} is ambiguous: {}",
+        readings
+            .iter()
+            .map(|r| format!("{} means {}", r.spelling, r.meaning))
+            .collect::<Vec<_>>()
+            .join("; ")
     )]
     Ambiguous {
         /// The argument.
         object: String,
-        /// What it could mean.
-        readings: Vec<String>,
-        /// How to spell each meaning.
-        spellings: Vec<String>,
+        /// What it could mean, and how to say each.
+        readings: Vec<Reading>,
     },
     /// A name whose target is not a hash.
     #[error("{name} resolves to {target:?}, which is not a hash")]
@@ -117,15 +127,21 @@ impl Node {
                 match (hash || pin, zone) {
                     (true, true) => {
                         let what = if hash { "hash" } else { "pin" };
+                        let inside = &word[first.len() + 1..];
                         Err(ObjectError::Ambiguous {
                             object: word.to_owned(),
                             readings: vec![
-                                format!("the {what} {first} with a path inside it"),
-                                format!("a name in zone {first}"),
-                            ],
-                            spellings: vec![
-                                format!("{PIN_PREFIX}{word}"),
-                                format!("{NAME_PREFIX}{word}"),
+                                Reading {
+                                    meaning: format!("the {what} {first}, then {inside} inside it"),
+                                    spelling: format!("{PIN_PREFIX}{word}"),
+                                },
+                                Reading {
+                                    meaning: format!(
+                                        "the signed name {word} (or a shorter name in zone \
+                                         {first}, then the rest inside it)"
+                                    ),
+                                    spelling: format!("{NAME_PREFIX}{word}"),
+                                },
                             ],
                         })
                     }

@@ -42,14 +42,23 @@ fn run(node: &TestNode, args: &[&str], stdin: Option<&[u8]>) -> (Option<i32>, St
 }
 
 /// Replaces what legitimately differs between two homes: their directory,
-/// times, and the ids of certificates (which hold a random nonce).
-fn normalize(node: &TestNode, text: &str, cert_ids: &[String]) -> String {
+/// times, the ids of certificates (which hold a random nonce) and of zones
+/// (random), and zone tickets (which hold the node's addresses).
+fn normalize(node: &TestNode, text: &str, ids: &[String]) -> String {
     let mut text = text.replace(&node.root().display().to_string(), "$ROOT");
-    for id in cert_ids {
-        text = text
-            .replace(id.as_str(), "$CERT")
-            .replace(&id[..16], "$CERT");
+    for id in ids {
+        text = text.replace(id.as_str(), "$ID").replace(&id[..16], "$ID");
     }
+    let text: String = text
+        .split_inclusive(|c: char| c.is_whitespace() || c == '"')
+        .map(|word| match word.strip_prefix("clivezone1") {
+            Some(rest) => {
+                let end = rest.trim_end_matches(|c: char| c.is_whitespace() || c == '"');
+                format!("$TICKET{}", &rest[end.len()..])
+            }
+            None => word.to_owned(),
+        })
+        .collect();
     // RFC 3339 seconds: 2026-11-22T10:00:00Z
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -77,14 +86,20 @@ fn normalize(node: &TestNode, text: &str, cert_ids: &[String]) -> String {
     out
 }
 
-fn cert_ids(node: &TestNode) -> Vec<String> {
-    let certs = node.json(["trust", "ls"]);
-    certs
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|c| c["id"].as_str().expect("an id").to_owned())
-        .collect()
+/// The ids of the node's certificates and zones.
+fn ids(node: &TestNode) -> Vec<String> {
+    let mut ids = Vec::new();
+    for list in [
+        node.json(["trust", "ls"]),
+        node.json(["name", "zone", "ls"]),
+    ] {
+        let list = list.as_array().expect("a list");
+        ids.extend(
+            list.iter()
+                .map(|c| c["id"].as_str().expect("an id").to_owned()),
+        );
+    }
+    ids
 }
 
 /// The same files in each node's root.
@@ -172,6 +187,41 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         ("peers ls", None, 0),
         ("--json peers ls", None, 0),
         ("fsck", None, 0),
+        ("name zone create rel", None, 0),
+        ("name zone create rel", None, 1),
+        ("name zone ls", None, 0),
+        ("name zone show rel", None, 0),
+        ("name zone show nope", None, 1),
+        ("name publish rel/app data", None, 0),
+        (
+            "name publish rel/docs/a data/a.txt rel/docs/run data/run.sh",
+            None,
+            0,
+        ),
+        ("name publish rel/x data/a.txt rel/y", None, 1),
+        ("name publish other/x data/a.txt", None, 1),
+        ("name resolve rel/app", None, 0),
+        ("name resolve rel/docs/run", None, 0),
+        ("name resolve rel/nope", None, 1),
+        ("name history rel/app", None, 0),
+        ("cat rel/app/a.txt", None, 0),
+        ("ls rel/app/sub", None, 0),
+        ("cat rel/docs/a", None, 0),
+        ("export rel/app named-out", None, 0),
+        ("pin add rel rel/app/sub", None, 0),
+        ("ls rel/b.bin", None, 1),
+        ("--json ls rel/b.bin", None, 1),
+        ("ls pin:rel", None, 0),
+        ("cat name:rel/app/a.txt", None, 0),
+        ("pin rm rel", None, 0),
+        ("name override rel/app data/a.txt", None, 0),
+        ("name resolve rel/app", None, 0),
+        ("name override rel/app --clear", None, 0),
+        ("name unpublish rel/docs/run", None, 0),
+        ("name history rel/docs/run", None, 0),
+        ("name export rel repo", None, 0),
+        ("--json name zone show rel", None, 0),
+        ("gc", None, 0),
     ];
     for (line, input, code) in steps {
         let args: Vec<&str> = line
@@ -180,7 +230,7 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
             .collect();
         let a = run(&served, &args, *input);
         let b = run(&local, &args, *input);
-        let (ids_a, ids_b) = (cert_ids(&served), cert_ids(&local));
+        let (ids_a, ids_b) = (ids(&served), ids(&local));
         let norm_a = (
             a.0,
             normalize(&served, &a.1, &ids_a),
@@ -198,7 +248,14 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
             daemon.logs()
         );
         assert_eq!(a.0, Some(*code), "`{line}`: {norm_a:?}");
-        if *code == 0 {
+        if *code == 0 && line.starts_with("name resolve") {
+            // How the name was verified goes to standard error.
+            assert!(
+                a.2.contains("verified") || a.2.contains("OVERRIDDEN"),
+                "`{line}`: {}",
+                a.2
+            );
+        } else if *code == 0 {
             assert!(a.2.is_empty(), "`{line}` wrote to stderr: {}", a.2);
         } else {
             assert!(a.2.starts_with("error") || *code == 1, "`{line}`: {}", a.2);
@@ -211,6 +268,8 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         "bob.cert",
         "bob.cert.sig",
         "bob.revoked",
+        "named-out/a.txt",
+        "repo/metadata/root.json",
     ] {
         assert!(served.root().join(name).exists(), "{name}");
         assert!(local.root().join(name).exists(), "{name}");
