@@ -24,9 +24,11 @@
 //! Adding a command touches three places: its variant (with its clap
 //! attributes and doc comment, which are its help) in its concern's
 //! request enum, its arm in that concern's handler, and, when no [`Reply`]
-//! fits, a reply variant and its rendering in the tool. The request
-//! round-trip test below refuses to compile until the new variant has an
-//! example. Both transports carry it unchanged.
+//! fits, a reply variant and its rendering in the tool (whose exhaustive
+//! match refuses to compile without it). The wire round-trip test
+//! (`api/tests.rs`) refuses to compile until the new variant is numbered
+//! there, and fails until it has an example. Both transports carry it
+//! unchanged.
 
 pub mod names;
 pub mod peers;

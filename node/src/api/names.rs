@@ -223,22 +223,13 @@ impl NameRequest {
     /// Whether the request only reads the zones in `state.redb`, so that
     /// [`read_only_reply`] answers it (see [`super::Request::read_only`]).
     pub(crate) fn read_only(&self) -> bool {
-        match self {
+        matches!(
+            self,
             NameRequest::Resolve { .. }
-            | NameRequest::History { .. }
-            | NameRequest::Zone(ZoneRequest::Ls)
-            | NameRequest::Receipt { .. } => true,
-            NameRequest::Zone(ZoneRequest::Create { .. } | ZoneRequest::Show { .. })
-            | NameRequest::Publish { .. }
-            | NameRequest::Unpublish { .. }
-            | NameRequest::Delegate { .. }
-            | NameRequest::Rotate { .. }
-            | NameRequest::Root(_)
-            | NameRequest::Follow { .. }
-            | NameRequest::Refresh { .. }
-            | NameRequest::Export { .. }
-            | NameRequest::Override { .. } => false,
-        }
+                | NameRequest::History { .. }
+                | NameRequest::Zone(ZoneRequest::Ls)
+                | NameRequest::Receipt { .. }
+        )
     }
 
     /// The receipt of a publish.
@@ -306,18 +297,22 @@ pub(crate) async fn handle(
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
 ) -> Result<Reply, ApiError> {
-    if let Some(read) = read_only_reply(&node.zones(), Some(node.public()), &request) {
-        return Ok(read?);
-    }
     let cwd = client.cwd();
     let passphrase = ctx.passphrase();
     let with = |agent| client.sign_with(agent, passphrase);
     Ok(match request {
-        NameRequest::Resolve { .. }
+        read @ (NameRequest::Resolve { .. }
         | NameRequest::History { .. }
         | NameRequest::Zone(ZoneRequest::Ls)
-        | NameRequest::Receipt { .. } => {
-            unreachable!("answered by read_only_reply")
+        | NameRequest::Receipt { .. }) => {
+            match read_only_reply(&node.zones(), Some(node.public()), &read) {
+                Some(reply) => reply?,
+                None => {
+                    return Err(ApiError::Invalid {
+                        reason: format!("{read:?} is not a read-only request"),
+                    });
+                }
+            }
         }
         NameRequest::Zone(ZoneRequest::Create {
             zone,

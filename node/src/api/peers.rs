@@ -101,7 +101,7 @@ impl PeerRequest {
         match self {
             PeerRequest::Get { .. } => "fetching",
             PeerRequest::Push { .. } => "pushing",
-            PeerRequest::Invite { .. } | PeerRequest::Join { .. } | PeerRequest::Peers(_) => "",
+            _ => "",
         }
     }
 }

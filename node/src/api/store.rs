@@ -129,10 +129,7 @@ impl StoreRequest {
             StoreRequest::Add { .. } => "adding",
             StoreRequest::Export { .. } => "exporting",
             StoreRequest::Fsck { .. } => "checking",
-            StoreRequest::Cat { .. }
-            | StoreRequest::Ls { .. }
-            | StoreRequest::Pin(_)
-            | StoreRequest::Gc { .. } => "",
+            _ => "",
         }
     }
 
