@@ -72,7 +72,7 @@ impl Connection {
             match crate::names::StateView::open(home) {
                 Ok(view) => return Ok(Connection::State(view)),
                 Err(e) => tracing::info!(
-                    "opening the node: its state cannot be read without it ({})",
+                    "the state cannot be opened read-only ({}): opening the node instead",
                     crate::api::error_chain(&e)
                 ),
             }
