@@ -340,8 +340,9 @@ fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
 /// The refusal of a request that is not read-only by a connection that
 /// opened only the state.
 fn needs_node(request: &Request) -> ApiError {
+    tracing::debug!(?request, "not read-only");
     ApiError::Invalid {
-        reason: format!("this request needs the whole node, not only its state: {request:?}"),
+        reason: "this request needs the whole node".into(),
     }
 }
 
