@@ -4,6 +4,7 @@
 
 use std::{
     io::Write,
+    path::Path,
     process::{Command, Stdio},
 };
 
@@ -22,6 +23,15 @@ fn resolve_logged(node: &TestNode, name: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Whether process `pid` has `file` open (Linux: its `/proc/PID/fd`).
+fn holds_open(pid: u32, file: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == file))
 }
 
 #[test]
@@ -50,16 +60,21 @@ fn a_lookup_that_cannot_read_the_state_alone_says_why() {
         .expect("run clive-node add -");
     let mut stdin = holder.stdin.take().expect("stdin");
     stdin.write_all(b"partial").unwrap();
-    let mut refused = None;
-    for _ in 0..200 {
-        let (ok, _, err) = resolve_logged(&node, "rel/f");
-        if !ok && err.contains("in use by process") {
-            refused = Some(err);
+    // Once the holder has the state open (a lookup before that would keep
+    // it out: redb's lock), the lookup cannot read the state alone.
+    let state = node.home().join("state.redb");
+    let mut opened = false;
+    for _ in 0..600 {
+        if holds_open(holder.id(), &state) {
+            opened = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let err = refused.expect("the lookup is refused while another process holds the home");
+    assert!(opened, "the holder never opened {}", state.display());
+    let (ok, _, err) = resolve_logged(&node, "rel/f");
+    assert!(!ok, "{err}");
+    assert!(err.contains("in use by process"), "{err}");
     assert!(
         err.contains("the state cannot be opened read-only")
             && err.contains("state.redb")
