@@ -1,6 +1,12 @@
 //! Printing results: text for people, `--json` for scripts.
+//!
+//! Every reply prints through [`Render`]: its text form is the trait's one
+//! method, its JSON form is its serde form, printed by [`Out::show`] for
+//! all of them. [`Out::reply`] matches every [`Reply`] variant without a
+//! catch-all, so a reply that cannot be printed does not compile. The
+//! renderings of the `name` replies are in `name_output.rs`.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use anyhow::Result;
 use clive_node::{
@@ -12,6 +18,13 @@ use clive_node::{
 };
 use indicatif::HumanBytes;
 use serde::Serialize;
+
+/// How a result prints as text; as JSON it is its serde form.
+pub trait Render: Serialize {
+    /// Writes the text form to `out` (standard output). Notes that must
+    /// not mix with what scripts read go to standard error.
+    fn text(&self, out: &mut dyn Write) -> io::Result<()>;
+}
 
 /// Where results go, and in which form.
 pub struct Out {
@@ -29,218 +42,264 @@ impl Out {
         self.json
     }
 
-    pub(crate) fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+    /// Prints `value`: its text, or its JSON.
+    pub fn show<T: Render + ?Sized>(&self, value: &T) -> Result<()> {
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, value)?;
-        writeln!(stdout)?;
-        Ok(())
-    }
-
-    pub(crate) fn text(&self, text: std::fmt::Arguments<'_>) -> Result<()> {
-        if !self.json {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_fmt(text)?;
-            stdout.flush()?;
-        }
-        Ok(())
-    }
-
-    /// After `init`.
-    pub fn initialized(&self, done: &Initialized) -> Result<()> {
         if self.json {
-            return self.print_json(done);
+            serde_json::to_writer_pretty(&mut stdout, value)?;
+            writeln!(stdout)?;
+        } else {
+            value.text(&mut stdout)?;
         }
-        let how = if done.imported { "imported" } else { "new" };
-        self.text(format_args!(
-            "initialized {} with a {how} key\n",
-            done.home.display()
-        ))?;
-        self.identity(&done.identity)
-    }
-
-    /// The node's identity: public key line, `ssh-keygen -lf` line, endpoint id.
-    pub fn identity(&self, id: &IdentityInfo) -> Result<()> {
-        if self.json {
-            return self.print_json(id);
-        }
-        self.text(format_args!(
-            "{}\n{}\n{}\n",
-            id.public_key, id.fingerprint_line, id.endpoint_id
-        ))
-    }
-
-    /// One added path, as `b3sum` prints it: `HASH  PATH`.
-    pub fn added(&self, added: &AddResult) -> Result<()> {
-        self.text(format_args!("{}  {}\n", added.added.hash, added.source))?;
-        // Standard output stays in b3sum's format; this is a note.
-        if let (false, Some(pin), Some(old)) = (self.json, &added.pin, &added.replaced) {
-            eprintln!("pin {pin} replaced: it was {old}");
-        }
+        stdout.flush()?;
         Ok(())
+    }
+
+    /// Prints `value` as text only: its JSON is printed elsewhere (`add`
+    /// prints the JSON of all its paths at once).
+    fn show_text<T: Render + ?Sized>(&self, value: &T) -> Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        self.show(value)
+    }
+
+    /// Any reply, as the command that asked for it prints it.
+    pub fn reply(&self, reply: &Reply) -> Result<()> {
+        match reply {
+            Reply::Identity(x) => self.show(x),
+            Reply::Added(x) => self.show_text(x),
+            // The bytes went to standard output already.
+            Reply::Written { .. } => Ok(()),
+            Reply::Listing(x) => self.show(x),
+            Reply::Exported(x) => self.show(x),
+            Reply::Pinned(x) => self.show(x),
+            Reply::Unpinned(x) => self.show(&Unpinned(x)),
+            Reply::Pins(x) => self.show(x),
+            Reply::Gc(x) => self.show(x),
+            Reply::Fsck(x) => self.show(x),
+            Reply::Cert(x) => self.show(x),
+            Reply::Imported(x) => self.show(x),
+            Reply::Certs(x) => self.show(x),
+            Reply::Verdict(x) => self.show(x),
+            Reply::Roots(x) => self.show(x),
+            Reply::Status(x) => self.show(x),
+            Reply::Stopping(x) => self.show(x),
+            Reply::Invite(x) => self.show(x),
+            Reply::Joined(x) => self.show(x),
+            Reply::Peers(x) => self.show(x),
+            Reply::PeerAdded(x) => self.show(&PeerChanged("added", x)),
+            Reply::PeerRemoved(x) => self.show(&PeerChanged("removed", x)),
+            Reply::Fetched(x) => self.show(x),
+            Reply::Pushed(x) => self.show(x),
+            Reply::ZoneChanged(x) => self.show(x),
+            Reply::Zones(x) => self.show(x),
+            Reply::Zone(x) => self.show(x),
+            Reply::NamePublished(x) => self.show(x),
+            Reply::NamesPublished(x) => self.show(x),
+            Reply::Delegated(x) => self.show(x),
+            Reply::RootSigned(x) => self.show(x),
+            Reply::Refreshed(x) => self.show(x),
+            Reply::Resolved(x) => self.show(x),
+            Reply::NameHistory(x) => self.show(x),
+            Reply::ZoneExported(x) => self.show(x),
+            Reply::Overridden(x) => self.show(x),
+        }
     }
 
     /// All added paths (JSON only; text was printed as each finished).
     pub fn added_all(&self, all: &[AddResult]) -> Result<()> {
         if self.json {
-            self.print_json(all)?;
+            self.show(all)?;
         }
         Ok(())
     }
+}
 
-    /// A tree listing.
-    pub fn listing(&self, entries: &[ListEntry]) -> Result<()> {
-        if self.json {
-            return self.print_json(entries);
+impl Render for Initialized {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let how = if self.imported { "imported" } else { "new" };
+        writeln!(out, "initialized {} with a {how} key", self.home.display())?;
+        self.identity.text(out)
+    }
+}
+
+/// The node's identity: public key line, `ssh-keygen -lf` line, endpoint id.
+impl Render for IdentityInfo {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        write!(
+            out,
+            "{}\n{}\n{}\n",
+            self.public_key, self.fingerprint_line, self.endpoint_id
+        )
+    }
+}
+
+/// Each added path, as `b3sum` prints it: `HASH  PATH`.
+impl Render for [AddResult] {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for added in self {
+            writeln!(out, "{}  {}", added.added.hash, added.source)?;
+            // Standard output stays in b3sum's format; this is a note.
+            if let (Some(pin), Some(old)) = (&added.pin, &added.replaced) {
+                eprintln!("pin {pin} replaced: it was {old}");
+            }
         }
-        let mut stdout = std::io::stdout().lock();
-        for e in entries {
+        Ok(())
+    }
+}
+
+impl Render for Vec<AddResult> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.as_slice().text(out)
+    }
+}
+
+/// A tree listing.
+impl Render for Vec<ListEntry> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for e in self {
             let name = match (&e.target, e.kind) {
                 (Some(target), _) => format!("{} -> {target}", e.name),
                 (None, clive_node::cas::EntryKind::Tree) => format!("{}/", e.name),
                 (None, _) => e.name.clone(),
             };
-            writeln!(stdout, "{:<7} {:>12} {} {}", e.kind, e.size, e.hash, name)?;
+            writeln!(out, "{:<7} {:>12} {} {}", e.kind, e.size, e.hash, name)?;
         }
         Ok(())
     }
+}
 
-    /// After `export`.
-    pub fn exported(&self, e: &Exported) -> Result<()> {
-        if self.json {
-            return self.print_json(e);
-        }
-        self.text(format_args!(
-            "exported {} {} to {} ({} objects, {})\n",
-            e.kind,
-            e.hash,
-            e.path.display(),
-            e.objects,
-            HumanBytes(e.bytes)
-        ))
+impl Render for Exported {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "exported {} {} to {} ({} objects, {})",
+            self.kind,
+            self.hash,
+            self.path.display(),
+            self.objects,
+            HumanBytes(self.bytes)
+        )
     }
+}
 
-    /// After `pin add`.
-    pub fn pinned(&self, pin: &Pin) -> Result<()> {
-        if self.json {
-            return self.print_json(pin);
-        }
-        let replaced = match &pin.replaced {
+/// After `pin add`.
+impl Render for Pin {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let replaced = match &self.replaced {
             Some(old) => format!(" (replacing {old})"),
             None => String::new(),
         };
-        self.text(format_args!(
-            "pinned {} -> {} {}{replaced}\n",
-            pin.name, pin.kind, pin.hash
-        ))
+        writeln!(
+            out,
+            "pinned {} -> {} {}{replaced}",
+            self.name, self.kind, self.hash
+        )
     }
+}
 
-    /// After `pin rm`.
-    pub fn unpinned(&self, pin: &Pin) -> Result<()> {
-        if self.json {
-            return self.print_json(pin);
-        }
-        self.text(format_args!("unpinned {} (was {})\n", pin.name, pin.hash))
+/// After `pin rm`: the pin removed.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Unpinned<'a>(&'a Pin);
+
+impl Render for Unpinned<'_> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "unpinned {} (was {})", self.0.name, self.0.hash)
     }
+}
 
-    /// `pin ls`.
-    pub fn pins(&self, pins: &[Pin]) -> Result<()> {
-        if self.json {
-            return self.print_json(pins);
-        }
-        let mut stdout = std::io::stdout().lock();
-        for p in pins {
-            writeln!(stdout, "{}  {:<4}  {}", p.hash, p.kind, p.name)?;
+/// `pin ls`.
+impl Render for Vec<Pin> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for p in self {
+            writeln!(out, "{}  {:<4}  {}", p.hash, p.kind, p.name)?;
         }
         Ok(())
     }
+}
 
-    /// After `gc`.
-    pub fn gc(&self, report: &GcReport) -> Result<()> {
-        if self.json {
-            return self.print_json(report);
-        }
-        let verb = if report.dry_run {
+impl Render for GcReport {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let verb = if self.dry_run {
             "would remove"
         } else {
             "removed"
         };
-        let orphans = match report.orphan_files {
+        let orphans = match self.orphan_files {
             0 => String::new(),
             n => format!(" and {n} orphaned temporary files"),
         };
-        if let Some(why) = &report.held_back {
-            self.text(format_args!("{why}\n"))?;
+        if let Some(why) = &self.held_back {
+            writeln!(out, "{why}")?;
         }
-        self.text(format_args!(
-            "{verb} {} objects{orphans}, freeing {}; kept {} reachable from pins\n",
-            report.removed,
-            HumanBytes(report.freed_bytes),
-            report.kept
-        ))
+        writeln!(
+            out,
+            "{verb} {} objects{orphans}, freeing {}; kept {} reachable from pins",
+            self.removed,
+            HumanBytes(self.freed_bytes),
+            self.kept
+        )
     }
+}
 
-    /// After `fsck`.
-    pub fn fsck(&self, report: &FsckReport) -> Result<()> {
-        if self.json {
-            return self.print_json(report);
-        }
-        let mut stdout = std::io::stdout().lock();
+impl Render for FsckReport {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         let reached = |d: &clive_node::cas::Damage| match d.reached_by.as_slice() {
             [] => String::new(),
             paths => format!(" (reached by {})", paths.join(", ")),
         };
-        for hash in &report.repaired {
-            writeln!(stdout, "repaired {hash}: fetched again from a peer")?;
+        for hash in &self.repaired {
+            writeln!(out, "repaired {hash}: fetched again from a peer")?;
         }
-        for d in &report.unrepaired {
+        for d in &self.unrepaired {
             writeln!(
-                stdout,
+                out,
                 "could not repair {}: {}{}",
                 d.hash,
                 d.problem,
                 reached(d)
             )?;
         }
-        for d in &report.damaged {
-            writeln!(stdout, "damaged {}: {}{}", d.hash, d.problem, reached(d))?;
+        for d in &self.damaged {
+            writeln!(out, "damaged {}: {}{}", d.hash, d.problem, reached(d))?;
         }
-        for d in &report.missing {
-            writeln!(stdout, "missing {}: {}", d.hash, d.problem)?;
+        for d in &self.missing {
+            writeln!(out, "missing {}: {}", d.hash, d.problem)?;
         }
-        let partial = match report.partial {
+        let partial = match self.partial {
             0 => String::new(),
             n => format!(", {n} partial (interrupted transfers)"),
         };
-        let verdict = if report.is_clean() {
+        let verdict = if self.is_clean() {
             "no damage".to_owned()
         } else {
             format!(
                 "{} damaged, {} missing (`clive-node fsck --repair` fetches them again from peers)",
-                report.damaged.len(),
-                report.missing.len()
+                self.damaged.len(),
+                self.missing.len()
             )
         };
         writeln!(
-            stdout,
+            out,
             "checked {} objects ({}){partial}: {verdict}",
-            report.objects,
-            HumanBytes(report.bytes)
-        )?;
-        Ok(())
+            self.objects,
+            HumanBytes(self.bytes)
+        )
     }
 }
 
-impl Out {
-    /// One certificate.
-    pub fn cert(&self, c: &CertInfo) -> Result<()> {
-        if self.json {
-            return self.print_json(c);
-        }
+/// One certificate.
+impl Render for CertInfo {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let c = self;
         let revoked = match &c.revoked_by {
             Some(by) => format!("\nrevoked      by {by}"),
             None => String::new(),
         };
-        self.text(format_args!(
+        write!(
+            out,
             "certificate  {}\nrelation     {}\nissuer       {}\nsubject      {}\n\
              capabilities {}\ndelegate     {}\nvalid        {} .. {}{revoked}\n",
             c.id,
@@ -251,44 +310,44 @@ impl Out {
             c.delegate,
             c.valid_from,
             c.valid_until
-        ))
+        )
     }
+}
 
-    /// What `trust import` took in.
-    pub fn imported(&self, imported: &Imported) -> Result<()> {
-        match imported {
-            _ if self.json => self.print_json(imported),
-            Imported::Certificate(c) => self.cert(c),
+/// What `trust import` took in.
+impl Render for Imported {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match self {
+            Imported::Certificate(c) => c.text(out),
             Imported::Revocation(r) => {
                 let unknown = if r.certificate_known {
                     ""
                 } else {
                     " (a certificate this node does not have yet)"
                 };
-                self.text(format_args!(
+                write!(
+                    out,
                     "revocation of {}{unknown}\nrevoked by {} at {}\n",
                     r.certificate, r.revoker, r.revoked_at
-                ))
+                )
             }
         }
     }
+}
 
-    /// A list of certificates, one line each.
-    pub fn certs(&self, certs: &[CertInfo]) -> Result<()> {
-        if self.json {
-            return self.print_json(certs);
-        }
-        let mut stdout = std::io::stdout().lock();
-        for c in certs {
+/// A list of certificates, one line each.
+impl Render for Vec<CertInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for c in self {
             let state = if c.revoked_by.is_some() {
                 " REVOKED"
             } else {
                 ""
             };
             writeln!(
-                stdout,
+                out,
                 "{}  {:<6} {} -> {}  {} delegate {} until {}{state}",
-                &c.id[..16],
+                short(&c.id),
                 c.relation,
                 c.issuer_fingerprint,
                 c.subject_fingerprint,
@@ -299,16 +358,14 @@ impl Out {
         }
         Ok(())
     }
+}
 
-    /// The outcome of `trust verify`.
-    pub fn verdict(&self, v: &Verdict) -> Result<()> {
-        if self.json {
-            return self.print_json(v);
-        }
-        let mut stdout = std::io::stdout().lock();
-        for (i, c) in v.chain.iter().enumerate() {
+/// The outcome of `trust verify`.
+impl Render for Verdict {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for (i, c) in self.chain.iter().enumerate() {
             writeln!(
-                stdout,
+                out,
                 "link {}: {} grants {} {} (delegate {}, until {}) [{}]",
                 i + 1,
                 c.issuer_fingerprint,
@@ -316,244 +373,207 @@ impl Out {
                 c.capabilities,
                 c.delegate,
                 c.valid_until,
-                &c.id[..16]
+                short(&c.id)
             )?;
         }
-        match &v.reason {
-            None => writeln!(stdout, "allowed: {} holds {}", v.peer, v.capability)?,
+        match &self.reason {
+            None => writeln!(out, "allowed: {} holds {}", self.peer, self.capability),
             Some(reason) => writeln!(
-                stdout,
+                out,
                 "refused: {} does not hold {}: {reason}",
-                v.peer, v.capability
-            )?,
+                self.peer, self.capability
+            ),
         }
-        Ok(())
     }
+}
 
-    /// Trust roots.
-    pub fn roots(&self, roots: &[RootInfo]) -> Result<()> {
-        if self.json {
-            return self.print_json(roots);
-        }
-        let mut stdout = std::io::stdout().lock();
-        for r in roots {
-            writeln!(stdout, "{}  {}  {}", r.fingerprint, r.name, r.key)?;
+/// Trust roots.
+impl Render for Vec<RootInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for r in self {
+            writeln!(out, "{}  {}  {}", r.fingerprint, r.name, r.key)?;
         }
         Ok(())
     }
 }
 
-impl Out {
-    /// Any reply, as the command that asked for it prints it.
-    pub fn reply(&self, reply: &Reply) -> Result<()> {
-        match reply {
-            Reply::Identity(id) => self.identity(id),
-            Reply::Added(added) => self.added(added),
-            Reply::Written { .. } => Ok(()),
-            Reply::Listing(entries) => self.listing(entries),
-            Reply::Exported(e) => self.exported(e),
-            Reply::Pinned(pin) => self.pinned(pin),
-            Reply::Unpinned(pin) => self.unpinned(pin),
-            Reply::Pins(pins) => self.pins(pins),
-            Reply::Gc(report) => self.gc(report),
-            Reply::Fsck(report) => self.fsck(report),
-            Reply::Cert(c) => self.cert(c),
-            Reply::Imported(imported) => self.imported(imported),
-            Reply::Certs(certs) => self.certs(certs),
-            Reply::Verdict(v) => self.verdict(v),
-            Reply::Roots(roots) => self.roots(roots),
-            Reply::Status(status) => self.status(status),
-            Reply::Stopping(daemon) => self.stopped(daemon),
-            Reply::Invite(invite) => self.invite(invite),
-            Reply::Joined(joined) => self.joined(joined),
-            Reply::Peers(peers) => self.peers(peers),
-            Reply::PeerAdded(peer) => self.peer_changed("added", peer),
-            Reply::PeerRemoved(peer) => self.peer_changed("removed", peer),
-            Reply::Fetched(fetched) => self.fetched(fetched),
-            Reply::Pushed(pushed) => self.pushed(pushed),
-            other => {
-                self.name_reply(other)?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Once the daemon serves.
-    pub fn ready(&self, ready: &Ready) -> Result<()> {
-        if self.json {
-            return self.print_json(ready);
-        }
-        let addrs = match ready.addrs.len() {
+/// Once the daemon serves.
+impl Render for Ready {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let addrs = match self.addrs.len() {
             0 => String::new(),
-            _ => format!(", listening on {}", ready.addrs.join(" ")),
+            _ => format!(", listening on {}", self.addrs.join(" ")),
         };
-        self.text(format_args!(
-            "clive-node running: endpoint id {}, control socket {}, process {}{addrs}\n",
-            ready.identity.endpoint_id,
-            ready.control_socket.display(),
-            ready.pid
-        ))
+        writeln!(
+            out,
+            "clive-node running: endpoint id {}, control socket {}, process {}{addrs}",
+            self.identity.endpoint_id,
+            self.control_socket.display(),
+            self.pid
+        )
     }
+}
 
-    /// `status`.
-    pub fn status(&self, report: &StatusReport) -> Result<()> {
-        if self.json {
-            return self.print_json(report);
-        }
-        let s = &report.status;
-        let mut stdout = std::io::stdout().lock();
-        match &report.daemon {
+impl Render for StatusReport {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let s = &self.status;
+        match &self.daemon {
             Some(d) => writeln!(
-                stdout,
+                out,
                 "status     running (process {}, control socket {})",
                 d.pid,
                 d.control_socket.display()
             )?,
-            None if s.running => writeln!(stdout, "status     running")?,
-            None => writeln!(stdout, "status     not running")?,
+            None if s.running => writeln!(out, "status     running")?,
+            None => writeln!(out, "status     not running")?,
         }
-        writeln!(stdout, "endpoint   {}", s.identity.endpoint_id)?;
-        writeln!(stdout, "key        {}", s.identity.fingerprint)?;
+        writeln!(out, "endpoint   {}", s.identity.endpoint_id)?;
+        writeln!(out, "key        {}", s.identity.fingerprint)?;
         if s.running {
-            writeln!(stdout, "addresses  {}", list(&s.addrs))?;
+            writeln!(out, "addresses  {}", list(&s.addrs))?;
             writeln!(
-                stdout,
+                out,
                 "uptime     {}",
                 humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs))
             )?;
         }
         writeln!(
-            stdout,
+            out,
             "store      {} objects, {}",
             s.store_objects,
             HumanBytes(s.store_bytes)
         )?;
         for e in &s.equivocations {
             writeln!(
-                stdout,
+                out,
                 "EQUIVOCATION {e}: two different signed documents (see `name zone show`)"
             )?;
         }
         let connected = s.peers.iter().filter(|p| p.connected).count();
         writeln!(
-            stdout,
+            out,
             "peers      {} known, {connected} connected",
             s.peers.len()
         )?;
         for p in &s.peers {
-            writeln!(stdout, "  {}", peer_line(p))?;
+            writeln!(out, "  {}", peer_line(p))?;
         }
         Ok(())
     }
+}
 
-    /// After `stop`.
-    pub fn stopped(&self, daemon: &DaemonInfo) -> Result<()> {
-        if self.json {
-            return self.print_json(daemon);
-        }
-        self.text(format_args!(
-            "stopped clive-node (process {})\n",
-            daemon.pid
-        ))
+/// After `stop`.
+impl Render for DaemonInfo {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "stopped clive-node (process {})", self.pid)
     }
+}
 
-    /// `invite`: an explanation, then the ticket alone on the last line.
-    pub fn invite(&self, invite: &Invite) -> Result<()> {
-        if self.json {
-            return self.print_json(invite);
-        }
-        let joins = if invite.uses == 1 { "join" } else { "joins" };
-        self.text(format_args!(
+/// `invite`: an explanation, then the ticket alone on the last line.
+impl Render for Invite {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let joins = if self.uses == 1 { "join" } else { "joins" };
+        write!(
+            out,
             "invite: {} for {} {joins}, valid until {}\n\
              on the new node, run `clive-node join` with this ticket:\n{}\n",
-            invite.caps, invite.uses, invite.expires, invite.ticket
-        ))
+            self.caps, self.uses, self.expires, self.ticket
+        )
     }
+}
 
-    /// After `join`.
-    pub fn joined(&self, joined: &Joined) -> Result<()> {
-        if self.json {
-            return self.print_json(joined);
-        }
-        let c = &joined.cert;
-        self.text(format_args!(
+impl Render for Joined {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let c = &self.cert;
+        write!(
+            out,
             "joined {} ({})\nholding certificate {}: {} until {}\n",
-            joined.peer.fingerprint,
-            joined.peer.endpoint_id,
+            self.peer.fingerprint,
+            self.peer.endpoint_id,
             short(&c.id),
             c.capabilities,
             c.valid_until
-        ))
+        )
     }
+}
 
-    /// `peers ls`: one line each.
-    pub fn peers(&self, peers: &[PeerInfo]) -> Result<()> {
-        if self.json {
-            return self.print_json(peers);
-        }
-        let mut stdout = std::io::stdout().lock();
-        for p in peers {
-            writeln!(stdout, "{}", peer_line(p))?;
+/// `peers ls`: one line each.
+impl Render for Vec<PeerInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for p in self {
+            writeln!(out, "{}", peer_line(p))?;
         }
         Ok(())
     }
+}
 
-    /// After `peers add` or `peers rm`.
-    pub fn peer_changed(&self, verb: &str, peer: &PeerInfo) -> Result<()> {
-        if self.json {
-            return self.print_json(peer);
-        }
+/// After `peers add` (`"added"`) or `peers rm` (`"removed"`); its JSON is
+/// the peer's.
+struct PeerChanged<'a>(&'static str, &'a PeerInfo);
+
+impl Serialize for PeerChanged<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.1.serialize(s)
+    }
+}
+
+impl Render for PeerChanged<'_> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let PeerChanged(verb, peer) = self;
         let at = match peer.addrs.len() {
             0 => String::new(),
             _ => format!(" at {}", peer.addrs.join(" ")),
         };
-        self.text(format_args!(
-            "{verb} peer {} ({}){at}\n",
+        writeln!(
+            out,
+            "{verb} peer {} ({}){at}",
             peer.fingerprint, peer.endpoint_id
-        ))
+        )
     }
+}
 
-    /// After `get`.
-    pub fn fetched(&self, f: &Fetched) -> Result<()> {
-        if self.json {
-            return self.print_json(f);
-        }
+/// After `get`.
+impl Render for Fetched {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let f = self;
         if f.from.is_empty() {
-            self.text(format_args!(
-                "{} {} is here already ({} objects, {}; nothing received)\n",
+            writeln!(
+                out,
+                "{} {} is here already ({} objects, {}; nothing received)",
                 f.kind,
                 f.hash,
                 f.objects,
                 HumanBytes(f.size)
-            ))?;
+            )?;
         } else {
-            self.text(format_args!(
-                "fetched {} {} from {} ({} objects, {}; {} received)\n",
+            writeln!(
+                out,
+                "fetched {} {} from {} ({} objects, {}; {} received)",
                 f.kind,
                 f.hash,
                 f.from,
                 f.objects,
                 HumanBytes(f.size),
                 HumanBytes(f.bytes_received)
-            ))?;
+            )?;
         }
         match &f.exported {
-            Some(e) => self.exported(e),
+            Some(e) => e.text(out),
             None => Ok(()),
         }
     }
+}
 
-    /// After `push`.
-    pub fn pushed(&self, p: &Pushed) -> Result<()> {
-        if self.json {
-            return self.print_json(p);
-        }
-        self.text(format_args!(
-            "pushed {} to {} ({} sent)\n",
-            p.hash,
-            p.to,
-            HumanBytes(p.bytes_sent)
-        ))
+/// After `push`.
+impl Render for Pushed {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "pushed {} to {} ({} sent)",
+            self.hash,
+            self.to,
+            HumanBytes(self.bytes_sent)
+        )
     }
 }
 

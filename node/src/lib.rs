@@ -16,6 +16,7 @@ pub mod lock;
 pub mod names;
 pub mod net;
 pub mod node;
+pub mod object;
 pub mod peers;
 mod repair;
 pub mod service;
@@ -24,7 +25,10 @@ pub mod status;
 pub mod store;
 pub mod trust;
 
-pub use api::{ApiError, Call, CallContext, NameRequest, Reply, Request};
+pub use api::{
+    ApiError, Call, CallContext, NameRequest, PeerRequest, Reply, Request, StoreRequest,
+    TrustRequest,
+};
 pub use clive_cas as cas;
 pub use clive_naming;
 pub use clive_trust;

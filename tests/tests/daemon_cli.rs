@@ -46,14 +46,23 @@ fn run(node: &TestNode, args: &[&str], stdin: Option<&[u8]>) -> (Option<i32>, St
 }
 
 /// Replaces what legitimately differs between two homes: their directory,
-/// times, and the ids of certificates (which hold a random nonce).
-fn normalize(node: &TestNode, text: &str, cert_ids: &[String]) -> String {
+/// times, the ids of certificates (which hold a random nonce) and of zones
+/// (random), and zone tickets (which hold the node's addresses).
+fn normalize(node: &TestNode, text: &str, ids: &[String]) -> String {
     let mut text = text.replace(&node.root().display().to_string(), "$ROOT");
-    for id in cert_ids {
-        text = text
-            .replace(id.as_str(), "$CERT")
-            .replace(&id[..16], "$CERT");
+    for id in ids {
+        text = text.replace(id.as_str(), "$ID").replace(&id[..16], "$ID");
     }
+    let text: String = text
+        .split_inclusive(|c: char| c.is_whitespace() || c == '"')
+        .map(|word| match word.strip_prefix("clivezone1") {
+            Some(rest) => {
+                let end = rest.trim_end_matches(|c: char| c.is_whitespace() || c == '"');
+                format!("$TICKET{}", &rest[end.len()..])
+            }
+            None => word.to_owned(),
+        })
+        .collect();
     // RFC 3339 seconds: 2026-11-22T10:00:00Z
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -81,14 +90,20 @@ fn normalize(node: &TestNode, text: &str, cert_ids: &[String]) -> String {
     out
 }
 
-fn cert_ids(node: &TestNode) -> Vec<String> {
-    let certs = node.json(["trust", "ls"]);
-    certs
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|c| c["id"].as_str().expect("an id").to_owned())
-        .collect()
+/// The ids of the node's certificates and zones.
+fn ids(node: &TestNode) -> Vec<String> {
+    let mut ids = Vec::new();
+    for list in [
+        node.json(["trust", "ls"]),
+        node.json(["name", "zone", "ls"]),
+    ] {
+        let list = list.as_array().expect("a list");
+        ids.extend(
+            list.iter()
+                .map(|c| c["id"].as_str().expect("an id").to_owned()),
+        );
+    }
+    ids
 }
 
 /// The same files in each node's root.
@@ -176,6 +191,41 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         ("peers ls", None, 0),
         ("--json peers ls", None, 0),
         ("fsck", None, 0),
+        ("name zone create rel", None, 0),
+        ("name zone create rel", None, 1),
+        ("name zone ls", None, 0),
+        ("name zone show rel", None, 0),
+        ("name zone show nope", None, 1),
+        ("name publish rel/app data", None, 0),
+        (
+            "name publish rel/docs/a data/a.txt rel/docs/run data/run.sh",
+            None,
+            0,
+        ),
+        ("name publish rel/x data/a.txt rel/y", None, 1),
+        ("name publish other/x data/a.txt", None, 1),
+        ("name resolve rel/app", None, 0),
+        ("name resolve rel/docs/run", None, 0),
+        ("name resolve rel/nope", None, 1),
+        ("name history rel/app", None, 0),
+        ("cat rel/app/a.txt", None, 0),
+        ("ls rel/app/sub", None, 0),
+        ("cat rel/docs/a", None, 0),
+        ("export rel/app named-out", None, 0),
+        ("pin add rel rel/app/sub", None, 0),
+        ("ls rel/b.bin", None, 1),
+        ("--json ls rel/b.bin", None, 1),
+        ("ls pin:rel", None, 0),
+        ("cat name:rel/app/a.txt", None, 0),
+        ("pin rm rel", None, 0),
+        ("name override rel/app data/a.txt", None, 0),
+        ("name resolve rel/app", None, 0),
+        ("name override rel/app --clear", None, 0),
+        ("name unpublish rel/docs/run", None, 0),
+        ("name history rel/docs/run", None, 0),
+        ("name export rel repo", None, 0),
+        ("--json name zone show rel", None, 0),
+        ("gc", None, 0),
     ];
     for (line, input, code) in steps {
         let args: Vec<&str> = line
@@ -184,7 +234,7 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
             .collect();
         let a = run(&served, &args, *input);
         let b = run(&local, &args, *input);
-        let (ids_a, ids_b) = (cert_ids(&served), cert_ids(&local));
+        let (ids_a, ids_b) = (ids(&served), ids(&local));
         let norm_a = (
             a.0,
             normalize(&served, &a.1, &ids_a),
@@ -202,7 +252,14 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
             daemon.logs()
         );
         assert_eq!(a.0, Some(*code), "`{line}`: {norm_a:?}");
-        if *code == 0 {
+        if *code == 0 && line.starts_with("name resolve") {
+            // How the name was verified goes to standard error.
+            assert!(
+                a.2.contains("verified") || a.2.contains("OVERRIDDEN"),
+                "`{line}`: {}",
+                a.2
+            );
+        } else if *code == 0 {
             assert!(a.2.is_empty(), "`{line}` wrote to stderr: {}", a.2);
         } else {
             assert!(a.2.starts_with("error") || *code == 1, "`{line}`: {}", a.2);
@@ -215,6 +272,8 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         "bob.cert",
         "bob.cert.sig",
         "bob.revoked",
+        "named-out/a.txt",
+        "repo/metadata/root.json",
     ] {
         assert!(served.root().join(name).exists(), "{name}");
         assert!(local.root().join(name).exists(), "{name}");
@@ -373,7 +432,7 @@ fn error_for(node: &TestNode, bytes: &[u8]) -> String {
     value["message"].as_str().expect("a message").to_owned()
 }
 
-const HELLO: &[u8] = br#"{"protocol":"clive-control","version":1}"#;
+const HELLO: &[u8] = br#"{"protocol":"clive-control","version":2}"#;
 
 #[test]
 fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
@@ -401,7 +460,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         &frame(1, br#"{"protocol":"clive-control","version":99}"#),
     );
     assert!(
-        err.contains("version 1, not clive-control version 99"),
+        err.contains("version 2, not clive-control version 99"),
         "{err}"
     );
     let mut bad_request = frame(1, HELLO);
@@ -416,7 +475,10 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
     {
         let mut stream = connect(&node);
         let mut stray = frame(1, HELLO);
-        stray.extend(frame(2, br#"{"cwd":"/","request":{"op":"fsck"}}"#));
+        stray.extend(frame(
+            2,
+            br#"{"cwd":"/","request":{"op":"store","store_op":"fsck"}}"#,
+        ));
         stray.extend(frame(3, b"unasked-for input"));
         stream.write_all(&stray).unwrap();
         let mut last = None;
@@ -436,7 +498,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         let mut bytes = frame(1, HELLO);
         bytes.extend(frame(
             2,
-            br#"{"cwd":"/","request":{"op":"add_stdin","pin":"half"}}"#,
+            br#"{"cwd":"/","request":{"op":"store","store_op":"add","paths":["-"],"pin":"half"}}"#,
         ));
         bytes.extend(frame(3, &[1u8; 1000]));
         stream.write_all(&bytes).unwrap();

@@ -22,7 +22,10 @@ use super::{
 };
 use crate::{
     Home, Node,
-    api::{ApiError, Call, CallContext, Reply, Request, handle},
+    api::{
+        ApiError, Call, CallContext, NameRequest, Reply, Request, handle,
+        names::{read_only_reply, receipt_reply},
+    },
 };
 
 /// How long a daemon may take to answer a hello.
@@ -65,18 +68,25 @@ impl Connection {
     }
 
     /// Like [`Connection::open`], but when no daemon runs and every request
-    /// only reads state, opens only the state.
+    /// is [read-only](Request::read_only), opens only the state. When the
+    /// state cannot be opened read-only (another process has it open for
+    /// writing, or it needs recovery), says why in the log and opens the
+    /// node.
     pub async fn open_for(
         home: &Home,
         requests: &[Request],
         clock: Arc<dyn Clock>,
     ) -> Result<Connection, ApiError> {
-        if requests.iter().all(Request::reads_state_only) && !requests.is_empty() {
+        if requests.iter().all(Request::read_only) && !requests.is_empty() {
             if let Some(client) = ControlClient::connect(home).await? {
                 return Ok(Connection::Daemon(client));
             }
-            if let Ok(view) = crate::names::StateView::open(home, clock.clone()) {
-                return Ok(Connection::State(view));
+            match crate::names::StateView::open(home, clock.clone()) {
+                Ok(view) => return Ok(Connection::State(view)),
+                Err(e) => tracing::info!(
+                    "the state cannot be opened read-only ({}): opening the node instead",
+                    crate::api::error_chain(&e)
+                ),
             }
         }
         Self::open(home, clock).await
@@ -87,23 +97,15 @@ impl Connection {
         match self {
             Connection::InProcess(node) => handle(node, call, ctx).await,
             Connection::Daemon(client) => client.call(call, ctx).await,
-            Connection::State(view) => match &call.request {
-                Request::Name(request) => {
-                    let now = view.now();
-                    let reply = view.read(|zones, me| {
-                        crate::names::read_request(zones, me, request, now).transpose()
-                    })?;
-                    match reply {
-                        Some(reply) => Ok(reply),
-                        None => Err(ApiError::Invalid {
-                            reason: "this request needs the whole node".into(),
-                        }),
-                    }
-                }
-                _ => Err(ApiError::Invalid {
-                    reason: "this request needs the whole node".into(),
-                }),
-            },
+            Connection::State(view) => {
+                let Request::Name(request) = &call.request else {
+                    return Err(needs_node(&call.request));
+                };
+                let now = view.now();
+                let reply =
+                    view.read(|zones, me| read_only_reply(zones, me, request, now).transpose())?;
+                reply.ok_or_else(|| needs_node(&call.request))
+            }
         }
     }
 
@@ -336,17 +338,26 @@ impl ControlClient {
 /// the home, it is opened for writing under the home lock, which recovers
 /// it, and read there.
 fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
-    let Request::Name(crate::NameRequest::Receipt { receipt }) = ask else {
+    let Request::Name(NameRequest::Receipt { receipt }) = ask else {
         return None;
     };
     if let Ok(db) = crate::statedb::open_state_read_only(home) {
         let zones = clive_naming::Zones::read_only(std::sync::Arc::new(db));
-        return crate::names::read_receipt(&zones, receipt).ok();
+        return receipt_reply(&zones, receipt).ok();
     }
     let _lock = crate::HomeLock::acquire(home).ok()?;
     let db = crate::statedb::open_state(home).ok()?;
     let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
-    crate::names::read_receipt(&zones, receipt).ok()
+    receipt_reply(&zones, receipt).ok()
+}
+
+/// The refusal of a request that is not read-only by a connection that
+/// opened only the state.
+fn needs_node(request: &Request) -> ApiError {
+    tracing::debug!(?request, "not read-only");
+    ApiError::Invalid {
+        reason: "this request needs the whole node".into(),
+    }
 }
 
 fn humanize(d: Duration) -> String {

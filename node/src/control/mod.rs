@@ -1,7 +1,7 @@
 //! The daemon's local control socket, and how a client picks between it and
 //! opening the home in-process.
 //!
-//! # Protocol `clive-control`, version 1
+//! # Protocol `clive-control`, version 2
 //!
 //! `HOME/control.sock` is a Unix stream socket of mode 0600, reachable only
 //! by the user who owns the home (the daemon also checks the peer's uid with
@@ -10,8 +10,8 @@
 //! ```text
 //! frame = length:u32 (big endian, kind + payload, 1..=16 MiB) kind:u8 payload
 //!
-//! kind 1 HELLO       JSON {"protocol":"clive-control","version":1,"pid":N}
-//! kind 2 REQUEST     JSON api::Call {"cwd":..,"ssh_auth_sock":..,"request":{"op":..,..}}
+//! kind 1 HELLO       JSON {"protocol":"clive-control","version":2,"pid":N}
+//! kind 2 REQUEST     JSON api::Call {"cwd":..,"ssh_auth_sock":..,"request":REQUEST}
 //! kind 3 DATA        raw bytes, at most 64 KiB
 //! kind 4 END         empty
 //! kind 5 PROGRESS    flags:u8 (bit 0: total known) total:u64 done:u64, big endian
@@ -19,6 +19,23 @@
 //! kind 7 REPLY       JSON api::Reply {"reply":..,"value":..} (its last piece)
 //! kind 8 ERROR       JSON {"message":".."}
 //! ```
+//!
+//! A REQUEST is an [`crate::api::Request`] in serde's internally tagged
+//! form: `op` names the concern or command (`id`, `stop`, `status`,
+//! `store`, `trust`, `peers`, `name`), and each concern's own tag names the
+//! command within it (`store_op`, then `pin_op` for `pin`; `trust_op`,
+//! then `roots_op`; `peer_op`, then `peers_op`; `name_op`, then `zone_op`
+//! or `root_op`), beside the command's fields, all in one object:
+//!
+//! ```text
+//! {"op":"id"}
+//! {"op":"store","store_op":"cat","object":"release/app/bin","terminal":false}
+//! {"op":"store","store_op":"pin","pin_op":"add","name":"app","object":"HASH"}
+//! {"op":"name","name_op":"zone","zone_op":"ls"}
+//! ```
+//!
+//! Version 2 (this one) nested the commands by concern; version 1 had one
+//! flat `op` per command.
 //!
 //! One connection carries one call:
 //!
@@ -55,7 +72,7 @@ pub use client::{Connection, ControlClient};
 pub const PROTOCOL: &str = "clive-control";
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest reply, all its frames together: 256 MiB.
 pub const MAX_REPLY: usize = 256 * 1024 * 1024;

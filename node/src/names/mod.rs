@@ -22,7 +22,7 @@ use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
 use crate::{NamesError, Node, NodeError, SignWith};
 
 pub mod view;
-pub use view::{StateView, read_receipt, read_request};
+pub use view::StateView;
 
 /// A zone created or re-keyed: the root change, and where a root awaiting
 /// co-signers was written, or the ticket followers use.

@@ -1,5 +1,6 @@
-//! Answering the `name` requests that only read state, from `state.redb`
-//! alone when no daemon runs.
+//! The node's state opened read-only, for the `name` requests that only
+//! read it when no daemon runs (answered by
+//! [`crate::api::names::read_only_reply`]).
 
 use std::sync::Arc;
 
@@ -58,44 +59,4 @@ impl StateView {
     pub fn identity(&self) -> Option<&clive_trust::PublicIdentity> {
         self.identity.as_ref()
     }
-}
-
-/// Answers the `name` requests that only read state, from `zones` (`me` is
-/// the node's key; `now` decides what has expired); `None` for any other
-/// request.
-pub fn read_request(
-    zones: &Zones,
-    me: Option<&clive_trust::PublicIdentity>,
-    request: &crate::NameRequest,
-    now: u64,
-) -> Option<Result<crate::Reply, NodeError>> {
-    use crate::{NameRequest, Reply};
-    fn split(name: &str) -> Result<(&str, &str), NodeError> {
-        clive_naming::name::split(name).map_err(NodeError::from)
-    }
-    Some(match request {
-        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
-            zones
-                .resolve(zone, path, *offline, now)
-                .map(Reply::Resolved)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
-            zones
-                .history(zone, path)
-                .map(Reply::NameHistory)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::ZoneLs => zones.list(me).map(Reply::Zones).map_err(NodeError::from),
-        NameRequest::Receipt { receipt } => read_receipt(zones, receipt),
-        _ => return None,
-    })
-}
-
-/// What the publish recorded under `receipt` committed (nothing yet: empty).
-pub fn read_receipt(zones: &Zones, receipt: &str) -> Result<crate::Reply, NodeError> {
-    zones
-        .receipt(receipt)
-        .map(|r| crate::Reply::NamesPublished(r.unwrap_or_default()))
-        .map_err(NodeError::from)
 }

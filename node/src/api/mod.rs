@@ -1,0 +1,513 @@
+//! The node API as requests and replies.
+//!
+//! Every command of the command-line tool is a [`Request`]: the very value
+//! clap parses from the command line (each request derives both
+//! `clap::Subcommand` and serde) is what travels over the control socket.
+//! [`handle`] runs it against a [`Node`] and answers with a [`Reply`]. The
+//! same handler serves the tool in-process (no daemon) and the daemon's
+//! control socket ([`crate::control`]), so both give the same results and
+//! the same errors.
+//!
+//! Requests are grouped by concern, one enum and its handler per file:
+//! [`store`] (add, cat, ls, export, pins, gc, fsck), [`trust`]
+//! (certificates, roots), [`peers`] (invites, the peer table, get, push)
+//! and [`names`] (zones and signed names). Arguments naming an object are
+//! OBJECTs ([`crate::object`]).
+//!
+//! A request travels inside a [`Call`], which says where it was made (the
+//! client's working directory, against which relative paths are resolved,
+//! and its ssh-agent). What a call streams goes through a [`CallContext`]:
+//! progress of long work, the standard output of `cat`, the standard input
+//! of `add -`, the passphrase of the node's key, and whether a daemon
+//! serves it.
+//!
+//! Adding a command touches three places: its variant (with its clap
+//! attributes and doc comment, which are its help) in its concern's
+//! request enum, its arm in that concern's handler, and, when no [`Reply`]
+//! fits, a reply variant and its rendering in the tool (whose exhaustive
+//! match refuses to compile without it). The wire round-trip test
+//! (`api/tests.rs`) refuses to compile until the new variant is numbered
+//! there, and fails until it has an example. Both transports carry it
+//! unchanged.
+
+pub mod names;
+pub mod peers;
+pub mod store;
+pub mod trust;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use clive_cas::{Exported, FsckReport, GcReport, Pin, Progress};
+use clive_trust::PublicIdentity;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use self::{
+    names::{NameRequest, RootRequest, ZoneRequest},
+    peers::{PeerRequest, PeersRequest},
+    store::{PinRequest, StoreRequest},
+    trust::{RootsRequest, TrustRequest},
+};
+use crate::{
+    AddResult, CertInfo, Fetched, IdentityInfo, Imported, Invite, Joined, ListEntry, Node,
+    NodeError, PassphraseSource, PeerInfo, Pushed, RootInfo, SignWith, Status, Verdict,
+    object::ObjectError, trust::clock_parse_duration,
+};
+
+/// A request and where it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// The client's working directory: relative paths in the request are
+    /// relative to it.
+    pub cwd: PathBuf,
+    /// The client's `SSH_AUTH_SOCK`, for signing with `--agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_auth_sock: Option<PathBuf>,
+    /// What to do.
+    pub request: Request,
+}
+
+impl Call {
+    /// A call made from this process: its working directory and ssh-agent.
+    pub fn here(request: Request) -> Result<Call, ApiError> {
+        let cwd = std::env::current_dir().map_err(|cause| ApiError::Node {
+            cause: NodeError::io("reading the working directory", cause),
+        })?;
+        let ssh_auth_sock = std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        Ok(Call {
+            cwd,
+            ssh_auth_sock,
+            request,
+        })
+    }
+}
+
+/// Every command of the node API, as the command line spells it.
+///
+/// KEY arguments (`key`, `peer`, `from`, `to`) are an OpenSSH public key
+/// line, a file holding one, an endpoint id, or the `SHA256:` fingerprint of
+/// a known key; CERT arguments are a certificate id or a file written with
+/// `-o`; OBJECT arguments are described by [`crate::object::OBJECT_HELP`].
+///
+/// The `display_order` of each command keeps `clive-node --help` in the
+/// order it has always listed them, the tool's own commands (`init`,
+/// `start`, `status`) among them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Show the node's public key, fingerprint and endpoint id.
+    #[command(display_order = 1)]
+    Id,
+    /// The store: add, cat, ls, export, pins, gc, fsck.
+    #[command(flatten)]
+    Store(StoreRequest),
+    /// Certificates, delegation chains, revocations and trust roots.
+    #[command(subcommand, display_order = 9)]
+    Trust(TrustRequest),
+    /// Stop the running daemon, and wait until it is gone.
+    #[command(display_order = 11)]
+    Stop,
+    /// The node's status. The tool parses `status` itself (it may wait for
+    /// a daemon first), so this variant has no command line of its own.
+    #[command(skip)]
+    Status,
+    /// Peers: invites, joins, the peer table, get and push.
+    #[command(flatten)]
+    Peers(PeerRequest),
+    /// Signed names for hashes (TUF zones): publish, follow, resolve, history.
+    #[command(subcommand, display_order = 17)]
+    Name(NameRequest),
+}
+
+impl Request {
+    /// Whether the request only reads the node's state (`state.redb`):
+    /// with no daemon, it is answered from that file opened read-only,
+    /// without opening the node (and the tool runs it on a single thread).
+    /// The one place this is decided: [`crate::Connection::open_for`] and
+    /// the tool both ask here.
+    pub fn read_only(&self) -> bool {
+        match self {
+            Request::Name(request) => request.read_only(),
+            _ => false,
+        }
+    }
+
+    /// The calls that carry this request: one each, except `add` of
+    /// several paths, which is one call per path (so each prints as it
+    /// finishes, and an error names its path).
+    pub fn into_calls(self) -> Result<Vec<Request>, ApiError> {
+        match self {
+            Request::Store(request) => Ok(request
+                .into_calls()?
+                .into_iter()
+                .map(Request::Store)
+                .collect()),
+            request => Ok(vec![request]),
+        }
+    }
+
+    /// Fills in what the client knows and the command line does not say:
+    /// whether its standard output is a `terminal` (`cat` refuses to
+    /// write a tree there), and a fresh receipt for each publish (to learn
+    /// afterwards whether a publish whose connection broke was committed).
+    pub fn from_client(mut self, terminal: bool) -> Request {
+        match &mut self {
+            Request::Store(StoreRequest::Cat { terminal: t, .. }) => *t = terminal,
+            Request::Name(
+                NameRequest::Publish { receipt, .. } | NameRequest::Unpublish { receipt, .. },
+            ) => *receipt = Some(clive_naming::zones::new_receipt()),
+            _ => {}
+        }
+        self
+    }
+
+    /// The receipt of a publish, when the request is one that carries it.
+    pub fn receipt(&self) -> Option<&str> {
+        match self {
+            Request::Name(request) => request.receipt(),
+            _ => None,
+        }
+    }
+
+    /// Whether the call streams the client's standard input to the handler.
+    pub fn reads_stdin(&self) -> bool {
+        match self {
+            Request::Store(request) => request.reads_stdin(),
+            _ => false,
+        }
+    }
+
+    /// The label of the call's progress bar (empty when it shows none).
+    pub fn progress_label(&self) -> &'static str {
+        match self {
+            Request::Store(request) => request.progress_label(),
+            Request::Peers(request) => request.progress_label(),
+            Request::Name(request) => request.progress_label(),
+            Request::Id | Request::Trust(_) | Request::Stop | Request::Status => "",
+        }
+    }
+
+    /// What an error of the request happened while doing, for its message
+    /// (`adding PATH: ...`); `None` when the error says enough.
+    pub fn doing(&self) -> Option<String> {
+        match self {
+            Request::Store(request) => request.doing(),
+            _ => None,
+        }
+    }
+}
+
+/// The daemon serving a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// Its control socket.
+    pub control_socket: PathBuf,
+}
+
+/// What `status` reports: the node's status, and the daemon if one runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The node.
+    #[serde(flatten)]
+    pub status: Status,
+    /// The daemon, when one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonInfo>,
+}
+
+/// The answer to each [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum Reply {
+    /// `id`.
+    Identity(IdentityInfo),
+    /// `add`: each path added, in order.
+    Added(Vec<AddResult>),
+    /// `cat`: the bytes went to standard output.
+    Written {
+        /// How many.
+        bytes: u64,
+    },
+    /// `ls`.
+    Listing(Vec<ListEntry>),
+    /// `export`.
+    Exported(Exported),
+    /// `pin add`.
+    Pinned(Pin),
+    /// `pin rm`.
+    Unpinned(Pin),
+    /// `pin ls`.
+    Pins(Vec<Pin>),
+    /// `gc`.
+    Gc(GcReport),
+    /// `fsck`.
+    Fsck(FsckReport),
+    /// `trust grant`, `trust show`, `trust revoke`.
+    Cert(CertInfo),
+    /// `trust import`.
+    Imported(Imported),
+    /// `trust ls`.
+    Certs(Vec<CertInfo>),
+    /// `trust verify`.
+    Verdict(Verdict),
+    /// `trust roots add|rm|ls`.
+    Roots(Vec<RootInfo>),
+    /// `status`.
+    Status(StatusReport),
+    /// `stop`: the daemon stops once this is sent.
+    Stopping(DaemonInfo),
+    /// `invite`.
+    Invite(Invite),
+    /// `join`.
+    Joined(Joined),
+    /// `peers ls`.
+    Peers(Vec<PeerInfo>),
+    /// `peers add`.
+    PeerAdded(PeerInfo),
+    /// `peers rm`.
+    PeerRemoved(PeerInfo),
+    /// `get`.
+    Fetched(Fetched),
+    /// `push`.
+    Pushed(Pushed),
+    /// `name zone create`, `name rotate`, `name root commit`.
+    ZoneChanged(crate::names::ZoneChanged),
+    /// `name zone ls`.
+    Zones(Vec<clive_naming::ZoneInfo>),
+    /// `name zone show`.
+    Zone(crate::names::ZoneShown),
+    /// `name publish`, `name unpublish`.
+    NamePublished(clive_naming::Published),
+    /// `name publish` of several names at once.
+    NamesPublished(Vec<clive_naming::Published>),
+    /// `name delegate`.
+    Delegated(clive_naming::RoleInfo),
+    /// `name root sign`.
+    RootSigned(crate::names::RootSigned),
+    /// `name follow`, `name refresh`.
+    Refreshed(crate::names::Refreshed),
+    /// `name resolve`.
+    Resolved(clive_naming::Resolution),
+    /// `name history`.
+    NameHistory(Vec<clive_naming::Change>),
+    /// `name export`.
+    ZoneExported(crate::names::ZoneExported),
+    /// `name override`.
+    Overridden(crate::names::Overridden),
+}
+
+impl Reply {
+    /// False when the command worked but its answer is "no": `fsck` found
+    /// damage, or `trust verify` refused. The tool exits 1 then.
+    pub fn succeeded(&self) -> bool {
+        match self {
+            Reply::Fsck(report) => report.is_clean(),
+            Reply::Verdict(verdict) => verdict.allowed,
+            _ => true,
+        }
+    }
+}
+
+/// What a call may fail with, in-process or over the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The node refused or failed.
+    #[error("{}", error_chain(cause))]
+    Node {
+        /// The node's error.
+        cause: NodeError,
+    },
+    /// The daemon refused or failed; its whole message.
+    #[error("{message}")]
+    Remote {
+        /// The message, causes included.
+        message: String,
+    },
+    /// An argument that does not parse.
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An OBJECT argument that names nothing unambiguously (it reads both
+    /// as a pin and as a zone's name, or names a target that is no hash).
+    #[error("{cause}")]
+    Object {
+        /// Why.
+        cause: ObjectError,
+    },
+    /// `stop` (or another daemon-only command) when no daemon runs.
+    #[error("no daemon is running on {home} (nothing listens on {socket})")]
+    NoDaemon {
+        /// The home.
+        home: PathBuf,
+        /// Its control socket.
+        socket: PathBuf,
+    },
+    /// Writing the call's standard output failed.
+    #[error("writing standard output: {cause}")]
+    Output {
+        /// The underlying error.
+        cause: std::io::Error,
+    },
+    /// Reading the client's standard input failed.
+    #[error("reading standard input: {cause}")]
+    Input {
+        /// The underlying error.
+        cause: std::io::Error,
+    },
+    /// The control socket failed or its peer broke the protocol.
+    #[error("control socket {path}: {reason}")]
+    Control {
+        /// The socket.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl From<NodeError> for ApiError {
+    fn from(cause: NodeError) -> Self {
+        ApiError::Node { cause }
+    }
+}
+
+impl From<ObjectError> for ApiError {
+    fn from(e: ObjectError) -> Self {
+        match e {
+            ObjectError::Node(cause) => ApiError::Node { cause },
+            cause => ApiError::Object { cause },
+        }
+    }
+}
+
+/// An error and its causes, joined by `": "` (as `{:#}` of `anyhow` shows them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// What a call streams, and what it runs within.
+pub trait CallContext: Send {
+    /// Where the call reports the progress of long work.
+    fn progress(&self) -> Arc<dyn Progress>;
+    /// Where `cat` writes.
+    fn stdout(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send);
+    /// Where `add -` reads; empty after the first call.
+    fn take_stdin(&mut self) -> Box<dyn AsyncRead + Unpin + Send>;
+    /// The passphrase of the node's key, for signing.
+    fn passphrase(&self) -> &(dyn PassphraseSource + Sync);
+    /// The daemon serving the call; `None` in-process.
+    fn daemon(&self) -> Option<DaemonInfo>;
+}
+
+/// Where a call was made, as its handler sees it: arguments naming files
+/// are resolved against the client's directory, and signing uses the
+/// client's ssh-agent.
+pub(crate) struct Client<'a> {
+    cwd: &'a Path,
+    ssh_auth_sock: Option<&'a Path>,
+}
+
+impl Client<'_> {
+    /// The client's working directory.
+    pub(crate) fn cwd(&self) -> &Path {
+        self.cwd
+    }
+
+    /// A path argument, relative to the client's directory.
+    pub(crate) fn path(&self, p: &Path) -> PathBuf {
+        self.cwd.join(p)
+    }
+
+    /// A KEY or CERT argument: a file relative to the client's directory
+    /// becomes its full path; anything else is kept.
+    pub(crate) fn key(&self, arg: String) -> String {
+        file_arg(self.cwd, arg)
+    }
+
+    /// How to sign: with the client's ssh-agent when `agent`, else with the
+    /// node's key unlocked by `passphrase` (the call's).
+    pub(crate) fn sign_with<'c>(
+        &'c self,
+        agent: bool,
+        passphrase: &'c (dyn PassphraseSource + Sync),
+    ) -> SignWith<'c> {
+        SignWith {
+            agent,
+            agent_socket: self.ssh_auth_sock,
+            passphrase,
+        }
+    }
+}
+
+/// Resolves a KEY or CERT argument that names a file relative to `cwd`;
+/// anything else (key lines, endpoint ids, fingerprints, ids) is kept.
+fn file_arg(cwd: &Path, arg: String) -> String {
+    if arg.starts_with("SHA256:")
+        || Path::new(&arg).is_absolute()
+        || PublicIdentity::parse(&arg).is_ok()
+    {
+        return arg;
+    }
+    let joined = cwd.join(&arg);
+    match joined.to_str() {
+        Some(path) if joined.is_file() => path.to_owned(),
+        _ => arg,
+    }
+}
+
+/// A DURATION argument (`30d`, `12h`).
+pub(crate) fn duration(text: &str) -> Result<std::time::Duration, ApiError> {
+    clock_parse_duration(text).map_err(|reason| ApiError::Invalid { reason })
+}
+
+/// Runs one call against `node`.
+pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Result<Reply, ApiError> {
+    let Call {
+        cwd,
+        ssh_auth_sock,
+        request,
+    } = call;
+    let client = Client {
+        cwd: &cwd,
+        ssh_auth_sock: ssh_auth_sock.as_deref(),
+    };
+    match request {
+        Request::Id => Ok(Reply::Identity(node.identity())),
+        Request::Store(request) => store::handle(node, request, &client, ctx).await,
+        Request::Trust(request) => trust::handle(node, request, &client, ctx).await,
+        Request::Status => {
+            let mut status = node.status().await?;
+            let daemon = ctx.daemon();
+            // A daemon answering is a daemon running.
+            status.running |= daemon.is_some();
+            Ok(Reply::Status(StatusReport { status, daemon }))
+        }
+        Request::Stop => match ctx.daemon() {
+            Some(daemon) => Ok(Reply::Stopping(daemon)),
+            None => Err(ApiError::NoDaemon {
+                home: node.home().root().to_owned(),
+                socket: node.home().control_path(),
+            }),
+        },
+        Request::Peers(request) => peers::handle(node, request, &client, ctx).await,
+        Request::Name(request) => names::handle(node, request, &client, ctx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,448 @@
+//! The `name` requests: zones and the names signed in them.
+
+use std::path::PathBuf;
+
+use clive_naming::Zones;
+use clive_trust::PublicIdentity;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, CallContext, Client, Reply};
+use crate::{Node, NodeError};
+
+/// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); KEY is an
+/// OpenSSH public key line, a file holding one, an endpoint id, or the
+/// SHA256: fingerprint of a known key; TARGET is a path (added to the
+/// store) or the hash of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(tag = "name_op", rename_all = "snake_case")]
+pub enum NameRequest {
+    /// Zones this node publishes or follows.
+    #[command(subcommand)]
+    Zone(ZoneRequest),
+    /// Publish NAME as the content at PATH (added to the store) or HASH, signed.
+    ///
+    /// More NAME TARGET pairs (same zone) go into the same signed version.
+    Publish {
+        /// ZONE/PATH.
+        name: String,
+        /// A file or directory, or the hash of an object in the store.
+        target: String,
+        /// Further NAME TARGET pairs.
+        #[arg(value_name = "NAME TARGET")]
+        #[serde(default)]
+        more: Vec<String>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        #[serde(default)]
+        agent: bool,
+        /// What the client names this publish by, to ask afterwards
+        /// whether it was committed ([`NameRequest::Receipt`]).
+        #[arg(skip)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<String>,
+    },
+    /// Remove NAME from its zone, signed.
+    Unpublish {
+        /// ZONE/PATH.
+        name: String,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        #[serde(default)]
+        agent: bool,
+        /// As for [`NameRequest::Publish`].
+        #[arg(skip)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<String>,
+    },
+    /// What the publish named `receipt` committed: every name it published
+    /// (`Reply::NamesPublished`), none when it was not committed. Asked by
+    /// the control client, never typed.
+    #[command(skip)]
+    Receipt {
+        /// The publish's receipt.
+        receipt: String,
+    },
+    /// Delegate the names of ZONE under PREFIX to KEY (a delegated targets role).
+    Delegate {
+        /// The zone.
+        zone: String,
+        /// The path prefix delegated (`beta/`).
+        prefix: String,
+        /// The delegate's KEY.
+        #[arg(long, value_name = "KEY")]
+        to: String,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Replace the keys of a role (root, targets, snapshot, timestamp) with a new root version.
+    ///
+    /// The new root must be signed by a threshold of the old and of the new
+    /// root keys. When this node's signature is not enough, the root is
+    /// written to FILE for co-signers (`name root sign`), then installed
+    /// with `name root commit`.
+    Rotate {
+        /// The zone.
+        zone: String,
+        /// The role whose keys change.
+        role: String,
+        /// The role's new keys (repeatable).
+        #[arg(long = "key", value_name = "KEY", required = true)]
+        keys: Vec<String>,
+        /// How many of the keys must sign [default: the current threshold]
+        #[arg(long, value_name = "N")]
+        #[serde(default)]
+        threshold: Option<u32>,
+        /// Where to write the new root when co-signatures are needed.
+        #[arg(short = 'o', value_name = "FILE")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Root metadata signed by several people.
+    #[command(subcommand)]
+    Root(RootRequest),
+    /// Follow a zone from a ticket (`name zone create` prints one) or a trusted ROOT.json.
+    Follow {
+        /// A zone ticket, or a root.json file to trust.
+        source: String,
+        /// Also fetch the zone's metadata from this static HTTP mirror.
+        #[arg(long, value_name = "URL")]
+        #[serde(default)]
+        mirror: Option<String>,
+        /// Call the zone this here [default: the zone's own name]
+        #[arg(long = "as", value_name = "ZONE")]
+        #[serde(default)]
+        alias: Option<String>,
+    },
+    /// Fetch new metadata for a zone now, from its peers and mirror.
+    Refresh {
+        /// The zone.
+        zone: String,
+    },
+    /// Print the hash NAME resolves to, and how it was verified.
+    Resolve {
+        /// ZONE/PATH.
+        name: String,
+        /// Past expiry, answer with the last verified value, marked stale.
+        #[arg(long)]
+        #[serde(default)]
+        offline: bool,
+    },
+    /// Every change of NAME: version, time and signer, verified from stored metadata.
+    History {
+        /// ZONE/PATH.
+        name: String,
+    },
+    /// Write ZONE as a plain TUF repository (metadata/ and targets/) any web server can serve.
+    Export {
+        /// The zone.
+        zone: String,
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
+    /// Map NAME to a hash on this node only (never signed or propagated).
+    Override {
+        /// ZONE/PATH.
+        name: String,
+        /// A file or directory, or a hash.
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        #[serde(default)]
+        target: Option<String>,
+        /// Remove the override.
+        #[arg(long)]
+        #[serde(default)]
+        clear: bool,
+    },
+}
+
+/// Zone subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(tag = "zone_op", rename_all = "snake_case")]
+pub enum ZoneRequest {
+    /// Create a zone signed by this node, and print the ticket followers use.
+    Create {
+        /// The zone's name.
+        zone: String,
+        /// Further root keys (repeatable): co-signers of root changes.
+        #[arg(long = "key", value_name = "KEY")]
+        #[serde(default)]
+        keys: Vec<String>,
+        /// How many root keys must sign a root.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threshold: u32,
+        /// Where to write the first root when co-signatures are needed.
+        #[arg(short = 'o', value_name = "FILE")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        #[serde(default)]
+        agent: bool,
+    },
+    /// List zones: versions, expiry, and whether this node publishes them.
+    Ls,
+    /// Show one zone: its roles, keys, versions, evidence and ticket.
+    Show {
+        /// The zone.
+        zone: String,
+    },
+}
+
+/// Root subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(tag = "root_op", rename_all = "snake_case")]
+pub enum RootRequest {
+    /// Add this node's signature (or the signature of an ssh key file) to a root file.
+    Sign {
+        /// The root.json file, rewritten in place.
+        file: PathBuf,
+        /// Sign with this OpenSSH ed25519 private key instead of the node's.
+        #[arg(long, value_name = "PATH")]
+        #[serde(default)]
+        key: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long, conflicts_with = "key")]
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Install a root file once enough keys have signed it, and publish it.
+    Commit {
+        /// The zone.
+        zone: String,
+        /// The signed root.json.
+        file: PathBuf,
+    },
+}
+
+impl NameRequest {
+    /// Whether the request only reads the zones in `state.redb`, so that
+    /// [`read_only_reply`] answers it (see [`super::Request::read_only`]).
+    pub(crate) fn read_only(&self) -> bool {
+        matches!(
+            self,
+            NameRequest::Resolve { .. }
+                | NameRequest::History { .. }
+                | NameRequest::Zone(ZoneRequest::Ls)
+                | NameRequest::Receipt { .. }
+        )
+    }
+
+    /// The receipt of a publish.
+    pub(crate) fn receipt(&self) -> Option<&str> {
+        match self {
+            NameRequest::Publish { receipt, .. } | NameRequest::Unpublish { receipt, .. } => {
+                receipt.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The label of the call's progress bar.
+    pub(crate) fn progress_label(&self) -> &'static str {
+        match self {
+            NameRequest::Publish { .. } => "adding",
+            _ => "",
+        }
+    }
+}
+
+/// Answers a [read-only](NameRequest::read_only) request from `zones`
+/// alone (`me` is the node's key, when known; `now` decides what has
+/// expired); `None` for any other request. Serves the node, the daemon and
+/// the state opened read-only alike.
+pub fn read_only_reply(
+    zones: &Zones,
+    me: Option<&PublicIdentity>,
+    request: &NameRequest,
+    now: u64,
+) -> Option<Result<Reply, NodeError>> {
+    fn split(name: &str) -> Result<(&str, &str), NodeError> {
+        clive_naming::name::split(name).map_err(NodeError::from)
+    }
+    if !request.read_only() {
+        return None;
+    }
+    Some(match request {
+        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
+            zones
+                .resolve(zone, path, *offline, now)
+                .map(Reply::Resolved)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
+            zones
+                .history(zone, path)
+                .map(Reply::NameHistory)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::Zone(ZoneRequest::Ls) => {
+            zones.list(me).map(Reply::Zones).map_err(NodeError::from)
+        }
+        NameRequest::Receipt { receipt } => receipt_reply(zones, receipt),
+        _ => return None,
+    })
+}
+
+/// What the publish recorded under `receipt` committed (nothing yet: empty).
+pub fn receipt_reply(zones: &Zones, receipt: &str) -> Result<Reply, NodeError> {
+    zones
+        .receipt(receipt)
+        .map(|r| Reply::NamesPublished(r.unwrap_or_default()))
+        .map_err(NodeError::from)
+}
+
+/// Runs one `name` request.
+pub(crate) async fn handle(
+    node: &Node,
+    request: NameRequest,
+    client: &Client<'_>,
+    ctx: &mut dyn CallContext,
+) -> Result<Reply, ApiError> {
+    let cwd = client.cwd();
+    let passphrase = ctx.passphrase();
+    let with = |agent| client.sign_with(agent, passphrase);
+    Ok(match request {
+        read @ (NameRequest::Resolve { .. }
+        | NameRequest::History { .. }
+        | NameRequest::Zone(ZoneRequest::Ls)
+        | NameRequest::Receipt { .. }) => {
+            match read_only_reply(
+                &node.names().zones(),
+                Some(node.public()),
+                &read,
+                node.now(),
+            ) {
+                Some(reply) => reply?,
+                None => {
+                    return Err(ApiError::Invalid {
+                        reason: format!("{read:?} is not a read-only request"),
+                    });
+                }
+            }
+        }
+        NameRequest::Zone(ZoneRequest::Create {
+            zone,
+            keys,
+            threshold,
+            out,
+            agent,
+        }) => {
+            let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
+            let out = out.map(|p| client.path(&p));
+            Reply::ZoneChanged(
+                node.names()
+                    .zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
+                    .await?,
+            )
+        }
+        NameRequest::Zone(ZoneRequest::Show { zone }) => {
+            Reply::Zone(node.names().zone_show(&zone).await?)
+        }
+        NameRequest::Publish {
+            name,
+            target,
+            more,
+            agent,
+            receipt,
+        } if more.is_empty() => Reply::NamePublished(
+            node.names()
+                .publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
+                .await?,
+        ),
+        NameRequest::Publish {
+            name,
+            target,
+            more,
+            agent,
+            receipt,
+        } => {
+            if more.len() % 2 != 0 {
+                return Err(ApiError::Invalid {
+                    reason: "give NAME TARGET pairs: the last NAME has no TARGET".into(),
+                });
+            }
+            let mut pairs = vec![(name, target)];
+            pairs.extend(more.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
+            Reply::NamesPublished(
+                node.names()
+                    .publish_many(&pairs, cwd, with(agent), receipt.as_deref())
+                    .await?,
+            )
+        }
+        NameRequest::Unpublish {
+            name,
+            agent,
+            receipt,
+        } => Reply::NamePublished(
+            node.names()
+                .publish(&name, None, with(agent), receipt.as_deref())
+                .await?,
+        ),
+        NameRequest::Delegate {
+            zone,
+            prefix,
+            to,
+            agent,
+        } => Reply::Delegated(
+            node.names()
+                .delegate(&zone, &prefix, &client.key(to), with(agent))
+                .await?,
+        ),
+        NameRequest::Rotate {
+            zone,
+            role,
+            keys,
+            threshold,
+            out,
+            agent,
+        } => {
+            let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
+            let out = out.map(|p| client.path(&p));
+            Reply::ZoneChanged(
+                node.names()
+                    .rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
+                    .await?,
+            )
+        }
+        NameRequest::Root(RootRequest::Sign { file, key, agent }) => {
+            let key = key.map(|p| client.path(&p));
+            Reply::RootSigned(
+                node.names()
+                    .root_sign(&client.path(&file), key.as_deref(), with(agent))
+                    .await?,
+            )
+        }
+        NameRequest::Root(RootRequest::Commit { zone, file }) => Reply::ZoneChanged(
+            node.names()
+                .root_commit(&zone, &client.path(&file), with(false))
+                .await?,
+        ),
+        NameRequest::Follow {
+            source,
+            mirror,
+            alias,
+        } => Reply::Refreshed(
+            node.names()
+                .follow(&source, cwd, mirror.as_deref(), alias.as_deref())
+                .await?,
+        ),
+        NameRequest::Refresh { zone } => Reply::Refreshed(node.names().refresh(&zone).await?),
+        NameRequest::Export { zone, dir } => {
+            Reply::ZoneExported(node.names().export(&zone, &client.path(&dir)).await?)
+        }
+        NameRequest::Override {
+            name,
+            target,
+            clear: _,
+        } => Reply::Overridden(
+            node.names()
+                .override_name(&name, target.as_deref().map(|t| (t, cwd)))
+                .await?,
+        ),
+    })
+}
