@@ -642,3 +642,54 @@ fn stored_bytes(path: &Path) -> u64 {
         .map(|m| m.blocks() * 512)
         .unwrap_or(0)
 }
+
+/// A signed name given where an OBJECT goes obeys the node's clock exactly
+/// as `name resolve` does: served while its metadata holds, refused with
+/// the same error once the clock passes its expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
+    let mut a = TestPeer::start().await;
+    // The re-signer would renew the zone's metadata once the clock moves.
+    a.stop_services().await;
+    let file = a.dir.path().join("app.txt");
+    std::fs::write(&file, b"version 1\n").unwrap();
+    let names = a.node().names();
+    names
+        .zone_create("rel", &[], 1, None, sign())
+        .await
+        .unwrap();
+    names
+        .publish(
+            "rel/app",
+            Some((file.to_str().unwrap(), a.dir.path())),
+            sign(),
+            None,
+        )
+        .await
+        .unwrap();
+    let hash = a.node().resolve_object("rel/app").await.unwrap();
+    assert_eq!(
+        hash.to_string(),
+        blake3::hash(b"version 1\n").to_hex().as_str()
+    );
+
+    a.clock.set(SystemClock.now() + 400 * 24 * 3600);
+    let by_resolve = a
+        .node()
+        .names()
+        .zones()
+        .resolve("rel", "app", false, a.node().now())
+        .expect_err("expired metadata resolves");
+    let by_object = a
+        .node()
+        .resolve_object("rel/app")
+        .await
+        .expect_err("an expired name served as an object");
+    let by_object = by_object.to_string();
+    assert!(
+        by_object.contains(&by_resolve.to_string()),
+        "{by_object:?} is not {by_resolve:?}"
+    );
+    assert!(by_object.contains("expired"), "{by_object}");
+    a.stop().await;
+}

@@ -5,7 +5,7 @@
 //!
 //! - [`endpoint`]: the iroh QUIC endpoint, keyed by the node's SSH key;
 //!   relays and discovery off unless configured.
-//! - [`serve`]: the router, one ALPN per protocol (blobs, `clive/peer/1`,
+//! - [`serve`]: the router, one ALPN per protocol (blobs, `clive/peer/2`,
 //!   `clive/zones/1`, gossip), the peer protocol's handler, and the trust
 //!   check on every blob request.
 //! - [`wire`]: the peer protocol (hello, join, check, push offers) and the

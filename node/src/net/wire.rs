@@ -1,8 +1,10 @@
-//! The peer protocol, ALPN `clive/peer/1`, and the exchange format every
+//! The peer protocol, ALPN `clive/peer/2`, and the exchange format every
 //! request/reply protocol of the node uses (the zones protocol,
 //! `clive/zones/1` in `zones.rs`, too).
 //!
-//! Format version 1. Each exchange is one QUIC bidirectional stream: the
+//! Format version 2 (version 1 also carried the zone requests, which now
+//! have a protocol of their own; a node of version 1 and one of version 2
+//! do not connect on this ALPN, rather than misread each other). Each exchange is one QUIC bidirectional stream: the
 //! caller writes one request and finishes its side, the callee answers with
 //! one reply and finishes, within [`CALL_TIMEOUT`]. Both are JSON objects
 //! tagged by `type`, at most [`MAX_MESSAGE`] bytes; a longer message is
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::{NetError, NodeError};
 
 /// The ALPN of the peer protocol, with its version.
-pub const PEER_ALPN: &[u8] = b"clive/peer/1";
+pub const PEER_ALPN: &[u8] = b"clive/peer/2";
 
 /// The largest request or reply, in bytes.
 pub const MAX_MESSAGE: usize = 64 * 1024;
