@@ -432,7 +432,7 @@ fn error_for(node: &TestNode, bytes: &[u8]) -> String {
     value["message"].as_str().expect("a message").to_owned()
 }
 
-const HELLO: &[u8] = br#"{"protocol":"clive-control","version":2}"#;
+const HELLO: &[u8] = br#"{"protocol":"clive-control","version":3}"#;
 
 #[test]
 fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
@@ -460,7 +460,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         &frame(1, br#"{"protocol":"clive-control","version":99}"#),
     );
     assert!(
-        err.contains("version 2, not clive-control version 99"),
+        err.contains("version 3, not clive-control version 99"),
         "{err}"
     );
     let mut bad_request = frame(1, HELLO);

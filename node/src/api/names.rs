@@ -6,7 +6,7 @@ use clive_naming::Zones;
 use clive_trust::PublicIdentity;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, Reply};
+use super::{ApiError, CallContext, Client};
 use crate::{Node, NodeError};
 
 /// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); KEY is an
@@ -55,7 +55,7 @@ pub enum NameRequest {
         receipt: Option<String>,
     },
     /// What the publish named `receipt` committed: every name it published
-    /// (`Reply::NamesPublished`), none when it was not committed. Asked by
+    /// (`NameReply::NamesPublished`), none when it was not committed. Asked by
     /// the control client, never typed.
     #[command(skip)]
     Receipt {
@@ -219,6 +219,36 @@ pub enum RootRequest {
     },
 }
 
+/// The answers to [`NameRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum NameReply {
+    /// `name zone create`, `name rotate`, `name root commit`.
+    ZoneChanged(crate::names::ZoneChanged),
+    /// `name zone ls`.
+    Zones(Vec<clive_naming::ZoneInfo>),
+    /// `name zone show`.
+    Zone(crate::names::ZoneShown),
+    /// `name publish`, `name unpublish`.
+    NamePublished(clive_naming::Published),
+    /// `name publish` of several names at once.
+    NamesPublished(Vec<clive_naming::Published>),
+    /// `name delegate`.
+    Delegated(clive_naming::RoleInfo),
+    /// `name root sign`.
+    RootSigned(crate::names::RootSigned),
+    /// `name follow`, `name refresh`.
+    Refreshed(crate::names::Refreshed),
+    /// `name resolve`.
+    Resolved(clive_naming::Resolution),
+    /// `name history`.
+    NameHistory(Vec<clive_naming::Change>),
+    /// `name export`.
+    ZoneExported(crate::names::ZoneExported),
+    /// `name override`.
+    Overridden(crate::names::Overridden),
+}
+
 impl NameRequest {
     /// Whether the request only reads the zones in `state.redb`, so that
     /// [`read_only_reply`] answers it (see [`super::Request::read_only`]).
@@ -260,7 +290,7 @@ pub fn read_only_reply(
     me: Option<&PublicIdentity>,
     request: &NameRequest,
     now: u64,
-) -> Option<Result<Reply, NodeError>> {
+) -> Option<Result<NameReply, NodeError>> {
     fn split(name: &str) -> Result<(&str, &str), NodeError> {
         clive_naming::name::split(name).map_err(NodeError::from)
     }
@@ -271,28 +301,29 @@ pub fn read_only_reply(
         NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
             zones
                 .resolve(zone, path, *offline, now)
-                .map(Reply::Resolved)
+                .map(NameReply::Resolved)
                 .map_err(NodeError::from)
         }),
         NameRequest::History { name } => split(name).and_then(|(zone, path)| {
             zones
                 .history(zone, path)
-                .map(Reply::NameHistory)
+                .map(NameReply::NameHistory)
                 .map_err(NodeError::from)
         }),
-        NameRequest::Zone(ZoneRequest::Ls) => {
-            zones.list(me).map(Reply::Zones).map_err(NodeError::from)
-        }
+        NameRequest::Zone(ZoneRequest::Ls) => zones
+            .list(me)
+            .map(NameReply::Zones)
+            .map_err(NodeError::from),
         NameRequest::Receipt { receipt } => receipt_reply(zones, receipt),
         _ => return None,
     })
 }
 
 /// What the publish recorded under `receipt` committed (nothing yet: empty).
-pub fn receipt_reply(zones: &Zones, receipt: &str) -> Result<Reply, NodeError> {
+pub fn receipt_reply(zones: &Zones, receipt: &str) -> Result<NameReply, NodeError> {
     zones
         .receipt(receipt)
-        .map(|r| Reply::NamesPublished(r.unwrap_or_default()))
+        .map(|r| NameReply::NamesPublished(r.unwrap_or_default()))
         .map_err(NodeError::from)
 }
 
@@ -302,7 +333,7 @@ pub(crate) async fn handle(
     request: NameRequest,
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
-) -> Result<Reply, ApiError> {
+) -> Result<NameReply, ApiError> {
     let cwd = client.cwd();
     let passphrase = ctx.passphrase();
     let with = |agent| client.sign_with(agent, passphrase);
@@ -334,14 +365,14 @@ pub(crate) async fn handle(
         }) => {
             let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
             let out = out.map(|p| client.path(&p));
-            Reply::ZoneChanged(
+            NameReply::ZoneChanged(
                 node.names()
                     .zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
                     .await?,
             )
         }
         NameRequest::Zone(ZoneRequest::Show { zone }) => {
-            Reply::Zone(node.names().zone_show(&zone).await?)
+            NameReply::Zone(node.names().zone_show(&zone).await?)
         }
         NameRequest::Publish {
             name,
@@ -349,7 +380,7 @@ pub(crate) async fn handle(
             more,
             agent,
             receipt,
-        } if more.is_empty() => Reply::NamePublished(
+        } if more.is_empty() => NameReply::NamePublished(
             node.names()
                 .publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
                 .await?,
@@ -368,7 +399,7 @@ pub(crate) async fn handle(
             }
             let mut pairs = vec![(name, target)];
             pairs.extend(more.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
-            Reply::NamesPublished(
+            NameReply::NamesPublished(
                 node.names()
                     .publish_many(&pairs, cwd, with(agent), receipt.as_deref())
                     .await?,
@@ -378,7 +409,7 @@ pub(crate) async fn handle(
             name,
             agent,
             receipt,
-        } => Reply::NamePublished(
+        } => NameReply::NamePublished(
             node.names()
                 .publish(&name, None, with(agent), receipt.as_deref())
                 .await?,
@@ -388,7 +419,7 @@ pub(crate) async fn handle(
             prefix,
             to,
             agent,
-        } => Reply::Delegated(
+        } => NameReply::Delegated(
             node.names()
                 .delegate(&zone, &prefix, &client.key(to), with(agent))
                 .await?,
@@ -403,7 +434,7 @@ pub(crate) async fn handle(
         } => {
             let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
             let out = out.map(|p| client.path(&p));
-            Reply::ZoneChanged(
+            NameReply::ZoneChanged(
                 node.names()
                     .rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
                     .await?,
@@ -411,13 +442,13 @@ pub(crate) async fn handle(
         }
         NameRequest::Root(RootRequest::Sign { file, key, agent }) => {
             let key = key.map(|p| client.path(&p));
-            Reply::RootSigned(
+            NameReply::RootSigned(
                 node.names()
                     .root_sign(&client.path(&file), key.as_deref(), with(agent))
                     .await?,
             )
         }
-        NameRequest::Root(RootRequest::Commit { zone, file }) => Reply::ZoneChanged(
+        NameRequest::Root(RootRequest::Commit { zone, file }) => NameReply::ZoneChanged(
             node.names()
                 .root_commit(&zone, &client.path(&file), with(false))
                 .await?,
@@ -426,20 +457,20 @@ pub(crate) async fn handle(
             source,
             mirror,
             alias,
-        } => Reply::Refreshed(
+        } => NameReply::Refreshed(
             node.names()
                 .follow(&source, cwd, mirror.as_deref(), alias.as_deref())
                 .await?,
         ),
-        NameRequest::Refresh { zone } => Reply::Refreshed(node.names().refresh(&zone).await?),
+        NameRequest::Refresh { zone } => NameReply::Refreshed(node.names().refresh(&zone).await?),
         NameRequest::Export { zone, dir } => {
-            Reply::ZoneExported(node.names().export(&zone, &client.path(&dir)).await?)
+            NameReply::ZoneExported(node.names().export(&zone, &client.path(&dir)).await?)
         }
         NameRequest::Override {
             name,
             target,
             clear: _,
-        } => Reply::Overridden(
+        } => NameReply::Overridden(
             node.names()
                 .override_name(&name, target.as_deref().map(|t| (t, cwd)))
                 .await?,

@@ -6,9 +6,9 @@ use std::{path::PathBuf, sync::Arc};
 use clive_cas::NoProgress;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, Reply, duration};
+use super::{ApiError, CallContext, Client, duration};
 use crate::{
-    Node, NodeError,
+    Fetched, Invite, Joined, Node, NodeError, PeerInfo, Pushed,
     object::{OBJECT_HELP, OBJECT_LONG_HELP, ObjectRef},
 };
 
@@ -95,6 +95,26 @@ pub enum PeersRequest {
     },
 }
 
+/// The answers to [`PeerRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum PeerReply {
+    /// `invite`.
+    Invite(Invite),
+    /// `join`.
+    Joined(Joined),
+    /// `peers ls`.
+    Peers(Vec<PeerInfo>),
+    /// `peers add`.
+    PeerAdded(PeerInfo),
+    /// `peers rm`.
+    PeerRemoved(PeerInfo),
+    /// `get`.
+    Fetched(Fetched),
+    /// `push`.
+    Pushed(Pushed),
+}
+
 impl PeerRequest {
     /// The label of the call's progress bar.
     pub(crate) fn progress_label(&self) -> &'static str {
@@ -112,24 +132,24 @@ pub(crate) async fn handle(
     request: PeerRequest,
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
-) -> Result<Reply, ApiError> {
+) -> Result<PeerReply, ApiError> {
     Ok(match request {
         PeerRequest::Invite {
             caps,
             expires,
             uses,
-        } => Reply::Invite(
+        } => PeerReply::Invite(
             node.peers()
                 .invite(&caps, duration(&expires)?, uses)
                 .await?,
         ),
-        PeerRequest::Join { ticket } => Reply::Joined(node.peers().join(&ticket).await?),
-        PeerRequest::Peers(PeersRequest::Ls) => Reply::Peers(node.peers().list().await?),
+        PeerRequest::Join { ticket } => PeerReply::Joined(node.peers().join(&ticket).await?),
+        PeerRequest::Peers(PeersRequest::Ls) => PeerReply::Peers(node.peers().list().await?),
         PeerRequest::Peers(PeersRequest::Add { peer, addrs }) => {
-            Reply::PeerAdded(node.peers().add(&client.key(peer), &addrs).await?)
+            PeerReply::PeerAdded(node.peers().add(&client.key(peer), &addrs).await?)
         }
         PeerRequest::Peers(PeersRequest::Rm { peer }) => {
-            Reply::PeerRemoved(node.peers().rm(&client.key(peer)).await?)
+            PeerReply::PeerRemoved(node.peers().rm(&client.key(peer)).await?)
         }
         PeerRequest::Get {
             object,
@@ -156,11 +176,11 @@ pub(crate) async fn handle(
                         .await?,
                 );
             }
-            Reply::Fetched(fetched)
+            PeerReply::Fetched(fetched)
         }
         PeerRequest::Push { object, to } => {
             let hash = node.resolve_object(&object).await?;
-            Reply::Pushed(
+            PeerReply::Pushed(
                 node.store()
                     .push(&hash.to_string(), &client.key(to), ctx.progress())
                     .await?,

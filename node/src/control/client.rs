@@ -23,7 +23,7 @@ use super::{
 use crate::{
     Home, Node,
     api::{
-        ApiError, Call, CallContext, NameRequest, Reply, Request, handle,
+        ApiError, Call, CallContext, NameReply, NameRequest, Reply, Request, handle,
         names::{read_only_reply, receipt_reply},
     },
 };
@@ -104,7 +104,9 @@ impl Connection {
                 let now = view.now();
                 let reply =
                     view.read(|zones, me| read_only_reply(zones, me, request, now).transpose())?;
-                reply.ok_or_else(|| needs_node(&call.request))
+                reply
+                    .map(Reply::Name)
+                    .ok_or_else(|| needs_node(&call.request))
             }
         }
     }
@@ -300,20 +302,20 @@ impl ControlClient {
                 Err(_) => receipt_from_state(&self.home, &ask),
             };
             match answer {
-                Some(Reply::NamesPublished(all)) if !all.is_empty() => {
-                    return Ok(match request {
+                Some(Reply::Name(NameReply::NamesPublished(all))) if !all.is_empty() => {
+                    return Ok(Reply::Name(match request {
                         Request::Name(crate::NameRequest::Publish { more, .. })
                             if !more.is_empty() =>
                         {
-                            Reply::NamesPublished(all)
+                            NameReply::NamesPublished(all)
                         }
                         _ => match all.into_iter().next() {
-                            Some(one) => Reply::NamePublished(one),
-                            None => Reply::NamesPublished(Vec::new()),
+                            Some(one) => NameReply::NamePublished(one),
+                            None => NameReply::NamesPublished(Vec::new()),
                         },
-                    });
+                    }));
                 }
-                Some(Reply::NamesPublished(_)) if !still_running => {
+                Some(Reply::Name(NameReply::NamesPublished(_))) if !still_running => {
                     return Err(self.error(format!(
                         "the daemon stopped before the publish was committed ({lost}): nothing \
                          was published; run it again"
@@ -343,12 +345,12 @@ fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
     };
     if let Ok(db) = crate::statedb::open_state_read_only(home) {
         let zones = clive_naming::Zones::read_only(std::sync::Arc::new(db));
-        return receipt_reply(&zones, receipt).ok();
+        return receipt_reply(&zones, receipt).ok().map(Reply::Name);
     }
     let _lock = crate::HomeLock::acquire(home).ok()?;
     let db = crate::statedb::open_state(home).ok()?;
     let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
-    receipt_reply(&zones, receipt).ok()
+    receipt_reply(&zones, receipt).ok().map(Reply::Name)
 }
 
 /// The refusal of a request that is not read-only by a connection that
