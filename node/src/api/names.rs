@@ -250,16 +250,10 @@ pub enum NameReply {
 }
 
 impl NameRequest {
-    /// Whether the request only reads the zones in `state.redb`, so that
+    /// Whether the request only reads the zones in `state.redb`: whether
     /// [`read_only_reply`] answers it (see [`super::Request::read_only`]).
     pub(crate) fn read_only(&self) -> bool {
-        matches!(
-            self,
-            NameRequest::Resolve { .. }
-                | NameRequest::History { .. }
-                | NameRequest::Zone(ZoneRequest::Ls)
-                | NameRequest::Receipt { .. }
-        )
+        lookup(self).is_some()
     }
 
     /// The receipt of a publish.
@@ -281,6 +275,44 @@ impl NameRequest {
     }
 }
 
+/// A lookup's answer, given the zones, the node's key (when known) and now.
+type Lookup<'r> =
+    Box<dyn FnOnce(&Zones, Option<&PublicIdentity>, u64) -> Result<NameReply, NodeError> + 'r>;
+
+/// The one list of the requests answered from the zones alone, each with
+/// its answer; `None` for every other request.
+fn lookup(request: &NameRequest) -> Option<Lookup<'_>> {
+    fn split(name: &str) -> Result<(&str, &str), NodeError> {
+        clive_naming::name::split(name).map_err(NodeError::from)
+    }
+    Some(match request {
+        NameRequest::Resolve { name, offline } => Box::new(move |zones, _, now| {
+            let (zone, path) = split(name)?;
+            zones
+                .resolve(zone, path, *offline, now)
+                .map(NameReply::Resolved)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::History { name } => Box::new(move |zones, _, _| {
+            let (zone, path) = split(name)?;
+            zones
+                .history(zone, path)
+                .map(NameReply::NameHistory)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::Zone(ZoneRequest::Ls) => Box::new(|zones, me, _| {
+            zones
+                .list(me)
+                .map(NameReply::Zones)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::Receipt { receipt } => {
+            Box::new(move |zones, _, _| receipt_reply(zones, receipt))
+        }
+        _ => return None,
+    })
+}
+
 /// Answers a [read-only](NameRequest::read_only) request from `zones`
 /// alone (`me` is the node's key, when known; `now` decides what has
 /// expired); `None` for any other request. Serves the node, the daemon and
@@ -291,32 +323,7 @@ pub fn read_only_reply(
     request: &NameRequest,
     now: u64,
 ) -> Option<Result<NameReply, NodeError>> {
-    fn split(name: &str) -> Result<(&str, &str), NodeError> {
-        clive_naming::name::split(name).map_err(NodeError::from)
-    }
-    if !request.read_only() {
-        return None;
-    }
-    Some(match request {
-        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
-            zones
-                .resolve(zone, path, *offline, now)
-                .map(NameReply::Resolved)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
-            zones
-                .history(zone, path)
-                .map(NameReply::NameHistory)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::Zone(ZoneRequest::Ls) => zones
-            .list(me)
-            .map(NameReply::Zones)
-            .map_err(NodeError::from),
-        NameRequest::Receipt { receipt } => receipt_reply(zones, receipt),
-        _ => return None,
-    })
+    lookup(request).map(|answer| answer(zones, me, now))
 }
 
 /// What the publish recorded under `receipt` committed (nothing yet: empty).
@@ -337,25 +344,14 @@ pub(crate) async fn handle(
     let cwd = client.cwd();
     let passphrase = ctx.passphrase();
     let with = |agent| client.sign_with(agent, passphrase);
+    if request.read_only() {
+        let zones = node.names().zones();
+        return match read_only_reply(&zones, Some(node.public()), &request, node.now()) {
+            Some(reply) => Ok(reply?),
+            None => Err(not_handled(&request)),
+        };
+    }
     Ok(match request {
-        read @ (NameRequest::Resolve { .. }
-        | NameRequest::History { .. }
-        | NameRequest::Zone(ZoneRequest::Ls)
-        | NameRequest::Receipt { .. }) => {
-            match read_only_reply(
-                &node.names().zones(),
-                Some(node.public()),
-                &read,
-                node.now(),
-            ) {
-                Some(reply) => reply?,
-                None => {
-                    return Err(ApiError::Invalid {
-                        reason: format!("{read:?} is not a read-only request"),
-                    });
-                }
-            }
-        }
         NameRequest::Zone(ZoneRequest::Create {
             zone,
             keys,
@@ -475,5 +471,15 @@ pub(crate) async fn handle(
                 .override_name(&name, target.as_deref().map(|t| (t, cwd)))
                 .await?,
         ),
+        // The lookups, answered above: `read_only_reply` is their one list.
+        lookup => return Err(not_handled(&lookup)),
     })
+}
+
+/// The refusal of a request this handler has no answer for: a lookup that
+/// `read_only_reply` did not answer, which cannot happen.
+fn not_handled(request: &NameRequest) -> ApiError {
+    ApiError::Invalid {
+        reason: format!("{request:?} has no handler"),
+    }
 }

@@ -311,21 +311,3 @@ fn file_args_resolve_against_the_client_directory() {
         assert_eq!(file_arg(dir.path(), kept.into()), kept);
     }
 }
-
-#[test]
-fn the_read_only_decision_and_the_read_only_answer_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
-    let zones = clive_naming::Zones::new(Arc::new(db));
-    for request in examples() {
-        let Request::Name(name) = &request else {
-            assert!(!request.read_only(), "{request:?}");
-            continue;
-        };
-        assert_eq!(
-            request.read_only(),
-            names::read_only_reply(&zones, None, name, 0).is_some(),
-            "{request:?}"
-        );
-    }
-}

@@ -23,9 +23,10 @@ use super::{
 use crate::{
     Home, Node,
     api::{
-        ApiError, Call, CallContext, NameReply, NameRequest, Reply, Request, handle,
+        ApiError, Call, CallContext, NameReply, Reply, Request, handle,
         names::{read_only_reply, receipt_reply},
     },
+    names::StateView,
 };
 
 /// How long a daemon may take to answer a hello.
@@ -50,7 +51,12 @@ pub enum Connection {
     Daemon(ControlClient),
     /// No daemon runs and the calls only read state: this process opened
     /// just `state.redb`.
-    State(crate::names::StateView),
+    State {
+        /// The state, opened read-only.
+        view: StateView,
+        /// Decides what has expired.
+        clock: Arc<dyn Clock>,
+    },
 }
 
 impl Connection {
@@ -81,8 +87,8 @@ impl Connection {
             if let Some(client) = ControlClient::connect(home).await? {
                 return Ok(Connection::Daemon(client));
             }
-            match crate::names::StateView::open(home, clock.clone()) {
-                Ok(view) => return Ok(Connection::State(view)),
+            match StateView::open(home) {
+                Ok(view) => return Ok(Connection::State { view, clock }),
                 Err(e) => tracing::info!(
                     "the state cannot be opened read-only ({}): opening the node instead",
                     crate::api::error_chain(&e)
@@ -97,11 +103,11 @@ impl Connection {
         match self {
             Connection::InProcess(node) => handle(node, call, ctx).await,
             Connection::Daemon(client) => client.call(call, ctx).await,
-            Connection::State(view) => {
+            Connection::State { view, clock } => {
                 let Request::Name(request) = &call.request else {
                     return Err(needs_node(&call.request));
                 };
-                let now = view.now();
+                let now = clock.now();
                 let reply =
                     view.read(|zones, me| read_only_reply(zones, me, request, now).transpose())?;
                 reply
@@ -115,7 +121,7 @@ impl Connection {
     pub async fn close(self) -> Result<(), ApiError> {
         match self {
             Connection::InProcess(node) => Ok(node.close().await?),
-            Connection::Daemon(_) | Connection::State(_) => Ok(()),
+            Connection::Daemon(_) | Connection::State { .. } => Ok(()),
         }
     }
 }
@@ -299,7 +305,7 @@ impl ControlClient {
                         Err(_) => None,
                     }
                 }
-                Err(_) => receipt_from_state(&self.home, &ask),
+                Err(_) => receipt_from_state(&self.home, receipt),
             };
             match answer {
                 Some(Reply::Name(NameReply::NamesPublished(all))) if !all.is_empty() => {
@@ -334,23 +340,22 @@ impl ControlClient {
     }
 }
 
-/// Answers `ask` (a receipt lookup) from the home's state while no daemon
-/// runs. A state last written by a killed process may need redb's
-/// recovery, which a read-only open cannot do: then, when no process holds
-/// the home, it is opened for writing under the home lock, which recovers
-/// it, and read there.
-fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
-    let Request::Name(NameRequest::Receipt { receipt }) = ask else {
-        return None;
+/// Answers a receipt lookup from the home's state while no daemon runs.
+/// A state last written by a killed process may need redb's recovery,
+/// which a read-only open cannot do: then, when no process holds the home,
+/// it is opened for writing under the home lock, which recovers it, and
+/// read there. Either way a damaged state is no answer, not a panic.
+fn receipt_from_state(home: &Home, receipt: &str) -> Option<Reply> {
+    let reply = match StateView::open(home) {
+        Ok(view) => view.read(|zones, _| receipt_reply(zones, receipt)),
+        Err(_) => {
+            let _lock = crate::HomeLock::acquire(home).ok()?;
+            let db = crate::statedb::open_state(home).ok()?;
+            let zones = clive_naming::Zones::new(Arc::new(db));
+            crate::statedb::read_state(home, || receipt_reply(&zones, receipt))
+        }
     };
-    if let Ok(db) = crate::statedb::open_state_read_only(home) {
-        let zones = clive_naming::Zones::read_only(std::sync::Arc::new(db));
-        return receipt_reply(&zones, receipt).ok().map(Reply::Name);
-    }
-    let _lock = crate::HomeLock::acquire(home).ok()?;
-    let db = crate::statedb::open_state(home).ok()?;
-    let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
-    receipt_reply(&zones, receipt).ok().map(Reply::Name)
+    reply.ok().map(Reply::Name)
 }
 
 /// The refusal of a request that is not read-only by a connection that
