@@ -76,7 +76,7 @@ impl Connection {
     /// Like [`Connection::open`], but when no daemon runs and every request
     /// is [read-only](Request::read_only), opens only the state. When the
     /// state cannot be opened read-only (another process has it open for
-    /// writing, or it needs recovery), says why in the log and opens the
+    /// writing, or it needs recovery), warns why and opens the
     /// node.
     pub async fn open_for(
         home: &Home,
@@ -89,7 +89,7 @@ impl Connection {
             }
             match StateView::open(home) {
                 Ok(view) => return Ok(Connection::State { view, clock }),
-                Err(e) => tracing::info!(
+                Err(e) => tracing::warn!(
                     "the state cannot be opened read-only ({}): opening the node instead",
                     crate::api::error_chain(&e)
                 ),
