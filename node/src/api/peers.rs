@@ -3,12 +3,12 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use clive_cas::NoProgress;
+use clive_cas::{Hash, NoProgress};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, CallContext, Client, duration};
 use crate::{
-    Fetched, Invite, Joined, Node, NodeError, PeerInfo, Pushed,
+    Fetched, Invite, Joined, NetError, Node, NodeError, PeerInfo, Pushed,
     object::{OBJECT_HELP, OBJECT_LONG_HELP, ObjectRef},
 };
 
@@ -169,10 +169,9 @@ pub(crate) async fn handle(
                 .get_and_pin(&hash, from.as_deref(), pin.as_deref(), ctx.progress())
                 .await?;
             if let Some(dest) = out {
-                let object = fetched.hash.to_string();
                 fetched.exported = Some(
                     node.store()
-                        .export(&object, &client.path(&dest), force, Arc::new(NoProgress))
+                        .export(&hash, &client.path(&dest), force, Arc::new(NoProgress))
                         .await?,
                 );
             }
@@ -182,7 +181,7 @@ pub(crate) async fn handle(
             let hash = node.resolve_object(&object).await?;
             PeerReply::Pushed(
                 node.store()
-                    .push(&hash.to_string(), &client.key(to), ctx.progress())
+                    .push(&hash, &client.key(to), ctx.progress())
                     .await?,
             )
         }
@@ -190,8 +189,9 @@ pub(crate) async fn handle(
 }
 
 /// What `get` fetches: the hash an OBJECT names. A bare word that names
-/// nothing here is passed on as it is, so the fetch says it is not a hash.
-async fn get_target(node: &Node, object: &str) -> Result<String, ApiError> {
+/// nothing here is refused as not a hash (it is no pin either, and `get`
+/// fetches by hash).
+async fn get_target(node: &Node, object: &str) -> Result<Hash, ApiError> {
     let bare = matches!(ObjectRef::parse(object), ObjectRef::Either(w) if !w.contains('/'));
     if bare
         && clive_cas::parse_hash(object).is_err()
@@ -202,7 +202,7 @@ async fn get_target(node: &Node, object: &str) -> Result<String, ApiError> {
             .map_err(NodeError::from)?
             .is_none()
     {
-        return Ok(object.to_owned());
+        return Err(NodeError::from(NetError::NotAHash(object.to_owned())).into());
     }
-    Ok(node.resolve_object(object).await?.to_string())
+    Ok(node.resolve_object(object).await?)
 }

@@ -234,7 +234,7 @@ pub(crate) async fn handle(
                 return Err(NodeError::TreeToTerminal { object }.into());
             }
             let mut out = ctx.stdout();
-            let bytes = node.store().cat(&hash.to_string(), &mut out).await?;
+            let bytes = node.store().cat(&hash, &mut out).await?;
             out.flush()
                 .await
                 .map_err(|cause| ApiError::Output { cause })?;
@@ -242,7 +242,7 @@ pub(crate) async fn handle(
         }
         StoreRequest::Ls { object } => {
             let hash = node.resolve_object(&object).await?;
-            StoreReply::Listing(node.store().ls(&hash.to_string()).await?)
+            StoreReply::Listing(node.store().ls(&hash).await?)
         }
         StoreRequest::Export {
             object,
@@ -255,13 +255,13 @@ pub(crate) async fn handle(
             let hash = node.resolve_object(&object).await?;
             StoreReply::Exported(
                 node.store()
-                    .export(&hash.to_string(), &dest, force, ctx.progress())
+                    .export(&hash, &dest, force, ctx.progress())
                     .await?,
             )
         }
         StoreRequest::Pin(PinRequest::Add { name, object }) => {
             let hash = node.resolve_object(&object).await?;
-            StoreReply::Pinned(node.store().pin_add(&name, &hash.to_string()).await?)
+            StoreReply::Pinned(node.store().pin_add(&name, &hash).await?)
         }
         StoreRequest::Pin(PinRequest::Rm { name }) => {
             StoreReply::Unpinned(node.store().pin_rm(&name).await?)
