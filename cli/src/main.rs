@@ -22,7 +22,9 @@ use anyhow::Result;
 use clap::Parser;
 use clive_node::{
     Call, Connection, ControlClient, Home, InitOptions, NetOptions, Node, Reply, Request,
-    StoreReply, clive_trust::SystemClock, daemon, trust::clock_parse_duration as parse_duration,
+    StoreReply,
+    clive_trust::{SystemClock, clock::parse_duration},
+    daemon,
 };
 
 use crate::{

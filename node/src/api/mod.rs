@@ -60,7 +60,6 @@ pub use self::{
 };
 use crate::{
     IdentityInfo, Node, NodeError, PassphraseSource, SignWith, Status, object::ObjectError,
-    trust::clock_parse_duration,
 };
 
 /// A request and where it was made.
@@ -431,7 +430,7 @@ fn file_arg(cwd: &Path, arg: String) -> String {
 
 /// A DURATION argument (`30d`, `12h`).
 pub(crate) fn duration(text: &str) -> Result<std::time::Duration, ApiError> {
-    clock_parse_duration(text).map_err(|reason| ApiError::Invalid { reason })
+    clive_trust::clock::parse_duration(text).map_err(|reason| ApiError::Invalid { reason })
 }
 
 /// Runs one call against `node`.

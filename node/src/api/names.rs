@@ -119,7 +119,7 @@ pub enum NameRequest {
         #[serde(default)]
         alias: Option<String>,
     },
-    /// Fetch new metadata for a zone now, from its peers and mirror.
+    /// Fetch new metadata for a zone now, from its mirror, or else from the peer it was followed from.
     Refresh {
         /// The zone.
         zone: String,

@@ -1,6 +1,6 @@
 //! The node's state opened read-only, for the `name` requests that only
-//! read it when no daemon runs (answered by
-//! the names part of the node API).
+//! read it when no daemon runs (answered by `read_only_reply` in the names
+//! part of the node API).
 
 use std::sync::Arc;
 
