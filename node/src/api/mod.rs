@@ -62,6 +62,17 @@ use crate::{
     IdentityInfo, Node, NodeError, PassphraseSource, SignWith, Status, object::ObjectError,
 };
 
+/// What a KEY argument may be: the one wording of it, which every request
+/// enum's documentation uses (`#[doc = concat!(.., key_help!(), ..)]`), as
+/// [`crate::object::OBJECT_HELP`] is the one wording of OBJECT.
+macro_rules! key_help {
+    () => {
+        "an OpenSSH public key line, a file holding one, an endpoint id, or the `SHA256:` \
+         fingerprint of a known key"
+    };
+}
+pub(crate) use key_help;
+
 /// A request and where it was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
@@ -94,10 +105,9 @@ impl Call {
 
 /// Every command of the node API, as the command line spells it.
 ///
-/// KEY arguments (`key`, `peer`, `from`, `to`) are an OpenSSH public key
-/// line, a file holding one, an endpoint id, or the `SHA256:` fingerprint of
-/// a known key; CERT arguments are a certificate id or a file written with
-/// `-o`; OBJECT arguments are described by [`crate::object::OBJECT_HELP`].
+#[doc = concat!("KEY arguments (`key`, `peer`, `from`, `to`) are ", key_help!(), ";")]
+/// CERT arguments are a certificate id or a file written with `-o`; OBJECT
+/// arguments are described by [`crate::object::OBJECT_HELP`].
 ///
 /// The `display_order` of each command keeps `clive-node --help` in the
 /// order it has always listed them, the tool's own commands (`init`,

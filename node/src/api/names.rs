@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, CallContext, Client};
 use crate::{Node, NodeError};
 
-/// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); KEY is an
-/// OpenSSH public key line, a file holding one, an endpoint id, or the
-/// SHA256: fingerprint of a known key; TARGET is a path (added to the
-/// store) or the hash of a stored object.
+/// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); TARGET is a
+/// path (added to the store) or the hash of a stored object;
+#[doc = concat!("KEY is ", super::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "name_op", rename_all = "snake_case")]
 pub enum NameRequest {
@@ -119,7 +118,7 @@ pub enum NameRequest {
         #[serde(default)]
         alias: Option<String>,
     },
-    /// Fetch new metadata for a zone now, from its mirror, or else from the peer it was followed from.
+    /// Fetch new metadata for a zone now: from its mirror, else from the peer it was followed from.
     Refresh {
         /// The zone.
         zone: String,

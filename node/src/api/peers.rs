@@ -41,6 +41,7 @@ pub enum PeerRequest {
     /// Fetch a blob or a whole tree from a peer into the store.
     #[command(display_order = 16)]
     Get {
+        /// What to fetch.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// The peer's KEY [default: any connected peer]
@@ -63,6 +64,7 @@ pub enum PeerRequest {
     /// Send a blob or a whole tree to a peer.
     #[command(display_order = 18)]
     Push {
+        /// What to send.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// The peer's KEY.
@@ -71,8 +73,8 @@ pub enum PeerRequest {
     },
 }
 
-/// Peers subcommands. KEY is an OpenSSH public key line, a file holding one,
-/// an endpoint id, or the SHA256: fingerprint of a known key.
+/// Peers subcommands.
+#[doc = concat!("KEY is ", super::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "peers_op", rename_all = "snake_case")]
 pub enum PeersRequest {

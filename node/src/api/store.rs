@@ -33,6 +33,7 @@ pub enum StoreRequest {
     /// Write the bytes of a blob to standard output.
     #[command(display_order = 3)]
     Cat {
+        /// The blob.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// The client's standard output is a terminal: a tree is refused
@@ -44,12 +45,14 @@ pub enum StoreRequest {
     /// List a tree: kind, size, hash and name of each entry.
     #[command(display_order = 4)]
     Ls {
+        /// The tree.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
     },
     /// Write a blob or a tree to DEST.
     #[command(display_order = 5)]
     Export {
+        /// What to write.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// Where to write it; must not exist unless --force.
@@ -88,6 +91,7 @@ pub enum PinRequest {
     Add {
         /// The pin's name.
         name: String,
+        /// What to pin.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
     },

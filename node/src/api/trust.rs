@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, CallContext, Client, duration};
 use crate::{CertInfo, Imported, Node, RootInfo, Verdict};
 
-/// Trust subcommands. KEY is an OpenSSH public key line, a file holding one,
-/// an endpoint id, or the SHA256: fingerprint of a known key. CERT is a
-/// certificate id or the file it was written to with -o.
+/// Trust subcommands. CERT is a certificate id or the file it was written
+/// to with -o;
+#[doc = concat!("KEY is ", super::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "trust_op", rename_all = "snake_case")]
 pub enum TrustRequest {
