@@ -617,3 +617,60 @@ fn agent_signing_uses_the_clients_ssh_agent() {
     node.ok(["stop"]);
     assert!(daemon.wait_exit(WAIT).success());
 }
+
+#[test]
+fn a_root_awaiting_co_signers_is_written_in_the_clients_directory() {
+    let node = TestNode::new();
+    let cosigner = TestNode::new();
+    // The daemon runs elsewhere than the client: a default FILE is the
+    // client's, as every other relative path is.
+    let daemon_dir = tempfile::tempdir().unwrap();
+    let _daemon = node.start_daemon_with(|cmd| {
+        cmd.current_dir(daemon_dir.path());
+    });
+    let client_dir = node.scratch("client");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let cosigner_key = cosigner.home().join("id_ed25519.pub");
+    let in_client = |args: &[&str]| {
+        let out = node
+            .cmd(args)
+            .current_dir(&client_dir)
+            .output()
+            .expect("run clive-node");
+        check_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let created = in_client(&[
+        "name",
+        "zone",
+        "create",
+        "rel",
+        "--key",
+        cosigner_key.to_str().unwrap(),
+        "--threshold",
+        "2",
+    ]);
+    assert!(
+        created.contains("`clive-node name root sign rel.1.root.json`"),
+        "{created}"
+    );
+    let first = client_dir.join("rel.1.root.json");
+    assert!(first.is_file(), "{created}");
+    assert!(!daemon_dir.path().join("rel.1.root.json").exists());
+    cosigner.ok(["name", "root", "sign", first.to_str().unwrap()]);
+    in_client(&["name", "root", "commit", "rel", "rel.1.root.json"]);
+
+    let own_key = node.home().join("id_ed25519.pub");
+    let rotated = in_client(&[
+        "name",
+        "rotate",
+        "rel",
+        "timestamp",
+        "--key",
+        own_key.to_str().unwrap(),
+    ]);
+    assert!(rotated.contains("rel.2.root.json"), "{rotated}");
+    assert!(client_dir.join("rel.2.root.json").is_file(), "{rotated}");
+    assert!(!daemon_dir.path().join("rel.2.root.json").exists());
+}

@@ -634,7 +634,7 @@ async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
     std::fs::write(&file, b"version 1\n").unwrap();
     let names = a.node().names();
     names
-        .zone_create("rel", &[], 1, None, sign())
+        .zone_create("rel", &[], 1, None, a.dir.path(), sign())
         .await
         .unwrap();
     names

@@ -362,7 +362,7 @@ pub(crate) async fn handle(
             let out = out.map(|p| client.path(&p));
             NameReply::ZoneChanged(
                 node.names()
-                    .zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
+                    .zone_create(&zone, &keys, threshold, out.as_deref(), cwd, with(agent))
                     .await?,
             )
         }
@@ -431,7 +431,15 @@ pub(crate) async fn handle(
             let out = out.map(|p| client.path(&p));
             NameReply::ZoneChanged(
                 node.names()
-                    .rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
+                    .rotate(
+                        &zone,
+                        &role,
+                        &keys,
+                        threshold,
+                        out.as_deref(),
+                        cwd,
+                        with(agent),
+                    )
                     .await?,
             )
         }
