@@ -134,6 +134,8 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         node.ok(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()]);
         make_data(node);
         std::fs::copy(keys.path().join("bob.pub"), node.root().join("bob.pub")).unwrap();
+        // Bob's private key, to co-sign a root offline (`name root sign --key`).
+        std::fs::copy(&subject_key, node.root().join("bob.key")).unwrap();
     }
     let daemon = served.start_daemon();
 
@@ -225,6 +227,15 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         ("name history rel/docs/run", None, 0),
         ("name export rel repo", None, 0),
         ("--json name zone show rel", None, 0),
+        ("name delegate rel beta/ --to bob.pub", None, 0),
+        ("name delegate nope beta/ --to bob.pub", None, 1),
+        // Bob's key as the root: the new root needs his signature too, so
+        // it is written to -o for him.
+        ("name rotate rel root --key bob.pub -o rot.json", None, 0),
+        ("name root commit rel rot.json", None, 1),
+        ("name root sign rot.json --key bob.key", None, 0),
+        ("name root commit rel rot.json", None, 0),
+        ("name zone show rel", None, 0),
         ("gc", None, 0),
     ];
     for (line, input, code) in steps {
@@ -274,6 +285,7 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         "bob.revoked",
         "named-out/a.txt",
         "repo/metadata/root.json",
+        "rot.json",
     ] {
         assert!(served.root().join(name).exists(), "{name}");
         assert!(local.root().join(name).exists(), "{name}");
