@@ -2,7 +2,7 @@
 //! names an object (`cat`, `ls`, `export`, `get`, `push`, `pin add`).
 //!
 //! [`Node::resolve_object`] is the only resolver of OBJECT text: the store
-//! handle's methods take the [`Hash`] it answers.
+//! handle's methods take the [`struct@Hash`] it answers.
 //!
 //! An OBJECT is a hash, a pin name, or a signed name `ZONE/NAME`, each
 //! optionally followed by a path inside that tree. A signed name is

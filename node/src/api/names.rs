@@ -312,7 +312,7 @@ fn lookup(request: &NameRequest) -> Option<Lookup<'_>> {
     })
 }
 
-/// Answers a [read-only](NameRequest::read_only) request from `zones`
+/// Answers a [read-only](super::Request::read_only) request from `zones`
 /// alone (`me` is the node's key, when known; `now` decides what has
 /// expired); `None` for any other request. Serves the node, the daemon and
 /// the state opened read-only alike.
