@@ -29,7 +29,9 @@
 //! Adding a command touches three places: its request (a variant, with its
 //! clap attributes and doc comment, which are its help, in its concern's
 //! request enum, and, when no reply of that concern fits, a variant of the
-//! concern's reply enum beside it); its arm in that concern's handler; and
+//! concern's reply enum beside it); its arm in that concern's handler (a
+//! lookup answered from the state alone: its answer in
+//! [`names::read_only_reply`]'s list instead); and
 //! its rendering, an arm in the tool's `output/<concern>.rs` (an exhaustive
 //! match there, so a reply with no rendering does not compile) with a
 //! `Render` implementation when it carries a new type. The wire round-trip
