@@ -8,7 +8,6 @@
 
 mod args;
 mod context;
-mod name_output;
 mod output;
 mod passphrase;
 mod progress;
@@ -23,7 +22,9 @@ use anyhow::Result;
 use clap::Parser;
 use clive_node::{
     Call, Connection, ControlClient, Home, InitOptions, NetOptions, Node, Reply, Request,
-    clive_trust::SystemClock, daemon, trust::clock_parse_duration as parse_duration,
+    StoreReply,
+    clive_trust::{SystemClock, clock::parse_duration},
+    daemon,
 };
 
 use crate::{
@@ -166,7 +167,7 @@ async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> 
             code = ExitCode::FAILURE;
         }
         out.reply(&reply)?;
-        if let Reply::Added(results) = reply {
+        if let Reply::Store(StoreReply::Added(results)) = reply {
             added.extend(results);
         }
     }

@@ -26,8 +26,8 @@ pub mod store;
 pub mod trust;
 
 pub use api::{
-    ApiError, Call, CallContext, NameRequest, PeerRequest, Reply, Request, StoreRequest,
-    TrustRequest,
+    ApiError, Call, CallContext, NameReply, NameRequest, NodeReply, PeerReply, PeerRequest, Reply,
+    Request, StoreReply, StoreRequest, TrustReply, TrustRequest,
 };
 pub use clive_cas as cas;
 pub use clive_naming;

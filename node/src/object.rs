@@ -1,6 +1,9 @@
 //! OBJECT arguments: the one parser and resolver behind every command that
 //! names an object (`cat`, `ls`, `export`, `get`, `push`, `pin add`).
 //!
+//! [`Node::resolve_object`] is the only resolver of OBJECT text: the store
+//! handle's methods take the [`struct@Hash`] it answers.
+//!
 //! An OBJECT is a hash, a pin name, or a signed name `ZONE/NAME`, each
 //! optionally followed by a path inside that tree. A signed name is
 //! resolved and verified exactly as `name resolve` does (overrides apply;
@@ -103,12 +106,12 @@ impl Node {
     /// documentation for the forms it takes).
     pub async fn resolve_object(&self, object: &str) -> Result<Hash, ObjectError> {
         match ObjectRef::parse(object) {
-            ObjectRef::Pin(rest) => Ok(self.store().resolve(rest).await?),
+            ObjectRef::Pin(rest) => Ok(self.resolve_stored(rest).await?),
             ObjectRef::Name(rest) => self.resolve_name(rest).await,
             ObjectRef::Either(word) => {
                 let Some((first, _)) = word.split_once('/') else {
                     // No zone without a `/`: a hash or a pin, as always.
-                    return Ok(self.store().resolve(word).await?);
+                    return Ok(self.resolve_stored(word).await?);
                 };
                 let hash = parse_hash(first).is_ok();
                 let pin = !hash
@@ -142,10 +145,38 @@ impl Node {
                     }
                     (false, true) => self.resolve_name(word).await,
                     // Neither: the error says no such object, as it always has.
-                    (_, false) => Ok(self.store().resolve(word).await?),
+                    (_, false) => Ok(self.resolve_stored(word).await?),
                 }
             }
         }
+    }
+
+    /// Resolves a hash or a pin name, optionally followed by a path inside
+    /// that tree (`myapp-1.0/bin/myapp`).
+    async fn resolve_stored(&self, object: &str) -> Result<Hash, NodeError> {
+        let (root, path) = object.split_once('/').unwrap_or((object, ""));
+        let mut hash = match parse_hash(root) {
+            Ok(hash) => hash,
+            Err(_) => self
+                .cas()
+                .pinned(root)?
+                .ok_or_else(|| NodeError::UnknownObject(root.to_owned()))?,
+        };
+        let mut walked = root.to_owned();
+        for name in path.split('/').filter(|c| !c.is_empty()) {
+            let tree = self.cas().read_tree(hash).await?;
+            let entry = tree
+                .entries()
+                .iter()
+                .find(|e| e.name == name)
+                .ok_or_else(|| NodeError::NoSuchPath {
+                    tree: walked.clone(),
+                    name: name.to_owned(),
+                })?;
+            hash = entry.hash;
+            walked = format!("{walked}/{name}");
+        }
+        Ok(hash)
     }
 
     /// Resolves `ZONE/NAME[/PATH]`: the longest published NAME, verified,
@@ -167,7 +198,7 @@ impl Node {
                     if inside.is_empty() {
                         return Ok(hash);
                     }
-                    return Ok(self.store().resolve(&format!("{hash}/{inside}")).await?);
+                    return Ok(self.resolve_stored(&format!("{hash}/{inside}")).await?);
                 }
                 // A shorter name may be published, with the rest inside it.
                 Err(e @ NamingError::UnknownName { .. }) => {

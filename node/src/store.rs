@@ -6,12 +6,11 @@ use std::{path::Path, sync::Arc};
 
 use clive_cas::{
     Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Root, Store,
-    parse_hash,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    NetError, Node, NodeError,
+    Node, NodeError,
     net::{Fetched, Pushed, endpoint_id, fetch},
 };
 
@@ -67,35 +66,6 @@ impl StoreHandle<'_> {
         self.node.cas()
     }
 
-    /// Resolves an object name to a hash: a hash or a pin name, optionally
-    /// followed by a path inside that tree (`myapp-1.0/bin/myapp`).
-    pub async fn resolve(&self, object: &str) -> Result<Hash, NodeError> {
-        let (root, path) = object.split_once('/').unwrap_or((object, ""));
-        let mut hash = match parse_hash(root) {
-            Ok(hash) => hash,
-            Err(_) => self
-                .node
-                .cas()
-                .pinned(root)?
-                .ok_or_else(|| NodeError::UnknownObject(root.to_owned()))?,
-        };
-        let mut walked = root.to_owned();
-        for name in path.split('/').filter(|c| !c.is_empty()) {
-            let tree = self.node.cas().read_tree(hash).await?;
-            let entry = tree
-                .entries()
-                .iter()
-                .find(|e| e.name == name)
-                .ok_or_else(|| NodeError::NoSuchPath {
-                    tree: walked.clone(),
-                    name: name.to_owned(),
-                })?;
-            hash = entry.hash;
-            walked = format!("{walked}/{name}");
-        }
-        Ok(hash)
-    }
-
     /// Adds a file or directory; pins it when `pin` is given.
     pub async fn add_path(
         &self,
@@ -148,20 +118,19 @@ impl StoreHandle<'_> {
         })
     }
 
-    /// Writes the bytes of an object to `out`.
+    /// Writes the bytes of a blob to `out`. An OBJECT argument names the
+    /// hash through [`Node::resolve_object`], as for every method here.
     pub async fn cat<W: tokio::io::AsyncWrite + Unpin>(
         &self,
-        object: &str,
+        hash: &Hash,
         out: &mut W,
     ) -> Result<u64, NodeError> {
-        let hash = self.resolve(object).await?;
-        Ok(self.node.cas().write_blob_to(hash, out).await?)
+        Ok(self.node.cas().write_blob_to(*hash, out).await?)
     }
 
     /// Lists a tree.
-    pub async fn ls(&self, object: &str) -> Result<Vec<ListEntry>, NodeError> {
-        let hash = self.resolve(object).await?;
-        let tree = self.node.cas().read_tree(hash).await?;
+    pub async fn ls(&self, hash: &Hash) -> Result<Vec<ListEntry>, NodeError> {
+        let tree = self.node.cas().read_tree(*hash).await?;
         let mut out = Vec::with_capacity(tree.entries().len());
         for e in tree.entries() {
             let target = match e.kind {
@@ -186,36 +155,23 @@ impl StoreHandle<'_> {
         Ok(out)
     }
 
-    /// Refuses to write a tree, whose encoding is binary, to a terminal:
-    /// `cat` to a terminal asks this first.
-    pub async fn refuse_tree_to_terminal(&self, object: &str) -> Result<(), NodeError> {
-        let hash = self.resolve(object).await?;
-        if self.node.cas().kind(hash).await? == ObjectKind::Tree {
-            return Err(NodeError::TreeToTerminal {
-                object: object.to_owned(),
-            });
-        }
-        Ok(())
-    }
-
     /// Materialises an object at `dest`.
     pub async fn export(
         &self,
-        object: &str,
+        hash: &Hash,
         dest: &Path,
         force: bool,
         progress: Arc<dyn Progress>,
     ) -> Result<Exported, NodeError> {
         self.node.home().check_destination(dest)?;
-        let hash = self.resolve(object).await?;
-        Ok(self.node.cas().export(hash, dest, force, progress).await?)
+        Ok(self.node.cas().export(*hash, dest, force, progress).await?)
     }
 
     /// Pins an object under `name`; refuses one whose closure (what a tree
     /// reaches) is not all stored here.
-    pub async fn pin_add(&self, name: &str, object: &str) -> Result<Pin, NodeError> {
+    pub async fn pin_add(&self, name: &str, hash: &Hash) -> Result<Pin, NodeError> {
         let _hold = self.node.cas().hold_roots().await;
-        let hash = self.resolve(object).await?;
+        let hash = *hash;
         let missing = self.node.cas().missing_below(hash).await?;
         if !missing.is_empty() {
             return Err(clive_cas::CasError::Incomplete { hash, missing }.into());
@@ -307,7 +263,7 @@ impl StoreHandle<'_> {
     /// received and `from` is empty.
     pub async fn get(
         &self,
-        hash: &str,
+        hash: &Hash,
         from: Option<&str>,
         progress: Arc<dyn Progress>,
     ) -> Result<Fetched, NodeError> {
@@ -318,12 +274,12 @@ impl StoreHandle<'_> {
     /// before gc may take it.
     pub async fn get_and_pin(
         &self,
-        hash: &str,
+        hash: &Hash,
         from: Option<&str>,
         pin: Option<&str>,
         progress: Arc<dyn Progress>,
     ) -> Result<Fetched, NodeError> {
-        let hash = clive_cas::parse_hash(hash).map_err(|_| NetError::NotAHash(hash.to_owned()))?;
+        let hash = *hash;
         if let Some(name) = pin {
             clive_cas::pins::validate_pin_name(name)?;
         }
@@ -355,11 +311,11 @@ impl StoreHandle<'_> {
     /// checks that this node holds `push`, then fetches it from this node.
     pub async fn push(
         &self,
-        object: &str,
+        hash: &Hash,
         to: &str,
         progress: Arc<dyn Progress>,
     ) -> Result<Pushed, NodeError> {
-        let hash = self.resolve(object).await?;
+        let hash = *hash;
         let peer = endpoint_id(&self.node.peers().resolve(to)?)?;
         let net = self.node.online().await?;
         // The receiver drives the transfer; this side learns the total at the end.

@@ -134,6 +134,8 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         node.ok(["init".as_ref(), "--ssh-key".as_ref(), key.as_os_str()]);
         make_data(node);
         std::fs::copy(keys.path().join("bob.pub"), node.root().join("bob.pub")).unwrap();
+        // Bob's private key, to co-sign a root offline (`name root sign --key`).
+        std::fs::copy(&subject_key, node.root().join("bob.key")).unwrap();
     }
     let daemon = served.start_daemon();
 
@@ -225,6 +227,15 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         ("name history rel/docs/run", None, 0),
         ("name export rel repo", None, 0),
         ("--json name zone show rel", None, 0),
+        ("name delegate rel beta/ --to bob.pub", None, 0),
+        ("name delegate nope beta/ --to bob.pub", None, 1),
+        // Bob's key as the root: the new root needs his signature too, so
+        // it is written to -o for him.
+        ("name rotate rel root --key bob.pub -o rot.json", None, 0),
+        ("name root commit rel rot.json", None, 1),
+        ("name root sign rot.json --key bob.key", None, 0),
+        ("name root commit rel rot.json", None, 0),
+        ("name zone show rel", None, 0),
         ("gc", None, 0),
     ];
     for (line, input, code) in steps {
@@ -274,6 +285,7 @@ fn the_same_commands_print_the_same_through_a_daemon_and_in_process() {
         "bob.revoked",
         "named-out/a.txt",
         "repo/metadata/root.json",
+        "rot.json",
     ] {
         assert!(served.root().join(name).exists(), "{name}");
         assert!(local.root().join(name).exists(), "{name}");
@@ -432,7 +444,7 @@ fn error_for(node: &TestNode, bytes: &[u8]) -> String {
     value["message"].as_str().expect("a message").to_owned()
 }
 
-const HELLO: &[u8] = br#"{"protocol":"clive-control","version":2}"#;
+const HELLO: &[u8] = br#"{"protocol":"clive-control","version":3}"#;
 
 #[test]
 fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
@@ -460,7 +472,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         &frame(1, br#"{"protocol":"clive-control","version":99}"#),
     );
     assert!(
-        err.contains("version 2, not clive-control version 99"),
+        err.contains("version 3, not clive-control version 99"),
         "{err}"
     );
     let mut bad_request = frame(1, HELLO);
@@ -616,4 +628,61 @@ fn agent_signing_uses_the_clients_ssh_agent() {
     );
     node.ok(["stop"]);
     assert!(daemon.wait_exit(WAIT).success());
+}
+
+#[test]
+fn a_root_awaiting_co_signers_is_written_in_the_clients_directory() {
+    let node = TestNode::new();
+    let cosigner = TestNode::new();
+    // The daemon runs elsewhere than the client: a default FILE is the
+    // client's, as every other relative path is.
+    let daemon_dir = tempfile::tempdir().unwrap();
+    let _daemon = node.start_daemon_with(|cmd| {
+        cmd.current_dir(daemon_dir.path());
+    });
+    let client_dir = node.scratch("client");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let cosigner_key = cosigner.home().join("id_ed25519.pub");
+    let in_client = |args: &[&str]| {
+        let out = node
+            .cmd(args)
+            .current_dir(&client_dir)
+            .output()
+            .expect("run clive-node");
+        check_success(&out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let created = in_client(&[
+        "name",
+        "zone",
+        "create",
+        "rel",
+        "--key",
+        cosigner_key.to_str().unwrap(),
+        "--threshold",
+        "2",
+    ]);
+    assert!(
+        created.contains("`clive-node name root sign rel.1.root.json`"),
+        "{created}"
+    );
+    let first = client_dir.join("rel.1.root.json");
+    assert!(first.is_file(), "{created}");
+    assert!(!daemon_dir.path().join("rel.1.root.json").exists());
+    cosigner.ok(["name", "root", "sign", first.to_str().unwrap()]);
+    in_client(&["name", "root", "commit", "rel", "rel.1.root.json"]);
+
+    let own_key = node.home().join("id_ed25519.pub");
+    let rotated = in_client(&[
+        "name",
+        "rotate",
+        "rel",
+        "timestamp",
+        "--key",
+        own_key.to_str().unwrap(),
+    ]);
+    assert!(rotated.contains("rel.2.root.json"), "{rotated}");
+    assert!(client_dir.join("rel.2.root.json").is_file(), "{rotated}");
+    assert!(!daemon_dir.path().join("rel.2.root.json").exists());
 }

@@ -176,7 +176,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     // A tree of 1,000 files fetched from A by B, then exported identically.
     let src = a.dir.path().join("src");
     make_tree(&src, 1000);
-    let hash = a.add(&src, Some("src")).await.to_string();
+    let hash = a.add(&src, Some("src")).await;
     let fetched = b
         .node()
         .store()
@@ -208,22 +208,18 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     let pushed = b
         .node()
         .store()
-        .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
+        .push(&note_hash, &a.id(), Arc::new(NoProgress))
         .await
         .unwrap();
     assert_eq!(pushed.bytes_sent, 14);
     let mut got = Vec::new();
-    a.node()
-        .store()
-        .cat(&note_hash.to_string(), &mut got)
-        .await
-        .unwrap();
+    a.node().store().cat(&note_hash, &mut got).await.unwrap();
     assert_eq!(got, b"pushed from B\n");
     c.add(&note, None).await;
     let refused = c
         .node()
         .store()
-        .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
+        .push(&note_hash, &a.id(), Arc::new(NoProgress))
         .await
         .unwrap_err()
         .to_string();
@@ -233,7 +229,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     // A revokes B's certificate: B's next fetch is refused, on the open connection too.
     let later = a.dir.path().join("later.txt");
     std::fs::write(&later, "after the revocation\n").unwrap();
-    let later_hash = a.add(&later, Some("later")).await.to_string();
+    let later_hash = a.add(&later, Some("later")).await;
     a.node()
         .trust()
         .revoke(&b_cert, None, sign())
@@ -249,7 +245,7 @@ async fn three_nodes_join_fetch_push_and_revoke() {
     assert!(err.contains("refused to serve"), "{err}");
     assert!(err.contains("revoked"), "{err}");
     // A does not have everything: it says so.
-    let missing = "11".repeat(32);
+    let missing = clive_node::cas::parse_hash(&"11".repeat(32)).unwrap();
     let err = c
         .node()
         .store()
@@ -351,7 +347,7 @@ async fn a_peer_without_a_certificate_is_refused() {
     let stranger = TestPeer::start().await;
     let blob = a.dir.path().join("b");
     std::fs::write(&blob, "secret stuff").unwrap();
-    let hash = a.add(&blob, Some("b")).await.to_string();
+    let hash = a.add(&blob, Some("b")).await;
     let addrs = a.node().status().await.unwrap().addrs;
     stranger.node().peers().add(&a.id(), &addrs).await.unwrap();
     let err = stranger
@@ -362,15 +358,7 @@ async fn a_peer_without_a_certificate_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("refused"), "{err}");
-    assert!(
-        !stranger
-            .node()
-            .store()
-            .cas()
-            .has(hash.parse().unwrap())
-            .await
-            .unwrap()
-    );
+    assert!(!stranger.node().store().cas().has(hash).await.unwrap());
 }
 
 /// A peer that answers every blob request with the right size and the
@@ -448,7 +436,7 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     let err = b
         .node()
         .store()
-        .get(&hash.to_string(), Some(&liar_id), Arc::new(NoProgress))
+        .get(&hash, Some(&liar_id), Arc::new(NoProgress))
         .await
         .unwrap_err()
         .to_string();
@@ -468,16 +456,12 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     let fetched = b
         .node()
         .store()
-        .get(&hash.to_string(), Some(&honest.id()), Arc::new(NoProgress))
+        .get(&hash, Some(&honest.id()), Arc::new(NoProgress))
         .await
         .unwrap();
     assert_eq!(fetched.from, honest.id());
     let mut got = Vec::new();
-    b.node()
-        .store()
-        .cat(&hash.to_string(), &mut got)
-        .await
-        .unwrap();
+    b.node().store().cat(&hash, &mut got).await.unwrap();
     assert!(got == truth);
 }
 
@@ -527,7 +511,6 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
     let node = b.node.take().unwrap();
     let fetch = {
         let node = node.clone();
-        let hash = hash.to_string();
         tokio::spawn(async move {
             node.store()
                 .get(&hash, Some(&from), Arc::new(NoProgress))
@@ -553,7 +536,7 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
     let fetched = b
         .node()
         .store()
-        .get(&hash.to_string(), Some(&a.id()), Arc::new(NoProgress))
+        .get(&hash, Some(&a.id()), Arc::new(NoProgress))
         .await
         .unwrap();
     assert!(
@@ -562,11 +545,7 @@ async fn an_interrupted_fetch_resumes_where_it_stopped() {
         fetched.bytes_received
     );
     let mut got = Vec::new();
-    b.node()
-        .store()
-        .cat(&hash.to_string(), &mut got)
-        .await
-        .unwrap();
+    b.node().store().cat(&hash, &mut got).await.unwrap();
     assert!(got == std::fs::read(&file).unwrap());
 }
 
@@ -655,7 +634,7 @@ async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
     std::fs::write(&file, b"version 1\n").unwrap();
     let names = a.node().names();
     names
-        .zone_create("rel", &[], 1, None, sign())
+        .zone_create("rel", &[], 1, None, a.dir.path(), sign())
         .await
         .unwrap();
     names

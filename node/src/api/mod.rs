@@ -21,14 +21,23 @@
 //! of `add -`, the passphrase of the node's key, and whether a daemon
 //! serves it.
 //!
-//! Adding a command touches three places: its variant (with its clap
-//! attributes and doc comment, which are its help) in its concern's
-//! request enum, its arm in that concern's handler, and, when no [`Reply`]
-//! fits, a reply variant and its rendering in the tool (whose exhaustive
-//! match refuses to compile without it). The wire round-trip test
-//! (`api/tests.rs`) refuses to compile until the new variant is numbered
-//! there, and fails until it has an example. Both transports carry it
-//! unchanged.
+//! Each concern's file holds its request enum, its reply enum
+//! ([`StoreReply`], [`TrustReply`], [`PeerReply`], [`NameReply`]; the
+//! top-level commands answer with a [`NodeReply`]) and its handler;
+//! [`Reply`] wraps the concern's reply.
+//!
+//! Adding a command touches three places: its request (a variant, with its
+//! clap attributes and doc comment, which are its help, in its concern's
+//! request enum, and, when no reply of that concern fits, a variant of the
+//! concern's reply enum beside it); its arm in that concern's handler (a
+//! lookup answered from the state alone: its answer in
+//! [`names::read_only_reply`]'s list instead); and
+//! its rendering, an arm in the tool's `output/<concern>.rs` (an exhaustive
+//! match there, so a reply with no rendering does not compile) with a
+//! `Render` implementation when it carries a new type. The wire round-trip
+//! test (`api/tests.rs`) also takes one line naming the new variant and its
+//! example: it does not compile until the variant is there. Both
+//! transports carry it unchanged.
 
 pub mod names;
 pub mod peers;
@@ -40,22 +49,31 @@ use std::{
     sync::Arc,
 };
 
-use clive_cas::{Exported, FsckReport, GcReport, Pin, Progress};
+use clive_cas::Progress;
 use clive_trust::PublicIdentity;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use self::{
-    names::{NameRequest, RootRequest, ZoneRequest},
-    peers::{PeerRequest, PeersRequest},
-    store::{PinRequest, StoreRequest},
-    trust::{RootsRequest, TrustRequest},
+    names::{NameReply, NameRequest, RootRequest, ZoneRequest},
+    peers::{PeerReply, PeerRequest, PeersRequest},
+    store::{PinRequest, StoreReply, StoreRequest},
+    trust::{RootsRequest, TrustReply, TrustRequest},
 };
 use crate::{
-    AddResult, CertInfo, Fetched, IdentityInfo, Imported, Invite, Joined, ListEntry, Node,
-    NodeError, PassphraseSource, PeerInfo, Pushed, RootInfo, SignWith, Status, Verdict,
-    object::ObjectError, trust::clock_parse_duration,
+    IdentityInfo, Node, NodeError, PassphraseSource, SignWith, Status, object::ObjectError,
 };
+
+/// What a KEY argument may be: the one wording of it, which every request
+/// enum's documentation uses (`#[doc = concat!(.., key_help!(), ..)]`), as
+/// [`crate::object::OBJECT_HELP`] is the one wording of OBJECT.
+macro_rules! key_help {
+    () => {
+        "an OpenSSH public key line, a file holding one, an endpoint id, or the `SHA256:` \
+         fingerprint of a known key"
+    };
+}
+pub(crate) use key_help;
 
 /// A request and where it was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,10 +107,9 @@ impl Call {
 
 /// Every command of the node API, as the command line spells it.
 ///
-/// KEY arguments (`key`, `peer`, `from`, `to`) are an OpenSSH public key
-/// line, a file holding one, an endpoint id, or the `SHA256:` fingerprint of
-/// a known key; CERT arguments are a certificate id or a file written with
-/// `-o`; OBJECT arguments are described by [`crate::object::OBJECT_HELP`].
+#[doc = concat!("KEY arguments (`key`, `peer`, `from`, `to`) are ", key_help!(), ";")]
+/// CERT arguments are a certificate id or a file written with `-o`; OBJECT
+/// arguments are described by [`crate::object::OBJECT_HELP`].
 ///
 /// The `display_order` of each command keeps `clive-node --help` in the
 /// order it has always listed them, the tool's own commands (`init`,
@@ -222,85 +239,38 @@ pub struct StatusReport {
     pub daemon: Option<DaemonInfo>,
 }
 
-/// The answer to each [`Request`].
+/// The answer to each [`Request`]: the reply of the request's concern.
+///
+/// Each concern's reply enum lives beside its request enum
+/// ([`StoreReply`] in `store.rs`, ...); the top-level commands (`id`,
+/// `status`, `stop`) answer with a [`NodeReply`]. On the control socket a
+/// reply is externally tagged by its concern, the concern's reply inside:
+/// `{"store":{"reply":"written","value":{"bytes":3}}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// `id`, `status`, `stop`.
+    Node(NodeReply),
+    /// The store's commands.
+    Store(StoreReply),
+    /// The trust commands.
+    Trust(TrustReply),
+    /// The peer commands.
+    Peers(PeerReply),
+    /// The `name` commands.
+    Name(NameReply),
+}
+
+/// The answers to the top-level commands of [`Request`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", content = "value", rename_all = "snake_case")]
-pub enum Reply {
+pub enum NodeReply {
     /// `id`.
     Identity(IdentityInfo),
-    /// `add`: each path added, in order.
-    Added(Vec<AddResult>),
-    /// `cat`: the bytes went to standard output.
-    Written {
-        /// How many.
-        bytes: u64,
-    },
-    /// `ls`.
-    Listing(Vec<ListEntry>),
-    /// `export`.
-    Exported(Exported),
-    /// `pin add`.
-    Pinned(Pin),
-    /// `pin rm`.
-    Unpinned(Pin),
-    /// `pin ls`.
-    Pins(Vec<Pin>),
-    /// `gc`.
-    Gc(GcReport),
-    /// `fsck`.
-    Fsck(FsckReport),
-    /// `trust grant`, `trust show`, `trust revoke`.
-    Cert(CertInfo),
-    /// `trust import`.
-    Imported(Imported),
-    /// `trust ls`.
-    Certs(Vec<CertInfo>),
-    /// `trust verify`.
-    Verdict(Verdict),
-    /// `trust roots add|rm|ls`.
-    Roots(Vec<RootInfo>),
     /// `status`.
     Status(StatusReport),
     /// `stop`: the daemon stops once this is sent.
     Stopping(DaemonInfo),
-    /// `invite`.
-    Invite(Invite),
-    /// `join`.
-    Joined(Joined),
-    /// `peers ls`.
-    Peers(Vec<PeerInfo>),
-    /// `peers add`.
-    PeerAdded(PeerInfo),
-    /// `peers rm`.
-    PeerRemoved(PeerInfo),
-    /// `get`.
-    Fetched(Fetched),
-    /// `push`.
-    Pushed(Pushed),
-    /// `name zone create`, `name rotate`, `name root commit`.
-    ZoneChanged(crate::names::ZoneChanged),
-    /// `name zone ls`.
-    Zones(Vec<clive_naming::ZoneInfo>),
-    /// `name zone show`.
-    Zone(crate::names::ZoneShown),
-    /// `name publish`, `name unpublish`.
-    NamePublished(clive_naming::Published),
-    /// `name publish` of several names at once.
-    NamesPublished(Vec<clive_naming::Published>),
-    /// `name delegate`.
-    Delegated(clive_naming::RoleInfo),
-    /// `name root sign`.
-    RootSigned(crate::names::RootSigned),
-    /// `name follow`, `name refresh`.
-    Refreshed(crate::names::Refreshed),
-    /// `name resolve`.
-    Resolved(clive_naming::Resolution),
-    /// `name history`.
-    NameHistory(Vec<clive_naming::Change>),
-    /// `name export`.
-    ZoneExported(crate::names::ZoneExported),
-    /// `name override`.
-    Overridden(crate::names::Overridden),
 }
 
 impl Reply {
@@ -308,8 +278,8 @@ impl Reply {
     /// damage, or `trust verify` refused. The tool exits 1 then.
     pub fn succeeded(&self) -> bool {
         match self {
-            Reply::Fsck(report) => report.is_clean(),
-            Reply::Verdict(verdict) => verdict.allowed,
+            Reply::Store(StoreReply::Fsck(report)) => report.is_clean(),
+            Reply::Trust(TrustReply::Verdict(verdict)) => verdict.allowed,
             _ => true,
         }
     }
@@ -472,7 +442,7 @@ fn file_arg(cwd: &Path, arg: String) -> String {
 
 /// A DURATION argument (`30d`, `12h`).
 pub(crate) fn duration(text: &str) -> Result<std::time::Duration, ApiError> {
-    clock_parse_duration(text).map_err(|reason| ApiError::Invalid { reason })
+    clive_trust::clock::parse_duration(text).map_err(|reason| ApiError::Invalid { reason })
 }
 
 /// Runs one call against `node`.
@@ -487,25 +457,36 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         ssh_auth_sock: ssh_auth_sock.as_deref(),
     };
     match request {
-        Request::Id => Ok(Reply::Identity(node.identity())),
-        Request::Store(request) => store::handle(node, request, &client, ctx).await,
-        Request::Trust(request) => trust::handle(node, request, &client, ctx).await,
+        Request::Id => Ok(Reply::Node(NodeReply::Identity(node.identity()))),
+        Request::Store(request) => Ok(Reply::Store(
+            store::handle(node, request, &client, ctx).await?,
+        )),
+        Request::Trust(request) => Ok(Reply::Trust(
+            trust::handle(node, request, &client, ctx).await?,
+        )),
         Request::Status => {
             let mut status = node.status().await?;
             let daemon = ctx.daemon();
             // A daemon answering is a daemon running.
             status.running |= daemon.is_some();
-            Ok(Reply::Status(StatusReport { status, daemon }))
+            Ok(Reply::Node(NodeReply::Status(StatusReport {
+                status,
+                daemon,
+            })))
         }
         Request::Stop => match ctx.daemon() {
-            Some(daemon) => Ok(Reply::Stopping(daemon)),
+            Some(daemon) => Ok(Reply::Node(NodeReply::Stopping(daemon))),
             None => Err(ApiError::NoDaemon {
                 home: node.home().root().to_owned(),
                 socket: node.home().control_path(),
             }),
         },
-        Request::Peers(request) => peers::handle(node, request, &client, ctx).await,
-        Request::Name(request) => names::handle(node, request, &client, ctx).await,
+        Request::Peers(request) => Ok(Reply::Peers(
+            peers::handle(node, request, &client, ctx).await?,
+        )),
+        Request::Name(request) => Ok(Reply::Name(
+            names::handle(node, request, &client, ctx).await?,
+        )),
     }
 }
 

@@ -6,13 +6,12 @@ use clive_naming::Zones;
 use clive_trust::PublicIdentity;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, Reply};
+use super::{ApiError, CallContext, Client};
 use crate::{Node, NodeError};
 
-/// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); KEY is an
-/// OpenSSH public key line, a file holding one, an endpoint id, or the
-/// SHA256: fingerprint of a known key; TARGET is a path (added to the
-/// store) or the hash of a stored object.
+/// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); TARGET is a
+/// path (added to the store) or the hash of a stored object;
+#[doc = concat!("KEY is ", super::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "name_op", rename_all = "snake_case")]
 pub enum NameRequest {
@@ -55,7 +54,7 @@ pub enum NameRequest {
         receipt: Option<String>,
     },
     /// What the publish named `receipt` committed: every name it published
-    /// (`Reply::NamesPublished`), none when it was not committed. Asked by
+    /// (`NameReply::NamesPublished`), none when it was not committed. Asked by
     /// the control client, never typed.
     #[command(skip)]
     Receipt {
@@ -119,7 +118,7 @@ pub enum NameRequest {
         #[serde(default)]
         alias: Option<String>,
     },
-    /// Fetch new metadata for a zone now, from its peers and mirror.
+    /// Fetch new metadata for a zone now: from its mirror, else from the peer it was followed from.
     Refresh {
         /// The zone.
         zone: String,
@@ -219,17 +218,41 @@ pub enum RootRequest {
     },
 }
 
+/// The answers to [`NameRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum NameReply {
+    /// `name zone create`, `name rotate`, `name root commit`.
+    ZoneChanged(crate::names::ZoneChanged),
+    /// `name zone ls`.
+    Zones(Vec<clive_naming::ZoneInfo>),
+    /// `name zone show`.
+    Zone(crate::names::ZoneShown),
+    /// `name publish`, `name unpublish`.
+    NamePublished(clive_naming::Published),
+    /// `name publish` of several names at once.
+    NamesPublished(Vec<clive_naming::Published>),
+    /// `name delegate`.
+    Delegated(clive_naming::RoleInfo),
+    /// `name root sign`.
+    RootSigned(crate::names::RootSigned),
+    /// `name follow`, `name refresh`.
+    Refreshed(crate::names::Refreshed),
+    /// `name resolve`.
+    Resolved(clive_naming::Resolution),
+    /// `name history`.
+    NameHistory(Vec<clive_naming::Change>),
+    /// `name export`.
+    ZoneExported(crate::names::ZoneExported),
+    /// `name override`.
+    Overridden(crate::names::Overridden),
+}
+
 impl NameRequest {
-    /// Whether the request only reads the zones in `state.redb`, so that
+    /// Whether the request only reads the zones in `state.redb`: whether
     /// [`read_only_reply`] answers it (see [`super::Request::read_only`]).
     pub(crate) fn read_only(&self) -> bool {
-        matches!(
-            self,
-            NameRequest::Resolve { .. }
-                | NameRequest::History { .. }
-                | NameRequest::Zone(ZoneRequest::Ls)
-                | NameRequest::Receipt { .. }
-        )
+        lookup(self).is_some()
     }
 
     /// The receipt of a publish.
@@ -251,7 +274,45 @@ impl NameRequest {
     }
 }
 
-/// Answers a [read-only](NameRequest::read_only) request from `zones`
+/// A lookup's answer, given the zones, the node's key (when known) and now.
+type Lookup<'r> =
+    Box<dyn FnOnce(&Zones, Option<&PublicIdentity>, u64) -> Result<NameReply, NodeError> + 'r>;
+
+/// The one list of the requests answered from the zones alone, each with
+/// its answer; `None` for every other request.
+fn lookup(request: &NameRequest) -> Option<Lookup<'_>> {
+    fn split(name: &str) -> Result<(&str, &str), NodeError> {
+        clive_naming::name::split(name).map_err(NodeError::from)
+    }
+    Some(match request {
+        NameRequest::Resolve { name, offline } => Box::new(move |zones, _, now| {
+            let (zone, path) = split(name)?;
+            zones
+                .resolve(zone, path, *offline, now)
+                .map(NameReply::Resolved)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::History { name } => Box::new(move |zones, _, _| {
+            let (zone, path) = split(name)?;
+            zones
+                .history(zone, path)
+                .map(NameReply::NameHistory)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::Zone(ZoneRequest::Ls) => Box::new(|zones, me, _| {
+            zones
+                .list(me)
+                .map(NameReply::Zones)
+                .map_err(NodeError::from)
+        }),
+        NameRequest::Receipt { receipt } => {
+            Box::new(move |zones, _, _| receipt_reply(zones, receipt))
+        }
+        _ => return None,
+    })
+}
+
+/// Answers a [read-only](super::Request::read_only) request from `zones`
 /// alone (`me` is the node's key, when known; `now` decides what has
 /// expired); `None` for any other request. Serves the node, the daemon and
 /// the state opened read-only alike.
@@ -260,39 +321,15 @@ pub fn read_only_reply(
     me: Option<&PublicIdentity>,
     request: &NameRequest,
     now: u64,
-) -> Option<Result<Reply, NodeError>> {
-    fn split(name: &str) -> Result<(&str, &str), NodeError> {
-        clive_naming::name::split(name).map_err(NodeError::from)
-    }
-    if !request.read_only() {
-        return None;
-    }
-    Some(match request {
-        NameRequest::Resolve { name, offline } => split(name).and_then(|(zone, path)| {
-            zones
-                .resolve(zone, path, *offline, now)
-                .map(Reply::Resolved)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::History { name } => split(name).and_then(|(zone, path)| {
-            zones
-                .history(zone, path)
-                .map(Reply::NameHistory)
-                .map_err(NodeError::from)
-        }),
-        NameRequest::Zone(ZoneRequest::Ls) => {
-            zones.list(me).map(Reply::Zones).map_err(NodeError::from)
-        }
-        NameRequest::Receipt { receipt } => receipt_reply(zones, receipt),
-        _ => return None,
-    })
+) -> Option<Result<NameReply, NodeError>> {
+    lookup(request).map(|answer| answer(zones, me, now))
 }
 
 /// What the publish recorded under `receipt` committed (nothing yet: empty).
-pub fn receipt_reply(zones: &Zones, receipt: &str) -> Result<Reply, NodeError> {
+pub fn receipt_reply(zones: &Zones, receipt: &str) -> Result<NameReply, NodeError> {
     zones
         .receipt(receipt)
-        .map(|r| Reply::NamesPublished(r.unwrap_or_default()))
+        .map(|r| NameReply::NamesPublished(r.unwrap_or_default()))
         .map_err(NodeError::from)
 }
 
@@ -302,29 +339,18 @@ pub(crate) async fn handle(
     request: NameRequest,
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
-) -> Result<Reply, ApiError> {
+) -> Result<NameReply, ApiError> {
     let cwd = client.cwd();
     let passphrase = ctx.passphrase();
     let with = |agent| client.sign_with(agent, passphrase);
+    if request.read_only() {
+        let zones = node.names().zones();
+        return match read_only_reply(&zones, Some(node.public()), &request, node.now()) {
+            Some(reply) => Ok(reply?),
+            None => Err(not_handled(&request)),
+        };
+    }
     Ok(match request {
-        read @ (NameRequest::Resolve { .. }
-        | NameRequest::History { .. }
-        | NameRequest::Zone(ZoneRequest::Ls)
-        | NameRequest::Receipt { .. }) => {
-            match read_only_reply(
-                &node.names().zones(),
-                Some(node.public()),
-                &read,
-                node.now(),
-            ) {
-                Some(reply) => reply?,
-                None => {
-                    return Err(ApiError::Invalid {
-                        reason: format!("{read:?} is not a read-only request"),
-                    });
-                }
-            }
-        }
         NameRequest::Zone(ZoneRequest::Create {
             zone,
             keys,
@@ -334,14 +360,14 @@ pub(crate) async fn handle(
         }) => {
             let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
             let out = out.map(|p| client.path(&p));
-            Reply::ZoneChanged(
+            NameReply::ZoneChanged(
                 node.names()
-                    .zone_create(&zone, &keys, threshold, out.as_deref(), with(agent))
+                    .zone_create(&zone, &keys, threshold, out.as_deref(), cwd, with(agent))
                     .await?,
             )
         }
         NameRequest::Zone(ZoneRequest::Show { zone }) => {
-            Reply::Zone(node.names().zone_show(&zone).await?)
+            NameReply::Zone(node.names().zone_show(&zone).await?)
         }
         NameRequest::Publish {
             name,
@@ -349,7 +375,7 @@ pub(crate) async fn handle(
             more,
             agent,
             receipt,
-        } if more.is_empty() => Reply::NamePublished(
+        } if more.is_empty() => NameReply::NamePublished(
             node.names()
                 .publish(&name, Some((&target, cwd)), with(agent), receipt.as_deref())
                 .await?,
@@ -368,7 +394,7 @@ pub(crate) async fn handle(
             }
             let mut pairs = vec![(name, target)];
             pairs.extend(more.chunks(2).map(|p| (p[0].clone(), p[1].clone())));
-            Reply::NamesPublished(
+            NameReply::NamesPublished(
                 node.names()
                     .publish_many(&pairs, cwd, with(agent), receipt.as_deref())
                     .await?,
@@ -378,7 +404,7 @@ pub(crate) async fn handle(
             name,
             agent,
             receipt,
-        } => Reply::NamePublished(
+        } => NameReply::NamePublished(
             node.names()
                 .publish(&name, None, with(agent), receipt.as_deref())
                 .await?,
@@ -388,7 +414,7 @@ pub(crate) async fn handle(
             prefix,
             to,
             agent,
-        } => Reply::Delegated(
+        } => NameReply::Delegated(
             node.names()
                 .delegate(&zone, &prefix, &client.key(to), with(agent))
                 .await?,
@@ -403,21 +429,29 @@ pub(crate) async fn handle(
         } => {
             let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
             let out = out.map(|p| client.path(&p));
-            Reply::ZoneChanged(
+            NameReply::ZoneChanged(
                 node.names()
-                    .rotate(&zone, &role, &keys, threshold, out.as_deref(), with(agent))
+                    .rotate(
+                        &zone,
+                        &role,
+                        &keys,
+                        threshold,
+                        out.as_deref(),
+                        cwd,
+                        with(agent),
+                    )
                     .await?,
             )
         }
         NameRequest::Root(RootRequest::Sign { file, key, agent }) => {
             let key = key.map(|p| client.path(&p));
-            Reply::RootSigned(
+            NameReply::RootSigned(
                 node.names()
                     .root_sign(&client.path(&file), key.as_deref(), with(agent))
                     .await?,
             )
         }
-        NameRequest::Root(RootRequest::Commit { zone, file }) => Reply::ZoneChanged(
+        NameRequest::Root(RootRequest::Commit { zone, file }) => NameReply::ZoneChanged(
             node.names()
                 .root_commit(&zone, &client.path(&file), with(false))
                 .await?,
@@ -426,23 +460,33 @@ pub(crate) async fn handle(
             source,
             mirror,
             alias,
-        } => Reply::Refreshed(
+        } => NameReply::Refreshed(
             node.names()
                 .follow(&source, cwd, mirror.as_deref(), alias.as_deref())
                 .await?,
         ),
-        NameRequest::Refresh { zone } => Reply::Refreshed(node.names().refresh(&zone).await?),
+        NameRequest::Refresh { zone } => NameReply::Refreshed(node.names().refresh(&zone).await?),
         NameRequest::Export { zone, dir } => {
-            Reply::ZoneExported(node.names().export(&zone, &client.path(&dir)).await?)
+            NameReply::ZoneExported(node.names().export(&zone, &client.path(&dir)).await?)
         }
         NameRequest::Override {
             name,
             target,
             clear: _,
-        } => Reply::Overridden(
+        } => NameReply::Overridden(
             node.names()
                 .override_name(&name, target.as_deref().map(|t| (t, cwd)))
                 .await?,
         ),
+        // The lookups, answered above: `read_only_reply` is their one list.
+        lookup => return Err(not_handled(&lookup)),
     })
+}
+
+/// The refusal of a request this handler has no answer for: a lookup that
+/// `read_only_reply` did not answer, which cannot happen.
+fn not_handled(request: &NameRequest) -> ApiError {
+    ApiError::Invalid {
+        reason: format!("{request:?} has no handler"),
+    }
 }

@@ -3,12 +3,12 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use clive_cas::NoProgress;
+use clive_cas::{Hash, NoProgress};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, Reply, duration};
+use super::{ApiError, CallContext, Client, duration};
 use crate::{
-    Node, NodeError,
+    Fetched, Invite, Joined, NetError, Node, NodeError, PeerInfo, Pushed,
     object::{OBJECT_HELP, OBJECT_LONG_HELP, ObjectRef},
 };
 
@@ -41,6 +41,7 @@ pub enum PeerRequest {
     /// Fetch a blob or a whole tree from a peer into the store.
     #[command(display_order = 16)]
     Get {
+        /// What to fetch.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// The peer's KEY [default: any connected peer]
@@ -63,6 +64,7 @@ pub enum PeerRequest {
     /// Send a blob or a whole tree to a peer.
     #[command(display_order = 18)]
     Push {
+        /// What to send.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// The peer's KEY.
@@ -71,8 +73,8 @@ pub enum PeerRequest {
     },
 }
 
-/// Peers subcommands. KEY is an OpenSSH public key line, a file holding one,
-/// an endpoint id, or the SHA256: fingerprint of a known key.
+/// Peers subcommands.
+#[doc = concat!("KEY is ", super::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "peers_op", rename_all = "snake_case")]
 pub enum PeersRequest {
@@ -95,6 +97,26 @@ pub enum PeersRequest {
     },
 }
 
+/// The answers to [`PeerRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum PeerReply {
+    /// `invite`.
+    Invite(Invite),
+    /// `join`.
+    Joined(Joined),
+    /// `peers ls`.
+    Peers(Vec<PeerInfo>),
+    /// `peers add`.
+    PeerAdded(PeerInfo),
+    /// `peers rm`.
+    PeerRemoved(PeerInfo),
+    /// `get`.
+    Fetched(Fetched),
+    /// `push`.
+    Pushed(Pushed),
+}
+
 impl PeerRequest {
     /// The label of the call's progress bar.
     pub(crate) fn progress_label(&self) -> &'static str {
@@ -112,24 +134,24 @@ pub(crate) async fn handle(
     request: PeerRequest,
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
-) -> Result<Reply, ApiError> {
+) -> Result<PeerReply, ApiError> {
     Ok(match request {
         PeerRequest::Invite {
             caps,
             expires,
             uses,
-        } => Reply::Invite(
+        } => PeerReply::Invite(
             node.peers()
                 .invite(&caps, duration(&expires)?, uses)
                 .await?,
         ),
-        PeerRequest::Join { ticket } => Reply::Joined(node.peers().join(&ticket).await?),
-        PeerRequest::Peers(PeersRequest::Ls) => Reply::Peers(node.peers().list().await?),
+        PeerRequest::Join { ticket } => PeerReply::Joined(node.peers().join(&ticket).await?),
+        PeerRequest::Peers(PeersRequest::Ls) => PeerReply::Peers(node.peers().list().await?),
         PeerRequest::Peers(PeersRequest::Add { peer, addrs }) => {
-            Reply::PeerAdded(node.peers().add(&client.key(peer), &addrs).await?)
+            PeerReply::PeerAdded(node.peers().add(&client.key(peer), &addrs).await?)
         }
         PeerRequest::Peers(PeersRequest::Rm { peer }) => {
-            Reply::PeerRemoved(node.peers().rm(&client.key(peer)).await?)
+            PeerReply::PeerRemoved(node.peers().rm(&client.key(peer)).await?)
         }
         PeerRequest::Get {
             object,
@@ -149,20 +171,19 @@ pub(crate) async fn handle(
                 .get_and_pin(&hash, from.as_deref(), pin.as_deref(), ctx.progress())
                 .await?;
             if let Some(dest) = out {
-                let object = fetched.hash.to_string();
                 fetched.exported = Some(
                     node.store()
-                        .export(&object, &client.path(&dest), force, Arc::new(NoProgress))
+                        .export(&hash, &client.path(&dest), force, Arc::new(NoProgress))
                         .await?,
                 );
             }
-            Reply::Fetched(fetched)
+            PeerReply::Fetched(fetched)
         }
         PeerRequest::Push { object, to } => {
             let hash = node.resolve_object(&object).await?;
-            Reply::Pushed(
+            PeerReply::Pushed(
                 node.store()
-                    .push(&hash.to_string(), &client.key(to), ctx.progress())
+                    .push(&hash, &client.key(to), ctx.progress())
                     .await?,
             )
         }
@@ -170,8 +191,9 @@ pub(crate) async fn handle(
 }
 
 /// What `get` fetches: the hash an OBJECT names. A bare word that names
-/// nothing here is passed on as it is, so the fetch says it is not a hash.
-async fn get_target(node: &Node, object: &str) -> Result<String, ApiError> {
+/// nothing here is refused as not a hash (it is no pin either, and `get`
+/// fetches by hash).
+async fn get_target(node: &Node, object: &str) -> Result<Hash, ApiError> {
     let bare = matches!(ObjectRef::parse(object), ObjectRef::Either(w) if !w.contains('/'));
     if bare
         && clive_cas::parse_hash(object).is_err()
@@ -182,7 +204,7 @@ async fn get_target(node: &Node, object: &str) -> Result<String, ApiError> {
             .map_err(NodeError::from)?
             .is_none()
     {
-        return Ok(object.to_owned());
+        return Err(NodeError::from(NetError::NotAHash(object.to_owned())).into());
     }
-    Ok(node.resolve_object(object).await?.to_string())
+    Ok(node.resolve_object(object).await?)
 }

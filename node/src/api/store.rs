@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::{ApiError, CallContext, Client, Reply};
+use clive_cas::{Exported, FsckReport, GcReport, Pin};
+
+use super::{ApiError, CallContext, Client};
 use crate::{
-    Node, NodeError,
+    AddResult, ListEntry, Node, NodeError,
     object::{OBJECT_HELP, OBJECT_LONG_HELP},
 };
 
@@ -31,6 +33,7 @@ pub enum StoreRequest {
     /// Write the bytes of a blob to standard output.
     #[command(display_order = 3)]
     Cat {
+        /// The blob.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// The client's standard output is a terminal: a tree is refused
@@ -42,12 +45,14 @@ pub enum StoreRequest {
     /// List a tree: kind, size, hash and name of each entry.
     #[command(display_order = 4)]
     Ls {
+        /// The tree.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
     },
     /// Write a blob or a tree to DEST.
     #[command(display_order = 5)]
     Export {
+        /// What to write.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
         /// Where to write it; must not exist unless --force.
@@ -86,6 +91,7 @@ pub enum PinRequest {
     Add {
         /// The pin's name.
         name: String,
+        /// What to pin.
         #[arg(help = OBJECT_HELP, long_help = OBJECT_LONG_HELP)]
         object: String,
     },
@@ -96,6 +102,33 @@ pub enum PinRequest {
     },
     /// List pins.
     Ls,
+}
+
+/// The answers to [`StoreRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum StoreReply {
+    /// `add`: each path added, in order.
+    Added(Vec<AddResult>),
+    /// `cat`: the bytes went to standard output.
+    Written {
+        /// How many.
+        bytes: u64,
+    },
+    /// `ls`.
+    Listing(Vec<ListEntry>),
+    /// `export`.
+    Exported(Exported),
+    /// `pin add`.
+    Pinned(Pin),
+    /// `pin rm`.
+    Unpinned(Pin),
+    /// `pin ls`.
+    Pins(Vec<Pin>),
+    /// `gc`.
+    Gc(GcReport),
+    /// `fsck`.
+    Fsck(FsckReport),
 }
 
 impl StoreRequest {
@@ -166,7 +199,7 @@ pub(crate) async fn handle(
     request: StoreRequest,
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
-) -> Result<Reply, ApiError> {
+) -> Result<StoreReply, ApiError> {
     Ok(match request {
         StoreRequest::Add { paths, pin } => {
             if pin.is_some() && paths.len() > 1 {
@@ -189,7 +222,7 @@ pub(crate) async fn handle(
                 };
                 all.push(added);
             }
-            Reply::Added(all)
+            StoreReply::Added(all)
         }
         StoreRequest::Cat { object, terminal } => {
             let hash = node.resolve_object(&object).await?;
@@ -205,15 +238,15 @@ pub(crate) async fn handle(
                 return Err(NodeError::TreeToTerminal { object }.into());
             }
             let mut out = ctx.stdout();
-            let bytes = node.store().cat(&hash.to_string(), &mut out).await?;
+            let bytes = node.store().cat(&hash, &mut out).await?;
             out.flush()
                 .await
                 .map_err(|cause| ApiError::Output { cause })?;
-            Reply::Written { bytes }
+            StoreReply::Written { bytes }
         }
         StoreRequest::Ls { object } => {
             let hash = node.resolve_object(&object).await?;
-            Reply::Listing(node.store().ls(&hash.to_string()).await?)
+            StoreReply::Listing(node.store().ls(&hash).await?)
         }
         StoreRequest::Export {
             object,
@@ -224,23 +257,23 @@ pub(crate) async fn handle(
             let dest = client.path(&dest);
             node.home().check_destination(&dest)?;
             let hash = node.resolve_object(&object).await?;
-            Reply::Exported(
+            StoreReply::Exported(
                 node.store()
-                    .export(&hash.to_string(), &dest, force, ctx.progress())
+                    .export(&hash, &dest, force, ctx.progress())
                     .await?,
             )
         }
         StoreRequest::Pin(PinRequest::Add { name, object }) => {
             let hash = node.resolve_object(&object).await?;
-            Reply::Pinned(node.store().pin_add(&name, &hash.to_string()).await?)
+            StoreReply::Pinned(node.store().pin_add(&name, &hash).await?)
         }
         StoreRequest::Pin(PinRequest::Rm { name }) => {
-            Reply::Unpinned(node.store().pin_rm(&name).await?)
+            StoreReply::Unpinned(node.store().pin_rm(&name).await?)
         }
-        StoreRequest::Pin(PinRequest::Ls) => Reply::Pins(node.store().pins().await?),
-        StoreRequest::Gc { dry_run } => Reply::Gc(node.store().gc(dry_run).await?),
+        StoreRequest::Pin(PinRequest::Ls) => StoreReply::Pins(node.store().pins().await?),
+        StoreRequest::Gc { dry_run } => StoreReply::Gc(node.store().gc(dry_run).await?),
         StoreRequest::Fsck { repair } => {
-            Reply::Fsck(node.store().fsck(repair, ctx.progress()).await?)
+            StoreReply::Fsck(node.store().fsck(repair, ctx.progress()).await?)
         }
     })
 }

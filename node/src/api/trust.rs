@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, Reply, duration};
-use crate::Node;
+use super::{ApiError, CallContext, Client, duration};
+use crate::{CertInfo, Imported, Node, RootInfo, Verdict};
 
-/// Trust subcommands. KEY is an OpenSSH public key line, a file holding one,
-/// an endpoint id, or the SHA256: fingerprint of a known key. CERT is a
-/// certificate id or the file it was written to with -o.
+/// Trust subcommands. CERT is a certificate id or the file it was written
+/// to with -o;
+#[doc = concat!("KEY is ", super::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "trust_op", rename_all = "snake_case")]
 pub enum TrustRequest {
@@ -95,13 +95,29 @@ pub enum RootsRequest {
     Ls,
 }
 
+/// The answers to [`TrustRequest`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum TrustReply {
+    /// `trust grant`, `trust show`, `trust revoke`.
+    Cert(CertInfo),
+    /// `trust import`.
+    Imported(Imported),
+    /// `trust ls`.
+    Certs(Vec<CertInfo>),
+    /// `trust verify`.
+    Verdict(Verdict),
+    /// `trust roots add|rm|ls`.
+    Roots(Vec<RootInfo>),
+}
+
 /// Runs one trust request.
 pub(crate) async fn handle(
     node: &Node,
     request: TrustRequest,
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
-) -> Result<Reply, ApiError> {
+) -> Result<TrustReply, ApiError> {
     Ok(match request {
         TrustRequest::Grant {
             key,
@@ -114,7 +130,7 @@ pub(crate) async fn handle(
             let expires = duration(&expires)?;
             let out = out.map(|p| client.path(&p));
             let with = client.sign_with(agent, ctx.passphrase());
-            Reply::Cert(
+            TrustReply::Cert(
                 node.trust()
                     .grant(
                         &client.key(key),
@@ -128,28 +144,30 @@ pub(crate) async fn handle(
             )
         }
         TrustRequest::Import { file } => {
-            Reply::Imported(node.trust().import(&client.path(&file)).await?)
+            TrustReply::Imported(node.trust().import(&client.path(&file)).await?)
         }
-        TrustRequest::Ls => Reply::Certs(node.trust().list().await?),
-        TrustRequest::Show { cert } => Reply::Cert(node.trust().show(&client.key(cert)).await?),
+        TrustRequest::Ls => TrustReply::Certs(node.trust().list().await?),
+        TrustRequest::Show { cert } => {
+            TrustReply::Cert(node.trust().show(&client.key(cert)).await?)
+        }
         TrustRequest::Verify { peer, cap } => {
-            Reply::Verdict(node.trust().verify(&client.key(peer), &cap).await?)
+            TrustReply::Verdict(node.trust().verify(&client.key(peer), &cap).await?)
         }
         TrustRequest::Revoke { cert, out, agent } => {
             let out = out.map(|p| client.path(&p));
             let with = client.sign_with(agent, ctx.passphrase());
-            Reply::Cert(
+            TrustReply::Cert(
                 node.trust()
                     .revoke(&client.key(cert), out.as_deref(), with)
                     .await?,
             )
         }
         TrustRequest::Roots(RootsRequest::Add { key, name }) => {
-            Reply::Roots(vec![node.trust().roots_add(&client.key(key), &name).await?])
+            TrustReply::Roots(vec![node.trust().roots_add(&client.key(key), &name).await?])
         }
         TrustRequest::Roots(RootsRequest::Rm { key }) => {
-            Reply::Roots(vec![node.trust().roots_rm(&client.key(key)).await?])
+            TrustReply::Roots(vec![node.trust().roots_rm(&client.key(key)).await?])
         }
-        TrustRequest::Roots(RootsRequest::Ls) => Reply::Roots(node.trust().roots().await?),
+        TrustRequest::Roots(RootsRequest::Ls) => TrustReply::Roots(node.trust().roots().await?),
     })
 }

@@ -23,9 +23,10 @@ use super::{
 use crate::{
     Home, Node,
     api::{
-        ApiError, Call, CallContext, NameRequest, Reply, Request, handle,
+        ApiError, Call, CallContext, NameReply, Reply, Request, handle,
         names::{read_only_reply, receipt_reply},
     },
+    names::StateView,
 };
 
 /// How long a daemon may take to answer a hello.
@@ -50,7 +51,12 @@ pub enum Connection {
     Daemon(ControlClient),
     /// No daemon runs and the calls only read state: this process opened
     /// just `state.redb`.
-    State(crate::names::StateView),
+    State {
+        /// The state, opened read-only.
+        view: StateView,
+        /// Decides what has expired.
+        clock: Arc<dyn Clock>,
+    },
 }
 
 impl Connection {
@@ -70,7 +76,7 @@ impl Connection {
     /// Like [`Connection::open`], but when no daemon runs and every request
     /// is [read-only](Request::read_only), opens only the state. When the
     /// state cannot be opened read-only (another process has it open for
-    /// writing, or it needs recovery), says why in the log and opens the
+    /// writing, or it needs recovery), warns why and opens the
     /// node.
     pub async fn open_for(
         home: &Home,
@@ -81,9 +87,9 @@ impl Connection {
             if let Some(client) = ControlClient::connect(home).await? {
                 return Ok(Connection::Daemon(client));
             }
-            match crate::names::StateView::open(home, clock.clone()) {
-                Ok(view) => return Ok(Connection::State(view)),
-                Err(e) => tracing::info!(
+            match StateView::open(home) {
+                Ok(view) => return Ok(Connection::State { view, clock }),
+                Err(e) => tracing::warn!(
                     "the state cannot be opened read-only ({}): opening the node instead",
                     crate::api::error_chain(&e)
                 ),
@@ -97,14 +103,16 @@ impl Connection {
         match self {
             Connection::InProcess(node) => handle(node, call, ctx).await,
             Connection::Daemon(client) => client.call(call, ctx).await,
-            Connection::State(view) => {
+            Connection::State { view, clock } => {
                 let Request::Name(request) = &call.request else {
                     return Err(needs_node(&call.request));
                 };
-                let now = view.now();
+                let now = clock.now();
                 let reply =
                     view.read(|zones, me| read_only_reply(zones, me, request, now).transpose())?;
-                reply.ok_or_else(|| needs_node(&call.request))
+                reply
+                    .map(Reply::Name)
+                    .ok_or_else(|| needs_node(&call.request))
             }
         }
     }
@@ -113,7 +121,7 @@ impl Connection {
     pub async fn close(self) -> Result<(), ApiError> {
         match self {
             Connection::InProcess(node) => Ok(node.close().await?),
-            Connection::Daemon(_) | Connection::State(_) => Ok(()),
+            Connection::Daemon(_) | Connection::State { .. } => Ok(()),
         }
     }
 }
@@ -297,23 +305,23 @@ impl ControlClient {
                         Err(_) => None,
                     }
                 }
-                Err(_) => receipt_from_state(&self.home, &ask),
+                Err(_) => receipt_from_state(&self.home, receipt),
             };
             match answer {
-                Some(Reply::NamesPublished(all)) if !all.is_empty() => {
-                    return Ok(match request {
+                Some(Reply::Name(NameReply::NamesPublished(all))) if !all.is_empty() => {
+                    return Ok(Reply::Name(match request {
                         Request::Name(crate::NameRequest::Publish { more, .. })
                             if !more.is_empty() =>
                         {
-                            Reply::NamesPublished(all)
+                            NameReply::NamesPublished(all)
                         }
                         _ => match all.into_iter().next() {
-                            Some(one) => Reply::NamePublished(one),
-                            None => Reply::NamesPublished(Vec::new()),
+                            Some(one) => NameReply::NamePublished(one),
+                            None => NameReply::NamesPublished(Vec::new()),
                         },
-                    });
+                    }));
                 }
-                Some(Reply::NamesPublished(_)) if !still_running => {
+                Some(Reply::Name(NameReply::NamesPublished(_))) if !still_running => {
                     return Err(self.error(format!(
                         "the daemon stopped before the publish was committed ({lost}): nothing \
                          was published; run it again"
@@ -332,23 +340,22 @@ impl ControlClient {
     }
 }
 
-/// Answers `ask` (a receipt lookup) from the home's state while no daemon
-/// runs. A state last written by a killed process may need redb's
-/// recovery, which a read-only open cannot do: then, when no process holds
-/// the home, it is opened for writing under the home lock, which recovers
-/// it, and read there.
-fn receipt_from_state(home: &Home, ask: &Request) -> Option<Reply> {
-    let Request::Name(NameRequest::Receipt { receipt }) = ask else {
-        return None;
+/// Answers a receipt lookup from the home's state while no daemon runs.
+/// A state last written by a killed process may need redb's recovery,
+/// which a read-only open cannot do: then, when no process holds the home,
+/// it is opened for writing under the home lock, which recovers it, and
+/// read there. Either way a damaged state is no answer, not a panic.
+fn receipt_from_state(home: &Home, receipt: &str) -> Option<Reply> {
+    let reply = match StateView::open(home) {
+        Ok(view) => view.read(|zones, _| receipt_reply(zones, receipt)),
+        Err(_) => {
+            let _lock = crate::HomeLock::acquire(home).ok()?;
+            let db = crate::statedb::open_state(home).ok()?;
+            let zones = clive_naming::Zones::new(Arc::new(db));
+            crate::statedb::read_state(home, || receipt_reply(&zones, receipt))
+        }
     };
-    if let Ok(db) = crate::statedb::open_state_read_only(home) {
-        let zones = clive_naming::Zones::read_only(std::sync::Arc::new(db));
-        return receipt_reply(&zones, receipt).ok();
-    }
-    let _lock = crate::HomeLock::acquire(home).ok()?;
-    let db = crate::statedb::open_state(home).ok()?;
-    let zones = clive_naming::Zones::new(std::sync::Arc::new(db));
-    receipt_reply(&zones, receipt).ok()
+    reply.ok().map(Reply::Name)
 }
 
 /// The refusal of a request that is not read-only by a connection that

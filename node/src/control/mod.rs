@@ -1,7 +1,7 @@
 //! The daemon's local control socket, and how a client picks between it and
 //! opening the home in-process.
 //!
-//! # Protocol `clive-control`, version 2
+//! # Protocol `clive-control`, version 3
 //!
 //! `HOME/control.sock` is a Unix stream socket of mode 0600, reachable only
 //! by the user who owns the home (the daemon also checks the peer's uid with
@@ -10,13 +10,13 @@
 //! ```text
 //! frame = length:u32 (big endian, kind + payload, 1..=16 MiB) kind:u8 payload
 //!
-//! kind 1 HELLO       JSON {"protocol":"clive-control","version":2,"pid":N}
+//! kind 1 HELLO       JSON {"protocol":"clive-control","version":3,"pid":N}
 //! kind 2 REQUEST     JSON api::Call {"cwd":..,"ssh_auth_sock":..,"request":REQUEST}
 //! kind 3 DATA        raw bytes, at most 64 KiB
 //! kind 4 END         empty
 //! kind 5 PROGRESS    flags:u8 (bit 0: total known) total:u64 done:u64, big endian
 //! kind 6 REPLY_PART  a piece of the JSON reply; the next piece follows
-//! kind 7 REPLY       JSON api::Reply {"reply":..,"value":..} (its last piece)
+//! kind 7 REPLY       JSON api::Reply {CONCERN:{"reply":..,"value":..}} (its last piece)
 //! kind 8 ERROR       JSON {"message":".."}
 //! ```
 //!
@@ -34,8 +34,19 @@
 //! {"op":"name","name_op":"zone","zone_op":"ls"}
 //! ```
 //!
-//! Version 2 (this one) nested the commands by concern; version 1 had one
-//! flat `op` per command.
+//! A REPLY is an [`crate::api::Reply`]: an object whose one key names the
+//! concern (`node` for `id`, `status` and `stop`; `store`, `trust`,
+//! `peers`, `name`), holding that concern's reply, tagged by `reply` with
+//! its content in `value`:
+//!
+//! ```text
+//! {"node":{"reply":"stopping","value":{"pid":4242,"control_socket":"/home/u/.clive/control.sock"}}}
+//! {"store":{"reply":"written","value":{"bytes":3}}}
+//! {"name":{"reply":"names_published","value":[]}}
+//! ```
+//!
+//! Version 3 (this one) nested the replies by concern as version 2 had
+//! nested the requests; version 1 had one flat `op` per command.
 //!
 //! One connection carries one call:
 //!
@@ -72,7 +83,7 @@ pub use client::{Connection, ControlClient};
 pub const PROTOCOL: &str = "clive-control";
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The largest reply, all its frames together: 256 MiB.
 pub const MAX_REPLY: usize = 256 * 1024 * 1024;
@@ -118,7 +129,10 @@ mod tests {
         server::send_reply,
         wire::{Kind, ProgressSnapshot, write_frame},
     };
-    use crate::{PeerInfo, api::Reply};
+    use crate::{
+        PeerInfo,
+        api::{PeerReply, Reply},
+    };
 
     #[derive(Default)]
     struct Recorded(Mutex<Vec<(&'static str, u64)>>);
@@ -134,14 +148,14 @@ mod tests {
 
     #[tokio::test]
     async fn data_progress_and_a_reply_larger_than_a_frame_arrive_intact() {
-        let reply = Reply::Peers(vec![PeerInfo {
+        let reply = Reply::Peers(PeerReply::Peers(vec![PeerInfo {
             endpoint_id: "e".repeat(64),
             fingerprint: "SHA256:x".into(),
             // More than one frame of JSON.
             addrs: vec!["a".repeat(20 << 20)],
             connected: false,
             last_seen: None,
-        }]);
+        }]));
         let mut wire = Vec::new();
         let snap = |total, done| ProgressSnapshot { total, done }.encode();
         write_frame(&mut wire, Kind::Progress, &snap(None, 5))

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     Node, NodeError, PassphraseSource,
-    api::{ApiError, Call, CallContext, DaemonInfo, Reply, handle},
+    api::{ApiError, Call, CallContext, DaemonInfo, NodeReply, Reply, handle},
 };
 
 /// How long a client may take to send its hello, and then its request.
@@ -320,7 +320,7 @@ async fn run_call(call: Call, rd: OwnedReadHalf, mut wr: OwnedWriteHalf, shared:
     }
     match result {
         Ok(reply) => {
-            let stopping = matches!(reply, Reply::Stopping(_));
+            let stopping = matches!(reply, Reply::Node(NodeReply::Stopping(_)));
             if send_reply(&mut wr, &reply).await.is_ok() && stopping {
                 let _ = shared.stop.send(wr);
             }

@@ -126,12 +126,15 @@ impl NamesHandle<'_> {
     }
 
     /// Creates a zone signed by this node; `keys` are further root keys.
+    /// A first root that needs co-signatures is written to `out`, or to
+    /// `ZONE.1.root.json` in `dir` (the client's directory).
     pub async fn zone_create(
         &self,
         zone: &str,
         keys: &[String],
         threshold: u32,
         out: Option<&Path>,
+        dir: &Path,
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
         let extra = self.resolve_keys(keys)?;
@@ -139,25 +142,33 @@ impl NamesHandle<'_> {
         let change = self
             .zones()
             .create(zone, &extra, threshold, signer.as_ref(), self.now())?;
-        self.root_changed(change, out, zone).await
+        self.root_changed(change, out, Some(dir), zone).await
     }
 
+    /// Writes a root that awaits co-signers to `out`, or by default to
+    /// `ZONE.VERSION.root.json` in `dir` (reported by that name, relative to
+    /// `dir`, as the client sees it).
     async fn root_changed(
         &self,
         mut change: RootChange,
         out: Option<&Path>,
+        dir: Option<&Path>,
         zone: &str,
     ) -> Result<ZoneChanged, NodeError> {
         let file = match change.file.take() {
             Some(bytes) => {
-                let path = out.map_or_else(
-                    || PathBuf::from(format!("{zone}.{}.root.json", change.root.version)),
-                    Path::to_path_buf,
-                );
+                let default = PathBuf::from(format!("{zone}.{}.root.json", change.root.version));
+                let (path, shown) = match out {
+                    Some(out) => (out.to_path_buf(), out.to_path_buf()),
+                    None => (
+                        dir.map_or_else(|| default.clone(), |d| d.join(&default)),
+                        default,
+                    ),
+                };
                 self.node.home().check_destination(&path)?;
                 std::fs::write(&path, bytes)
                     .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))?;
-                Some(path)
+                Some(shown)
             }
             None => None,
         };
@@ -391,7 +402,8 @@ impl NamesHandle<'_> {
         Ok(role)
     }
 
-    /// Gives `role` of `zone` new keys, in a new root.
+    /// Gives `role` of `zone` new keys, in a new root; one that needs
+    /// co-signatures is written as for [`NamesHandle::zone_create`].
     #[allow(clippy::too_many_arguments)]
     pub async fn rotate(
         &self,
@@ -400,6 +412,7 @@ impl NamesHandle<'_> {
         keys: &[String],
         threshold: Option<u32>,
         out: Option<&Path>,
+        dir: &Path,
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
         let keys = self.resolve_keys(keys)?;
@@ -407,7 +420,7 @@ impl NamesHandle<'_> {
         let change =
             self.zones()
                 .rotate(zone, role, &keys, threshold, signer.as_ref(), self.now())?;
-        self.root_changed(change, out, zone).await
+        self.root_changed(change, out, Some(dir), zone).await
     }
 
     /// Adds a signature to a root file: this node's, or that of the
@@ -453,7 +466,8 @@ impl NamesHandle<'_> {
         let change = self
             .zones()
             .root_commit(zone, &bytes, signer.as_ref(), self.now())?;
-        self.root_changed(change, None, zone).await
+        // A committed root: nothing to write.
+        self.root_changed(change, None, None, zone).await
     }
 
     /// Follows a zone from a zone ticket or a trusted root.json file.

@@ -1,16 +1,16 @@
 //! The node's state opened read-only, for the `name` requests that only
-//! read it when no daemon runs (answered by
-//! the names part of the node API).
+//! read it when no daemon runs (answered by `read_only_reply` in the names
+//! part of the node API).
 
 use std::sync::Arc;
 
 use clive_naming::Zones;
-use clive_trust::Clock;
 
 use crate::NodeError;
 
 /// The node's state alone (`state.redb`), opened read-only, for commands
-/// that only read it (`name resolve`, `name history`, `name zone ls`) when
+/// that only read it (`name resolve`, `name history`, `name zone ls`, and
+/// the control client's receipt lookup, `NameRequest::Receipt`) when
 /// no daemon runs: it skips the blob store, the trust state and the home
 /// lock (redb's own file lock keeps writers out while it is open), so a
 /// lookup costs about what starting the process does, and writes nothing.
@@ -19,20 +19,18 @@ pub struct StateView {
     zones: Zones,
     identity: Option<clive_trust::PublicIdentity>,
     home: crate::Home,
-    clock: Arc<dyn Clock>,
 }
 
 impl StateView {
     /// Opens `home`'s state read-only. Fails when another process has it
-    /// open for writing (then the caller opens the node, which says who).
-    /// `clock` decides what has expired.
-    pub fn open(home: &crate::Home, clock: Arc<dyn Clock>) -> Result<StateView, NodeError> {
+    /// open for writing (then the caller opens the node, which says who),
+    /// or when it needs recovery.
+    pub fn open(home: &crate::Home) -> Result<StateView, NodeError> {
         let db = crate::statedb::open_state_read_only(home)?;
         Ok(StateView {
             zones: Zones::read_only(Arc::new(db)),
             identity: crate::node::read_public_key_file(&home.pub_key_path()),
             home: home.clone(),
-            clock,
         })
     }
 
@@ -43,20 +41,5 @@ impl StateView {
         read: impl FnOnce(&Zones, Option<&clive_trust::PublicIdentity>) -> Result<T, NodeError>,
     ) -> Result<T, NodeError> {
         crate::statedb::read_state(&self.home, || read(&self.zones, self.identity.as_ref()))
-    }
-
-    /// The zones in it.
-    pub fn zones(&self) -> &Zones {
-        &self.zones
-    }
-
-    /// Now, by the view's clock.
-    pub fn now(&self) -> u64 {
-        self.clock.now()
-    }
-
-    /// The node's key, when its public key file reads.
-    pub fn identity(&self) -> Option<&clive_trust::PublicIdentity> {
-        self.identity.as_ref()
     }
 }

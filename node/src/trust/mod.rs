@@ -81,10 +81,6 @@ pub struct SignWith<'a> {
     /// Where the passphrase of an encrypted key comes from.
     pub passphrase: &'a (dyn PassphraseSource + Sync),
 }
-/// Parses a duration such as `30d` or `12h`.
-pub fn clock_parse_duration(s: &str) -> Result<Duration, String> {
-    clive_trust::clock::parse_duration(s)
-}
 
 /// The trust commands of a node: `node.trust()`.
 #[derive(Debug, Clone, Copy)]

@@ -2,13 +2,33 @@
 
 use std::io::{self, Write};
 
+use anyhow::Result;
 use clive_node::clive_trust::clock::format_time as when;
 use clive_node::{
+    NameReply,
     clive_naming::{Change, Published, Resolution, RoleInfo, ZoneInfo},
     names::{Overridden, Refreshed, RootSigned, ZoneChanged, ZoneExported, ZoneShown},
 };
 
-use crate::output::Render;
+use super::{Out, Render};
+
+/// Prints a [`NameReply`].
+pub(super) fn reply(out: &Out, reply: &NameReply) -> Result<()> {
+    match reply {
+        NameReply::ZoneChanged(x) => out.show(x),
+        NameReply::Zones(x) => out.show(x),
+        NameReply::Zone(x) => out.show(x),
+        NameReply::NamePublished(x) => out.show(x),
+        NameReply::NamesPublished(x) => out.show(x),
+        NameReply::Delegated(x) => out.show(x),
+        NameReply::RootSigned(x) => out.show(x),
+        NameReply::Refreshed(x) => out.show(x),
+        NameReply::Resolved(x) => out.show(x),
+        NameReply::NameHistory(x) => out.show(x),
+        NameReply::ZoneExported(x) => out.show(x),
+        NameReply::Overridden(x) => out.show(x),
+    }
+}
 
 impl Render for ZoneChanged {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
