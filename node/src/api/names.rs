@@ -308,7 +308,18 @@ fn lookup(request: &NameRequest) -> Option<Lookup<'_>> {
         NameRequest::Receipt { receipt } => {
             Box::new(move |zones, _, _| receipt_reply(zones, receipt))
         }
-        _ => return None,
+        // Named one by one, so that a new request does not compile until
+        // it is said here whether it is a lookup.
+        NameRequest::Zone(ZoneRequest::Create { .. } | ZoneRequest::Show { .. })
+        | NameRequest::Publish { .. }
+        | NameRequest::Unpublish { .. }
+        | NameRequest::Delegate { .. }
+        | NameRequest::Rotate { .. }
+        | NameRequest::Root(_)
+        | NameRequest::Follow { .. }
+        | NameRequest::Refresh { .. }
+        | NameRequest::Export { .. }
+        | NameRequest::Override { .. } => return None,
     })
 }
 
