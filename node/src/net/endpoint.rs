@@ -40,7 +40,7 @@ pub async fn bind(
     ephemeral: bool,
     relay: Option<&str>,
     lookup: MemoryLookup,
-    hooks: super::liveness::Registry,
+    hooks: super::shared::Registry,
 ) -> Result<Endpoint, NodeError> {
     let net_err = |what: String| NodeError::from(NetError::Endpoint(what));
     let transport = QuicTransportConfig::builder()

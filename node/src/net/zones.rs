@@ -35,7 +35,8 @@ use iroh::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Shared, announce, fetch, keeper, wire};
+use super::{announce, fetch, keeper, shared::Shared, wire};
+use crate::service::Running;
 use crate::{NamesError, NodeError};
 
 /// The ALPN of the zones protocol, with its version.
@@ -131,31 +132,35 @@ impl ProtocolHandler for ZonesProtocol {
     }
 }
 
-/// Follows the zone announcements the announcer hears, until the node
-/// goes offline.
-pub fn follow_announcements(shared: &Arc<Shared>) -> n0_future::task::AbortOnDropHandle<()> {
+/// Follows the zone announcements the announcer hears, until stopped (the
+/// daemon's `zone follower` service): the zones concern subscribes to the
+/// network's typed events itself.
+pub fn follow_announcements(shared: &Arc<Shared>) -> Running {
     let mut events = shared.announcements.subscribe();
     let shared = Arc::downgrade(shared);
-    n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(announce::Announcement::Zone {
-                    origin,
-                    zone,
-                    version,
-                }) => {
-                    let Some(shared) = shared.upgrade() else {
-                        return;
-                    };
-                    announced(&shared, origin, &zone, version);
+    Running::task(
+        "zone follower",
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(announce::Announcement::Zone {
+                        origin,
+                        zone,
+                        version,
+                    }) => {
+                        let Some(shared) = shared.upgrade() else {
+                            return;
+                        };
+                        announced(&shared, origin, &zone, version);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!("missed {n} announcements");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!("missed {n} announcements");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
-        }
-    }))
+        }),
+    )
 }
 
 /// Largest metadata file fetched from a peer.

@@ -147,7 +147,7 @@ impl PeersHandle<'_> {
             Some(net) => {
                 let eid = endpoint_id(&id)?;
                 let record = net.shared.add_peer(&eid, &addrs)?;
-                net.shared.keepers.start(&net.shared, eid);
+                keeper::start(&net.shared, eid);
                 record
             }
             None => state::update_peer(self.node.db(), &id, |old| state::PeerRecord {

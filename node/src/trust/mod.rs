@@ -1,8 +1,6 @@
 //! The trust handle ([`Node::trust`]): certificates, roots and
 //! revocations, as the `trust` commands see them.
 
-pub mod state;
-
 use std::{path::Path, time::Duration};
 
 use clive_trust::{
@@ -16,9 +14,9 @@ use clive_trust::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::authority::{CertInfo, NodeTrust, read_cert_file};
+use crate::authority::{file_err, read_bounded};
 use crate::{Node, NodeError, PassphraseSource, TrustError};
-pub use state::{CertInfo, NodeTrust, read_cert_file};
-use state::{file_err, read_bounded};
 
 /// The answer to `trust verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

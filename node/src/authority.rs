@@ -1,5 +1,7 @@
-//! The node's trust state: roots, certificates and revocations, and the
-//! authorizer every request from a peer is checked against.
+//! The node's trust state (`NodeTrust`): roots, certificates and
+//! revocations, and the authorizer every request from a peer is checked
+//! against. Both the node (which opens it) and the network layer (which
+//! asks it) use it; it uses neither.
 //!
 //! Roots live in `HOME/allowed_signers` (OpenSSH format; the node's own key
 //! is always a root too). Certificates and revocations live in `state.redb`
