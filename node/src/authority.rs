@@ -18,7 +18,10 @@ use clive_trust::{
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeError, TrustError};
+use crate::{
+    NodeError, TrustError,
+    error::{KeyError, StateError},
+};
 
 const CERTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trust.certs.v1");
 const REVOCATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trust.revocations.v1");
@@ -69,25 +72,18 @@ fn read_table(
     db: &Database,
     table: TableDefinition<&[u8; 32], &[u8]>,
 ) -> Result<Vec<Row>, NodeError> {
-    let tx = db.begin_read().map_err(state_err)?;
+    let tx = db.begin_read().map_err(StateError::from)?;
     let table = match tx.open_table(table) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(state_err(e)),
+        Err(e) => return Err(StateError::from(e).into()),
     };
     let mut rows = Vec::new();
-    for item in table.iter().map_err(state_err)? {
-        let (k, v) = item.map_err(state_err)?;
+    for item in table.iter().map_err(StateError::from)? {
+        let (k, v) = item.map_err(StateError::from)?;
         rows.push((*k.value(), v.value().to_vec()));
     }
     Ok(rows)
-}
-
-fn state_err(e: impl std::fmt::Display) -> NodeError {
-    NodeError::State {
-        path: "state.redb".into(),
-        reason: e.to_string(),
-    }
 }
 
 impl NodeTrust {
@@ -135,12 +131,12 @@ impl NodeTrust {
         bytes: &[u8],
     ) -> Result<[u8; 32], NodeError> {
         let key = *blake3::hash(bytes).as_bytes();
-        let tx = self.db.begin_write().map_err(state_err)?;
+        let tx = self.db.begin_write().map_err(StateError::from)?;
         tx.open_table(table)
-            .map_err(state_err)?
+            .map_err(StateError::from)?
             .insert(&key, bytes)
-            .map_err(state_err)?;
-        tx.commit().map_err(state_err)?;
+            .map_err(StateError::from)?;
+        tx.commit().map_err(StateError::from)?;
         Ok(key)
     }
 
@@ -223,19 +219,20 @@ impl NodeTrust {
                 .into_iter()
                 .find(|k| k.fingerprint() == key)
                 .ok_or_else(|| {
-                    NodeError::UnknownKey(format!("no known key has the fingerprint {key}"))
+                    NodeError::UnknownKey(KeyError::UnknownFingerprint(key.to_owned()))
                 });
         }
         let path = Path::new(key);
         if path.is_file() {
             return PublicIdentity::read_file(path).map_err(|e| match e {
                 clive_trust::IdentityError::Read(e) => NodeError::Read(e),
-                e => NodeError::UnknownKey(format!("{}: {e}", path.display())),
+                cause => NodeError::UnknownKey(KeyError::File {
+                    path: path.to_owned(),
+                    cause,
+                }),
             });
         }
-        Err(NodeError::UnknownKey(format!(
-            "{key:?} is not a public key line, a file holding one, an endpoint id, or the fingerprint of a known key"
-        )))
+        Err(NodeError::UnknownKey(KeyError::NotAKey(key.to_owned())))
     }
 
     /// Resolves CERT: a certificate id, or a file written with `-o`.

@@ -141,11 +141,7 @@ pub async fn get(
             }
         }
     }
-    Err(NetError::FetchFailed {
-        hash,
-        failures: failures.join("; "),
-    }
-    .into())
+    Err(NetError::FetchFailed { hash, failures }.into())
 }
 
 /// `hash` as a fetch reports it when it (and all a tree reaches) is stored
@@ -271,7 +267,7 @@ async fn get_from(
     let local = remote
         .local(HashAndFormat::raw(hash))
         .await
-        .map_err(|e| NodeError::from(NetError::LocalStore(e.to_string())))?;
+        .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
     if !local.is_complete() {
         let stream = remote
             .fetch(conn.clone(), HashAndFormat::raw(hash))
@@ -342,7 +338,7 @@ async fn missing_ranges(
             let local = remote
                 .local(HashAndFormat::raw(hash))
                 .await
-                .map_err(|e| NodeError::from(NetError::LocalStore(e.to_string())))?;
+                .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
             let ranges = (!local.is_complete()).then(|| root_ranges(&local.missing()));
             Ok::<_, NodeError>(ranges.map(|r| (hash, r)))
         })

@@ -104,7 +104,7 @@ impl PeersHandle<'_> {
                 return Err(NetError::JoinRefused(reason).into());
             }
             other => {
-                return Err(NetError::JoinOutOfTurn(format!("{other:?}")).into());
+                return Err(NetError::JoinOutOfTurn(Box::new(other)).into());
             }
         };
         let body = cert.body();
