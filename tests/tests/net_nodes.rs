@@ -225,8 +225,18 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .store()
         .push(&note_hash.to_string(), &a.id(), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            NodeError::Net(NetError::Refused {
+                what: "the push",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let refused = refused.to_string();
     assert!(refused.contains("refused the push"), "{refused}");
     assert!(refused.contains("push"), "{refused}");
 
@@ -244,8 +254,12 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .store()
         .get(&later_hash, Some(&a.id()), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("refused to serve"), "{err}");
     assert!(err.contains("revoked"), "{err}");
     // A does not have everything: it says so.
@@ -255,8 +269,12 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .store()
         .get(&missing, Some(&a.id()), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("does not have it"), "{err}");
     // C, still trusted, fetches it.
     c.node()
@@ -278,35 +296,32 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
         .await
         .unwrap();
     b.node().peers().join(&invite.ticket).await.unwrap();
-    let reused = c
-        .node()
-        .peers()
-        .join(&invite.ticket)
-        .await
-        .unwrap_err()
-        .to_string();
+    let reused = c.node().peers().join(&invite.ticket).await.unwrap_err();
+    assert!(
+        matches!(reused, NodeError::Net(NetError::JoinRefused(_))),
+        "{reused:?}"
+    );
+    let reused = reused.to_string();
     assert!(reused.contains("already been used"), "{reused}");
 
     // A ticket with a made-up secret (correct checksum, so it decodes).
     let mut forged = clive_node::net::ticket::Ticket::decode(&invite.ticket).unwrap();
     forged.secret = [0x42; 32];
-    let err = c
-        .node()
-        .peers()
-        .join(&forged.encode())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.node().peers().join(&forged.encode()).await.unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::JoinRefused(_))),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("not issued by this node"), "{err}");
 
     let damaged = invite.ticket.replace('a', "b");
-    let err = c
-        .node()
-        .peers()
-        .join(&damaged)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.node().peers().join(&damaged).await.unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::Ticket(_))),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("damaged") || err.contains("not a clive-node ticket"),
         "{err}"
@@ -359,8 +374,12 @@ async fn a_peer_without_a_certificate_is_refused() {
         .store()
         .get(&hash, Some(&a.id()), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("refused"), "{err}");
     assert!(
         !stranger
@@ -450,8 +469,12 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
         .store()
         .get(&hash.to_string(), Some(&liar_id), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("does not match"), "{err}");
     // Nothing wrong was stored, and the blob is not complete here.
     assert!(!b.node().store().cas().has(hash).await.unwrap());
@@ -685,6 +708,13 @@ async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
         .resolve_object("rel/app")
         .await
         .expect_err("an expired name served as an object");
+    assert!(
+        matches!(
+            by_object,
+            clive_node::object::ObjectError::Node(NodeError::Naming(_))
+        ),
+        "{by_object:?}"
+    );
     let by_object = by_object.to_string();
     assert!(
         by_object.contains(&by_resolve.to_string()),
