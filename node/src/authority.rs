@@ -12,8 +12,9 @@ use std::{path::Path, sync::Arc};
 
 use clive_cas::{Hash, Store};
 use clive_trust::{
-    Authorizer, CertError, CertId, Certificate, Clock, PublicIdentity, Revocation, RootsFile,
-    TrustSet, cert::id_hex, clock::format_time, identity::with_suffix,
+    Authorizer, Capability, CertError, CertId, Certificate, Chain, ChainError, Clock,
+    PublicIdentity, Revocation, RootsFile, TrustSet, cert::id_hex, clock::format_time,
+    identity::with_suffix,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,18 @@ pub struct NodeTrust {
     roots_path: std::path::PathBuf,
     own: PublicIdentity,
     authorizer: Arc<Authorizer>,
+}
+
+/// Why a peer does not hold a capability here: the capability, and the
+/// link of the best chain that failed. Shown to the peer as the refusal of
+/// its request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("you do not hold {cap} here: {cause}")]
+pub struct Refusal {
+    /// The capability asked for.
+    pub cap: Capability,
+    /// Why no chain grants it.
+    pub cause: ChainError,
 }
 
 /// A row of a trust table: the hash of an encoding, and the encoding.
@@ -120,9 +133,27 @@ impl NodeTrust {
         })
     }
 
-    /// The authorizer the network layer asks on every request.
+    /// The authorizer: the trust set, and who hears of revocations.
     pub fn authorizer(&self) -> &Arc<Authorizer> {
         &self.authorizer
+    }
+
+    /// The one capability check: the chain that grants `cap` to `peer` now,
+    /// or the refusal to give it. Every request that needs a capability,
+    /// and `trust verify`, asks this; the network layer's blob requests
+    /// and admission ask [`NodeTrust::holds`], its cached answer.
+    pub fn check(&self, peer: &PublicIdentity, cap: Capability) -> Result<Chain, Refusal> {
+        self.authorizer
+            .check(peer, cap)
+            .map_err(|cause| Refusal { cap, cause })
+    }
+
+    /// Whether [`NodeTrust::check`] grants `cap` to the key `peer`, as the
+    /// authorizer caches it until the chain expires (a refusal for a few
+    /// seconds; any change of the trust set drops the cache): for every
+    /// blob request, which must not walk chains each time.
+    pub fn holds(&self, peer: &[u8; 32], cap: Capability) -> bool {
+        self.authorizer.allows(peer, cap)
     }
 
     fn put(

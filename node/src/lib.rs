@@ -30,7 +30,7 @@ pub use api::{
     ApiError, Call, CallContext, NameRequest, PeerRequest, Reply, Request, StoreRequest,
     TrustRequest,
 };
-pub use authority::{CertInfo, NodeTrust};
+pub use authority::{CertInfo, NodeTrust, Refusal};
 pub use clive_cas as cas;
 pub use clive_naming;
 pub use clive_trust;

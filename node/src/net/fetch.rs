@@ -486,9 +486,14 @@ fn connection_error(e: &GetError) -> Option<&ConnectionError> {
     inner.downcast_ref::<ConnectionError>()
 }
 
+/// Whether the peer closed the connection the request went on as a
+/// refusal: iroh-blobs' provider closes it with [`ERR_PERMISSION`] when
+/// this node was refused at connecting.
 fn is_refused_connection(e: &GetError) -> bool {
-    let text = format!("{e:#}");
-    text.contains("permission")
+    matches!(
+        connection_error(e),
+        Some(ConnectionError::ApplicationClosed(close)) if close.error_code == ERR_PERMISSION
+    )
 }
 
 /// Why `peer` refuses this node `fetch`, if it does.

@@ -68,11 +68,7 @@ impl ProtocolHandler for ServeBlobs {
 
 /// Whether `peer` may fetch `hashes` (as plain blobs when `raw`).
 fn may_fetch(shared: &Shared, peer: &EndpointId, hashes: &[Hash], raw: bool) -> bool {
-    if shared
-        .trust
-        .authorizer()
-        .allows(peer.as_bytes(), Capability::Fetch)
-    {
+    if shared.trust.holds(peer.as_bytes(), Capability::Fetch) {
         return true;
     }
     if !raw {
@@ -282,7 +278,6 @@ async fn respond(
             Ok(cap) => {
                 match shared
                     .trust
-                    .authorizer()
                     .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
                 {
                     Ok(chain) => wire::PeerReply::Verdict {
@@ -292,9 +287,9 @@ async fn respond(
                             chain.links.len()
                         ),
                     },
-                    Err(e) => wire::PeerReply::Verdict {
+                    Err(refusal) => wire::PeerReply::Verdict {
                         allowed: false,
-                        reason: e.to_string(),
+                        reason: refusal.cause.to_string(),
                     },
                 }
             }
@@ -305,7 +300,7 @@ async fn respond(
                 return refused("not a hash");
             };
             if let Err(why) = shared.require(&peer, Capability::Push) {
-                return refused(why);
+                return refused(why.to_string());
             }
             // Unprotected between the fetch and its pin otherwise.
             let _hold = shared.store.hold_roots().await;

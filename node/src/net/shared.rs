@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::{announce, state};
-use crate::{NodeError, authority::NodeTrust};
+use crate::{
+    NodeError,
+    authority::{NodeTrust, Refusal},
+};
 
 /// Most certificates presented in one hello.
 pub const MAX_PRESENTED_CERTS: usize = 16;
@@ -158,25 +161,19 @@ impl Shared {
     /// Whether `peer` may use this node at all: a known peer, or one a chain
     /// grants anything.
     pub fn admits(&self, peer: &EndpointId) -> bool {
-        let auth = self.trust.authorizer();
         let key = peer.as_bytes();
         matches!(state::peer(&self.db, key), Ok(Some(_)))
             || [Capability::Fetch, Capability::Push, Capability::Exec]
                 .into_iter()
-                .any(|cap| auth.allows(key, cap))
+                .any(|cap| self.trust.holds(key, cap))
     }
 
     /// Whether `peer` holds `cap` here now; when not, the refusal to send
-    /// it. Every request that needs a capability asks this (blob requests,
-    /// which are answered by verdict, ask [`Authorizer::allows`]).
-    ///
-    /// [`Authorizer::allows`]: clive_trust::Authorizer::allows
-    pub fn require(&self, peer: &EndpointId, cap: Capability) -> Result<(), String> {
+    /// it ([`NodeTrust::check`]).
+    pub fn require(&self, peer: &EndpointId, cap: Capability) -> Result<(), Refusal> {
         self.trust
-            .authorizer()
             .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
-            .map(|_| ())
-            .map_err(|e| format!("you do not hold {cap} here: {e}"))
+            .map(drop)
     }
 
     /// Records that `id` was heard from at `addrs`.

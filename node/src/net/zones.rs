@@ -172,7 +172,7 @@ pub const MAX_FILES: usize = 256;
 /// can fetch them.
 pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> ZoneReply {
     if let Err(why) = shared.require(&peer, Capability::Fetch) {
-        return refused(why);
+        return refused(why.to_string());
     }
     let zones = Zones::new(shared.db.clone());
     let (current, older) = match zones.by_id(zone_id) {
@@ -348,7 +348,7 @@ pub async fn accept_submission(
     hash: &str,
 ) -> ZoneReply {
     if let Err(why) = shared.require(&peer, Capability::Push) {
-        return refused(why);
+        return refused(why.to_string());
     }
     let Ok(hash) = clive_cas::parse_hash(hash) else {
         return refused("not a hash".into());

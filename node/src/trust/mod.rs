@@ -4,8 +4,8 @@
 use std::{path::Path, time::Duration};
 
 use clive_trust::{
-    Capability, Caps, CertBody, CertId, Certificate, ChainError, NodeKey, PublicIdentity,
-    Revocation, RootsFile,
+    Capability, Caps, CertBody, CertId, Certificate, NodeKey, PublicIdentity, Revocation,
+    RootsFile,
     agent::AgentSigner,
     cert::id_hex,
     clock::format_time,
@@ -246,8 +246,8 @@ impl TrustHandle<'_> {
     pub async fn verify(&self, peer: &str, cap: &str) -> Result<Verdict, NodeError> {
         let key = self.state().resolve_key(peer)?;
         let cap: Capability = cap.parse()?;
-        let result: Result<_, ChainError> = self.state().authorizer().check(&key, cap);
         let trust = self.state();
+        let result = trust.check(&key, cap);
         Ok(match result {
             Ok(chain) => Verdict {
                 peer: key.fingerprint(),
@@ -262,12 +262,12 @@ impl TrustHandle<'_> {
                 }),
                 reason: None,
             },
-            Err(e) => Verdict {
+            Err(refusal) => Verdict {
                 peer: key.fingerprint(),
                 capability: cap.to_string(),
                 allowed: false,
                 chain: vec![],
-                reason: Some(e.to_string()),
+                reason: Some(refusal.cause.to_string()),
             },
         })
     }
