@@ -330,12 +330,14 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
     let short = a
         .node()
         .peers()
-        .invite("fetch", Duration::from_secs(1), 1)
+        .invite("fetch", Duration::from_secs(60), 1)
         .await
         .unwrap();
     // Expired by the inviter's clock only: the joiner's says it is valid,
-    // so the joiner asks, and the inviter itself refuses.
-    a.clock.advance(Duration::from_secs(2));
+    // so the joiner asks, and the inviter itself refuses. (A minute, so
+    // that the joiner's clock, started a moment after the inviter's, is
+    // well inside it.)
+    a.clock.advance(Duration::from_secs(120));
     let err = c.node().peers().join(&short.ticket).await.unwrap_err();
     assert!(
         matches!(&err, NodeError::Net(NetError::JoinRefused(why)) if why.starts_with("this ticket expired")),
@@ -347,7 +349,7 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
         "{err}"
     );
     // Expired by the joiner's clock too: refused before asking anyone.
-    c.clock.advance(Duration::from_secs(2));
+    c.clock.advance(Duration::from_secs(120));
     let err = c.node().peers().join(&short.ticket).await.unwrap_err();
     assert!(
         matches!(err, NodeError::Net(NetError::TicketExpired(_))),
