@@ -226,14 +226,6 @@ impl Shared {
                 .collect()
         })
     }
-
-    /// The peer's info as shown to users.
-    pub fn peer_info(&self, id: &[u8; 32], record: &state::PeerRecord) -> PeerInfo {
-        let connected = EndpointId::from_bytes(id)
-            .map(|e| self.is_connected(&e))
-            .unwrap_or(false);
-        peer_info(id, record, connected)
-    }
 }
 
 /// A running keeper, and the bell that wakes it early.

@@ -126,9 +126,11 @@ impl PeersHandle<'_> {
         let net = self.node.net.get();
         Ok(state::peers(self.node.db())?
             .iter()
-            .map(|(id, r)| match &net {
-                Some(net) => net.shared.peer_info(id, r),
-                None => peer_info(id, r, false),
+            .map(|(id, r)| {
+                let connected = net.as_ref().is_some_and(|net| {
+                    iroh::EndpointId::from_bytes(id).is_ok_and(|e| net.shared.is_connected(&e))
+                });
+                peer_info(id, r, connected)
             })
             .collect())
     }
