@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::NodeError;
+use crate::{NodeError, error::ConfigError};
 
 /// The configuration file `init` writes.
 pub const DEFAULT_CONFIG: &str = "\
@@ -66,15 +66,12 @@ impl Config {
         };
         let config: Config = toml::from_str(&text).map_err(|e| NodeError::Config {
             path: path.to_owned(),
-            reason: e.to_string(),
+            cause: ConfigError::Toml(e),
         })?;
         if config.version != 1 {
             return Err(NodeError::Config {
                 path: path.to_owned(),
-                reason: format!(
-                    "version {} is not supported (this build reads version 1)",
-                    config.version
-                ),
+                cause: ConfigError::Version(config.version),
             });
         }
         Ok(config)

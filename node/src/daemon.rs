@@ -117,8 +117,20 @@ const SERVICES: &[Service] = &[
         start: |node| online(node)?.start_keepers(),
     },
     Service {
+        name: "liveness",
+        start: |node| Ok(online(node)?.start_liveness()),
+    },
+    Service {
         name: "announcer",
         start: |node| Ok(online(node)?.start_announcer()),
+    },
+    Service {
+        name: "zone follower",
+        start: |node| {
+            Ok(crate::net::zones::follow_announcements(
+                &online(node)?.shared,
+            ))
+        },
     },
     Service {
         name: "re-signer",

@@ -51,12 +51,12 @@ pub enum NodeError {
         home: PathBuf,
     },
     /// `config.toml` is invalid.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {cause}")]
     Config {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        cause: ConfigError,
     },
     /// A string that names neither a hash nor a pin.
     #[error("{0:?} is neither a hash (64 hex digits) nor the name of a pin")]
@@ -80,7 +80,7 @@ pub enum NodeError {
     },
     /// A KEY argument that names no key.
     #[error("{0}")]
-    UnknownKey(String),
+    UnknownKey(KeyError),
     /// A CERT argument that names no certificate.
     #[error("no certificate {0} is known here (give its id or the file written with -o)")]
     UnknownCert(String),
@@ -109,12 +109,12 @@ pub enum NodeError {
     Cas(#[from] CasError),
     /// A database of the home (`state.redb`, `blobs/blobs.db`) is damaged
     /// beyond what redb can repair.
-    #[error("{path} is damaged ({reason}): {recovery}")]
+    #[error("{path} is damaged ({cause}): {recovery}")]
     Damaged {
         /// The file.
         path: PathBuf,
         /// What redb found.
-        reason: String,
+        cause: Damage,
         /// How to recover.
         recovery: String,
     },
@@ -134,12 +134,12 @@ pub enum NodeError {
         store: PathBuf,
     },
     /// The state database.
-    #[error("state database {path}: {reason}")]
+    #[error("state database {path}: {cause}")]
     State {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        reason: String,
+        cause: StateError,
     },
     /// The network: endpoint, peers, transfers.
     #[error(transparent)]
@@ -234,7 +234,7 @@ impl From<RootsError> for NodeError {
 pub enum NetError {
     /// The peer and invite tables of `state.redb`.
     #[error("node state: {0}")]
-    State(String),
+    State(StateError),
     /// Dialling a peer failed.
     #[error(
         "cannot reach peer {peer}: {cause} (is it running? `clive-node peers add` records a new \
@@ -280,7 +280,7 @@ pub enum NetError {
         /// The peer (short id).
         peer: String,
         /// What failed.
-        what: String,
+        what: ExchangeError,
     },
     /// A peer message that cannot be encoded.
     #[error("encoding a peer message: {0}")]
@@ -295,7 +295,7 @@ pub enum NetError {
     },
     /// The endpoint cannot be set up or bound.
     #[error("{0}")]
-    Endpoint(String),
+    Endpoint(EndpointError),
     /// Going online with only a public key.
     #[error(
         "going online needs the private key in {}: this home holds only a public key \
@@ -319,16 +319,18 @@ pub enum NetError {
     )]
     NoProvider,
     /// Every provider failed.
-    #[error("could not fetch {hash}: {failures}")]
+    #[error("could not fetch {hash}: {}", failures.join("; "))]
     FetchFailed {
         /// The object.
         hash: Hash,
-        /// What each provider said, `; `-separated.
-        failures: String,
+        /// What went wrong with each provider, in the order they were
+        /// asked: the peer, what happened and what to do about it, as
+        /// the user reads it.
+        failures: Vec<String>,
     },
     /// The local blob store could not be read.
     #[error("reading the local store: {0}")]
-    LocalStore(String),
+    LocalStore(Box<dyn std::error::Error + Send + Sync>),
     /// A push of something not all here.
     #[error("cannot push {root}: {hash} is not (completely) stored here")]
     NotStored {
@@ -367,9 +369,11 @@ pub enum NetError {
     /// The inviter refused the join.
     #[error("the inviter refused: {0}")]
     JoinRefused(String),
-    /// The inviter answered with a reply of another request.
-    #[error("the inviter answered out of turn: {0}")]
-    JoinOutOfTurn(String),
+    /// The inviter answered with a reply of another request (a
+    /// `net::wire::PeerReply`, which this module cannot name without
+    /// importing the network layer that imports it).
+    #[error("the inviter answered out of turn: {0:?}")]
+    JoinOutOfTurn(Box<dyn std::fmt::Debug + Send + Sync>),
     /// The inviter's certificate is not for this node, or not from it.
     #[error("the inviter's certificate does not grant this node anything from the inviter")]
     JoinCertMismatch,
@@ -485,6 +489,166 @@ pub enum NamesError {
     /// `name override --clear` of a name with no override.
     #[error("{0} has no override here")]
     NoOverride(String),
+}
+
+/// Why a table of `state.redb` could not be read or written: redb's
+/// error, or a record that does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Opening the database.
+    #[error("{0}")]
+    Database(redb::DatabaseError),
+    /// Beginning a transaction.
+    #[error("{0}")]
+    Transaction(redb::TransactionError),
+    /// Opening a table.
+    #[error("{0}")]
+    Table(redb::TableError),
+    /// Reading or writing a table.
+    #[error("{0}")]
+    Storage(redb::StorageError),
+    /// Committing.
+    #[error("{0}")]
+    Commit(redb::CommitError),
+    /// A record that does not decode.
+    #[error("damaged record: {0}")]
+    Record(serde_json::Error),
+    /// A record that does not encode.
+    #[error("{0}")]
+    Encode(serde_json::Error),
+}
+
+macro_rules! state_error_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for StateError {
+            fn from(e: $ty) -> Self {
+                StateError::$variant(e)
+            }
+        }
+    )*};
+}
+state_error_from!(
+    Database(redb::DatabaseError),
+    Transaction(redb::TransactionError),
+    Table(redb::TableError),
+    Storage(redb::StorageError),
+    Commit(redb::CommitError)
+);
+
+impl From<StateError> for NetError {
+    fn from(e: StateError) -> Self {
+        NetError::State(e)
+    }
+}
+
+impl From<StateError> for NodeError {
+    /// The node's own tables (trust's): `state.redb` in the home, shown by
+    /// its name.
+    fn from(cause: StateError) -> Self {
+        NodeError::State {
+            path: "state.redb".into(),
+            cause,
+        }
+    }
+}
+
+/// What redb found wrong with a damaged database.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    /// redb refused to open it.
+    #[error("{0}")]
+    Refused(redb::DatabaseError),
+    /// redb panicked reading it (its message).
+    #[error("redb cannot read it: {0}")]
+    Panicked(String),
+}
+
+/// What is wrong with `config.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// It is not TOML of the expected shape.
+    #[error("{0}")]
+    Toml(toml::de::Error),
+    /// A format version this build does not read.
+    #[error("version {0} is not supported (this build reads version 1)")]
+    Version(u32),
+}
+
+/// Why a KEY argument names no key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A fingerprint of no key known here.
+    #[error("no known key has the fingerprint {0}")]
+    UnknownFingerprint(String),
+    /// A file that holds no public key.
+    #[error("{}: {cause}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why it holds none.
+        cause: IdentityError,
+    },
+    /// Nothing a key can be read from.
+    #[error(
+        "{0:?} is not a public key line, a file holding one, an endpoint id, or the \
+         fingerprint of a known key"
+    )]
+    NotAKey(String),
+}
+
+/// Which step of a peer-protocol exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// Opening the stream.
+    #[error("opening a stream: {0}")]
+    Open(iroh::endpoint::ConnectionError),
+    /// Sending the request.
+    #[error("sending: {0}")]
+    Send(iroh::endpoint::WriteError),
+    /// Finishing the request.
+    #[error("sending: {0}")]
+    Finish(iroh::endpoint::ClosedStream),
+    /// Reading the reply.
+    #[error("reading the reply: {0}")]
+    Read(iroh::endpoint::ReadToEndError),
+    /// A reply that does not decode (what is wrong with it).
+    #[error("{0}")]
+    Malformed(String),
+    /// No reply in time.
+    #[error("no reply within {0}s")]
+    Timeout(u64),
+}
+
+/// Why the endpoint cannot be set up or bound.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The built-in default address does not parse.
+    #[error("{0}")]
+    DefaultBind(std::net::AddrParseError),
+    /// An address iroh cannot listen on.
+    #[error("cannot listen on {addr}: {cause}")]
+    Address {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why not.
+        cause: iroh::endpoint::InvalidSocketAddr,
+    },
+    /// A relay that is not a URL.
+    #[error("relay {url:?} is not a URL: {cause}")]
+    RelayUrl {
+        /// The relay, as given.
+        url: String,
+        /// Why it does not parse.
+        cause: iroh::RelayUrlParseError,
+    },
+    /// Binding the endpoint failed.
+    #[error("cannot listen on {addrs}: {cause}")]
+    Bind {
+        /// The addresses, `, `-separated.
+        addrs: String,
+        /// Why.
+        cause: iroh::endpoint::BindError,
+    },
 }
 
 /// Why a ticket cannot be read.

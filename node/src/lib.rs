@@ -7,6 +7,7 @@
 //! with its background services.
 
 pub mod api;
+pub mod authority;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -29,6 +30,7 @@ pub use api::{
     ApiError, Call, CallContext, NameReply, NameRequest, NodeReply, PeerReply, PeerRequest, Reply,
     Request, StoreReply, StoreRequest, TrustReply, TrustRequest,
 };
+pub use authority::{CertInfo, NodeTrust, Refusal};
 pub use clive_cas as cas;
 pub use clive_naming;
 pub use clive_trust;
@@ -43,6 +45,4 @@ pub use node::{IdentityInfo, InitOptions, Initialized, Node, PassphraseSource};
 pub use peers::PeersHandle;
 pub use status::Status;
 pub use store::{AddResult, ListEntry, StoreHandle};
-pub use trust::{
-    CertInfo, Imported, NodeTrust, RevocationInfo, RootInfo, SignWith, TrustHandle, Verdict,
-};
+pub use trust::{Imported, RevocationInfo, RootInfo, SignWith, TrustHandle, Verdict};

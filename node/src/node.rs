@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Config, Home, HomeLock, NodeError,
+    authority::NodeTrust,
     config::DEFAULT_CONFIG,
     net::{Mode, Net, NetOptions, NetSlot, Parts},
-    trust::state::NodeTrust,
 };
 
 /// Supplies the passphrase of an encrypted key when one is needed.

@@ -10,7 +10,10 @@
 
 use std::{cell::Cell, panic::AssertUnwindSafe, path::Path, sync::Once};
 
-use crate::{Home, NodeError};
+use crate::{
+    Home, NodeError,
+    error::{Damage, StateError},
+};
 
 /// Opens `HOME/state.redb`, creating it only for a home whose store holds
 /// nothing yet: a state that is missing or empty beside a store that is not
@@ -50,10 +53,10 @@ pub(crate) fn open_state_read_only(home: &Home) -> Result<redb::ReadOnlyDatabase
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(NodeError::State {
             path,
-            reason: e.to_string(),
+            cause: StateError::Database(e),
         }),
         Err(panic) => Err(NodeError::Damaged {
-            reason: format!("redb cannot read it: {panic}"),
+            cause: Damage::Panicked(panic),
             recovery: state_recovery(home),
             path,
         }),
@@ -69,7 +72,7 @@ pub(crate) fn read_state<T>(
     quietly(read).unwrap_or_else(|panic| {
         Err(NodeError::Damaged {
             path: home.state_path(),
-            reason: format!("redb cannot read it: {panic}"),
+            cause: Damage::Panicked(panic),
             recovery: state_recovery(home),
         })
     })
@@ -133,9 +136,9 @@ fn open_checked(
     verify: bool,
     open: impl FnOnce() -> Result<redb::Database, redb::DatabaseError>,
 ) -> Result<redb::Database, NodeError> {
-    let damaged = |reason: String| NodeError::Damaged {
+    let damaged = |cause: Damage| NodeError::Damaged {
         path: path.to_owned(),
-        reason,
+        cause,
         recovery: recovery.clone(),
     };
     let checked = quietly(|| {
@@ -154,10 +157,10 @@ fn open_checked(
         }
         Ok(Err(e @ redb::DatabaseError::DatabaseAlreadyOpen)) => Err(NodeError::State {
             path: path.to_owned(),
-            reason: e.to_string(),
+            cause: StateError::Database(e),
         }),
-        Ok(Err(e)) => Err(damaged(e.to_string())),
-        Err(panic) => Err(damaged(format!("redb cannot read it: {panic}"))),
+        Ok(Err(e)) => Err(damaged(Damage::Refused(e))),
+        Err(panic) => Err(damaged(Damage::Panicked(panic))),
     }
 }
 

@@ -221,8 +221,18 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .store()
         .push(&note_hash, &a.id(), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            NodeError::Net(NetError::Refused {
+                what: "the push",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let refused = refused.to_string();
     assert!(refused.contains("refused the push"), "{refused}");
     assert!(refused.contains("push"), "{refused}");
 
@@ -240,8 +250,12 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .store()
         .get(&later_hash, Some(&a.id()), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("refused to serve"), "{err}");
     assert!(err.contains("revoked"), "{err}");
     // A does not have everything: it says so.
@@ -251,8 +265,12 @@ async fn three_nodes_join_fetch_push_and_revoke() {
         .store()
         .get(&missing, Some(&a.id()), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("does not have it"), "{err}");
     // C, still trusted, fetches it.
     c.node()
@@ -274,35 +292,32 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
         .await
         .unwrap();
     b.node().peers().join(&invite.ticket).await.unwrap();
-    let reused = c
-        .node()
-        .peers()
-        .join(&invite.ticket)
-        .await
-        .unwrap_err()
-        .to_string();
+    let reused = c.node().peers().join(&invite.ticket).await.unwrap_err();
+    assert!(
+        matches!(reused, NodeError::Net(NetError::JoinRefused(_))),
+        "{reused:?}"
+    );
+    let reused = reused.to_string();
     assert!(reused.contains("already been used"), "{reused}");
 
     // A ticket with a made-up secret (correct checksum, so it decodes).
     let mut forged = clive_node::net::ticket::Ticket::decode(&invite.ticket).unwrap();
     forged.secret = [0x42; 32];
-    let err = c
-        .node()
-        .peers()
-        .join(&forged.encode())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.node().peers().join(&forged.encode()).await.unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::JoinRefused(_))),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("not issued by this node"), "{err}");
 
     let damaged = invite.ticket.replace('a', "b");
-    let err = c
-        .node()
-        .peers()
-        .join(&damaged)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.node().peers().join(&damaged).await.unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::Ticket(_))),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("damaged") || err.contains("not a clive-node ticket"),
         "{err}"
@@ -311,12 +326,14 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
     let short = a
         .node()
         .peers()
-        .invite("fetch", Duration::from_secs(1), 1)
+        .invite("fetch", Duration::from_secs(60), 1)
         .await
         .unwrap();
     // Expired by the inviter's clock only: the joiner's says it is valid,
-    // so the joiner asks, and the inviter itself refuses.
-    a.clock.advance(Duration::from_secs(2));
+    // so the joiner asks, and the inviter itself refuses. (A minute, so
+    // that the joiner's clock, started a moment after the inviter's, is
+    // well inside it.)
+    a.clock.advance(Duration::from_secs(120));
     let err = c.node().peers().join(&short.ticket).await.unwrap_err();
     assert!(
         matches!(&err, NodeError::Net(NetError::JoinRefused(why)) if why.starts_with("this ticket expired")),
@@ -328,7 +345,7 @@ async fn tickets_are_single_use_unforgeable_and_expire() {
         "{err}"
     );
     // Expired by the joiner's clock too: refused before asking anyone.
-    c.clock.advance(Duration::from_secs(2));
+    c.clock.advance(Duration::from_secs(120));
     let err = c.node().peers().join(&short.ticket).await.unwrap_err();
     assert!(
         matches!(err, NodeError::Net(NetError::TicketExpired(_))),
@@ -355,8 +372,12 @@ async fn a_peer_without_a_certificate_is_refused() {
         .store()
         .get(&hash, Some(&a.id()), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("refused"), "{err}");
     assert!(!stranger.node().store().cas().has(hash).await.unwrap());
 }
@@ -438,8 +459,12 @@ async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
         .store()
         .get(&hash, Some(&liar_id), Arc::new(NoProgress))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Net(NetError::FetchFailed { .. })),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("does not match"), "{err}");
     // Nothing wrong was stored, and the blob is not complete here.
     assert!(!b.node().store().cas().has(hash).await.unwrap());
@@ -664,6 +689,13 @@ async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
         .resolve_object("rel/app")
         .await
         .expect_err("an expired name served as an object");
+    assert!(
+        matches!(
+            by_object,
+            clive_node::object::ObjectError::Node(NodeError::Naming(_))
+        ),
+        "{by_object:?}"
+    );
     let by_object = by_object.to_string();
     assert!(
         by_object.contains(&by_resolve.to_string()),

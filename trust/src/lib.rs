@@ -18,7 +18,7 @@ pub mod roots;
 pub mod sshsig;
 
 pub use agent::{AgentSigner, list_identities};
-pub use atomic::write_atomic;
+pub use atomic::{AtomicFile, write_atomic};
 pub use bounded::{ReadError, read_bounded, read_bounded_to_string};
 pub use cert::{Capability, Caps, CertBody, CertError, CertId, Certificate};
 pub use chain::{Authorizer, Chain, ChainError, LinkError, TrustSet};

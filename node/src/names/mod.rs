@@ -446,8 +446,7 @@ impl NamesHandle<'_> {
         };
         let (signed, status) = Zones::root_sign(&bytes, signer.as_ref())?;
         self.node.home().check_destination(file)?;
-        std::fs::write(file, signed)
-            .map_err(|e| NodeError::io(format!("writing {}", file.display()), e))?;
+        write_file(file, &signed)?;
         Ok(RootSigned {
             file: file.to_owned(),
             status,
@@ -659,17 +658,19 @@ impl NamesHandle<'_> {
             std::fs::create_dir_all(&parent)
                 .map_err(|e| NodeError::io(format!("creating {}", parent.display()), e))?;
             let plain = parent.join(&base);
-            let tmp = parent.join(format!(".{base}.partial"));
-            let mut out = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(|e| NodeError::io(format!("writing {}", tmp.display()), e))?;
+            let io_err = |e| NodeError::io(format!("writing {}", plain.display()), e);
+            let mut atomic = clive_trust::AtomicFile::create(&plain).map_err(io_err)?;
+            let mut out = tokio::fs::File::from_std(atomic.file().try_clone().map_err(io_err)?);
             self.node
                 .store()
                 .cas()
                 .write_blob_to(hash, &mut out)
                 .await?;
-            std::fs::rename(&tmp, &plain)
-                .map_err(|e| NodeError::io(format!("writing {}", plain.display()), e))?;
+            tokio::io::AsyncWriteExt::flush(&mut out)
+                .await
+                .map_err(io_err)?;
+            drop(out);
+            atomic.commit().map_err(io_err)?;
             for digest in file.hashes.values() {
                 let prefixed = parent.join(format!("{digest}.{base}"));
                 std::fs::remove_file(&prefixed).ok();

@@ -15,7 +15,7 @@ use iroh::{
     endpoint::{QuicTransportConfig, presets},
 };
 
-use crate::{NetError, NodeError};
+use crate::{NetError, NodeError, error::EndpointError};
 
 /// How often an idle connection is kept alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -40,9 +40,9 @@ pub async fn bind(
     ephemeral: bool,
     relay: Option<&str>,
     lookup: MemoryLookup,
-    hooks: super::liveness::Registry,
+    hooks: super::shared::Registry,
 ) -> Result<Endpoint, NodeError> {
-    let net_err = |what: String| NodeError::from(NetError::Endpoint(what));
+    let net_err = |e: EndpointError| NodeError::from(NetError::Endpoint(e));
     let transport = QuicTransportConfig::builder()
         .keep_alive_interval(KEEP_ALIVE)
         .default_path_keep_alive_interval(PATH_KEEP_ALIVE)
@@ -59,7 +59,7 @@ pub async fn bind(
         .hooks(hooks);
     let defaults = [DEFAULT_BIND
         .parse::<SocketAddr>()
-        .map_err(|e| net_err(e.to_string()))?];
+        .map_err(|e| net_err(EndpointError::DefaultBind(e)))?];
     let bind = if bind.is_empty() { &defaults[..] } else { bind };
     for addr in bind {
         let mut addr = *addr;
@@ -68,16 +68,22 @@ pub async fn bind(
         }
         builder = builder
             .bind_addr(addr)
-            .map_err(|e| net_err(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|cause| net_err(EndpointError::Address { addr, cause }))?;
     }
     if let Some(url) = relay {
-        let url: RelayUrl = url
-            .parse()
-            .map_err(|e| net_err(format!("relay {url:?} is not a URL: {e}")))?;
+        let url: RelayUrl = url.parse().map_err(|cause| {
+            net_err(EndpointError::RelayUrl {
+                url: url.to_owned(),
+                cause,
+            })
+        })?;
         builder = builder.relay_mode(RelayMode::custom([url]));
     }
-    builder.bind().await.map_err(|e| {
+    builder.bind().await.map_err(|cause| {
         let addrs: Vec<String> = bind.iter().map(ToString::to_string).collect();
-        net_err(format!("cannot listen on {}: {e}", addrs.join(", ")))
+        net_err(EndpointError::Bind {
+            addrs: addrs.join(", "),
+            cause,
+        })
     })
 }

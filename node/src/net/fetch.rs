@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clive_cas::{EntryKind, Hash, ObjectKind, Progress, Store};
+use clive_cas::{EntryKind, Exported, Hash, ObjectKind, Progress, Store};
 use iroh::{
     EndpointId,
     endpoint::{Connection, ConnectionError, ReadError, WriteError},
@@ -40,9 +40,48 @@ use iroh_blobs::{
     protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest, GetRequest},
 };
 use n0_future::{BufferedStreamExt, StreamExt};
+use serde::{Deserialize, Serialize};
 
-use super::{Fetched, Pushed, Shared, keeper, lock, state, wire};
+use super::{
+    keeper,
+    shared::{Shared, lock},
+    state, wire,
+};
 use crate::{NetError, NodeError};
+
+/// The result of `get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetched {
+    /// The object.
+    #[serde(with = "clive_cas::hash::serde_hex")]
+    pub hash: Hash,
+    /// Blob or tree.
+    pub kind: ObjectKind,
+    /// Bytes of content it holds (a tree: all its files).
+    pub size: u64,
+    /// Objects (blobs and trees) it consists of.
+    pub objects: u64,
+    /// Payload bytes received over the network for this fetch.
+    pub bytes_received: u64,
+    /// The peer it came from (endpoint id); empty when it was all here
+    /// already.
+    pub from: String,
+    /// Where it was exported, with `-o`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exported: Option<Exported>,
+}
+
+/// The result of `push`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pushed {
+    /// The object.
+    #[serde(with = "clive_cas::hash::serde_hex")]
+    pub hash: Hash,
+    /// The peer it went to (endpoint id).
+    pub to: String,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+}
 
 /// Most objects in one get-many request.
 pub const BATCH: usize = 1024;
@@ -102,11 +141,7 @@ pub async fn get(
             }
         }
     }
-    Err(NetError::FetchFailed {
-        hash,
-        failures: failures.join("; "),
-    }
-    .into())
+    Err(NetError::FetchFailed { hash, failures }.into())
 }
 
 /// `hash` as a fetch reports it when it (and all a tree reaches) is stored
@@ -219,12 +254,6 @@ async fn blob_conn(shared: &Shared, peer: EndpointId) -> Result<Connection, Node
     Ok(conn)
 }
 
-/// Forgets the cached blob connection to `peer` (a peer that came back on a
-/// new connection, say), so the next fetch dials afresh.
-pub async fn forget_blob_conn(shared: &Shared, peer: &EndpointId) {
-    shared.blob_conns.lock().await.remove(peer);
-}
-
 async fn get_from(
     shared: &Arc<Shared>,
     hash: Hash,
@@ -238,7 +267,7 @@ async fn get_from(
     let local = remote
         .local(HashAndFormat::raw(hash))
         .await
-        .map_err(|e| NodeError::from(NetError::LocalStore(e.to_string())))?;
+        .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
     if !local.is_complete() {
         let stream = remote
             .fetch(conn.clone(), HashAndFormat::raw(hash))
@@ -309,7 +338,7 @@ async fn missing_ranges(
             let local = remote
                 .local(HashAndFormat::raw(hash))
                 .await
-                .map_err(|e| NodeError::from(NetError::LocalStore(e.to_string())))?;
+                .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
             let ranges = (!local.is_complete()).then(|| root_ranges(&local.missing()));
             Ok::<_, NodeError>(ranges.map(|r| (hash, r)))
         })
@@ -384,7 +413,7 @@ async fn drive(
 /// Turns a failed request into an error a user can act on, and forgets
 /// the connection it failed on.
 async fn explain(shared: &Arc<Shared>, peer: EndpointId, e: GetError) -> Failure {
-    forget_blob_conn(shared, &peer).await;
+    shared.forget_blob_conn(&peer).await;
     let short = peer.fmt_short();
     if let GetError::Decode { source, .. } = &e {
         match source {
@@ -457,9 +486,14 @@ fn connection_error(e: &GetError) -> Option<&ConnectionError> {
     inner.downcast_ref::<ConnectionError>()
 }
 
+/// Whether the peer closed the connection the request went on as a
+/// refusal: iroh-blobs' provider closes it with [`ERR_PERMISSION`] when
+/// this node was refused at connecting.
 fn is_refused_connection(e: &GetError) -> bool {
-    let text = format!("{e:#}");
-    text.contains("permission")
+    matches!(
+        connection_error(e),
+        Some(ConnectionError::ApplicationClosed(close)) if close.error_code == ERR_PERMISSION
+    )
 }
 
 /// Why `peer` refuses this node `fetch`, if it does.

@@ -6,23 +6,19 @@
 //! is heard from (a hello, an address announcement) or re-added.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use iroh::{EndpointId, endpoint::Connection};
-use n0_future::task::AbortOnDropHandle;
 use tokio::sync::Notify;
 
-use super::{Shared, lock, state, wire};
+use super::{
+    shared::{Shared, lock},
+    state, wire,
+};
 use crate::{NetError, NodeError};
 
-/// Most certificates presented in one hello.
-pub const MAX_PRESENTED_CERTS: usize = 16;
 /// Failed dials in a row before a keeper gives up.
 pub const MAX_ATTEMPTS: u32 = 12;
 /// How long a dial may take.
@@ -32,52 +28,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A connection that lasted this long counts as a success for the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 
-/// A running keeper, and the bell that wakes it early.
-type Keeper = (AbortOnDropHandle<()>, Arc<Notify>);
-
-/// The keeper tasks, one per peer.
-#[derive(Debug, Default)]
-pub struct Keepers {
-    enabled: AtomicBool,
-    tasks: Mutex<HashMap<EndpointId, Keeper>>,
-}
-
-impl Keepers {
-    /// Starts (or wakes) the keeper of `id`; does nothing unless enabled.
-    pub fn start(&self, shared: &Arc<Shared>, id: EndpointId) {
-        if !self.enabled.load(Ordering::SeqCst) {
-            return;
-        }
-        let mut tasks = lock(&self.tasks);
-        if let Some((task, wake)) = tasks.get(&id)
-            && !task.is_finished()
-        {
-            wake.notify_one();
-            return;
-        }
-        let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(keep(Arc::downgrade(shared), id, wake.clone()));
-        tasks.insert(id, (AbortOnDropHandle::new(task), wake));
+/// Starts (or wakes) the keeper of `id`; does nothing unless keepers are
+/// enabled.
+pub fn start(shared: &Arc<Shared>, id: EndpointId) {
+    if !shared.keepers.enabled() {
+        return;
     }
-
-    /// Stops the keeper of `id`.
-    pub fn stop(&self, id: &EndpointId) {
-        lock(&self.tasks).remove(id);
-    }
-
-    /// Stops every keeper and starts no more.
-    pub fn stop_all(&self) {
-        self.enabled.store(false, Ordering::SeqCst);
-        lock(&self.tasks).clear();
-    }
+    let weak = Arc::downgrade(shared);
+    shared
+        .keepers
+        .wake_or_start(id, |wake| tokio::spawn(keep(weak, id, wake)));
 }
 
 /// Enables keepers and starts one for every known peer.
 pub fn start_all(shared: &Arc<Shared>) -> Result<(), NodeError> {
-    shared.keepers.enabled.store(true, Ordering::SeqCst);
+    shared.keepers.enable();
     for (id, _) in state::peers(&shared.db)? {
         if let Ok(id) = EndpointId::from_bytes(&id) {
-            shared.keepers.start(shared, id);
+            start(shared, id);
         }
     }
     Ok(())

@@ -10,24 +10,38 @@
 //!   check on every blob request.
 //! - [`wire`]: the peer protocol (hello, join, check, push offers) and the
 //!   request/reply exchange format every protocol of ours uses.
+//! - [`shared`]: what every network task shares; it imports none of them.
 //! - `zones`: the zones protocol, and following zone announcements.
 //! - [`fetch`]: verified, resumable, pipelined fetching of blobs and trees.
 //! - [`keeper`]: connections to known peers, re-established with backoff.
 //! - [`liveness`]: noticing connections to a peer that died, and closing them.
-//! - [`announce`]: signed address, revocation and zone announcements over
-//!   gossip; what they say reaches the rest as typed `Announcement`s.
+//! - [`announce`]: the signed announcement format (addresses, revocations,
+//!   zones), the sending side, and the typed `Announcement` events.
+//! - [`gossip`]: the announcement topic: joining it, and acting on what
+//!   arrives.
+//!
+//! Children import `shared` and each other, never this module: it only
+//! brings the network up and down. What runs in the background (keepers,
+//! liveness, the announcer, the zone follower) is started by the daemon's
+//! list of services (`daemon.rs`), not here.
 //! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
 pub(crate) mod announce;
 pub(crate) mod endpoint;
 pub(crate) mod fetch;
+pub(crate) mod gossip;
 pub(crate) mod keeper;
 pub(crate) mod liveness;
 pub(crate) mod serve;
+pub(crate) mod shared;
 pub mod state;
 pub mod ticket;
 pub mod wire;
 pub(crate) mod zones;
+
+pub use fetch::{Fetched, Pushed};
+pub use shared::PeerInfo;
+pub(crate) use shared::{InFlight, lock, peer_info};
 
 /// The announcement format's decoder and encoder, public for the fuzz
 /// targets in `fuzz/` (the rest of [`announce`] stays inside the crate).
@@ -36,25 +50,22 @@ pub use announce::{
 };
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use clive_cas::{Exported, Hash, ObjectKind, Store};
-use clive_trust::{
-    Capability, Caps, CertBody, KeySigner, NodeKey, PublicIdentity,
-    clock::{Clock, format_time},
-};
-use iroh::{Endpoint, EndpointId, endpoint::Connection, protocol::Router};
+use clive_cas::{Hash, Store};
+use clive_trust::{Clock, KeySigner, NodeKey, PublicIdentity};
+use iroh::{EndpointId, protocol::Router};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     NetError, NodeError,
+    authority::{CertInfo, NodeTrust},
     service::Running,
-    trust::state::{CertInfo, NodeTrust},
 };
+use shared::Shared;
 
 /// How to bring the node onto the network.
 #[derive(Debug, Clone, Default)]
@@ -66,22 +77,6 @@ pub struct NetOptions {
     pub relay: Option<String>,
     /// The passphrase of an encrypted key (else `CLIVE_PASSPHRASE`).
     pub passphrase: Option<String>,
-}
-
-/// One peer, as `peers ls` and `status` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerInfo {
-    /// The peer's endpoint id (64 hex digits).
-    pub endpoint_id: String,
-    /// Its `SHA256:` fingerprint.
-    pub fingerprint: String,
-    /// Addresses it was last reachable at.
-    pub addrs: Vec<String>,
-    /// Whether a connection to it is open now.
-    pub connected: bool,
-    /// When it was last heard from (RFC 3339), if ever.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<String>,
 }
 
 /// An invite: the ticket to hand to the joiner.
@@ -106,40 +101,6 @@ pub struct Joined {
     pub cert: CertInfo,
 }
 
-/// The result of `get`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fetched {
-    /// The object.
-    #[serde(with = "clive_cas::hash::serde_hex")]
-    pub hash: Hash,
-    /// Blob or tree.
-    pub kind: ObjectKind,
-    /// Bytes of content it holds (a tree: all its files).
-    pub size: u64,
-    /// Objects (blobs and trees) it consists of.
-    pub objects: u64,
-    /// Payload bytes received over the network for this fetch.
-    pub bytes_received: u64,
-    /// The peer it came from (endpoint id); empty when it was all here
-    /// already.
-    pub from: String,
-    /// Where it was exported, with `-o`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exported: Option<Exported>,
-}
-
-/// The result of `push`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pushed {
-    /// The object.
-    #[serde(with = "clive_cas::hash::serde_hex")]
-    pub hash: Hash,
-    /// The peer it went to (endpoint id).
-    pub to: String,
-    /// Payload bytes sent.
-    pub bytes_sent: u64,
-}
-
 /// How long a join's certificate is valid unless the invite says otherwise.
 pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -150,49 +111,6 @@ pub(crate) struct NetSlot {
     in_flight: Arc<InFlight>,
 }
 
-/// Objects being fetched right now, which gc must keep.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight(Mutex<HashMap<Hash, usize>>);
-
-impl InFlight {
-    /// Keeps `hash` (and what it reaches) until the guard drops, and holds
-    /// off garbage collection of `store` meanwhile (waiting for one that
-    /// runs): what the fetch writes stays until it is pinned.
-    pub(crate) async fn hold(
-        self: &Arc<Self>,
-        store: &clive_cas::Store,
-        hash: Hash,
-    ) -> InFlightGuard {
-        let roots = store.hold_roots().await;
-        *lock(&self.0).entry(hash).or_default() += 1;
-        InFlightGuard {
-            set: self.clone(),
-            hash,
-            _roots: roots,
-        }
-    }
-}
-
-/// Holds one object in flight.
-#[derive(Debug)]
-pub(crate) struct InFlightGuard {
-    set: Arc<InFlight>,
-    hash: Hash,
-    _roots: clive_cas::RootsHold,
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        let mut map = lock(&self.set.0);
-        if let Some(n) = map.get_mut(&self.hash) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.hash);
-            }
-        }
-    }
-}
-
 impl Drop for NetSlot {
     /// A node dropped without `close` still leaves the network: its tasks
     /// stop now and the endpoint closes in the background.
@@ -201,7 +119,6 @@ impl Drop for NetSlot {
             return;
         };
         net.shared.keepers.stop_all();
-        lock(&net.tasks).clear();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 net.router.shutdown().await.ok();
@@ -214,7 +131,7 @@ impl Drop for NetSlot {
 impl NetSlot {
     /// Roots of transfers under way.
     pub(crate) fn in_flight(&self) -> Vec<Hash> {
-        lock(&self.in_flight.0).keys().copied().collect()
+        self.in_flight.roots()
     }
 
     /// What transfers under way hold, for a transfer to add itself to.
@@ -228,17 +145,11 @@ impl NetSlot {
     }
 }
 
-/// Locks a mutex, recovering the data if a holder panicked.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A node on the network.
 #[derive(Debug)]
 pub(crate) struct Net {
     pub(crate) shared: Arc<Shared>,
     router: Router,
-    tasks: Mutex<Vec<n0_future::task::AbortOnDropHandle<()>>>,
 }
 
 impl Net {
@@ -257,167 +168,13 @@ impl Net {
     /// Joins the announcement topic and answers announcements until
     /// stopped (the daemon's `announcer` service).
     pub(crate) fn start_announcer(&self) -> Running {
-        Running::task("announcer", announce::spawn(&self.shared))
-    }
-}
-
-/// What every network task needs.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub endpoint: Endpoint,
-    pub lookup: iroh::address_lookup::MemoryLookup,
-    pub store: Store,
-    pub trust: Arc<NodeTrust>,
-    pub db: Arc<redb::Database>,
-    pub identity: PublicIdentity,
-    /// The node's clock: expiry of invites, announcements, certificates.
-    pub clock: Arc<dyn Clock>,
-    pub signer: KeySigner,
-    pub started: Instant,
-    pub in_flight: Arc<InFlight>,
-    /// Open peer-protocol connections, either direction.
-    pub conns: Mutex<HashMap<EndpointId, Connection>>,
-    /// Open blob connections this node dialled, reused between fetches.
-    pub blob_conns: tokio::sync::Mutex<HashMap<EndpointId, Connection>>,
-    /// Objects a peer may fetch because this node offered to push them.
-    pub push_grants: Mutex<HashMap<EndpointId, Vec<(Hash, Instant)>>>,
-    pub keepers: keeper::Keepers,
-    pub announcer: Arc<announce::Announcer>,
-    /// Verified announcements, for the concerns that act on them.
-    pub announcements: tokio::sync::broadcast::Sender<announce::Announcement>,
-    /// Every connection of the endpoint, watched for silence.
-    pub registry: liveness::Registry,
-}
-
-impl Shared {
-    /// Whether a peer-protocol connection to `id` is open.
-    pub fn is_connected(&self, id: &EndpointId) -> bool {
-        lock(&self.conns)
-            .get(id)
-            .is_some_and(|c| c.close_reason().is_none())
+        Running::task("announcer", gossip::spawn(&self.shared))
     }
 
-    /// Keeps `conn` as the peer's connection once it said hello. A new
-    /// connection supersedes any older one: a peer that restarted comes back
-    /// on a new connection while the old one still looks open here until it
-    /// times out, so the cached blob connection, of the same age, is
-    /// forgotten too and the next fetch dials afresh.
-    pub async fn keep_conn(&self, conn: &Connection) {
-        let peer = conn.remote_id();
-        let old = lock(&self.conns).insert(peer, conn.clone());
-        if old.is_some_and(|old| old.stable_id() != conn.stable_id()) {
-            fetch::forget_blob_conn(self, &peer).await;
-        }
-    }
-
-    /// The addresses this node listens on.
-    pub fn own_addrs(&self) -> Vec<SocketAddr> {
-        self.endpoint.addr().ip_addrs().copied().collect()
-    }
-
-    /// Tells the endpoint where `id` can be reached.
-    pub fn learn_addrs(&self, id: EndpointId, addrs: &[SocketAddr]) {
-        if addrs.is_empty() {
-            return;
-        }
-        let addr =
-            iroh::EndpointAddr::from_parts(id, addrs.iter().map(|a| iroh::TransportAddr::Ip(*a)));
-        self.lookup.add_endpoint_info(addr);
-    }
-
-    /// Whether `peer` may use this node at all: a known peer, or one a chain
-    /// grants anything.
-    pub fn admits(&self, peer: &EndpointId) -> bool {
-        let auth = self.trust.authorizer();
-        let key = peer.as_bytes();
-        matches!(state::peer(&self.db, key), Ok(Some(_)))
-            || [Capability::Fetch, Capability::Push, Capability::Exec]
-                .into_iter()
-                .any(|cap| auth.allows(key, cap))
-    }
-
-    /// Whether `peer` holds `cap` here now; when not, the refusal to send
-    /// it. Every request that needs a capability asks this (blob requests,
-    /// which are answered by verdict, ask [`Authorizer::allows`]).
-    ///
-    /// [`Authorizer::allows`]: clive_trust::Authorizer::allows
-    pub fn require(&self, peer: &EndpointId, cap: Capability) -> Result<(), String> {
-        self.trust
-            .authorizer()
-            .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
-            .map(|_| ())
-            .map_err(|e| format!("you do not hold {cap} here: {e}"))
-    }
-
-    /// Records that `id` was heard from at `addrs`.
-    pub fn saw_peer(&self, id: &EndpointId, addrs: &[SocketAddr]) -> Result<(), NodeError> {
-        let now = self.clock.now();
-        let known = state::peer(&self.db, id.as_bytes())?;
-        if let Some(old) = known {
-            let addrs = if addrs.is_empty() {
-                old.addrs.clone()
-            } else {
-                addrs.to_vec()
-            };
-            state::update_peer(&self.db, id.as_bytes(), |_| state::PeerRecord {
-                addrs,
-                added: old.added,
-                last_seen: Some(now),
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Records a peer (new or known) at `addrs`.
-    pub fn add_peer(
-        &self,
-        id: &EndpointId,
-        addrs: &[SocketAddr],
-    ) -> Result<state::PeerRecord, NodeError> {
-        let now = self.clock.now();
-        let record = state::update_peer(&self.db, id.as_bytes(), |old| state::PeerRecord {
-            addrs: if addrs.is_empty() {
-                old.as_ref().map(|o| o.addrs.clone()).unwrap_or_default()
-            } else {
-                addrs.to_vec()
-            },
-            added: old.as_ref().map_or(now, |o| o.added),
-            last_seen: old.and_then(|o| o.last_seen),
-        })?;
-        self.learn_addrs(*id, &record.addrs);
-        Ok(record)
-    }
-
-    /// Certificates this node holds as subject, to present to peers.
-    pub fn own_certs(&self) -> Vec<String> {
-        let own = self.identity.bytes();
-        self.trust.authorizer().with_set(|set| {
-            set.certs()
-                .filter(|(_, c)| c.body().subject.bytes() == own)
-                .filter_map(|(_, c)| String::from_utf8(c.encode()).ok())
-                .take(keeper::MAX_PRESENTED_CERTS)
-                .collect()
-        })
-    }
-
-    /// The peer's info as shown to users.
-    pub fn peer_info(&self, id: &[u8; 32], record: &state::PeerRecord) -> PeerInfo {
-        let connected = EndpointId::from_bytes(id)
-            .map(|e| self.is_connected(&e))
-            .unwrap_or(false);
-        peer_info(id, record, connected)
-    }
-}
-
-/// A peer's record as users see it.
-pub(crate) fn peer_info(id: &[u8; 32], record: &state::PeerRecord, connected: bool) -> PeerInfo {
-    let public = PublicIdentity::from_bytes(*id);
-    PeerInfo {
-        endpoint_id: public.endpoint_id(),
-        fingerprint: public.fingerprint(),
-        addrs: record.addrs.iter().map(ToString::to_string).collect(),
-        connected,
-        last_seen: record.last_seen.map(format_time),
+    /// Watches every connection and closes those to a peer gone silent,
+    /// until stopped (the daemon's `liveness` service).
+    pub(crate) fn start_liveness(&self) -> Running {
+        Running::task("liveness", liveness::spawn(&self.shared))
     }
 }
 
@@ -445,10 +202,9 @@ pub(crate) struct Parts<'a> {
 }
 
 impl NetSlot {
-    /// Brings the node onto the network: binds the endpoint, serves peers,
-    /// reconnects to known peers and, in a daemon, joins the announcement
-    /// topic and keeps connections to known peers. Already online: the
-    /// network layer that runs.
+    /// Brings the node onto the network: binds the endpoint and serves
+    /// peers (the daemon's services then do the rest in the background).
+    /// Already online: the network layer that runs.
     pub(crate) async fn bring_online(
         &self,
         parts: Parts<'_>,
@@ -481,7 +237,7 @@ impl NetSlot {
         let relay = options.relay.clone().or_else(|| config.relay.clone());
         let lookup = iroh::address_lookup::MemoryLookup::new();
         let ephemeral = mode == Mode::Command;
-        let registry = liveness::Registry::default();
+        let registry = shared::Registry::default();
         let endpoint = endpoint::bind(
             &secret,
             &bind,
@@ -518,15 +274,7 @@ impl NetSlot {
             }
         }
         let router = serve::router(&shared);
-        let tasks = vec![
-            liveness::spawn(&shared),
-            zones::follow_announcements(&shared),
-        ];
-        let net = Arc::new(Net {
-            shared,
-            router,
-            tasks: Mutex::new(tasks),
-        });
+        let net = Arc::new(Net { shared, router });
         *lock(&self.net) = Some(net.clone());
         tracing::info!(
             endpoint_id = %net.shared.endpoint.id(),
@@ -541,7 +289,6 @@ impl NetSlot {
         let net = lock(&self.net).take();
         if let Some(net) = net {
             net.shared.keepers.stop_all();
-            lock(&net.tasks).clear();
             if let Err(e) = net.router.shutdown().await {
                 tracing::warn!("shutting down the endpoint: {e}");
             }
@@ -553,25 +300,4 @@ impl NetSlot {
 /// An iroh endpoint id from 32 key bytes.
 pub(crate) fn endpoint_id(bytes: &[u8; 32]) -> Result<EndpointId, NodeError> {
     EndpointId::from_bytes(bytes).map_err(|_| NetError::InvalidKey.into())
-}
-
-/// The body of a certificate issued for a join.
-pub(crate) fn join_cert_body(
-    issuer: &PublicIdentity,
-    subject: [u8; 32],
-    caps: Caps,
-    valid_secs: u64,
-    now: u64,
-) -> CertBody {
-    let mut nonce = [0u8; 16];
-    rand::fill(&mut nonce);
-    CertBody {
-        issuer: PublicIdentity::from_bytes(issuer.bytes()),
-        subject: PublicIdentity::from_bytes(subject),
-        caps,
-        delegate: 0,
-        valid_from: now,
-        valid_until: now.saturating_add(valid_secs),
-        nonce,
-    }
 }

@@ -13,7 +13,7 @@
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use clive_cas::{Hash, NoProgress, Store};
-use clive_trust::{Capability, Certificate, PublicIdentity};
+use clive_trust::{Capability, Caps, CertBody, Certificate, PublicIdentity};
 use iroh::{
     EndpointId,
     endpoint::Connection,
@@ -28,7 +28,11 @@ use iroh_blobs::{
     },
 };
 
-use super::{Shared, fetch, join_cert_body, keeper, lock, state, wire, zones};
+use super::{
+    fetch, gossip, keeper,
+    shared::{MAX_PRESENTED_CERTS, Shared, lock},
+    state, wire, zones,
+};
 
 /// The router: one ALPN per protocol on one endpoint: blobs, the peer
 /// protocol, zones and announcements.
@@ -43,7 +47,7 @@ pub fn router(shared: &Arc<Shared>) -> Router {
         )
         .accept(
             iroh_gossip::ALPN,
-            super::announce::Gated {
+            gossip::Gated {
                 gossip: shared.announcer.gossip().clone(),
                 shared: Arc::downgrade(shared),
             },
@@ -64,11 +68,7 @@ impl ProtocolHandler for ServeBlobs {
 
 /// Whether `peer` may fetch `hashes` (as plain blobs when `raw`).
 fn may_fetch(shared: &Shared, peer: &EndpointId, hashes: &[Hash], raw: bool) -> bool {
-    if shared
-        .trust
-        .authorizer()
-        .allows(peer.as_bytes(), Capability::Fetch)
-    {
+    if shared.trust.holds(peer.as_bytes(), Capability::Fetch) {
         return true;
     }
     if !raw {
@@ -244,7 +244,7 @@ async fn respond(
                     "this node does not know you: join it with a ticket from `clive-node invite`",
                 );
             }
-            for text in certs.iter().take(keeper::MAX_PRESENTED_CERTS) {
+            for text in certs.iter().take(MAX_PRESENTED_CERTS) {
                 let Ok(cert) = Certificate::decode(text.as_bytes()) else {
                     continue;
                 };
@@ -278,7 +278,6 @@ async fn respond(
             Ok(cap) => {
                 match shared
                     .trust
-                    .authorizer()
                     .check(&PublicIdentity::from_bytes(*peer.as_bytes()), cap)
                 {
                     Ok(chain) => wire::PeerReply::Verdict {
@@ -288,9 +287,9 @@ async fn respond(
                             chain.links.len()
                         ),
                     },
-                    Err(e) => wire::PeerReply::Verdict {
+                    Err(refusal) => wire::PeerReply::Verdict {
                         allowed: false,
-                        reason: e.to_string(),
+                        reason: refusal.cause.to_string(),
                     },
                 }
             }
@@ -301,7 +300,7 @@ async fn respond(
                 return refused("not a hash");
             };
             if let Err(why) = shared.require(&peer, Capability::Push) {
-                return refused(why);
+                return refused(why.to_string());
             }
             // Unprotected between the fetch and its pin otherwise.
             let _hold = shared.store.hold_roots().await;
@@ -355,7 +354,28 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
     if let Err(e) = shared.add_peer(&peer, &[]) {
         return refused(format!("the inviter failed to record you: {e}"));
     }
-    shared.keepers.start(shared, peer);
+    keeper::start(shared, peer);
     tracing::info!(peer = %peer.fmt_short(), caps = %caps, "peer joined");
     wire::PeerReply::Joined { cert: text }
+}
+
+/// The body of a certificate issued for a join.
+fn join_cert_body(
+    issuer: &PublicIdentity,
+    subject: [u8; 32],
+    caps: Caps,
+    valid_secs: u64,
+    now: u64,
+) -> CertBody {
+    let mut nonce = [0u8; 16];
+    rand::fill(&mut nonce);
+    CertBody {
+        issuer: PublicIdentity::from_bytes(issuer.bytes()),
+        subject: PublicIdentity::from_bytes(subject),
+        caps,
+        delegate: 0,
+        valid_from: now,
+        valid_until: now.saturating_add(valid_secs),
+        nonce,
+    }
 }

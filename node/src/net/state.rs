@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::{NetError, NodeError};
+use crate::{NetError, error::StateError};
 
 const PEERS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("net.peers.v1");
 const INVITES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("net.invites.v1");
@@ -54,39 +54,35 @@ pub enum Redeem {
     UsedUp,
 }
 
-fn state_err(e: impl std::fmt::Display) -> NodeError {
-    NetError::State(e.to_string()).into()
-}
-
 /// A record of these tables, from its stored bytes; a clear error when they
 /// are damaged (public for the fuzz targets in `fuzz/`).
-pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, NodeError> {
-    serde_json::from_slice(bytes).map_err(|e| state_err(format!("damaged record: {e}")))
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, NetError> {
+    serde_json::from_slice(bytes).map_err(|e| NetError::State(StateError::Record(e)))
 }
 
 /// The stored bytes of a record of these tables.
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NodeError> {
-    serde_json::to_vec(value).map_err(state_err)
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, NetError> {
+    serde_json::to_vec(value).map_err(|e| NetError::State(StateError::Encode(e)))
 }
 
 /// Every known peer.
-pub fn peers(db: &Database) -> Result<Vec<([u8; 32], PeerRecord)>, NodeError> {
-    let tx = db.begin_read().map_err(state_err)?;
+pub fn peers(db: &Database) -> Result<Vec<([u8; 32], PeerRecord)>, NetError> {
+    let tx = db.begin_read().map_err(StateError::from)?;
     let table = match tx.open_table(PEERS) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(state_err(e)),
+        Err(e) => return Err(StateError::from(e).into()),
     };
     let mut out = Vec::new();
-    for row in table.iter().map_err(state_err)? {
-        let (k, v) = row.map_err(state_err)?;
+    for row in table.iter().map_err(StateError::from)? {
+        let (k, v) = row.map_err(StateError::from)?;
         out.push((*k.value(), decode(v.value())?));
     }
     Ok(out)
 }
 
 /// One peer, if known.
-pub fn peer(db: &Database, id: &[u8; 32]) -> Result<Option<PeerRecord>, NodeError> {
+pub fn peer(db: &Database, id: &[u8; 32]) -> Result<Option<PeerRecord>, NetError> {
     Ok(peers(db)?
         .into_iter()
         .find(|(k, _)| k == id)
@@ -98,52 +94,48 @@ pub fn update_peer(
     db: &Database,
     id: &[u8; 32],
     update: impl FnOnce(Option<PeerRecord>) -> PeerRecord,
-) -> Result<PeerRecord, NodeError> {
-    let tx = db.begin_write().map_err(state_err)?;
+) -> Result<PeerRecord, NetError> {
+    let tx = db.begin_write().map_err(StateError::from)?;
     let record = {
-        let mut table = tx.open_table(PEERS).map_err(state_err)?;
-        let old = match table.get(id).map_err(state_err)? {
+        let mut table = tx.open_table(PEERS).map_err(StateError::from)?;
+        let old = match table.get(id).map_err(StateError::from)? {
             Some(v) => Some(decode::<PeerRecord>(v.value())?),
             None => None,
         };
         let new = update(old);
         table
             .insert(id, encode(&new)?.as_slice())
-            .map_err(state_err)?;
+            .map_err(StateError::from)?;
         new
     };
-    tx.commit().map_err(state_err)?;
+    tx.commit().map_err(StateError::from)?;
     Ok(record)
 }
 
 /// Forgets a peer; returns its record.
-pub fn remove_peer(db: &Database, id: &[u8; 32]) -> Result<Option<PeerRecord>, NodeError> {
-    let tx = db.begin_write().map_err(state_err)?;
+pub fn remove_peer(db: &Database, id: &[u8; 32]) -> Result<Option<PeerRecord>, NetError> {
+    let tx = db.begin_write().map_err(StateError::from)?;
     let old = {
-        let mut table = tx.open_table(PEERS).map_err(state_err)?;
-        let old = table.remove(id).map_err(state_err)?;
+        let mut table = tx.open_table(PEERS).map_err(StateError::from)?;
+        let old = table.remove(id).map_err(StateError::from)?;
         match old {
             Some(v) => Some(decode::<PeerRecord>(v.value())?),
             None => None,
         }
     };
-    tx.commit().map_err(state_err)?;
+    tx.commit().map_err(StateError::from)?;
     Ok(old)
 }
 
 /// Keeps a new invite under the hash of its secret.
-pub fn add_invite(
-    db: &Database,
-    secret: &[u8; 32],
-    invite: &InviteRecord,
-) -> Result<(), NodeError> {
+pub fn add_invite(db: &Database, secret: &[u8; 32], invite: &InviteRecord) -> Result<(), NetError> {
     let key = *blake3::hash(secret).as_bytes();
-    let tx = db.begin_write().map_err(state_err)?;
+    let tx = db.begin_write().map_err(StateError::from)?;
     tx.open_table(INVITES)
-        .map_err(state_err)?
+        .map_err(StateError::from)?
         .insert(&key, encode(invite)?.as_slice())
-        .map_err(state_err)?;
-    tx.commit().map_err(state_err)
+        .map_err(StateError::from)?;
+    Ok(tx.commit().map_err(StateError::from)?)
 }
 
 /// Takes one use of the invite with `secret`, atomically.
@@ -151,12 +143,12 @@ pub fn redeem_invite(
     db: &Database,
     secret: &[u8; 32],
     now: u64,
-) -> Result<Result<InviteRecord, Redeem>, NodeError> {
+) -> Result<Result<InviteRecord, Redeem>, NetError> {
     let key = *blake3::hash(secret).as_bytes();
-    let tx = db.begin_write().map_err(state_err)?;
+    let tx = db.begin_write().map_err(StateError::from)?;
     let outcome = {
-        let mut table = tx.open_table(INVITES).map_err(state_err)?;
-        let found = match table.get(&key).map_err(state_err)? {
+        let mut table = tx.open_table(INVITES).map_err(StateError::from)?;
+        let found = match table.get(&key).map_err(StateError::from)? {
             Some(v) => Some(decode::<InviteRecord>(v.value())?),
             None => None,
         };
@@ -170,12 +162,12 @@ pub fn redeem_invite(
                 invite.uses_left -= 1;
                 table
                     .insert(&key, encode(&invite)?.as_slice())
-                    .map_err(state_err)?;
+                    .map_err(StateError::from)?;
                 Ok(invite)
             }
         }
     };
-    tx.commit().map_err(state_err)?;
+    tx.commit().map_err(StateError::from)?;
     Ok(outcome)
 }
 

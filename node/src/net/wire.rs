@@ -25,7 +25,7 @@ use std::{net::SocketAddr, time::Duration};
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{NetError, NodeError};
+use crate::{NetError, NodeError, error::ExchangeError};
 
 /// The ALPN of the peer protocol, with its version.
 pub const PEER_ALPN: &[u8] = b"clive/peer/2";
@@ -125,7 +125,7 @@ pub async fn call<Req: Serialize, Rep: DeserializeOwned>(
     timeout: Option<Duration>,
 ) -> Result<Rep, NodeError> {
     let peer = conn.remote_id();
-    let fail = |what: String| {
+    let fail = |what: ExchangeError| {
         NodeError::from(NetError::Exchange {
             peer: peer.fmt_short().to_string(),
             what,
@@ -135,21 +135,21 @@ pub async fn call<Req: Serialize, Rep: DeserializeOwned>(
         let (mut send, mut recv) = conn
             .open_bi()
             .await
-            .map_err(|e| fail(format!("opening a stream: {e}")))?;
+            .map_err(|e| fail(ExchangeError::Open(e)))?;
         send.write_all(&encode(request)?)
             .await
-            .map_err(|e| fail(format!("sending: {e}")))?;
-        send.finish().map_err(|e| fail(format!("sending: {e}")))?;
+            .map_err(|e| fail(ExchangeError::Send(e)))?;
+        send.finish().map_err(|e| fail(ExchangeError::Finish(e)))?;
         let bytes = recv
             .read_to_end(MAX_MESSAGE)
             .await
-            .map_err(|e| fail(format!("reading the reply: {e}")))?;
-        decode::<Rep>(&bytes).map_err(fail)
+            .map_err(|e| fail(ExchangeError::Read(e)))?;
+        decode::<Rep>(&bytes).map_err(|e| fail(ExchangeError::Malformed(e)))
     };
     match timeout {
         Some(limit) => tokio::time::timeout(limit, exchange)
             .await
-            .map_err(|_| fail(format!("no reply within {}s", limit.as_secs())))?,
+            .map_err(|_| fail(ExchangeError::Timeout(limit.as_secs())))?,
         None => exchange.await,
     }
 }

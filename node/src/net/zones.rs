@@ -35,7 +35,8 @@ use iroh::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Shared, announce, fetch, keeper, wire};
+use super::{announce, fetch, keeper, shared::Shared, wire};
+use crate::service::Running;
 use crate::{NamesError, NodeError};
 
 /// The ALPN of the zones protocol, with its version.
@@ -131,31 +132,35 @@ impl ProtocolHandler for ZonesProtocol {
     }
 }
 
-/// Follows the zone announcements the announcer hears, until the node
-/// goes offline.
-pub fn follow_announcements(shared: &Arc<Shared>) -> n0_future::task::AbortOnDropHandle<()> {
+/// Follows the zone announcements the announcer hears, until stopped (the
+/// daemon's `zone follower` service): the zones concern subscribes to the
+/// network's typed events itself.
+pub fn follow_announcements(shared: &Arc<Shared>) -> Running {
     let mut events = shared.announcements.subscribe();
     let shared = Arc::downgrade(shared);
-    n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(announce::Announcement::Zone {
-                    origin,
-                    zone,
-                    version,
-                }) => {
-                    let Some(shared) = shared.upgrade() else {
-                        return;
-                    };
-                    announced(&shared, origin, &zone, version);
+    Running::task(
+        "zone follower",
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(announce::Announcement::Zone {
+                        origin,
+                        zone,
+                        version,
+                    }) => {
+                        let Some(shared) = shared.upgrade() else {
+                            return;
+                        };
+                        announced(&shared, origin, &zone, version);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!("missed {n} announcements");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!("missed {n} announcements");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
-        }
-    }))
+        }),
+    )
 }
 
 /// Largest metadata file fetched from a peer.
@@ -167,7 +172,7 @@ pub const MAX_FILES: usize = 256;
 /// can fetch them.
 pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> ZoneReply {
     if let Err(why) = shared.require(&peer, Capability::Fetch) {
-        return refused(why);
+        return refused(why.to_string());
     }
     let zones = Zones::new(shared.db.clone());
     let (current, older) = match zones.by_id(zone_id) {
@@ -343,7 +348,7 @@ pub async fn accept_submission(
     hash: &str,
 ) -> ZoneReply {
     if let Err(why) = shared.require(&peer, Capability::Push) {
-        return refused(why);
+        return refused(why.to_string());
     }
     let Ok(hash) = clive_cas::parse_hash(hash) else {
         return refused("not a hash".into());

@@ -104,7 +104,7 @@ impl PeersHandle<'_> {
                 return Err(NetError::JoinRefused(reason).into());
             }
             other => {
-                return Err(NetError::JoinOutOfTurn(format!("{other:?}")).into());
+                return Err(NetError::JoinOutOfTurn(Box::new(other)).into());
             }
         };
         let body = cert.body();
@@ -126,9 +126,11 @@ impl PeersHandle<'_> {
         let net = self.node.net.get();
         Ok(state::peers(self.node.db())?
             .iter()
-            .map(|(id, r)| match &net {
-                Some(net) => net.shared.peer_info(id, r),
-                None => peer_info(id, r, false),
+            .map(|(id, r)| {
+                let connected = net.as_ref().is_some_and(|net| {
+                    iroh::EndpointId::from_bytes(id).is_ok_and(|e| net.shared.is_connected(&e))
+                });
+                peer_info(id, r, connected)
             })
             .collect())
     }
@@ -147,7 +149,7 @@ impl PeersHandle<'_> {
             Some(net) => {
                 let eid = endpoint_id(&id)?;
                 let record = net.shared.add_peer(&eid, &addrs)?;
-                net.shared.keepers.start(&net.shared, eid);
+                keeper::start(&net.shared, eid);
                 record
             }
             None => state::update_peer(self.node.db(), &id, |old| state::PeerRecord {

@@ -1,13 +1,11 @@
 //! The trust handle ([`Node::trust`]): certificates, roots and
 //! revocations, as the `trust` commands see them.
 
-pub mod state;
-
 use std::{path::Path, time::Duration};
 
 use clive_trust::{
-    Capability, Caps, CertBody, CertId, Certificate, ChainError, NodeKey, PublicIdentity,
-    Revocation, RootsFile,
+    Capability, Caps, CertBody, CertId, Certificate, NodeKey, PublicIdentity, Revocation,
+    RootsFile,
     agent::AgentSigner,
     cert::id_hex,
     clock::format_time,
@@ -16,9 +14,9 @@ use clive_trust::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::authority::{CertInfo, NodeTrust, read_cert_file};
+use crate::authority::{file_err, read_bounded};
 use crate::{Node, NodeError, PassphraseSource, TrustError};
-pub use state::{CertInfo, NodeTrust, read_cert_file};
-use state::{file_err, read_bounded};
 
 /// The answer to `trust verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,8 +242,8 @@ impl TrustHandle<'_> {
     pub async fn verify(&self, peer: &str, cap: &str) -> Result<Verdict, NodeError> {
         let key = self.state().resolve_key(peer)?;
         let cap: Capability = cap.parse()?;
-        let result: Result<_, ChainError> = self.state().authorizer().check(&key, cap);
         let trust = self.state();
+        let result = trust.check(&key, cap);
         Ok(match result {
             Ok(chain) => Verdict {
                 peer: key.fingerprint(),
@@ -260,12 +258,12 @@ impl TrustHandle<'_> {
                 }),
                 reason: None,
             },
-            Err(e) => Verdict {
+            Err(refusal) => Verdict {
                 peer: key.fingerprint(),
                 capability: cap.to_string(),
                 allowed: false,
                 chain: vec![],
-                reason: Some(e.to_string()),
+                reason: Some(refusal.cause.to_string()),
             },
         })
     }

@@ -1,5 +1,7 @@
-//! The node's trust state: roots, certificates and revocations, and the
-//! authorizer every request from a peer is checked against.
+//! The node's trust state (`NodeTrust`): roots, certificates and
+//! revocations, and the authorizer every request from a peer is checked
+//! against. Both the node (which opens it) and the network layer (which
+//! asks it) use it; it uses neither.
 //!
 //! Roots live in `HOME/allowed_signers` (OpenSSH format; the node's own key
 //! is always a root too). Certificates and revocations live in `state.redb`
@@ -10,13 +12,17 @@ use std::{path::Path, sync::Arc};
 
 use clive_cas::{Hash, Store};
 use clive_trust::{
-    Authorizer, CertError, CertId, Certificate, Clock, PublicIdentity, Revocation, RootsFile,
-    TrustSet, cert::id_hex, clock::format_time, identity::with_suffix,
+    Authorizer, Capability, CertError, CertId, Certificate, Chain, ChainError, Clock,
+    PublicIdentity, Revocation, RootsFile, TrustSet, cert::id_hex, clock::format_time,
+    identity::with_suffix,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeError, TrustError};
+use crate::{
+    NodeError, TrustError,
+    error::{KeyError, StateError},
+};
 
 const CERTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trust.certs.v1");
 const REVOCATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trust.revocations.v1");
@@ -58,6 +64,18 @@ pub struct NodeTrust {
     authorizer: Arc<Authorizer>,
 }
 
+/// Why a peer does not hold a capability here: the capability, and the
+/// link of the best chain that failed. Shown to the peer as the refusal of
+/// its request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("you do not hold {cap} here: {cause}")]
+pub struct Refusal {
+    /// The capability asked for.
+    pub cap: Capability,
+    /// Why no chain grants it.
+    pub cause: ChainError,
+}
+
 /// A row of a trust table: the hash of an encoding, and the encoding.
 type Row = ([u8; 32], Vec<u8>);
 
@@ -67,25 +85,18 @@ fn read_table(
     db: &Database,
     table: TableDefinition<&[u8; 32], &[u8]>,
 ) -> Result<Vec<Row>, NodeError> {
-    let tx = db.begin_read().map_err(state_err)?;
+    let tx = db.begin_read().map_err(StateError::from)?;
     let table = match tx.open_table(table) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(state_err(e)),
+        Err(e) => return Err(StateError::from(e).into()),
     };
     let mut rows = Vec::new();
-    for item in table.iter().map_err(state_err)? {
-        let (k, v) = item.map_err(state_err)?;
+    for item in table.iter().map_err(StateError::from)? {
+        let (k, v) = item.map_err(StateError::from)?;
         rows.push((*k.value(), v.value().to_vec()));
     }
     Ok(rows)
-}
-
-fn state_err(e: impl std::fmt::Display) -> NodeError {
-    NodeError::State {
-        path: "state.redb".into(),
-        reason: e.to_string(),
-    }
 }
 
 impl NodeTrust {
@@ -122,9 +133,27 @@ impl NodeTrust {
         })
     }
 
-    /// The authorizer the network layer asks on every request.
+    /// The authorizer: the trust set, and who hears of revocations.
     pub fn authorizer(&self) -> &Arc<Authorizer> {
         &self.authorizer
+    }
+
+    /// The one capability check: the chain that grants `cap` to `peer` now,
+    /// or the refusal to give it. Every request that needs a capability,
+    /// and `trust verify`, asks this; the network layer's blob requests
+    /// and admission ask [`NodeTrust::holds`], its cached answer.
+    pub fn check(&self, peer: &PublicIdentity, cap: Capability) -> Result<Chain, Refusal> {
+        self.authorizer
+            .check(peer, cap)
+            .map_err(|cause| Refusal { cap, cause })
+    }
+
+    /// Whether [`NodeTrust::check`] grants `cap` to the key `peer`, as the
+    /// authorizer caches it until the chain expires (a refusal for a few
+    /// seconds; any change of the trust set drops the cache): for every
+    /// blob request, which must not walk chains each time.
+    pub fn holds(&self, peer: &[u8; 32], cap: Capability) -> bool {
+        self.authorizer.allows(peer, cap)
     }
 
     fn put(
@@ -133,12 +162,12 @@ impl NodeTrust {
         bytes: &[u8],
     ) -> Result<[u8; 32], NodeError> {
         let key = *blake3::hash(bytes).as_bytes();
-        let tx = self.db.begin_write().map_err(state_err)?;
+        let tx = self.db.begin_write().map_err(StateError::from)?;
         tx.open_table(table)
-            .map_err(state_err)?
+            .map_err(StateError::from)?
             .insert(&key, bytes)
-            .map_err(state_err)?;
-        tx.commit().map_err(state_err)?;
+            .map_err(StateError::from)?;
+        tx.commit().map_err(StateError::from)?;
         Ok(key)
     }
 
@@ -221,19 +250,20 @@ impl NodeTrust {
                 .into_iter()
                 .find(|k| k.fingerprint() == key)
                 .ok_or_else(|| {
-                    NodeError::UnknownKey(format!("no known key has the fingerprint {key}"))
+                    NodeError::UnknownKey(KeyError::UnknownFingerprint(key.to_owned()))
                 });
         }
         let path = Path::new(key);
         if path.is_file() {
             return PublicIdentity::read_file(path).map_err(|e| match e {
                 clive_trust::IdentityError::Read(e) => NodeError::Read(e),
-                e => NodeError::UnknownKey(format!("{}: {e}", path.display())),
+                cause => NodeError::UnknownKey(KeyError::File {
+                    path: path.to_owned(),
+                    cause,
+                }),
             });
         }
-        Err(NodeError::UnknownKey(format!(
-            "{key:?} is not a public key line, a file holding one, an endpoint id, or the fingerprint of a known key"
-        )))
+        Err(NodeError::UnknownKey(KeyError::NotAKey(key.to_owned())))
     }
 
     /// Resolves CERT: a certificate id, or a file written with `-o`.
