@@ -713,3 +713,37 @@ fn a_node_refuses_to_serve_a_damaged_object_and_logs_it() {
     let logs = a_daemon.logs();
     assert!(logs.contains("fsck --repair"), "{logs}");
 }
+
+/// `cat | head`: a reader that stops early is not a failure, in-process
+/// or through a daemon; the output is what it read, nothing on stderr.
+#[test]
+fn cat_into_a_reader_that_stops_early_exits_quietly() {
+    use std::io::Read;
+    let node = TestNode::loopback();
+    let big = node.scratch("big");
+    write_pseudo_random(&big, 32 << 20, 9);
+    let hash = node.ok(["add", big.to_str().unwrap()]);
+    let hash = hash.split_whitespace().next().unwrap().to_owned();
+    let head = |node: &TestNode| {
+        let mut child = node
+            .cmd(["cat", &hash])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The pipe's reading end is closed here, as `head` closes it.
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    };
+    head(&node);
+    let _daemon = node.start_daemon();
+    head(&node);
+}

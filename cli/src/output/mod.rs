@@ -99,14 +99,20 @@ fn short(id: &str) -> &str {
     id.get(..16).unwrap_or(id)
 }
 
-/// True when the error is a closed standard output (`clive-node cat | head`).
+/// True when the error is a closed standard output (`clive-node cat | head`):
+/// printing a reply failed, or a call's standard output did. A broken pipe
+/// anywhere else (the control socket of a daemon that died) is an error
+/// like any other, never a silent success.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause.to_string().contains("Broken pipe")
-    })
+    let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    let printing = e.chain().count() == 1 && e.downcast_ref::<std::io::Error>().is_some_and(broken);
+    printing
+        || e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<clive_node::ApiError>(),
+                Some(clive_node::ApiError::Output { cause }) if broken(cause)
+            )
+        })
 }
 
 /// Prints an error on standard error as one JSON object, for `--json`:
@@ -114,4 +120,31 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn print_error_json(message: &str) {
     let value = serde_json::json!({ "error": message });
     eprintln!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io, path::PathBuf};
+
+    use clive_node::ApiError;
+
+    use super::is_broken_pipe;
+
+    #[test]
+    fn only_a_closed_standard_output_is_a_broken_pipe() {
+        let pipe = || io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::new(pipe())));
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(ApiError::Output { cause: pipe() }).context("exporting")
+        ));
+        // A daemon killed while a call was sent: an error, not success.
+        let control = ApiError::Control {
+            path: PathBuf::from("/home/control.sock"),
+            reason: pipe().to_string(),
+        };
+        assert!(!is_broken_pipe(&anyhow::Error::new(control)));
+        assert!(!is_broken_pipe(
+            &anyhow::Error::new(pipe()).context("reading a key")
+        ));
+    }
 }

@@ -238,7 +238,11 @@ pub(crate) async fn handle(
                 return Err(NodeError::TreeToTerminal { object }.into());
             }
             let mut out = ctx.stdout();
-            let bytes = node.store().cat(&hash, &mut out).await?;
+            let bytes = node
+                .store()
+                .cat(&hash, &mut out)
+                .await
+                .map_err(output_closed)?;
             out.flush()
                 .await
                 .map_err(|cause| ApiError::Output { cause })?;
@@ -276,4 +280,17 @@ pub(crate) async fn handle(
             StoreReply::Fsck(node.store().fsck(repair, ctx.progress()).await?)
         }
     })
+}
+
+/// A `cat` whose standard output was closed (`cat | head`) is told apart
+/// from a failure of the store: the tool exits quietly on the first only.
+fn output_closed(e: NodeError) -> ApiError {
+    match e {
+        NodeError::Cas(clive_cas::CasError::Io { cause, .. })
+            if cause.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ApiError::Output { cause }
+        }
+        e => e.into(),
+    }
 }

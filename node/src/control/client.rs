@@ -227,9 +227,14 @@ impl ControlClient {
             .receipt()
             .map(|r| (r.to_owned(), call.request.clone()));
         let stdin = call.request.reads_stdin().then(|| ctx.take_stdin());
-        write_json(&mut wr, Kind::Request, &call)
-            .await
-            .map_err(|e| self.error(e))?;
+        if let Err(e) = write_json(&mut wr, Kind::Request, &call).await {
+            // The daemon went away between its hello and the request: a
+            // publish learns from the state that nothing was committed.
+            return match settle {
+                Some((receipt, request)) => self.settle(&receipt, &request, e).await,
+                None => Err(self.error(e)),
+            };
+        }
         let progress = ctx.progress();
         let reply = {
             let mut pumped = stdin.is_none();
