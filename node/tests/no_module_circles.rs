@@ -251,13 +251,6 @@ fn top_level_modules_import_no_circle() {
     }
 }
 
-/// Directory modules whose children still use their parent while it uses
-/// them, not yet untangled: `api/`, whose concern files take `Reply` and
-/// `ApiError` from `api/mod.rs`, which dispatches to them; `control/`,
-/// whose client takes the protocol's messages (`Hello`, `VERSION`) from
-/// `control/mod.rs`, which re-exports the client.
-const KNOWN_CIRCLES: &[&str] = &["api", "control"];
-
 #[test]
 fn children_of_each_directory_module_import_no_circle() {
     let mut checked = 0;
@@ -271,9 +264,6 @@ fn children_of_each_directory_module_import_no_circle() {
             .expect("a name")
             .to_string_lossy()
             .to_string();
-        if KNOWN_CIRCLES.contains(&parent.as_str()) {
-            continue;
-        }
         checked += 1;
         let files = rust_files(&dir);
         let child_of = |f: &Path| -> String {
@@ -323,7 +313,7 @@ fn children_of_each_directory_module_import_no_circle() {
         }
     }
     assert!(
-        checked >= 4,
-        "net/, trust/, peers/ and names/ are looked at"
+        checked >= 6,
+        "net/, trust/, peers/, names/, api/ and control/ are looked at"
     );
 }

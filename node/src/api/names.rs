@@ -6,12 +6,12 @@ use clive_naming::Zones;
 use clive_trust::PublicIdentity;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client};
+use super::call::{ApiError, CallContext, Client};
 use crate::{Node, NodeError};
 
 /// Name subcommands. A NAME is `ZONE/PATH` (`release/myapp`); TARGET is a
 /// path (added to the store) or the hash of a stored object;
-#[doc = concat!("KEY is ", super::key_help!(), ".")]
+#[doc = concat!("KEY is ", super::call::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "name_op", rename_all = "snake_case")]
 pub enum NameRequest {

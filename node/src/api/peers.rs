@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use clive_cas::{Hash, NoProgress};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, duration};
+use super::call::{ApiError, CallContext, Client, duration};
 use crate::{
     Fetched, Invite, Joined, NetError, Node, NodeError, PeerInfo, Pushed,
     object::{OBJECT_HELP, OBJECT_LONG_HELP, ObjectRef},
@@ -74,7 +74,7 @@ pub enum PeerRequest {
 }
 
 /// Peers subcommands.
-#[doc = concat!("KEY is ", super::key_help!(), ".")]
+#[doc = concat!("KEY is ", super::call::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "peers_op", rename_all = "snake_case")]
 pub enum PeersRequest {

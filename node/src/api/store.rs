@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 
 use clive_cas::{Exported, FsckReport, GcReport, Pin};
 
-use super::{ApiError, CallContext, Client};
+use super::call::{ApiError, CallContext, Client};
 use crate::{
     AddResult, ListEntry, Node, NodeError,
     object::{OBJECT_HELP, OBJECT_LONG_HELP},

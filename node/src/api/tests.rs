@@ -1,3 +1,6 @@
+use std::path::Path;
+
+use super::call::file_arg;
 use super::*;
 use crate::control::wire::{Kind, decode_json, read_frame, write_json};
 

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, CallContext, Client, duration};
+use super::call::{ApiError, CallContext, Client, duration};
 use crate::{CertInfo, Imported, Node, RootInfo, Verdict};
 
 /// Trust subcommands. CERT is a certificate id or the file it was written
 /// to with -o;
-#[doc = concat!("KEY is ", super::key_help!(), ".")]
+#[doc = concat!("KEY is ", super::call::key_help!(), ".")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "trust_op", rename_all = "snake_case")]
 pub enum TrustRequest {

@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use super::{
-    ErrorMessage, Hello, MAX_REPLY, PROTOCOL, VERSION,
+    protocol::{ErrorMessage, Hello, MAX_REPLY, PROTOCOL, VERSION},
     wire::{
         DATA_CHUNK, Kind, ProgressSnapshot, WireError, decode_json, read_frame, write_frame,
         write_json,

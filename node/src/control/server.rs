@@ -25,7 +25,7 @@ use tokio::{
 };
 
 use super::{
-    ErrorMessage, Hello, PROTOCOL, VERSION,
+    protocol::{ErrorMessage, Hello, PROTOCOL, VERSION},
     wire::{
         DATA_CHUNK, Frame, Kind, MAX_FRAME, ProgressSnapshot, WireError, decode_json, read_frame,
         write_frame, write_json,

@@ -22,7 +22,7 @@ pub const DATA_CHUNK: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// JSON [`super::Hello`]: the first frame each way.
+    /// JSON [`super::protocol::Hello`]: the first frame each way.
     Hello = 1,
     /// JSON [`crate::api::Call`], client to daemon.
     Request = 2,
@@ -37,7 +37,7 @@ pub enum Kind {
     ReplyPart = 6,
     /// The (last part of the) JSON [`crate::api::Reply`]: the call succeeded.
     Reply = 7,
-    /// JSON [`super::ErrorMessage`]: the call failed, or the peer broke the protocol.
+    /// JSON [`super::protocol::ErrorMessage`]: the call failed, or the peer broke the protocol.
     Error = 8,
 }
 
