@@ -71,6 +71,10 @@ pub struct Initialized {
     pub identity: IdentityInfo,
 }
 
+/// How long [`Node::close`] waits for cancelled network tasks to let go of
+/// the state database.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running node: owns its home until dropped or closed.
 #[derive(Debug)]
 pub struct Node {
@@ -220,8 +224,20 @@ impl Node {
 
     /// Flushes and stops the store. The home is released when the node drops.
     pub async fn close(self) -> Result<(), NodeError> {
+        let db = Arc::downgrade(&self.db);
         self.stop_net().await;
         self.store.shutdown().await?;
+        drop(self);
+        // Tasks of the network that were cancelled (a connection being
+        // served, a dial) drop their share of the state a moment later; the
+        // home is closed, and may be opened again, once they have.
+        let released = tokio::time::Instant::now() + CLOSE_GRACE;
+        while db.strong_count() > 0 && tokio::time::Instant::now() < released {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if db.strong_count() > 0 {
+            tracing::warn!("closing: state.redb is still held by a task of the network");
+        }
         Ok(())
     }
 

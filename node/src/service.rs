@@ -1,12 +1,17 @@
 //! A background service once started: what stops it, and the task to
 //! await. The daemon keeps its services in one list (`daemon.rs`).
 
+use n0_future::task::AbortOnDropHandle;
 use tokio::task::JoinHandle;
+
+/// What stopping a service calls: it stops the service's tasks and returns
+/// them, aborted, to be awaited.
+type Stop = Box<dyn FnOnce() -> Vec<AbortOnDropHandle<()>> + Send>;
 
 /// A running background service.
 pub struct Running {
     name: &'static str,
-    on_stop: Option<Box<dyn FnOnce() + Send>>,
+    on_stop: Option<Stop>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -27,8 +32,12 @@ impl Running {
         }
     }
 
-    /// A service stopped by calling `stop` (which stops its own tasks).
-    pub fn stopped_by(name: &'static str, stop: impl FnOnce() + Send + 'static) -> Running {
+    /// A service stopped by calling `stop`, which stops its own tasks and
+    /// returns them to be awaited.
+    pub fn stopped_by(
+        name: &'static str,
+        stop: impl FnOnce() -> Vec<AbortOnDropHandle<()>> + Send + 'static,
+    ) -> Running {
         Running {
             name,
             on_stop: Some(Box::new(stop)),
@@ -44,7 +53,10 @@ impl Running {
     /// Stops the service and waits until it has stopped.
     pub async fn stop(mut self) {
         if let Some(stop) = self.on_stop.take() {
-            stop();
+            for task in stop() {
+                // Cancelled is the expected end.
+                let _ = task.await;
+            }
         }
         if let Some(task) = self.task.take() {
             task.abort();
@@ -58,7 +70,8 @@ impl Drop for Running {
     /// A service dropped without `stop` still stops (without waiting).
     fn drop(&mut self) {
         if let Some(stop) = self.on_stop.take() {
-            stop();
+            // Dropped, the tasks are aborted; nothing waits for them here.
+            drop(stop());
         }
         if let Some(task) = self.task.take() {
             task.abort();

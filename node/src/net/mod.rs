@@ -118,7 +118,8 @@ impl Drop for NetSlot {
         let Some(net) = lock(&self.net).take() else {
             return;
         };
-        net.shared.keepers.stop_all();
+        // Aborted; they end on their own once polled.
+        drop(net.shared.keepers.stop_all());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 net.router.shutdown().await.ok();
@@ -159,9 +160,10 @@ impl Net {
         keeper::start_all(&self.shared)?;
         let shared = Arc::downgrade(&self.shared);
         Ok(Running::stopped_by("keepers", move || {
-            if let Some(shared) = shared.upgrade() {
-                shared.keepers.stop_all();
-            }
+            shared
+                .upgrade()
+                .map(|shared| shared.keepers.stop_all())
+                .unwrap_or_default()
         }))
     }
 
@@ -288,7 +290,10 @@ impl NetSlot {
     pub(crate) async fn stop(&self) {
         let net = lock(&self.net).take();
         if let Some(net) = net {
-            net.shared.keepers.stop_all();
+            for task in net.shared.keepers.stop_all() {
+                // Cancelled is the expected end.
+                let _ = task.await;
+            }
             if let Err(e) = net.router.shutdown().await {
                 tracing::warn!("shutting down the endpoint: {e}");
             }

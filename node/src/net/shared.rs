@@ -273,10 +273,19 @@ impl Keepers {
         lock(&self.tasks).remove(id);
     }
 
-    /// Stops every keeper and starts no more.
-    pub fn stop_all(&self) {
+    /// Stops every keeper and starts no more; returns their tasks, aborted,
+    /// for the caller to await: a keeper in the middle of a dial holds the
+    /// shared state (and with it `state.redb`) until its task has ended.
+    pub fn stop_all(&self) -> Vec<AbortOnDropHandle<()>> {
         self.enabled.store(false, Ordering::SeqCst);
-        lock(&self.tasks).clear();
+        let tasks: Vec<_> = lock(&self.tasks)
+            .drain()
+            .map(|(_, (task, _))| task)
+            .collect();
+        for task in &tasks {
+            task.abort();
+        }
+        tasks
     }
 }
 
