@@ -115,6 +115,9 @@ impl PeersHandle<'_> {
         let record = shared.add_peer(&inviter, &t.addrs)?;
         keeper::hello(shared, &conn).await.ok();
         conn.close(0u32.into(), b"joined");
+        // Both sides keep the connection, as they do after a restart: the
+        // joiner knows the inviter's addresses from the ticket.
+        keeper::start(shared, inviter);
         Ok(Joined {
             peer: peer_info(&t.inviter, &record, false),
             cert,
