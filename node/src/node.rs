@@ -224,20 +224,22 @@ impl Node {
 
     /// Flushes and stops the store. The home is released when the node drops.
     pub async fn close(self) -> Result<(), NodeError> {
-        let db = Arc::downgrade(&self.db);
         self.stop_net().await;
         self.store.shutdown().await?;
+        let db = self.db.clone();
         drop(self);
         // Tasks of the network that were cancelled (a connection being
-        // served, a dial) drop their share of the state a moment later; the
-        // home is closed, and may be opened again, once they have.
+        // served, a dial) drop their share of the state a moment later.
+        // Once ours is the last, dropping it closes the file here, so the
+        // home can be opened again as soon as this returns.
         let released = tokio::time::Instant::now() + CLOSE_GRACE;
-        while db.strong_count() > 0 && tokio::time::Instant::now() < released {
+        while Arc::strong_count(&db) > 1 && tokio::time::Instant::now() < released {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        if db.strong_count() > 0 {
+        if Arc::strong_count(&db) > 1 {
             tracing::warn!("closing: state.redb is still held by a task of the network");
         }
+        drop(db);
         Ok(())
     }
 
