@@ -228,17 +228,11 @@ fn a_damaged_state_database_is_an_error_naming_it_not_a_panic() {
     let node = node_with_history();
     let state = node.home().join("state.redb");
     damage_middle(&state);
-    for args in [&["pin", "ls"][..], &["cat", "t/a.txt"], &["gc"], &["id"]] {
-        let out = node.cmd(args).output().unwrap();
-        let err = refused(&out);
-        assert!(err.contains("state.redb"), "{args:?}: {err}");
-        assert!(err.contains("damaged"), "{args:?}: {err}");
-    }
-    let out = node
-        .cmd(["start", "--bind", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(refused(&out).contains("state.redb"));
+    each_refused_naming(
+        &node,
+        &[&["pin", "ls"], &["cat", "t/a.txt"], &["gc"], &["id"]],
+        "state.redb",
+    );
 
     // Lookups open the state alone, read-only, and cannot verify it all
     // first: what they do not read may be damaged, but they never panic,
@@ -274,17 +268,27 @@ fn a_damaged_blob_database_is_an_error_naming_it_not_a_panic() {
     let node = node_with_history();
     let blobs = node.home().join("blobs/blobs.db");
     damage_middle(&blobs);
-    for args in [&["pin", "ls"][..], &["cat", "t/a.txt"], &["gc"], &["fsck"]] {
-        let out = node.cmd(args).output().unwrap();
+    each_refused_naming(
+        &node,
+        &[&["pin", "ls"], &["cat", "t/a.txt"], &["gc"], &["fsck"]],
+        "blobs.db",
+    );
+}
+
+/// Each of `commands`, and `start`, is refused with an error naming the
+/// damaged `file`.
+fn each_refused_naming(node: &TestNode, commands: &[&[&str]], file: &str) {
+    for args in commands {
+        let out = node.cmd(*args).output().unwrap();
         let err = refused(&out);
-        assert!(err.contains("blobs.db"), "{args:?}: {err}");
+        assert!(err.contains(file), "{args:?}: {err}");
         assert!(err.contains("damaged"), "{args:?}: {err}");
     }
     let out = node
         .cmd(["start", "--bind", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert!(refused(&out).contains("blobs.db"));
+    assert!(refused(&out).contains(file));
 }
 
 #[test]

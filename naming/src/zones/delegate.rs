@@ -210,15 +210,7 @@ impl Zones {
         targets.expires = now + lifetime::TARGETS;
         let mut targets = Metadata::new(targets);
         sign(&mut targets, signer)?;
-        let bundle = self.sign_snapshot_and_timestamp(
-            zone,
-            &root.signed,
-            Some(targets),
-            Vec::new(),
-            signer,
-            now,
-        )?;
-        self.update(zone, bundle, "this node", now)?;
+        self.sign_as_this_node(zone, &root.signed, Some(targets), Vec::new(), signer, now)?;
         Ok(RoleInfo {
             role: role_name,
             keys: vec![key.fingerprint()],

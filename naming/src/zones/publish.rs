@@ -180,15 +180,8 @@ impl Zones {
             let version = batch.sign_next(zone, role.clone(), doc, signer, now)?;
             versions.insert(role, version);
         }
-        let bundle = self.sign_snapshot_and_timestamp(
-            zone,
-            &root.signed,
-            batch.top,
-            batch.delegated,
-            signer,
-            now,
-        )?;
-        let verified = self.update(zone, bundle, "this node", now)?;
+        let verified =
+            self.sign_as_this_node(zone, &root.signed, batch.top, batch.delegated, signer, now)?;
         let role_of = |name: &str| bins::route(&top.signed, name).map_or("targets", |r| &r.name);
         let published = changes
             .iter()

@@ -101,15 +101,7 @@ impl Zones {
             let doc = self.current::<Targets>(zone, &role)?.signed;
             batch.sign_next(zone, role, doc, signer, now)?;
         }
-        let bundle = self.sign_snapshot_and_timestamp(
-            zone,
-            &root.signed,
-            batch.top,
-            batch.delegated,
-            signer,
-            now,
-        )?;
-        self.update(zone, bundle, "this node", now)?;
+        self.sign_as_this_node(zone, &root.signed, batch.top, batch.delegated, signer, now)?;
         Ok(())
     }
 }

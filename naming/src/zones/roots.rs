@@ -163,15 +163,7 @@ impl Zones {
             sign(&mut bin, signer)?;
             delegated.push((role, to_bytes(zone, &bin)?, 1));
         }
-        let bundle = self.sign_snapshot_and_timestamp(
-            zone,
-            &root.signed,
-            Some(targets),
-            delegated,
-            signer,
-            now,
-        )?;
-        self.update(zone, bundle, "this node", now)?;
+        self.sign_as_this_node(zone, &root.signed, Some(targets), delegated, signer, now)?;
         Ok(())
     }
 

@@ -16,6 +16,24 @@ use super::files::versioned;
 use super::{Content, Zones, lifetime, parse, to_bytes};
 
 impl Zones {
+    /// Signs new snapshot and timestamp versions over `targets` and
+    /// `delegated` ([`Zones::sign_snapshot_and_timestamp`]) and takes them,
+    /// as files signed by this node, through the TUF client, which keeps
+    /// them: what every change this node signs ends in.
+    pub(super) fn sign_as_this_node(
+        &self,
+        zone: &str,
+        root: &Root,
+        targets: Option<Metadata<Targets>>,
+        delegated: Vec<(String, Vec<u8>, u64)>,
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<crate::state::Verified, NamingError> {
+        let bundle =
+            self.sign_snapshot_and_timestamp(zone, root, targets, delegated, signer, now)?;
+        self.update(zone, bundle, "this node", now)
+    }
+
     /// Signs new snapshot and timestamp versions over `targets` (when given)
     /// and the current delegated roles, plus `extra` files.
     pub(super) fn sign_snapshot_and_timestamp(
