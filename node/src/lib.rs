@@ -13,6 +13,7 @@ pub mod control;
 pub mod daemon;
 pub mod error;
 pub mod home;
+pub mod jobs;
 pub mod lock;
 pub mod names;
 pub mod net;

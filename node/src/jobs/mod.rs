@@ -1,0 +1,20 @@
+//! Jobs: pinned, sandboxed, memoized work, run here or on a trusted peer.
+//!
+//! A job is a canonical document ([`document`]) whose id is its BLAKE3;
+//! written by hand as `JOB.toml` ([`jobfile`]). Executors advertise a
+//! [`platform`]; a job runs in a fresh directory with its inputs staged
+//! read-only ([`stage`]), under a [`sandbox`] level, supervised by a
+//! helper process that owns the whole process tree ([`supervisor`],
+//! [`process`]); its outputs are collected without following symlinks out
+//! ([`collect`]) and its [`result`] is signed and memoized ([`memo`]).
+
+pub mod collect;
+pub mod document;
+pub mod jobfile;
+pub mod memo;
+pub mod platform;
+pub mod process;
+pub mod result;
+pub mod sandbox;
+pub mod stage;
+pub mod supervisor;
