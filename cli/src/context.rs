@@ -6,8 +6,12 @@
 
 use std::sync::Arc;
 
-use clive_node::{CallContext, PassphraseSource, api::DaemonInfo, cas::Progress};
-use tokio::io::{AsyncRead, AsyncWrite};
+use clive_node::{
+    CallContext, PassphraseSource,
+    api::{CallOutput, DaemonInfo},
+    cas::Progress,
+};
+use tokio::io::AsyncRead;
 
 use crate::{passphrase::EnvOrTerminal, progress::Bar};
 
@@ -15,7 +19,9 @@ use crate::{passphrase::EnvOrTerminal, progress::Bar};
 pub struct LocalContext {
     bar: Arc<Bar>,
     stdout: tokio::io::Stdout,
+    stderr: tokio::io::Stderr,
     stdin_taken: bool,
+    cancel: tokio::sync::watch::Sender<bool>,
 }
 
 impl LocalContext {
@@ -24,8 +30,15 @@ impl LocalContext {
         LocalContext {
             bar: Arc::new(Bar::new(verb, quiet)),
             stdout: tokio::io::stdout(),
+            stderr: tokio::io::stderr(),
             stdin_taken: false,
+            cancel: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// What asks the call to cancel (Ctrl-C on `exec`).
+    pub fn canceller(&self) -> tokio::sync::watch::Sender<bool> {
+        self.cancel.clone()
     }
 }
 
@@ -34,8 +47,15 @@ impl CallContext for LocalContext {
         self.bar.clone()
     }
 
-    fn stdout(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
-        &mut self.stdout
+    fn output(&mut self) -> CallOutput<'_> {
+        CallOutput {
+            stdout: &mut self.stdout,
+            stderr: &mut self.stderr,
+        }
+    }
+
+    fn cancel_requested(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.cancel.subscribe()
     }
 
     fn take_stdin(&mut self) -> Box<dyn AsyncRead + Unpin + Send> {

@@ -124,12 +124,28 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The two streams a call writes to.
+pub struct CallOutput<'a> {
+    /// The standard output.
+    pub stdout: &'a mut (dyn AsyncWrite + Unpin + Send),
+    /// The standard error.
+    pub stderr: &'a mut (dyn AsyncWrite + Unpin + Send),
+}
+
 /// What a call streams, and what it runs within.
 pub trait CallContext: Send {
     /// Where the call reports the progress of long work.
     fn progress(&self) -> Arc<dyn Progress>;
-    /// Where `cat` writes.
-    fn stdout(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send);
+    /// Where the call writes: `cat`'s standard output, and a job's standard
+    /// output and error as `exec` streams them.
+    fn output(&mut self) -> CallOutput<'_>;
+    /// Where `cat` writes: the standard output of [`CallContext::output`].
+    fn stdout(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+        self.output().stdout
+    }
+    /// Turns `true` once the client asked to cancel the call (Ctrl-C on
+    /// `exec`); calls that cannot be cancelled never look.
+    fn cancel_requested(&self) -> tokio::sync::watch::Receiver<bool>;
     /// Where `add -` reads; empty after the first call.
     fn take_stdin(&mut self) -> Box<dyn AsyncRead + Unpin + Send>;
     /// The passphrase of the node's key, for signing.

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use self::call::{Client, key_help};
 pub use self::{
-    call::{ApiError, CallContext, DaemonInfo, error_chain},
+    call::{ApiError, CallContext, CallOutput, DaemonInfo, error_chain},
     names::{NameReply, NameRequest, RootRequest, ZoneRequest},
     peers::{PeerReply, PeerRequest, PeersRequest},
     store::{PinRequest, StoreReply, StoreRequest},

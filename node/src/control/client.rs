@@ -9,7 +9,7 @@ use std::{
 use clive_cas::Progress;
 use clive_trust::Clock;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::{UnixStream, unix::OwnedWriteHalf},
 };
 
@@ -23,7 +23,7 @@ use super::{
 use crate::{
     Home, Node,
     api::{
-        ApiError, Call, CallContext, NameReply, Reply, Request, handle,
+        ApiError, Call, CallContext, CallOutput, NameReply, Reply, Request, handle,
         names::{read_only_reply, receipt_reply},
     },
     names::StateView,
@@ -236,17 +236,39 @@ impl ControlClient {
             };
         }
         let progress = ctx.progress();
-        let reply = {
-            let mut pumped = stdin.is_none();
-            let reading = read_reply(&mut rd, ctx.stdout(), progress.as_ref());
-            let pumping = pump_stdin(stdin, &mut wr);
-            tokio::pin!(reading, pumping);
-            loop {
-                tokio::select! {
-                    reply = &mut reading => break reply,
-                    pumped_all = &mut pumping, if !pumped => {
-                        pumped = true;
-                        pumped_all?;
+        let reply = match stdin {
+            // A call that reads standard input (`add -`) cannot be cancelled.
+            Some(stdin) => {
+                let reading = read_reply(&mut rd, ctx.output(), progress.as_ref());
+                let pumping = pump_stdin(Some(stdin), &mut wr);
+                tokio::pin!(reading, pumping);
+                let mut pumped = false;
+                loop {
+                    tokio::select! {
+                        reply = &mut reading => break reply,
+                        pumped_all = &mut pumping, if !pumped => {
+                            pumped = true;
+                            pumped_all?;
+                        }
+                    }
+                }
+            }
+            None => {
+                let mut cancel = ctx.cancel_requested();
+                let reading = read_reply(&mut rd, ctx.output(), progress.as_ref());
+                tokio::pin!(reading);
+                let mut cancel_sent = false;
+                loop {
+                    tokio::select! {
+                        reply = &mut reading => break reply,
+                        asked = async { cancel.wait_for(|asked| *asked).await.is_ok() }, if !cancel_sent => {
+                            cancel_sent = true;
+                            // The answer says what the cancel did; a daemon
+                            // that is gone is the reader's to report.
+                            if asked {
+                                let _ = write_frame(&mut wr, Kind::Cancel, &[]).await;
+                            }
+                        }
                     }
                 }
             }
@@ -302,11 +324,16 @@ impl ControlClient {
                     still_running = pid == self.pid;
                     let (mut rd, mut wr) = stream.into_split();
                     match write_json(&mut wr, Kind::Request, &Call::here(ask.clone())?).await {
-                        Ok(()) => {
-                            read_reply(&mut rd, &mut tokio::io::sink(), &clive_cas::NoProgress)
-                                .await
-                                .ok()
-                        }
+                        Ok(()) => read_reply(
+                            &mut rd,
+                            CallOutput {
+                                stdout: &mut tokio::io::sink(),
+                                stderr: &mut tokio::io::sink(),
+                            },
+                            &clive_cas::NoProgress,
+                        )
+                        .await
+                        .ok(),
                         Err(_) => None,
                     }
                 }
@@ -460,9 +487,10 @@ impl From<ApiError> for Failure {
 /// Reads data, progress and finally the reply or error of a call.
 pub(crate) async fn read_reply<R: AsyncRead + Unpin>(
     rd: &mut R,
-    stdout: &mut (dyn AsyncWrite + Unpin + Send),
+    out: CallOutput<'_>,
     progress: &dyn Progress,
 ) -> Result<Reply, Failure> {
+    let CallOutput { stdout, stderr } = out;
     let mut shown = ProgressSnapshot::default();
     let mut json = Vec::new();
     loop {
@@ -477,6 +505,16 @@ pub(crate) async fn read_reply<R: AsyncRead + Unpin>(
                 .write_all(&frame.payload)
                 .await
                 .map_err(|cause| ApiError::Output { cause })?,
+            Kind::ErrData => {
+                stderr
+                    .write_all(&frame.payload)
+                    .await
+                    .map_err(|cause| ApiError::Output { cause })?;
+                stderr
+                    .flush()
+                    .await
+                    .map_err(|cause| ApiError::Output { cause })?;
+            }
             Kind::Progress => {
                 let now = ProgressSnapshot::decode(&frame.payload)?;
                 if let Some(total) = now.total.filter(|_| now.total != shown.total) {
@@ -503,6 +541,7 @@ pub(crate) async fn read_reply<R: AsyncRead + Unpin>(
                         .flush()
                         .await
                         .map_err(|cause| ApiError::Output { cause })?;
+                    let _ = stderr.flush().await;
                     return Ok(decode_json("reply", &json)?);
                 }
             }

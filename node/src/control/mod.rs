@@ -1,7 +1,7 @@
 //! The daemon's local control socket, and how a client picks between it and
 //! opening the home in-process.
 //!
-//! # Protocol `clive-control`, version 3
+//! # Protocol `clive-control`, version 4
 //!
 //! `HOME/control.sock` is a Unix stream socket of mode 0600, reachable only
 //! by the user who owns the home (the daemon also checks the peer's uid with
@@ -10,7 +10,7 @@
 //! ```text
 //! frame = length:u32 (big endian, kind + payload, 1..=16 MiB) kind:u8 payload
 //!
-//! kind 1 HELLO       JSON {"protocol":"clive-control","version":3,"pid":N}
+//! kind 1 HELLO       JSON {"protocol":"clive-control","version":4,"pid":N}
 //! kind 2 REQUEST     JSON api::Call {"cwd":..,"ssh_auth_sock":..,"request":REQUEST}
 //! kind 3 DATA        raw bytes, at most 64 KiB
 //! kind 4 END         empty
@@ -18,6 +18,8 @@
 //! kind 6 REPLY_PART  a piece of the JSON reply; the next piece follows
 //! kind 7 REPLY       JSON api::Reply {CONCERN:{"reply":..,"value":..}} (its last piece)
 //! kind 8 ERROR       JSON {"message":".."}
+//! kind 9 ERR_DATA    raw bytes, at most 64 KiB
+//! kind 10 CANCEL     empty
 //! ```
 //!
 //! A REQUEST is an [`crate::api::Request`] in serde's internally tagged
@@ -45,8 +47,10 @@
 //! {"name":{"reply":"names_published","value":[]}}
 //! ```
 //!
-//! Version 3 (this one) nested the replies by concern as version 2 had
-//! nested the requests; version 1 had one flat `op` per command.
+//! Version 4 (this one) added ERR_DATA (a job's standard error, as `exec`
+//! streams it) and CANCEL (Ctrl-C on `exec`); version 3 nested the
+//! replies by concern as version 2 had nested the requests; version 1 had
+//! one flat `op` per command.
 //!
 //! One connection carries one call:
 //!
@@ -55,7 +59,9 @@
 //! daemon -> HELLO                    (or ERROR, and closes, if it does not speak that version)
 //! client -> REQUEST
 //! client -> DATA* END                only when the request reads standard input (`add -`)
-//! daemon -> (DATA | PROGRESS)*       DATA: the call's standard output (`cat`)
+//! client -> CANCEL?                  any time, when the request does not read standard input
+//! daemon -> (DATA | ERR_DATA | PROGRESS)*
+//!                                    the call's standard output (`cat`) and error (`exec`)
 //! daemon -> REPLY_PART* REPLY | ERROR
 //! ```
 //!
@@ -66,7 +72,8 @@
 //! The daemon waits at most 10 s for HELLO and REQUEST. A frame that is too
 //! long, of an unknown kind, out of place or that does not decode ends the
 //! connection with an ERROR saying why; a client that leaves during a call
-//! cancels the call. The JSON of a reply may span frames (up to 256 MiB in
+//! cancels the call (a job it started keeps running; CANCEL is what cancels
+//! the job). The JSON of a reply may span frames (up to 256 MiB in
 //! all); every other message fits in one frame. ERROR messages hold the
 //! whole chain of causes, so a client prints the same text whether a call
 //! ran in the daemon or in-process.
@@ -94,7 +101,7 @@ mod tests {
     };
     use crate::{
         PeerInfo,
-        api::{PeerReply, Reply},
+        api::{CallOutput, PeerReply, Reply},
     };
 
     #[derive(Default)]
@@ -136,7 +143,16 @@ mod tests {
 
         let mut stdout = Vec::new();
         let progress = Recorded::default();
-        let got = match read_reply(&mut &wire[..], &mut stdout, &progress).await {
+        let got = match read_reply(
+            &mut &wire[..],
+            CallOutput {
+                stdout: &mut stdout,
+                stderr: &mut tokio::io::sink(),
+            },
+            &progress,
+        )
+        .await
+        {
             Ok(got) => got,
             Err(Failure::Wire(e)) => panic!("{e}"),
             Err(Failure::Api(e)) => panic!("{e}"),
@@ -166,14 +182,31 @@ mod tests {
         .unwrap();
         let mut stdout = Vec::new();
         let progress = Recorded::default();
-        match read_reply(&mut &wire[..], &mut stdout, &progress).await {
+        match read_reply(
+            &mut &wire[..],
+            CallOutput {
+                stdout: &mut stdout,
+                stderr: &mut tokio::io::sink(),
+            },
+            &progress,
+        )
+        .await
+        {
             Err(Failure::Api(e)) => assert_eq!(e.to_string(), "adding x: no such file"),
             _ => panic!("expected the daemon's error"),
         }
         let mut cut = Vec::new();
         write_frame(&mut cut, Kind::Data, b"partial").await.unwrap();
         assert!(matches!(
-            read_reply(&mut &cut[..], &mut stdout, &progress).await,
+            read_reply(
+                &mut &cut[..],
+                CallOutput {
+                    stdout: &mut stdout,
+                    stderr: &mut tokio::io::sink()
+                },
+                &progress
+            )
+            .await,
             Err(Failure::Wire(_))
         ));
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL: &str = "clive-control";
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The largest reply, all its frames together: 256 MiB.
 pub const MAX_REPLY: usize = 256 * 1024 * 1024;

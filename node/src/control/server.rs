@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     Node, NodeError, PassphraseSource,
-    api::{ApiError, Call, CallContext, DaemonInfo, NodeReply, Reply, handle},
+    api::{ApiError, Call, CallContext, CallOutput, DaemonInfo, NodeReply, Reply, handle},
 };
 
 /// How long a client may take to send its hello, and then its request.
@@ -228,14 +228,18 @@ enum Abandon {
 async fn run_call(call: Call, rd: OwnedReadHalf, mut wr: OwnedWriteHalf, shared: &Shared) {
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let (gone_tx, mut gone_rx) = oneshot::channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
     let stdin_tx = call.request.reads_stdin().then_some(stdin_tx);
-    let _watcher = Task(tokio::spawn(watch_client(rd, stdin_tx, gone_tx)));
+    let _watcher = Task(tokio::spawn(watch_client(rd, stdin_tx, gone_tx, cancel_tx)));
 
     let relay = Arc::new(Relay::default());
     let (out_w, mut out_r) = tokio::io::duplex(DATA_CHUNK);
+    let (err_w, mut err_r) = tokio::io::duplex(DATA_CHUNK);
     let ctx = ServerContext {
         progress: relay.clone(),
         stdout: out_w,
+        stderr: err_w,
+        cancel: cancel_rx,
         stdin: Some(Box::new(ChannelReader {
             rx: stdin_rx,
             buf: Vec::new(),
@@ -255,7 +259,9 @@ async fn run_call(call: Call, rd: OwnedReadHalf, mut wr: OwnedWriteHalf, shared:
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sent = ProgressSnapshot::default();
     let mut buf = vec![0u8; DATA_CHUNK];
+    let mut err_buf = vec![0u8; DATA_CHUNK];
     let mut out_open = true;
+    let mut err_open = true;
     let outcome = loop {
         tokio::select! {
             biased;
@@ -265,6 +271,14 @@ async fn run_call(call: Call, rd: OwnedReadHalf, mut wr: OwnedWriteHalf, shared:
                 Ok(0) | Err(_) => out_open = false,
                 Ok(n) => {
                     if write_frame(&mut wr, Kind::Data, &buf[..n]).await.is_err() {
+                        break Err(Abandon::Gone);
+                    }
+                }
+            },
+            read = err_r.read(&mut err_buf), if err_open => match read {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => {
+                    if write_frame(&mut wr, Kind::ErrData, &err_buf[..n]).await.is_err() {
                         break Err(Abandon::Gone);
                     }
                 }
@@ -304,9 +318,12 @@ async fn run_call(call: Call, rd: OwnedReadHalf, mut wr: OwnedWriteHalf, shared:
     };
     // The handler is done, so its end of the output pipe is closed: send
     // what it wrote last, the last progress, then the answer.
-    if send_rest(&mut wr, &mut out_r, &mut buf, out_open)
+    if send_rest(&mut wr, &mut out_r, Kind::Data, &mut buf, out_open)
         .await
         .is_err()
+        || send_rest(&mut wr, &mut err_r, Kind::ErrData, &mut buf, err_open)
+            .await
+            .is_err()
     {
         return;
     }
@@ -336,9 +353,11 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
+/// Sends what is left in one of the call's streams as `kind` frames.
 async fn send_rest(
     wr: &mut OwnedWriteHalf,
     out_r: &mut DuplexStream,
+    kind: Kind,
     buf: &mut [u8],
     open: bool,
 ) -> Result<(), WireError> {
@@ -348,7 +367,7 @@ async fn send_rest(
     loop {
         match out_r.read(buf).await {
             Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => write_frame(wr, Kind::Data, &buf[..n]).await?,
+            Ok(n) => write_frame(wr, kind, &buf[..n]).await?,
         }
     }
 }
@@ -382,6 +401,7 @@ async fn watch_client(
     mut rd: OwnedReadHalf,
     mut stdin: Option<mpsc::Sender<io::Result<Vec<u8>>>>,
     gone: oneshot::Sender<Abandon>,
+    cancel: watch::Sender<bool>,
 ) {
     // Once the handler stops reading, the rest of the input is dropped.
     let mut reading = stdin.is_some();
@@ -402,6 +422,11 @@ async fn watch_client(
             })) if reading => {
                 reading = false;
                 stdin = None;
+            }
+            Ok(Some(Frame {
+                kind: Kind::Cancel, ..
+            })) => {
+                cancel.send_replace(true);
             }
             Ok(Some(frame)) => {
                 break Abandon::Violation(
@@ -508,6 +533,8 @@ impl AsyncRead for ChannelReader {
 struct ServerContext {
     progress: Arc<Relay>,
     stdout: DuplexStream,
+    stderr: DuplexStream,
+    cancel: watch::Receiver<bool>,
     stdin: Option<Box<dyn AsyncRead + Unpin + Send>>,
     passphrase: Arc<dyn PassphraseSource + Send + Sync>,
     daemon: DaemonInfo,
@@ -518,8 +545,15 @@ impl CallContext for ServerContext {
         self.progress.clone()
     }
 
-    fn stdout(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
-        &mut self.stdout
+    fn output(&mut self) -> CallOutput<'_> {
+        CallOutput {
+            stdout: &mut self.stdout,
+            stderr: &mut self.stderr,
+        }
+    }
+
+    fn cancel_requested(&self) -> watch::Receiver<bool> {
+        self.cancel.clone()
     }
 
     fn take_stdin(&mut self) -> Box<dyn AsyncRead + Unpin + Send> {

@@ -39,6 +39,11 @@ pub enum Kind {
     Reply = 7,
     /// JSON [`super::protocol::ErrorMessage`]: the call failed, or the peer broke the protocol.
     Error = 8,
+    /// Raw bytes: the call's standard error (a job's, as `exec` streams it).
+    ErrData = 9,
+    /// Empty, client to daemon: cancel the call (Ctrl-C on `exec`); the
+    /// call still answers, saying what the cancel did.
+    Cancel = 10,
 }
 
 impl Kind {
@@ -52,6 +57,8 @@ impl Kind {
             6 => Kind::ReplyPart,
             7 => Kind::Reply,
             8 => Kind::Error,
+            9 => Kind::ErrData,
+            10 => Kind::Cancel,
             _ => return None,
         })
     }
