@@ -152,6 +152,9 @@ async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> 
     for request in requests {
         let doing = request.doing();
         let mut ctx = LocalContext::new(request.progress_label(), out.is_json());
+        let _interrupt = request
+            .cancellable()
+            .then(|| cancel_on_ctrl_c(ctx.canceller()));
         let reply = match conn.call(Call::here(request)?, &mut ctx).await {
             Ok(reply) => reply,
             Err(e) => {
@@ -166,6 +169,9 @@ async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> 
         if !reply.succeeded() {
             code = ExitCode::FAILURE;
         }
+        if let Some(job_code) = reply.exit_code() {
+            code = ExitCode::from(job_code.clamp(0, 255) as u8);
+        }
         out.reply(&reply)?;
         if let Reply::Store(StoreReply::Added(results)) = reply {
             added.extend(results);
@@ -175,4 +181,29 @@ async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> 
         out.added_all(&added)?;
     }
     Ok(code)
+}
+
+/// Ctrl-C asks the call to cancel (the job's whole process tree is
+/// killed, here or on its executor, and the call then ends saying so); a
+/// second Ctrl-C leaves at once. Stops listening when dropped.
+fn cancel_on_ctrl_c(cancel: tokio::sync::watch::Sender<bool>) -> Listening {
+    Listening(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!("clive-node: cancelling the job (Ctrl-C again to leave at once)");
+        cancel.send_replace(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    }))
+}
+
+/// A Ctrl-C listener, stopped when dropped.
+struct Listening(tokio::task::JoinHandle<()>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

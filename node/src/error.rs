@@ -152,6 +152,9 @@ pub enum NodeError {
     /// Signed names, as the node refuses them: tickets, sources, peers.
     #[error(transparent)]
     Names(#[from] NamesError),
+    /// Jobs: documents, the executor, dispatch.
+    #[error(transparent)]
+    Job(#[from] crate::jobs::JobError),
     /// A file system operation.
     #[error("{context}: {cause}")]
     Io {

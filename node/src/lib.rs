@@ -11,6 +11,7 @@ pub mod authority;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dispatch;
 pub mod error;
 pub mod home;
 pub mod jobs;

@@ -18,7 +18,12 @@ use crate::{
     Config, Home, HomeLock, NodeError,
     authority::NodeTrust,
     config::DEFAULT_CONFIG,
-    net::{Mode, Net, NetOptions, NetSlot, Parts},
+    jobs::{
+        executor::{Executor, ExecutorParts},
+        serve::JobsProtocol,
+        wire::JOBS_ALPN,
+    },
+    net::{Mode, Net, NetOptions, NetSlot, Parts, ProtocolFactory},
 };
 
 /// Supplies the passphrase of an encrypted key when one is needed.
@@ -86,6 +91,7 @@ pub struct Node {
     config: Config,
     clock: Arc<dyn Clock>,
     pub(crate) net: NetSlot,
+    executor: Arc<Executor>,
     _lock: HomeLock,
 }
 
@@ -175,15 +181,26 @@ impl Node {
             identity.clone(),
             clock.clone(),
         )?;
+        let trust = Arc::new(trust);
+        let executor = Executor::open(ExecutorParts {
+            db: db.clone(),
+            store: store.clone(),
+            trust: trust.clone(),
+            me: identity.clone(),
+            clock: clock.clone(),
+            config: config.jobs.clone(),
+            dir: home.root().join("jobs"),
+        })?;
         Ok(Node {
             home: home.clone(),
             identity,
             store,
-            trust: Arc::new(trust),
+            trust,
             db,
             config,
             clock,
             net: Default::default(),
+            executor,
             _lock: lock,
         })
     }
@@ -213,8 +230,20 @@ impl Node {
             db: self.db.clone(),
             identity: self.identity.clone(),
             clock: self.clock.clone(),
+            protocols: vec![(JOBS_ALPN, self.jobs_protocol())],
         };
         self.net.bring_online(parts, options, mode).await
+    }
+
+    /// How the network layer serves this node's executor to peers.
+    fn jobs_protocol(&self) -> ProtocolFactory {
+        let executor = self.executor.clone();
+        Box::new(move |shared| JobsProtocol::new(executor, Arc::downgrade(shared)).into())
+    }
+
+    /// The node's executor: the jobs it runs and the records of those it sent.
+    pub fn executor(&self) -> &Arc<Executor> {
+        &self.executor
     }
 
     /// Leaves the network: closes connections and the endpoint.
@@ -224,6 +253,7 @@ impl Node {
 
     /// Flushes and stops the store. The home is released when the node drops.
     pub async fn close(self) -> Result<(), NodeError> {
+        self.executor.stop_all();
         self.stop_net().await;
         self.store.shutdown().await?;
         let db = self.db.clone();

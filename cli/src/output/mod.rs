@@ -4,13 +4,14 @@
 //! method, its JSON form is its serde form, printed by [`Out::show`] for
 //! all of them. Each concern's replies print in one file, beside the
 //! renderings of what they carry: `node.rs` (`id`, `status`, `stop`, and
-//! the tool's own `init` and `start`), `store.rs`, `trust.rs`, `peers.rs`
-//! and `names.rs`. Each has a `reply` function matching every variant of
+//! the tool's own `init` and `start`), `store.rs`, `trust.rs`, `peers.rs`,
+//! `names.rs` and `jobs.rs`. Each has a `reply` function matching every variant of
 //! its concern's reply enum without a catch-all, so a reply that cannot be
 //! printed does not compile.
 
 use std::io::{self, Write};
 
+mod jobs;
 mod names;
 mod node;
 mod peers;
@@ -74,6 +75,7 @@ impl Out {
             Reply::Trust(reply) => trust::reply(self, reply),
             Reply::Peers(reply) => peers::reply(self, reply),
             Reply::Name(reply) => names::reply(self, reply),
+            Reply::Job(reply) => jobs::reply(self, reply),
         }
     }
 

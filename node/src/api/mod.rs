@@ -42,6 +42,7 @@
 //! transports carry it unchanged.
 
 mod call;
+pub mod jobs;
 pub mod names;
 pub mod peers;
 pub mod store;
@@ -54,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use self::call::{Client, key_help};
 pub use self::{
     call::{ApiError, CallContext, CallOutput, DaemonInfo, error_chain},
+    jobs::{ExecArgs, JobReply, JobRequest, ResultInfo},
     names::{NameReply, NameRequest, RootRequest, ZoneRequest},
     peers::{PeerReply, PeerRequest, PeersRequest},
     store::{PinRequest, StoreReply, StoreRequest},
@@ -125,6 +127,15 @@ pub enum Request {
     /// Signed names for hashes (TUF zones): publish, follow, resolve, history.
     #[command(subcommand, display_order = 17)]
     Name(NameRequest),
+    /// Run a command as a job: inputs pinned by hash, here or on a trusted
+    /// peer (`--on`), sandboxed, its output streamed, its result signed and
+    /// memoized. Exits with the job's exit code (128+N for signal N, 124 for
+    /// a timeout, 130 when cancelled).
+    #[command(display_order = 18)]
+    Exec(ExecArgs),
+    /// Jobs: submit a JOB.toml, list, status, logs, attach, cancel, result.
+    #[command(subcommand, display_order = 19)]
+    Job(JobRequest),
 }
 
 impl Request {
@@ -164,6 +175,7 @@ impl Request {
             Request::Name(
                 NameRequest::Publish { receipt, .. } | NameRequest::Unpublish { receipt, .. },
             ) => *receipt = Some(clive_naming::zones::new_receipt()),
+            Request::Exec(args) => jobs::add_default_path(args),
             _ => {}
         }
         self
@@ -175,6 +187,15 @@ impl Request {
             Request::Name(request) => request.receipt(),
             _ => None,
         }
+    }
+
+    /// Whether Ctrl-C cancels the call (a job it runs) rather than
+    /// leaving at once.
+    pub fn cancellable(&self) -> bool {
+        matches!(
+            self,
+            Request::Exec(_) | Request::Job(JobRequest::Submit { .. } | JobRequest::Attach { .. })
+        )
     }
 
     /// Whether the call streams the client's standard input to the handler.
@@ -191,7 +212,12 @@ impl Request {
             Request::Store(request) => request.progress_label(),
             Request::Peers(request) => request.progress_label(),
             Request::Name(request) => request.progress_label(),
-            Request::Id | Request::Trust(_) | Request::Stop | Request::Status => "",
+            Request::Id
+            | Request::Trust(_)
+            | Request::Stop
+            | Request::Status
+            | Request::Exec(_)
+            | Request::Job(_) => "",
         }
     }
 
@@ -236,6 +262,8 @@ pub enum Reply {
     Peers(PeerReply),
     /// The `name` commands.
     Name(NameReply),
+    /// `exec` and the `job` commands.
+    Job(JobReply),
 }
 
 /// The answers to the top-level commands of [`Request`].
@@ -258,6 +286,14 @@ impl Reply {
             Reply::Store(StoreReply::Fsck(report)) => report.is_clean(),
             Reply::Trust(TrustReply::Verdict(verdict)) => verdict.allowed,
             _ => true,
+        }
+    }
+
+    /// The exit code the tool ends with when the reply decides it (a job's).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Reply::Job(reply) => reply.exit_code(),
+            _ => None,
         }
     }
 }
@@ -301,6 +337,8 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         Request::Name(request) => Ok(Reply::Name(
             names::handle(node, request, &client, ctx).await?,
         )),
+        Request::Exec(args) => Ok(Reply::Job(jobs::exec(node, args, &client, ctx).await?)),
+        Request::Job(request) => Ok(Reply::Job(jobs::handle(node, request, &client, ctx).await?)),
     }
 }
 

@@ -207,6 +207,38 @@ every_request! {
             clear: true,
         })
     },
+    Request::Exec(_) => Request::Exec(ExecArgs {
+        on: Some(s("os=macos,arch=aarch64")),
+        inputs: vec![s("src=./src"), s("lib=release/lib")],
+        outputs: vec![s("app")],
+        env: vec![s("PATH=/bin")],
+        workdir: s("src"),
+        timeout: s("10m"),
+        sandbox: Some(s("landlock")),
+        no_cache: true,
+        out: Some(p("out")),
+        argv: vec![s("make"), s("test")],
+    }),
+    Request::Job(JobRequest::Submit { .. }) => Request::Job(JobRequest::Submit {
+        file: p("JOB.toml"),
+        on: Some(s("local")),
+        no_cache: true,
+        out: Some(p("out")),
+    }),
+    Request::Job(JobRequest::Ls) => Request::Job(JobRequest::Ls),
+    Request::Job(JobRequest::Status { .. }) => Request::Job(JobRequest::Status { id: s("ab12") }),
+    Request::Job(JobRequest::Logs { .. }) => Request::Job(JobRequest::Logs { id: s("ab12") }),
+    Request::Job(JobRequest::Attach { .. }) => Request::Job(JobRequest::Attach {
+        id: s("ab12"),
+        stdout_from: 10,
+        stderr_from: 2,
+        out: Some(p("out")),
+    }),
+    Request::Job(JobRequest::Cancel { .. }) => Request::Job(JobRequest::Cancel { id: s("ab12") }),
+    Request::Job(JobRequest::Result { .. }) => Request::Job(JobRequest::Result {
+        id: s("ab12"),
+        out: Some(p("result.json")),
+    }),
 }
 
 #[tokio::test]

@@ -10,11 +10,19 @@
 
 pub mod collect;
 pub mod document;
+mod error;
+pub mod executor;
 pub mod jobfile;
 pub mod memo;
 pub mod platform;
 pub mod process;
+pub mod records;
+pub mod remote;
 pub mod result;
 pub mod sandbox;
+pub mod serve;
 pub mod stage;
 pub mod supervisor;
+pub mod wire;
+
+pub use error::JobError;

@@ -695,7 +695,7 @@ impl NamesHandle<'_> {
         let Some(net) = self.node.net.get() else {
             return;
         };
-        let signer = &net.shared.signer;
+        let signer = &*net.shared.signer;
         let zones = self.zones();
         let Ok(due) = zones.due_for_resigning(self.node.public(), self.now()) else {
             return;

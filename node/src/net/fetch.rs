@@ -519,7 +519,7 @@ async fn refusal(shared: &Shared, peer: EndpointId) -> Option<String> {
 }
 
 /// Everything `root` reaches, which must all be stored here.
-async fn closure(shared: &Shared, root: Hash) -> Result<Vec<Hash>, NodeError> {
+pub(crate) async fn closure(shared: &Shared, root: Hash) -> Result<Vec<Hash>, NodeError> {
     let mut out = vec![root];
     let mut seen = HashSet::from([root]);
     let mut stack = vec![root];

@@ -201,7 +201,14 @@ pub(crate) struct Parts<'a> {
     pub db: Arc<redb::Database>,
     pub identity: PublicIdentity,
     pub clock: Arc<dyn Clock>,
+    /// Protocols of other concerns served beside the network's own (the
+    /// jobs protocol), each made once the network layer exists.
+    pub protocols: Vec<(&'static [u8], ProtocolFactory)>,
 }
+
+/// Makes the handler of a protocol served on the node's endpoint.
+pub(crate) type ProtocolFactory =
+    Box<dyn FnOnce(&Arc<Shared>) -> Box<dyn iroh::protocol::DynProtocolHandler> + Send>;
 
 impl NetSlot {
     /// Brings the node onto the network: binds the endpoint and serves
@@ -249,8 +256,10 @@ impl NetSlot {
             registry.clone(),
         )
         .await?;
-        let signer = KeySigner::new(secret, PublicIdentity::from_bytes(parts.identity.bytes()))
-            .map_err(NetError::KeyCannotSign)?;
+        let signer = Arc::new(
+            KeySigner::new(secret, PublicIdentity::from_bytes(parts.identity.bytes()))
+                .map_err(NetError::KeyCannotSign)?,
+        );
         let shared = Arc::new(Shared {
             endpoint: endpoint.clone(),
             lookup,
@@ -275,7 +284,12 @@ impl NetSlot {
                 shared.learn_addrs(id, &record.addrs);
             }
         }
-        let router = serve::router(&shared);
+        let extra = parts
+            .protocols
+            .into_iter()
+            .map(|(alpn, make)| (alpn, make(&shared)))
+            .collect();
+        let router = serve::router(&shared, extra);
         let net = Arc::new(Net { shared, router });
         *lock(&self.net) = Some(net.clone());
         tracing::info!(

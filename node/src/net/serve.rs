@@ -35,10 +35,18 @@ use super::{
 };
 
 /// The router: one ALPN per protocol on one endpoint: blobs, the peer
-/// protocol, zones and announcements.
-pub fn router(shared: &Arc<Shared>) -> Router {
+/// protocol, zones and announcements, and the `extra` protocols of other
+/// concerns (jobs).
+pub fn router(
+    shared: &Arc<Shared>,
+    extra: Vec<(&'static [u8], Box<dyn iroh::protocol::DynProtocolHandler>)>,
+) -> Router {
     let blobs = BlobsProtocol::new(shared.store.blobs(), Some(blob_events(shared.clone())));
-    Router::builder(shared.endpoint.clone())
+    let mut builder = Router::builder(shared.endpoint.clone());
+    for (alpn, handler) in extra {
+        builder = builder.accept(alpn, handler);
+    }
+    builder
         .accept(iroh_blobs::ALPN, ServeBlobs(blobs))
         .accept(wire::PEER_ALPN, PeerProtocol(shared.clone()))
         .accept(
@@ -343,7 +351,7 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
         invite.cert_valid_secs,
         shared.clock.now(),
     );
-    let cert = match body.sign(&shared.signer) {
+    let cert = match body.sign(&*shared.signer) {
         Ok(cert) => cert,
         Err(e) => return refused(format!("the inviter cannot sign: {e}")),
     };

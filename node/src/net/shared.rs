@@ -99,7 +99,7 @@ pub(crate) struct Shared {
     pub identity: PublicIdentity,
     /// The node's clock: expiry of invites, announcements, certificates.
     pub clock: Arc<dyn Clock>,
-    pub signer: KeySigner,
+    pub signer: Arc<KeySigner>,
     pub started: Instant,
     pub in_flight: Arc<InFlight>,
     /// Open peer-protocol connections, either direction.

@@ -365,7 +365,7 @@ pub async fn accept_submission(
     };
     let (z, r, held) = (zone.clone(), role.to_owned(), shared.clone());
     let accepted = tokio::task::spawn_blocking(move || {
-        zones.accept_delegated(&z, &r, &bytes, &held.signer, held.clock.now())
+        zones.accept_delegated(&z, &r, &bytes, &*held.signer, held.clock.now())
     })
     .await;
     match accepted {

@@ -1,0 +1,171 @@
+//! How the jobs replies print. A job's own output has gone to standard
+//! output and error as it ran, so what `exec`, `job submit` and `job
+//! attach` add (how it ended) goes to standard error in text form; with
+//! `--json` the whole run prints on standard output.
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use clive_node::{
+    api::{JobReply, ResultInfo, jobs::run_exit_code},
+    dispatch::{JobInfo, JobRun},
+    jobs::result::Exit,
+};
+
+use super::{Out, Render, short};
+
+/// Prints a [`JobReply`].
+pub(super) fn reply(out: &Out, reply: &JobReply) -> Result<()> {
+    match reply {
+        JobReply::Ran(run) if out.is_json() => out.show(run),
+        JobReply::Ran(run) => {
+            let mut stderr = io::stderr().lock();
+            run.text(&mut stderr)?;
+            Ok(())
+        }
+        JobReply::Jobs(x) => out.show(x),
+        JobReply::Status(x) => out.show(x),
+        JobReply::Logged => Ok(()),
+        JobReply::Cancelled { id } => out.show(&Cancelled(id)),
+        JobReply::Result(x) => out.show(x),
+    }
+}
+
+/// How a job ended, in words.
+fn ending(result: &clive_node::jobs::result::JobResult) -> String {
+    if result.timed_out {
+        return "timed out".into();
+    }
+    if result.cancelled {
+        return "cancelled".into();
+    }
+    match result.exit {
+        Exit::Code(code) => format!("exit {code}"),
+        Exit::Signal(signal) => format!("killed by signal {signal}"),
+    }
+}
+
+/// `exec`: one line on standard error, e.g.
+/// `job 3f2a9c0d41b7e8aa on local: exit 0 (memo hit)`.
+impl Render for JobRun {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let id = self.id.to_string();
+        let on = if self.executor == "local" {
+            "local".to_owned()
+        } else {
+            clive_node::clive_trust::PublicIdentity::parse(&self.executor)
+                .map(|k| k.fingerprint())
+                .unwrap_or_else(|_| self.executor.clone())
+        };
+        let mut notes = Vec::new();
+        if self.memo_hit {
+            notes.push("memo hit".to_owned());
+        }
+        if !self.result.missing_outputs.is_empty() {
+            notes.push(format!(
+                "missing outputs: {}",
+                self.result.missing_outputs.join(" ")
+            ));
+        }
+        if self.result.logs_truncated {
+            notes.push("logs truncated".to_owned());
+        }
+        if let Some(dir) = &self.written {
+            notes.push(format!("outputs in {}", dir.display()));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
+        let code = run_exit_code(&self.result);
+        let status = if code == 0 {
+            ending(&self.result)
+        } else {
+            format!("{} (exit code {code})", ending(&self.result))
+        };
+        writeln!(out, "job {} on {on}: {status}{notes}", short(&id))
+    }
+}
+
+/// `job ls`: one line each.
+impl Render for Vec<JobInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.is_empty() {
+            return writeln!(out, "no jobs");
+        }
+        for job in self {
+            writeln!(out, "{}", job_line(job))?;
+        }
+        Ok(())
+    }
+}
+
+fn job_line(job: &JobInfo) -> String {
+    let id = job.id.to_string();
+    let side = match job.side {
+        clive_node::jobs::records::Side::Run => "ran here",
+        clive_node::jobs::records::Side::Sent => "sent",
+    };
+    let exit = job
+        .exit_code
+        .map(|c| format!(" exit {c}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {:<11} {side:<8} {}{exit}  {}",
+        short(&id),
+        job.state.as_str(),
+        job.submitted,
+        job.argv.join(" ")
+    )
+}
+
+/// `job status`.
+impl Render for JobInfo {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "job {}", self.id)?;
+        writeln!(out, "state: {}", self.state.as_str())?;
+        let who = match self.side {
+            clive_node::jobs::records::Side::Run if self.peer.is_empty() => {
+                "run here for this node".to_owned()
+            }
+            clive_node::jobs::records::Side::Run => format!("run here for {}", self.peer),
+            clive_node::jobs::records::Side::Sent => format!("sent to {}", self.peer),
+        };
+        writeln!(out, "where: {who}")?;
+        writeln!(out, "submitted: {}", self.submitted)?;
+        writeln!(out, "command: {}", self.argv.join(" "))?;
+        if let Some(code) = self.exit_code {
+            writeln!(out, "exit code: {code}")?;
+        }
+        if let Some(reason) = &self.reason {
+            writeln!(out, "reason: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `job cancel`.
+#[derive(serde::Serialize)]
+struct Cancelled<'a>(&'a str);
+
+impl Render for Cancelled<'_> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "cancelled job {}", self.0)
+    }
+}
+
+/// `job result`: the signed document and its signature (or where `-o` wrote them).
+impl Render for ResultInfo {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match &self.written {
+            Some(path) => writeln!(
+                out,
+                "wrote {} and {}.sig (check with `ssh-keygen -Y verify -n clive-result`)",
+                path.display(),
+                path.display()
+            ),
+            None => write!(out, "{}\n{}", self.document, self.signature),
+        }
+    }
+}

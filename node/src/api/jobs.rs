@@ -1,0 +1,392 @@
+//! The jobs requests: `exec`, and `job submit|ls|status|logs|attach|cancel|result`.
+
+use std::{path::PathBuf, sync::Arc};
+
+use clive_trust::Signer;
+use serde::{Deserialize, Serialize};
+
+use super::call::{ApiError, CallContext, Client, duration};
+use crate::{
+    Node, NodeError,
+    dispatch::{JobInfo, JobRun, Stream},
+    jobs::{
+        JobError,
+        jobfile::JobSpec,
+        platform::Target,
+        result::{JobResult, SignedResult},
+        sandbox::SandboxLevel,
+    },
+};
+
+/// The largest `JOB.toml` read.
+const MAX_JOB_FILE: u64 = 1024 * 1024;
+
+/// The `PATH` a job gets when its command line gives none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+/// `clive-node exec`: one job from the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+pub struct ExecArgs {
+    /// Where it runs: a peer's KEY, requirements (`os=macos,arch=aarch64,feature=gpu`:
+    /// the least loaded connected peer that runs jobs for this node and meets them),
+    /// or `local` [default: local]
+    #[arg(long, value_name = "PEER|REQUIREMENTS|local")]
+    #[serde(default)]
+    pub on: Option<String>,
+    /// An input, MOUNT=PATH|HASH|ZONE/NAME: staged read-only at MOUNT in the job
+    /// directory (paths are added, names resolved now). Repeatable.
+    #[arg(long = "input", short = 'i', value_name = "MOUNT=SOURCE")]
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// An output, relative to the working directory, stored by hash. Repeatable.
+    #[arg(long = "output", value_name = "PATH")]
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// An environment variable, K=V: the job gets exactly these (and a default
+    /// PATH unless one is given). Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The working directory, relative to the job directory [default: the job directory]
+    #[arg(long, value_name = "DIR", default_value = "")]
+    #[serde(default)]
+    pub workdir: String,
+    /// Kill the job after this long (30s, 10m, 2h).
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+    /// The lowest sandbox level the job may run at: none, landlock, isolated.
+    #[arg(long, value_name = "LEVEL")]
+    #[serde(default)]
+    pub sandbox: Option<String>,
+    /// Run it even when a memoized result exists.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_cache: bool,
+    /// Write the outputs into DIR once it ends.
+    #[arg(short = 'o', value_name = "DIR")]
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "ARGV")]
+    pub argv: Vec<String>,
+}
+
+/// The `job` commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(tag = "job_op", rename_all = "snake_case")]
+pub enum JobRequest {
+    /// Run the job JOB.toml describes, streaming its output, to its end.
+    Submit {
+        /// The job file.
+        file: PathBuf,
+        /// Where it runs (overrides the file's `on`).
+        #[arg(long, value_name = "PEER|REQUIREMENTS|local")]
+        #[serde(default)]
+        on: Option<String>,
+        /// Run it even when a memoized result exists.
+        #[arg(long)]
+        #[serde(default)]
+        no_cache: bool,
+        /// Write the outputs into DIR once it ends.
+        #[arg(short = 'o', value_name = "DIR")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+    },
+    /// Jobs this node runs or sent, newest first.
+    Ls,
+    /// One job's state.
+    Status {
+        /// The job id (or a unique prefix of at least 4 hex digits).
+        id: String,
+    },
+    /// A job's output so far (standard output and error).
+    Logs {
+        /// The job id (or a unique prefix).
+        id: String,
+    },
+    /// Follow a job again: its output from the given offsets, live, then its result.
+    Attach {
+        /// The job id (or a unique prefix).
+        id: String,
+        /// Standard output bytes already seen (printing starts after them).
+        #[arg(long, default_value_t = 0, value_name = "BYTES")]
+        #[serde(default)]
+        stdout_from: u64,
+        /// Standard error bytes already seen.
+        #[arg(long, default_value_t = 0, value_name = "BYTES")]
+        #[serde(default)]
+        stderr_from: u64,
+        /// Write the outputs into DIR once it ends.
+        #[arg(short = 'o', value_name = "DIR")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+    },
+    /// Kill a job's whole process tree, here or on the peer running it.
+    Cancel {
+        /// The job id (or a unique prefix).
+        id: String,
+    },
+    /// A job's signed result (`-o FILE` writes FILE and FILE.sig, which
+    /// `ssh-keygen -Y verify -n clive-result` checks).
+    Result {
+        /// The job id (or a unique prefix).
+        id: String,
+        /// Write the result to FILE and its signature to FILE.sig.
+        #[arg(short = 'o', value_name = "FILE")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The answers of the jobs commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum JobReply {
+    /// `exec`, `job submit`, `job attach`: how the job ended.
+    Ran(JobRun),
+    /// `job ls`.
+    Jobs(Vec<JobInfo>),
+    /// `job status`.
+    Status(JobInfo),
+    /// `job logs`: the output went to the call's streams.
+    Logged,
+    /// `job cancel`.
+    Cancelled {
+        /// The job.
+        id: String,
+    },
+    /// `job result`.
+    Result(ResultInfo),
+}
+
+/// A signed result as `job result` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultInfo {
+    /// The result.
+    pub result: JobResult,
+    /// Exactly the signed bytes (canonical JSON).
+    pub document: String,
+    /// The armored SSHSIG signature (namespace `clive-result`).
+    pub signature: String,
+    /// Where `-o` wrote the result (and `.sig` beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<PathBuf>,
+}
+
+impl JobReply {
+    /// The exit code the tool ends with: the job's (128+N for a signal),
+    /// 124 for a timeout, 130 for a cancel.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            JobReply::Ran(run) => Some(run_exit_code(&run.result)),
+            _ => None,
+        }
+    }
+}
+
+/// The exit code of a job's result as the tool reports it.
+pub fn run_exit_code(result: &JobResult) -> i32 {
+    if result.timed_out {
+        124
+    } else if result.cancelled {
+        130
+    } else {
+        result.exit_code()
+    }
+}
+
+impl ExecArgs {
+    /// The job this command line describes; relative paths are relative to `client`.
+    fn spec(&self, client: &Client<'_>) -> Result<JobSpec, ApiError> {
+        let invalid = |reason: String| ApiError::Invalid { reason };
+        let mut inputs = std::collections::BTreeMap::new();
+        for arg in &self.inputs {
+            let (mount, source) =
+                JobSpec::parse_input(arg, client.cwd()).map_err(|e| invalid(e.to_string()))?;
+            if inputs.insert(mount.clone(), source).is_some() {
+                return Err(invalid(format!("--input {mount} is given twice")));
+            }
+        }
+        let mut env = std::collections::BTreeMap::new();
+        for kv in &self.env {
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err(invalid(format!("--env {kv}: expected K=V")));
+            };
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        let sandbox = match &self.sandbox {
+            Some(level) => Some(
+                level
+                    .parse::<SandboxLevel>()
+                    .map_err(|e| invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let on = match &self.on {
+            Some(on) => Some(on.parse::<Target>().map_err(|e| invalid(e.to_string()))?),
+            None => None,
+        };
+        let mut outputs = self.outputs.clone();
+        outputs.sort();
+        outputs.dedup();
+        Ok(JobSpec {
+            argv: self.argv.clone(),
+            inputs,
+            env,
+            workdir: self.workdir.clone(),
+            outputs,
+            timeout: duration(&self.timeout)?,
+            sandbox,
+            on,
+            limits: Default::default(),
+        })
+    }
+}
+
+/// Adds [`DEFAULT_PATH`] to an `exec` that gives no `PATH`.
+pub fn add_default_path(args: &mut ExecArgs) {
+    if !args.env.iter().any(|kv| kv.starts_with("PATH=")) {
+        args.env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+}
+
+/// Runs a jobs request.
+pub(crate) async fn exec(
+    node: &Node,
+    args: ExecArgs,
+    client: &Client<'_>,
+    ctx: &mut dyn CallContext,
+) -> Result<JobReply, ApiError> {
+    let spec = args.spec(client)?;
+    let out = args.out.as_ref().map(|o| client.path(o));
+    run_spec(node, spec, args.no_cache, out, client, ctx).await
+}
+
+async fn run_spec(
+    node: &Node,
+    spec: JobSpec,
+    no_cache: bool,
+    out: Option<PathBuf>,
+    client: &Client<'_>,
+    ctx: &mut dyn CallContext,
+) -> Result<JobReply, ApiError> {
+    let doc = node.jobs().document(&spec).await?;
+    let local = matches!(spec.on, None | Some(Target::Local));
+    let signer: Option<Arc<dyn Signer>> = if local {
+        Some(Arc::from(
+            node.trust()
+                .signer(client.sign_with(false, ctx.passphrase()))?,
+        ))
+    } else {
+        None
+    };
+    let cancel = ctx.cancel_requested();
+    let stream = Stream {
+        out: ctx.output(),
+        cancel,
+    };
+    let run = node
+        .jobs()
+        .run(
+            doc,
+            spec.on.as_ref(),
+            no_cache,
+            signer,
+            out.as_deref(),
+            stream,
+        )
+        .await?;
+    Ok(JobReply::Ran(run))
+}
+
+/// Runs a `job` request.
+pub(crate) async fn handle(
+    node: &Node,
+    request: JobRequest,
+    client: &Client<'_>,
+    ctx: &mut dyn CallContext,
+) -> Result<JobReply, ApiError> {
+    let jobs = node.jobs();
+    Ok(match request {
+        JobRequest::Submit {
+            file,
+            on,
+            no_cache,
+            out,
+        } => {
+            let path = client.path(&file);
+            let text = clive_trust::read_bounded_to_string(&path, MAX_JOB_FILE)
+                .map_err(NodeError::from)?;
+            let base = path.parent().unwrap_or(client.cwd()).to_owned();
+            let mut spec = JobSpec::parse(&text, &base)
+                .map_err(|e| NodeError::from(JobError::from(e)))
+                .map_err(|e| ApiError::Invalid {
+                    reason: format!("{}: {}", path.display(), super::error_chain(&e)),
+                })?;
+            if let Some(on) = on {
+                spec.on = Some(on.parse::<Target>().map_err(|e| ApiError::Invalid {
+                    reason: e.to_string(),
+                })?);
+            }
+            let out = out.as_ref().map(|o| client.path(o));
+            return run_spec(node, spec, no_cache, out, client, ctx).await;
+        }
+        JobRequest::Ls => JobReply::Jobs(jobs.list()?),
+        JobRequest::Status { id } => JobReply::Status(jobs.status(&jobs.resolve_id(&id)?)?),
+        JobRequest::Logs { id } => {
+            let id = jobs.resolve_id(&id)?;
+            jobs.logs(&id, ctx.output()).await?;
+            JobReply::Logged
+        }
+        JobRequest::Attach {
+            id,
+            stdout_from,
+            stderr_from,
+            out,
+        } => {
+            let id = jobs.resolve_id(&id)?;
+            let out = out.as_ref().map(|o| client.path(o));
+            let cancel = ctx.cancel_requested();
+            let stream = Stream {
+                out: ctx.output(),
+                cancel,
+            };
+            JobReply::Ran(
+                jobs.attach(&id, [stdout_from, stderr_from], out.as_deref(), stream)
+                    .await?,
+            )
+        }
+        JobRequest::Cancel { id } => {
+            let id = jobs.resolve_id(&id)?;
+            jobs.cancel(&id).await?;
+            JobReply::Cancelled { id: id.to_string() }
+        }
+        JobRequest::Result { id, out } => {
+            let id = jobs.resolve_id(&id)?;
+            let signed: SignedResult = jobs.result(&id)?;
+            let (result, _) = signed
+                .verify()
+                .map_err(|e| NodeError::from(JobError::from(e)))?;
+            let document = String::from_utf8_lossy(&signed.result).into_owned();
+            let written = match out {
+                Some(out) => {
+                    let path = client.path(&out);
+                    node.home().check_destination(&path)?;
+                    let sig = PathBuf::from(format!("{}.sig", path.display()));
+                    clive_trust::write_atomic(&path, document.as_bytes())
+                        .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))?;
+                    clive_trust::write_atomic(&sig, signed.signature.as_bytes())
+                        .map_err(|e| NodeError::io(format!("writing {}", sig.display()), e))?;
+                    Some(path)
+                }
+                None => None,
+            };
+            JobReply::Result(ResultInfo {
+                result,
+                document,
+                signature: signed.signature,
+                written,
+            })
+        }
+    })
+}

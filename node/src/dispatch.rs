@@ -1,0 +1,822 @@
+//! The jobs handle (`node.jobs()`): builds job documents (adding input
+//! paths, resolving `ZONE/NAME`s), runs them here or dispatches them to a
+//! peer (`--on`), streams their output, fetches their outputs, and
+//! re-attaches, cancels and lists them.
+//!
+//! The engine (documents, executor, sandbox, the jobs protocol) is
+//! [`crate::jobs`]; this module is what ties it to the node: its store,
+//! names, trust and network.
+//!
+//! A job sent to a peer is recorded on this side (`jobs.sent.v1`) with a
+//! copy of its output as it arrives (`HOME/jobs/sent/ID/{stdout,stderr}`),
+//! so `job attach` resumes the network stream from the bytes this node
+//! has, and prints from wherever its caller stopped.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use clive_cas::NoProgress;
+use clive_trust::{PublicIdentity, Signer, clock::format_time};
+use iroh::EndpointId;
+use serde::{Deserialize, Serialize};
+use tokio::{io::AsyncWriteExt, sync::watch};
+
+use crate::{
+    Node, NodeError,
+    api::CallOutput,
+    jobs::{
+        JobError,
+        document::{Input, JobDoc, JobId},
+        executor::{Follow, Requester, Taken},
+        jobfile::{InputSource, JobSpec},
+        platform::{Platform, Requirements, Target},
+        records::{JobRecord, JobState, RECORD_VERSION, Side},
+        remote::{self, RemoteStream},
+        result::{JobResult, SignedResult},
+        wire::{Frame, JobEvent, JobsRequest},
+    },
+    net::{fetch, lock, shared::Shared},
+};
+
+/// The jobs of a node.
+pub struct JobsHandle<'a> {
+    node: &'a Node,
+}
+
+impl Node {
+    /// The jobs of this node: run, dispatch, attach, list.
+    pub fn jobs(&self) -> JobsHandle<'_> {
+        JobsHandle { node: self }
+    }
+}
+
+/// How a job ended, as `exec`, `job submit` and `job attach` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// The job id.
+    pub id: JobId,
+    /// Where it ran: `local`, or the executor's key.
+    pub executor: String,
+    /// Whether a memoized result answered it (nothing ran).
+    pub memo_hit: bool,
+    /// The result.
+    pub result: JobResult,
+    /// Where its outputs were written (`-o DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<PathBuf>,
+}
+
+/// One job as `job ls` and `job status` list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job id.
+    pub id: JobId,
+    /// `run` (this node executes it) or `sent` (a peer does).
+    pub side: Side,
+    /// The other node: the requester (run; empty for this node's own) or
+    /// the executor (sent).
+    pub peer: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// When it was submitted.
+    pub submitted: String,
+    /// The command.
+    pub argv: Vec<String>,
+    /// Its exit status, once it has a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it failed, was cancelled or interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Where a job's output goes as it streams, and how its caller cancels it.
+pub struct Stream<'o> {
+    /// The call's standard output and error.
+    pub out: CallOutput<'o>,
+    /// Turns `true` when the caller asks to cancel.
+    pub cancel: watch::Receiver<bool>,
+}
+
+impl JobsHandle<'_> {
+    /// The job document of `spec`: paths are added to the store, OBJECTs
+    /// (hashes, pins, `ZONE/NAME`s) resolved, the name kept beside the hash.
+    pub async fn document(&self, spec: &JobSpec) -> Result<JobDoc, NodeError> {
+        let mut inputs = BTreeMap::new();
+        for (mount, source) in &spec.inputs {
+            let input = match source {
+                InputSource::Path(path) => {
+                    let added = self
+                        .node
+                        .store()
+                        .add_path(path, None, Arc::new(NoProgress))
+                        .await?;
+                    Input {
+                        hash: added.added.hash,
+                        name: None,
+                    }
+                }
+                InputSource::Object(object) => {
+                    let hash =
+                        self.node.resolve_object(object).await.map_err(|e| {
+                            NodeError::from(JobError::Inputs(format!("{object}: {e}")))
+                        })?;
+                    let name = object.contains('/').then(|| object.clone());
+                    Input { hash, name }
+                }
+            };
+            inputs.insert(mount.clone(), input);
+        }
+        let platform = match &spec.on {
+            Some(Target::Platform(requirements)) => requirements.clone(),
+            _ => Requirements::default(),
+        };
+        let doc = JobDoc {
+            version: crate::jobs::document::JOB_VERSION,
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            inputs,
+            workdir: spec.workdir.clone(),
+            platform,
+            timeout_ms: spec.timeout.as_millis() as u64,
+            outputs: spec.outputs.clone(),
+            limits: spec.limits.clone(),
+            sandbox: spec.sandbox.unwrap_or_default(),
+        };
+        doc.validate().map_err(JobError::from)?;
+        Ok(doc)
+    }
+
+    /// Runs `doc` where `target` says (here when `None`), streaming its
+    /// output, to its end; the outputs are fetched (and written to
+    /// `out_dir`).
+    pub async fn run(
+        &self,
+        doc: JobDoc,
+        target: Option<&Target>,
+        no_cache: bool,
+        signer: Option<Arc<dyn Signer>>,
+        out_dir: Option<&Path>,
+        stream: Stream<'_>,
+    ) -> Result<JobRun, NodeError> {
+        if let Some(dir) = out_dir {
+            self.node.home().check_destination(dir)?;
+        }
+        let id = doc.id();
+        let executor = self.node.executor();
+        if !no_cache && let Some(signed) = executor.memo_hit(&id).await.map_err(NodeError::from)? {
+            let follow = executor
+                .follow_result(signed, 0, 0)
+                .map_err(NodeError::from)?;
+            let mut run = self.follow_local(id, follow, stream).await?;
+            run.memo_hit = true;
+            return self.finish(run, out_dir).await;
+        }
+        let run = match target.unwrap_or(&Target::Local) {
+            Target::Local => {
+                let signer = signer.ok_or_else(|| {
+                    JobError::Refused("a local job needs this node's key to sign its result".into())
+                })?;
+                let taken = executor
+                    .submit(doc, Requester::Local, no_cache, signer, None)
+                    .await?;
+                let follow = match taken {
+                    Taken::Memo(signed) => executor.follow_result(signed, 0, 0)?,
+                    Taken::Live => executor.follow(&id, 0, 0),
+                };
+                self.follow_local(id, follow, stream).await?
+            }
+            target => {
+                let net = self.node.online().await?;
+                let peer = self.choose(&net.shared, &doc, target).await?;
+                self.send(&net.shared, peer, doc, no_cache, stream).await?
+            }
+        };
+        self.finish(run, out_dir).await
+    }
+
+    /// Writes the outputs out when asked.
+    async fn finish(&self, mut run: JobRun, out_dir: Option<&Path>) -> Result<JobRun, NodeError> {
+        if let Some(dir) = out_dir {
+            self.node
+                .store()
+                .export(&run.result.outputs, dir, false, Arc::new(NoProgress))
+                .await?;
+            run.written = Some(dir.to_owned());
+        }
+        Ok(run)
+    }
+
+    /// Streams a job of this node's executor to its end.
+    async fn follow_local(
+        &self,
+        id: JobId,
+        mut follow: Follow,
+        mut stream: Stream<'_>,
+    ) -> Result<JobRun, NodeError> {
+        let mut cancel_asked = false;
+        loop {
+            let frame = tokio::select! {
+                frame = follow.next() => frame?,
+                asked = async { stream.cancel.wait_for(|c| *c).await.is_ok() }, if !cancel_asked => {
+                    cancel_asked = true;
+                    if asked {
+                        self.node.executor().cancel(&id);
+                    }
+                    continue;
+                }
+            };
+            match frame {
+                Some(Frame::Event(JobEvent::Done { result })) => {
+                    let (result, _) = result.verify().map_err(JobError::from)?;
+                    return Ok(JobRun {
+                        id,
+                        executor: "local".into(),
+                        memo_hit: false,
+                        result,
+                        written: None,
+                    });
+                }
+                Some(Frame::Event(JobEvent::Failed { reason })) => {
+                    return Err(JobError::Refused(reason).into());
+                }
+                Some(frame) => write_frame_out(&mut stream.out, &frame).await?,
+                None => {
+                    return Err(JobError::Refused("the job ended without a result".into()).into());
+                }
+            }
+        }
+    }
+
+    /// The peer `target` picks for `doc`: a named peer, or the least
+    /// loaded connected peer that runs jobs for this node and meets the
+    /// job's platform and sandbox level.
+    async fn choose(
+        &self,
+        shared: &Arc<Shared>,
+        doc: &JobDoc,
+        target: &Target,
+    ) -> Result<EndpointId, NodeError> {
+        if let Target::Peer(key) = target {
+            let key = self.node.trust().resolve_key(key)?;
+            return Ok(crate::net::endpoint_id(&key.bytes())?);
+        }
+        let peers: Vec<EndpointId> = lock(&shared.conns).keys().copied().collect();
+        let asked = futures_join_all(shared, peers).await;
+        let mut offers = Vec::new();
+        let mut seen = Vec::new();
+        for (peer, offer) in asked {
+            match offer {
+                Ok(offer) => {
+                    seen.push(format!(
+                        "{} {}/{}{}",
+                        peer.fmt_short(),
+                        offer.platform.os,
+                        offer.platform.arch,
+                        if offer.runs_for_you {
+                            ""
+                        } else {
+                            " (does not run jobs for this node)"
+                        }
+                    ));
+                    if offer.runs_for_you {
+                        offers.push((peer, offer));
+                    }
+                }
+                Err(e) => seen.push(format!("{} ({e})", peer.fmt_short())),
+            }
+        }
+        let fits = |o: &crate::jobs::wire::Offer| {
+            doc.platform.unmet(&o.platform).is_empty()
+                && o.platform.sandbox.contains(&doc.sandbox.max(o.min_sandbox))
+        };
+        if let Some((peer, _)) = offers
+            .iter()
+            .filter(|(_, o)| fits(o))
+            .min_by(|(_, a), (_, b)| a.load().total_cmp(&b.load()))
+        {
+            return Ok(*peer);
+        }
+        let unmet = unmet_by_all(&doc.platform, offers.iter().map(|(_, o)| &o.platform));
+        let what = if unmet.is_empty() {
+            format!("sandbox level {}", doc.sandbox)
+        } else {
+            unmet.join(",")
+        };
+        let asked = if seen.is_empty() {
+            "no peer is connected".to_owned()
+        } else {
+            format!("asked: {}", seen.join("; "))
+        };
+        Err(JobError::NoMatch(format!(
+            "no connected peer that runs jobs for this node meets {what} ({asked})"
+        ))
+        .into())
+    }
+
+    /// Sends `doc` to `peer` and streams it to its end.
+    async fn send(
+        &self,
+        shared: &Arc<Shared>,
+        peer: EndpointId,
+        doc: JobDoc,
+        no_cache: bool,
+        stream: Stream<'_>,
+    ) -> Result<JobRun, NodeError> {
+        let id = doc.id();
+        let mut grants = Vec::new();
+        for input in doc.inputs.values() {
+            grants.extend(fetch::closure(shared, input.hash).await?);
+        }
+        fetch::grant(shared, peer, &grants);
+        let record = JobRecord {
+            version: RECORD_VERSION,
+            id,
+            doc: String::from_utf8_lossy(&doc.encode()).into_owned(),
+            peer: PublicIdentity::from_bytes(*peer.as_bytes()).openssh_line(),
+            state: JobState::Queued,
+            submitted: format_time(self.node.now()),
+            reason: None,
+            result: None,
+            memo_hit: false,
+            inputs: doc.inputs.values().map(|i| i.hash).collect(),
+        };
+        let records = self.node.executor().records().clone();
+        records.put(Side::Sent, &record).map_err(JobError::from)?;
+        let copy = self.sent_dir(&id);
+        let _ = tokio::fs::remove_dir_all(&copy).await;
+        let request = JobsRequest::Submit {
+            doc: record.doc.clone(),
+            no_cache,
+        };
+        let remote = remote::open(shared, peer, &request).await?;
+        self.relay(shared, peer, id, remote, [0, 0], stream).await
+    }
+
+    /// Relays an executor's stream: output to the caller (from `print_from`)
+    /// and to this node's copy; then the result, whose objects it fetches.
+    async fn relay(
+        &self,
+        shared: &Arc<Shared>,
+        peer: EndpointId,
+        id: JobId,
+        mut remote: RemoteStream,
+        print_from: [u64; 2],
+        mut stream: Stream<'_>,
+    ) -> Result<JobRun, NodeError> {
+        let records = self.node.executor().records().clone();
+        let mut copy = LogCopy::open(&self.sent_dir(&id)).await?;
+        let mut printed = print_from;
+        let mut memo_hit = false;
+        let mut cancel_asked = false;
+        loop {
+            let frame = tokio::select! {
+                frame = remote.next() => frame?,
+                asked = async { stream.cancel.wait_for(|c| *c).await.is_ok() }, if !cancel_asked => {
+                    cancel_asked = true;
+                    if asked {
+                        let cancel = JobsRequest::Cancel { id: id.to_string() };
+                        if let Err(e) = remote::open(shared, peer, &cancel).await {
+                            tracing::warn!("cancelling job {id}: {e}");
+                        }
+                    }
+                    continue;
+                }
+            };
+            match frame {
+                Some(Frame::Event(JobEvent::Accepted { memo_hit: hit, .. })) => {
+                    memo_hit = hit;
+                    let _ = records.update(Side::Sent, &id, |r| {
+                        r.state = JobState::Running;
+                        r.memo_hit = hit;
+                    });
+                }
+                Some(Frame::Event(JobEvent::Done { result })) => {
+                    return self.received(shared, peer, id, result, memo_hit).await;
+                }
+                Some(Frame::Event(JobEvent::Failed { reason } | JobEvent::Refused { reason })) => {
+                    let _ = records.update(Side::Sent, &id, |r| {
+                        r.state = JobState::Failed;
+                        r.reason = Some(reason.clone());
+                    });
+                    return Err(remote.failed(reason).into());
+                }
+                Some(Frame::Event(other)) => {
+                    return Err(remote.failed(format!("sent {other:?} during a job")).into());
+                }
+                Some(frame) => {
+                    let stream_no = usize::from(matches!(frame, Frame::Stderr(_)));
+                    let bytes = match &frame {
+                        Frame::Stdout(b) | Frame::Stderr(b) => b,
+                        Frame::Event(_) => continue,
+                    };
+                    let at = copy.append(stream_no, bytes).await?;
+                    // Print only what lies past where the caller stopped.
+                    let start = at.saturating_sub(bytes.len() as u64);
+                    let skip = printed[stream_no].saturating_sub(start) as usize;
+                    if skip < bytes.len() {
+                        let part = &bytes[skip..];
+                        let frame = if stream_no == 0 {
+                            Frame::Stdout(part.to_vec())
+                        } else {
+                            Frame::Stderr(part.to_vec())
+                        };
+                        write_frame_out(&mut stream.out, &frame).await?;
+                        printed[stream_no] = at;
+                    }
+                }
+                None => {
+                    return Err(remote
+                        .failed(format!(
+                            "the connection ended before the job did; \
+                             `clive-node job attach {id}` resumes it"
+                        ))
+                        .into());
+                }
+            }
+        }
+    }
+
+    /// A result received from `peer`: checked (signed by that executor,
+    /// for this job), its objects fetched, memoized and recorded.
+    async fn received(
+        &self,
+        shared: &Arc<Shared>,
+        peer: EndpointId,
+        id: JobId,
+        signed: SignedResult,
+        memo_hit: bool,
+    ) -> Result<JobRun, NodeError> {
+        let (result, signer) = signed.verify().map_err(JobError::from)?;
+        if &signer.bytes() != peer.as_bytes() || result.job != id {
+            return Err(JobError::Executor {
+                peer: peer.fmt_short().to_string(),
+                reason: "sent a result not signed by itself for this job".into(),
+            }
+            .into());
+        }
+        for hash in [result.outputs, result.stdout, result.stderr] {
+            fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await?;
+        }
+        let executor = self.node.executor();
+        executor.memo().put(&signed).map_err(JobError::from)?;
+        executor
+            .records()
+            .update(Side::Sent, &id, |r| {
+                r.state = JobState::Done;
+                r.result = Some(signed.clone());
+            })
+            .map_err(JobError::from)?;
+        Ok(JobRun {
+            id,
+            executor: signer.openssh_line(),
+            memo_hit,
+            result,
+            written: None,
+        })
+    }
+
+    /// Re-attaches to `id`: prints its output from these offsets, live
+    /// until it ends, then its result (fetching its outputs).
+    pub async fn attach(
+        &self,
+        id: &JobId,
+        print_from: [u64; 2],
+        out_dir: Option<&Path>,
+        mut stream: Stream<'_>,
+    ) -> Result<JobRun, NodeError> {
+        let executor = self.node.executor();
+        let records = executor.records();
+        if let Some(sent) = records.get(Side::Sent, id).map_err(JobError::from)? {
+            let key = PublicIdentity::parse(&sent.peer).map_err(|e| {
+                JobError::Refused(format!("the record of job {id} names no executor: {e}"))
+            })?;
+            let peer = crate::net::endpoint_id(&key.bytes())?;
+            // What this node has already, printed first from the caller's offsets.
+            let have = LogCopy::lengths(&self.sent_dir(id)).await;
+            for (stream_no, from) in print_from.iter().enumerate() {
+                if *from < have[stream_no] {
+                    let bytes = LogCopy::read(&self.sent_dir(id), stream_no, *from).await?;
+                    let frame = if stream_no == 0 {
+                        Frame::Stdout(bytes)
+                    } else {
+                        Frame::Stderr(bytes)
+                    };
+                    write_frame_out(&mut stream.out, &frame).await?;
+                }
+            }
+            let printed = [print_from[0].max(have[0]), print_from[1].max(have[1])];
+            let net = self.node.online().await?;
+            let request = JobsRequest::Attach {
+                id: id.to_string(),
+                stdout_from: have[0],
+                stderr_from: have[1],
+            };
+            let remote = remote::open(&net.shared, peer, &request).await?;
+            let run = self
+                .relay(&net.shared, peer, *id, remote, printed, stream)
+                .await?;
+            return self.finish(run, out_dir).await;
+        }
+        if records
+            .get(Side::Run, id)
+            .map_err(JobError::from)?
+            .is_none()
+        {
+            return Err(JobError::NotFound(id.to_string()).into());
+        }
+        let follow = executor.follow(id, print_from[0], print_from[1]);
+        let run = self.follow_local(*id, follow, stream).await?;
+        self.finish(run, out_dir).await
+    }
+
+    /// Writes the output of `id` so far (standard output, then standard
+    /// error) without waiting for more.
+    pub async fn logs(&self, id: &JobId, mut out: CallOutput<'_>) -> Result<(), NodeError> {
+        let executor = self.node.executor();
+        let records = executor.records();
+        let logs: [Vec<u8>; 2] = if records
+            .get(Side::Sent, id)
+            .map_err(JobError::from)?
+            .is_some()
+        {
+            let dir = self.sent_dir(id);
+            [
+                LogCopy::read(&dir, 0, 0).await?,
+                LogCopy::read(&dir, 1, 0).await?,
+            ]
+        } else if records
+            .get(Side::Run, id)
+            .map_err(JobError::from)?
+            .is_some()
+        {
+            executor.logs_so_far(id).await?
+        } else {
+            return Err(JobError::NotFound(id.to_string()).into());
+        };
+        let [stdout, stderr] = logs;
+        write_frame_out(&mut out, &Frame::Stdout(stdout)).await?;
+        write_frame_out(&mut out, &Frame::Stderr(stderr)).await
+    }
+
+    /// Cancels `id`, here or on the peer it was sent to.
+    pub async fn cancel(&self, id: &JobId) -> Result<(), NodeError> {
+        let executor = self.node.executor();
+        if executor.cancel(id) {
+            return Ok(());
+        }
+        let Some(sent) = executor
+            .records()
+            .get(Side::Sent, id)
+            .map_err(JobError::from)?
+        else {
+            return Err(JobError::NotFound(id.to_string()).into());
+        };
+        let key = PublicIdentity::parse(&sent.peer)
+            .map_err(|e| JobError::Refused(format!("job {id} names no executor: {e}")))?;
+        let peer = crate::net::endpoint_id(&key.bytes())?;
+        let net = self.node.online().await?;
+        let mut remote = remote::open(
+            &net.shared,
+            peer,
+            &JobsRequest::Cancel { id: id.to_string() },
+        )
+        .await?;
+        match remote.next().await? {
+            Some(Frame::Event(JobEvent::Cancelled)) => Ok(()),
+            Some(Frame::Event(JobEvent::Refused { reason })) => Err(remote.failed(reason).into()),
+            other => Err(remote
+                .failed(format!("answered cancel with {other:?}"))
+                .into()),
+        }
+    }
+
+    /// Every job this node runs or sent, newest first.
+    pub fn list(&self) -> Result<Vec<JobInfo>, NodeError> {
+        let records = self.node.executor().records();
+        let mut out = Vec::new();
+        for side in [Side::Run, Side::Sent] {
+            for record in records.all(side).map_err(JobError::from)? {
+                out.push(info(side, record));
+            }
+        }
+        out.sort_by(|a, b| b.submitted.cmp(&a.submitted));
+        Ok(out)
+    }
+
+    /// One job: the record of a job run here, else of one sent.
+    pub fn status(&self, id: &JobId) -> Result<JobInfo, NodeError> {
+        let records = self.node.executor().records();
+        for side in [Side::Run, Side::Sent] {
+            if let Some(record) = records.get(side, id).map_err(JobError::from)? {
+                return Ok(info(side, record));
+            }
+        }
+        Err(JobError::NotFound(id.to_string()).into())
+    }
+
+    /// The signed result of `id`.
+    pub fn result(&self, id: &JobId) -> Result<SignedResult, NodeError> {
+        let executor = self.node.executor();
+        for side in [Side::Run, Side::Sent] {
+            if let Some(record) = executor.records().get(side, id).map_err(JobError::from)? {
+                if let Some(result) = record.result {
+                    return Ok(result);
+                }
+                return Err(JobError::Refused(format!(
+                    "job {id} has no result: it is {}{}",
+                    record.state.as_str(),
+                    record.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ))
+                .into());
+            }
+        }
+        if let Some(signed) = executor.memo().get(id).map_err(JobError::from)? {
+            return Ok(signed);
+        }
+        Err(JobError::NotFound(id.to_string()).into())
+    }
+
+    /// Resolves a job id argument: 64 hex, or a unique prefix of a known job.
+    pub fn resolve_id(&self, arg: &str) -> Result<JobId, NodeError> {
+        if let Ok(id) = arg.parse::<JobId>() {
+            return Ok(id);
+        }
+        let arg = arg.to_ascii_lowercase();
+        let mut found: Vec<JobId> = self
+            .list()?
+            .into_iter()
+            .map(|j| j.id)
+            .filter(|id| id.to_string().starts_with(&arg))
+            .collect();
+        found.sort();
+        found.dedup();
+        match found.as_slice() {
+            [id] if arg.len() >= 4 => Ok(*id),
+            [] => Err(JobError::NotFound(arg).into()),
+            _ => Err(JobError::Refused(format!(
+                "`{arg}` is not one job id: give at least 4 hex digits that start one job only"
+            ))
+            .into()),
+        }
+    }
+
+    /// Where this node keeps its copy of a sent job's output.
+    fn sent_dir(&self, id: &JobId) -> PathBuf {
+        self.node
+            .home()
+            .root()
+            .join("jobs")
+            .join("sent")
+            .join(id.to_string())
+    }
+}
+
+fn info(side: Side, record: JobRecord) -> JobInfo {
+    let argv = JobDoc::decode(record.doc.as_bytes())
+        .map(|d| d.argv)
+        .unwrap_or_default();
+    let exit_code = record
+        .result
+        .as_ref()
+        .and_then(|s| s.verify().ok())
+        .map(|(r, _)| r.exit_code());
+    JobInfo {
+        id: record.id,
+        side,
+        peer: record.peer,
+        state: record.state,
+        submitted: record.submitted,
+        argv,
+        exit_code,
+        reason: record.reason,
+    }
+}
+
+/// Each requirement of `wanted` that none of `platforms` meets.
+fn unmet_by_all<'p>(
+    wanted: &Requirements,
+    platforms: impl Iterator<Item = &'p Platform>,
+) -> Vec<String> {
+    let mut unmet: Option<Vec<String>> = None;
+    for p in platforms {
+        let this = wanted.unmet(p);
+        unmet = Some(match unmet {
+            None => this,
+            Some(before) => before.into_iter().filter(|r| this.contains(r)).collect(),
+        });
+    }
+    unmet.unwrap_or_else(|| {
+        let nothing = Platform {
+            os: String::new(),
+            arch: String::new(),
+            cores: 0,
+            features: Vec::new(),
+            sandbox: Vec::new(),
+        };
+        wanted.unmet(&nothing)
+    })
+}
+
+/// Asks every peer what it offers, all at once.
+async fn futures_join_all(
+    shared: &Arc<Shared>,
+    peers: Vec<EndpointId>,
+) -> Vec<(EndpointId, Result<crate::jobs::wire::Offer, JobError>)> {
+    let mut set = tokio::task::JoinSet::new();
+    for peer in peers {
+        let shared = shared.clone();
+        set.spawn(async move { (peer, remote::describe(&shared, peer).await) });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(answer) = joined {
+            out.push(answer);
+        }
+    }
+    out
+}
+
+/// Writes an output frame to the call's streams.
+async fn write_frame_out(out: &mut CallOutput<'_>, frame: &Frame) -> Result<(), NodeError> {
+    let (w, bytes): (&mut (dyn tokio::io::AsyncWrite + Unpin + Send), &[u8]) = match frame {
+        Frame::Stdout(b) => (&mut *out.stdout, b),
+        Frame::Stderr(b) => (&mut *out.stderr, b),
+        Frame::Event(_) => return Ok(()),
+    };
+    w.write_all(bytes)
+        .await
+        .map_err(|e| NodeError::io("writing a job's output", e))?;
+    w.flush()
+        .await
+        .map_err(|e| NodeError::io("writing a job's output", e))
+}
+
+/// This node's copy of a sent job's output.
+struct LogCopy {
+    files: [tokio::fs::File; 2],
+    len: [u64; 2],
+}
+
+const LOG_NAMES: [&str; 2] = ["stdout", "stderr"];
+
+impl LogCopy {
+    async fn open(dir: &Path) -> Result<LogCopy, NodeError> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
+        let mut files = Vec::new();
+        let mut len = [0u64; 2];
+        for (i, name) in LOG_NAMES.iter().enumerate() {
+            let path = dir.join(name);
+            let file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .await
+                .map_err(|e| NodeError::io(format!("opening {}", path.display()), e))?;
+            len[i] = file
+                .metadata()
+                .await
+                .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?
+                .len();
+            files.push(file);
+        }
+        let [a, b]: [tokio::fs::File; 2] = files
+            .try_into()
+            .map_err(|_| NodeError::io("opening a job's logs", std::io::ErrorKind::Other.into()))?;
+        Ok(LogCopy { files: [a, b], len })
+    }
+
+    /// Appends `bytes` to one stream's copy; its new length.
+    async fn append(&mut self, stream: usize, bytes: &[u8]) -> Result<u64, NodeError> {
+        self.files[stream]
+            .write_all(bytes)
+            .await
+            .map_err(|e| NodeError::io("keeping a job's output", e))?;
+        self.len[stream] += bytes.len() as u64;
+        Ok(self.len[stream])
+    }
+
+    async fn lengths(dir: &Path) -> [u64; 2] {
+        let mut len = [0u64; 2];
+        for (i, name) in LOG_NAMES.iter().enumerate() {
+            len[i] = tokio::fs::metadata(dir.join(name))
+                .await
+                .map(|m| m.len())
+                .unwrap_or(0);
+        }
+        len
+    }
+
+    async fn read(dir: &Path, stream: usize, from: u64) -> Result<Vec<u8>, NodeError> {
+        let path = dir.join(LOG_NAMES[stream]);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
+        Ok(bytes.get(from as usize..).unwrap_or_default().to_vec())
+    }
+}

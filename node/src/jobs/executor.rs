@@ -1,0 +1,723 @@
+//! The executor: takes jobs (this node's own, or a peer's that holds
+//! `exec` here), queues them for a slot, runs each in a fresh directory
+//! under its sandbox level, stores its logs and outputs, signs and
+//! memoizes its result, and lets any number of followers stream its output
+//! from any byte offset while it runs and after.
+//!
+//! Layout under `HOME/jobs/run/ID/`: `root/` (the job directory; inputs
+//! staged read-only), `stdout`, `stderr` (the logs as they grow). The
+//! directory is removed once the result is stored; the logs live on as
+//! objects.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use clive_cas::{Hash, NoProgress, Store};
+use clive_trust::{Clock, PublicIdentity, Signer, clock::format_time};
+use tokio::{
+    io::{AsyncReadExt, AsyncSeekExt},
+    sync::{Semaphore, watch},
+};
+
+use super::{
+    JobError, collect,
+    document::{JobDoc, JobId},
+    memo::Memo,
+    platform::Platform,
+    process::{self, LogLen, RunSpec},
+    records::{JobRecord, JobState, RECORD_VERSION, Records, Side},
+    result::{JobResult, SignedResult},
+    sandbox::{self, SandboxLevel},
+    stage,
+    wire::{Frame, JobEvent, LOG_CHUNK, Offer},
+};
+use crate::{authority::NodeTrust, config::JobsConfig};
+
+/// Who asked for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// This node.
+    Local,
+    /// A peer, by key.
+    Peer(PublicIdentity),
+}
+
+/// How a job ended, as followers learn it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// It ran (or was cancelled or timed out while running): its result.
+    Done(SignedResult),
+    /// It could not run.
+    Failed(String),
+}
+
+/// A job under way: its logs, and how to stop it.
+#[derive(Debug)]
+pub struct Live {
+    logs: watch::Receiver<LogLen>,
+    cancel: watch::Sender<bool>,
+    ending: watch::Sender<Option<Ending>>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// What [`Executor::submit`] did with a job.
+#[derive(Debug)]
+pub enum Taken {
+    /// A memoized result answers it; nothing runs.
+    Memo(SignedResult),
+    /// It is queued or running (maybe already, for an earlier submit).
+    Live,
+}
+
+/// Something to do before the job may run: fetching its inputs from the
+/// requester.
+pub type Pull = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// The node's executor.
+pub struct Executor {
+    records: Records,
+    memo: Memo,
+    store: Store,
+    trust: Arc<NodeTrust>,
+    me: PublicIdentity,
+    clock: Arc<dyn Clock>,
+    platform: Platform,
+    enabled: bool,
+    min_sandbox: SandboxLevel,
+    slots: u32,
+    permits: Arc<Semaphore>,
+    dir: PathBuf,
+    helper: PathBuf,
+    live: Mutex<HashMap<JobId, Arc<Live>>>,
+    queued: AtomicU32,
+    running: AtomicU32,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("platform", &self.platform)
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the executor is made of.
+pub struct ExecutorParts {
+    /// The state database.
+    pub db: Arc<redb::Database>,
+    /// The store.
+    pub store: Store,
+    /// The node's trust, for `attest`.
+    pub trust: Arc<NodeTrust>,
+    /// The node's key.
+    pub me: PublicIdentity,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// `[jobs]` of `config.toml`.
+    pub config: JobsConfig,
+    /// `HOME/jobs`.
+    pub dir: PathBuf,
+}
+
+impl Executor {
+    /// The executor of a node that just opened: jobs it had queued or
+    /// running when it stopped are marked interrupted first.
+    pub fn open(parts: ExecutorParts) -> Result<Arc<Executor>, JobError> {
+        let records = Records::new(parts.db.clone());
+        let interrupted = records.mark_interrupted()?;
+        if interrupted > 0 {
+            tracing::warn!("{interrupted} job(s) were interrupted by the last stop");
+        }
+        let levels = sandbox::available().to_vec();
+        let platform = Platform::local(&parts.config, levels);
+        let slots = parts.config.slots.unwrap_or(platform.cores).max(1);
+        let min_sandbox = parts.config.min_sandbox.unwrap_or_else(sandbox::strongest);
+        let helper = std::env::var_os("CLIVE_JOB_HELPER")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("clive-node"));
+        Ok(Arc::new(Executor {
+            records,
+            memo: Memo::new(parts.db.clone()),
+            store: parts.store,
+            trust: parts.trust,
+            me: parts.me,
+            clock: parts.clock,
+            platform,
+            enabled: parts.config.enabled,
+            min_sandbox,
+            slots,
+            permits: Arc::new(Semaphore::new(slots as usize)),
+            dir: parts.dir,
+            helper,
+            live: Mutex::new(HashMap::new()),
+            queued: AtomicU32::new(0),
+            running: AtomicU32::new(0),
+        }))
+    }
+
+    /// The job records.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// The memo.
+    pub fn memo(&self) -> &Memo {
+        &self.memo
+    }
+
+    /// What this executor offers `requester`.
+    pub fn offer(&self, requester: &Requester, runs_for_them: bool) -> Offer {
+        Offer {
+            platform: self.platform.clone(),
+            running: self.running.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            slots: self.slots,
+            runs_for_you: self.enabled && runs_for_them,
+            min_sandbox: self.level_floor(requester),
+        }
+    }
+
+    /// The lowest level a job of `requester` runs at here.
+    fn level_floor(&self, requester: &Requester) -> SandboxLevel {
+        match requester {
+            Requester::Local => SandboxLevel::None,
+            Requester::Peer(_) => self.min_sandbox,
+        }
+    }
+
+    /// The level `doc` runs at for `requester`, or why it cannot run here.
+    pub fn admit(&self, doc: &JobDoc, requester: &Requester) -> Result<SandboxLevel, JobError> {
+        if !self.enabled && *requester != Requester::Local {
+            return Err(JobError::Refused(
+                "this node does not run jobs for peers ([jobs] enabled = false)".into(),
+            ));
+        }
+        let level = doc.sandbox.max(self.level_floor(requester));
+        if !self.platform.sandbox.contains(&level) {
+            let given: Vec<&str> = self.platform.sandbox.iter().map(|l| l.as_str()).collect();
+            return Err(JobError::Refused(format!(
+                "the job needs sandbox level {level}; this executor gives {}",
+                given.join(", ")
+            )));
+        }
+        let unmet = doc.platform.unmet(&self.platform);
+        if !unmet.is_empty() {
+            return Err(JobError::Refused(format!(
+                "this executor ({}/{}) does not meet {}",
+                self.platform.os,
+                self.platform.arch,
+                unmet.join(",")
+            )));
+        }
+        Ok(level)
+    }
+
+    /// A memo hit for `id`: a result signed here or by a key granted
+    /// `attest`, whose objects are all in the store.
+    pub async fn memo_hit(&self, id: &JobId) -> Result<Option<SignedResult>, JobError> {
+        let Some((result, signed)) = self.memo.hit(id, &self.me, &self.trust)? else {
+            return Ok(None);
+        };
+        for hash in [result.outputs, result.stdout, result.stderr] {
+            if !self.store.has(hash).await.map_err(JobError::Store)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(signed))
+    }
+
+    /// Takes a job: a memo hit answers at once (unless `no_cache`); a job
+    /// already under way is joined; otherwise it is recorded, then `pull`
+    /// runs (fetching its inputs), then it waits for a slot and runs.
+    pub async fn submit(
+        self: &Arc<Self>,
+        doc: JobDoc,
+        requester: Requester,
+        no_cache: bool,
+        signer: Arc<dyn Signer>,
+        pull: Option<Pull>,
+    ) -> Result<Taken, JobError> {
+        let level = self.admit(&doc, &requester)?;
+        let id = doc.id();
+        if !no_cache && let Some(signed) = self.memo_hit(&id).await? {
+            return Ok(Taken::Memo(signed));
+        }
+        if lock(&self.live).contains_key(&id) {
+            return Ok(Taken::Live);
+        }
+        let run_dir = self.dir.join("run").join(id.to_string());
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| JobError::io(format!("creating {}", run_dir.display()), e))?;
+        let (logs_tx, logs_rx) = watch::channel(LogLen::default());
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let live = Arc::new(Live {
+            logs: logs_rx,
+            cancel: cancel_tx,
+            ending: watch::Sender::new(None),
+            stdout: run_dir.join("stdout"),
+            stderr: run_dir.join("stderr"),
+        });
+        {
+            let mut map = lock(&self.live);
+            if map.contains_key(&id) {
+                return Ok(Taken::Live);
+            }
+            map.insert(id, live.clone());
+        }
+        let record = JobRecord {
+            version: RECORD_VERSION,
+            id,
+            doc: String::from_utf8_lossy(&doc.encode()).into_owned(),
+            peer: match &requester {
+                Requester::Local => String::new(),
+                Requester::Peer(key) => key.openssh_line(),
+            },
+            state: JobState::Queued,
+            submitted: format_time(self.clock.now()),
+            reason: None,
+            result: None,
+            memo_hit: false,
+            inputs: doc.inputs.values().map(|i| i.hash).collect(),
+        };
+        if let Err(e) = self.records.put(Side::Run, &record) {
+            lock(&self.live).remove(&id);
+            return Err(e.into());
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let run = Run {
+                id,
+                doc,
+                level,
+                signer,
+                pull,
+                logs: logs_tx,
+                cancel: cancel_rx,
+                run_dir,
+            };
+            let ending = this.run(run).await;
+            let (state, reason) = match &ending {
+                Ending::Done(_) => (JobState::Done, None),
+                Ending::Failed(reason) => (JobState::Failed, Some(reason.clone())),
+            };
+            let result = match &ending {
+                Ending::Done(signed) => Some(signed.clone()),
+                Ending::Failed(_) => None,
+            };
+            let cancelled = result
+                .as_ref()
+                .and_then(|s| s.verify().ok())
+                .is_some_and(|(r, _)| r.cancelled);
+            if let Err(e) = this.records.update(Side::Run, &id, |r| {
+                r.state = if cancelled {
+                    JobState::Cancelled
+                } else {
+                    state
+                };
+                r.reason = reason;
+                r.result = result;
+            }) {
+                tracing::error!("recording the end of job {id}: {e}");
+            }
+            live.ending.send_replace(Some(ending));
+            lock(&this.live).remove(&id);
+        });
+        Ok(Taken::Live)
+    }
+
+    /// Asks the job `id` to stop; whether it was under way here.
+    pub fn cancel(&self, id: &JobId) -> bool {
+        match lock(&self.live).get(id) {
+            Some(live) => {
+                live.cancel.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The output of `id` from these offsets, then how it ended.
+    pub fn follow(&self, id: &JobId, stdout_from: u64, stderr_from: u64) -> Follow {
+        let live = lock(&self.live).get(id).cloned();
+        Follow {
+            id: *id,
+            live,
+            known: None,
+            at: [stdout_from, stderr_from],
+            done: false,
+            finished: None,
+            store: self.store.clone(),
+            records: self.records.clone(),
+        }
+    }
+
+    /// The output of a result already known (a memo hit), from these
+    /// offsets, then the result.
+    pub fn follow_result(
+        &self,
+        signed: SignedResult,
+        stdout_from: u64,
+        stderr_from: u64,
+    ) -> Result<Follow, JobError> {
+        let id = signed.verify()?.0.job;
+        Ok(Follow {
+            id,
+            live: None,
+            known: Some(signed),
+            at: [stdout_from, stderr_from],
+            done: false,
+            finished: None,
+            store: self.store.clone(),
+            records: self.records.clone(),
+        })
+    }
+
+    /// The output of `id` so far: from its log files while it runs, from
+    /// its result's objects after.
+    pub async fn logs_so_far(&self, id: &JobId) -> Result<[Vec<u8>; 2], JobError> {
+        let live = lock(&self.live).get(id).cloned();
+        if let Some(live) = live {
+            let lens = *live.logs.borrow();
+            let mut out = [Vec::new(), Vec::new()];
+            for (i, (path, len)) in [(&live.stdout, lens.stdout), (&live.stderr, lens.stderr)]
+                .into_iter()
+                .enumerate()
+            {
+                let mut at = 0;
+                while at < len {
+                    let chunk = read_range(path, at, len).await?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    at += chunk.len() as u64;
+                    out[i].extend_from_slice(&chunk);
+                }
+            }
+            return Ok(out);
+        }
+        let Some(JobRecord {
+            result: Some(signed),
+            ..
+        }) = self.records.get(Side::Run, id)?
+        else {
+            return Ok([Vec::new(), Vec::new()]);
+        };
+        let (result, _) = signed.verify()?;
+        let read = |hash| self.store.read_bytes(hash);
+        let stdout = read(result.stdout).await.map_err(JobError::Store)?;
+        let stderr = read(result.stderr).await.map_err(JobError::Store)?;
+        Ok([stdout.to_vec(), stderr.to_vec()])
+    }
+
+    /// Stops every job under way (the daemon is stopping): their records
+    /// say interrupted when the node opens again.
+    pub fn stop_all(&self) {
+        for live in lock(&self.live).values() {
+            live.cancel.send_replace(true);
+        }
+    }
+
+    async fn run(&self, run: Run) -> Ending {
+        let id = run.id;
+        let run_dir = run.run_dir.clone();
+        let ending = match self.execute(run).await {
+            Ok(signed) => {
+                if let Ok((result, _)) = signed.verify()
+                    && !result.cancelled
+                    && !result.timed_out
+                    && let Err(e) = self.memo.put(&signed)
+                {
+                    tracing::error!("memoizing job {id}: {e}");
+                }
+                Ending::Done(signed)
+            }
+            Err(e) => Ending::Failed(e.to_string()),
+        };
+        if let Err(e) = stage::remove(&run_dir) {
+            tracing::warn!("removing {}: {e}", run_dir.display());
+        }
+        ending
+    }
+
+    async fn execute(&self, run: Run) -> Result<SignedResult, JobError> {
+        let Run {
+            id,
+            doc,
+            level,
+            signer,
+            pull,
+            logs,
+            cancel,
+            run_dir,
+        } = run;
+        if let Some(pull) = pull {
+            pull.await.map_err(JobError::Inputs)?;
+        }
+        let _slot = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| JobError::Refused("the executor is stopping".into()))?;
+        if *cancel.borrow() {
+            return Err(JobError::Refused("cancelled before it started".into()));
+        }
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let _running = Counted(&self.running);
+        self.records
+            .update(Side::Run, &id, |r| r.state = JobState::Running)?;
+        let root = run_dir.join("root");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| JobError::io(format!("creating {}", root.display()), e))?;
+        let workdir = stage::stage(&self.store, &root, &doc.inputs, &doc.workdir).await?;
+        let spec = RunSpec {
+            helper: self.helper.clone(),
+            root: root.clone(),
+            workdir: workdir.clone(),
+            argv: doc.argv.clone(),
+            env: doc.env.clone(),
+            level,
+            timeout: Duration::from_millis(doc.timeout_ms),
+            stdout: run_dir.join("stdout"),
+            stderr: run_dir.join("stderr"),
+            log_limit: doc.limits.log_bytes,
+        };
+        let outcome = process::run(spec, logs, cancel).await?;
+        let collected = collect::collect(
+            &self.store,
+            &root,
+            &workdir,
+            &doc.outputs,
+            doc.limits.output_bytes,
+        )
+        .await?;
+        let (stdout, _g1) = self
+            .store
+            .add_path(&run_dir.join("stdout"), Arc::new(NoProgress))
+            .await
+            .map_err(JobError::Store)?;
+        let (stderr, _g2) = self
+            .store
+            .add_path(&run_dir.join("stderr"), Arc::new(NoProgress))
+            .await
+            .map_err(JobError::Store)?;
+        let result = JobResult {
+            version: super::result::RESULT_VERSION,
+            job: id,
+            executor: self.me.openssh_line(),
+            platform: self.platform.clone(),
+            sandbox: level,
+            exit: outcome.exit,
+            timed_out: outcome.timed_out,
+            cancelled: outcome.cancelled,
+            outputs: collected.tree,
+            missing_outputs: collected.missing,
+            stdout: stdout.hash,
+            stderr: stderr.hash,
+            stdout_bytes: outcome.logs.stdout,
+            stderr_bytes: outcome.logs.stderr,
+            logs_truncated: outcome.logs_truncated,
+            started: format_time(unix_secs(outcome.started)),
+            ended: format_time(unix_secs(outcome.ended)),
+            cpu_ms: outcome.cpu.as_millis() as u64,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+        };
+        let signed = SignedResult::sign(&result, signer.as_ref())?;
+        // The memo (or the record) references the objects before the
+        // guards let gc see them.
+        self.records
+            .update(Side::Run, &id, |r| r.result = Some(signed.clone()))?;
+        Ok(signed)
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Decrements a counter when dropped.
+struct Counted<'a>(&'a AtomicU32);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One job's run, as the spawned task holds it.
+struct Run {
+    id: JobId,
+    doc: JobDoc,
+    level: SandboxLevel,
+    signer: Arc<dyn Signer>,
+    pull: Option<Pull>,
+    logs: watch::Sender<LogLen>,
+    cancel: watch::Receiver<bool>,
+    run_dir: PathBuf,
+}
+
+/// The output of one job from given offsets, live while it runs, then its
+/// ending: what `exec` prints and `attach` resumes.
+pub struct Follow {
+    id: JobId,
+    live: Option<Arc<Live>>,
+    known: Option<SignedResult>,
+    at: [u64; 2],
+    done: bool,
+    finished: Option<(Vec<u8>, Vec<u8>)>,
+    store: Store,
+    records: Records,
+}
+
+impl Follow {
+    /// The next frame; `None` after the ending.
+    pub async fn next(&mut self) -> Result<Option<Frame>, JobError> {
+        if self.done {
+            return Ok(None);
+        }
+        let Some(live) = self.live.clone() else {
+            return self.next_finished().await;
+        };
+        let mut logs = live.logs.clone();
+        let mut ending = live.ending.subscribe();
+        loop {
+            let lens = *logs.borrow_and_update();
+            for (stream, (path, len)) in [(&live.stdout, lens.stdout), (&live.stderr, lens.stderr)]
+                .into_iter()
+                .enumerate()
+            {
+                if len > self.at[stream] {
+                    let bytes = read_range(path, self.at[stream], len).await?;
+                    self.at[stream] += bytes.len() as u64;
+                    return Ok(Some(if stream == 0 {
+                        Frame::Stdout(bytes)
+                    } else {
+                        Frame::Stderr(bytes)
+                    }));
+                }
+            }
+            let end = ending.borrow_and_update().clone();
+            if let Some(end) = end {
+                // The logs are complete before the ending is set.
+                let lens = *logs.borrow();
+                if lens.stdout > self.at[0] || lens.stderr > self.at[1] {
+                    continue;
+                }
+                self.done = true;
+                return Ok(Some(Frame::Event(match end {
+                    Ending::Done(result) => JobEvent::Done { result },
+                    Ending::Failed(reason) => JobEvent::Failed { reason },
+                })));
+            }
+            tokio::select! {
+                _ = logs.changed() => {}
+                _ = ending.changed() => {}
+            }
+        }
+    }
+
+    /// A job that is no longer under way: its logs from the store, then
+    /// its result (or why it has none).
+    async fn next_finished(&mut self) -> Result<Option<Frame>, JobError> {
+        let signed = match &self.known {
+            Some(signed) => signed.clone(),
+            None => {
+                let record = self.records.get(Side::Run, &self.id)?;
+                match record {
+                    Some(JobRecord {
+                        result: Some(signed),
+                        ..
+                    }) => signed,
+                    Some(record) => {
+                        self.done = true;
+                        let reason = record
+                            .reason
+                            .unwrap_or_else(|| format!("the job is {}", record.state.as_str()));
+                        return Ok(Some(Frame::Event(JobEvent::Failed { reason })));
+                    }
+                    None => {
+                        self.done = true;
+                        return Ok(Some(Frame::Event(JobEvent::Failed {
+                            reason: format!("no job {} here", self.id),
+                        })));
+                    }
+                }
+            }
+        };
+        if self.finished.is_none() {
+            let (result, _) = signed.verify()?;
+            let out = self
+                .store
+                .read_bytes(result.stdout)
+                .await
+                .map_err(JobError::Store)?;
+            let err = self
+                .store
+                .read_bytes(result.stderr)
+                .await
+                .map_err(JobError::Store)?;
+            self.finished = Some((out.to_vec(), err.to_vec()));
+        }
+        let Some((out, err)) = &self.finished else {
+            return Ok(None);
+        };
+        for (stream, bytes) in [out, err].into_iter().enumerate() {
+            let at = (self.at[stream] as usize).min(bytes.len());
+            if at < bytes.len() {
+                let end = (at + LOG_CHUNK).min(bytes.len());
+                self.at[stream] = end as u64;
+                let chunk = bytes[at..end].to_vec();
+                return Ok(Some(if stream == 0 {
+                    Frame::Stdout(chunk)
+                } else {
+                    Frame::Stderr(chunk)
+                }));
+            }
+        }
+        self.done = true;
+        Ok(Some(Frame::Event(JobEvent::Done { result: signed })))
+    }
+}
+
+/// Bytes `from..to` of a log file (at most one chunk).
+async fn read_range(path: &std::path::Path, from: u64, to: u64) -> Result<Vec<u8>, JobError> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| JobError::io(format!("opening {}", path.display()), e))?;
+    file.seek(std::io::SeekFrom::Start(from))
+        .await
+        .map_err(|e| JobError::io(format!("reading {}", path.display()), e))?;
+    let want = (to - from).min(LOG_CHUNK as u64);
+    let mut buf = Vec::with_capacity(want as usize);
+    (&mut file)
+        .take(want)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| JobError::io(format!("reading {}", path.display()), e))?;
+    Ok(buf)
+}
+
+/// The hashes a signed result references.
+pub fn result_objects(signed: &SignedResult) -> Result<Vec<Hash>, JobError> {
+    let (result, _) = signed.verify()?;
+    Ok(vec![result.outputs, result.stdout, result.stderr])
+}

@@ -1,0 +1,233 @@
+//! What this node remembers of jobs, in `state.redb`: the jobs it runs
+//! (`jobs.run.v1`) and the jobs it sent to a peer (`jobs.sent.v1`), each
+//! keyed by the 32 bytes of the job id, the value a JSON [`JobRecord`].
+//!
+//! A record is written before anything of the job happens (so a job is
+//! never silently lost) and at each change of state. When a node opens, a
+//! job it was running (or had queued) when it stopped is marked
+//! `interrupted`: its process tree died with the executor.
+
+use std::sync::Arc;
+
+use clive_cas::Hash;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{document::JobId, result::SignedResult};
+
+const RUN: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("jobs.run.v1");
+const SENT: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("jobs.sent.v1");
+
+/// Version of [`JobRecord`]'s JSON.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Which table: jobs run here, or sent to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// This node is the executor.
+    Run,
+    /// This node sent the job to a peer.
+    Sent,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its inputs or a slot.
+    Queued,
+    /// Its process runs.
+    Running,
+    /// It ended and has a signed result (whatever its exit status).
+    Done,
+    /// It could not run (the reason says why).
+    Failed,
+    /// It was cancelled before it had a result.
+    Cancelled,
+    /// The executor stopped while the job was queued or running.
+    Interrupted,
+}
+
+impl JobState {
+    /// Whether the job is still under way.
+    pub fn is_live(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One job as this node remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// [`RECORD_VERSION`].
+    pub version: u32,
+    /// The job id.
+    pub id: JobId,
+    /// The job document's canonical JSON.
+    pub doc: String,
+    /// The other side: the requester's key (run here; empty for this
+    /// node's own jobs) or the executor's key (sent).
+    pub peer: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// When it was submitted (RFC 3339).
+    pub submitted: String,
+    /// Why it failed, was cancelled or interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its signed result, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<SignedResult>,
+    /// Whether the result was a memo hit (nothing ran).
+    #[serde(default)]
+    pub memo_hit: bool,
+    /// Objects the job reads, kept by gc while it is live.
+    #[serde(default)]
+    pub inputs: Vec<Hash>,
+}
+
+/// A record table that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// redb failed.
+    #[error("the jobs table of state.redb: {0}")]
+    Db(String),
+    /// A record that does not decode (written by a newer version?).
+    #[error("a job record that does not decode: {0}")]
+    Malformed(String),
+}
+
+fn db_err(e: impl std::fmt::Display) -> RecordError {
+    RecordError::Db(e.to_string())
+}
+
+/// The job records of one node.
+#[derive(Debug, Clone)]
+pub struct Records {
+    db: Arc<Database>,
+}
+
+fn table(side: Side) -> TableDefinition<'static, &'static [u8; 32], &'static [u8]> {
+    match side {
+        Side::Run => RUN,
+        Side::Sent => SENT,
+    }
+}
+
+impl Records {
+    /// The records in `db`.
+    pub fn new(db: Arc<Database>) -> Records {
+        Records { db }
+    }
+
+    /// Writes `record` (replacing the one of its id).
+    pub fn put(&self, side: Side, record: &JobRecord) -> Result<(), RecordError> {
+        let bytes =
+            serde_json::to_vec(record).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(table(side)).map_err(db_err)?;
+            t.insert(record.id.0.as_bytes(), bytes.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Changes the record of `id` with `change`, if there is one.
+    pub fn update(
+        &self,
+        side: Side,
+        id: &JobId,
+        change: impl FnOnce(&mut JobRecord),
+    ) -> Result<Option<JobRecord>, RecordError> {
+        let Some(mut record) = self.get(side, id)? else {
+            return Ok(None);
+        };
+        change(&mut record);
+        self.put(side, &record)?;
+        Ok(Some(record))
+    }
+
+    /// The record of `id`.
+    pub fn get(&self, side: Side, id: &JobId) -> Result<Option<JobRecord>, RecordError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = match tx.open_table(table(side)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(e)),
+        };
+        match t.get(id.0.as_bytes()).map_err(db_err)? {
+            Some(v) => decode(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record of `side`.
+    pub fn all(&self, side: Side) -> Result<Vec<JobRecord>, RecordError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = match tx.open_table(table(side)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(db_err)? {
+            let (_, v) = entry.map_err(db_err)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Marks every job this node was running or had queued as
+    /// interrupted: run when the node opens, before any job can start.
+    pub fn mark_interrupted(&self) -> Result<usize, RecordError> {
+        let live: Vec<JobRecord> = self
+            .all(Side::Run)?
+            .into_iter()
+            .filter(|r| r.state.is_live())
+            .collect();
+        for mut record in live.iter().cloned() {
+            record.reason = Some(format!(
+                "interrupted: the executor stopped while the job was {}",
+                record.state.as_str()
+            ));
+            record.state = JobState::Interrupted;
+            self.put(Side::Run, &record)?;
+        }
+        Ok(live.len())
+    }
+
+    /// What gc keeps for jobs: the inputs of live jobs.
+    pub fn objects(&self) -> Result<Vec<Hash>, RecordError> {
+        Ok(self
+            .all(Side::Run)?
+            .into_iter()
+            .filter(|r| r.state.is_live())
+            .flat_map(|r| r.inputs)
+            .collect())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<JobRecord, RecordError> {
+    let record: JobRecord =
+        serde_json::from_slice(bytes).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    if record.version != RECORD_VERSION {
+        return Err(RecordError::Malformed(format!(
+            "record version {} (this build reads {RECORD_VERSION})",
+            record.version
+        )));
+    }
+    Ok(record)
+}

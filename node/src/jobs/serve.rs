@@ -1,0 +1,234 @@
+//! The executor's side of the jobs protocol ([`super::wire`]): answers
+//! `describe`, takes `submit`s from peers that hold `exec` here (pulling
+//! their inputs from them), streams output and results, and cancels.
+
+use std::sync::{Arc, Weak};
+
+use clive_cas::{Hash, NoProgress};
+use clive_trust::{Capability, PublicIdentity};
+use iroh::{
+    EndpointId,
+    endpoint::{Connection, RecvStream, SendStream},
+    protocol::{AcceptError, ProtocolHandler},
+};
+
+use super::{
+    document::{JobDoc, JobId},
+    executor::{Executor, Follow, Requester, Taken, result_objects},
+    wire::{Frame, JobEvent, JobsRequest, MAX_MESSAGE, decode_request, write_frame},
+};
+use crate::net::{fetch, shared::Shared};
+
+/// How long a peer may take to send its request.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The protocol handler of `clive/jobs/1`.
+#[derive(Debug, Clone)]
+pub struct JobsProtocol {
+    executor: Arc<Executor>,
+    shared: Weak<Shared>,
+}
+
+impl JobsProtocol {
+    /// Serves `executor` on the network layer `shared`.
+    pub(crate) fn new(executor: Arc<Executor>, shared: Weak<Shared>) -> JobsProtocol {
+        JobsProtocol { executor, shared }
+    }
+}
+
+impl ProtocolHandler for JobsProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let peer = conn.remote_id();
+        match self.shared.upgrade() {
+            Some(shared) if shared.admits(&peer) => {}
+            _ => {
+                conn.close(1u32.into(), b"not admitted");
+                return Ok(());
+            }
+        }
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.answer(peer, send, recv).await {
+                    tracing::debug!(peer = %peer.fmt_short(), "jobs stream: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+impl JobsProtocol {
+    async fn answer(
+        &self,
+        peer: EndpointId,
+        mut send: SendStream,
+        recv: RecvStream,
+    ) -> Result<(), String> {
+        let answered = self.respond(peer, &mut send, recv).await;
+        send.finish().map_err(|e| e.to_string())?;
+        // Let the last frames reach the peer before the stream is dropped.
+        send.stopped().await.ok();
+        answered
+    }
+
+    async fn respond(
+        &self,
+        peer: EndpointId,
+        send: &mut SendStream,
+        mut recv: RecvStream,
+    ) -> Result<(), String> {
+        let bytes = tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(MAX_MESSAGE))
+            .await
+            .map_err(|_| "request timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let Some(shared) = self.shared.upgrade() else {
+            return Ok(());
+        };
+        let requester = Requester::Peer(PublicIdentity::from_bytes(*peer.as_bytes()));
+        let request = match decode_request(&bytes) {
+            Ok(request) => request,
+            Err(e) => return refuse(send, e.to_string()).await,
+        };
+        if !matches!(request, JobsRequest::Describe)
+            && let Err(why) = shared.require(&peer, Capability::Exec)
+        {
+            return refuse(send, why.to_string()).await;
+        }
+        match request {
+            JobsRequest::Describe => {
+                let runs = shared.require(&peer, Capability::Exec).is_ok();
+                let offer = self.executor.offer(&requester, runs);
+                event(send, JobEvent::Offer(offer)).await?;
+            }
+            JobsRequest::Submit { doc, no_cache } => {
+                let doc = match JobDoc::decode(doc.as_bytes()) {
+                    Ok(doc) => doc,
+                    Err(e) => return refuse(send, e.to_string()).await,
+                };
+                let id = doc.id();
+                let inputs: Vec<Hash> = doc.inputs.values().map(|i| i.hash).collect();
+                let pull_shared = shared.clone();
+                let pull = Box::pin(async move {
+                    for hash in inputs {
+                        fetch::get(&pull_shared, hash, vec![peer], Arc::new(NoProgress))
+                            .await
+                            .map_err(|e| crate::api::error_chain(&e))?;
+                    }
+                    Ok(())
+                });
+                let signer = shared.signer.clone();
+                match self
+                    .executor
+                    .submit(doc, requester, no_cache, signer, Some(pull))
+                    .await
+                {
+                    Err(e) => return refuse(send, e.to_string()).await,
+                    Ok(Taken::Memo(signed)) => {
+                        event(
+                            send,
+                            JobEvent::Accepted {
+                                id: id.to_string(),
+                                memo_hit: true,
+                            },
+                        )
+                        .await?;
+                        let follow = match self.executor.follow_result(signed, 0, 0) {
+                            Ok(follow) => follow,
+                            Err(e) => return refuse(send, e.to_string()).await,
+                        };
+                        self.stream(&shared, peer, follow, send).await?;
+                    }
+                    Ok(Taken::Live) => {
+                        event(
+                            send,
+                            JobEvent::Accepted {
+                                id: id.to_string(),
+                                memo_hit: false,
+                            },
+                        )
+                        .await?;
+                        let follow = self.executor.follow(&id, 0, 0);
+                        self.stream(&shared, peer, follow, send).await?;
+                    }
+                }
+            }
+            JobsRequest::Attach {
+                id,
+                stdout_from,
+                stderr_from,
+            } => {
+                let id = match self.own_job(&requester, &id) {
+                    Ok(id) => id,
+                    Err(why) => return refuse(send, why).await,
+                };
+                let follow = self.executor.follow(&id, stdout_from, stderr_from);
+                self.stream(&shared, peer, follow, send).await?;
+            }
+            JobsRequest::Cancel { id } => {
+                let id = match self.own_job(&requester, &id) {
+                    Ok(id) => id,
+                    Err(why) => return refuse(send, why).await,
+                };
+                if self.executor.cancel(&id) {
+                    event(send, JobEvent::Cancelled).await?;
+                } else {
+                    return refuse(send, format!("job {id} is not running here")).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The id of a job `requester` submitted here.
+    fn own_job(&self, requester: &Requester, id: &str) -> Result<JobId, String> {
+        let id: JobId = id
+            .parse()
+            .map_err(|e: super::document::DocError| e.to_string())?;
+        let Requester::Peer(key) = requester else {
+            return Err("not a peer".into());
+        };
+        match self.executor.records().get(super::records::Side::Run, &id) {
+            Ok(Some(record)) if record.peer == key.openssh_line() => Ok(id),
+            Ok(_) => Err(format!("you submitted no job {id} here")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Streams `follow` to the peer; before its result, lets the peer
+    /// fetch the result's objects.
+    async fn stream(
+        &self,
+        shared: &Arc<Shared>,
+        peer: EndpointId,
+        mut follow: Follow,
+        send: &mut SendStream,
+    ) -> Result<(), String> {
+        while let Some(frame) = follow.next().await.map_err(|e| e.to_string())? {
+            if let Frame::Event(JobEvent::Done { result }) = &frame {
+                let mut objects = Vec::new();
+                for root in result_objects(result).map_err(|e| e.to_string())? {
+                    objects.extend(
+                        fetch::closure(shared, root)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                fetch::grant(shared, peer, &objects);
+            }
+            write_frame(send, &frame).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+async fn event(send: &mut SendStream, event: JobEvent) -> Result<(), String> {
+    write_frame(send, &Frame::Event(event))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn refuse(send: &mut SendStream, reason: String) -> Result<(), String> {
+    event(send, JobEvent::Refused { reason }).await?;
+    Ok(())
+}
