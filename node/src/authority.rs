@@ -42,7 +42,7 @@ pub struct CertInfo {
     pub subject: String,
     /// The subject's fingerprint.
     pub subject_fingerprint: String,
-    /// `exec,fetch,push` or a subset.
+    /// `attest,exec,fetch,push` or a subset.
     pub capabilities: String,
     /// Further links allowed.
     pub delegate: u8,

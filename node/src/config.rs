@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeError, error::ConfigError};
+use crate::{NodeError, error::ConfigError, jobs::sandbox::SandboxLevel};
 
 /// The configuration file `init` writes.
 pub const DEFAULT_CONFIG: &str = "\
@@ -23,6 +23,22 @@ pub const DEFAULT_CONFIG: &str = "\
 # bind = [\"0.0.0.0:4919\"]
 # A relay server for peers behind NAT; none is used unless set here.
 # relay = \"https://relay.example.org\"
+
+# [jobs]
+# Whether this node runs jobs for the peers it granted `exec`.
+# enabled = true
+# How many jobs run at once (default: the number of cores).
+# slots = 4
+# What this node advertises to its peers and matches `--on os=..,arch=..`
+# against; the real ones unless set (os: linux, macos, ...; arch: x86_64,
+# aarch64, ...). Features are free-form words jobs can require (`feature=gpu`).
+# os = \"linux\"
+# arch = \"x86_64\"
+# features = [\"gpu\"]
+# The least sandbox a job from another node runs under: none, landlock or
+# isolated (default: the strongest this machine can give). A job asking for
+# more than this machine can give is refused, never downgraded.
+# min_sandbox = \"landlock\"
 ";
 
 /// The node's settings.
@@ -35,6 +51,9 @@ pub struct Config {
     /// Network settings.
     #[serde(default)]
     pub net: NetConfig,
+    /// Job settings.
+    #[serde(default)]
+    pub jobs: JobsConfig,
 }
 
 /// The `[net]` section: how the node takes part in the network.
@@ -47,6 +66,48 @@ pub struct NetConfig {
     /// A relay server URL; relays are off when unset.
     #[serde(default)]
     pub relay: Option<String>,
+}
+
+/// The `[jobs]` section: whether and how this node runs jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Whether this node runs jobs for the peers it granted `exec`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How many jobs run at once; the number of cores when unset.
+    #[serde(default)]
+    pub slots: Option<u32>,
+    /// The operating system advertised; the real one when unset.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// The architecture advertised; the real one when unset.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Features advertised, free-form words jobs can require.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// The least sandbox level a job from another node runs under; the
+    /// strongest this machine can give when unset.
+    #[serde(default)]
+    pub min_sandbox: Option<SandboxLevel>,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            enabled: true,
+            slots: None,
+            os: None,
+            arch: None,
+            features: Vec::new(),
+            min_sandbox: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A configuration file larger than this is not one.

@@ -208,8 +208,9 @@ impl StoreHandle<'_> {
 
     /// The roots other than pins, the one list gc keeps and fsck checks:
     /// trust objects (which must be stored), what names point at
-    /// (published, followed, overridden; kept if stored), and transfers
-    /// under way (kept if stored).
+    /// (published, followed, overridden; kept if stored), a job result's
+    /// outputs, stdout and stderr (kept if stored), and transfers under
+    /// way (kept if stored).
     fn roots(&self) -> Result<Vec<Root>, NodeError> {
         let mut keep: Vec<Root> = self
             .node
@@ -230,6 +231,16 @@ impl StoreHandle<'_> {
                 .map(|hash| Root {
                     hash,
                     why: format!("a name pointing at {hash}"),
+                    required: false,
+                }),
+        );
+        keep.extend(
+            crate::jobs::memo::Memo::new(self.node.db().clone())
+                .referenced()?
+                .into_iter()
+                .map(|hash| Root {
+                    hash,
+                    why: format!("a job result's outputs {hash}"),
                     required: false,
                 }),
         );

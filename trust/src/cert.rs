@@ -9,7 +9,8 @@
 //! clive-cert v1
 //! issuer ssh-ed25519 AAAA...          the issuer's public key, no comment
 //! subject ssh-ed25519 AAAA...         the subject's public key, no comment
-//! capabilities exec,fetch,push        a non-empty subset, sorted, no repeats
+//! capabilities exec,fetch,push        a non-empty subset of attest,exec,fetch,push,
+//!                                     sorted, no repeats
 //! delegate 2                          how many further links may follow (0..=7)
 //! valid-from 2026-11-22T05:20:00Z     RFC 3339, UTC, to the second
 //! valid-until 2026-12-22T05:20:00Z    after valid-from
@@ -43,6 +44,9 @@ const SIG_BEGIN: &str = "-----BEGIN SSH SIGNATURE-----";
 /// One thing a certificate can allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Capability {
+    /// Results this key signs are trusted here: a job result it signed is
+    /// a memo hit as if this node had run the job.
+    Attest,
     /// Run jobs.
     Exec,
     /// Read objects.
@@ -53,11 +57,17 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in canonical order.
-    pub const ALL: [Capability; 3] = [Capability::Exec, Capability::Fetch, Capability::Push];
+    pub const ALL: [Capability; 4] = [
+        Capability::Attest,
+        Capability::Exec,
+        Capability::Fetch,
+        Capability::Push,
+    ];
 
     /// The capability's name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Capability::Attest => "attest",
             Capability::Exec => "exec",
             Capability::Fetch => "fetch",
             Capability::Push => "push",
@@ -69,6 +79,7 @@ impl Capability {
             Capability::Exec => 1,
             Capability::Fetch => 2,
             Capability::Push => 4,
+            Capability::Attest => 8,
         }
     }
 }
@@ -122,7 +133,7 @@ impl Caps {
             .filter(move |c| self.contains(*c))
     }
 
-    /// Parses `fetch,push,exec` (any order, no repeats, at least one).
+    /// Parses `fetch,push,exec,attest` (any order, no repeats, at least one).
     pub fn parse(s: &str) -> Result<Self, CertError> {
         let mut caps = Caps::default();
         for word in s.split(',').map(str::trim) {
@@ -175,7 +186,7 @@ pub enum CertError {
     #[error("malformed certificate: {0}")]
     Malformed(String),
     /// A capability name that does not exist.
-    #[error("unknown capability {0:?} (known: exec, fetch, push)")]
+    #[error("unknown capability {0:?} (known: attest, exec, fetch, push)")]
     UnknownCapability(String),
     /// The signature is missing.
     #[error("the certificate has no signature (expected it inline or in FILE.sig)")]

@@ -264,6 +264,56 @@ fn missing_capability_and_untrusted_issuer_are_explained() {
 }
 
 #[test]
+fn attest_is_a_capability_like_the_others_and_leaves_older_encodings_alone() {
+    use Capability::Attest;
+    assert_eq!("attest".parse::<Capability>().unwrap(), Attest);
+    assert_eq!(Attest.to_string(), "attest");
+    let caps = Caps::parse("push,attest,exec").unwrap();
+    assert!(caps.contains(Attest) && caps.contains(Exec) && !caps.contains(Fetch));
+    // Sorted like every set: attest first.
+    assert_eq!(caps.to_string(), "attest,exec,push");
+    assert_eq!(
+        Caps::of(&Capability::ALL).to_string(),
+        "attest,exec,fetch,push"
+    );
+    let err = Caps::parse("attest,bogus").unwrap_err();
+    assert!(
+        err.to_string().contains("known: attest, exec, fetch, push"),
+        "{err}"
+    );
+    assert!(Caps::parse("attest,attest").is_err());
+
+    // A certificate granting attest round-trips through its text.
+    let (a, b) = (signer(1), signer(2));
+    let cert = grant(&a, &b, &[Attest, Fetch], 0);
+    let text = cert.body().encode();
+    assert!(text.contains("\ncapabilities attest,fetch\n"), "{text}");
+    let again = Certificate::decode(&cert.encode()).unwrap();
+    assert_eq!(again.id(), cert.id());
+    assert!(again.body().caps.contains(Attest));
+
+    // One without attest encodes exactly as before attest existed.
+    let older = grant(&a, &b, ALL, 0).body().encode();
+    assert!(
+        older.contains("\ncapabilities exec,fetch,push\n"),
+        "{older}"
+    );
+
+    // It is checked like the others: granted, held; not granted, refused;
+    // and a link cannot add it.
+    let mut set = TrustSet::with_roots([a.public().bytes()]);
+    set.add_cert(cert);
+    set.find_chain(&b.public(), Attest, NOW).unwrap();
+    set.find_chain(&b.public(), Exec, NOW).unwrap_err();
+    let c = signer(3);
+    // (root -> k1 may delegate once, but grants exec,fetch,push only.)
+    let (mut set, certs, keys) = chain_of(2);
+    set.add_cert(certs[0].clone());
+    set.add_cert(grant(&keys[1], &c, &[Attest], 0));
+    assert!(set.find_chain(&c.public(), Attest, NOW).is_err());
+}
+
+#[test]
 fn garbage_and_oversized_input_is_refused() {
     for garbage in [&b""[..], b"hello", b"clive-cert v1\n", &[0xff; 100]] {
         assert!(Certificate::decode(garbage).is_err());

@@ -19,7 +19,7 @@ pub enum PeerRequest {
     /// Print a ticket that lets a new node join this one with the given capabilities.
     #[command(display_order = 13)]
     Invite {
-        /// Capabilities the joiner will hold: fetch, push, exec, comma-separated.
+        /// Capabilities the joiner will hold: fetch, push, exec, attest, comma-separated.
         #[arg(long = "cap", default_value = "fetch", value_name = "CAPS")]
         caps: String,
         /// How long the ticket works (1h, 7d, ...).

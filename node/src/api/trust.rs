@@ -17,7 +17,7 @@ pub enum TrustRequest {
     Grant {
         /// The subject.
         key: String,
-        /// Capabilities: fetch, push, exec, comma-separated.
+        /// Capabilities: fetch, push, exec, attest, comma-separated.
         #[arg(long = "cap", value_name = "CAPS")]
         caps: String,
         /// How long it is valid (30d, 12h, ...).
@@ -52,7 +52,7 @@ pub enum TrustRequest {
         /// The peer's KEY.
         #[arg(long)]
         peer: String,
-        /// The capability: fetch, push or exec.
+        /// The capability: fetch, push, exec or attest.
         #[arg(long)]
         cap: String,
     },

@@ -1,1 +1,191 @@
+//! The memo: signed job results by job id, and which of them may be reused.
+//!
+//! # Table `job_results` in `state.redb` (format version 1)
+//!
+//! Job id (32 bytes) -> a version byte (1) followed by the JSON of a
+//! [`SignedResult`] (`{"result":"...","signature":"..."}`). The table is
+//! created by its first write. One result is kept per job: the latest one
+//! put. Only results whose signature verifies are put.
+//!
+//! A stored result is a memo hit only when this node signed it, or when a
+//! chain from this node's roots grants its signer `attest`; any other
+//! result is kept (for `job result`) but never reused. gc keeps the
+//! objects every stored result references ([`Memo::objects`]).
 
+use std::sync::Arc;
+
+use clive_cas::Hash;
+use clive_trust::{Capability, PublicIdentity};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{
+    document::JobId,
+    result::{JobResult, MAX_RESULT_LEN, MAX_SIGNATURE_LEN, ResultError, SignedResult},
+};
+use crate::{authority::NodeTrust, error::StateError};
+
+const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("job_results");
+/// The version byte that starts every record.
+const RECORD_VERSION: u8 = 1;
+/// A record larger than this is damaged (a result's JSON string may
+/// escape every byte as `\uXXXX`).
+const MAX_RECORD_LEN: usize = 1 + 6 * MAX_RESULT_LEN + 2 * MAX_SIGNATURE_LEN + 64;
+
+/// The memo of signed job results, in `state.redb`.
+#[derive(Debug, Clone)]
+pub struct Memo {
+    db: Arc<Database>,
+}
+
+/// Why the memo cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoError {
+    /// The state database failed.
+    #[error("job results in state.redb: {0}")]
+    State(#[from] StateError),
+    /// A stored record that does not decode.
+    #[error("the stored result of job {id} is damaged: {reason}")]
+    Damaged {
+        /// The job.
+        id: JobId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A result that does not verify, refused by [`Memo::put`].
+    #[error("{0}")]
+    Result(#[from] ResultError),
+}
+
+impl Memo {
+    /// The memo kept in `db` (`state.redb`).
+    pub fn new(db: Arc<Database>) -> Memo {
+        Memo { db }
+    }
+
+    /// Keeps `signed` as the result of its job, after verifying it;
+    /// replaces what was kept for that job.
+    pub fn put(&self, signed: &SignedResult) -> Result<(), MemoError> {
+        let (result, _) = signed.verify()?;
+        let record = encode_record(signed);
+        let tx = self.db.begin_write().map_err(StateError::from)?;
+        tx.open_table(RESULTS)
+            .map_err(StateError::from)?
+            .insert(result.job.0.as_bytes(), record.as_slice())
+            .map_err(StateError::from)?;
+        tx.commit().map_err(StateError::from)?;
+        Ok(())
+    }
+
+    /// The result kept for `id`, whoever signed it (not verified again).
+    pub fn get(&self, id: &JobId) -> Result<Option<SignedResult>, MemoError> {
+        let tx = self.db.begin_read().map_err(StateError::from)?;
+        let table = match tx.open_table(RESULTS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(StateError::from(e).into()),
+        };
+        let Some(value) = table.get(id.0.as_bytes()).map_err(StateError::from)? else {
+            return Ok(None);
+        };
+        decode_record(value.value())
+            .map(Some)
+            .map_err(|reason| MemoError::Damaged { id: *id, reason })
+    }
+
+    /// A memo hit: a result for `id` signed by `me`, or by a key `trust` grants `attest`
+    /// (crate::authority::NodeTrust::holds(key_bytes, Capability::Attest)). Else None.
+    ///
+    /// A kept result that no longer verifies, or is for another job, is
+    /// no hit (and is logged).
+    pub fn hit(
+        &self,
+        id: &JobId,
+        me: &PublicIdentity,
+        trust: &NodeTrust,
+    ) -> Result<Option<(JobResult, SignedResult)>, MemoError> {
+        let signed = match self.get(id) {
+            Ok(Some(signed)) => signed,
+            Ok(None) => return Ok(None),
+            Err(e @ MemoError::Damaged { .. }) => {
+                tracing::warn!("not reusing a result: {e}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let (result, signer) = match signed.verify() {
+            Ok(verified) => verified,
+            Err(e) => {
+                tracing::warn!("not reusing the stored result of job {id}: {e}");
+                return Ok(None);
+            }
+        };
+        if result.job != *id {
+            tracing::warn!(
+                "not reusing the stored result of job {id}: it is for job {}",
+                result.job
+            );
+            return Ok(None);
+        }
+        let trusted =
+            signer.bytes() == me.bytes() || trust.holds(&signer.bytes(), Capability::Attest);
+        Ok(trusted.then_some((result, signed)))
+    }
+
+    /// Every object a stored result references (outputs, stdout, stderr): gc keeps them.
+    /// A damaged record is skipped (and logged).
+    pub fn objects(&self) -> Result<Vec<Hash>, MemoError> {
+        Ok(self.referenced()?)
+    }
+
+    /// [`Memo::objects`], failing only as the database does (for gc's roots).
+    pub(crate) fn referenced(&self) -> Result<Vec<Hash>, StateError> {
+        let tx = self.db.begin_read()?;
+        let table = match tx.open_table(RESULTS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let decoded = decode_record(value.value())
+                .and_then(|s| JobResult::decode(&s.result).map_err(|e| e.to_string()));
+            match decoded {
+                Ok(r) => out.extend([r.outputs, r.stdout, r.stderr]),
+                Err(reason) => {
+                    let id = JobId(Hash::from_bytes(*key.value()));
+                    tracing::warn!("{}", MemoError::Damaged { id, reason });
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+fn encode_record(signed: &SignedResult) -> Vec<u8> {
+    let mut record = vec![RECORD_VERSION];
+    // A verified result is UTF-8 text, so it always serializes.
+    record.extend(serde_json::to_vec(signed).expect("a verified result serializes"));
+    record
+}
+
+/// Decodes a record of the `job_results` table as stored (public for the
+/// fuzz targets); a clear error when it is damaged.
+pub fn decode_record(bytes: &[u8]) -> Result<SignedResult, String> {
+    if bytes.len() > MAX_RECORD_LEN {
+        return Err(format!("{} bytes, more than any record", bytes.len()));
+    }
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, json)) => serde_json::from_slice(json).map_err(|e| e.to_string()),
+        Some((v, _)) => Err(format!(
+            "record version {v} is not supported (only {RECORD_VERSION})"
+        )),
+        None => Err("empty record".into()),
+    }
+}
+
+#[cfg(test)]
+#[path = "memo_tests.rs"]
+mod tests;
