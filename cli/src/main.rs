@@ -35,6 +35,11 @@ use crate::{
 };
 
 fn main() -> ExitCode {
+    // The job supervisor must start before anything else (single-threaded).
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(clive_node::jobs::supervisor::ARG.as_ref()) {
+        clive_node::jobs::supervisor::main(args);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version go to standard output as usual.

@@ -1,1 +1,403 @@
+//! The Linux sandbox: Landlock rules and namespaces, applied by the
+//! supervisor ([`crate::jobs::supervisor`]) in its single-threaded child.
+//!
+//! Landlock ([`restrict`]): the job directory gets every file right (read,
+//! write, create, remove, execute); [`READ_ONLY`] paths get read and execute;
+//! [`DEVICES`] get what each device needs; nothing else is reachable. TCP
+//! bind and connect are denied (no port is allowed) where the kernel's ABI has
+//! network rules (>= 4); sending signals and connecting to abstract unix
+//! sockets outside the sandbox are denied where it has scopes (>= 6). The
+//! rights asked for are those of [`TARGET_ABI`], taken best effort on older
+//! kernels; a ruleset the kernel does not enforce at all is an error.
+//!
+//! Namespaces (`isolated`): the supervisor itself enters new user, PID and
+//! network namespaces ([`enter_namespaces`]), mapping only its own uid and
+//! gid; its first child is PID 1 of the new PID namespace and enters a new
+//! mount namespace ([`private_mounts`]) where `/proc` is a fresh procfs of
+//! that PID namespace and `/tmp` a private tmpfs. The network namespace has
+//! only a loopback interface, left down: no network at all.
 
+use std::{
+    ffi::CString,
+    io,
+    path::{Path, PathBuf},
+};
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, make_bitflags,
+};
+
+/// The Landlock ABI whose rights this code asks for (and was tested with).
+pub const TARGET_ABI: ABI = ABI::V6;
+
+/// Read-only system paths under `landlock` and `isolated` (those missing on
+/// this machine are skipped), and why each is there:
+///
+/// - `/usr`: compilers, headers, libraries and tools (merged-usr systems
+///   keep `/bin` and `/lib` here);
+/// - `/bin`, `/sbin`, `/lib`, `/lib32`, `/lib64`, `/libx32`: the same on
+///   systems that are not merged, and the dynamic loader's own path;
+/// - `/etc/alternatives`: `cc`, `c++`, `ld` are symlinks through it on Debian;
+/// - `/etc/ld.so.cache`, `/etc/ld.so.conf`, `/etc/ld.so.conf.d`: the dynamic
+///   loader's library search;
+/// - `/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`: user and group names
+///   (`ls -l`, `id`, tools that look up their own user);
+/// - `/etc/localtime`: local time for tools that print dates;
+/// - `/proc`: `/proc/self` and `/proc/cpuinfo` (loaders, `make -j`, `nproc`);
+///   other processes' memory, environment and descriptors stay closed because
+///   Landlock denies ptrace-class access outside the sandbox (under
+///   `isolated` this `/proc` shows only the job's own processes);
+/// - `/sys/devices/system/cpu`: the CPU count (`sysconf`).
+///
+/// The rest of `/etc` (keys, shadow passwords), home directories, the node's
+/// home and `/tmp` are not readable.
+pub const READ_ONLY: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+    "/proc",
+    "/sys/devices/system/cpu",
+];
+
+/// Devices a job may use: `(path, writable)`. `/dev/null`, `/dev/zero` and
+/// `/dev/full` can be opened for writing (shells redirect to `/dev/null`
+/// with `O_TRUNC`); the random devices only for reading.
+pub const DEVICES: &[(&str, bool)] = &[
+    ("/dev/null", true),
+    ("/dev/zero", true),
+    ("/dev/full", true),
+    ("/dev/random", false),
+    ("/dev/urandom", false),
+];
+
+/// The size limit of the private `/tmp` under `isolated`.
+pub const TMP_SIZE: &str = "512m";
+
+/// Errors setting up the Linux sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum LinuxError {
+    /// The job directory (or another writable path) could not be opened.
+    #[error("cannot open {path} for the landlock rules: {source}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: landlock::PathFdError,
+    },
+    /// The kernel refused the ruleset.
+    #[error("landlock: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+    /// The kernel has no Landlock (or it is disabled): nothing was enforced.
+    #[error("landlock is not enforced by this kernel")]
+    NotEnforced,
+    /// A namespace or mount step failed.
+    #[error("{what}: {source}")]
+    Namespace {
+        /// The step.
+        what: &'static str,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+/// The Landlock ABI of the running kernel, or `None` when it has none.
+///
+/// Asked of the kernel directly (`landlock_create_ruleset` with the version
+/// flag): the `landlock` crate keeps its own probe private.
+pub fn landlock_abi() -> Option<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute pointer, size 0 and the version flag the
+    // call only returns the ABI version (or fails); it touches no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (v > 0).then(|| i32::try_from(v).unwrap_or(i32::MAX))
+}
+
+/// Restricts the calling thread (and what it executes) to the job directory
+/// `root`, the extra writable paths, [`READ_ONLY`] and [`DEVICES`], and
+/// denies TCP bind/connect. Call it in the single-threaded job process,
+/// right before `exec`.
+pub fn restrict(root: &Path, writable: &[&Path]) -> Result<(), LinuxError> {
+    let abi = TARGET_ABI;
+    let all = AccessFs::from_all(abi);
+    let read = AccessFs::from_read(abi);
+    let file_read: BitFlags<AccessFs> = make_bitflags!(AccessFs::{ReadFile});
+    let file_rw: BitFlags<AccessFs> =
+        make_bitflags!(AccessFs::{ReadFile | WriteFile | Truncate | IoctlDev});
+
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)?
+        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
+        .scope(Scope::from_all(abi))?
+        .create()?;
+    for path in std::iter::once(root).chain(writable.iter().copied()) {
+        let fd = PathFd::new(path).map_err(|source| LinuxError::Path {
+            path: path.to_owned(),
+            source,
+        })?;
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, all))?;
+    }
+    for path in READ_ONLY {
+        // A path this system does not have is simply not granted.
+        if let Ok(fd) = PathFd::new(path) {
+            let access = if Path::new(path).is_dir() {
+                read
+            } else {
+                file_read
+            };
+            ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
+        }
+    }
+    for (path, writable) in DEVICES {
+        if let Ok(fd) = PathFd::new(path) {
+            let access = if *writable { file_rw } else { file_read };
+            ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
+        }
+    }
+    let status = ruleset.restrict_self()?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(LinuxError::NotEnforced);
+    }
+    Ok(())
+}
+
+fn check(what: &'static str, ret: libc::c_int) -> Result<(), LinuxError> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(LinuxError::Namespace {
+            what,
+            source: io::Error::last_os_error(),
+        })
+    }
+}
+
+fn write_proc(what: &'static str, path: &str, text: &str) -> Result<(), LinuxError> {
+    std::fs::write(path, text).map_err(|source| LinuxError::Namespace { what, source })
+}
+
+/// Moves the calling (single-threaded) process into new user, PID and
+/// network namespaces, mapping only its own uid and gid to themselves. Its
+/// next child is PID 1 of the new PID namespace.
+pub fn enter_namespaces() -> Result<(), LinuxError> {
+    // SAFETY: plain system calls without pointers.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // SAFETY: unshare takes only flags.
+    let ret =
+        unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNET) };
+    check("unshare(user, pid, net)", ret)?;
+    write_proc("deny setgroups", "/proc/self/setgroups", "deny")?;
+    write_proc("uid_map", "/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
+    write_proc("gid_map", "/proc/self/gid_map", &format!("{gid} {gid} 1\n"))?;
+    Ok(())
+}
+
+fn mount(
+    what: &'static str,
+    source: &std::ffi::CStr,
+    target: &std::ffi::CStr,
+    fstype: Option<&std::ffi::CStr>,
+    flags: libc::c_ulong,
+    data: Option<&std::ffi::CStr>,
+) -> Result<(), LinuxError> {
+    // SAFETY: every pointer is a valid NUL-terminated string or null.
+    let ret = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            data.map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+        )
+    };
+    check(what, ret)
+}
+
+/// In PID 1 of the new PID namespace: a new mount namespace, private mounts,
+/// a fresh `/proc` for the new PID namespace and a private tmpfs on `/tmp`.
+/// When the tmpfs hides the job directory `root` (a job directory under
+/// `/tmp`), `root` is bound back at the same path inside it, so the job
+/// sees its directory where the executor put it.
+pub fn private_mounts(root: &Path) -> Result<(), LinuxError> {
+    use std::os::{fd::AsRawFd, unix::fs::MetadataExt};
+    let ns = |what: &'static str| move |source: io::Error| LinuxError::Namespace { what, source };
+    // SAFETY: unshare takes only flags.
+    check("unshare(mount)", unsafe {
+        libc::unshare(libc::CLONE_NEWNS)
+    })?;
+    mount(
+        "make mounts private",
+        c"none",
+        c"/",
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    mount(
+        "mount /proc",
+        c"proc",
+        c"/proc",
+        Some(c"proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    let before = std::fs::metadata(root).map_err(ns("the job directory"))?;
+    let keep = std::fs::File::open(root).map_err(ns("opening the job directory"))?;
+    let data =
+        CString::new(format!("size={TMP_SIZE},mode=1777")).map_err(|_| LinuxError::Namespace {
+            what: "tmpfs options",
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+    mount(
+        "mount /tmp",
+        c"tmpfs",
+        c"/tmp",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&data),
+    )?;
+    let same = std::fs::metadata(root)
+        .is_ok_and(|now| (now.dev(), now.ino()) == (before.dev(), before.ino()));
+    if !same {
+        std::fs::create_dir_all(root).map_err(ns("the job directory's path in /tmp"))?;
+        let source = CString::new(format!("/proc/self/fd/{}", keep.as_raw_fd())).map_err(|_| {
+            LinuxError::Namespace {
+                what: "bind source",
+                source: io::Error::from(io::ErrorKind::InvalidInput),
+            }
+        })?;
+        let target = CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| {
+            LinuxError::Namespace {
+                what: "the job directory's path",
+                source: io::Error::from(io::ErrorKind::InvalidInput),
+            }
+        })?;
+        mount(
+            "bind the job directory",
+            &source,
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether new user, PID, network and mount namespaces with a fresh
+/// `/proc` and `/tmp` can be made here: tried in a forked child.
+pub fn namespaces_work() -> bool {
+    let setgroups = c"/proc/self/setgroups";
+    let uid_map = c"/proc/self/uid_map";
+    let gid_map = c"/proc/self/gid_map";
+    // SAFETY: plain system calls without pointers.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let uid_line = format!("{uid} {uid} 1\n");
+    let gid_line = format!("{gid} {gid} 1\n");
+    let tmp_data = format!("size={TMP_SIZE},mode=1777\0");
+
+    fn write_all(path: &std::ffi::CStr, bytes: &[u8]) -> bool {
+        // SAFETY: async-signal-safe calls on a valid path and buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return false;
+            }
+            let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+            libc::close(fd);
+            n == bytes.len() as isize
+        }
+    }
+
+    // SAFETY: the child (of a possibly multi-threaded process) only makes
+    // async-signal-safe system calls on memory prepared before the fork,
+    // and leaves with `_exit`.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return false;
+        }
+        if pid == 0 {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNET) != 0 {
+                libc::_exit(10);
+            }
+            if !write_all(setgroups, b"deny")
+                || !write_all(uid_map, uid_line.as_bytes())
+                || !write_all(gid_map, gid_line.as_bytes())
+            {
+                libc::_exit(11);
+            }
+            let init = libc::fork();
+            if init < 0 {
+                libc::_exit(12);
+            }
+            if init == 0 {
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        c"none".as_ptr(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                    || libc::mount(
+                        c"proc".as_ptr(),
+                        c"/proc".as_ptr(),
+                        c"proc".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        std::ptr::null(),
+                    ) != 0
+                    || libc::mount(
+                        c"tmpfs".as_ptr(),
+                        c"/tmp".as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        tmp_data.as_ptr().cast(),
+                    ) != 0
+                {
+                    libc::_exit(13);
+                }
+                libc::_exit(0);
+            }
+            let mut status = 0;
+            if libc::waitpid(init, &mut status, 0) != init
+                || !libc::WIFEXITED(status)
+                || libc::WEXITSTATUS(status) != 0
+            {
+                libc::_exit(14);
+            }
+            libc::_exit(0);
+        }
+        let mut status = 0;
+        loop {
+            let r = libc::waitpid(pid, &mut status, 0);
+            if r == pid {
+                break;
+            }
+            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return false;
+            }
+        }
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    }
+}

@@ -1,10 +1,28 @@
 //! Sandbox levels and what this machine can give.
+//!
+//! Levels, ordered `none < landlock < isolated`:
+//!
+//! - `none`: a fresh job directory, exactly the job's environment, stdin
+//!   `/dev/null`, its own session; the whole process tree is killed at the end.
+//! - `landlock` (Linux): `none`, plus a Landlock ruleset: writes only inside
+//!   the job directory, reads only it and the read-only system paths a C
+//!   toolchain needs ([`linux::READ_ONLY`]), TCP bind/connect denied where the
+//!   kernel's ABI has network rules (ABI >= 4), signals and abstract unix
+//!   sockets scoped to the job where it has scopes (ABI >= 6). On macOS the
+//!   same level is a generated `sandbox-exec` profile ([`macos::profile`]).
+//! - `isolated` (Linux): `landlock`, plus new user, mount, PID and network
+//!   namespaces: no network at all (the new network namespace has only a
+//!   loopback that is down), a fresh `/proc` showing only the job's processes,
+//!   a private writable `/tmp` (a tmpfs of [`linux::TMP_SIZE`]).
+//!
+//! A level this machine cannot give is not in [`available`], and
+//! [`crate::jobs::process::run`] refuses it: never a silent downgrade.
 
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod macos;
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, sync::OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,13 +32,12 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxLevel {
-    /// A fresh directory and a cleared environment, nothing more.
+    /// A fresh directory and exactly the job's environment; no confinement.
     #[default]
     None,
-    /// Also Landlock rules: writes only in the job directory, reads only it
-    /// and read-only system paths, TCP denied where the kernel's ABI has it.
+    /// Writes only in the job directory, reads only it and system paths, no TCP.
     Landlock,
-    /// Also new user, mount, PID and network namespaces.
+    /// Landlock, plus user, mount, PID and network namespaces.
     Isolated,
 }
 
@@ -32,7 +49,7 @@ impl SandboxLevel {
         SandboxLevel::Isolated,
     ];
 
-    /// The level's name, as documents and the command line spell it.
+    /// The level's name as documents, flags and configuration spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             SandboxLevel::None => "none",
@@ -42,24 +59,92 @@ impl SandboxLevel {
     }
 }
 
-/// A sandbox level name that is none of the three.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown sandbox level {0:?} (known: none, landlock, isolated)")]
-pub struct UnknownSandboxLevel(pub String);
-
-impl FromStr for SandboxLevel {
-    type Err = UnknownSandboxLevel;
-
-    fn from_str(s: &str) -> Result<Self, UnknownSandboxLevel> {
-        SandboxLevel::ALL
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| UnknownSandboxLevel(s.chars().take(40).collect()))
+impl fmt::Display for SandboxLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-impl fmt::Display for SandboxLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+/// A sandbox level name that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sandbox level `{0}`: expected none, landlock or isolated")]
+pub struct UnknownLevel(pub String);
+
+impl FromStr for SandboxLevel {
+    type Err = UnknownLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SandboxLevel::ALL
+            .into_iter()
+            .find(|level| level.as_str() == s)
+            .ok_or_else(|| UnknownLevel(s.to_owned()))
+    }
+}
+
+/// The levels this machine can give, weakest first, probed once (cached).
+///
+/// Linux: `none`; `landlock` when the kernel has Landlock (any ABI: file
+/// rules; TCP rules only where ABI >= 4); `isolated` when Landlock is there
+/// and a user, mount, PID and network namespace with a fresh `/proc` can be
+/// made (probed by doing it in a forked child). macOS: `none` and `landlock`
+/// (the `sandbox-exec` profile). Elsewhere: `none`.
+pub fn available() -> &'static [SandboxLevel] {
+    static LEVELS: OnceLock<Vec<SandboxLevel>> = OnceLock::new();
+    LEVELS.get_or_init(probe)
+}
+
+/// The strongest level in [`available`].
+pub fn strongest() -> SandboxLevel {
+    available().last().copied().unwrap_or(SandboxLevel::None)
+}
+
+#[cfg(target_os = "linux")]
+fn probe() -> Vec<SandboxLevel> {
+    let mut levels = vec![SandboxLevel::None];
+    if linux::landlock_abi().is_some() {
+        levels.push(SandboxLevel::Landlock);
+        if linux::namespaces_work() {
+            levels.push(SandboxLevel::Isolated);
+        }
+    }
+    levels
+}
+
+#[cfg(target_os = "macos")]
+fn probe() -> Vec<SandboxLevel> {
+    vec![SandboxLevel::None, SandboxLevel::Landlock]
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn probe() -> Vec<SandboxLevel> {
+    vec![SandboxLevel::None]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_print_and_order() {
+        for level in SandboxLevel::ALL {
+            assert_eq!(level.as_str().parse::<SandboxLevel>(), Ok(level));
+            assert_eq!(level.to_string(), level.as_str());
+            assert_eq!(
+                serde_json::to_string(&level).unwrap(),
+                format!("\"{}\"", level.as_str())
+            );
+        }
+        assert!(SandboxLevel::None < SandboxLevel::Landlock);
+        assert!(SandboxLevel::Landlock < SandboxLevel::Isolated);
+        let err = "jail".parse::<SandboxLevel>().unwrap_err().to_string();
+        assert!(err.contains("none, landlock or isolated"), "{err}");
+    }
+
+    #[test]
+    fn available_starts_with_none_and_ascends() {
+        let levels = available();
+        assert_eq!(levels.first(), Some(&SandboxLevel::None));
+        assert!(levels.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(strongest(), *levels.last().unwrap());
     }
 }
