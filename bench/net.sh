@@ -42,8 +42,8 @@ esac
 [ $# -le 1 ] || { usage >&2; exit 2; }
 STEP_LIMIT=${STEP_LIMIT:-900} # seconds any one step may take before the run fails
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "net.sh: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 scripts/install-bench-deps
 
@@ -66,88 +66,7 @@ fi
 WORK=$(mktemp -d "$PWD/target/bench-net.XXXXXX")
 case "$WORK" in *[[:space:]]*) die "scratch path has whitespace: $WORK" ;; esac
 
-# --- processes this script started, and cleanup -------------------------------
-SSHD_PID=
-SLEEPER_PID=  # the time limit of the command being timed
-FG_PID=       # the command being timed
-FG_CMD=
-declare -A NODE_PID=() # home -> daemon pid
-
-cleanup() {
-  local rc=$? pid pids=() _
-  trap - EXIT INT TERM
-  [ -z "$FG_PID" ] || kill -TERM -- "-$FG_PID" 2>/dev/null || true
-  [ -z "$FG_PID" ] || pids+=("$FG_PID")
-  [ -z "$SLEEPER_PID" ] || pids+=("$SLEEPER_PID")
-  [ -z "$SSHD_PID" ] || pids+=("$SSHD_PID")
-  for pid in "${NODE_PID[@]}"; do pids+=("$pid"); done
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "net.sh: interrupted"; exit 130' INT
-trap 'log "net.sh: terminated"; exit 143' TERM
-
-# --- running and timing commands ----------------------------------------------
-# run CMD...: runs CMD (stdin /dev/null, stdout in $WORK/cmd.out), bounded by
-# STEP_LIMIT; on failure shows what failed and its stderr, and exits 1.
-run() {
-  local rc=0
-  timeout "$STEP_LIMIT" "$@" </dev/null >"$WORK/cmd.out" 2>"$WORK/cmd.err" || rc=$?
-  [ "$rc" = 0 ] || fail "$rc" "$*"
-}
-fail() { # fail RC CMD
-  if [ "$1" = 124 ]; then log "net.sh: timed out after ${STEP_LIMIT} s: $2"
-  else log "net.sh: failed (exit $1): $2"; fi
-  tail -n 20 "$WORK/cmd.err" | sed 's/^/  | /' >&2
-  exit 1
-}
-
-# timed VAR CMD...: runs CMD as run does, and sets VAR to its wall time in
-# seconds. No wrapper process runs between the two clock readings: the time
-# limit is a sleep started beforehand, raced with `wait -n`. CMD runs in its
-# own process group (set -m), so that everything it started can be killed.
-timed() {
-  local var=$1 rc=0 t0 t1 done_pid sleeper us
-  shift
-  sleep "$STEP_LIMIT" &
-  sleeper=$!
-  SLEEPER_PID=$sleeper
-  FG_CMD="$*"
-  set -m
-  t0=$EPOCHREALTIME
-  "$@" </dev/null >"$WORK/cmd.out" 2>"$WORK/cmd.err" &
-  FG_PID=$!
-  wait -n -p done_pid "$FG_PID" "$sleeper" || rc=$?
-  t1=$EPOCHREALTIME
-  set +m
-  if [ "$done_pid" = "$sleeper" ]; then
-    kill -TERM -- "-$FG_PID" 2>/dev/null || true
-    wait "$FG_PID" 2>/dev/null || true
-    FG_PID=
-    kill "$sleeper" 2>/dev/null || true
-    SLEEPER_PID=
-    fail 124 "$FG_CMD"
-  fi
-  kill "$sleeper" 2>/dev/null || true
-  wait "$sleeper" 2>/dev/null || true
-  SLEEPER_PID=
-  FG_PID=
-  [ "$rc" = 0 ] || fail "$rc" "$FG_CMD"
-  us=$((${t1/./} - ${t0/./}))
-  printf -v "$var" '%d.%06d' $((us / 1000000)) $((us % 1000000))
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-maximum() { printf '%s\n' "$@" | sort -g | tail -n1; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPR
-sec() { calc %.3f "$1"; }
-ms() { calc %.1f "$1 * 1000"; }
+bench_traps
 
 DROP=0
 if [ "${DROP_CACHES:-1}" != 0 ] && sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
@@ -180,49 +99,6 @@ BIG_BYTES=$((BIG_MIB * 1024 * 1024))
 TREE_BYTES=$((FILES * 4096))
 
 # --- clive-node: nodes on loopback ---------------------------------------------
-# clive ARGS...: runs clive-node with ARGS, as run does.
-clive() { run "$BIN" "$@"; }
-
-# new_node HOME: a new node home whose daemon will listen on 127.0.0.1 only.
-new_node() {
-  clive --home "$1" init
-  printf '[net]\nbind = ["127.0.0.1:0"]\n' >"$1/config.toml"
-}
-
-# start_node HOME: starts its daemon in the background (pid in NODE_PID[HOME],
-# output in HOME.log) and waits until it answers on 127.0.0.1 only.
-start_node() {
-  local h=$1 pid addrs
-  "$BIN" --home "$h" start --bind 127.0.0.1:0 </dev/null >"$h.log" 2>&1 &
-  pid=$!
-  NODE_PID[$h]=$pid
-  if ! timeout 30 "$BIN" --home "$h" status --wait 10s </dev/null >"$WORK/cmd.out" 2>"$WORK/cmd.err"; then
-    log "net.sh: the daemon of $h did not come up ($BIN --home $h start --bind 127.0.0.1:0)"
-    if ! kill -0 "$pid" 2>/dev/null; then log "  it exited; its output:"; sed 's/^/  | /' "$h.log" | tail -n 20 >&2; fi
-    log "  status --wait 10s said:"
-    tail -n 20 "$WORK/cmd.err" | sed 's/^/  | /' >&2
-    exit 1
-  fi
-  kill -0 "$pid" 2>/dev/null || die "the daemon of $h exited after answering; start must stay in the foreground"
-  clive --home "$h" --json status
-  [ "$(jq -r .running "$WORK/cmd.out")" = true ] || die "status of $h says it is not running: $(cat "$WORK/cmd.out")"
-  addrs=$(jq -r '.addrs[]' "$WORK/cmd.out")
-  [ -n "$addrs" ] || die "status of $h lists no listening address"
-  if grep -qv '^127\.0\.0\.1:' <<<"$addrs"; then
-    die "the daemon of $h listens beyond 127.0.0.1: $(tr '\n' ' ' <<<"$addrs")"
-  fi
-}
-
-# stop_node HOME: stops its daemon and waits (bounded) for it to exit.
-stop_node() {
-  local h=$1 pid=${NODE_PID[$1]} _
-  clive --home "$h" stop
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  ! kill -0 "$pid" 2>/dev/null || die "the daemon of $h still runs 10 s after stop"
-  wait "$pid" 2>/dev/null || true
-  unset "NODE_PID[$h]"
-}
-
 # pair HOME: HOME joins node A with a one-use invite.
 pair() {
   local ticket
@@ -241,11 +117,6 @@ check_received() {
   got=$(jq -r 'if type == "array" then .[0] else . end | .bytes_received' "$WORK/cmd.out")
   [ "$got" -ge "$1" ] 2>/dev/null || die "get received ${got} bytes over the network, expected at least $1"
 }
-
-HWM_RESET=0
-# reset_hwm PID: restart the peak-RSS count of PID where the kernel allows.
-reset_hwm() { if [ "$HWM_RESET" = 1 ]; then echo 5 >"/proc/$1/clear_refs"; fi; }
-hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
 # Node A holds everything; it is set up first so that a missing network layer
 # fails the run before minutes of baselines.
@@ -275,77 +146,7 @@ start_node "$S"
 pair "$S"
 
 # --- sshd on 127.0.0.1 -----------------------------------------------------------
-SSH=$WORK/ssh
-mkdir -m 700 "$SSH"
-ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$SSH/host_key"
-ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$SSH/client_key"
-cp "$SSH/client_key.pub" "$SSH/authorized_keys"
-# Privilege separation directory sshd insists on when run as root.
-if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd && chmod 755 /run/sshd; fi
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-PORT=
-for attempt in 1 2 3 4 5; do
-  port=$(free_port)
-  # SetEnv SHLVL=1: bash sources ~/.bashrc for commands run by sshd only at
-  # shell level 1, so this keeps this machine's rc files (root's runs
-  # `pyenv init`, about 0.17 s) out of the ssh and rsync figures.
-  cat >"$SSH/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $SSH/host_key
-AuthorizedKeysFile $SSH/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PidFile none
-UseDNS no
-PrintMotd no
-SetEnv SHLVL=1
-EOF
-  cat >"$SSH/config" <<EOF
-Host *
-  User $(id -un)
-  IdentityFile $SSH/client_key
-  IdentitiesOnly yes
-  StrictHostKeyChecking no
-  UserKnownHostsFile $SSH/known_hosts
-  BatchMode yes
-  ConnectTimeout 10
-  LogLevel ERROR
-EOF
-  run /usr/sbin/sshd -t -f "$SSH/sshd_config"
-  /usr/sbin/sshd -D -e -f "$SSH/sshd_config" </dev/null >"$SSH/sshd.log" 2>&1 &
-  SSHD_PID=$!
-  for _ in $(seq 50); do
-    grep -q 'Server listening on 127.0.0.1' "$SSH/sshd.log" && break
-    kill -0 "$SSHD_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if grep -q 'Server listening on 127.0.0.1' "$SSH/sshd.log" && kill -0 "$SSHD_PID" 2>/dev/null; then
-    PORT=$port
-    break
-  fi
-  kill "$SSHD_PID" 2>/dev/null || true
-  wait "$SSHD_PID" 2>/dev/null || true
-  SSHD_PID=
-  log "sshd did not start on 127.0.0.1:$port (attempt $attempt):"
-  sed 's/^/  | /' "$SSH/sshd.log" >&2
-done
-[ -n "$PORT" ] || die "could not start sshd on 127.0.0.1"
-SSH_E="ssh -F $SSH/config -p $PORT" # for rsync -e
-SSH_CMD=(ssh -F "$SSH/config" -p "$PORT")
-run "${SSH_CMD[@]}" -v 127.0.0.1 true
-SSH_ALGS=$(sed -n -e 's/.*kex: algorithm: \(.*\)/kex \1/p' \
-  -e 's/.*kex: server->client cipher: \([^ ]*\).*/cipher \1/p' "$WORK/cmd.err" | paste -sd, - | sed 's/,/, /g')
-SSH_VERSION=$(ssh -V 2>&1 | cut -d, -f1)
-log "sshd listening on 127.0.0.1:$PORT ($SSH_VERSION, $SSH_ALGS)"
+start_sshd
 
 # --- baselines: rsync and ssh -------------------------------------------------------
 OUT=$WORK/out
