@@ -136,7 +136,23 @@ const SERVICES: &[Service] = &[
         name: "re-signer",
         start: start_resigner,
     },
+    Service {
+        name: "executor",
+        start: start_executor,
+    },
 ];
+
+/// The executor runs jobs as they come (its tasks start with each job);
+/// stopping it kills the jobs under way, whose records then say
+/// interrupted, and waits until each has recorded its end.
+fn start_executor(node: &Arc<Node>) -> Result<Running, NodeError> {
+    let executor = node.executor().clone();
+    Ok(Running::stopped_by("executor", move || {
+        vec![n0_future::task::AbortOnDropHandle::new(tokio::spawn(
+            async move { executor.stop_all().await },
+        ))]
+    }))
+}
 
 fn online(node: &Node) -> Result<Arc<crate::net::Net>, NodeError> {
     node.net

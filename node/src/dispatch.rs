@@ -38,7 +38,7 @@ use crate::{
         result::{JobResult, SignedResult},
         wire::{Frame, JobEvent, JobsRequest},
     },
-    net::{fetch, lock, shared::Shared},
+    net::{fetch, shared::Shared},
 };
 
 /// The jobs of a node.
@@ -130,24 +130,7 @@ impl JobsHandle<'_> {
             };
             inputs.insert(mount.clone(), input);
         }
-        let platform = match &spec.on {
-            Some(Target::Platform(requirements)) => requirements.clone(),
-            _ => Requirements::default(),
-        };
-        let doc = JobDoc {
-            version: crate::jobs::document::JOB_VERSION,
-            argv: spec.argv.clone(),
-            env: spec.env.clone(),
-            inputs,
-            workdir: spec.workdir.clone(),
-            platform,
-            timeout_ms: spec.timeout.as_millis() as u64,
-            outputs: spec.outputs.clone(),
-            limits: spec.limits.clone(),
-            sandbox: spec.sandbox.unwrap_or_default(),
-        };
-        doc.validate().map_err(JobError::from)?;
-        Ok(doc)
+        Ok(spec.doc(inputs).map_err(JobError::from)?)
     }
 
     /// Runs `doc` where `target` says (here when `None`), streaming its
@@ -264,7 +247,11 @@ impl JobsHandle<'_> {
             let key = self.node.trust().resolve_key(key)?;
             return Ok(crate::net::endpoint_id(&key.bytes())?);
         }
-        let peers: Vec<EndpointId> = lock(&shared.conns).keys().copied().collect();
+        let peers: Vec<EndpointId> = crate::net::state::peers(&shared.db)
+            .map_err(NodeError::from)?
+            .into_iter()
+            .filter_map(|(id, _)| EndpointId::from_bytes(&id).ok())
+            .collect();
         let asked = futures_join_all(shared, peers).await;
         let mut offers = Vec::new();
         let mut seen = Vec::new();
@@ -307,12 +294,12 @@ impl JobsHandle<'_> {
             unmet.join(",")
         };
         let asked = if seen.is_empty() {
-            "no peer is connected".to_owned()
+            "this node knows no peer: join one with `clive-node join`".to_owned()
         } else {
             format!("asked: {}", seen.join("; "))
         };
         Err(JobError::NoMatch(format!(
-            "no connected peer that runs jobs for this node meets {what} ({asked})"
+            "no known peer that runs jobs for this node meets {what} ({asked})"
         ))
         .into())
     }

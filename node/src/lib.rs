@@ -3,8 +3,8 @@
 //! A [`Node`] owns a [`Home`] (its key, configuration, store and state) and
 //! offers the API the command-line tool is a thin client of, one handle per
 //! concern: [`Node::store`], [`Node::trust`], [`Node::peers`],
-//! [`Node::names`]. The daemon ([`daemon`]) runs the node on the network
-//! with its background services.
+//! [`Node::names`], [`Node::jobs`] (whose engine is [`jobs`]). The daemon
+//! ([`daemon`]) runs the node on the network with its background services.
 
 pub mod api;
 pub mod authority;

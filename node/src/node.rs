@@ -253,7 +253,7 @@ impl Node {
 
     /// Flushes and stops the store. The home is released when the node drops.
     pub async fn close(self) -> Result<(), NodeError> {
-        self.executor.stop_all();
+        self.executor.stop_all().await;
         self.stop_net().await;
         self.store.shutdown().await?;
         let db = self.db.clone();

@@ -209,8 +209,8 @@ impl StoreHandle<'_> {
     /// The roots other than pins, the one list gc keeps and fsck checks:
     /// trust objects (which must be stored), what names point at
     /// (published, followed, overridden; kept if stored), a job result's
-    /// outputs, stdout and stderr (kept if stored), and transfers under
-    /// way (kept if stored).
+    /// outputs, stdout and stderr (kept if stored), the inputs of jobs
+    /// under way (kept if stored), and transfers under way (kept if stored).
     fn roots(&self) -> Result<Vec<Root>, NodeError> {
         let mut keep: Vec<Root> = self
             .node
@@ -241,6 +241,19 @@ impl StoreHandle<'_> {
                 .map(|hash| Root {
                     hash,
                     why: format!("a job result's outputs {hash}"),
+                    required: false,
+                }),
+        );
+        keep.extend(
+            self.node
+                .executor()
+                .records()
+                .objects()
+                .map_err(crate::jobs::JobError::from)?
+                .into_iter()
+                .map(|hash| Root {
+                    hash,
+                    why: format!("an input of a job under way {hash}"),
                     required: false,
                 }),
         );

@@ -10,8 +10,9 @@
 //!
 //! Requests are grouped by concern, one enum and its handler per file:
 //! [`store`] (add, cat, ls, export, pins, gc, fsck), [`trust`]
-//! (certificates, roots), [`peers`] (invites, the peer table, get, push)
-//! and [`names`] (zones and signed names). Arguments naming an object are
+//! (certificates, roots), [`peers`] (invites, the peer table, get, push),
+//! [`names`] (zones and signed names) and [`jobs`] (`exec` and the `job`
+//! commands). Arguments naming an object are
 //! OBJECTs ([`crate::object`]).
 //!
 //! A request travels inside a [`Call`], which says where it was made (the
@@ -22,7 +23,8 @@
 //! serves it.
 //!
 //! Each concern's file holds its request enum, its reply enum
-//! ([`StoreReply`], [`TrustReply`], [`PeerReply`], [`NameReply`]; the
+//! ([`StoreReply`], [`TrustReply`], [`PeerReply`], [`NameReply`],
+//! [`JobReply`]; the
 //! top-level commands answer with a [`NodeReply`]) and its handler;
 //! [`Reply`] wraps the concern's reply. What every handler takes and may
 //! fail with ([`CallContext`], the client, [`ApiError`]) lives in

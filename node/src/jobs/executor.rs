@@ -40,6 +40,9 @@ use super::{
 };
 use crate::{authority::NodeTrust, config::JobsConfig};
 
+/// How long closing the node waits for the jobs it stops.
+pub const STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// Who asked for a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requester {
@@ -99,6 +102,7 @@ pub struct Executor {
     live: Mutex<HashMap<JobId, Arc<Live>>>,
     queued: AtomicU32,
     running: AtomicU32,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Executor {
@@ -166,6 +170,7 @@ impl Executor {
             live: Mutex::new(HashMap::new()),
             queued: AtomicU32::new(0),
             running: AtomicU32::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -260,6 +265,10 @@ impl Executor {
             return Ok(Taken::Live);
         }
         let run_dir = self.dir.join("run").join(id.to_string());
+        // What an earlier run of this job left (a crash) is not this run's.
+        if run_dir.exists() {
+            stage::remove(&run_dir)?;
+        }
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| JobError::io(format!("creating {}", run_dir.display()), e))?;
         let (logs_tx, logs_rx) = watch::channel(LogLen::default());
@@ -319,16 +328,22 @@ impl Executor {
                 Ending::Done(signed) => Some(signed.clone()),
                 Ending::Failed(_) => None,
             };
-            let cancelled = result
-                .as_ref()
-                .and_then(|s| s.verify().ok())
-                .is_some_and(|(r, _)| r.cancelled);
+            let cancel_asked = *live.cancel.borrow();
+            let state = if this.stopping.load(Ordering::Relaxed) && cancel_asked {
+                JobState::Interrupted
+            } else if cancel_asked {
+                JobState::Cancelled
+            } else {
+                state
+            };
+            let reason = match state {
+                JobState::Interrupted => {
+                    Some("interrupted: the executor stopped while the job ran".to_owned())
+                }
+                _ => reason,
+            };
             if let Err(e) = this.records.update(Side::Run, &id, |r| {
-                r.state = if cancelled {
-                    JobState::Cancelled
-                } else {
-                    state
-                };
+                r.state = state;
                 r.reason = reason;
                 r.result = result;
             }) {
@@ -424,11 +439,17 @@ impl Executor {
         Ok([stdout.to_vec(), stderr.to_vec()])
     }
 
-    /// Stops every job under way (the daemon is stopping): their records
-    /// say interrupted when the node opens again.
-    pub fn stop_all(&self) {
+    /// Stops every job under way (the node is closing): their process
+    /// trees are killed and their records say interrupted. Waits (at most
+    /// [`STOP_WAIT`]) until each has recorded its end.
+    pub async fn stop_all(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for live in lock(&self.live).values() {
             live.cancel.send_replace(true);
+        }
+        let until = tokio::time::Instant::now() + STOP_WAIT;
+        while !lock(&self.live).is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -465,6 +486,7 @@ impl Executor {
             cancel,
             run_dir,
         } = run;
+        let queued = Counted(&self.queued);
         if let Some(pull) = pull {
             pull.await.map_err(JobError::Inputs)?;
         }
@@ -474,10 +496,10 @@ impl Executor {
             .acquire_owned()
             .await
             .map_err(|_| JobError::Refused("the executor is stopping".into()))?;
+        drop(queued);
         if *cancel.borrow() {
             return Err(JobError::Refused("cancelled before it started".into()));
         }
-        self.queued.fetch_sub(1, Ordering::Relaxed);
         self.running.fetch_add(1, Ordering::Relaxed);
         let _running = Counted(&self.running);
         self.records

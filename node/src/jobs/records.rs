@@ -209,14 +209,18 @@ impl Records {
         Ok(live.len())
     }
 
-    /// What gc keeps for jobs: the inputs of live jobs.
+    /// What gc keeps for jobs: the inputs of jobs under way, here or sent.
     pub fn objects(&self) -> Result<Vec<Hash>, RecordError> {
-        Ok(self
-            .all(Side::Run)?
-            .into_iter()
-            .filter(|r| r.state.is_live())
-            .flat_map(|r| r.inputs)
-            .collect())
+        let mut out = Vec::new();
+        for side in [Side::Run, Side::Sent] {
+            out.extend(
+                self.all(side)?
+                    .into_iter()
+                    .filter(|r| r.state.is_live())
+                    .flat_map(|r| r.inputs),
+            );
+        }
+        Ok(out)
     }
 }
 
