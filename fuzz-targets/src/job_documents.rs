@@ -5,8 +5,15 @@ use clive_node::jobs::{
     jobfile::JobSpec,
     memo,
     platform::{Requirements, Target},
-    result::JobResult,
+    result::{JobResult, SignedResult, executor_line},
 };
+use clive_trust::{KeySigner, PublicIdentity, SecretKey, Signer};
+
+fn signer() -> KeySigner {
+    let secret = SecretKey::from_seed([7; 32]);
+    let public = PublicIdentity::from_bytes(secret.public_bytes());
+    KeySigner::new(secret, public).expect("the public key is the secret's")
+}
 
 /// Job documents, results and what else a job's parsers read from files
 /// and peers (`node::jobs`).
@@ -16,7 +23,9 @@ use clive_node::jobs::{
 ///   valid, its encoding decodes to the same document and is stable, and
 ///   its id is the BLAKE3 of that encoding.
 /// - 1: a job result (`JobResult::decode`). Properties: one that decodes is
-///   valid and its encoding decodes to the same result.
+///   valid and its encoding decodes to the same result; signed by a fixed
+///   key made its executor (reaching past the signature check, which random
+///   bytes cannot), it verifies as that key's.
 /// - 2: a stored memo record (`memo::decode_record`), then its signature
 ///   check (`SignedResult::verify`). Property: a result that verifies is
 ///   exactly its canonical bytes.
@@ -50,6 +59,14 @@ pub fn job_documents(data: &[u8]) {
             result.validate().expect("a decoded result is valid");
             let back = JobResult::decode(&result.encode()).expect("an encoded result decodes");
             assert_eq!(back, result);
+            // Signed by a fixed key as its executor, it verifies as that key's.
+            let signer = signer();
+            let mut result = result;
+            result.executor = executor_line(&signer.public());
+            let signed = SignedResult::sign(&result, &signer).expect("a valid result signs");
+            let (verified, by) = signed.verify().expect("a signed result verifies");
+            assert_eq!(verified, result);
+            assert_eq!(by.bytes(), signer.public().bytes());
         }
         2 => {
             let Ok(signed) = memo::decode_record(rest) else {

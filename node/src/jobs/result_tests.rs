@@ -145,8 +145,8 @@ fn every_validate_refusal_says_what() {
         "started \"yesterday\" is not a UTC RFC 3339 time",
     );
     refused(
-        |r| r.ended = "2026-12-01T14:20:28Z".into(),
-        "ended \"2026-12-01T14:20:28Z\"",
+        |r| r.ended = "2026-12-01 14:20:28".into(),
+        "ended \"2026-12-01 14:20:28\"",
     );
     refused(
         |r| r.exit = Exit::Signal(0),
