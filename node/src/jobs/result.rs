@@ -258,6 +258,12 @@ impl JobResult {
         Ok(key)
     }
 
+    /// Whether the run completed: neither timed out nor cancelled (its
+    /// exit status may still be a failure). Only such a result is reused.
+    pub fn completed(&self) -> bool {
+        !self.timed_out && !self.cancelled
+    }
+
     /// The exit code a CLI reports: code, 128+signal
     pub fn exit_code(&self) -> i32 {
         match self.exit {
