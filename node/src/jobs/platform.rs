@@ -368,6 +368,8 @@ fn check_sorted_values(what: &'static str, values: &[String]) -> Result<(), Plat
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn platform(os: &str, arch: &str, features: &[&str]) -> Platform {
@@ -516,5 +518,15 @@ mod tests {
         p.validate().unwrap();
         let real = Platform::local(&JobsConfig::default(), vec![SandboxLevel::None]);
         assert_eq!(real.os, std::env::consts::OS);
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_what_parses_prints_back(s in "[a-z=,+. _-]{0,40}|.{0,40}") {
+            let _ = s.parse::<Target>();
+            if let Ok(r) = Requirements::parse(&s) {
+                prop_assert_eq!(Requirements::parse(&r.to_string()).unwrap(), r);
+            }
+        }
     }
 }
