@@ -452,6 +452,65 @@ async fn confined(level: SandboxLevel) {
         job.stderr()
     );
 
+    // Other processes' environment (the test's own) stays closed.
+    let me = std::process::id();
+    let script = format!(
+        "read l < /proc/self/status && echo \"$l\"; head -c 9 /proc/cpuinfo; echo; \
+         cat /proc/{me}/environ > /dev/null && echo read-environ"
+    );
+    let out = ok(job.spec(level, &sh(&script))).await;
+    assert_ne!(out.exit, Exit::Code(0), "{}", job.stdout());
+    // Its own /proc/self and /proc/cpuinfo it can read.
+    assert_eq!(
+        job.stdout(),
+        "Name:\tsh\nprocessor\n",
+        "{level}: {}",
+        job.stderr()
+    );
+
+    // TCP bind is denied too (the same script binds without a sandbox).
+    let bind = "socket(S, PF_INET, SOCK_STREAM, 0) or die; \
+        bind(S, sockaddr_in(0, inet_aton('127.0.0.1'))) or die qq(bind: $!); print qq(bound)";
+    let out = ok(job.spec(SandboxLevel::None, &["perl", "-MSocket", "-e", bind])).await;
+    assert_eq!((out.exit, job.stdout().as_str()), (Exit::Code(0), "bound"));
+    let out = ok(job.spec(level, &["perl", "-MSocket", "-e", bind])).await;
+    assert_ne!(out.exit, Exit::Code(0), "{level}: {}", job.stdout());
+    assert!(job.stderr().contains("bind: "), "{level}: {}", job.stderr());
+
+    // A unix socket outside (the node's control socket is one) is out of
+    // reach; the same connect works without a sandbox.
+    let sock = outside.path().join("daemon.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    let sock = sock.display().to_string();
+    let connect_unix = "socket(S, PF_UNIX, SOCK_STREAM, 0) or die qq(socket: $!); \
+        connect(S, pack_sockaddr_un($ARGV[0])) or die qq(connect: $!); print qq(connected)";
+    let argv = ["perl", "-MSocket", "-e", connect_unix, &sock];
+    let out = ok(job.spec(SandboxLevel::None, &argv)).await;
+    assert_eq!(
+        (out.exit, job.stdout().as_str()),
+        (Exit::Code(0), "connected")
+    );
+    assert!(unix.accept().is_ok());
+    let out = ok(job.spec(level, &argv)).await;
+    assert_ne!(out.exit, Exit::Code(0), "{level}: {}", job.stdout());
+    assert!(
+        job.stderr().contains("socket: Permission denied"),
+        "{level}: {}",
+        job.stderr()
+    );
+    assert!(unix.accept().is_err(), "{level}: the job connected");
+    // A connected pair (reaching nobody) still works.
+    let pair =
+        "socketpair(A, B, AF_UNIX, SOCK_STREAM, PF_UNSPEC) or die qq(pair: $!); print qq(pair)";
+    let out = ok(job.spec(level, &["perl", "-MSocket", "-e", pair])).await;
+    assert_eq!(
+        (out.exit, job.stdout().as_str()),
+        (Exit::Code(0), "pair"),
+        "{}",
+        job.stderr()
+    );
+
     let (listener, connect) = listener();
     let out = ok(job.spec(level, &["bash", "-c", &connect])).await;
     assert_ne!(out.exit, Exit::Code(0), "{}", job.stdout());
