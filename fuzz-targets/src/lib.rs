@@ -14,6 +14,7 @@ mod canonical_json;
 mod cert_body;
 mod certificate;
 mod control_frames;
+mod job_documents;
 mod naming_records;
 mod net_records;
 mod peer_wire;
@@ -33,6 +34,7 @@ pub use canonical_json::canonical_json;
 pub use cert_body::cert_body;
 pub use certificate::certificate;
 pub use control_frames::control_frames;
+pub use job_documents::job_documents;
 pub use naming_records::naming_records;
 pub use net_records::net_records;
 pub use peer_wire::peer_wire;
@@ -67,4 +69,5 @@ pub const TARGETS: &[(&str, Property)] = &[
     ("canonical_json", canonical_json),
     ("naming_records", naming_records),
     ("net_records", net_records),
+    ("job_documents", job_documents),
 ];

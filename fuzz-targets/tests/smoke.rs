@@ -52,6 +52,7 @@ smoke!(
     canonical_json,
     naming_records,
     net_records,
+    job_documents,
 );
 
 fn fuzz_dir() -> PathBuf {

@@ -108,6 +108,61 @@ def tuf_docs():
     write("tuf_targets", "delegated", json.dumps({"signed": delegated, "signatures": sigs}))
 
 
+def canonical(doc):
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def job_docs(tmp):
+    """Seeds of job_documents: the first byte is the mode (see its target)."""
+    key = os.path.join(tmp, "jobkey")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    line = " ".join(open(key + ".pub").read().split()[:2])
+    doc = {"version": 1, "argv": ["make", "-C", "src"], "env": {"PATH": "/usr/bin:/bin"},
+           "inputs": {"src": {"hash": "11" * 32, "name": "zone/src"}, "lib": {"hash": "22" * 32}},
+           "workdir": "", "platform": {"os": "linux", "features": ["gpu"], "unknown": ["ram=8G"]},
+           "timeout_ms": 600000, "outputs": ["app", "out/log"],
+           "limits": {"output_bytes": 1 << 30, "log_bytes": 1 << 20}, "sandbox": "landlock"}
+    write("job_documents", "doc", b"\0" + canonical(doc).encode())
+    result = {"version": 1, "job": blake3.blake3(canonical(doc).encode()).hexdigest(),
+              "executor": line,
+              "platform": {"os": "linux", "arch": "x86_64", "cores": 2, "features": ["gpu"],
+                           "sandbox": ["none", "landlock"]},
+              "sandbox": "landlock", "exit": {"signal": 9}, "timed_out": True,
+              "cancelled": False, "outputs": "33" * 32, "missing_outputs": ["out/log"],
+              "stdout": "44" * 32, "stderr": "55" * 32, "stdout_bytes": 3, "stderr_bytes": 0,
+              "logs_truncated": False, "started": "2026-12-01T14:20:29Z",
+              "ended": "2026-12-01T14:20:31Z", "cpu_ms": 12, "peak_memory_bytes": 4096}
+    body = canonical(result)
+    write("job_documents", "result", b"\x01" + body.encode())
+    path = os.path.join(tmp, "result.json")
+    with open(path, "w") as f:
+        f.write(body)
+    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-n", "clive-result", "-f", key, path],
+                   check=True, capture_output=True)
+    record = {"result": body, "signature": open(path + ".sig").read()}
+    write("job_documents", "record", b"\x02\x01" + json.dumps(record).encode())
+    write("job_documents", "jobfile", b"\x03" + b"""version = 1
+argv = ["cc", "-o", "app", "main.c"]
+workdir = "src"
+outputs = ["app"]
+timeout = "10m"
+sandbox = "landlock"
+on = "os=macos,arch=aarch64"
+
+[inputs]
+src = "./src"
+lib = "zone/lib"
+
+[env]
+CC = "cc"
+
+[limits]
+output = "1 GiB"
+log = 4096
+""")
+    write("job_documents", "requirements", b"\x04os=macos,arch=aarch64,feature=gpu,features=a+b,ram=8G")
+
+
 def main():
     h = bytes(range(32))
     write("tree", "empty", tree([]))
@@ -175,6 +230,7 @@ def main():
     tuf_docs()
     with tempfile.TemporaryDirectory() as tmp:
         signed_docs(tmp)
+        job_docs(tmp)
 
 
 main()

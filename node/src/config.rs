@@ -138,3 +138,69 @@ impl Config {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, NodeError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn the_default_file_is_the_defaults_and_jobs_run_by_default() {
+        let config = load(DEFAULT_CONFIG).unwrap();
+        assert_eq!(config.version, 1);
+        assert_eq!(config.net, NetConfig::default());
+        assert_eq!(config.jobs, JobsConfig::default());
+        assert!(config.jobs.enabled);
+        assert_eq!(config.jobs.min_sandbox, None);
+        assert_eq!(load("").unwrap(), config);
+    }
+
+    #[test]
+    fn every_commented_jobs_setting_parses() {
+        // Uncomment the `[jobs]` section of the default file, setting by setting.
+        let section = DEFAULT_CONFIG
+            .split("# [jobs]")
+            .nth(1)
+            .expect("the default file documents [jobs]");
+        let mut text = String::from("[jobs]\n");
+        for line in section.lines() {
+            if let Some(setting) = line.strip_prefix("# ").filter(|l| l.contains(" = ")) {
+                text.push_str(setting);
+                text.push('\n');
+            }
+        }
+        let jobs = load(&text).unwrap().jobs;
+        assert_eq!(
+            jobs,
+            JobsConfig {
+                enabled: true,
+                slots: Some(4),
+                os: Some("linux".into()),
+                arch: Some("x86_64".into()),
+                features: vec!["gpu".into()],
+                min_sandbox: Some(SandboxLevel::Landlock),
+            }
+        );
+        let off = load("[jobs]\nenabled = false\nmin_sandbox = \"none\"").unwrap();
+        assert!(!off.jobs.enabled);
+        assert_eq!(off.jobs.min_sandbox, Some(SandboxLevel::None));
+    }
+
+    #[test]
+    fn unknown_jobs_settings_and_levels_are_refused() {
+        for (text, message) in [
+            ("[jobs]\nslot = 2", "unknown field `slot`"),
+            ("[jobs]\nmin_sandbox = \"jail\"", "unknown variant `jail`"),
+            ("[jobs]\nslots = -1", "slots"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(message), "{text:?}: {err}");
+        }
+    }
+}

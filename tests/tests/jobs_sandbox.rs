@@ -19,10 +19,11 @@ use std::{
 };
 
 use clive_node::jobs::{
+    collect,
     process::{LogLen, ProcessError, RunOutcome, RunSpec, run},
     result::Exit,
     sandbox::{self, SandboxLevel},
-    supervisor,
+    stage, supervisor,
 };
 use clive_tests::{clive_bin, eventually};
 use tokio::sync::watch;
@@ -100,6 +101,49 @@ async fn ok(spec: RunSpec) -> RunOutcome {
 /// not the job's).
 fn sleeper_alive(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x001000\x00")
+}
+
+/// Host pids of the live `sleep 1000` processes whose environment holds
+/// `CLIVE_TEST_MARK=mark`: a job's sleepers, whatever PID namespace they are in.
+fn sleepers(mark: &str) -> Vec<u32> {
+    let needle = format!("CLIVE_TEST_MARK={mark}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if sleeper_alive(pid)
+            && environ
+                .split(|&b| b == 0)
+                .any(|var| var == needle.as_bytes())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A unique mark for a job's environment.
+fn mark() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `spec` with a fresh mark in its environment; returns the mark.
+fn marked(spec: &mut RunSpec) -> String {
+    let mark = mark();
+    spec.env.insert("CLIVE_TEST_MARK".to_owned(), mark.clone());
+    mark
 }
 
 fn has(level: SandboxLevel) -> bool {
@@ -210,6 +254,7 @@ async fn timeout_kills_a_double_forked_setsid_tree() {
     let job = Job::new();
     let mut spec = job.spec(SandboxLevel::None, &sh(DOUBLE_FORK));
     spec.timeout = Duration::from_secs(5);
+    let mark = marked(&mut spec);
     let out = ok(spec).await;
     assert!(out.timed_out, "{out:?}");
     assert!(!out.cancelled);
@@ -224,6 +269,7 @@ async fn timeout_kills_a_double_forked_setsid_tree() {
         !sleeper_alive(grandchild),
         "grandchild {grandchild} survived"
     );
+    assert_eq!(sleepers(&mark), [] as [u32; 0]);
 }
 
 #[tokio::test]
@@ -237,20 +283,29 @@ async fn cancel_kills_the_whole_tree() {
             continue;
         }
         let job = Job::new();
-        let spec = job.spec(level, &sh(DOUBLE_FORK));
+        let mut spec = job.spec(level, &sh(DOUBLE_FORK));
+        let mark = marked(&mut spec);
         let (logs, mut seen) = watch::channel(LogLen::default());
         let (cancel, cancelled) = watch::channel(false);
         let task = tokio::spawn(run(spec, logs, cancelled));
         while seen.borrow_and_update().stdout == 0 {
             seen.changed().await.expect("the job prints ready");
         }
-        let grandchild = job.pid("grandchild");
-        assert!(sleeper_alive(grandchild) || level == SandboxLevel::Isolated);
+        // The grandchild, and the main process's own sleep.
+        eventually("both sleepers run", || sleepers(&mark).len() == 2);
+        let before = sleepers(&mark);
+        if level != SandboxLevel::Isolated {
+            // Under isolated the job sees its pid in its own namespace.
+            assert!(before.contains(&job.pid("grandchild")));
+        }
         cancel.send(true).unwrap();
         let out = task.await.unwrap().unwrap();
         assert!(out.cancelled && !out.timed_out, "{level}: {out:?}");
         assert_eq!(out.exit, Exit::Signal(libc::SIGKILL), "{level}");
-        assert!(!sleeper_alive(grandchild), "{level}: grandchild survived");
+        for pid in before {
+            assert!(!sleeper_alive(pid), "{level}: {pid} survived");
+        }
+        assert_eq!(sleepers(&mark), [] as [u32; 0], "{level}");
     }
 }
 
@@ -259,10 +314,13 @@ async fn the_main_process_ending_kills_what_it_left_behind() {
     let job = Job::new();
     let script = "(setsid sh -c 'echo $$ > grandchild.tmp; mv grandchild.tmp grandchild; \
         exec sleep 1000' &); while [ ! -s grandchild ]; do sleep 0.01; done; exit 7";
-    let out = ok(job.spec(SandboxLevel::None, &sh(script))).await;
+    let mut spec = job.spec(SandboxLevel::None, &sh(script));
+    let mark = marked(&mut spec);
+    let out = ok(spec).await;
     assert_eq!(out.exit, Exit::Code(7));
     assert!(!out.timed_out && !out.cancelled);
     assert!(!sleeper_alive(job.pid("grandchild")));
+    assert_eq!(sleepers(&mark), [] as [u32; 0]);
 }
 
 /// The executor process dying (its end of the control socket closing) makes
@@ -276,9 +334,13 @@ async fn executor_death_kills_the_tree() {
         root: job.root(),
         workdir: job.root(),
         argv: sh(DOUBLE_FORK).into_iter().map(String::from).collect(),
-        env: BTreeMap::from([("PATH".to_owned(), PATH.to_owned())]),
+        env: BTreeMap::from([
+            ("PATH".to_owned(), PATH.to_owned()),
+            ("CLIVE_TEST_MARK".to_owned(), mark()),
+        ]),
         level: SandboxLevel::None,
     };
+    let mark = spec.env["CLIVE_TEST_MARK"].clone();
     let json = serde_json::to_vec(&spec).unwrap();
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     ours.write_all(&(json.len() as u32).to_be_bytes()).unwrap();
@@ -308,6 +370,7 @@ async fn executor_death_kills_the_tree() {
         !sleeper_alive(grandchild),
         "grandchild survived its executor"
     );
+    assert_eq!(sleepers(&mark), [] as [u32; 0]);
 }
 
 #[tokio::test]
@@ -385,6 +448,65 @@ async fn confined(level: SandboxLevel) {
     assert!(!outside.path().join("written").exists());
     assert!(
         job.stderr().contains("Permission denied"),
+        "{}",
+        job.stderr()
+    );
+
+    // Other processes' environment (the test's own) stays closed.
+    let me = std::process::id();
+    let script = format!(
+        "read l < /proc/self/status && echo \"$l\"; head -c 9 /proc/cpuinfo; echo; \
+         cat /proc/{me}/environ > /dev/null && echo read-environ"
+    );
+    let out = ok(job.spec(level, &sh(&script))).await;
+    assert_ne!(out.exit, Exit::Code(0), "{}", job.stdout());
+    // Its own /proc/self and /proc/cpuinfo it can read.
+    assert_eq!(
+        job.stdout(),
+        "Name:\tsh\nprocessor\n",
+        "{level}: {}",
+        job.stderr()
+    );
+
+    // TCP bind is denied too (the same script binds without a sandbox).
+    let bind = "socket(S, PF_INET, SOCK_STREAM, 0) or die; \
+        bind(S, sockaddr_in(0, inet_aton('127.0.0.1'))) or die qq(bind: $!); print qq(bound)";
+    let out = ok(job.spec(SandboxLevel::None, &["perl", "-MSocket", "-e", bind])).await;
+    assert_eq!((out.exit, job.stdout().as_str()), (Exit::Code(0), "bound"));
+    let out = ok(job.spec(level, &["perl", "-MSocket", "-e", bind])).await;
+    assert_ne!(out.exit, Exit::Code(0), "{level}: {}", job.stdout());
+    assert!(job.stderr().contains("bind: "), "{level}: {}", job.stderr());
+
+    // A unix socket outside (the node's control socket is one) is out of
+    // reach; the same connect works without a sandbox.
+    let sock = outside.path().join("daemon.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    let sock = sock.display().to_string();
+    let connect_unix = "socket(S, PF_UNIX, SOCK_STREAM, 0) or die qq(socket: $!); \
+        connect(S, pack_sockaddr_un($ARGV[0])) or die qq(connect: $!); print qq(connected)";
+    let argv = ["perl", "-MSocket", "-e", connect_unix, &sock];
+    let out = ok(job.spec(SandboxLevel::None, &argv)).await;
+    assert_eq!(
+        (out.exit, job.stdout().as_str()),
+        (Exit::Code(0), "connected")
+    );
+    assert!(unix.accept().is_ok());
+    let out = ok(job.spec(level, &argv)).await;
+    assert_ne!(out.exit, Exit::Code(0), "{level}: {}", job.stdout());
+    assert!(
+        job.stderr().contains("socket: Permission denied"),
+        "{level}: {}",
+        job.stderr()
+    );
+    assert!(unix.accept().is_err(), "{level}: the job connected");
+    // A connected pair (reaching nobody) still works.
+    let pair =
+        "socketpair(A, B, AF_UNIX, SOCK_STREAM, PF_UNSPEC) or die qq(pair: $!); print qq(pair)";
+    let out = ok(job.spec(level, &["perl", "-MSocket", "-e", pair])).await;
+    assert_eq!(
+        (out.exit, job.stdout().as_str()),
+        (Exit::Code(0), "pair"),
         "{}",
         job.stderr()
     );
@@ -476,4 +598,207 @@ async fn a_c_compiler_works_under_the_sandbox() {
         assert!(out.cpu > Duration::ZERO, "{level}: the compiler used CPU");
         assert!(Path::new(&job.root().join("hello")).exists());
     }
+}
+
+/// A node opened in-process (its home made by the real `init`), for its store.
+async fn store_node() -> (clive_tests::TestNode, clive_node::Node) {
+    let test_node = clive_tests::TestNode::new();
+    let node = clive_node::Node::open(
+        &clive_node::Home::new(test_node.home()),
+        std::sync::Arc::new(clive_node::clive_trust::SystemClock),
+    )
+    .await
+    .expect("open the node");
+    (test_node, node)
+}
+
+async fn add(store: &clive_node::cas::Store, path: &Path) -> clive_node::cas::Hash {
+    let (added, _guard) = store
+        .add_path(path, std::sync::Arc::new(clive_node::cas::NoProgress))
+        .await
+        .unwrap();
+    added.hash
+}
+
+#[tokio::test]
+async fn stage_run_collect_round_trip() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let (_home, node) = store_node().await;
+    let store = node.store().cas().clone();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("main.c"), "int main(void) { return 0; }\n").unwrap();
+    std::fs::create_dir(src.path().join("lib")).unwrap();
+    std::fs::write(src.path().join("lib/run.sh"), "#!/bin/sh\necho run\n").unwrap();
+    std::fs::set_permissions(
+        src.path().join("lib/run.sh"),
+        PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    symlink("/etc/passwd", src.path().join("lib/passwd")).unwrap();
+    let tree = add(&store, src.path()).await;
+    std::fs::write(src.path().join("blob.txt"), "blob\n").unwrap();
+    let blob = add(&store, &src.path().join("blob.txt")).await;
+
+    let job = Job::new();
+    let root = job.root().join("j");
+    let inputs = [("src", tree), ("data/blob.txt", blob)];
+    let workdir = stage::stage(&store, &root, inputs, "build/here")
+        .await
+        .unwrap();
+    assert_eq!(workdir, root.join("build/here"));
+    assert!(workdir.is_dir());
+    let mode = |p: &str| {
+        std::fs::symlink_metadata(root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("src"), 0o555);
+    assert_eq!(mode("src/main.c"), 0o444);
+    assert_eq!(mode("src/lib/run.sh"), 0o555);
+    assert_eq!(mode("data/blob.txt"), 0o444);
+    assert_eq!(
+        std::fs::read_link(root.join("src/lib/passwd")).unwrap(),
+        Path::new("/etc/passwd"),
+        "a symlink stays a symlink"
+    );
+
+    // The job makes a file, an executable in a directory, a symlink, and a
+    // directory holding a symlink; one output it does not make.
+    let script = "mkdir -p out/sub && echo made > out/file && cp ../../src/lib/run.sh out/sub/ \
+        && ln -s /etc/passwd link && mkdir d && ln -s ../out d/up";
+    let mut spec = job.spec(SandboxLevel::Landlock, &sh(script));
+    spec.root = root.clone();
+    spec.workdir = workdir.clone();
+    if !has(SandboxLevel::Landlock) {
+        spec.level = SandboxLevel::None;
+    }
+    let out = ok(spec).await;
+    assert_eq!(out.exit, Exit::Code(0), "{}", job.stderr());
+    let outputs: Vec<String> = ["out", "out/file", "link", "d", "absent/x", "absent2"]
+        .map(String::from)
+        .to_vec();
+    let collected = collect::collect(&store, &root, &workdir, &outputs, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(collected.missing, ["absent/x", "absent2"]);
+    let back = job.outside("back");
+    store
+        .export(
+            collected.tree,
+            &back,
+            false,
+            std::sync::Arc::new(clive_node::cas::NoProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(back.join("out/file")).unwrap(),
+        "made\n"
+    );
+    let run_sh = std::fs::metadata(back.join("out/sub/run.sh")).unwrap();
+    assert_ne!(run_sh.permissions().mode() & 0o111, 0, "executable kept");
+    assert_eq!(
+        std::fs::read_link(back.join("link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    assert_eq!(
+        std::fs::read_link(back.join("d/up")).unwrap(),
+        Path::new("../out")
+    );
+    assert_eq!(collected.bytes, 5 + 19 + 11 + 6);
+    drop(collected.guard);
+
+    stage::remove(&root).unwrap();
+    assert!(!root.exists());
+    drop(store);
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn collect_refuses_escapes_and_limits() {
+    use std::os::unix::fs::symlink;
+    let (_home, node) = store_node().await;
+    let store = node.store().cas().clone();
+    let job = Job::new();
+    let root = job.root();
+    let workdir = root.join("w");
+    std::fs::create_dir_all(workdir.join("real")).unwrap();
+    std::fs::write(workdir.join("real/big"), vec![7u8; 4096]).unwrap();
+    symlink("/etc", workdir.join("escape")).unwrap();
+    let collect = |outputs: &[&str], limit: u64| {
+        let outputs: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
+        let (store, root, workdir) = (store.clone(), root.clone(), workdir.clone());
+        async move { collect::collect(&store, &root, &workdir, &outputs, limit).await }
+    };
+    for bad in ["../x", "/etc/passwd", "a/../../x", "./real", ""] {
+        let err = collect(&[bad], 1 << 20).await.unwrap_err();
+        assert!(
+            matches!(err, collect::CollectError::BadPath(_)),
+            "{bad}: {err}"
+        );
+    }
+    let err = collect(&["escape/passwd"], 1 << 20).await.unwrap_err();
+    assert!(
+        matches!(err, collect::CollectError::Symlink { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("escape"), "{err}");
+    // The symlink itself as an output is stored as a symlink, not followed.
+    let ok = collect(&["escape"], 1 << 20).await.unwrap();
+    assert_eq!(ok.bytes, 4, "the link target's length, not /etc");
+    drop(ok);
+    // Over the limit.
+    let err = collect(&["real"], 4095).await.unwrap_err();
+    assert!(
+        matches!(err, collect::CollectError::TooLarge { limit: 4095 }),
+        "{err}"
+    );
+    assert_eq!(collect(&["real"], 4096).await.unwrap().bytes, 4096);
+
+    // A workdir the job replaced with a symlink out of the job directory.
+    std::fs::rename(&workdir, root.join("moved")).unwrap();
+    symlink("/etc", &workdir).unwrap();
+    let err = collect(&["passwd"], 1 << 20).await.unwrap_err();
+    assert!(
+        matches!(err, collect::CollectError::Symlink { .. }),
+        "{err}"
+    );
+    drop(store);
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn stage_refuses_bad_mounts() {
+    let (_home, node) = store_node().await;
+    let store = node.store().cas().clone();
+    let (hash, guard) = store.put_bytes(b"x".to_vec()).await.unwrap();
+    drop(guard);
+    let job = Job::new();
+    let root = job.root().join("s");
+    let cases: [(&[&str], &str); 6] = [
+        (&["../up"], ""),
+        (&["/abs"], ""),
+        (&["a/./b"], ""),
+        (&["a", "a/b"], ""),
+        (&["src"], "src/build"),
+        (&["src"], "src"),
+    ];
+    for (mounts, workdir) in cases {
+        let inputs = mounts.iter().map(|m| (*m, hash));
+        let err = stage::stage(&store, &root, inputs, workdir)
+            .await
+            .unwrap_err();
+        let expected = match err {
+            stage::StageError::BadPath(_) => mounts[0].contains('.') || mounts[0].starts_with('/'),
+            stage::StageError::Overlap { .. } => mounts.len() == 2,
+            stage::StageError::WorkdirInInput { .. } => !workdir.is_empty(),
+            _ => false,
+        };
+        assert!(expected, "{mounts:?} {workdir:?}: {err}");
+        assert!(!root.join("up").exists() && !job.dir.path().join("up").exists());
+    }
+    drop(store);
+    node.close().await.unwrap();
 }

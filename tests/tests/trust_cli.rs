@@ -391,3 +391,49 @@ fn a_daemon_killed_right_after_a_grant_keeps_the_certificate_object() {
         );
     }
 }
+
+#[test]
+fn attest_is_granted_checked_and_verified_like_every_capability() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let (a_key, b_key) = (public_key(&a), public_key(&b));
+    let ab = a.scratch("attest.cert");
+    let granted = a.json([
+        "trust".as_ref(),
+        "grant".as_ref(),
+        b_key.as_ref(),
+        "--cap".as_ref(),
+        "exec,attest".as_ref(),
+        "-o".as_ref(),
+        ab.as_os_str(),
+    ]);
+    assert_eq!(granted["capabilities"], "attest,exec");
+    let body = std::fs::read_to_string(&ab).unwrap();
+    assert!(body.contains("\ncapabilities attest,exec\n"), "{body}");
+    check_success(&keygen_verify("alice", &a_key, &ab));
+
+    let verdict = a.json(["trust", "verify", "--peer", &b_key, "--cap", "attest"]);
+    assert_eq!(verdict["allowed"], true);
+    let text = a.ok(["trust", "show", granted["id"].as_str().unwrap()]);
+    assert!(text.contains("attest,exec"), "{text}");
+
+    // B takes the certificate in and holds attest; a key granted only
+    // fetch does not.
+    b.ok(["trust".as_ref(), "import".as_ref(), ab.as_os_str()]);
+    let held = b.json(["trust", "ls"]);
+    assert_eq!(held[0]["relation"], "held");
+    assert_eq!(held[0]["capabilities"], "attest,exec");
+    let c = TestNode::new();
+    let c_key = public_key(&c);
+    a.ok(["trust", "grant", &c_key, "--cap", "fetch"]);
+    let out = a
+        .cmd(["trust", "verify", "--peer", &c_key, "--cap", "attest"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("grants fetch, not attest"), "{text}");
+
+    // A misspelt capability names every one there is.
+    let err = a.fails(["trust", "grant", &c_key, "--cap", "attests"]);
+    assert!(err.contains("known: attest, exec, fetch, push"), "{err}");
+}

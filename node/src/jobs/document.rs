@@ -541,4 +541,4 @@ fn write_scalar(value: &Value, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 #[path = "document_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -72,7 +72,7 @@ fn minimal() -> JobDoc {
 }
 
 /// `value` with every object's keys written in reverse order.
-fn reversed_json(value: &Value) -> String {
+pub(crate) fn reversed_json(value: &Value) -> String {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();

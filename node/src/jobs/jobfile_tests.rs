@@ -1,3 +1,5 @@
+use proptest::prelude::*;
+
 use super::*;
 
 const FULL: &str = r#"
@@ -234,4 +236,44 @@ fn sizes_and_timeouts_parse_in_their_units() {
     }
     assert_eq!(parse_timeout("1h 30m").unwrap(), Duration::from_secs(5400));
     assert_eq!(parse_timeout("7d").unwrap(), Duration::from_secs(7 * 86400));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn garbage_never_panics(text in ".{0,400}", bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let base = Path::new("/job");
+        let _ = JobSpec::parse(&text, base);
+        let _ = JobSpec::parse(&String::from_utf8_lossy(&bytes), base);
+        let _ = JobSpec::parse_input(&text, base);
+        let _ = parse_size("size", &text);
+        let _ = parse_timeout(&text);
+    }
+
+    #[test]
+    fn job_files_made_of_known_keys_never_panic(
+        argv in prop::collection::vec("[a-z -]{0,8}", 0..3),
+        workdir in "[a-z./]{0,6}",
+        output in "[a-z./]{0,6}",
+        mount in "[a-z./]{0,6}",
+        source in "[a-z0-9./=]{0,8}",
+        timeout in "[0-9a-z ]{0,5}",
+        on in "[a-z=,+]{0,12}",
+    ) {
+        let text = format!(
+            "argv = {argv:?}\nworkdir = {workdir:?}\noutputs = [{output:?}]\ntimeout = {timeout:?}\n\
+             on = {on:?}\n[inputs]\n{mount:?} = {source:?}\n"
+        );
+        if let Ok(spec) = JobSpec::parse(&text, Path::new("/job")) {
+            let inputs = spec
+                .inputs
+                .keys()
+                .map(|m| (m.clone(), Input { hash: clive_cas::Hash::new(m), name: None }))
+                .collect();
+            if let Ok(doc) = spec.doc(inputs) {
+                prop_assert_eq!(JobDoc::decode(&doc.encode()).unwrap(), doc);
+            }
+        }
+    }
 }

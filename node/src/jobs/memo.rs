@@ -5,11 +5,14 @@
 //! Job id (32 bytes) -> a version byte (1) followed by the JSON of a
 //! [`SignedResult`] (`{"result":"...","signature":"..."}`). The table is
 //! created by its first write. One result is kept per job: the latest one
-//! put. Only results whose signature verifies are put.
+//! put, except that a run that did not complete (timed out or cancelled)
+//! never replaces one that did. Only results whose signature verifies are
+//! put.
 //!
-//! A stored result is a memo hit only when this node signed it, or when a
-//! chain from this node's roots grants its signer `attest`; any other
-//! result is kept (for `job result`) but never reused. gc keeps the
+//! A stored result is a memo hit only when the run completed (whatever
+//! its exit status) and this node signed it, or a chain from this node's
+//! roots grants its signer `attest`; any other result is kept (for `job
+//! result`) but never reused. gc keeps the
 //! objects every stored result references ([`Memo::objects`]).
 
 use std::sync::Arc;
@@ -63,15 +66,29 @@ impl Memo {
     }
 
     /// Keeps `signed` as the result of its job, after verifying it;
-    /// replaces what was kept for that job.
+    /// replaces what was kept for that job, unless this run did not
+    /// complete and the kept one did.
     pub fn put(&self, signed: &SignedResult) -> Result<(), MemoError> {
         let (result, _) = signed.verify()?;
         let record = encode_record(signed);
         let tx = self.db.begin_write().map_err(StateError::from)?;
-        tx.open_table(RESULTS)
-            .map_err(StateError::from)?
-            .insert(result.job.0.as_bytes(), record.as_slice())
-            .map_err(StateError::from)?;
+        {
+            let mut table = tx.open_table(RESULTS).map_err(StateError::from)?;
+            let key = result.job.0.as_bytes();
+            let keep_old = !result.completed()
+                && table
+                    .get(key)
+                    .map_err(StateError::from)?
+                    .and_then(|old| decode_record(old.value()).ok())
+                    .and_then(|old| JobResult::decode(&old.result).ok())
+                    .is_some_and(|old| old.completed());
+            if keep_old {
+                return Ok(());
+            }
+            table
+                .insert(key, record.as_slice())
+                .map_err(StateError::from)?;
+        }
         tx.commit().map_err(StateError::from)?;
         Ok(())
     }
@@ -95,8 +112,8 @@ impl Memo {
     /// A memo hit: a result for `id` signed by `me`, or by a key `trust` grants `attest`
     /// (crate::authority::NodeTrust::holds(key_bytes, Capability::Attest)). Else None.
     ///
-    /// A kept result that no longer verifies, or is for another job, is
-    /// no hit (and is logged).
+    /// A run that timed out or was cancelled is no hit; nor is a kept
+    /// result that no longer verifies, or is for another job (logged).
     pub fn hit(
         &self,
         id: &JobId,
@@ -124,6 +141,9 @@ impl Memo {
                 "not reusing the stored result of job {id}: it is for job {}",
                 result.job
             );
+            return Ok(None);
+        }
+        if !result.completed() {
             return Ok(None);
         }
         let trusted =

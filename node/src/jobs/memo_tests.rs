@@ -135,6 +135,43 @@ fn a_later_result_replaces_the_earlier_one() {
 }
 
 #[test]
+fn runs_that_did_not_complete_are_kept_but_never_hits_nor_replace_one_that_did() {
+    let f = fixture();
+    let me = signer(1);
+    let sign = |edit: &dyn Fn(&mut JobResult)| {
+        let mut r = sample_for(job(1), &me);
+        edit(&mut r);
+        SignedResult::sign(&r, &me).unwrap()
+    };
+    let timed_out = sign(&|r| r.timed_out = true);
+    let cancelled = sign(&|r| r.cancelled = true);
+    let failed = sign(&|r| r.exit = crate::jobs::result::Exit::Code(2));
+    for incomplete in [&timed_out, &cancelled] {
+        f.memo.put(incomplete).unwrap();
+        assert_eq!(f.memo.get(&job(1)).unwrap().as_ref(), Some(incomplete));
+        assert!(
+            f.memo
+                .hit(&job(1), &me.public(), &f.trust)
+                .unwrap()
+                .is_none()
+        );
+    }
+    // A failing exit status is a result like any other.
+    f.memo.put(&failed).unwrap();
+    let (hit, _) = f
+        .memo
+        .hit(&job(1), &me.public(), &f.trust)
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit.exit_code(), 2);
+    f.memo.put(&cancelled).unwrap();
+    assert_eq!(f.memo.get(&job(1)).unwrap(), Some(failed.clone()));
+    let ok = sign(&|_| {});
+    f.memo.put(&ok).unwrap();
+    assert_eq!(f.memo.get(&job(1)).unwrap(), Some(ok));
+}
+
+#[test]
 fn put_verifies_first_and_damaged_records_are_no_hits() {
     let f = fixture();
     let me = signer(1);

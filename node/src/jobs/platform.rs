@@ -37,6 +37,9 @@ use crate::config::JobsConfig;
 pub const MAX_VALUE_LEN: usize = 64;
 /// Most features (or unknown items) a platform or a requirement lists.
 pub const MAX_FEATURES: usize = 64;
+/// Longest requirements text [`Requirements::parse`] reads: room for the
+/// longest that [`Requirements`] prints.
+pub const MAX_REQUIREMENTS_LEN: usize = 16 * 1024;
 
 /// What an executor offers (advertised to peers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +125,7 @@ impl Requirements {
     /// Parses `os=macos,arch=aarch64,feature=gpu` (also `features=a+b`; see
     /// the module documentation).
     pub fn parse(s: &str) -> Result<Requirements, PlatformError> {
-        if s.len() > MAX_VALUE_LEN * (MAX_FEATURES + 2) {
+        if s.len() > MAX_REQUIREMENTS_LEN {
             return Err(PlatformError::TooLong { len: s.len() });
         }
         if s.trim().is_empty() {
@@ -365,6 +368,8 @@ fn check_sorted_values(what: &'static str, values: &[String]) -> Result<(), Plat
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn platform(os: &str, arch: &str, features: &[&str]) -> Platform {
@@ -429,6 +434,21 @@ mod tests {
         assert!(matches!(
             Requirements::parse(&long),
             Err(PlatformError::BadValue { .. })
+        ));
+        // The longest requirements there are print as text that parses back.
+        let longest = Requirements {
+            os: Some("o".repeat(MAX_VALUE_LEN)),
+            arch: Some("a".repeat(MAX_VALUE_LEN)),
+            features: (0..MAX_FEATURES).map(|i| format!("{i:064}")).collect(),
+            unknown: (0..MAX_FEATURES)
+                .map(|i| format!("{i:064}={}", "v".repeat(MAX_VALUE_LEN)))
+                .collect(),
+        };
+        longest.validate().unwrap();
+        assert_eq!(Requirements::parse(&longest.to_string()).unwrap(), longest);
+        assert!(matches!(
+            Requirements::parse(&"x".repeat(MAX_REQUIREMENTS_LEN + 1)),
+            Err(PlatformError::TooLong { .. })
         ));
         let many = (0..=MAX_FEATURES)
             .map(|i| format!("feature=f{i}"))
@@ -498,5 +518,15 @@ mod tests {
         p.validate().unwrap();
         let real = Platform::local(&JobsConfig::default(), vec![SandboxLevel::None]);
         assert_eq!(real.os, std::env::consts::OS);
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_what_parses_prints_back(s in "[a-z=,+. _-]{0,40}|.{0,40}") {
+            let _ = s.parse::<Target>();
+            if let Ok(r) = Requirements::parse(&s) {
+                prop_assert_eq!(Requirements::parse(&r.to_string()).unwrap(), r);
+            }
+        }
     }
 }

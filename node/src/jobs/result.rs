@@ -136,10 +136,8 @@ pub enum ResultError {
     /// The executor is not a canonical public key line.
     #[error("job result executor {0:?} is not an ssh-ed25519 public key line without comment")]
     Executor(String),
-    /// A time that is not RFC 3339 UTC to the second, or ends before it starts.
-    #[error(
-        "job result {what} {value:?} is not a UTC RFC 3339 time like 2026-01-02T03:04:05Z, or ends before it starts"
-    )]
+    /// A time that is not RFC 3339 UTC to the second.
+    #[error("job result {what} {value:?} is not a UTC RFC 3339 time like 2026-01-02T03:04:05Z")]
     Time {
         /// `started` or `ended`.
         what: &'static str,
@@ -210,8 +208,7 @@ impl JobResult {
     }
 
     /// Refuses: another version; an executor that is not a key line
-    /// without comment; times not as `format_time` writes them, or an end
-    /// before the start; a signal outside 1..=127; missing outputs that
+    /// without comment; times not as `format_time` writes them; a signal outside 1..=127; missing outputs that
     /// are not relative normal paths, sorted, at most [`MAX_OUTPUTS`]; a
     /// malformed platform.
     pub fn validate(&self) -> Result<(), ResultError> {
@@ -225,13 +222,9 @@ impl JobResult {
                 value: shown(value),
             })
         };
-        let started = time("started", &self.started)?;
-        if time("ended", &self.ended)? < started {
-            return Err(ResultError::Time {
-                what: "ended",
-                value: shown(&self.ended),
-            });
-        }
+        // Not ordered: the executor's clock may step back during a run.
+        time("started", &self.started)?;
+        time("ended", &self.ended)?;
         if let Exit::Signal(n) = self.exit
             && !(1..=127).contains(&n)
         {
@@ -263,6 +256,12 @@ impl JobResult {
             return Err(bad());
         }
         Ok(key)
+    }
+
+    /// Whether the run completed: neither timed out nor cancelled (its
+    /// exit status may still be a failure). Only such a result is reused.
+    pub fn completed(&self) -> bool {
+        !self.timed_out && !self.cancelled
     }
 
     /// The exit code a CLI reports: code, 128+signal

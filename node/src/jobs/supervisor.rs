@@ -28,6 +28,23 @@
 //!   [`Report`] as a JSON line (`\n`-terminated), then the supervisor exits:
 //!   status 0 after a job ran, 1 after a setup failure (the report's `error`).
 //!
+//! Both JSON objects refuse unknown fields:
+//!
+//! ```text
+//! Spec   {"v":1, "root":"/abs/job", "workdir":"/abs/job/sub", "argv":["make"],
+//!         "env":{"PATH":"/usr/bin:/bin"}, "level":"none"|"landlock"|"isolated"}
+//! Report {"v":1, "code":0 | "signal":9, "killed":false, "cpu_us":1234,
+//!         "max_rss_bytes":5242880, "survivors":0}
+//!        {"v":1, "error":"landlock: ...", "killed":false, "cpu_us":0,
+//!         "max_rss_bytes":0, "survivors":0}
+//! ```
+//!
+//! `killed`: the tree was killed on request (`k`, end of file, or a signal)
+//! while the job's main process still ran. `cpu_us`: user plus system time
+//! of every process of the job (`getrusage(RUSAGE_CHILDREN)` once all are
+//! reaped). `max_rss_bytes`: the largest resident set of any one of them.
+//! `survivors`: processes still alive after the bounded kill loop.
+//!
 //! The job process: exactly the spec's environment, stdin `/dev/null`, the
 //! workdir as its current directory, every other descriptor closed, default
 //! signal dispositions, `argv[0]` looked up in the spec's own `PATH` (default
@@ -418,13 +435,8 @@ fn prepare_job(spec: &Spec) -> Result<(), String> {
         SandboxLevel::None => {}
         #[cfg(target_os = "linux")]
         SandboxLevel::Landlock | SandboxLevel::Isolated => {
-            let tmp = Path::new("/tmp");
-            let writable: &[&Path] = if spec.level == SandboxLevel::Isolated {
-                &[tmp]
-            } else {
-                &[]
-            };
-            crate::jobs::sandbox::linux::restrict(&spec.root, writable)
+            let isolated = spec.level == SandboxLevel::Isolated;
+            crate::jobs::sandbox::linux::restrict(&spec.root, isolated)
                 .map_err(|e| e.to_string())?;
         }
         #[cfg(not(target_os = "linux"))]
@@ -603,54 +615,6 @@ fn namespace_init(_: &Spec, err_w: libc::c_int, _: libc::c_int) -> ! {
     fail(err_w, "the isolated level needs Linux")
 }
 
-/// Every living (not zombie) descendant of this process, from `/proc`.
-#[cfg(target_os = "linux")]
-fn living_descendants() -> Vec<libc::pid_t> {
-    let me = std::process::id() as libc::pid_t;
-    let mut parent_of: Vec<(libc::pid_t, libc::pid_t, bool)> = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let Some(ppid) = fields.next().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        parent_of.push((pid, ppid, state == "Z" || state == "X"));
-    }
-    let mut tree = vec![me];
-    let mut living = Vec::new();
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        for &(pid, ppid, dead) in &parent_of {
-            if ppid == parent && !tree.contains(&pid) {
-                tree.push(pid);
-                if !dead {
-                    living.push(pid);
-                }
-            }
-        }
-        i += 1;
-    }
-    living
-}
-
 impl Running {
     /// Waits for the job and every descendant; kills the tree when the main
     /// process ends or a kill is asked for; then reports.
@@ -668,7 +632,7 @@ impl Running {
             }
             if killing {
                 #[cfg(target_os = "linux")]
-                let living = living_descendants();
+                let living = crate::jobs::sandbox::linux::living_descendants();
                 // Without a subreaper: the job's process group, once.
                 #[cfg(not(target_os = "linux"))]
                 let living: Vec<libc::pid_t> = if rounds == 0 {

@@ -8,7 +8,10 @@
 //! network rules (>= 4); sending signals and connecting to abstract unix
 //! sockets outside the sandbox are denied where it has scopes (>= 6). The
 //! rights asked for are those of [`TARGET_ABI`], taken best effort on older
-//! kernels; a ruleset the kernel does not enforce at all is an error.
+//! kernels; a ruleset the kernel does not enforce at all is an error. A
+//! seccomp filter ([`deny_unix_sockets`]) then refuses new unix sockets,
+//! which Landlock (before ABI 9) does not cover: the node's control socket
+//! and other local daemons stay out of reach.
 //!
 //! Namespaces (`isolated`): the supervisor itself enters new user, PID and
 //! network namespaces ([`enter_namespaces`]), mapping only its own uid and
@@ -44,10 +47,7 @@ pub const TARGET_ABI: ABI = ABI::V6;
 /// - `/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`: user and group names
 ///   (`ls -l`, `id`, tools that look up their own user);
 /// - `/etc/localtime`: local time for tools that print dates;
-/// - `/proc`: `/proc/self` and `/proc/cpuinfo` (loaders, `make -j`, `nproc`);
-///   other processes' memory, environment and descriptors stay closed because
-///   Landlock denies ptrace-class access outside the sandbox (under
-///   `isolated` this `/proc` shows only the job's own processes);
+/// - parts of `/proc`: see [`PROC_READ_ONLY`];
 /// - `/sys/devices/system/cpu`: the CPU count (`sysconf`).
 ///
 /// The rest of `/etc` (keys, shadow passwords), home directories, the node's
@@ -68,8 +68,28 @@ pub const READ_ONLY: &[&str] = &[
     "/etc/group",
     "/etc/nsswitch.conf",
     "/etc/localtime",
-    "/proc",
     "/sys/devices/system/cpu",
+];
+
+/// The parts of `/proc` readable under `landlock` (and why): system-wide
+/// facts tools ask for (`/proc/cpuinfo`, `meminfo`, `stat`, `loadavg`,
+/// `version`, `filesystems`, `/proc/sys/kernel` for `getconf` and `uname`
+/// style queries), and the job's main process's own `/proc/PID` (what
+/// `/proc/self` is for it). Not the rest: Landlock does not stop a job from
+/// reading another process's `/proc/PID/environ` or `maps` (tried on this
+/// kernel), so other processes' directories stay closed. `readlink
+/// /proc/self/exe` and `/dev/fd/N` work without any rule. Under `isolated`
+/// all of `/proc` is readable: it is the namespace's own, showing only the
+/// job's processes.
+pub const PROC_READ_ONLY: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/version",
+    "/proc/filesystems",
+    "/proc/sys/kernel",
+    "/proc/self",
 ];
 
 /// Devices a job may use: `(path, writable)`. `/dev/null`, `/dev/zero` and
@@ -133,10 +153,15 @@ pub fn landlock_abi() -> Option<i32> {
 }
 
 /// Restricts the calling thread (and what it executes) to the job directory
-/// `root`, the extra writable paths, [`READ_ONLY`] and [`DEVICES`], and
-/// denies TCP bind/connect. Call it in the single-threaded job process,
-/// right before `exec`.
-pub fn restrict(root: &Path, writable: &[&Path]) -> Result<(), LinuxError> {
+/// `root`, [`READ_ONLY`], [`PROC_READ_ONLY`] and [`DEVICES`], and denies TCP
+/// bind/connect. `isolated`: also the private `/tmp` (writable) and the
+/// namespace's whole `/proc`. Call it in the single-threaded job process,
+/// right before `exec` (so `/proc/self` is the job's main process).
+pub fn restrict(root: &Path, isolated: bool) -> Result<(), LinuxError> {
+    let tmp = Path::new("/tmp");
+    let writable: &[&Path] = if isolated { &[tmp] } else { &[] };
+    let proc_all: &[&str] = &["/proc"];
+    let proc = if isolated { proc_all } else { PROC_READ_ONLY };
     let abi = TARGET_ABI;
     let all = AccessFs::from_all(abi);
     let read = AccessFs::from_read(abi);
@@ -157,7 +182,7 @@ pub fn restrict(root: &Path, writable: &[&Path]) -> Result<(), LinuxError> {
         })?;
         ruleset = ruleset.add_rule(PathBeneath::new(fd, all))?;
     }
-    for path in READ_ONLY {
+    for path in READ_ONLY.iter().chain(proc) {
         // A path this system does not have is simply not granted.
         if let Ok(fd) = PathFd::new(path) {
             let access = if Path::new(path).is_dir() {
@@ -178,7 +203,7 @@ pub fn restrict(root: &Path, writable: &[&Path]) -> Result<(), LinuxError> {
     if status.ruleset == RulesetStatus::NotEnforced {
         return Err(LinuxError::NotEnforced);
     }
-    Ok(())
+    deny_unix_sockets()
 }
 
 fn check(what: &'static str, ret: libc::c_int) -> Result<(), LinuxError> {
@@ -400,4 +425,145 @@ pub fn namespaces_work() -> bool {
         }
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
     }
+}
+
+/// Every living (not zombie) descendant of this process, from `/proc`
+/// (the supervisor kills them: it is their subreaper).
+pub fn living_descendants() -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    let mut parent_of: Vec<(libc::pid_t, libc::pid_t, bool)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let Some(ppid) = fields.next().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        parent_of.push((pid, ppid, state == "Z" || state == "X"));
+    }
+    let mut tree = vec![me];
+    let mut living = Vec::new();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for &(pid, ppid, dead) in &parent_of {
+            if ppid == parent && !tree.contains(&pid) {
+                tree.push(pid);
+                if !dead {
+                    living.push(pid);
+                }
+            }
+        }
+        i += 1;
+    }
+    living
+}
+
+/// The audit architecture of this build, as seccomp reports it.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// A seccomp filter, applied after the Landlock ruleset: `socket(AF_UNIX,
+/// ...)` fails with EACCES and `io_uring_setup` with ENOSYS (io_uring can
+/// open sockets without the `socket` call), system calls of another
+/// architecture (32-bit `socketcall`, x32) with ENOSYS. Landlock before ABI 9
+/// does not cover connecting to a pathname unix socket, so without this a
+/// job could reach the node's control socket, or any local daemon.
+/// `socketpair` (an already connected pair, reaching nobody) still works.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn deny_unix_sockets() -> Result<(), LinuxError> {
+    const fn stmt(code: u32, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+    const fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let errno = |e: libc::c_int| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
+    // struct seccomp_data: nr (u32) at 0, arch (u32) at 4, args (u64 each)
+    // from 16; the low half of args[0] is at 16 on these little-endian
+    // architectures.
+    let mut filter = vec![
+        stmt(ld, 4),
+        jump(jeq, AUDIT_ARCH, 1, 0),
+        stmt(ret, errno(libc::ENOSYS)),
+        stmt(ld, 0),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    filter.extend([
+        // x32 system calls have this bit set.
+        jump(
+            libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+            0x4000_0000,
+            0,
+            1,
+        ),
+        stmt(ret, errno(libc::ENOSYS)),
+    ]);
+    filter.extend([
+        jump(jeq, libc::SYS_io_uring_setup as u32, 0, 1),
+        stmt(ret, errno(libc::ENOSYS)),
+        jump(jeq, libc::SYS_socket as u32, 0, 3),
+        stmt(ld, 16),
+        jump(jeq, libc::AF_UNIX as u32, 0, 1),
+        stmt(ret, errno(libc::EACCES)),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ]);
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: prog points at `filter`, alive for the call; no_new_privs is
+    // set (Landlock's restrict_self sets it), so an unprivileged process may
+    // install a filter.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+            0,
+            0,
+        )
+    };
+    check("seccomp filter", ret)
+}
+
+/// Other architectures have no filter here: refused rather than silently
+/// weaker.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn deny_unix_sockets() -> Result<(), LinuxError> {
+    Err(LinuxError::Namespace {
+        what: "seccomp filter",
+        source: io::Error::from(io::ErrorKind::Unsupported),
+    })
 }
