@@ -507,7 +507,8 @@ impl Executor {
         let root = run_dir.join("root");
         std::fs::create_dir_all(&root)
             .map_err(|e| JobError::io(format!("creating {}", root.display()), e))?;
-        let workdir = stage::stage(&self.store, &root, &doc.inputs, &doc.workdir).await?;
+        let mounts = doc.inputs.iter().map(|(mount, input)| (mount, input.hash));
+        let workdir = stage::stage(&self.store, &root, mounts, &doc.workdir).await?;
         let spec = RunSpec {
             helper: self.helper.clone(),
             root: root.clone(),
