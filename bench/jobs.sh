@@ -18,7 +18,9 @@
 #
 # Nodes: R, the requester, holds `exec` on E and on Q (invite and join). E
 # runs the remote jobs; Q, with `[jobs] slots = 2`, takes the JOBS jobs at
-# once. Both lower `[jobs] min_sandbox` to none, so that a job asking for
+# once, from R and R2 (a daemon serves at most 64 control clients at once,
+# and each `exec` holds one until its job ends, so no requester sends more
+# than 50). Both lower `[jobs] min_sandbox` to none, so that a job asking for
 # none runs at none (the burst's jobs write outside their directory) and the
 # remote figure is given at each level. Every remote run is a different job
 # (its input differs), so it really runs there: E's `job ls` must list each.
@@ -32,6 +34,7 @@ usage() { sed -n '/^# Usage:/s/^# //p' "$0"; }
 
 RUNS=${RUNS:-20}
 JOBS=${JOBS:-100}
+[ "$JOBS" -le 100 ] || { echo "jobs.sh: JOBS is at most 100 (two requesters of 50)" >&2; exit 2; }
 case "${1:-}" in
   "") ;;
   --quick) RUNS=${QUICK_RUNS:-5} ;;
@@ -71,13 +74,14 @@ executor() {
   { printf '\n[jobs]\nmin_sandbox = "none"\n'; [ -z "$2" ] || printf 'slots = %s\n' "$2"; } >>"$1/config.toml"
 }
 
-# grant_exec EXECUTOR: R joins EXECUTOR with a one-use invite granting exec.
+# grant_exec EXECUTOR REQUESTER: REQUESTER joins EXECUTOR with a one-use
+# invite granting exec.
 grant_exec() {
   local ticket
   clive --home "$1" invite --cap exec --expires 1h --uses 1
   ticket=$(tail -n1 "$WORK/cmd.out")
   [ -n "$ticket" ] || die "invite printed no ticket"
-  clive --home "$R" join "$ticket"
+  clive --home "$2" join "$ticket"
 }
 
 key_of() { clive --home "$1" --json id; jq -r .public_key "$WORK/cmd.out"; }
@@ -89,15 +93,18 @@ ran_jobs() {
 }
 
 R=$WORK/r
+R2=$WORK/r2
 E=$WORK/e
 Q=$WORK/q
-log "clive-node: requester R, executors E and Q (slots = 2), on 127.0.0.1"
+log "clive-node: requesters R and R2, executors E and Q (slots = 2), on 127.0.0.1"
 new_node "$R"
+new_node "$R2"
 executor "$E" ""
 executor "$Q" 2
-for h in "$R" "$E" "$Q"; do start_node "$h"; done
-grant_exec "$E"
-grant_exec "$Q"
+for h in "$R" "$R2" "$E" "$Q"; do start_node "$h"; done
+grant_exec "$E" "$R"
+grant_exec "$Q" "$R"
+grant_exec "$Q" "$R2"
 E_KEY=$(key_of "$E")
 Q_KEY=$(key_of "$Q")
 Q_PID=${NODE_PID[$Q]}
@@ -173,12 +180,13 @@ log "clive-node exec, memo hit, median of $RUNS: $(ms "$(median "${memo_t[@]}")"
 # --- JOBS jobs at once to one executor with 2 slots ------------------------------------
 LINES=$WORK/lines # outside every store: each job appends its own line
 : >"$LINES"
-# burst: starts JOBS `exec` processes at once, then waits for all of them;
-# fails when any of them does.
+# burst: starts JOBS `exec` processes at once, half from R and half from
+# R2, then waits for all of them; fails when any of them does.
 burst() {
-  local i pids=() failed=0 first=
+  local i pids=() failed=0 first= from
   for i in $(seq "$JOBS"); do
-    "$BIN" --home "$R" exec --on "$Q_KEY" --sandbox none -- sh -c "echo job-$i >>$LINES" \
+    if [ $((i % 2)) = 0 ]; then from=$R; else from=$R2; fi
+    "$BIN" --home "$from" exec --on "$Q_KEY" --sandbox none -- sh -c "echo job-$i >>$LINES" \
       >"$WORK/burst/$i.out" 2>"$WORK/burst/$i.err" &
     pids+=("$!")
   done
@@ -193,7 +201,7 @@ burst() {
   fi
 }
 reset_hwm "$Q_PID"
-log "clive-node: $JOBS exec at once to Q (slots = 2)"
+log "clive-node: $JOBS exec at once to Q (slots = 2), half from R, half from R2"
 timed burst_s burst
 q_rss_kib=$(hwm_kib "$Q_PID")
 lines=$(wc -l <"$LINES")
@@ -219,7 +227,7 @@ for level in none landlock isolated; do
   log "clive-node exec --no-cache --sandbox $level -- true, median of $RUNS: $(ms "${level_s[$level]}") ms"
 done
 
-for h in "$R" "$E" "$Q"; do stop_node "$h"; done
+for h in "$R" "$R2" "$E" "$Q"; do stop_node "$h"; done
 
 # --- report ------------------------------------------------------------------------------
 ratio() { calc %.2f "$1 / ($2 < 0.000001 ? 0.000001 : $2)"; }
@@ -228,7 +236,7 @@ verdict() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
 st=$(median "${ssh_true[@]}"); ct=$(median "${cat_t[@]}"); mt=$(median "${memo_t[@]}")
 q_rss_mib=$(calc %.1f "$q_rss_kib / 1024")
 
-row() { printf '%-56s %9s %9s %7s %7s  %s\n' "$@"; }
+row() { printf '%-66s %11s %9s %7s %7s  %s\n' "$@"; }
 echo
 echo "clive-node jobs benchmark ($(nproc) cores, loopback; medians of $RUNS runs)"
 echo "baseline: $SSH_VERSION, ${SSH_ALGS}; sandbox levels here: $LEVELS"
