@@ -422,6 +422,9 @@ async fn levels_this_machine_lacks_are_refused() {
     // A workdir outside the job directory is refused.
     let mut spec = job.spec(SandboxLevel::None, &["true"]);
     spec.workdir = job.outside("");
+    let err = run_job(spec.clone()).await.unwrap_err();
+    assert!(matches!(err, ProcessError::Workdir(_)), "{err}");
+    spec.workdir = job.root().join("..");
     let err = run_job(spec).await.unwrap_err();
     assert!(matches!(err, ProcessError::Workdir(_)), "{err}");
 }
