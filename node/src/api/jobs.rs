@@ -43,7 +43,7 @@ pub struct ExecArgs {
     #[serde(default)]
     pub outputs: Vec<String>,
     /// An environment variable, K=V: the job gets exactly these (and a default
-    /// PATH unless one is given). Repeatable.
+    /// PATH, and TMPDIR=. (its working directory), unless given). Repeatable.
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     #[serde(default)]
     pub env: Vec<String>,
@@ -243,10 +243,20 @@ impl ExecArgs {
     }
 }
 
-/// Adds [`DEFAULT_PATH`] to an `exec` that gives no `PATH`.
-pub fn add_default_path(args: &mut ExecArgs) {
-    if !args.env.iter().any(|kv| kv.starts_with("PATH=")) {
-        args.env.push(format!("PATH={DEFAULT_PATH}"));
+/// The `TMPDIR` a job gets when its command line gives none: its working
+/// directory, the one place every sandbox level lets it write (a relative
+/// path, since where the job directory lies is the executor's business).
+pub const DEFAULT_TMPDIR: &str = ".";
+
+/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to an `exec` that gives
+/// no `PATH` or `TMPDIR`: what the client knows that the job document must
+/// say (the document's environment is all a job gets).
+pub fn add_default_env(args: &mut ExecArgs) {
+    for (key, value) in [("PATH", DEFAULT_PATH), ("TMPDIR", DEFAULT_TMPDIR)] {
+        let set = format!("{key}=");
+        if !args.env.iter().any(|kv| kv.starts_with(&set)) {
+            args.env.push(format!("{key}={value}"));
+        }
     }
 }
 
