@@ -644,3 +644,79 @@ fn a_restarted_executor_reports_the_job_it_was_running_as_interrupted() {
     let status = node.ok(["job", "status", jobs[0]["id"].as_str().unwrap()]);
     assert!(status.contains("interrupted"), "{status}");
 }
+
+#[test]
+fn a_job_file_is_submitted_and_its_logs_status_and_cancel_work() {
+    let node = TestNode::loopback();
+    let _daemon = node.start_daemon();
+    let dir = node.scratch("job");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/words"), "b\na\nc\n").unwrap();
+    std::fs::write(
+        dir.join("JOB.toml"),
+        "argv = [\"sh\", \"-c\", \"sort in/words > sorted; echo sorted; echo note >&2\"]\n\
+         outputs = [\"sorted\"]\n\
+         timeout = \"1m\"\n\
+         [inputs]\n\
+         in = \"./data\"\n",
+    )
+    .unwrap();
+    let out = node.scratch("out");
+    let got = run(
+        &node,
+        &[
+            "job",
+            "submit",
+            path_str(&dir.join("JOB.toml")),
+            "-o",
+            path_str(&out),
+        ],
+    );
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout), "sorted\n");
+    assert!(text(&got.stderr).contains("note"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("sorted")).unwrap(),
+        "a\nb\nc\n"
+    );
+
+    let id = node.json(["job", "ls"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = run(&node, &["job", "logs", &id[..8]]);
+    assert_eq!(text(&logs.stdout), "sorted\n");
+    assert_eq!(text(&logs.stderr), "note\n");
+    let status = node.json(["job", "status", &id]);
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["exit_code"], 0);
+
+    // A long job, cancelled by `job cancel` from another command.
+    let mut child = node
+        .cmd(["exec", "--", "sh", "-c", "echo started; sleep 1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the long job runs", || {
+        node.json(["job", "ls"])
+            .as_array()
+            .is_some_and(|j| j.iter().any(|j| j["state"] == "running"))
+    });
+    let jobs = node.json(["job", "ls"]);
+    let running = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["state"] == "running")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    node.ok(["job", "cancel", &running]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(node.json(["job", "status", &running])["state"], "cancelled");
+    let err = node.fails(["job", "status", "ffffffffffff"]);
+    assert!(err.contains("no job"), "{err}");
+}

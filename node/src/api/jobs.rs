@@ -248,15 +248,14 @@ impl ExecArgs {
 /// path, since where the job directory lies is the executor's business).
 pub const DEFAULT_TMPDIR: &str = ".";
 
-/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to an `exec` that gives
-/// no `PATH` or `TMPDIR`: what the client knows that the job document must
-/// say (the document's environment is all a job gets).
-pub fn add_default_env(args: &mut ExecArgs) {
+/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to the environment of a
+/// job (`exec` or `JOB.toml`) that sets no `PATH` or `TMPDIR`: the job
+/// document's environment is all a job gets, so the defaults are written
+/// into it here, where the job is made.
+pub fn add_default_env(env: &mut std::collections::BTreeMap<String, String>) {
     for (key, value) in [("PATH", DEFAULT_PATH), ("TMPDIR", DEFAULT_TMPDIR)] {
-        let set = format!("{key}=");
-        if !args.env.iter().any(|kv| kv.starts_with(&set)) {
-            args.env.push(format!("{key}={value}"));
-        }
+        env.entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
     }
 }
 
@@ -280,6 +279,8 @@ async fn run_spec(
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
 ) -> Result<JobReply, ApiError> {
+    let mut spec = spec;
+    add_default_env(&mut spec.env);
     let doc = node.jobs().document(&spec).await?;
     let local = matches!(spec.on, None | Some(Target::Local));
     let signer: Option<Arc<dyn Signer>> = if local {
