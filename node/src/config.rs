@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeError, error::ConfigError, jobs::sandbox::SandboxLevel};
+pub use crate::jobs::platform::JobsConfig;
+use crate::{NodeError, error::ConfigError};
 
 /// The configuration file `init` writes.
 pub const DEFAULT_CONFIG: &str = "\
@@ -68,48 +69,6 @@ pub struct NetConfig {
     pub relay: Option<String>,
 }
 
-/// The `[jobs]` section: whether and how this node runs jobs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobsConfig {
-    /// Whether this node runs jobs for the peers it granted `exec`.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// How many jobs run at once; the number of cores when unset.
-    #[serde(default)]
-    pub slots: Option<u32>,
-    /// The operating system advertised; the real one when unset.
-    #[serde(default)]
-    pub os: Option<String>,
-    /// The architecture advertised; the real one when unset.
-    #[serde(default)]
-    pub arch: Option<String>,
-    /// Features advertised, free-form words jobs can require.
-    #[serde(default)]
-    pub features: Vec<String>,
-    /// The least sandbox level a job from another node runs under; the
-    /// strongest this machine can give when unset.
-    #[serde(default)]
-    pub min_sandbox: Option<SandboxLevel>,
-}
-
-impl Default for JobsConfig {
-    fn default() -> Self {
-        JobsConfig {
-            enabled: true,
-            slots: None,
-            os: None,
-            arch: None,
-            features: Vec::new(),
-            min_sandbox: None,
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// A configuration file larger than this is not one.
 const MAX_CONFIG_LEN: u64 = 1 << 20;
 
@@ -142,6 +101,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::sandbox::SandboxLevel;
 
     fn load(text: &str) -> Result<Config, NodeError> {
         let dir = tempfile::tempdir().unwrap();
@@ -198,6 +158,15 @@ mod tests {
             ("[jobs]\nslot = 2", "unknown field `slot`"),
             ("[jobs]\nmin_sandbox = \"jail\"", "unknown variant `jail`"),
             ("[jobs]\nslots = -1", "slots"),
+            ("[jobs]\nslots = 0", "slots must be at least 1"),
+            (
+                "[jobs]\nos = \"mac os\"",
+                "platform value \"mac os\" is not 1 to 64",
+            ),
+            (
+                "[jobs]\nfeatures = [\"gpu\", \"\"]",
+                "platform feature \"\"",
+            ),
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains(message), "{text:?}: {err}");

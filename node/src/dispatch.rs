@@ -200,18 +200,12 @@ impl JobsHandle<'_> {
         mut follow: Follow,
         mut stream: Stream<'_>,
     ) -> Result<JobRun, NodeError> {
-        let mut cancel_asked = false;
+        let executor = self.node.executor().clone();
+        let _watch = on_cancel(stream.cancel.clone(), async move {
+            executor.cancel(&id);
+        });
         loop {
-            let frame = tokio::select! {
-                frame = follow.next() => frame?,
-                asked = async { stream.cancel.wait_for(|c| *c).await.is_ok() }, if !cancel_asked => {
-                    cancel_asked = true;
-                    if asked {
-                        self.node.executor().cancel(&id);
-                    }
-                    continue;
-                }
-            };
+            let frame = follow.next().await?;
             match frame {
                 Some(Frame::Event(JobEvent::Done { result })) => {
                     let (result, _) = result.verify().map_err(JobError::from)?;
@@ -358,21 +352,15 @@ impl JobsHandle<'_> {
         let mut copy = LogCopy::open(&self.sent_dir(&id)).await?;
         let mut printed = print_from;
         let mut memo_hit = false;
-        let mut cancel_asked = false;
+        let canceller = shared.clone();
+        let _watch = on_cancel(stream.cancel.clone(), async move {
+            tracing::info!(%id, "cancelling the job on its executor");
+            if let Err(e) = remote::cancel(&canceller, peer, &id).await {
+                tracing::warn!("cancelling job {id}: {e}");
+            }
+        });
         loop {
-            let frame = tokio::select! {
-                frame = remote.next() => frame?,
-                asked = async { stream.cancel.wait_for(|c| *c).await.is_ok() }, if !cancel_asked => {
-                    cancel_asked = true;
-                    if asked {
-                        let cancel = JobsRequest::Cancel { id: id.to_string() };
-                        if let Err(e) = remote::open(shared, peer, &cancel).await {
-                            tracing::warn!("cancelling job {id}: {e}");
-                        }
-                    }
-                    continue;
-                }
-            };
+            let frame = remote.next().await?;
             match frame {
                 Some(Frame::Event(JobEvent::Accepted { memo_hit: hit, .. })) => {
                     memo_hit = hit;
@@ -566,19 +554,7 @@ impl JobsHandle<'_> {
             .map_err(|e| JobError::Refused(format!("job {id} names no executor: {e}")))?;
         let peer = crate::net::endpoint_id(&key.bytes())?;
         let net = self.node.online().await?;
-        let mut remote = remote::open(
-            &net.shared,
-            peer,
-            &JobsRequest::Cancel { id: id.to_string() },
-        )
-        .await?;
-        match remote.next().await? {
-            Some(Frame::Event(JobEvent::Cancelled)) => Ok(()),
-            Some(Frame::Event(JobEvent::Refused { reason })) => Err(remote.failed(reason).into()),
-            other => Err(remote
-                .failed(format!("answered cancel with {other:?}"))
-                .into()),
-        }
+        Ok(remote::cancel(&net.shared, peer, id).await?)
     }
 
     /// Every job this node runs or sent, newest first.
@@ -725,6 +701,20 @@ async fn futures_join_all(
         }
     }
     out
+}
+
+/// Runs `then` once `cancel` turns true, in a task of its own (so the
+/// stream being read is never interrupted mid-frame); stopped when the
+/// returned handle drops.
+fn on_cancel(
+    mut cancel: watch::Receiver<bool>,
+    then: impl Future<Output = ()> + Send + 'static,
+) -> n0_future::task::AbortOnDropHandle<()> {
+    n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        if cancel.wait_for(|asked| *asked).await.is_ok() {
+            then.await;
+        }
+    }))
 }
 
 /// Writes an output frame to the call's streams.

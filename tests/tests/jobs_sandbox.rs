@@ -373,6 +373,41 @@ async fn executor_death_kills_the_tree() {
     assert_eq!(sleepers(&mark), [] as [u32; 0]);
 }
 
+/// The executor dropping the run (its task aborted) closes the control
+/// socket: the tree is killed.
+#[tokio::test]
+async fn dropping_the_run_kills_the_tree() {
+    let job = Job::new();
+    let mut spec = job.spec(SandboxLevel::None, &sh(DOUBLE_FORK));
+    let mark = marked(&mut spec);
+    let (logs, mut seen) = watch::channel(LogLen::default());
+    let (_cancel, cancelled) = watch::channel(false);
+    let task = tokio::spawn(run(spec, logs, cancelled));
+    while seen.borrow_and_update().stdout == 0 {
+        seen.changed().await.expect("the job prints ready");
+    }
+    eventually("both sleepers run", || sleepers(&mark).len() == 2);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    eventually("the tree is gone", || sleepers(&mark).is_empty());
+}
+
+/// A supervisor of another protocol version refuses, saying so.
+#[test]
+fn supervisor_refuses_another_protocol() {
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let status = std::process::Command::new(clive_bin())
+        .args([supervisor::ARG, "999"])
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mut line = String::new();
+    std::io::Read::read_to_string(&mut ours, &mut line).unwrap();
+    let report: supervisor::Report = serde_json::from_str(line.trim()).unwrap();
+    assert!(report.error.unwrap().contains("999"));
+}
+
 #[tokio::test]
 async fn levels_this_machine_lacks_are_refused() {
     let job = Job::new();
@@ -387,6 +422,9 @@ async fn levels_this_machine_lacks_are_refused() {
     // A workdir outside the job directory is refused.
     let mut spec = job.spec(SandboxLevel::None, &["true"]);
     spec.workdir = job.outside("");
+    let err = run_job(spec.clone()).await.unwrap_err();
+    assert!(matches!(err, ProcessError::Workdir(_)), "{err}");
+    spec.workdir = job.root().join("..");
     let err = run_job(spec).await.unwrap_err();
     assert!(matches!(err, ProcessError::Workdir(_)), "{err}");
 }
@@ -467,6 +505,13 @@ async fn confined(level: SandboxLevel) {
         "{level}: {}",
         job.stderr()
     );
+
+    // Signals reach only the job's own processes (Landlock scopes, ABI >= 6).
+    if clive_node::jobs::sandbox::linux::landlock_abi().is_some_and(|abi| abi >= 6) {
+        let signal = format!("kill -0 {me} && echo signalled; kill -0 $$ && echo self");
+        let out = ok(job.spec(level, &sh(&signal))).await;
+        assert_eq!(job.stdout(), "self\n", "{level}: {out:?} {}", job.stderr());
+    }
 
     // TCP bind is denied too (the same script binds without a sandbox).
     let bind = "socket(S, PF_INET, SOCK_STREAM, 0) or die; \
@@ -580,14 +625,13 @@ async fn a_c_compiler_works_under_the_sandbox() {
             "hello: hello.c\n\tcc -O1 -o hello hello.c\n",
         )
         .unwrap();
-        let mut spec = job.spec(level, &sh("make && ./hello"));
-        if level == SandboxLevel::Landlock {
-            std::fs::create_dir(job.root().join("tmp")).unwrap();
-            spec.env.insert(
-                "TMPDIR".to_owned(),
-                job.root().join("tmp").display().to_string(),
-            );
-        }
+        // Under landlock /tmp is not writable: the job points TMPDIR into
+        // its own directory (what the sandbox module documents).
+        let script = match level {
+            SandboxLevel::Landlock => "mkdir -p tmp && TMPDIR=$PWD/tmp make && ./hello",
+            _ => "make && ./hello",
+        };
+        let spec = job.spec(level, &sh(script));
         let out = ok(spec).await;
         assert_eq!(out.exit, Exit::Code(0), "{level}: {}", job.stderr());
         assert!(

@@ -43,7 +43,7 @@ pub struct ExecArgs {
     #[serde(default)]
     pub outputs: Vec<String>,
     /// An environment variable, K=V: the job gets exactly these (and a default
-    /// PATH unless one is given). Repeatable.
+    /// PATH, and TMPDIR=. (its working directory), unless given). Repeatable.
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     #[serde(default)]
     pub env: Vec<String>,
@@ -243,10 +243,19 @@ impl ExecArgs {
     }
 }
 
-/// Adds [`DEFAULT_PATH`] to an `exec` that gives no `PATH`.
-pub fn add_default_path(args: &mut ExecArgs) {
-    if !args.env.iter().any(|kv| kv.starts_with("PATH=")) {
-        args.env.push(format!("PATH={DEFAULT_PATH}"));
+/// The `TMPDIR` a job gets when its command line gives none: its working
+/// directory, the one place every sandbox level lets it write (a relative
+/// path, since where the job directory lies is the executor's business).
+pub const DEFAULT_TMPDIR: &str = ".";
+
+/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to the environment of a
+/// job (`exec` or `JOB.toml`) that sets no `PATH` or `TMPDIR`: the job
+/// document's environment is all a job gets, so the defaults are written
+/// into it here, where the job is made.
+pub fn add_default_env(env: &mut std::collections::BTreeMap<String, String>) {
+    for (key, value) in [("PATH", DEFAULT_PATH), ("TMPDIR", DEFAULT_TMPDIR)] {
+        env.entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
     }
 }
 
@@ -270,6 +279,8 @@ async fn run_spec(
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
 ) -> Result<JobReply, ApiError> {
+    let mut spec = spec;
+    add_default_env(&mut spec.env);
     let doc = node.jobs().document(&spec).await?;
     let local = matches!(spec.on, None | Some(Target::Local));
     let signer: Option<Arc<dyn Signer>> = if local {

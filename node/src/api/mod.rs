@@ -177,7 +177,6 @@ impl Request {
             Request::Name(
                 NameRequest::Publish { receipt, .. } | NameRequest::Unpublish { receipt, .. },
             ) => *receipt = Some(clive_naming::zones::new_receipt()),
-            Request::Exec(args) => jobs::add_default_path(args),
             _ => {}
         }
         self

@@ -266,6 +266,7 @@ impl ControlClient {
                             // The answer says what the cancel did; a daemon
                             // that is gone is the reader's to report.
                             if asked {
+                                tracing::debug!("asking the daemon to cancel the call");
                                 let _ = write_frame(&mut wr, Kind::Cancel, &[]).await;
                             }
                         }

@@ -426,6 +426,7 @@ async fn watch_client(
             Ok(Some(Frame {
                 kind: Kind::Cancel, ..
             })) => {
+                tracing::debug!("the client cancels the call");
                 cancel.send_replace(true);
             }
             Ok(Some(frame)) => {

@@ -543,7 +543,7 @@ impl Executor {
         let result = JobResult {
             version: super::result::RESULT_VERSION,
             job: id,
-            executor: self.me.openssh_line(),
+            executor: super::result::executor_line(&self.me),
             platform: self.platform.clone(),
             sandbox: level,
             exit: outcome.exit,

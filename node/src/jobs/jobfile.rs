@@ -18,8 +18,8 @@
 //! lib = "<64 hex>"                 # an object already stored
 //! tools = "zone/tools"             # a ZONE/NAME, resolved at submission
 //!
-//! [env]                            # exactly the job's environment (the CLI adds a
-//! CC = "cc"                        # default PATH unless one is given)
+//! [env]                            # exactly the job's environment (submission adds
+//! CC = "cc"                        # a default PATH and TMPDIR=. unless given)
 //!
 //! [limits]
 //! output = "1 GiB"                 # bytes of outputs at most (default 4 GiB)

@@ -31,7 +31,85 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 
 use super::sandbox::SandboxLevel;
-use crate::config::JobsConfig;
+
+/// The `[jobs]` section of `config.toml` (see `crate::config`, which
+/// re-exports it): whether and how this node runs jobs. It lives here, beside
+/// what it configures, so that `config` uses `jobs` and not the other way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Whether this node runs jobs for the peers it granted `exec`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How many jobs run at once (at least 1); the number of cores when unset.
+    #[serde(default, deserialize_with = "checked::slots")]
+    pub slots: Option<u32>,
+    /// The operating system advertised; the real one when unset.
+    #[serde(default, deserialize_with = "checked::value")]
+    pub os: Option<String>,
+    /// The architecture advertised; the real one when unset.
+    #[serde(default, deserialize_with = "checked::value")]
+    pub arch: Option<String>,
+    /// Features advertised: words jobs can require (`feature=gpu`), each
+    /// a value as requirements spell them.
+    #[serde(default, deserialize_with = "checked::values")]
+    pub features: Vec<String>,
+    /// The least sandbox level a job from another node runs under; the
+    /// strongest this machine can give when unset.
+    #[serde(default)]
+    pub min_sandbox: Option<SandboxLevel>,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            enabled: true,
+            slots: None,
+            os: None,
+            arch: None,
+            features: Vec::new(),
+            min_sandbox: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Checks of `[jobs]` as it is read, so a bad value is an error naming its
+/// line in `config.toml` rather than a platform no peer can read.
+mod checked {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    use super::{MAX_FEATURES, check_value};
+
+    pub(super) fn slots<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match u32::deserialize(d)? {
+            0 => Err(D::Error::custom("slots must be at least 1")),
+            n => Ok(Some(n)),
+        }
+    }
+
+    pub(super) fn value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let s = String::deserialize(d)?;
+        check_value("value", &s).map_err(D::Error::custom)?;
+        Ok(Some(s))
+    }
+
+    pub(super) fn values<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        if v.len() > MAX_FEATURES {
+            return Err(D::Error::custom(format!(
+                "more than {MAX_FEATURES} features"
+            )));
+        }
+        for s in &v {
+            check_value("feature", s).map_err(D::Error::custom)?;
+        }
+        Ok(v)
+    }
+}
 
 /// Longest value of a requirement or platform field, in bytes.
 pub const MAX_VALUE_LEN: usize = 64;

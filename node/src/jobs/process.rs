@@ -266,6 +266,10 @@ pub async fn run(
     }
     if !spec.workdir.is_absolute()
         || !spec.workdir.starts_with(&spec.root)
+        || spec
+            .workdir
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
         || !spec.workdir.is_dir()
     {
         return Err(ProcessError::Workdir(spec.workdir.clone()));

@@ -73,6 +73,21 @@ pub(crate) async fn open(
     })
 }
 
+/// Asks `peer` to kill the job `id` this node sent it, and waits for its answer.
+pub(crate) async fn cancel(
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    id: &super::document::JobId,
+) -> Result<(), JobError> {
+    let request = JobsRequest::Cancel { id: id.to_string() };
+    let mut stream = open(shared, peer, &request).await?;
+    match stream.next().await? {
+        Some(Frame::Event(JobEvent::Cancelled)) => Ok(()),
+        Some(Frame::Event(JobEvent::Refused { reason })) => Err(stream.failed(reason)),
+        other => Err(stream.failed(format!("answered cancel with {other:?}"))),
+    }
+}
+
 /// What `peer` offers this node, within [`DESCRIBE_TIMEOUT`].
 pub(crate) async fn describe(shared: &Arc<Shared>, peer: EndpointId) -> Result<Offer, JobError> {
     let asked = async {

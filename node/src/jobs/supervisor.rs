@@ -472,7 +472,7 @@ fn close_other_fds() {
 
 /// The places `argv[0]` may be, in order: itself when it has a `/`, else
 /// each directory of the job's `PATH` (`/usr/bin:/bin` when it has none).
-pub fn candidates(program: &str, env: &BTreeMap<String, String>) -> Vec<PathBuf> {
+fn candidates(program: &str, env: &BTreeMap<String, String>) -> Vec<PathBuf> {
     if program.contains('/') {
         return vec![PathBuf::from(program)];
     }

@@ -6,14 +6,26 @@
 //!   `/dev/null`, its own session; the whole process tree is killed at the end.
 //! - `landlock` (Linux): `none`, plus a Landlock ruleset: writes only inside
 //!   the job directory, reads only it and the read-only system paths a C
-//!   toolchain needs ([`linux::READ_ONLY`]), TCP bind/connect denied where the
-//!   kernel's ABI has network rules (ABI >= 4), signals and abstract unix
-//!   sockets scoped to the job where it has scopes (ABI >= 6). On macOS the
-//!   same level is a generated `sandbox-exec` profile ([`macos::profile`]).
+//!   toolchain needs ([`linux::READ_ONLY`], [`linux::PROC_READ_ONLY`]), TCP
+//!   bind/connect denied where the kernel's ABI has network rules (ABI >= 4),
+//!   signals and abstract unix sockets scoped to the job where it has scopes
+//!   (ABI >= 6); and a seccomp filter refusing new unix sockets (the node's
+//!   control socket is one). On macOS the same level is a generated
+//!   `sandbox-exec` profile ([`macos::profile`]).
 //! - `isolated` (Linux): `landlock`, plus new user, mount, PID and network
 //!   namespaces: no network at all (the new network namespace has only a
 //!   loopback that is down), a fresh `/proc` showing only the job's processes,
 //!   a private writable `/tmp` (a tmpfs of [`linux::TMP_SIZE`]).
+//!
+//! What the job sees, at every level: its job directory at the very path the
+//! executor staged it (under `isolated`, bound back at that path when the
+//! private `/tmp` would hide it), its workdir as the current directory,
+//! exactly the document's environment. Temporary files: under `none` the
+//! machine's `/tmp`; under `isolated` the private `/tmp`; under `landlock`
+//! `/tmp` is not writable, so a job that needs temporary files (a C
+//! compiler does) points `TMPDIR` into its job directory itself, e.g.
+//! `sh -c 'mkdir -p tmp && TMPDIR=$PWD/tmp exec make'`: the executor's path
+//! is not known when the document (and its id) is made.
 //!
 //! A level this machine cannot give is not in [`available`], and
 //! [`crate::jobs::process::run`] refuses it: never a silent downgrade.
