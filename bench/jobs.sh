@@ -214,16 +214,24 @@ missing=$(comm -23 <(printf '%s\n' "$expected") <(sort -u "$LINES") | wc -l)
 log "  $lines lines, $distinct distinct, $missing missing; Q lists $q_done jobs done; $(sec "$burst_s") s; Q peak RSS $((q_rss_kib / 1024)) MiB"
 
 # --- the sandbox's cost: the same short job at each level ----------------------------
-declare -A level_s=()
+# The levels take turns within each round, so a change in the machine's load
+# falls on all of them alike.
+levels=()
 for level in none landlock isolated; do
   has_level "$level" || continue
+  levels+=("$level")
   clive --home "$R" exec --no-cache --sandbox "$level" -- true # warm up
-  times=()
-  for _ in $(seq "$RUNS"); do
+done
+declare -A level_times=() level_s=()
+for _ in $(seq "$RUNS"); do
+  for level in "${levels[@]}"; do
     timed s "$BIN" --home "$R" exec --no-cache --sandbox "$level" -- true
-    times+=("$s")
+    level_times[$level]+="$s "
   done
-  level_s[$level]=$(median "${times[@]}")
+done
+for level in "${levels[@]}"; do
+  # shellcheck disable=SC2086 # the times, one word each
+  level_s[$level]=$(median ${level_times[$level]})
   log "clive-node exec --no-cache --sandbox $level -- true, median of $RUNS: $(ms "${level_s[$level]}") ms"
 done
 
