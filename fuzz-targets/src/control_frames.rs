@@ -90,7 +90,7 @@ pub fn control_frames(data: &[u8]) {
                 reply.clear();
             }
             Kind::Error => json_round_trip::<ErrorMessage>("error", &frame.payload),
-            Kind::Data | Kind::End => {}
+            Kind::Data | Kind::ErrData | Kind::End | Kind::Cancel => {}
         }
     }
 }
