@@ -99,6 +99,12 @@ fn read_table(
     Ok(rows)
 }
 
+impl crate::jobs::memo::Attestations for NodeTrust {
+    fn attested(&self, key: &PublicIdentity) -> bool {
+        self.holds(&key.bytes(), Capability::Attest)
+    }
+}
+
 impl NodeTrust {
     /// Loads roots, certificates and revocations.
     pub fn open(

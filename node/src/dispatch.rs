@@ -26,7 +26,6 @@ use tokio::{io::AsyncWriteExt, sync::watch};
 
 use crate::{
     Node, NodeError,
-    api::CallOutput,
     jobs::{
         JobError,
         document::{Input, JobDoc, JobId},
@@ -34,11 +33,14 @@ use crate::{
         jobfile::{InputSource, JobSpec},
         platform::{Platform, Requirements, Target},
         records::{JobRecord, JobState, RECORD_VERSION, Side},
-        remote::{self, RemoteStream},
         result::{JobResult, SignedResult},
         wire::{Frame, JobEvent, JobsRequest},
     },
-    net::{fetch, shared::Shared},
+    net::{
+        fetch,
+        jobs::{self as remote, RemoteStream},
+        shared::Shared,
+    },
 };
 
 /// The jobs of a node.
@@ -93,10 +95,19 @@ pub struct JobInfo {
     pub reason: Option<String>,
 }
 
+/// Where a job's output goes: the caller's standard output and error
+/// (what a call of the node API writes to: `api::CallOutput`).
+pub struct Output<'o> {
+    /// The standard output.
+    pub stdout: &'o mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    /// The standard error.
+    pub stderr: &'o mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+}
+
 /// Where a job's output goes as it streams, and how its caller cancels it.
 pub struct Stream<'o> {
-    /// The call's standard output and error.
-    pub out: CallOutput<'o>,
+    /// The caller's standard output and error.
+    pub out: Output<'o>,
     /// Turns `true` when the caller asks to cancel.
     pub cancel: watch::Receiver<bool>,
 }
@@ -239,7 +250,7 @@ impl JobsHandle<'_> {
     ) -> Result<EndpointId, NodeError> {
         if let Target::Peer(key) = target {
             let key = self.node.trust().resolve_key(key)?;
-            return Ok(crate::net::endpoint_id(&key.bytes())?);
+            return crate::net::endpoint_id(&key.bytes());
         }
         let peers: Vec<EndpointId> = crate::net::state::peers(&shared.db)
             .map_err(NodeError::from)?
@@ -510,7 +521,7 @@ impl JobsHandle<'_> {
 
     /// Writes the output of `id` so far (standard output, then standard
     /// error) without waiting for more.
-    pub async fn logs(&self, id: &JobId, mut out: CallOutput<'_>) -> Result<(), NodeError> {
+    pub async fn logs(&self, id: &JobId, mut out: Output<'_>) -> Result<(), NodeError> {
         let executor = self.node.executor();
         let records = executor.records();
         let logs: [Vec<u8>; 2] = if records
@@ -718,7 +729,7 @@ fn on_cancel(
 }
 
 /// Writes an output frame to the call's streams.
-async fn write_frame_out(out: &mut CallOutput<'_>, frame: &Frame) -> Result<(), NodeError> {
+async fn write_frame_out(out: &mut Output<'_>, frame: &Frame) -> Result<(), NodeError> {
     let (w, bytes): (&mut (dyn tokio::io::AsyncWrite + Unpin + Send), &[u8]) = match frame {
         Frame::Stdout(b) => (&mut *out.stdout, b),
         Frame::Stderr(b) => (&mut *out.stderr, b),

@@ -20,10 +20,9 @@ use crate::{
     config::DEFAULT_CONFIG,
     jobs::{
         executor::{Executor, ExecutorParts},
-        serve::JobsProtocol,
         wire::JOBS_ALPN,
     },
-    net::{Mode, Net, NetOptions, NetSlot, Parts, ProtocolFactory},
+    net::{Mode, Net, NetOptions, NetSlot, Parts, ProtocolFactory, jobs::JobsProtocol},
 };
 
 /// Supplies the passphrase of an encrypted key when one is needed.

@@ -236,7 +236,8 @@ impl StoreHandle<'_> {
         );
         keep.extend(
             crate::jobs::memo::Memo::new(self.node.db().clone())
-                .referenced()?
+                .objects()
+                .map_err(crate::jobs::JobError::from)?
                 .into_iter()
                 .map(|hash| Root {
                     hash,

@@ -407,4 +407,6 @@ impl TestNode {
 // The dev-dependencies are the tests' under tests/; this library's own
 // unit-test build links them too.
 #[cfg(test)]
-use {bao_tree as _, blake3 as _, clive_node as _, iroh as _, iroh_blobs as _, tokio as _};
+use {
+    bao_tree as _, blake3 as _, clive_node as _, iroh as _, iroh_blobs as _, redb as _, tokio as _,
+};

@@ -472,7 +472,7 @@ fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
         &frame(1, br#"{"protocol":"clive-control","version":99}"#),
     );
     assert!(
-        err.contains("version 3, not clive-control version 99"),
+        err.contains("version 4, not clive-control version 99"),
         "{err}"
     );
     let mut bad_request = frame(1, HELLO);

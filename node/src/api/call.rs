@@ -124,13 +124,9 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The two streams a call writes to.
-pub struct CallOutput<'a> {
-    /// The standard output.
-    pub stdout: &'a mut (dyn AsyncWrite + Unpin + Send),
-    /// The standard error.
-    pub stderr: &'a mut (dyn AsyncWrite + Unpin + Send),
-}
+/// The two streams a call writes to (the jobs handle writes a job's
+/// output to the same pair).
+pub use crate::dispatch::Output as CallOutput;
 
 /// What a call streams, and what it runs within.
 pub trait CallContext: Send {

@@ -332,7 +332,7 @@ pub(crate) async fn handle(
             let mut spec = JobSpec::parse(&text, &base)
                 .map_err(|e| NodeError::from(JobError::from(e)))
                 .map_err(|e| ApiError::Invalid {
-                    reason: format!("{}: {}", path.display(), super::error_chain(&e)),
+                    reason: format!("{}: {}", path.display(), super::call::error_chain(&e)),
                 })?;
             if let Some(on) = on {
                 spec.on = Some(on.parse::<Target>().map_err(|e| ApiError::Invalid {

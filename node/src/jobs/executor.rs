@@ -29,8 +29,8 @@ use tokio::{
 use super::{
     JobError, collect,
     document::{JobDoc, JobId},
-    memo::Memo,
-    platform::Platform,
+    memo::{Attestations, Memo},
+    platform::{JobsConfig, Platform},
     process::{self, LogLen, RunSpec},
     records::{JobRecord, JobState, RECORD_VERSION, Records, Side},
     result::{JobResult, SignedResult},
@@ -38,7 +38,6 @@ use super::{
     stage,
     wire::{Frame, JobEvent, LOG_CHUNK, Offer},
 };
-use crate::{authority::NodeTrust, config::JobsConfig};
 
 /// How long closing the node waits for the jobs it stops.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -89,7 +88,7 @@ pub struct Executor {
     records: Records,
     memo: Memo,
     store: Store,
-    trust: Arc<NodeTrust>,
+    trust: Arc<dyn Attestations>,
     me: PublicIdentity,
     clock: Arc<dyn Clock>,
     platform: Platform,
@@ -125,7 +124,7 @@ pub struct ExecutorParts {
     /// The store.
     pub store: Store,
     /// The node's trust, for `attest`.
-    pub trust: Arc<NodeTrust>,
+    pub trust: Arc<dyn Attestations>,
     /// The node's key.
     pub me: PublicIdentity,
     /// The node's clock.
@@ -234,7 +233,7 @@ impl Executor {
     /// A memo hit for `id`: a result signed here or by a key granted
     /// `attest`, whose objects are all in the store.
     pub async fn memo_hit(&self, id: &JobId) -> Result<Option<SignedResult>, JobError> {
-        let Some((result, signed)) = self.memo.hit(id, &self.me, &self.trust)? else {
+        let Some((result, signed)) = self.memo.hit(id, &self.me, self.trust.as_ref())? else {
             return Ok(None);
         };
         for hash in [result.outputs, result.stdout, result.stderr] {

@@ -106,7 +106,7 @@ fn mistakes_are_refused_clearly() {
         ("argv = [\"x\"]\ntimeout = \"soon\"", "timeout \"soon\""),
         ("argv = [\"x\"]\ntimeout = \"0s\"", "more than zero"),
         ("argv = [\"x\"]\ntimeout = \"8d\"", "at most 7 days"),
-        ("argv = [\"x\"]\nsandbox = \"jail\"", "\"jail\""),
+        ("argv = [\"x\"]\nsandbox = \"jail\"", "jail"),
         ("argv = [\"x\"]\non = \"os=\"", "on: platform os"),
         (
             "argv = [\"x\"]\n[limits]\noutput = \"lots\"",

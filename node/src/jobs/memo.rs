@@ -18,14 +18,13 @@
 use std::sync::Arc;
 
 use clive_cas::Hash;
-use clive_trust::{Capability, PublicIdentity};
+use clive_trust::PublicIdentity;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{
     document::JobId,
     result::{JobResult, MAX_RESULT_LEN, MAX_SIGNATURE_LEN, ResultError, SignedResult},
 };
-use crate::{authority::NodeTrust, error::StateError};
 
 const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("job_results");
 /// The version byte that starts every record.
@@ -33,6 +32,13 @@ const RECORD_VERSION: u8 = 1;
 /// A record larger than this is damaged (a result's JSON string may
 /// escape every byte as `\uXXXX`).
 const MAX_RECORD_LEN: usize = 1 + 6 * MAX_RESULT_LEN + 2 * MAX_SIGNATURE_LEN + 64;
+
+/// Which keys hold `attest` on this node (the node's trust state answers
+/// it; see `crate::authority`): whose results are memo hits here.
+pub trait Attestations: Send + Sync {
+    /// Whether `key` holds `attest` here now.
+    fn attested(&self, key: &PublicIdentity) -> bool;
+}
 
 /// The memo of signed job results, in `state.redb`.
 #[derive(Debug, Clone)]
@@ -45,7 +51,7 @@ pub struct Memo {
 pub enum MemoError {
     /// The state database failed.
     #[error("job results in state.redb: {0}")]
-    State(#[from] StateError),
+    State(#[from] redb::Error),
     /// A stored record that does not decode.
     #[error("the stored result of job {id} is damaged: {reason}")]
     Damaged {
@@ -71,14 +77,14 @@ impl Memo {
     pub fn put(&self, signed: &SignedResult) -> Result<(), MemoError> {
         let (result, _) = signed.verify()?;
         let record = encode_record(signed);
-        let tx = self.db.begin_write().map_err(StateError::from)?;
+        let tx = self.db.begin_write().map_err(redb::Error::from)?;
         {
-            let mut table = tx.open_table(RESULTS).map_err(StateError::from)?;
+            let mut table = tx.open_table(RESULTS).map_err(redb::Error::from)?;
             let key = result.job.0.as_bytes();
             let keep_old = !result.completed()
                 && table
                     .get(key)
-                    .map_err(StateError::from)?
+                    .map_err(redb::Error::from)?
                     .and_then(|old| decode_record(old.value()).ok())
                     .and_then(|old| JobResult::decode(&old.result).ok())
                     .is_some_and(|old| old.completed());
@@ -87,21 +93,21 @@ impl Memo {
             }
             table
                 .insert(key, record.as_slice())
-                .map_err(StateError::from)?;
+                .map_err(redb::Error::from)?;
         }
-        tx.commit().map_err(StateError::from)?;
+        tx.commit().map_err(redb::Error::from)?;
         Ok(())
     }
 
     /// The result kept for `id`, whoever signed it (not verified again).
     pub fn get(&self, id: &JobId) -> Result<Option<SignedResult>, MemoError> {
-        let tx = self.db.begin_read().map_err(StateError::from)?;
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
         let table = match tx.open_table(RESULTS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(StateError::from(e).into()),
+            Err(e) => return Err(redb::Error::from(e).into()),
         };
-        let Some(value) = table.get(id.0.as_bytes()).map_err(StateError::from)? else {
+        let Some(value) = table.get(id.0.as_bytes()).map_err(redb::Error::from)? else {
             return Ok(None);
         };
         decode_record(value.value())
@@ -109,8 +115,8 @@ impl Memo {
             .map_err(|reason| MemoError::Damaged { id: *id, reason })
     }
 
-    /// A memo hit: a result for `id` signed by `me`, or by a key `trust` grants `attest`
-    /// (crate::authority::NodeTrust::holds(key_bytes, Capability::Attest)). Else None.
+    /// A memo hit: a result for `id` signed by `me`, or by a key `trust`
+    /// says holds `attest` here. Else None.
     ///
     /// A run that timed out or was cancelled is no hit; nor is a kept
     /// result that no longer verifies, or is for another job (logged).
@@ -118,7 +124,7 @@ impl Memo {
         &self,
         id: &JobId,
         me: &PublicIdentity,
-        trust: &NodeTrust,
+        trust: &dyn Attestations,
     ) -> Result<Option<(JobResult, SignedResult)>, MemoError> {
         let signed = match self.get(id) {
             Ok(Some(signed)) => signed,
@@ -146,8 +152,7 @@ impl Memo {
         if !result.completed() {
             return Ok(None);
         }
-        let trusted =
-            signer.bytes() == me.bytes() || trust.holds(&signer.bytes(), Capability::Attest);
+        let trusted = signer.bytes() == me.bytes() || trust.attested(&signer);
         Ok(trusted.then_some((result, signed)))
     }
 
@@ -158,7 +163,7 @@ impl Memo {
     }
 
     /// [`Memo::objects`], failing only as the database does (for gc's roots).
-    pub(crate) fn referenced(&self) -> Result<Vec<Hash>, StateError> {
+    pub(crate) fn referenced(&self) -> Result<Vec<Hash>, redb::Error> {
         let tx = self.db.begin_read()?;
         let table = match tx.open_table(RESULTS) {
             Ok(table) => table,

@@ -2,10 +2,13 @@
 //! same rules through a home initialised by the binary, with the grant made
 //! by `trust grant --cap attest`, are in tests/tests/jobs_documents.rs.
 
-use clive_trust::{Caps, CertBody, ManualClock, Signer};
+use clive_trust::{Capability, Caps, CertBody, ManualClock, Signer};
 
 use super::*;
-use crate::jobs::result::tests::{sample_for, signer};
+use crate::{
+    authority::NodeTrust,
+    jobs::result::tests::{sample_for, signer},
+};
 
 const NOW: u64 = 1_800_000_000;
 

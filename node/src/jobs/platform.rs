@@ -82,7 +82,7 @@ fn yes() -> bool {
 mod checked {
     use serde::{Deserialize, Deserializer, de::Error};
 
-    use super::{MAX_FEATURES, check_value};
+    use crate::jobs::platform::{MAX_FEATURES, check_value};
 
     pub(super) fn slots<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         match u32::deserialize(d)? {

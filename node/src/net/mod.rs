@@ -30,6 +30,7 @@ pub(crate) mod announce;
 pub(crate) mod endpoint;
 pub(crate) mod fetch;
 pub(crate) mod gossip;
+pub(crate) mod jobs;
 pub(crate) mod keeper;
 pub(crate) mod liveness;
 pub(crate) mod serve;

@@ -1,8 +1,13 @@
-//! The executor's side of the jobs protocol ([`super::wire`]): answers
-//! `describe`, takes `submit`s from peers that hold `exec` here (pulling
-//! their inputs from them), streams output and results, and cancels.
+//! The jobs protocol on the network, ALPN `clive/jobs/1` (its format is
+//! [`crate::jobs::wire`]): the executor's side, which answers `describe`,
+//! takes `submit`s from peers that hold `exec` here (pulling their inputs
+//! from them), streams output and results, and cancels; and the
+//! requester's side, one stream per request to an executor.
 
-use std::sync::{Arc, Weak};
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use clive_cas::{Hash, NoProgress};
 use clive_trust::{Capability, PublicIdentity};
@@ -12,12 +17,17 @@ use iroh::{
     protocol::{AcceptError, ProtocolHandler},
 };
 
-use super::{
+use super::{fetch, keeper, shared::Shared};
+use crate::jobs::{
+    JobError,
     document::{JobDoc, JobId},
     executor::{Executor, Follow, Requester, Taken, result_objects},
-    wire::{Frame, JobEvent, JobsRequest, MAX_MESSAGE, decode_request, write_frame},
+    records::Side,
+    wire::{
+        Frame, JOBS_ALPN, JobEvent, JobsRequest, MAX_MESSAGE, Offer, decode_request, read_frame,
+        write_frame,
+    },
 };
-use crate::net::{fetch, shared::Shared};
 
 /// How long a peer may take to send its request.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -113,7 +123,7 @@ impl JobsProtocol {
                     for hash in inputs {
                         fetch::get(&pull_shared, hash, vec![peer], Arc::new(NoProgress))
                             .await
-                            .map_err(|e| crate::api::error_chain(&e))?;
+                            .map_err(|e| e.to_string())?;
                     }
                     Ok(())
                 });
@@ -184,11 +194,11 @@ impl JobsProtocol {
     fn own_job(&self, requester: &Requester, id: &str) -> Result<JobId, String> {
         let id: JobId = id
             .parse()
-            .map_err(|e: super::document::DocError| e.to_string())?;
+            .map_err(|e: crate::jobs::document::DocError| e.to_string())?;
         let Requester::Peer(key) = requester else {
             return Err("not a peer".into());
         };
-        match self.executor.records().get(super::records::Side::Run, &id) {
+        match self.executor.records().get(Side::Run, &id) {
             Ok(Some(record)) if record.peer == key.openssh_line() => Ok(id),
             Ok(_) => Err(format!("you submitted no job {id} here")),
             Err(e) => Err(e.to_string()),
@@ -231,4 +241,98 @@ async fn event(send: &mut SendStream, event: JobEvent) -> Result<(), String> {
 async fn refuse(send: &mut SendStream, reason: String) -> Result<(), String> {
     event(send, JobEvent::Refused { reason }).await?;
     Ok(())
+}
+
+// The requester's side.
+
+/// How long an executor may take to say what it offers.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An executor's answer, frame by frame.
+pub struct RemoteStream {
+    _send: SendStream,
+    recv: RecvStream,
+    peer: EndpointId,
+}
+
+impl RemoteStream {
+    /// The next frame; `None` once the executor finished its side.
+    pub async fn next(&mut self) -> Result<Option<Frame>, JobError> {
+        read_frame(&mut self.recv)
+            .await
+            .map_err(|e| self.failed(e.to_string()))
+    }
+
+    /// An error of this executor.
+    pub fn failed(&self, reason: String) -> JobError {
+        JobError::Executor {
+            peer: self.peer.fmt_short().to_string(),
+            reason,
+        }
+    }
+}
+
+/// Sends `request` to `peer` on a stream of its own (dialling the jobs
+/// protocol, after the peer protocol's hello when not connected yet).
+pub(crate) async fn open(
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    request: &JobsRequest,
+) -> Result<RemoteStream, JobError> {
+    let failed = |reason: String| JobError::Executor {
+        peer: peer.fmt_short().to_string(),
+        reason,
+    };
+    if !shared.is_connected(&peer) {
+        keeper::connect(shared, peer)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let conn = keeper::dial(shared, peer, JOBS_ALPN)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| failed(e.to_string()))?;
+    let bytes = serde_json::to_vec(request).map_err(|e| failed(e.to_string()))?;
+    send.write_all(&bytes)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    send.finish().map_err(|e| failed(e.to_string()))?;
+    Ok(RemoteStream {
+        _send: send,
+        recv,
+        peer,
+    })
+}
+
+/// Asks `peer` to kill the job `id` this node sent it, and waits for its answer.
+pub(crate) async fn cancel(
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    id: &JobId,
+) -> Result<(), JobError> {
+    let request = JobsRequest::Cancel { id: id.to_string() };
+    let mut stream = open(shared, peer, &request).await?;
+    match stream.next().await? {
+        Some(Frame::Event(JobEvent::Cancelled)) => Ok(()),
+        Some(Frame::Event(JobEvent::Refused { reason })) => Err(stream.failed(reason)),
+        other => Err(stream.failed(format!("answered cancel with {other:?}"))),
+    }
+}
+
+/// What `peer` offers this node, within [`DESCRIBE_TIMEOUT`].
+pub(crate) async fn describe(shared: &Arc<Shared>, peer: EndpointId) -> Result<Offer, JobError> {
+    let asked = async {
+        let mut stream = open(shared, peer, &JobsRequest::Describe).await?;
+        match stream.next().await? {
+            Some(Frame::Event(JobEvent::Offer(offer))) => Ok(offer),
+            Some(Frame::Event(JobEvent::Refused { reason })) => Err(stream.failed(reason)),
+            other => Err(stream.failed(format!("answered describe with {other:?}"))),
+        }
+    };
+    tokio::time::timeout(DESCRIBE_TIMEOUT, asked)
+        .await
+        .map_err(|_| JobError::Executor {
+            peer: peer.fmt_short().to_string(),
+            reason: format!("no answer within {} s", DESCRIBE_TIMEOUT.as_secs()),
+        })?
 }
