@@ -14,20 +14,36 @@ use std::{
 };
 
 /// Source files under `dir`, recursively, but for test modules in files of
-/// their own (`#[cfg(test)] mod tests;`).
+/// their own: `#[cfg(test)] mod tests;` in `mod.rs` or `lib.rs`, and
+/// `#[cfg(test)] #[path = "x_tests.rs"] mod tests;` in any file.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut test_modules = BTreeSet::new();
-    for own in ["mod.rs", "lib.rs"] {
-        let Ok(text) = fs::read_to_string(dir.join(own)) else {
+    for entry in fs::read_dir(dir).expect("reading node/src") {
+        let path = entry.expect("reading node/src").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let own = path
+            .file_name()
+            .is_some_and(|n| n == "mod.rs" || n == "lib.rs");
+        let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
         let mut lines = text.lines();
         while let Some(line) = lines.next() {
-            if line.trim() == "#[cfg(test)]" {
-                let next = lines.next().unwrap_or("").trim();
-                if let Some(name) = next.strip_prefix("mod ").and_then(|n| n.strip_suffix(';')) {
-                    test_modules.insert(name.to_owned());
-                }
+            if line.trim() != "#[cfg(test)]" {
+                continue;
+            }
+            let next = lines.next().unwrap_or("").trim();
+            if let Some(file) = next
+                .strip_prefix("#[path = \"")
+                .and_then(|n| n.strip_suffix(".rs\"]"))
+            {
+                test_modules.insert(file.to_owned());
+            } else if let Some(name) = next.strip_prefix("mod ").and_then(|n| n.strip_suffix(';'))
+                && own
+            {
+                test_modules.insert(name.to_owned());
             }
         }
     }

@@ -444,7 +444,7 @@ fn error_for(node: &TestNode, bytes: &[u8]) -> String {
     value["message"].as_str().expect("a message").to_owned()
 }
 
-const HELLO: &[u8] = br#"{"protocol":"clive-control","version":3}"#;
+const HELLO: &[u8] = br#"{"protocol":"clive-control","version":4}"#;
 
 #[test]
 fn hostile_clients_get_errors_and_the_daemon_keeps_serving() {
