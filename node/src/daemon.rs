@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// Connections served at once; more are told to come back later.
-const MAX_CLIENTS: usize = 64;
+const MAX_CLIENTS: usize = 256;
 
 /// How long calls still running may take to wind down at stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -24,21 +24,24 @@
 //!
 //! A REQUEST is an [`crate::api::Request`] in serde's internally tagged
 //! form: `op` names the concern or command (`id`, `stop`, `status`,
-//! `store`, `trust`, `peers`, `name`), and each concern's own tag names the
-//! command within it (`store_op`, then `pin_op` for `pin`; `trust_op`,
-//! then `roots_op`; `peer_op`, then `peers_op`; `name_op`, then `zone_op`
-//! or `root_op`), beside the command's fields, all in one object:
+//! `store`, `trust`, `peers`, `name`, `exec`, `job`), and each concern's
+//! own tag names the command within it (`store_op`, then `pin_op` for
+//! `pin`; `trust_op`, then `roots_op`; `peer_op`, then `peers_op`;
+//! `name_op`, then `zone_op` or `root_op`; `job_op`), beside the command's
+//! fields, all in one object:
 //!
 //! ```text
 //! {"op":"id"}
 //! {"op":"store","store_op":"cat","object":"release/app/bin","terminal":false}
 //! {"op":"store","store_op":"pin","pin_op":"add","name":"app","object":"HASH"}
 //! {"op":"name","name_op":"zone","zone_op":"ls"}
+//! {"op":"exec","argv":["make"],"on":"os=macos","inputs":["src=/home/u/src"],..}
+//! {"op":"job","job_op":"attach","id":"3f2a9c0d","stdout_from":120,"stderr_from":0}
 //! ```
 //!
 //! A REPLY is an [`crate::api::Reply`]: an object whose one key names the
 //! concern (`node` for `id`, `status` and `stop`; `store`, `trust`,
-//! `peers`, `name`), holding that concern's reply, tagged by `reply` with
+//! `peers`, `name`; `job` for `exec` and the `job` commands), holding that concern's reply, tagged by `reply` with
 //! its content in `value`:
 //!
 //! ```text

@@ -12,15 +12,17 @@
 //! kind 3  the job's standard error, likewise
 //! ```
 //!
-//! Requests (`{"op":..}`):
+//! Requests are JSON tagged by `op`; events are JSON tagged by `event`
+//! ([`JobEvent`]):
 //!
-//! - `describe`: the executor's [`Offer`] (platform, sandbox levels, load,
-//!   and whether it runs jobs for this requester). Any admitted peer may ask.
+//! - `describe`: answered by one `offer` event, the executor's [`Offer`]
+//!   (platform, sandbox levels, load, and whether it runs jobs for this
+//!   requester). Any admitted peer may ask.
 //! - `submit {doc, no_cache}`: run the job document `doc` (its canonical
 //!   JSON text). The executor checks `exec`, the sandbox level and the
-//!   platform, answers `accepted {id}` (or `refused {reason}`), pulls the
-//!   inputs from the requester (which granted exactly their closure), then
-//!   streams as `attach` does from offset 0.
+//!   platform, answers `accepted {id, memo_hit}` (or `refused {reason}`),
+//!   pulls the inputs from the requester (which granted exactly their
+//!   closure), then streams as `attach` does from offset 0.
 //! - `attach {id, stdout_from, stderr_from}`: the output from those byte
 //!   offsets, live until the job ends, then `done {result}` (the signed
 //!   result; the executor lets the requester fetch its objects) or
