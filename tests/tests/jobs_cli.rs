@@ -720,3 +720,90 @@ fn a_job_file_is_submitted_and_its_logs_status_and_cancel_work() {
     let err = node.fails(["job", "status", "ffffffffffff"]);
     assert!(err.contains("no job"), "{err}");
 }
+
+#[test]
+fn exec_alone_never_reads_the_executors_objects_a_peer_did_not_send() {
+    let p = pair("min_sandbox = \"none\"\n", "exec");
+    // The friend holds a file; the laptop happens to know its hash (it
+    // has the same bytes), but never sent them to the friend.
+    let secret = p.friend.scratch("secret");
+    std::fs::write(&secret, "the friend's own bytes\n").unwrap();
+    let hash = p.friend.json(["add", path_str(&secret)])[0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let copy = p.laptop.scratch("same");
+    std::fs::write(&copy, "the friend's own bytes\n").unwrap();
+    p.laptop.ok(["add", path_str(&copy)]);
+    let input = format!("x={hash}");
+    let got = run(
+        &p.laptop,
+        &[
+            "exec",
+            "--on",
+            &p.friend_key,
+            "--input",
+            &input,
+            "--",
+            "cat",
+            "x",
+        ],
+    );
+    assert!(!got.status.success(), "{}", text(&got.stdout));
+    assert!(text(&got.stdout).is_empty(), "nothing of it was printed");
+    let err = text(&got.stderr);
+    assert!(err.contains("no fetch"), "{err}");
+
+    // An input the laptop sends is its own, and so is a later job's use of it.
+    let mine = p.laptop.scratch("mine");
+    std::fs::write(&mine, "the laptop's bytes\n").unwrap();
+    let input = format!("x={}", mine.display());
+    for _ in 0..2 {
+        let got = run(
+            &p.laptop,
+            &[
+                "exec",
+                "--on",
+                &p.friend_key,
+                "--no-cache",
+                "--input",
+                &input,
+                "--",
+                "cat",
+                "x",
+            ],
+        );
+        assert!(got.status.success(), "{}", text(&got.stderr));
+        assert_eq!(text(&got.stdout), "the laptop's bytes\n");
+    }
+
+    // Holding fetch there, the laptop may name what the friend holds.
+    let cert = p.laptop.scratch("fetch.cert");
+    let laptop_key = key_of(&p.laptop);
+    p.friend.ok([
+        "trust",
+        "grant",
+        &laptop_key,
+        "--cap",
+        "fetch",
+        "-o",
+        path_str(&cert),
+    ]);
+    p.laptop.ok(["trust", "import", path_str(&cert)]);
+    let input = format!("x={hash}");
+    let got = run(
+        &p.laptop,
+        &[
+            "exec",
+            "--on",
+            &p.friend_key,
+            "--input",
+            &input,
+            "--",
+            "cat",
+            "x",
+        ],
+    );
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    assert_eq!(text(&got.stdout), "the friend's own bytes\n");
+}

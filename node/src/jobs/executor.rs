@@ -21,54 +21,36 @@ use std::{
 
 use clive_cas::{Hash, NoProgress, Store};
 use clive_trust::{Clock, PublicIdentity, Signer, clock::format_time};
-use tokio::{
-    io::{AsyncReadExt, AsyncSeekExt},
-    sync::{Semaphore, watch},
-};
+use tokio::sync::{Semaphore, watch};
 
 use super::{
     JobError, collect,
     document::{JobDoc, JobId},
+    follow::{Ending, Follow, Live},
     memo::{Attestations, Memo},
     platform::{JobsConfig, Platform},
     process::{self, LogLen, RunSpec},
-    records::{JobRecord, JobState, RECORD_VERSION, Records, Side},
+    records::{JobRecord, JobState, RECORD_VERSION, Records, Requester, Side},
     result::{JobResult, SignedResult},
     sandbox::{self, SandboxLevel},
     stage,
-    wire::{Frame, JobEvent, LOG_CHUNK, Offer},
+    wire::Offer,
 };
+
+/// Jobs queued or running here at once; more are refused.
+pub const MAX_LIVE: usize = 256;
+/// Jobs of one peer queued or running here at once.
+pub const MAX_LIVE_PER_PEER: usize = 64;
+/// Jobs pulling their inputs from their requesters at once.
+pub const MAX_PULLS: usize = 4;
+/// The most output a peer's job may keep here, per stream of its log and
+/// for its outputs: what the executor gives, whatever the job asks.
+pub const PEER_LOG_LIMIT: u64 = 64 << 20;
+/// See [`PEER_LOG_LIMIT`].
+pub const PEER_OUTPUT_LIMIT: u64 = 4 << 30;
 
 /// How long closing the node waits for the jobs it stops.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
-
-/// Who asked for a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requester {
-    /// This node.
-    Local,
-    /// A peer, by key.
-    Peer(PublicIdentity),
-}
-
-/// How a job ended, as followers learn it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// It ran (or was cancelled or timed out while running): its result.
-    Done(SignedResult),
-    /// It could not run.
-    Failed(String),
-}
-
-/// A job under way: its logs, and how to stop it.
-#[derive(Debug)]
-pub struct Live {
-    logs: watch::Receiver<LogLen>,
-    cancel: watch::Sender<bool>,
-    ending: watch::Sender<Option<Ending>>,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
 
 /// What [`Executor::submit`] did with a job.
 #[derive(Debug)]
@@ -78,10 +60,6 @@ pub enum Taken {
     /// It is queued or running (maybe already, for an earlier submit).
     Live,
 }
-
-/// Something to do before the job may run: fetching its inputs from the
-/// requester.
-pub type Pull = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// The node's executor.
 pub struct Executor {
@@ -102,6 +80,7 @@ pub struct Executor {
     queued: AtomicU32,
     running: AtomicU32,
     stopping: std::sync::atomic::AtomicBool,
+    pulls: Semaphore,
 }
 
 impl std::fmt::Debug for Executor {
@@ -170,6 +149,7 @@ impl Executor {
             queued: AtomicU32::new(0),
             running: AtomicU32::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            pulls: Semaphore::new(MAX_PULLS),
         }))
     }
 
@@ -210,6 +190,16 @@ impl Executor {
                 "this node does not run jobs for peers ([jobs] enabled = false)".into(),
             ));
         }
+        if let Requester::Peer(_) = requester
+            && (doc.limits.log_bytes > PEER_LOG_LIMIT
+                || doc.limits.output_bytes > PEER_OUTPUT_LIMIT)
+        {
+            return Err(JobError::Refused(format!(
+                "the job asks to keep {} bytes of log per stream and {} of outputs; this \
+                 executor keeps at most {PEER_LOG_LIMIT} and {PEER_OUTPUT_LIMIT} for a peer's job",
+                doc.limits.log_bytes, doc.limits.output_bytes
+            )));
+        }
         let level = doc.sandbox.max(self.level_floor(requester));
         if !self.platform.sandbox.contains(&level) {
             let given: Vec<&str> = self.platform.sandbox.iter().map(|l| l.as_str()).collect();
@@ -244,32 +234,30 @@ impl Executor {
         Ok(Some(signed))
     }
 
-    /// Takes a job: a memo hit answers at once (unless `no_cache`); a job
-    /// already under way is joined; otherwise it is recorded, then `pull`
-    /// runs (fetching its inputs), then it waits for a slot and runs.
+    /// Takes a job whose inputs are in the store: a memo hit answers at
+    /// once (unless `no_cache`); a job already under way is joined;
+    /// otherwise it is recorded (which keeps its inputs from gc), waits for
+    /// a slot and runs.
     pub async fn submit(
         self: &Arc<Self>,
         doc: JobDoc,
         requester: Requester,
         no_cache: bool,
         signer: Arc<dyn Signer>,
-        pull: Option<Pull>,
     ) -> Result<Taken, JobError> {
         let level = self.admit(&doc, &requester)?;
         let id = doc.id();
         if !no_cache && let Some(signed) = self.memo_hit(&id).await? {
-            return Ok(Taken::Memo(signed));
-        }
-        if lock(&self.live).contains_key(&id) {
-            return Ok(Taken::Live);
+            // A peer is answered only with what this node signed: it
+            // checks the result against this executor's key.
+            let own = signed
+                .verify()
+                .is_ok_and(|(_, signer)| signer.bytes() == self.me.bytes());
+            if requester == Requester::Local || own {
+                return Ok(Taken::Memo(signed));
+            }
         }
         let run_dir = self.dir.join("run").join(id.to_string());
-        // What an earlier run of this job left (a crash) is not this run's.
-        if run_dir.exists() {
-            stage::remove(&run_dir)?;
-        }
-        std::fs::create_dir_all(&run_dir)
-            .map_err(|e| JobError::io(format!("creating {}", run_dir.display()), e))?;
         let (logs_tx, logs_rx) = watch::channel(LogLen::default());
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let live = Arc::new(Live {
@@ -278,13 +266,30 @@ impl Executor {
             ending: watch::Sender::new(None),
             stdout: run_dir.join("stdout"),
             stderr: run_dir.join("stderr"),
+            requester: requester.clone(),
         });
         {
             let mut map = lock(&self.live);
             if map.contains_key(&id) {
                 return Ok(Taken::Live);
             }
+            self.check_queue(&map, &requester)?;
             map.insert(id, live.clone());
+        }
+        // What an earlier run of this job left (a crash) is not this run's;
+        // the entry above keeps a second submit of it out meanwhile.
+        let prepared = if run_dir.exists() {
+            stage::remove(&run_dir).map_err(JobError::from)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            std::fs::create_dir_all(&run_dir)
+                .map_err(|e| JobError::io(format!("creating {}", run_dir.display()), e))
+        });
+        if let Err(e) = prepared {
+            lock(&self.live).remove(&id);
+            return Err(e);
         }
         let record = JobRecord {
             version: RECORD_VERSION,
@@ -313,45 +318,30 @@ impl Executor {
                 doc,
                 level,
                 signer,
-                pull,
                 logs: logs_tx,
                 cancel: cancel_rx,
-                run_dir,
+                run_dir: run_dir.clone(),
             };
-            let ending = this.run(run).await;
-            let (state, reason) = match &ending {
-                Ending::Done(_) => (JobState::Done, None),
-                Ending::Failed(reason) => (JobState::Failed, Some(reason.clone())),
+            // The job runs in a task of its own, so that even a panic in it
+            // ends the job here: recorded, and its followers told.
+            let inner = this.clone();
+            let ending = match tokio::spawn(async move { inner.execute(run).await }).await {
+                Ok(Ok(signed)) => Ending::Done(signed),
+                Ok(Err(e)) => Ending::Failed(e.to_string()),
+                Err(e) => Ending::Failed(format!("the executor failed running it: {e}")),
             };
-            let result = match &ending {
-                Ending::Done(signed) => Some(signed.clone()),
-                Ending::Failed(_) => None,
-            };
-            let cancel_asked = *live.cancel.borrow();
-            let state = if this.stopping.load(Ordering::Relaxed) && cancel_asked {
-                JobState::Interrupted
-            } else if cancel_asked {
-                JobState::Cancelled
-            } else {
-                state
-            };
-            let reason = match state {
-                JobState::Interrupted => {
-                    Some("interrupted: the executor stopped while the job ran".to_owned())
-                }
-                _ => reason,
-            };
-            if let Err(e) = this.records.update(Side::Run, &id, |r| {
-                r.state = state;
-                r.reason = reason;
-                r.result = result;
-            }) {
-                tracing::error!("recording the end of job {id}: {e}");
+            this.finish(id, &live, ending);
+            if let Err(e) = stage::remove(&run_dir) {
+                tracing::warn!("removing {}: {e}", run_dir.display());
             }
-            live.ending.send_replace(Some(ending));
-            lock(&this.live).remove(&id);
         });
         Ok(Taken::Live)
+    }
+
+    /// A turn to fetch a peer's inputs: at most [`MAX_PULLS`] jobs fetch
+    /// theirs at once.
+    pub async fn pull_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.pulls.acquire().await.ok()
     }
 
     /// Asks the job `id` to stop; whether it was under way here.
@@ -368,16 +358,14 @@ impl Executor {
     /// The output of `id` from these offsets, then how it ended.
     pub fn follow(&self, id: &JobId, stdout_from: u64, stderr_from: u64) -> Follow {
         let live = lock(&self.live).get(id).cloned();
-        Follow {
-            id: *id,
+        Follow::new(
+            *id,
             live,
-            known: None,
-            at: [stdout_from, stderr_from],
-            done: false,
-            finished: None,
-            store: self.store.clone(),
-            records: self.records.clone(),
-        }
+            None,
+            [stdout_from, stderr_from],
+            self.store.clone(),
+            self.records.clone(),
+        )
     }
 
     /// The output of a result already known (a memo hit), from these
@@ -389,16 +377,14 @@ impl Executor {
         stderr_from: u64,
     ) -> Result<Follow, JobError> {
         let id = signed.verify()?.0.job;
-        Ok(Follow {
+        Ok(Follow::new(
             id,
-            live: None,
-            known: Some(signed),
-            at: [stdout_from, stderr_from],
-            done: false,
-            finished: None,
-            store: self.store.clone(),
-            records: self.records.clone(),
-        })
+            None,
+            Some(signed),
+            [stdout_from, stderr_from],
+            self.store.clone(),
+            self.records.clone(),
+        ))
     }
 
     /// The output of `id` so far: from its log files while it runs, from
@@ -414,7 +400,7 @@ impl Executor {
             {
                 let mut at = 0;
                 while at < len {
-                    let chunk = read_range(path, at, len).await?;
+                    let chunk = super::follow::read_range(path, at, len).await?;
                     if chunk.is_empty() {
                         break;
                     }
@@ -452,26 +438,54 @@ impl Executor {
         }
     }
 
-    async fn run(&self, run: Run) -> Ending {
-        let id = run.id;
-        let run_dir = run.run_dir.clone();
-        let ending = match self.execute(run).await {
-            Ok(signed) => {
-                if let Ok((result, _)) = signed.verify()
-                    && !result.cancelled
-                    && !result.timed_out
-                    && let Err(e) = self.memo.put(&signed)
-                {
-                    tracing::error!("memoizing job {id}: {e}");
-                }
-                Ending::Done(signed)
-            }
-            Err(e) => Ending::Failed(e.to_string()),
+    /// Records how job `id` ended, tells its followers, and lets it go.
+    fn finish(&self, id: JobId, live: &Live, ending: Ending) {
+        let cancel_asked = *live.cancel.borrow();
+        let (state, reason, result) = match &ending {
+            Ending::Done(signed) => (JobState::Done, None, Some(signed.clone())),
+            Ending::Failed(reason) => (JobState::Failed, Some(reason.clone()), None),
         };
-        if let Err(e) = stage::remove(&run_dir) {
-            tracing::warn!("removing {}: {e}", run_dir.display());
+        let (state, reason) = if self.stopping.load(Ordering::Relaxed) && cancel_asked {
+            (
+                JobState::Interrupted,
+                Some("interrupted: the executor stopped while the job ran".to_owned()),
+            )
+        } else if cancel_asked {
+            (JobState::Cancelled, reason)
+        } else {
+            (state, reason)
+        };
+        if let Err(e) = self.records.update(Side::Run, &id, |r| {
+            r.state = state;
+            r.reason = reason;
+            r.result = result;
+        }) {
+            tracing::error!("recording the end of job {id}: {e}");
         }
-        ending
+        live.ending.send_replace(Some(ending));
+        lock(&self.live).remove(&id);
+    }
+
+    /// Refuses a job of `requester` when the queue is full.
+    fn check_queue(
+        &self,
+        live: &HashMap<JobId, Arc<Live>>,
+        requester: &Requester,
+    ) -> Result<(), JobError> {
+        if live.len() >= MAX_LIVE {
+            return Err(JobError::Refused(format!(
+                "this executor has {MAX_LIVE} jobs queued or running; try again later"
+            )));
+        }
+        if let Requester::Peer(_) = requester {
+            let theirs = live.values().filter(|l| l.requester == *requester).count();
+            if theirs >= MAX_LIVE_PER_PEER {
+                return Err(JobError::Refused(format!(
+                    "you have {MAX_LIVE_PER_PEER} jobs queued or running here; wait for some to end"
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn execute(&self, run: Run) -> Result<SignedResult, JobError> {
@@ -480,24 +494,21 @@ impl Executor {
             doc,
             level,
             signer,
-            pull,
             logs,
             cancel,
             run_dir,
         } = run;
         let queued = Counted(&self.queued);
-        if let Some(pull) = pull {
-            pull.await.map_err(JobError::Inputs)?;
-        }
-        let _slot = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| JobError::Refused("the executor is stopping".into()))?;
+        let cancelled = || JobError::Refused("cancelled before it started".into());
+        let mut asked = cancel.clone();
+        let waiting = self.permits.clone().acquire_owned();
+        let _slot = tokio::select! {
+            slot = waiting => slot.map_err(|_| stopping())?,
+            _ = asked.wait_for(|c| *c) => return Err(cancelled()),
+        };
         drop(queued);
         if *cancel.borrow() {
-            return Err(JobError::Refused("cancelled before it started".into()));
+            return Err(cancelled());
         }
         self.running.fetch_add(1, Ordering::Relaxed);
         let _running = Counted(&self.running);
@@ -549,7 +560,7 @@ impl Executor {
             timed_out: outcome.timed_out,
             cancelled: outcome.cancelled,
             outputs: collected.tree,
-            missing_outputs: collected.missing,
+            missing_outputs: collected.missing.clone(),
             stdout: stdout.hash,
             stderr: stderr.hash,
             stdout_bytes: outcome.logs.stdout,
@@ -561,10 +572,13 @@ impl Executor {
             peak_memory_bytes: outcome.peak_memory_bytes,
         };
         let signed = SignedResult::sign(&result, signer.as_ref())?;
-        // The memo (or the record) references the objects before the
-        // guards let gc see them.
+        // The memo and the record reference the objects before the import
+        // guards let gc see them. (A run that timed out or was cancelled
+        // is kept, never a memo hit.)
+        self.memo.put(&signed)?;
         self.records
             .update(Side::Run, &id, |r| r.result = Some(signed.clone()))?;
+        drop(collected);
         Ok(signed)
     }
 }
@@ -574,6 +588,11 @@ fn unix_secs(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The error of a job whose executor stops before it runs.
+fn stopping() -> JobError {
+    JobError::Refused("the executor is stopping".into())
 }
 
 /// Decrements a counter when dropped.
@@ -591,151 +610,9 @@ struct Run {
     doc: JobDoc,
     level: SandboxLevel,
     signer: Arc<dyn Signer>,
-    pull: Option<Pull>,
     logs: watch::Sender<LogLen>,
     cancel: watch::Receiver<bool>,
     run_dir: PathBuf,
-}
-
-/// The output of one job from given offsets, live while it runs, then its
-/// ending: what `exec` prints and `attach` resumes.
-pub struct Follow {
-    id: JobId,
-    live: Option<Arc<Live>>,
-    known: Option<SignedResult>,
-    at: [u64; 2],
-    done: bool,
-    finished: Option<(Vec<u8>, Vec<u8>)>,
-    store: Store,
-    records: Records,
-}
-
-impl Follow {
-    /// The next frame; `None` after the ending.
-    pub async fn next(&mut self) -> Result<Option<Frame>, JobError> {
-        if self.done {
-            return Ok(None);
-        }
-        let Some(live) = self.live.clone() else {
-            return self.next_finished().await;
-        };
-        let mut logs = live.logs.clone();
-        let mut ending = live.ending.subscribe();
-        loop {
-            let lens = *logs.borrow_and_update();
-            for (stream, (path, len)) in [(&live.stdout, lens.stdout), (&live.stderr, lens.stderr)]
-                .into_iter()
-                .enumerate()
-            {
-                if len > self.at[stream] {
-                    let bytes = read_range(path, self.at[stream], len).await?;
-                    self.at[stream] += bytes.len() as u64;
-                    return Ok(Some(if stream == 0 {
-                        Frame::Stdout(bytes)
-                    } else {
-                        Frame::Stderr(bytes)
-                    }));
-                }
-            }
-            let end = ending.borrow_and_update().clone();
-            if let Some(end) = end {
-                // The logs are complete before the ending is set.
-                let lens = *logs.borrow();
-                if lens.stdout > self.at[0] || lens.stderr > self.at[1] {
-                    continue;
-                }
-                self.done = true;
-                return Ok(Some(Frame::Event(match end {
-                    Ending::Done(result) => JobEvent::Done { result },
-                    Ending::Failed(reason) => JobEvent::Failed { reason },
-                })));
-            }
-            tokio::select! {
-                _ = logs.changed() => {}
-                _ = ending.changed() => {}
-            }
-        }
-    }
-
-    /// A job that is no longer under way: its logs from the store, then
-    /// its result (or why it has none).
-    async fn next_finished(&mut self) -> Result<Option<Frame>, JobError> {
-        let signed = match &self.known {
-            Some(signed) => signed.clone(),
-            None => {
-                let record = self.records.get(Side::Run, &self.id)?;
-                match record {
-                    Some(JobRecord {
-                        result: Some(signed),
-                        ..
-                    }) => signed,
-                    Some(record) => {
-                        self.done = true;
-                        let reason = record
-                            .reason
-                            .unwrap_or_else(|| format!("the job is {}", record.state.as_str()));
-                        return Ok(Some(Frame::Event(JobEvent::Failed { reason })));
-                    }
-                    None => {
-                        self.done = true;
-                        return Ok(Some(Frame::Event(JobEvent::Failed {
-                            reason: format!("no job {} here", self.id),
-                        })));
-                    }
-                }
-            }
-        };
-        if self.finished.is_none() {
-            let (result, _) = signed.verify()?;
-            let out = self
-                .store
-                .read_bytes(result.stdout)
-                .await
-                .map_err(JobError::Store)?;
-            let err = self
-                .store
-                .read_bytes(result.stderr)
-                .await
-                .map_err(JobError::Store)?;
-            self.finished = Some((out.to_vec(), err.to_vec()));
-        }
-        let Some((out, err)) = &self.finished else {
-            return Ok(None);
-        };
-        for (stream, bytes) in [out, err].into_iter().enumerate() {
-            let at = (self.at[stream] as usize).min(bytes.len());
-            if at < bytes.len() {
-                let end = (at + LOG_CHUNK).min(bytes.len());
-                self.at[stream] = end as u64;
-                let chunk = bytes[at..end].to_vec();
-                return Ok(Some(if stream == 0 {
-                    Frame::Stdout(chunk)
-                } else {
-                    Frame::Stderr(chunk)
-                }));
-            }
-        }
-        self.done = true;
-        Ok(Some(Frame::Event(JobEvent::Done { result: signed })))
-    }
-}
-
-/// Bytes `from..to` of a log file (at most one chunk).
-async fn read_range(path: &std::path::Path, from: u64, to: u64) -> Result<Vec<u8>, JobError> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| JobError::io(format!("opening {}", path.display()), e))?;
-    file.seek(std::io::SeekFrom::Start(from))
-        .await
-        .map_err(|e| JobError::io(format!("reading {}", path.display()), e))?;
-    let want = (to - from).min(LOG_CHUNK as u64);
-    let mut buf = Vec::with_capacity(want as usize);
-    (&mut file)
-        .take(want)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| JobError::io(format!("reading {}", path.display()), e))?;
-    Ok(buf)
 }
 
 /// The hashes a signed result references.

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod document;
 mod error;
 pub mod executor;
+pub mod follow;
 pub mod jobfile;
 pub mod memo;
 pub mod platform;

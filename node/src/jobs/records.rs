@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use clive_cas::Hash;
+use clive_trust::PublicIdentity;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,18 @@ use super::{document::JobId, result::SignedResult};
 
 const RUN: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("jobs.run.v1");
 const SENT: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("jobs.sent.v1");
+/// Objects a peer sent this node as a job's input: key the peer's 32 key
+/// bytes then the object's 32 hash bytes, value empty.
+const SUPPLIED: TableDefinition<&[u8; 64], ()> = TableDefinition::new("jobs.supplied.v1");
+
+/// Who asked for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// This node.
+    Local,
+    /// A peer, by key.
+    Peer(PublicIdentity),
+}
 
 /// Version of [`JobRecord`]'s JSON.
 pub const RECORD_VERSION: u32 = 1;
@@ -209,19 +222,51 @@ impl Records {
         Ok(live.len())
     }
 
-    /// What gc keeps for jobs: the inputs of jobs under way, here or sent.
+    /// Records that `peer` sent `hash` to this node as a job's input.
+    pub fn record_supplied(&self, peer: &[u8; 32], hash: &Hash) -> Result<(), RecordError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(SUPPLIED).map_err(db_err)?;
+            t.insert(&supplied_key(peer, hash), ()).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Whether `peer` sent `hash` to this node as a job's input.
+    pub fn supplied(&self, peer: &[u8; 32], hash: &Hash) -> Result<bool, RecordError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = match tx.open_table(SUPPLIED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(db_err(e)),
+        };
+        Ok(t.get(&supplied_key(peer, hash)).map_err(db_err)?.is_some())
+    }
+
+    /// What gc keeps for jobs: the inputs of jobs under way, and what
+    /// every result on record references (outputs, stdout, stderr), here
+    /// or sent.
     pub fn objects(&self) -> Result<Vec<Hash>, RecordError> {
         let mut out = Vec::new();
         for side in [Side::Run, Side::Sent] {
-            out.extend(
-                self.all(side)?
-                    .into_iter()
-                    .filter(|r| r.state.is_live())
-                    .flat_map(|r| r.inputs),
-            );
+            for record in self.all(side)? {
+                if record.state.is_live() {
+                    out.extend(record.inputs);
+                }
+                if let Some((result, _)) = record.result.and_then(|s| s.verify().ok()) {
+                    out.extend([result.outputs, result.stdout, result.stderr]);
+                }
+            }
         }
         Ok(out)
     }
+}
+
+fn supplied_key(peer: &[u8; 32], hash: &Hash) -> [u8; 64] {
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(peer);
+    key[32..].copy_from_slice(hash.as_bytes());
+    key
 }
 
 fn decode(bytes: &[u8]) -> Result<JobRecord, RecordError> {

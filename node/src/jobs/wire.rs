@@ -145,6 +145,17 @@ pub enum Frame {
     Stderr(Vec<u8>),
 }
 
+impl Frame {
+    /// Output bytes of stream `stream`: 0 standard output, else standard error.
+    pub fn output(stream: usize, bytes: Vec<u8>) -> Frame {
+        if stream == 0 {
+            Frame::Stdout(bytes)
+        } else {
+            Frame::Stderr(bytes)
+        }
+    }
+}
+
 /// A frame or request that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum JobsWireError {
@@ -189,11 +200,12 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 /// Reads one frame; `None` at the end of the stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>, JobsWireError> {
     let mut head = [0u8; 5];
-    match r.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+    // The end of the stream between frames is its end; within a frame's
+    // header it is a cut.
+    if r.read(&mut head[..1]).await? == 0 {
+        return Ok(None);
     }
+    r.read_exact(&mut head[1..]).await?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > MAX_MESSAGE {
         return Err(JobsWireError::TooLarge(len));
@@ -242,6 +254,11 @@ mod tests {
             assert_eq!(read_frame(&mut r).await.unwrap().as_ref(), Some(f));
         }
         assert!(read_frame(&mut r).await.unwrap().is_none());
+        let mut cut: &[u8] = &[2, 0, 0];
+        assert!(matches!(
+            read_frame(&mut cut).await,
+            Err(JobsWireError::Io(_))
+        ));
         let mut bad: &[u8] = &[9, 0, 0, 0, 0];
         assert!(matches!(
             read_frame(&mut bad).await,

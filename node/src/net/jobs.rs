@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use clive_cas::{Hash, NoProgress};
+use clive_cas::NoProgress;
 use clive_trust::{Capability, PublicIdentity};
 use iroh::{
     EndpointId,
@@ -17,12 +17,16 @@ use iroh::{
     protocol::{AcceptError, ProtocolHandler},
 };
 
-use super::{fetch, keeper, shared::Shared};
+use super::{
+    fetch, keeper,
+    shared::{InFlightGuard, Shared},
+};
 use crate::jobs::{
     JobError,
     document::{JobDoc, JobId},
-    executor::{Executor, Follow, Requester, Taken, result_objects},
-    records::Side,
+    executor::{Executor, Taken, result_objects},
+    follow::Follow,
+    records::{Requester, Side},
     wire::{
         Frame, JOBS_ALPN, JobEvent, JobsRequest, MAX_MESSAGE, Offer, decode_request, read_frame,
         write_frame,
@@ -117,22 +121,15 @@ impl JobsProtocol {
                     Err(e) => return refuse(send, e.to_string()).await,
                 };
                 let id = doc.id();
-                let inputs: Vec<Hash> = doc.inputs.values().map(|i| i.hash).collect();
-                let pull_shared = shared.clone();
-                let pull = Box::pin(async move {
-                    for hash in inputs {
-                        fetch::get(&pull_shared, hash, vec![peer], Arc::new(NoProgress))
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
-                });
+                if let Err(e) = self.executor.admit(&doc, &requester) {
+                    return refuse(send, e.to_string()).await;
+                }
+                let _inputs = match self.take_inputs(&shared, peer, &doc).await {
+                    Ok(held) => held,
+                    Err(why) => return refuse(send, why).await,
+                };
                 let signer = shared.signer.clone();
-                match self
-                    .executor
-                    .submit(doc, requester, no_cache, signer, Some(pull))
-                    .await
-                {
+                match self.executor.submit(doc, requester, no_cache, signer).await {
                     Err(e) => return refuse(send, e.to_string()).await,
                     Ok(Taken::Memo(signed)) => {
                         event(
@@ -188,6 +185,48 @@ impl JobsProtocol {
             }
         }
         Ok(())
+    }
+
+    /// Makes a peer's inputs available here, held from gc until the job's
+    /// record keeps them: each is fetched from the peer (which granted
+    /// exactly their closure), so what a job reads is what its requester
+    /// has. An input already here is taken only when the peer holds
+    /// `fetch` here or sent it before: `exec` alone never reads another
+    /// node's objects out of this store.
+    async fn take_inputs(
+        &self,
+        shared: &Arc<Shared>,
+        peer: EndpointId,
+        doc: &JobDoc,
+    ) -> Result<Vec<InFlightGuard>, String> {
+        let reads_here = shared.require(&peer, Capability::Fetch).is_ok();
+        let records = self.executor.records();
+        let _pulling = self.executor.pull_slot().await;
+        let mut held = Vec::new();
+        for input in doc.inputs.values() {
+            let hash = input.hash;
+            held.push(shared.in_flight.hold(&shared.store, hash).await);
+            let here = shared.store.has(hash).await.map_err(|e| e.to_string())?;
+            if here {
+                let sent = records
+                    .supplied(peer.as_bytes(), &hash)
+                    .map_err(|e| e.to_string())?;
+                if reads_here || sent {
+                    continue;
+                }
+                return Err(format!(
+                    "input {hash}: this executor holds it from elsewhere, and you hold no fetch \
+                     here; a job of yours reads only what you send it (or may fetch here)"
+                ));
+            }
+            fetch::get(shared, hash, vec![peer], Arc::new(NoProgress))
+                .await
+                .map_err(|e| format!("fetching input {hash} from you: {e}"))?;
+            records
+                .record_supplied(peer.as_bytes(), &hash)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(held)
     }
 
     /// The id of a job `requester` submitted here.

@@ -117,6 +117,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The peers with a peer-protocol connection open now.
+    pub fn conns_snapshot(&self) -> Vec<EndpointId> {
+        lock(&self.conns).keys().copied().collect()
+    }
+
     /// Whether a peer-protocol connection to `id` is open.
     pub fn is_connected(&self, id: &EndpointId) -> bool {
         lock(&self.conns)

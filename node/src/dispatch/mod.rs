@@ -24,15 +24,19 @@ use iroh::EndpointId;
 use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWriteExt, sync::watch};
 
+mod copy;
+
+use self::copy::LogCopy;
 use crate::{
     Node, NodeError,
     jobs::{
         JobError,
         document::{Input, JobDoc, JobId},
-        executor::{Follow, Requester, Taken},
+        executor::Taken,
+        follow::Follow,
         jobfile::{InputSource, JobSpec},
         platform::{Platform, Requirements, Target},
-        records::{JobRecord, JobState, RECORD_VERSION, Side},
+        records::{JobRecord, JobState, RECORD_VERSION, Requester, Side},
         result::{JobResult, SignedResult},
         wire::{Frame, JobEvent, JobsRequest},
     },
@@ -175,7 +179,7 @@ impl JobsHandle<'_> {
                     JobError::Refused("a local job needs this node's key to sign its result".into())
                 })?;
                 let taken = executor
-                    .submit(doc, Requester::Local, no_cache, signer, None)
+                    .submit(doc, Requester::Local, no_cache, signer)
                     .await?;
                 let follow = match taken {
                     Taken::Memo(signed) => executor.follow_result(signed, 0, 0)?,
@@ -252,11 +256,18 @@ impl JobsHandle<'_> {
             let key = self.node.trust().resolve_key(key)?;
             return crate::net::endpoint_id(&key.bytes());
         }
-        let peers: Vec<EndpointId> = crate::net::state::peers(&shared.db)
-            .map_err(NodeError::from)?
-            .into_iter()
-            .filter_map(|(id, _)| EndpointId::from_bytes(&id).ok())
-            .collect();
+        // The connected peers (a daemon keeps every reachable one
+        // connected); without any, every known peer, dialled now.
+        let connected: Vec<EndpointId> = shared.conns_snapshot();
+        let peers = if connected.is_empty() {
+            crate::net::state::peers(&shared.db)
+                .map_err(NodeError::from)?
+                .into_iter()
+                .filter_map(|(id, _)| EndpointId::from_bytes(&id).ok())
+                .collect()
+        } else {
+            connected
+        };
         let asked = futures_join_all(shared, peers).await;
         let mut offers = Vec::new();
         let mut seen = Vec::new();
@@ -304,7 +315,7 @@ impl JobsHandle<'_> {
             format!("asked: {}", seen.join("; "))
         };
         Err(JobError::NoMatch(format!(
-            "no known peer that runs jobs for this node meets {what} ({asked})"
+            "no peer that runs jobs for this node meets {what} ({asked})"
         ))
         .into())
     }
@@ -345,7 +356,8 @@ impl JobsHandle<'_> {
             no_cache,
         };
         let remote = remote::open(shared, peer, &request).await?;
-        self.relay(shared, peer, id, remote, [0, 0], stream).await
+        self.relay(shared, peer, id, remote, [0, 0], log_limit(&record), stream)
+            .await
     }
 
     /// Relays an executor's stream: output to the caller (from `print_from`)
@@ -357,6 +369,7 @@ impl JobsHandle<'_> {
         id: JobId,
         mut remote: RemoteStream,
         print_from: [u64; 2],
+        log_limit: u64,
         mut stream: Stream<'_>,
     ) -> Result<JobRun, NodeError> {
         let records = self.node.executor().records().clone();
@@ -400,16 +413,19 @@ impl JobsHandle<'_> {
                         Frame::Event(_) => continue,
                     };
                     let at = copy.append(stream_no, bytes).await?;
+                    if at > log_limit {
+                        return Err(remote
+                            .failed(format!(
+                                "sent more than the job's log limit of {log_limit} bytes"
+                            ))
+                            .into());
+                    }
                     // Print only what lies past where the caller stopped.
                     let start = at.saturating_sub(bytes.len() as u64);
                     let skip = printed[stream_no].saturating_sub(start) as usize;
                     if skip < bytes.len() {
                         let part = &bytes[skip..];
-                        let frame = if stream_no == 0 {
-                            Frame::Stdout(part.to_vec())
-                        } else {
-                            Frame::Stderr(part.to_vec())
-                        };
+                        let frame = Frame::output(stream_no, part.to_vec());
                         write_frame_out(&mut stream.out, &frame).await?;
                         printed[stream_no] = at;
                     }
@@ -444,11 +460,8 @@ impl JobsHandle<'_> {
             }
             .into());
         }
-        for hash in [result.outputs, result.stdout, result.stderr] {
-            fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await?;
-        }
+        // Recorded first, so that gc keeps what is fetched next.
         let executor = self.node.executor();
-        executor.memo().put(&signed).map_err(JobError::from)?;
         executor
             .records()
             .update(Side::Sent, &id, |r| {
@@ -456,6 +469,11 @@ impl JobsHandle<'_> {
                 r.result = Some(signed.clone());
             })
             .map_err(JobError::from)?;
+        for hash in [result.outputs, result.stdout, result.stderr] {
+            fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await?;
+        }
+        // Kept as a result, a memo hit here only if its signer holds attest.
+        executor.memo().put(&signed).map_err(JobError::from)?;
         Ok(JobRun {
             id,
             executor: signer.openssh_line(),
@@ -477,20 +495,13 @@ impl JobsHandle<'_> {
         let executor = self.node.executor();
         let records = executor.records();
         if let Some(sent) = records.get(Side::Sent, id).map_err(JobError::from)? {
-            let key = PublicIdentity::parse(&sent.peer).map_err(|e| {
-                JobError::Refused(format!("the record of job {id} names no executor: {e}"))
-            })?;
-            let peer = crate::net::endpoint_id(&key.bytes())?;
+            let peer = executor_of(&sent)?;
             // What this node has already, printed first from the caller's offsets.
             let have = LogCopy::lengths(&self.sent_dir(id)).await;
             for (stream_no, from) in print_from.iter().enumerate() {
                 if *from < have[stream_no] {
                     let bytes = LogCopy::read(&self.sent_dir(id), stream_no, *from).await?;
-                    let frame = if stream_no == 0 {
-                        Frame::Stdout(bytes)
-                    } else {
-                        Frame::Stderr(bytes)
-                    };
+                    let frame = Frame::output(stream_no, bytes);
                     write_frame_out(&mut stream.out, &frame).await?;
                 }
             }
@@ -503,7 +514,15 @@ impl JobsHandle<'_> {
             };
             let remote = remote::open(&net.shared, peer, &request).await?;
             let run = self
-                .relay(&net.shared, peer, *id, remote, printed, stream)
+                .relay(
+                    &net.shared,
+                    peer,
+                    *id,
+                    remote,
+                    printed,
+                    log_limit(&sent),
+                    stream,
+                )
                 .await?;
             return self.finish(run, out_dir).await;
         }
@@ -561,9 +580,7 @@ impl JobsHandle<'_> {
         else {
             return Err(JobError::NotFound(id.to_string()).into());
         };
-        let key = PublicIdentity::parse(&sent.peer)
-            .map_err(|e| JobError::Refused(format!("job {id} names no executor: {e}")))?;
-        let peer = crate::net::endpoint_id(&key.bytes())?;
+        let peer = executor_of(&sent)?;
         let net = self.node.online().await?;
         Ok(remote::cancel(&net.shared, peer, id).await?)
     }
@@ -647,6 +664,24 @@ impl JobsHandle<'_> {
             .join("sent")
             .join(id.to_string())
     }
+}
+
+/// The executor a sent job's record names.
+fn executor_of(sent: &JobRecord) -> Result<EndpointId, NodeError> {
+    let key = PublicIdentity::parse(&sent.peer).map_err(|e| {
+        JobError::Refused(format!(
+            "the record of job {} names no executor: {e}",
+            sent.id
+        ))
+    })?;
+    crate::net::endpoint_id(&key.bytes())
+}
+
+/// The log limit of a recorded job's document (the most output it may send).
+fn log_limit(record: &JobRecord) -> u64 {
+    JobDoc::decode(record.doc.as_bytes())
+        .map(|d| d.limits.log_bytes)
+        .unwrap_or(0)
 }
 
 fn info(side: Side, record: JobRecord) -> JobInfo {
@@ -741,70 +776,4 @@ async fn write_frame_out(out: &mut Output<'_>, frame: &Frame) -> Result<(), Node
     w.flush()
         .await
         .map_err(|e| NodeError::io("writing a job's output", e))
-}
-
-/// This node's copy of a sent job's output.
-struct LogCopy {
-    files: [tokio::fs::File; 2],
-    len: [u64; 2],
-}
-
-const LOG_NAMES: [&str; 2] = ["stdout", "stderr"];
-
-impl LogCopy {
-    async fn open(dir: &Path) -> Result<LogCopy, NodeError> {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
-        let mut files = Vec::new();
-        let mut len = [0u64; 2];
-        for (i, name) in LOG_NAMES.iter().enumerate() {
-            let path = dir.join(name);
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .await
-                .map_err(|e| NodeError::io(format!("opening {}", path.display()), e))?;
-            len[i] = file
-                .metadata()
-                .await
-                .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?
-                .len();
-            files.push(file);
-        }
-        let [a, b]: [tokio::fs::File; 2] = files
-            .try_into()
-            .map_err(|_| NodeError::io("opening a job's logs", std::io::ErrorKind::Other.into()))?;
-        Ok(LogCopy { files: [a, b], len })
-    }
-
-    /// Appends `bytes` to one stream's copy; its new length.
-    async fn append(&mut self, stream: usize, bytes: &[u8]) -> Result<u64, NodeError> {
-        self.files[stream]
-            .write_all(bytes)
-            .await
-            .map_err(|e| NodeError::io("keeping a job's output", e))?;
-        self.len[stream] += bytes.len() as u64;
-        Ok(self.len[stream])
-    }
-
-    async fn lengths(dir: &Path) -> [u64; 2] {
-        let mut len = [0u64; 2];
-        for (i, name) in LOG_NAMES.iter().enumerate() {
-            len[i] = tokio::fs::metadata(dir.join(name))
-                .await
-                .map(|m| m.len())
-                .unwrap_or(0);
-        }
-        len
-    }
-
-    async fn read(dir: &Path, stream: usize, from: u64) -> Result<Vec<u8>, NodeError> {
-        let path = dir.join(LOG_NAMES[stream]);
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
-        Ok(bytes.get(from as usize..).unwrap_or_default().to_vec())
-    }
 }
