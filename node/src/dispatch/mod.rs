@@ -356,8 +356,7 @@ impl JobsHandle<'_> {
             no_cache,
         };
         let remote = remote::open(shared, peer, &request).await?;
-        self.relay(shared, peer, id, remote, [0, 0], log_limit(&record), stream)
-            .await
+        self.relay(shared, &record, remote, [0, 0], stream).await
     }
 
     /// Relays an executor's stream: output to the caller (from `print_from`)
@@ -365,13 +364,12 @@ impl JobsHandle<'_> {
     async fn relay(
         &self,
         shared: &Arc<Shared>,
-        peer: EndpointId,
-        id: JobId,
+        sent: &JobRecord,
         mut remote: RemoteStream,
         print_from: [u64; 2],
-        log_limit: u64,
         mut stream: Stream<'_>,
     ) -> Result<JobRun, NodeError> {
+        let (id, peer, log_limit) = (sent.id, executor_of(sent)?, log_limit(sent));
         let records = self.node.executor().records().clone();
         let mut copy = LogCopy::open(&self.sent_dir(&id)).await?;
         let mut printed = print_from;
@@ -514,15 +512,7 @@ impl JobsHandle<'_> {
             };
             let remote = remote::open(&net.shared, peer, &request).await?;
             let run = self
-                .relay(
-                    &net.shared,
-                    peer,
-                    *id,
-                    remote,
-                    printed,
-                    log_limit(&sent),
-                    stream,
-                )
+                .relay(&net.shared, &sent, remote, printed, stream)
                 .await?;
             return self.finish(run, out_dir).await;
         }
