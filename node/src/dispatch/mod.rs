@@ -171,6 +171,9 @@ impl JobsHandle<'_> {
                 .map_err(NodeError::from)?;
             let mut run = self.follow_local(id, follow, stream).await?;
             run.memo_hit = true;
+            if run.result.executor != crate::jobs::result::executor_line(self.node.public()) {
+                run.executor = run.result.executor.clone();
+            }
             return self.finish(run, out_dir).await;
         }
         let run = match target.unwrap_or(&Target::Local) {
