@@ -7,9 +7,12 @@
 //! itself a child subreaper (Linux), so every orphan of the job is
 //! reparented to it, applies the sandbox level, starts the job, and waits for
 //! every descendant. When the job's main process ends, or on a kill request,
-//! SIGTERM/SIGINT/SIGHUP, or the executor going away, it SIGKILLs every
-//! descendant (found by walking `/proc`, repeatedly until none is left,
-//! bounded) and reaps them; only then it reports.
+//! SIGTERM/SIGINT/SIGHUP, or the executor going away, it kills every
+//! descendant (found by walking `/proc`): first it freezes them (SIGSTOP,
+//! listing again until nothing new shows up, so a fork bomb cannot outrun
+//! it), then SIGKILLs them, repeating until none is left (bounded in rounds
+//! and time), and reaps them; only then it reports. What holds when the
+//! supervisor itself dies, per level: see [`crate::jobs::sandbox`].
 //!
 //! # Protocol (version 1)
 //!
@@ -43,7 +46,8 @@
 //! while the job's main process still ran. `cpu_us`: user plus system time
 //! of every process of the job (`getrusage(RUSAGE_CHILDREN)` once all are
 //! reaped). `max_rss_bytes`: the largest resident set of any one of them.
-//! `survivors`: processes still alive after the bounded kill loop.
+//! `survivors`: processes still alive after the bounded kill loop (2000
+//! rounds or 20 s).
 //!
 //! The job process: exactly the spec's environment, stdin `/dev/null`, the
 //! workdir as its current directory, every other descriptor closed, default
@@ -82,8 +86,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_SPEC_LEN: u32 = 16 * 1024 * 1024;
 /// The control byte that asks for the tree to be killed.
 pub const KILL: u8 = b'k';
-/// Rounds of "find every descendant, SIGKILL it" before giving up.
+/// Rounds of "freeze every descendant, SIGKILL them" before giving up.
 const KILL_ROUNDS: u32 = 2000;
+/// Listings per freeze before the stopped ones are killed anyway (a tree
+/// that keeps showing new processes is killed in part, then frozen again).
+#[cfg(target_os = "linux")]
+const FREEZE_ROUNDS: u32 = 100;
+/// How long killing the tree may take before what is left is reported as
+/// survivors.
+const KILL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What to run: sent by the executor first on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -615,6 +626,63 @@ fn namespace_init(_: &Spec, err_w: libc::c_int, _: libc::c_int) -> ! {
     fail(err_w, "the isolated level needs Linux")
 }
 
+/// Sends `sig` to `pid` (a process group when negative).
+fn signal(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Freezes the job's tree, then kills it: SIGSTOP to every process listed
+/// and to its process group, listing again until a listing shows no process
+/// that was not stopped yet (or [`FREEZE_ROUNDS`], or `deadline`), then
+/// SIGKILL to all of them and their groups. A process forking while it is
+/// sent SIGSTOP either has its new child already listable, or its fork is
+/// restarted after the stop: so a tree that only grows cannot outrun this,
+/// as it outruns "list, then kill" (anything forked after the listing lived
+/// on). A group signal reaches every member at once, listed or not (a
+/// process forking and exiting in a loop, within its group, is caught by
+/// it). Groups are signalled only when this process leads its session:
+/// then every group of its session but its own holds only the job's
+/// processes (a job process can only join a group of its own session).
+#[cfg(target_os = "linux")]
+fn freeze_and_kill(
+    mut listed: Vec<crate::jobs::sandbox::linux::Descendant>,
+    deadline: std::time::Instant,
+) {
+    use std::collections::BTreeSet;
+    // SAFETY: plain calls without arguments that matter.
+    let (own_group, leads_session) =
+        unsafe { (libc::getpgrp(), libc::getsid(0) == libc::getpid()) };
+    let mut stopped = BTreeSet::new();
+    let mut groups = BTreeSet::new();
+    for _ in 0..FREEZE_ROUNDS {
+        let mut new = false;
+        for process in &listed {
+            if stopped.insert(process.pid) {
+                signal(process.pid, libc::SIGSTOP);
+                new = true;
+            }
+            if leads_session
+                && process.pgid > 1
+                && process.pgid != own_group
+                && groups.insert(process.pgid)
+            {
+                signal(-process.pgid, libc::SIGSTOP);
+            }
+        }
+        if !new || std::time::Instant::now() >= deadline {
+            break;
+        }
+        listed = crate::jobs::sandbox::linux::living_descendants();
+    }
+    for &group in &groups {
+        signal(-group, libc::SIGKILL);
+    }
+    for &pid in &stopped {
+        signal(pid, libc::SIGKILL);
+    }
+}
+
 impl Running {
     /// Waits for the job and every descendant; kills the tree when the main
     /// process ends or a kill is asked for; then reports.
@@ -625,12 +693,15 @@ impl Running {
         let mut killed = false;
         let mut rounds = 0u32;
         let mut survivors = 0u32;
+        let mut kill_deadline = None;
         loop {
             let children_left = self.reap(&mut main_status);
             if main_status.is_some() {
                 killing = true;
             }
             if killing {
+                let deadline =
+                    *kill_deadline.get_or_insert_with(|| std::time::Instant::now() + KILL_TIME);
                 #[cfg(target_os = "linux")]
                 let living = crate::jobs::sandbox::linux::living_descendants();
                 // Without a subreaper: the job's process group, once.
@@ -643,14 +714,16 @@ impl Running {
                 if living.is_empty() && !children_left {
                     break;
                 }
-                if rounds >= KILL_ROUNDS {
+                if rounds >= KILL_ROUNDS || std::time::Instant::now() >= deadline {
                     survivors = living.len() as u32;
                     break;
                 }
                 rounds += 1;
+                #[cfg(target_os = "linux")]
+                freeze_and_kill(living, deadline);
+                #[cfg(not(target_os = "linux"))]
                 for pid in living {
-                    // SAFETY: kill with integer arguments.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    signal(pid, libc::SIGKILL);
                 }
             } else if !children_left {
                 break;
