@@ -272,9 +272,9 @@ const HOPPING_CHAIN: &str = "hop() { if [ \"$1\" -eq 0 ]; then : > end; exec sle
     hop $(($1 - 1)) & }; hop 3000 & exit 0";
 
 /// Processes that keep forking while the tree is killed: the supervisor
-/// freezes the tree before killing it, so nothing forked during the kill
-/// lives on; a chain hopping from process to process faster than `/proc` can
-/// be listed is stopped at once with its process group, long before its end.
+/// freezes the tree before killing it, and nothing forked during the kill
+/// lives on; a chain hopping from process to process (never the same pid
+/// twice in a listing) is stopped before its end.
 #[tokio::test]
 async fn a_growing_tree_and_a_hopping_chain_are_frozen_then_killed() {
     for level in SandboxLevel::ALL {
