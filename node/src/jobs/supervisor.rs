@@ -88,10 +88,6 @@ pub const MAX_SPEC_LEN: u32 = 16 * 1024 * 1024;
 pub const KILL: u8 = b'k';
 /// Rounds of "freeze every descendant, SIGKILL them" before giving up.
 const KILL_ROUNDS: u32 = 2000;
-/// Listings per freeze before the stopped ones are killed anyway (a tree
-/// that keeps showing new processes is killed in part, then frozen again).
-#[cfg(target_os = "linux")]
-const FREEZE_ROUNDS: u32 = 100;
 /// How long killing the tree may take before what is left is reported as
 /// survivors.
 const KILL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
@@ -627,60 +623,10 @@ fn namespace_init(_: &Spec, err_w: libc::c_int, _: libc::c_int) -> ! {
 }
 
 /// Sends `sig` to `pid` (a process group when negative).
+#[cfg(not(target_os = "linux"))]
 fn signal(pid: libc::pid_t, sig: libc::c_int) {
     // SAFETY: kill with integer arguments.
     unsafe { libc::kill(pid, sig) };
-}
-
-/// Freezes the job's tree, then kills it: SIGSTOP to every process listed
-/// and to its process group, listing again until a listing shows no process
-/// that was not stopped yet (or [`FREEZE_ROUNDS`], or `deadline`), then
-/// SIGKILL to all of them and their groups. A process forking while it is
-/// sent SIGSTOP either has its new child already listable, or its fork is
-/// restarted after the stop: so a tree that only grows cannot outrun this,
-/// as it outruns "list, then kill" (anything forked after the listing lived
-/// on). A group signal reaches every member at once, listed or not (a
-/// process forking and exiting in a loop, within its group, is caught by
-/// it). Groups are signalled only when this process leads its session:
-/// then every group of its session but its own holds only the job's
-/// processes (a job process can only join a group of its own session).
-#[cfg(target_os = "linux")]
-fn freeze_and_kill(
-    mut listed: Vec<crate::jobs::sandbox::linux::Descendant>,
-    deadline: std::time::Instant,
-) {
-    use std::collections::BTreeSet;
-    // SAFETY: plain calls without arguments that matter.
-    let (own_group, leads_session) =
-        unsafe { (libc::getpgrp(), libc::getsid(0) == libc::getpid()) };
-    let mut stopped = BTreeSet::new();
-    let mut groups = BTreeSet::new();
-    for _ in 0..FREEZE_ROUNDS {
-        let mut new = false;
-        for process in &listed {
-            if stopped.insert(process.pid) {
-                signal(process.pid, libc::SIGSTOP);
-                new = true;
-            }
-            if leads_session
-                && process.pgid > 1
-                && process.pgid != own_group
-                && groups.insert(process.pgid)
-            {
-                signal(-process.pgid, libc::SIGSTOP);
-            }
-        }
-        if !new || std::time::Instant::now() >= deadline {
-            break;
-        }
-        listed = crate::jobs::sandbox::linux::living_descendants();
-    }
-    for &group in &groups {
-        signal(-group, libc::SIGKILL);
-    }
-    for &pid in &stopped {
-        signal(pid, libc::SIGKILL);
-    }
 }
 
 impl Running {
@@ -720,7 +666,7 @@ impl Running {
                 }
                 rounds += 1;
                 #[cfg(target_os = "linux")]
-                freeze_and_kill(living, deadline);
+                crate::jobs::sandbox::linux::freeze_and_kill(living, deadline);
                 #[cfg(not(target_os = "linux"))]
                 for pid in living {
                     signal(pid, libc::SIGKILL);

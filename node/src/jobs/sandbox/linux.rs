@@ -498,6 +498,64 @@ pub fn living_descendants() -> Vec<Descendant> {
     living
 }
 
+/// Listings per freeze before the stopped ones are killed anyway (a tree
+/// that keeps showing new processes is killed in part, then frozen again).
+const FREEZE_ROUNDS: u32 = 100;
+
+/// Sends `sig` to `pid` (a process group when negative).
+fn signal(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Freezes the job's tree, then kills it: SIGSTOP to every process listed
+/// and to its process group, listing again until a listing shows no process
+/// that was not stopped yet (or [`FREEZE_ROUNDS`], or `deadline`), then
+/// SIGKILL to all of them and their groups (the supervisor calls it, as the
+/// subreaper of `listed`). A process forking while it is
+/// sent SIGSTOP either has its new child already listable, or its fork is
+/// restarted after the stop: so a tree that only grows cannot outrun this,
+/// as it outruns "list, then kill" (anything forked after the listing lived
+/// on). A group signal reaches every member at once, listed or not (a
+/// process forking and exiting in a loop, within its group, is caught by
+/// it). Groups are signalled only when this process leads its session:
+/// then every group of its session but its own holds only the job's
+/// processes (a job process can only join a group of its own session).
+pub fn freeze_and_kill(mut listed: Vec<Descendant>, deadline: std::time::Instant) {
+    use std::collections::BTreeSet;
+    // SAFETY: plain calls without arguments that matter.
+    let (own_group, leads_session) =
+        unsafe { (libc::getpgrp(), libc::getsid(0) == libc::getpid()) };
+    let mut stopped = BTreeSet::new();
+    let mut groups = BTreeSet::new();
+    for _ in 0..FREEZE_ROUNDS {
+        let mut new = false;
+        for process in &listed {
+            if stopped.insert(process.pid) {
+                signal(process.pid, libc::SIGSTOP);
+                new = true;
+            }
+            if leads_session
+                && process.pgid > 1
+                && process.pgid != own_group
+                && groups.insert(process.pgid)
+            {
+                signal(-process.pgid, libc::SIGSTOP);
+            }
+        }
+        if !new || std::time::Instant::now() >= deadline {
+            break;
+        }
+        listed = living_descendants();
+    }
+    for &group in &groups {
+        signal(-group, libc::SIGKILL);
+    }
+    for &pid in &stopped {
+        signal(pid, libc::SIGKILL);
+    }
+}
+
 /// The audit architecture of this build, as seccomp reports it.
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
