@@ -7,9 +7,12 @@
 //! itself a child subreaper (Linux), so every orphan of the job is
 //! reparented to it, applies the sandbox level, starts the job, and waits for
 //! every descendant. When the job's main process ends, or on a kill request,
-//! SIGTERM/SIGINT/SIGHUP, or the executor going away, it SIGKILLs every
-//! descendant (found by walking `/proc`, repeatedly until none is left,
-//! bounded) and reaps them; only then it reports.
+//! SIGTERM/SIGINT/SIGHUP, or the executor going away, it kills every
+//! descendant (found by walking `/proc`): first it freezes them (SIGSTOP,
+//! listing again until nothing new shows up, so a fork bomb cannot outrun
+//! it), then SIGKILLs them, repeating until none is left (bounded in rounds
+//! and time), and reaps them; only then it reports. What holds when the
+//! supervisor itself dies, per level: see [`crate::jobs::sandbox`].
 //!
 //! # Protocol (version 1)
 //!
@@ -43,7 +46,8 @@
 //! while the job's main process still ran. `cpu_us`: user plus system time
 //! of every process of the job (`getrusage(RUSAGE_CHILDREN)` once all are
 //! reaped). `max_rss_bytes`: the largest resident set of any one of them.
-//! `survivors`: processes still alive after the bounded kill loop.
+//! `survivors`: processes still alive after the bounded kill loop (2000
+//! rounds or 20 s).
 //!
 //! The job process: exactly the spec's environment, stdin `/dev/null`, the
 //! workdir as its current directory, every other descriptor closed, default
@@ -82,8 +86,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_SPEC_LEN: u32 = 16 * 1024 * 1024;
 /// The control byte that asks for the tree to be killed.
 pub const KILL: u8 = b'k';
-/// Rounds of "find every descendant, SIGKILL it" before giving up.
+/// Rounds of "freeze every descendant, SIGKILL them" before giving up.
 const KILL_ROUNDS: u32 = 2000;
+/// How long killing the tree may take before what is left is reported as
+/// survivors.
+const KILL_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What to run: sent by the executor first on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -615,6 +622,13 @@ fn namespace_init(_: &Spec, err_w: libc::c_int, _: libc::c_int) -> ! {
     fail(err_w, "the isolated level needs Linux")
 }
 
+/// Sends `sig` to `pid` (a process group when negative).
+#[cfg(not(target_os = "linux"))]
+fn signal(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, sig) };
+}
+
 impl Running {
     /// Waits for the job and every descendant; kills the tree when the main
     /// process ends or a kill is asked for; then reports.
@@ -625,12 +639,15 @@ impl Running {
         let mut killed = false;
         let mut rounds = 0u32;
         let mut survivors = 0u32;
+        let mut kill_deadline = None;
         loop {
             let children_left = self.reap(&mut main_status);
             if main_status.is_some() {
                 killing = true;
             }
             if killing {
+                let deadline =
+                    *kill_deadline.get_or_insert_with(|| std::time::Instant::now() + KILL_TIME);
                 #[cfg(target_os = "linux")]
                 let living = crate::jobs::sandbox::linux::living_descendants();
                 // Without a subreaper: the job's process group, once.
@@ -643,14 +660,16 @@ impl Running {
                 if living.is_empty() && !children_left {
                     break;
                 }
-                if rounds >= KILL_ROUNDS {
+                if rounds >= KILL_ROUNDS || std::time::Instant::now() >= deadline {
                     survivors = living.len() as u32;
                     break;
                 }
                 rounds += 1;
+                #[cfg(target_os = "linux")]
+                crate::jobs::sandbox::linux::freeze_and_kill(living, deadline);
+                #[cfg(not(target_os = "linux"))]
                 for pid in living {
-                    // SAFETY: kill with integer arguments.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    signal(pid, libc::SIGKILL);
                 }
             } else if !children_left {
                 break;

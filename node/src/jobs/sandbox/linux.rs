@@ -4,14 +4,15 @@
 //! Landlock ([`restrict`]): the job directory gets every file right (read,
 //! write, create, remove, execute); [`READ_ONLY`] paths get read and execute;
 //! [`DEVICES`] get what each device needs; nothing else is reachable. TCP
-//! bind and connect are denied (no port is allowed) where the kernel's ABI has
-//! network rules (>= 4); sending signals and connecting to abstract unix
-//! sockets outside the sandbox are denied where it has scopes (>= 6). The
-//! rights asked for are those of [`TARGET_ABI`], taken best effort on older
-//! kernels; a ruleset the kernel does not enforce at all is an error. A
-//! seccomp filter ([`deny_unix_sockets`]) then refuses new unix sockets,
-//! which Landlock (before ABI 9) does not cover: the node's control socket
-//! and other local daemons stay out of reach.
+//! bind and connect are denied (no port is allowed); sending signals to,
+//! tracing, and connecting to abstract unix sockets of processes outside the
+//! sandbox are denied. The rights asked for are those of [`TARGET_ABI`], as
+//! a hard requirement: a kernel that cannot enforce every one of them makes
+//! [`restrict`] fail (and such a kernel's machine does not offer the level:
+//! [`super::landlock_suffices`]). A seccomp filter ([`deny_unix_sockets`])
+//! then refuses new unix sockets, which Landlock (before ABI 9) does not
+//! cover: the node's control socket and other local daemons stay out of
+//! reach.
 //!
 //! Namespaces (`isolated`): the supervisor itself enters new user, PID and
 //! network namespaces ([`enter_namespaces`]), mapping only its own uid and
@@ -31,7 +32,8 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, make_bitflags,
 };
 
-/// The Landlock ABI whose rights this code asks for (and was tested with).
+/// The Landlock ABI whose rights this code asks for (and was tested with):
+/// that of [`super::MIN_LANDLOCK_ABI`].
 pub const TARGET_ABI: ABI = ABI::V6;
 
 /// Read-only system paths under `landlock` and `isolated` (those missing on
@@ -120,8 +122,9 @@ pub enum LinuxError {
     /// The kernel refused the ruleset.
     #[error("landlock: {0}")]
     Ruleset(#[from] landlock::RulesetError),
-    /// The kernel has no Landlock (or it is disabled): nothing was enforced.
-    #[error("landlock is not enforced by this kernel")]
+    /// The kernel did not enforce the whole ruleset (no Landlock, it is
+    /// disabled, or its ABI is older than [`TARGET_ABI`]).
+    #[error("landlock is not fully enforced by this kernel")]
     NotEnforced,
     /// A namespace or mount step failed.
     #[error("{what}: {source}")]
@@ -153,10 +156,13 @@ pub fn landlock_abi() -> Option<i32> {
 }
 
 /// Restricts the calling thread (and what it executes) to the job directory
-/// `root`, [`READ_ONLY`], [`PROC_READ_ONLY`] and [`DEVICES`], and denies TCP
-/// bind/connect. `isolated`: also the private `/tmp` (writable) and the
-/// namespace's whole `/proc`. Call it in the single-threaded job process,
-/// right before `exec` (so `/proc/self` is the job's main process).
+/// `root`, [`READ_ONLY`], [`PROC_READ_ONLY`] and [`DEVICES`], denies TCP
+/// bind/connect, and scopes signals and abstract unix sockets to the job.
+/// `isolated`: also the private `/tmp` (writable) and the namespace's whole
+/// `/proc`. Call it in the single-threaded job process, right before `exec`
+/// (so `/proc/self` is the job's main process). Every right of
+/// [`TARGET_ABI`] is required: a kernel that lacks one is an error, nothing
+/// is enforced in part.
 pub fn restrict(root: &Path, isolated: bool) -> Result<(), LinuxError> {
     let tmp = Path::new("/tmp");
     let writable: &[&Path] = if isolated { &[tmp] } else { &[] };
@@ -170,7 +176,7 @@ pub fn restrict(root: &Path, isolated: bool) -> Result<(), LinuxError> {
         make_bitflags!(AccessFs::{ReadFile | WriteFile | Truncate | IoctlDev});
 
     let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
+        .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(all)?
         .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
         .scope(Scope::from_all(abi))?
@@ -200,7 +206,7 @@ pub fn restrict(root: &Path, isolated: bool) -> Result<(), LinuxError> {
         }
     }
     let status = ruleset.restrict_self()?;
-    if status.ruleset == RulesetStatus::NotEnforced {
+    if status.ruleset != RulesetStatus::FullyEnforced {
         return Err(LinuxError::NotEnforced);
     }
     deny_unix_sockets()
@@ -427,11 +433,23 @@ pub fn namespaces_work() -> bool {
     }
 }
 
+/// A living process of the job, as `/proc` showed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Descendant {
+    /// Its pid.
+    pub pid: libc::pid_t,
+    /// Its process group.
+    pub pgid: libc::pid_t,
+}
+
 /// Every living (not zombie) descendant of this process, from `/proc`
-/// (the supervisor kills them: it is their subreaper).
-pub fn living_descendants() -> Vec<libc::pid_t> {
+/// (the supervisor kills them: it is their subreaper). Zombies are walked
+/// through: their children are listed.
+pub fn living_descendants() -> Vec<Descendant> {
+    use std::collections::HashMap;
     let me = std::process::id() as libc::pid_t;
-    let mut parent_of: Vec<(libc::pid_t, libc::pid_t, bool)> = Vec::new();
+    // ppid -> (pid, pgid, dead)
+    let mut children: HashMap<libc::pid_t, Vec<(libc::pid_t, libc::pid_t, bool)>> = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -446,33 +464,96 @@ pub fn living_descendants() -> Vec<libc::pid_t> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and
+        // parentheses.
         let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
             continue;
         };
         let mut fields = rest.split_whitespace();
         let state = fields.next().unwrap_or("");
-        let Some(ppid) = fields.next().and_then(|s| s.parse().ok()) else {
+        let (Some(ppid), Some(pgid)) = (
+            fields.next().and_then(|s| s.parse().ok()),
+            fields.next().and_then(|s| s.parse().ok()),
+        ) else {
             continue;
         };
-        parent_of.push((pid, ppid, state == "Z" || state == "X"));
+        children
+            .entry(ppid)
+            .or_default()
+            .push((pid, pgid, state == "Z" || state == "X"));
     }
-    let mut tree = vec![me];
+    let mut queue = vec![me];
     let mut living = Vec::new();
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        for &(pid, ppid, dead) in &parent_of {
-            if ppid == parent && !tree.contains(&pid) {
-                tree.push(pid);
+    let mut seen = std::collections::HashSet::from([me]);
+    while let Some(parent) = queue.pop() {
+        for &(pid, pgid, dead) in children.get(&parent).into_iter().flatten() {
+            if seen.insert(pid) {
+                queue.push(pid);
                 if !dead {
-                    living.push(pid);
+                    living.push(Descendant { pid, pgid });
                 }
             }
         }
-        i += 1;
     }
     living
+}
+
+/// Listings per freeze before the stopped ones are killed anyway (a tree
+/// that keeps showing new processes is killed in part, then frozen again).
+const FREEZE_ROUNDS: u32 = 100;
+
+/// Sends `sig` to `pid` (a process group when negative).
+fn signal(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill with integer arguments.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Freezes the job's tree, then kills it: SIGSTOP to every process listed
+/// and to its process group, listing again until a listing shows no process
+/// that was not stopped yet (or [`FREEZE_ROUNDS`], or `deadline`), then
+/// SIGKILL to all of them and their groups (the supervisor calls it, as the
+/// subreaper of `listed`). A process forking while it is
+/// sent SIGSTOP either has its new child already listable, or its fork is
+/// restarted after the stop: so a tree that only grows cannot outrun this,
+/// as it outruns "list, then kill" (anything forked after the listing lived
+/// on). A group signal reaches every member at once, listed or not (a
+/// process forking and exiting in a loop, within its group, is caught by
+/// it). Groups are signalled only when this process leads its session:
+/// then every group of its session but its own holds only the job's
+/// processes (a job process can only join a group of its own session).
+pub fn freeze_and_kill(mut listed: Vec<Descendant>, deadline: std::time::Instant) {
+    use std::collections::BTreeSet;
+    // SAFETY: plain calls without arguments that matter.
+    let (own_group, leads_session) =
+        unsafe { (libc::getpgrp(), libc::getsid(0) == libc::getpid()) };
+    let mut stopped = BTreeSet::new();
+    let mut groups = BTreeSet::new();
+    for _ in 0..FREEZE_ROUNDS {
+        let mut new = false;
+        for process in &listed {
+            if stopped.insert(process.pid) {
+                signal(process.pid, libc::SIGSTOP);
+                new = true;
+            }
+            if leads_session
+                && process.pgid > 1
+                && process.pgid != own_group
+                && groups.insert(process.pgid)
+            {
+                signal(-process.pgid, libc::SIGSTOP);
+            }
+        }
+        if !new || std::time::Instant::now() >= deadline {
+            break;
+        }
+        listed = living_descendants();
+    }
+    for &group in &groups {
+        signal(-group, libc::SIGKILL);
+    }
+    for &pid in &stopped {
+        signal(pid, libc::SIGKILL);
+    }
 }
 
 /// The audit architecture of this build, as seccomp reports it.

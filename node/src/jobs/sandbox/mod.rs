@@ -3,15 +3,20 @@
 //! Levels, ordered `none < landlock < isolated`:
 //!
 //! - `none`: a fresh job directory, exactly the job's environment, stdin
-//!   `/dev/null`, its own session; the whole process tree is killed at the end.
-//! - `landlock` (Linux): `none`, plus a Landlock ruleset: writes only inside
-//!   the job directory, reads only it and the read-only system paths a C
-//!   toolchain needs ([`linux::READ_ONLY`], [`linux::PROC_READ_ONLY`]), TCP
-//!   bind/connect denied where the kernel's ABI has network rules (ABI >= 4),
-//!   signals and abstract unix sockets scoped to the job where it has scopes
-//!   (ABI >= 6); and a seccomp filter refusing new unix sockets (the node's
-//!   control socket is one). On macOS the same level is a generated
-//!   `sandbox-exec` profile ([`macos::profile`]).
+//!   `/dev/null`, its own session; the whole process tree is killed at the
+//!   end. No confinement: the job can do what the executor's user can,
+//!   including signalling its supervisor (see "Killing the tree" below).
+//! - `landlock` (Linux, Landlock ABI >= [`MIN_LANDLOCK_ABI`]): `none`, plus a
+//!   Landlock ruleset: writes only inside the job directory, reads only it
+//!   and the read-only system paths a C toolchain needs ([`linux::READ_ONLY`],
+//!   [`linux::PROC_READ_ONLY`]), TCP bind and connect denied, signals and
+//!   abstract unix sockets scoped to the job (it cannot signal or reach any
+//!   process outside its own tree, its supervisor included); and a seccomp
+//!   filter refusing new unix sockets (the node's control socket is one). A
+//!   kernel with an older ABI lacks some of that (TCP rules came with ABI 4,
+//!   scopes with ABI 6), so there the level is not offered at all rather than
+//!   given in part. On macOS the same level is a generated `sandbox-exec`
+//!   profile ([`macos::profile`]).
 //! - `isolated` (Linux): `landlock`, plus new user, mount, PID and network
 //!   namespaces: no network at all (the new network namespace has only a
 //!   loopback that is down), a fresh `/proc` showing only the job's processes,
@@ -20,12 +25,39 @@
 //! What the job sees, at every level: its job directory at the very path the
 //! executor staged it (under `isolated`, bound back at that path when the
 //! private `/tmp` would hide it), its workdir as the current directory,
-//! exactly the document's environment. Temporary files: under `none` the
-//! machine's `/tmp`; under `isolated` the private `/tmp`; under `landlock`
-//! `/tmp` is not writable, so a job that needs temporary files (a C
-//! compiler does) points `TMPDIR` into its job directory itself, e.g.
-//! `sh -c 'mkdir -p tmp && TMPDIR=$PWD/tmp exec make'`: the executor's path
-//! is not known when the document (and its id) is made.
+//! exactly the document's environment. Temporary files: the CLI puts
+//! `TMPDIR=.` (the job's working directory, inside the job directory) in
+//! every job's environment unless the job gives its own, which works at
+//! every level; without a `TMPDIR`, a job under `none` uses the machine's
+//! `/tmp`, under `isolated` the private `/tmp`, and under `landlock` has no
+//! writable `/tmp` (a job document made without the CLI sets `TMPDIR`
+//! itself, to a path relative to its workdir: the executor's path is not
+//! known when the document, and its id, is made).
+//!
+//! # Killing the tree
+//!
+//! The supervisor ([`crate::jobs::supervisor`]) is a child subreaper: every
+//! orphan of the job, double-forked or in a new session, is reparented to
+//! it. To kill the tree it first freezes it (SIGSTOP to every descendant and
+//! to each of their process groups, listing again until a listing finds
+//! nothing new), then SIGKILLs everything it stopped, and repeats until no
+//! descendant is left (bounded in rounds and time; what is left is reported
+//! as survivors, an error). What holds if the supervisor itself dies:
+//!
+//! - `isolated`: nothing survives, however it dies: the namespace init (its
+//!   child) has `PR_SET_PDEATHSIG` SIGKILL, and the kernel kills every
+//!   process of a PID namespace when its init dies.
+//! - `landlock`: the job cannot kill its supervisor: Landlock's signal scope
+//!   refuses signals to processes outside the job's domain (`kill(getppid())`
+//!   fails, `kill(-1)` reaches only the job's own processes), its ptrace
+//!   restriction refuses tracing them, and their `/proc` files are not
+//!   reachable. If something outside the job kills the supervisor (the
+//!   machine's owner, the OOM killer), the job's main process dies with it
+//!   (`PR_SET_PDEATHSIG`), but processes that left it (double-forked) do not.
+//! - `none`: the job can signal its supervisor like any process of the user;
+//!   a job that kills it leaves what it double-forked running. `none` is for
+//!   trusted jobs only (by default a job from another node runs at the
+//!   executor's strongest level).
 //!
 //! A level this machine cannot give is not in [`available`], and
 //! [`crate::jobs::process::run`] refuses it: never a silent downgrade.
@@ -93,13 +125,19 @@ impl FromStr for SandboxLevel {
     }
 }
 
+/// The oldest Landlock ABI that gives everything `landlock` promises: file
+/// rules (ABI 1, with `Refer` from 2, `Truncate` from 3 and device ioctls
+/// from 5), TCP bind and connect rules (4), signal and abstract unix socket
+/// scoping (6).
+pub const MIN_LANDLOCK_ABI: i32 = 6;
+
 /// The levels this machine can give, weakest first, probed once (cached).
 ///
-/// Linux: `none`; `landlock` when the kernel has Landlock (any ABI: file
-/// rules; TCP rules only where ABI >= 4); `isolated` when Landlock is there
-/// and a user, mount, PID and network namespace with a fresh `/proc` can be
-/// made (probed by doing it in a forked child). macOS: `none` and `landlock`
-/// (the `sandbox-exec` profile). Elsewhere: `none`.
+/// Linux: [`linux_levels`] of the kernel's Landlock ABI and of whether a
+/// user, mount, PID and network namespace with a fresh `/proc` can be made
+/// (probed by doing it in a forked child, only when Landlock is enough).
+/// macOS: `none` and `landlock` (the `sandbox-exec` profile). Elsewhere:
+/// `none`.
 pub fn available() -> &'static [SandboxLevel] {
     static LEVELS: OnceLock<Vec<SandboxLevel>> = OnceLock::new();
     LEVELS.get_or_init(probe)
@@ -110,16 +148,30 @@ pub fn strongest() -> SandboxLevel {
     available().last().copied().unwrap_or(SandboxLevel::None)
 }
 
-#[cfg(target_os = "linux")]
-fn probe() -> Vec<SandboxLevel> {
+/// Whether a kernel with this Landlock ABI (`None`: no Landlock, or it is
+/// disabled) gives all that `landlock` promises: ABI >= [`MIN_LANDLOCK_ABI`].
+pub fn landlock_suffices(abi: Option<i32>) -> bool {
+    abi.is_some_and(|abi| abi >= MIN_LANDLOCK_ABI)
+}
+
+/// The levels a Linux machine gives, weakest first: `none` always;
+/// `landlock` when [`landlock_suffices`] for `abi`; `isolated` when, on top
+/// of that, `namespaces` (new user, mount, PID and network namespaces work).
+pub fn linux_levels(abi: Option<i32>, namespaces: bool) -> Vec<SandboxLevel> {
     let mut levels = vec![SandboxLevel::None];
-    if linux::landlock_abi().is_some() {
+    if landlock_suffices(abi) {
         levels.push(SandboxLevel::Landlock);
-        if linux::namespaces_work() {
+        if namespaces {
             levels.push(SandboxLevel::Isolated);
         }
     }
     levels
+}
+
+#[cfg(target_os = "linux")]
+fn probe() -> Vec<SandboxLevel> {
+    let abi = linux::landlock_abi();
+    linux_levels(abi, landlock_suffices(abi) && linux::namespaces_work())
 }
 
 #[cfg(target_os = "macos")]
@@ -158,5 +210,28 @@ mod tests {
         assert_eq!(levels.first(), Some(&SandboxLevel::None));
         assert!(levels.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(strongest(), *levels.last().unwrap());
+    }
+
+    #[test]
+    fn linux_levels_need_landlock_abi_6() {
+        use SandboxLevel as L;
+        for abi in [None, Some(-1), Some(0), Some(1), Some(3), Some(4), Some(5)] {
+            assert!(!landlock_suffices(abi), "{abi:?}");
+            assert_eq!(linux_levels(abi, false), [L::None], "{abi:?}");
+            assert_eq!(linux_levels(abi, true), [L::None], "{abi:?}: no isolated");
+        }
+        for abi in [6, 7, 9, i32::MAX] {
+            assert!(landlock_suffices(Some(abi)), "{abi}");
+            assert_eq!(
+                linux_levels(Some(abi), false),
+                [L::None, L::Landlock],
+                "{abi}"
+            );
+            assert_eq!(
+                linux_levels(Some(abi), true),
+                [L::None, L::Landlock, L::Isolated],
+                "{abi}"
+            );
+        }
     }
 }
