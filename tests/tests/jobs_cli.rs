@@ -807,3 +807,62 @@ fn exec_alone_never_reads_the_executors_objects_a_peer_did_not_send() {
     assert!(got.status.success(), "{}", text(&got.stderr));
     assert_eq!(text(&got.stdout), "the friend's own bytes\n");
 }
+
+#[test]
+fn a_job_cancelled_while_it_waits_for_a_slot_ends_at_once() {
+    let node = executor("slots = 1\n");
+    let _daemon = node.start_daemon();
+    let spawn = |marker: &str| {
+        node.cmd([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {marker}; sleep 1000"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let mut first = spawn("first");
+    eventually("the first job runs", || {
+        node.json(["job", "ls"])
+            .as_array()
+            .is_some_and(|j| j.iter().any(|j| j["state"] == "running"))
+    });
+    let mut second = spawn("second");
+    eventually("the second job waits for the slot", || {
+        node.json(["job", "ls"])
+            .as_array()
+            .is_some_and(|j| j.iter().any(|j| j["state"] == "queued"))
+    });
+    let jobs = node.json(["job", "ls"]);
+    let id_of = |state: &str| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["state"] == state)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (running, queued) = (id_of("running"), id_of("queued"));
+    node.ok(["job", "cancel", &queued]);
+    // It ends without waiting for the slot the first job holds, saying
+    // it never ran (there is no result to sign).
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let mut err = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("cancelled before it started"), "{err}");
+    assert_eq!(node.json(["job", "status", &queued])["state"], "cancelled");
+    assert_eq!(node.json(["job", "status", &running])["state"], "running");
+    node.ok(["job", "cancel", &running]);
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+}
