@@ -281,7 +281,7 @@ async fn run_spec(
 ) -> Result<JobReply, ApiError> {
     let mut spec = spec;
     add_default_env(&mut spec.env);
-    let doc = node.jobs().document(&spec).await?;
+    let prepared = node.jobs().document(&spec).await?;
     let local = matches!(spec.on, None | Some(Target::Local));
     let signer: Option<Arc<dyn Signer>> = if local {
         Some(Arc::from(
@@ -299,7 +299,7 @@ async fn run_spec(
     let run = node
         .jobs()
         .run(
-            doc,
+            prepared,
             spec.on.as_ref(),
             no_cache,
             signer,

@@ -59,6 +59,14 @@ impl Node {
     }
 }
 
+/// A job document whose inputs are kept from gc until the job is recorded
+/// ([`JobsHandle::document`], then [`JobsHandle::run`]).
+pub struct Prepared {
+    /// The document.
+    pub doc: JobDoc,
+    roots: clive_cas::RootsHold,
+}
+
 /// How a job ended, as `exec`, `job submit` and `job attach` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRun {
@@ -119,7 +127,10 @@ pub struct Stream<'o> {
 impl JobsHandle<'_> {
     /// The job document of `spec`: paths are added to the store, OBJECTs
     /// (hashes, pins, `ZONE/NAME`s) resolved, the name kept beside the hash.
-    pub async fn document(&self, spec: &JobSpec) -> Result<JobDoc, NodeError> {
+    /// Its inputs are kept from gc until [`JobsHandle::run`] has recorded
+    /// the job (whose record then keeps them).
+    pub async fn document(&self, spec: &JobSpec) -> Result<Prepared, NodeError> {
+        let roots = self.node.cas().hold_roots().await;
         let mut inputs = BTreeMap::new();
         for (mount, source) in &spec.inputs {
             let input = match source {
@@ -145,7 +156,8 @@ impl JobsHandle<'_> {
             };
             inputs.insert(mount.clone(), input);
         }
-        Ok(spec.doc(inputs).map_err(JobError::from)?)
+        let doc = spec.doc(inputs).map_err(JobError::from)?;
+        Ok(Prepared { doc, roots })
     }
 
     /// Runs `doc` where `target` says (here when `None`), streaming its
@@ -153,7 +165,7 @@ impl JobsHandle<'_> {
     /// `out_dir`).
     pub async fn run(
         &self,
-        doc: JobDoc,
+        prepared: Prepared,
         target: Option<&Target>,
         no_cache: bool,
         signer: Option<Arc<dyn Signer>>,
@@ -163,6 +175,7 @@ impl JobsHandle<'_> {
         if let Some(dir) = out_dir {
             self.node.home().check_destination(dir)?;
         }
+        let Prepared { doc, roots } = prepared;
         let id = doc.id();
         let executor = self.node.executor();
         if !no_cache && let Some(signed) = executor.memo_hit(&id).await.map_err(NodeError::from)? {
@@ -184,6 +197,7 @@ impl JobsHandle<'_> {
                 let taken = executor
                     .submit(doc, Requester::Local, no_cache, signer)
                     .await?;
+                drop(roots);
                 let follow = match taken {
                     Taken::Memo(signed) => executor.follow_result(signed, 0, 0)?,
                     Taken::Live => executor.follow(&id, 0, 0),
@@ -193,7 +207,8 @@ impl JobsHandle<'_> {
             target => {
                 let net = self.node.online().await?;
                 let peer = self.choose(&net.shared, &doc, target).await?;
-                self.send(&net.shared, peer, doc, no_cache, stream).await?
+                self.send(&net.shared, peer, doc, roots, no_cache, stream)
+                    .await?
             }
         };
         self.finish(run, out_dir).await
@@ -329,6 +344,7 @@ impl JobsHandle<'_> {
         shared: &Arc<Shared>,
         peer: EndpointId,
         doc: JobDoc,
+        roots: clive_cas::RootsHold,
         no_cache: bool,
         stream: Stream<'_>,
     ) -> Result<JobRun, NodeError> {
@@ -352,6 +368,8 @@ impl JobsHandle<'_> {
         };
         let records = self.node.executor().records().clone();
         records.put(Side::Sent, &record).map_err(JobError::from)?;
+        // The record keeps the inputs from gc now.
+        drop(roots);
         let copy = self.sent_dir(&id);
         let _ = tokio::fs::remove_dir_all(&copy).await;
         let request = JobsRequest::Submit {
