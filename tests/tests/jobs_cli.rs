@@ -388,6 +388,26 @@ fn a_result_signed_by_a_key_without_attest_is_not_a_memo_hit() {
     );
 }
 
+/// The id of a job of `node` in `state` (`job ls`), if there is one.
+fn job_in(node: &TestNode, state: &str) -> Option<String> {
+    node.json(["job", "ls"])
+        .as_array()?
+        .iter()
+        .find(|j| j["state"] == state)
+        .and_then(|j| j["id"].as_str())
+        .map(str::to_owned)
+}
+
+/// Waits until `node` has a job in `state`; its id.
+fn wait_for_job(node: &TestNode, state: &str) -> String {
+    let mut id = None;
+    eventually(&format!("a job is {state}"), || {
+        id = job_in(node, state);
+        id.is_some()
+    });
+    id.unwrap_or_default()
+}
+
 /// Whether process `pid` is gone (or a zombie nobody can wake).
 fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -630,11 +650,7 @@ fn a_restarted_executor_reports_the_job_it_was_running_as_interrupted() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    eventually("the job runs", || {
-        node.json(["job", "ls"])
-            .as_array()
-            .is_some_and(|j| j.iter().any(|j| j["state"] == "running"))
-    });
+    wait_for_job(&node, "running");
     daemon.signal(libc::SIGKILL);
     let _ = child.wait();
     drop(daemon);
@@ -698,21 +714,7 @@ fn a_job_file_is_submitted_and_its_logs_status_and_cancel_work() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    eventually("the long job runs", || {
-        node.json(["job", "ls"])
-            .as_array()
-            .is_some_and(|j| j.iter().any(|j| j["state"] == "running"))
-    });
-    let jobs = node.json(["job", "ls"]);
-    let running = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["state"] == "running")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let running = wait_for_job(&node, "running");
     node.ok(["job", "cancel", &running]);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -826,29 +828,9 @@ fn a_job_cancelled_while_it_waits_for_a_slot_ends_at_once() {
         .unwrap()
     };
     let mut first = spawn("first");
-    eventually("the first job runs", || {
-        node.json(["job", "ls"])
-            .as_array()
-            .is_some_and(|j| j.iter().any(|j| j["state"] == "running"))
-    });
+    let running = wait_for_job(&node, "running");
     let mut second = spawn("second");
-    eventually("the second job waits for the slot", || {
-        node.json(["job", "ls"])
-            .as_array()
-            .is_some_and(|j| j.iter().any(|j| j["state"] == "queued"))
-    });
-    let jobs = node.json(["job", "ls"]);
-    let id_of = |state: &str| {
-        jobs.as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["state"] == state)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (running, queued) = (id_of("running"), id_of("queued"));
+    let queued = wait_for_job(&node, "queued");
     node.ok(["job", "cancel", &queued]);
     // It ends without waiting for the slot the first job holds, saying
     // it never ran (there is no result to sign).
