@@ -52,6 +52,25 @@ struct Pair {
     _daemons: (Daemon, Daemon),
 }
 
+impl Pair {
+    /// The friend grants the laptop `cap` with a certificate the laptop
+    /// imports (`trust grant -o`, `trust import`).
+    fn grant(&self, cap: &str) {
+        let cert = self.laptop.scratch(&format!("{cap}.cert"));
+        let laptop_key = key_of(&self.laptop);
+        self.friend.ok([
+            "trust",
+            "grant",
+            &laptop_key,
+            "--cap",
+            cap,
+            "-o",
+            path_str(&cert),
+        ]);
+        self.laptop.ok(["trust", "import", path_str(&cert)]);
+    }
+}
+
 fn pair(jobs: &str, caps: &str) -> Pair {
     let friend = executor(jobs);
     let laptop = TestNode::loopback();
@@ -189,18 +208,7 @@ fn a_peer_without_exec_is_refused_and_a_revoked_exec_refuses_the_next_job() {
     );
 
     // Granted exec, it runs; revoked, the next job is refused.
-    let laptop_key = key_of(&p.laptop);
-    let cert = p.laptop.scratch("exec.cert");
-    p.friend.ok([
-        "trust",
-        "grant",
-        &laptop_key,
-        "--cap",
-        "exec",
-        "-o",
-        path_str(&cert),
-    ]);
-    p.laptop.ok(["trust", "import", path_str(&cert)]);
+    p.grant("exec");
     let ok = run(
         &p.laptop,
         &["exec", "--on", &p.friend_key, "--", "echo", "granted"],
@@ -726,6 +734,21 @@ fn a_job_file_is_submitted_and_its_logs_status_and_cancel_work() {
 #[test]
 fn exec_alone_never_reads_the_executors_objects_a_peer_did_not_send() {
     let p = pair("min_sandbox = \"none\"\n", "exec");
+    let cat_on_friend = |input: &str| {
+        run(
+            &p.laptop,
+            &[
+                "exec",
+                "--on",
+                &p.friend_key,
+                "--input",
+                input,
+                "--",
+                "cat",
+                "x",
+            ],
+        )
+    };
     // The friend holds a file; the laptop happens to know its hash (it
     // has the same bytes), but never sent them to the friend.
     let secret = p.friend.scratch("secret");
@@ -738,19 +761,7 @@ fn exec_alone_never_reads_the_executors_objects_a_peer_did_not_send() {
     std::fs::write(&copy, "the friend's own bytes\n").unwrap();
     p.laptop.ok(["add", path_str(&copy)]);
     let input = format!("x={hash}");
-    let got = run(
-        &p.laptop,
-        &[
-            "exec",
-            "--on",
-            &p.friend_key,
-            "--input",
-            &input,
-            "--",
-            "cat",
-            "x",
-        ],
-    );
+    let got = cat_on_friend(&input);
     assert!(!got.status.success(), "{}", text(&got.stdout));
     assert!(text(&got.stdout).is_empty(), "nothing of it was printed");
     let err = text(&got.stderr);
@@ -780,32 +791,9 @@ fn exec_alone_never_reads_the_executors_objects_a_peer_did_not_send() {
     }
 
     // Holding fetch there, the laptop may name what the friend holds.
-    let cert = p.laptop.scratch("fetch.cert");
-    let laptop_key = key_of(&p.laptop);
-    p.friend.ok([
-        "trust",
-        "grant",
-        &laptop_key,
-        "--cap",
-        "fetch",
-        "-o",
-        path_str(&cert),
-    ]);
-    p.laptop.ok(["trust", "import", path_str(&cert)]);
+    p.grant("fetch");
     let input = format!("x={hash}");
-    let got = run(
-        &p.laptop,
-        &[
-            "exec",
-            "--on",
-            &p.friend_key,
-            "--input",
-            &input,
-            "--",
-            "cat",
-            "x",
-        ],
-    );
+    let got = cat_on_friend(&input);
     assert!(got.status.success(), "{}", text(&got.stderr));
     assert_eq!(text(&got.stdout), "the friend's own bytes\n");
 }
