@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 use clive_node::{
-    api::{JobReply, ResultInfo, jobs::run_exit_code},
+    api::{JobReply, ResultInfo},
     dispatch::{JobInfo, JobRun},
     jobs::result::Exit,
 };
@@ -78,7 +78,7 @@ impl Render for JobRun {
         } else {
             format!(" ({})", notes.join("; "))
         };
-        let code = run_exit_code(&self.result);
+        let code = self.exit_code();
         let status = if code == 0 {
             ending(&self.result)
         } else {

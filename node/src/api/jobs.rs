@@ -21,8 +21,6 @@ use crate::{
 /// The largest `JOB.toml` read.
 const MAX_JOB_FILE: u64 = 1024 * 1024;
 
-/// The `PATH` a job gets when its command line gives none.
-pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// `clive-node exec`: one job from the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
@@ -178,22 +176,12 @@ impl JobReply {
     /// 124 for a timeout, 130 for a cancel.
     pub fn exit_code(&self) -> Option<i32> {
         match self {
-            JobReply::Ran(run) => Some(run_exit_code(&run.result)),
+            JobReply::Ran(run) => Some(run.exit_code()),
             _ => None,
         }
     }
 }
 
-/// The exit code of a job's result as the tool reports it.
-pub fn run_exit_code(result: &JobResult) -> i32 {
-    if result.timed_out {
-        124
-    } else if result.cancelled {
-        130
-    } else {
-        result.exit_code()
-    }
-}
 
 impl ExecArgs {
     /// The job this command line describes; relative paths are relative to `client`.
@@ -243,21 +231,6 @@ impl ExecArgs {
     }
 }
 
-/// The `TMPDIR` a job gets when its command line gives none: its working
-/// directory, the one place every sandbox level lets it write (a relative
-/// path, since where the job directory lies is the executor's business).
-pub const DEFAULT_TMPDIR: &str = ".";
-
-/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to the environment of a
-/// job (`exec` or `JOB.toml`) that sets no `PATH` or `TMPDIR`: the job
-/// document's environment is all a job gets, so the defaults are written
-/// into it here, where the job is made.
-pub fn add_default_env(env: &mut std::collections::BTreeMap<String, String>) {
-    for (key, value) in [("PATH", DEFAULT_PATH), ("TMPDIR", DEFAULT_TMPDIR)] {
-        env.entry(key.to_owned())
-            .or_insert_with(|| value.to_owned());
-    }
-}
 
 /// Runs a jobs request.
 pub(crate) async fn exec(
@@ -279,8 +252,6 @@ async fn run_spec(
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
 ) -> Result<JobReply, ApiError> {
-    let mut spec = spec;
-    add_default_env(&mut spec.env);
     let prepared = node.jobs().document(&spec).await?;
     let local = matches!(spec.on, None | Some(Target::Local));
     let signer: Option<Arc<dyn Signer>> = if local {
