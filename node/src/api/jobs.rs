@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::call::{ApiError, CallContext, Client, duration};
 use crate::{
     Node, NodeError,
-    dispatch::{JobInfo, JobRun, Stream},
+    dispatch::{JobInfo, JobRun, PipelineRun, Stream},
     jobs::{
         JobError,
         jobfile::JobSpec,
+        pipeline::Pipeline,
         platform::Target,
         result::{JobResult, SignedResult},
         sandbox::SandboxLevel,
@@ -90,6 +91,29 @@ pub enum JobRequest {
         #[serde(default)]
         out: Option<PathBuf>,
     },
+    /// Run a pipeline: its steps in dependency order (independent ones at
+    /// once), each a job memoized by its own id, each line prefixed by its
+    /// step's name.
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Run only this step and what it needs.
+        #[arg(long, value_name = "NAME")]
+        #[serde(default)]
+        step: Option<String>,
+        /// Where every step runs (overrides each step's `on`).
+        #[arg(long, value_name = "PEER|REQUIREMENTS|local")]
+        #[serde(default)]
+        on: Option<String>,
+        /// Run every step even when a memoized result exists.
+        #[arg(long)]
+        #[serde(default)]
+        no_cache: bool,
+        /// Write each step's outputs into DIR/STEP.
+        #[arg(short = 'o', value_name = "DIR")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+    },
     /// Jobs this node runs or sent, newest first.
     Ls,
     /// One job's state.
@@ -142,6 +166,8 @@ pub enum JobRequest {
 pub enum JobReply {
     /// `exec`, `job submit`, `job attach`: how the job ended.
     Ran(JobRun),
+    /// `job run`: the plan and each step's end.
+    Pipeline(PipelineRun),
     /// `job ls`.
     Jobs(Vec<JobInfo>),
     /// `job status`.
@@ -177,6 +203,10 @@ impl JobReply {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             JobReply::Ran(run) => Some(run.exit_code()),
+            JobReply::Pipeline(run) => Some(match &run.failed {
+                None => 0,
+                Some(failed) => failed.exit_code.filter(|c| *c != 0).unwrap_or(1),
+            }),
             _ => None,
         }
     }
@@ -312,6 +342,52 @@ pub(crate) async fn handle(
             }
             let out = out.as_ref().map(|o| client.path(o));
             return run_spec(node, spec, no_cache, out, client, ctx).await;
+        }
+        JobRequest::Run {
+            file,
+            step,
+            on,
+            no_cache,
+            out,
+        } => {
+            let path = client.path(&file);
+            let text = clive_trust::read_bounded_to_string(&path, MAX_JOB_FILE)
+                .map_err(NodeError::from)?;
+            let base = path.parent().unwrap_or(client.cwd()).to_owned();
+            let invalid = |e: &dyn std::error::Error| ApiError::Invalid {
+                reason: format!("{}: {}", path.display(), super::call::error_chain(e)),
+            };
+            let mut pipeline = Pipeline::parse(&text, &base).map_err(|e| invalid(&e))?;
+            if let Some(step) = step {
+                pipeline = pipeline.only(&step).map_err(|e| invalid(&e))?;
+            }
+            let on = match on {
+                Some(on) => Some(on.parse::<Target>().map_err(|e| ApiError::Invalid {
+                    reason: e.to_string(),
+                })?),
+                None => None,
+            };
+            let signer: Arc<dyn Signer> = Arc::from(
+                node.trust()
+                    .signer(client.sign_with(false, ctx.passphrase()))?,
+            );
+            let out = out.as_ref().map(|o| client.path(o));
+            let cancel = ctx.cancel_requested();
+            let stream = Stream {
+                out: ctx.output(),
+                cancel,
+            };
+            JobReply::Pipeline(
+                jobs.run_pipeline(
+                    &pipeline,
+                    on.as_ref(),
+                    no_cache,
+                    Some(signer),
+                    out.as_deref(),
+                    stream,
+                )
+                .await?,
+            )
         }
         JobRequest::Ls => JobReply::Jobs(jobs.list()?),
         JobRequest::Status { id } => JobReply::Status(jobs.status(&jobs.resolve_id(&id)?)?),

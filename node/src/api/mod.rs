@@ -195,7 +195,10 @@ impl Request {
     pub fn cancellable(&self) -> bool {
         matches!(
             self,
-            Request::Exec(_) | Request::Job(JobRequest::Submit { .. } | JobRequest::Attach { .. })
+            Request::Exec(_)
+                | Request::Job(
+                    JobRequest::Submit { .. } | JobRequest::Attach { .. } | JobRequest::Run { .. }
+                )
         )
     }
 
