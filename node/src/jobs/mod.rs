@@ -7,6 +7,8 @@
 //! helper process that owns the whole process tree ([`supervisor`],
 //! [`process`]); its outputs are collected without following symlinks out
 //! ([`collect`]) and its [`result`] is signed and memoized ([`memo`]).
+//! A [`pipeline`] is a file of named steps, each a job, some reading
+//! others' outputs.
 
 pub mod collect;
 pub mod document;
@@ -15,6 +17,7 @@ pub mod executor;
 pub mod follow;
 pub mod jobfile;
 pub mod memo;
+pub mod pipeline;
 pub mod platform;
 pub mod process;
 pub mod records;
