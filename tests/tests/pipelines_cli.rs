@@ -21,7 +21,10 @@ fn write(path: &Path, text: &str) {
 /// `site` puts pages and sidebar together.
 fn site(dir: &Path, counter: &Path) {
     for (name, title) in [("a", "Alpha"), ("b", "Beta"), ("c", "Gamma")] {
-        write(&dir.join(format!("pages/{name}")), &format!("{title}\nbody of {name}\n"));
+        write(
+            &dir.join(format!("pages/{name}")),
+            &format!("{title}\nbody of {name}\n"),
+        );
     }
     write(
         &dir.join("site.toml"),
@@ -76,7 +79,10 @@ fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(first["plan"], serde_json::json!([["titles"], ["sidebar"], ["site"]]));
+    assert_eq!(
+        first["plan"],
+        serde_json::json!([["titles"], ["sidebar"], ["site"]])
+    );
     assert!(first.get("failed").is_none(), "{first}");
     assert_eq!(runs(&counter), 1);
     let index = std::fs::read_to_string(out.join("site/index.html")).unwrap();

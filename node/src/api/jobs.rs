@@ -22,7 +22,6 @@ use crate::{
 /// The largest `JOB.toml` read.
 const MAX_JOB_FILE: u64 = 1024 * 1024;
 
-
 /// `clive-node exec`: one job from the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
 pub struct ExecArgs {
@@ -212,7 +211,6 @@ impl JobReply {
     }
 }
 
-
 impl ExecArgs {
     /// The job this command line describes; relative paths are relative to `client`.
     fn spec(&self, client: &Client<'_>) -> Result<JobSpec, ApiError> {
@@ -260,7 +258,6 @@ impl ExecArgs {
         })
     }
 }
-
 
 /// Runs a jobs request.
 pub(crate) async fn exec(
@@ -351,13 +348,10 @@ pub(crate) async fn handle(
             out,
         } => {
             let path = client.path(&file);
-            let text = clive_trust::read_bounded_to_string(&path, MAX_JOB_FILE)
-                .map_err(NodeError::from)?;
-            let base = path.parent().unwrap_or(client.cwd()).to_owned();
             let invalid = |e: &dyn std::error::Error| ApiError::Invalid {
                 reason: format!("{}: {}", path.display(), super::call::error_chain(e)),
             };
-            let mut pipeline = Pipeline::parse(&text, &base).map_err(|e| invalid(&e))?;
+            let mut pipeline = Pipeline::load(&path).map_err(|e| invalid(&e))?;
             if let Some(step) = step {
                 pipeline = pipeline.only(&step).map_err(|e| invalid(&e))?;
             }

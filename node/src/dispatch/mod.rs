@@ -27,8 +27,8 @@ use tokio::{io::AsyncWriteExt, sync::watch};
 mod copy;
 mod pipeline;
 
-pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
 use self::copy::LogCopy;
+pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
 use crate::{
     Node, NodeError,
     jobs::{
@@ -185,7 +185,19 @@ impl JobsHandle<'_> {
                         self.node.resolve_object(object).await.map_err(|e| {
                             NodeError::from(JobError::Inputs(format!("{object}: {e}")))
                         })?;
-                    let name = object.contains('/').then(|| object.clone());
+                    // The name a hash was resolved from, kept beside it: a
+                    // signed name only (a pin or a path inside a hash names
+                    // nothing a reader could follow, and would change the
+                    // job's id when bytes it does not read change).
+                    let name = matches!(
+                        crate::object::ObjectRef::parse(object),
+                        crate::object::ObjectRef::Name(_) | crate::object::ObjectRef::Either(_)
+                    )
+                    .then(|| object.clone())
+                    .filter(|o| {
+                        o.contains('/')
+                            && clive_cas::parse_hash(o.split('/').next().unwrap_or("")).is_err()
+                    });
                     Input { hash, name }
                 }
             };

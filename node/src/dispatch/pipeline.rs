@@ -75,6 +75,8 @@ impl JobsHandle<'_> {
     ) -> Result<PipelineRun, NodeError> {
         if let Some(dir) = out_dir {
             self.node.home().check_destination(dir)?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
         }
         let plan = pipeline.order();
         let mut report = PipelineRun {
@@ -86,10 +88,18 @@ impl JobsHandle<'_> {
         for level in &plan {
             let steps: Vec<(&String, &Step)> = level
                 .iter()
-                .filter_map(|name| pipeline.steps.get(name).map(|s| (name, s)))
+                .filter_map(|name| pipeline.step(name).map(|s| (name, s)))
                 .collect();
             let ended = self
-                .run_level(&steps, &upstream, on, no_cache, &signer, out_dir, &mut stream)
+                .run_level(
+                    &steps,
+                    &upstream,
+                    on,
+                    no_cache,
+                    &signer,
+                    out_dir,
+                    &mut stream,
+                )
                 .await?;
             for (name, ended) in ended {
                 match ended {
