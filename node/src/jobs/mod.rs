@@ -6,8 +6,10 @@
 //! read-only ([`stage`]), under a [`sandbox`] level, supervised by a
 //! helper process that owns the whole process tree ([`supervisor`],
 //! [`process`]); its outputs are collected without following symlinks out
-//! ([`collect`]) and its [`result`] is signed and memoized ([`memo`]).
+//! ([`collect`]) and its [`result`] is signed and memoized ([`memo`]), in a
+//! cache bounded by `[jobs] cache` ([`cache`]).
 
+pub mod cache;
 pub mod collect;
 pub mod document;
 mod error;
@@ -20,6 +22,7 @@ pub mod process;
 pub mod records;
 pub mod result;
 pub mod sandbox;
+pub mod size;
 pub mod stage;
 pub mod supervisor;
 pub mod wire;
