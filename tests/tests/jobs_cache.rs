@@ -8,7 +8,7 @@
 // `unused_crate_dependencies` is checked on the library and its binary.
 #![allow(unused_crate_dependencies)]
 
-use std::{path::PathBuf, process::Output};
+use std::{path::Path, process::Output};
 
 use clive_tests::TestNode;
 
@@ -32,7 +32,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs job `name` (no sandbox): it appends its name to `ran` (outside
 /// the store) and writes [`OUTPUT`] random bytes to `out`.
-fn exec(node: &TestNode, ran: &PathBuf, name: &str) -> Output {
+fn exec(node: &TestNode, ran: &Path, name: &str) -> Output {
     let script = format!(
         "echo {name} >> {}; head -c {OUTPUT} /dev/urandom > out",
         ran.display()
@@ -57,7 +57,7 @@ fn exec(node: &TestNode, ran: &PathBuf, name: &str) -> Output {
 
 /// Runs job `name`, which must run (not be a memo hit); returns its
 /// outputs tree.
-fn ran(node: &TestNode, ran: &PathBuf, name: &str) -> String {
+fn ran(node: &TestNode, ran: &Path, name: &str) -> String {
     let got = exec(node, ran, name);
     let said = text(&got.stderr);
     assert!(!said.contains("memo hit"), "{name} ran: {said}");
@@ -71,7 +71,7 @@ fn ran(node: &TestNode, ran: &PathBuf, name: &str) -> String {
 }
 
 /// How many times each job ran, from the file outside the store.
-fn runs(ran: &PathBuf, name: &str) -> usize {
+fn runs(ran: &Path, name: &str) -> usize {
     std::fs::read_to_string(ran)
         .unwrap_or_default()
         .lines()
