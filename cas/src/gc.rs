@@ -195,7 +195,16 @@ impl Store {
     pub async fn remove_objects(&self, hashes: &[Hash]) -> Result<()> {
         // What is live is everything stored now: nothing may be written
         // until the sweep is done.
-        let _lock = self.lock_for_gc().await;
+        let lock = self.lock_for_gc().await;
+        self.remove_objects_locked(&lock, hashes).await
+    }
+
+    /// [`Store::remove_objects`] under a `lock` the caller already holds
+    /// (it decided what to remove under it).
+    pub async fn remove_objects_locked(&self, _lock: &GcLock, hashes: &[Hash]) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
         let doomed: HashSet<Hash> = hashes.iter().copied().collect();
         let live: HashSet<Hash> = self
             .inventory()

@@ -64,6 +64,33 @@ impl Store {
         self.walk(stack).await
     }
 
+    /// Every object stored here that the pins or `extra` reach (what gc
+    /// keeps of them), each once.
+    pub async fn reachable(&self, extra: &[Root]) -> Result<HashSet<Hash>> {
+        Ok(self
+            .walk_pins(extra)
+            .await?
+            .into_iter()
+            .filter(|r| matches!(r.reach, Reach::Present))
+            .map(|r| r.hash)
+            .collect())
+    }
+
+    /// Every object stored here that `hash` reaches (itself included), each
+    /// once, with its size in bytes.
+    pub async fn closure_sizes(&self, hash: Hash) -> Result<Vec<(Hash, u64)>> {
+        let reached = self
+            .walk(vec![(hash, None, hash.to_string(), false)])
+            .await?;
+        let mut out = Vec::with_capacity(reached.len());
+        for r in reached {
+            if matches!(r.reach, Reach::Present) {
+                out.push((r.hash, self.size(r.hash).await?));
+            }
+        }
+        Ok(out)
+    }
+
     /// What the object `hash` reaches that is not stored completely here,
     /// each with the path to it from `hash` (`HASH/dir/file`): nothing when
     /// its whole closure is here.

@@ -40,6 +40,12 @@ pub const DEFAULT_CONFIG: &str = "\
 # isolated (default: the strongest this machine can give). A job asking for
 # more than this machine can give is refused, never downgraded.
 # min_sandbox = \"landlock\"
+# The bound of the memo's cache: past it, the outputs of memoized job
+# results are evicted least recently used (with their memo entries), after
+# each `exec` or `job` command and at `gc`. Outputs that are pinned, named
+# or read by a job under way are never evicted. Sizes: a number of bytes,
+# or \"512 KiB\", \"64M\", \"10 GiB\", \"1T\" (B, K/KiB, M/MiB, G/GiB, T/TiB).
+# cache = \"10 GiB\"
 ";
 
 /// The node's settings.
@@ -145,11 +151,36 @@ mod tests {
                 arch: Some("x86_64".into()),
                 features: vec!["gpu".into()],
                 min_sandbox: Some(SandboxLevel::Landlock),
+                cache: 10 << 30,
             }
         );
         let off = load("[jobs]\nenabled = false\nmin_sandbox = \"none\"").unwrap();
         assert!(!off.jobs.enabled);
         assert_eq!(off.jobs.min_sandbox, Some(SandboxLevel::None));
+        assert_eq!(off.jobs.cache, crate::jobs::platform::DEFAULT_CACHE);
+    }
+
+    #[test]
+    fn the_cache_bound_reads_sizes_and_bytes() {
+        for (text, bytes) in [
+            ("cache = \"64 KiB\"", 64 << 10),
+            ("cache = \"3M\"", 3 << 20),
+            ("cache = \"1T\"", 1 << 40),
+            ("cache = 1000", 1000),
+            ("cache = \"0\"", 0),
+        ] {
+            let jobs = load(&format!("[jobs]\n{text}")).unwrap().jobs;
+            assert_eq!(jobs.cache, bytes, "{text}");
+        }
+        for text in [
+            "cache = \"ten\"",
+            "cache = \"5 PB\"",
+            "cache = -1",
+            "cache = true",
+        ] {
+            let err = load(&format!("[jobs]\n{text}")).unwrap_err().to_string();
+            assert!(err.contains("cache"), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -46,5 +46,5 @@ pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed};
 pub use node::{IdentityInfo, InitOptions, Initialized, Node, PassphraseSource};
 pub use peers::PeersHandle;
 pub use status::Status;
-pub use store::{AddResult, ListEntry, StoreHandle};
+pub use store::{AddResult, GcOutcome, ListEntry, StoreHandle};
 pub use trust::{Imported, RevocationInfo, RootInfo, SignWith, TrustHandle, Verdict};

@@ -1,4 +1,5 @@
-//! What `status` reports: the node, its network, peers, store and zones.
+//! What `status` reports: the node, its network, peers, store, the memo's
+//! cache and zones.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,13 @@ pub struct Status {
     /// Equivocations seen in followed zones: `ZONE ROLE vVERSION`.
     #[serde(default)]
     pub equivocations: Vec<String>,
+    /// Bytes the memo's cache holds (what eviction could free; see
+    /// `crate::jobs::cache`).
+    #[serde(default)]
+    pub cache_bytes: u64,
+    /// The cache's bound, `[jobs] cache`.
+    #[serde(default)]
+    pub cache_bound: u64,
 }
 
 impl Node {
@@ -32,6 +40,7 @@ impl Node {
         let net = self.net.get();
         let inventory = self.cas().inventory().await?;
         let store_bytes = inventory.iter().map(|(_, s)| s.bytes()).sum();
+        let cache = self.store().cache_size().await?;
         Ok(Status {
             identity: self.identity(),
             running: net.is_some(),
@@ -63,6 +72,8 @@ impl Node {
                         .map(move |(role, v)| format!("{} {role} v{v}", z.zone))
                 })
                 .collect(),
+            cache_bytes: cache.bytes,
+            cache_bound: cache.bound,
         })
     }
 }

@@ -2,7 +2,11 @@
 //! and pinning objects, fetching them from peers and pushing them to
 //! peers, gc and fsck.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+};
 
 use clive_cas::{
     Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Root, Store,
@@ -11,6 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Node, NodeError,
+    jobs::{
+        JobError,
+        cache::{self, CacheEntry, CacheReport},
+        document::JobId,
+        memo::{MemoEntry, MemoError},
+    },
     net::{Fetched, Pushed, endpoint_id, fetch},
 };
 
@@ -196,14 +206,125 @@ impl StoreHandle<'_> {
         Ok(self.node.cas().pins().await?)
     }
 
-    /// Removes what nothing pinned reaches, and orphaned files. Waits for
-    /// running imports, fetches and pins to finish, and holds off new ones
-    /// until it is done (see [`clive_cas::roots`]): what is live is computed
-    /// under that lock.
-    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, NodeError> {
+    /// Evicts what the memo's cache holds past its bound (see
+    /// [`crate::jobs::cache`]), then removes what nothing pinned reaches,
+    /// and orphaned files. Waits for running imports, fetches and pins to
+    /// finish, and holds off new ones until it is done (see
+    /// [`clive_cas::roots`]): what is live is computed under that lock.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcOutcome, NodeError> {
         let lock = self.node.cas().lock_for_gc().await;
-        let keep = self.roots()?;
-        Ok(self.node.cas().gc(&lock, dry_run, &keep).await?)
+        let how = if dry_run { Trim::DryRun } else { Trim::Evict };
+        let Trimmed {
+            report: cache,
+            keep,
+            ..
+        } = self.trim_cache(how).await?;
+        let gc = self.node.cas().gc(&lock, dry_run, &keep).await?;
+        Ok(GcOutcome { gc, cache })
+    }
+
+    /// Evicts what the cache holds past its bound, if a result was put on
+    /// this node since the last time: run after each `exec` and `job`
+    /// command. Removes exactly the objects only the evicted entries
+    /// reached (not what else nothing pins: that is for `gc`).
+    pub async fn trim_cache_after_put(&self) -> Result<Option<CacheReport>, NodeError> {
+        if !self.node.executor().memo().take_put() {
+            return Ok(None);
+        }
+        let lock = self.node.cas().lock_for_gc().await;
+        let trimmed = self.trim_cache(Trim::Evict).await?;
+        self.node
+            .cas()
+            .remove_objects_locked(&lock, &trimmed.freed)
+            .await?;
+        Ok(Some(trimmed.report))
+    }
+
+    /// The cache's size and bound now, nothing evicted (for `status`).
+    pub async fn cache_size(&self) -> Result<CacheReport, NodeError> {
+        let _lock = self.node.cas().lock_for_gc().await;
+        Ok(self.trim_cache(Trim::Measure).await?.report)
+    }
+
+    /// Decides (and with [`Trim::Evict`] makes) the cache's evictions; the
+    /// caller holds the gc lock.
+    async fn trim_cache(&self, how: Trim) -> Result<Trimmed, NodeError> {
+        let executor = self.node.executor();
+        let memo = executor.memo();
+        let job_err = |e: MemoError| NodeError::from(JobError::from(e));
+        let entries = memo.entries().map_err(job_err)?;
+        let other = self.other_roots(&entries)?;
+        let live: HashSet<JobId> = executor
+            .records()
+            .live()
+            .map_err(JobError::from)?
+            .into_iter()
+            .collect();
+        let kept = self.node.cas().reachable(&other).await?;
+        let mut weighed = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let mut objects = Vec::new();
+            for hash in e.objects {
+                objects.extend(self.node.cas().closure_sizes(hash).await?);
+            }
+            weighed.push(CacheEntry {
+                id: e.id,
+                last_used: e.last_used,
+                outputs: e.objects[0],
+                objects,
+                protected: live.contains(&e.id),
+            });
+        }
+        let bound = executor.cache_bound();
+        let limit = if how == Trim::Measure {
+            u64::MAX
+        } else {
+            bound
+        };
+        let plan = cache::plan(&weighed, &kept, limit);
+        let doomed: HashSet<JobId> = plan.evict.iter().copied().collect();
+        let evicted = match how {
+            Trim::Evict if !doomed.is_empty() => {
+                let going: Vec<MemoEntry> = entries
+                    .iter()
+                    .filter(|e| doomed.contains(&e.id))
+                    .cloned()
+                    .collect();
+                memo.evict(&going).map_err(job_err)?
+            }
+            _ => plan.evict.clone(),
+        };
+        let gone: HashSet<JobId> = evicted.iter().copied().collect();
+        // What the entries left reach, outside what is kept anyway: the
+        // cache's size, and what the evicted entries' objects do not free.
+        let mut left: HashMap<Hash, u64> = HashMap::new();
+        for e in weighed.iter().filter(|e| !gone.contains(&e.id)) {
+            left.extend(e.objects.iter().copied().filter(|(h, _)| !kept.contains(h)));
+        }
+        let mut freed: HashMap<Hash, u64> = HashMap::new();
+        for e in weighed.iter().filter(|e| gone.contains(&e.id)) {
+            freed.extend(
+                e.objects
+                    .iter()
+                    .copied()
+                    .filter(|(h, _)| !kept.contains(h) && !left.contains_key(h)),
+            );
+        }
+        let mut keep = other;
+        keep.extend(memo_roots(entries.iter().filter(|e| !gone.contains(&e.id))));
+        let mut freed_hashes: Vec<Hash> = freed.keys().copied().collect();
+        freed_hashes.sort();
+        Ok(Trimmed {
+            report: CacheReport {
+                bound,
+                bytes: left.values().sum(),
+                entries: (entries.len() - gone.len()) as u64,
+                evicted,
+                evicted_bytes: freed.values().sum(),
+            },
+            keep,
+            freed: freed_hashes,
+        })
     }
 
     /// The roots other than pins, the one list gc keeps and fsck checks:
@@ -212,6 +333,22 @@ impl StoreHandle<'_> {
     /// outputs, stdout and stderr (kept if stored), the inputs of jobs
     /// under way (kept if stored), and transfers under way (kept if stored).
     fn roots(&self) -> Result<Vec<Root>, NodeError> {
+        let entries = self
+            .node
+            .executor()
+            .memo()
+            .entries()
+            .map_err(JobError::from)?;
+        let mut keep = self.other_roots(&entries)?;
+        keep.extend(memo_roots(entries.iter()));
+        Ok(keep)
+    }
+
+    /// [`StoreHandle::roots`] but for the memo's `entries`: what the cache
+    /// never evicts. A job record (not under way) whose result is the
+    /// memo's entry for its job, or the one the cache evicted, is left to
+    /// the cache.
+    fn other_roots(&self, entries: &[MemoEntry]) -> Result<Vec<Root>, NodeError> {
         let mut keep: Vec<Root> = self
             .node
             .trust_state()
@@ -234,23 +371,21 @@ impl StoreHandle<'_> {
                     required: false,
                 }),
         );
-        keep.extend(
-            crate::jobs::memo::Memo::new(self.node.db().clone())
-                .objects()
-                .map_err(crate::jobs::JobError::from)?
-                .into_iter()
-                .map(|hash| Root {
-                    hash,
-                    why: format!("a job result's outputs {hash}"),
-                    required: false,
-                }),
-        );
+        let cached: HashMap<JobId, [Hash; 3]> = entries.iter().map(|e| (e.id, e.objects)).collect();
+        let evicted = self
+            .node
+            .executor()
+            .memo()
+            .evicted()
+            .map_err(JobError::from)?;
         keep.extend(
             self.node
                 .executor()
                 .records()
-                .objects()
-                .map_err(crate::jobs::JobError::from)?
+                .objects_except(|id, objects| {
+                    cached.get(id) == Some(objects) || evicted.get(id) == Some(objects)
+                })
+                .map_err(JobError::from)?
                 .into_iter()
                 .map(|hash| Root {
                     hash,
@@ -348,4 +483,50 @@ impl StoreHandle<'_> {
         progress.advance(pushed.bytes_sent);
         Ok(pushed)
     }
+}
+
+/// How [`StoreHandle::trim_cache`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trim {
+    /// Evict what passes the bound.
+    Evict,
+    /// Say what would be evicted; change nothing.
+    DryRun,
+    /// Only measure the cache.
+    Measure,
+}
+
+/// What [`StoreHandle::trim_cache`] decided.
+struct Trimmed {
+    report: CacheReport,
+    /// The roots gc keeps, the evicted entries gone.
+    keep: Vec<Root>,
+    /// The objects only the evicted entries reached.
+    freed: Vec<Hash>,
+}
+
+/// The roots the memo's `entries` keep: each result's outputs, stdout and
+/// stderr (kept if stored).
+fn memo_roots<'a>(entries: impl Iterator<Item = &'a MemoEntry>) -> Vec<Root> {
+    let mut hashes: Vec<Hash> = entries.flat_map(|e| e.objects).collect();
+    hashes.sort();
+    hashes.dedup();
+    hashes
+        .into_iter()
+        .map(|hash| Root {
+            hash,
+            why: format!("a job result's outputs {hash}"),
+            required: false,
+        })
+        .collect()
+}
+
+/// What `gc` did: the store's collection, and the cache's eviction before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcOutcome {
+    /// The collection (its fields are the top level of the JSON).
+    #[serde(flatten)]
+    pub gc: GcReport,
+    /// The cache: its size and bound after eviction, and what was evicted.
+    pub cache: CacheReport,
 }

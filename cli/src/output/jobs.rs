@@ -7,8 +7,8 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 use clive_node::{
-    api::{JobReply, ResultInfo, jobs::run_exit_code},
-    dispatch::{JobInfo, JobRun},
+    api::{JobReply, ResultInfo},
+    dispatch::{JobInfo, JobRun, PipelineRun},
     jobs::result::Exit,
 };
 
@@ -19,6 +19,12 @@ pub(super) fn reply(out: &Out, reply: &JobReply) -> Result<()> {
     match reply {
         JobReply::Ran(run) if out.is_json() => out.show(run),
         JobReply::Ran(run) => {
+            let mut stderr = io::stderr().lock();
+            run.text(&mut stderr)?;
+            Ok(())
+        }
+        JobReply::Pipeline(run) if out.is_json() => out.show(run),
+        JobReply::Pipeline(run) => {
             let mut stderr = io::stderr().lock();
             run.text(&mut stderr)?;
             Ok(())
@@ -78,13 +84,39 @@ impl Render for JobRun {
         } else {
             format!(" ({})", notes.join("; "))
         };
-        let code = run_exit_code(&self.result);
+        let code = self.exit_code();
         let status = if code == 0 {
             ending(&self.result)
         } else {
             format!("{} (exit code {code})", ending(&self.result))
         };
         writeln!(out, "job {} on {on}: {status}{notes}", short(&id))
+    }
+}
+
+/// `job run`: a line per step (ran, or memo hit), then the failed step.
+impl Render for PipelineRun {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for step in &self.steps {
+            let how = if step.run.memo_hit { "memo hit" } else { "ran" };
+            writeln!(
+                out,
+                "step {}: {how}, {} (job {})",
+                step.step,
+                ending(&step.run.result),
+                short(&step.run.id.to_string())
+            )?;
+        }
+        if let Some(failed) = &self.failed {
+            match (&failed.exit_code, &failed.reason) {
+                (_, Some(reason)) => writeln!(out, "step {} failed: {reason}", failed.step)?,
+                (Some(code), None) => {
+                    writeln!(out, "step {} failed with exit code {code}", failed.step)?
+                }
+                (None, None) => writeln!(out, "step {} failed", failed.step)?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -87,6 +87,12 @@ impl Render for StatusReport {
             s.store_objects,
             HumanBytes(s.store_bytes)
         )?;
+        writeln!(
+            out,
+            "job cache  {} of {}",
+            HumanBytes(s.cache_bytes),
+            HumanBytes(s.cache_bound)
+        )?;
         for e in &s.equivocations {
             writeln!(
                 out,

@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 use clive_node::{
-    AddResult, ListEntry, StoreReply,
-    cas::{Exported, FsckReport, GcReport, Pin},
+    AddResult, GcOutcome, ListEntry, StoreReply,
+    cas::{Exported, FsckReport, Pin},
 };
 use indicatif::HumanBytes;
 use serde::Serialize;
@@ -114,26 +114,44 @@ impl Render for Vec<Pin> {
     }
 }
 
-impl Render for GcReport {
+impl Render for GcOutcome {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let verb = if self.dry_run {
+        let gc = &self.gc;
+        let verb = if gc.dry_run {
             "would remove"
         } else {
             "removed"
         };
-        let orphans = match self.orphan_files {
+        let orphans = match gc.orphan_files {
             0 => String::new(),
             n => format!(" and {n} orphaned temporary files"),
         };
-        if let Some(why) = &self.held_back {
+        if let Some(why) = &gc.held_back {
             writeln!(out, "{why}")?;
         }
         writeln!(
             out,
             "{verb} {} objects{orphans}, freeing {}; kept {} reachable from pins",
-            self.removed,
-            HumanBytes(self.freed_bytes),
-            self.kept
+            gc.removed,
+            HumanBytes(gc.freed_bytes),
+            gc.kept
+        )?;
+        let cache = &self.cache;
+        if !cache.evicted.is_empty() {
+            let evicting = if gc.dry_run { "would evict" } else { "evicted" };
+            writeln!(
+                out,
+                "job cache: {evicting} {} results used longest ago, freeing {}",
+                cache.evicted.len(),
+                HumanBytes(cache.evicted_bytes)
+            )?;
+        }
+        writeln!(
+            out,
+            "job cache: {} in {} results, bound {}",
+            HumanBytes(cache.bytes),
+            cache.entries,
+            HumanBytes(cache.bound)
         )
     }
 }

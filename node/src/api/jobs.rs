@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::call::{ApiError, CallContext, Client, duration};
 use crate::{
     Node, NodeError,
-    dispatch::{JobInfo, JobRun, Stream},
+    dispatch::{JobInfo, JobRun, PipelineRun, Stream},
     jobs::{
         JobError,
         jobfile::JobSpec,
+        pipeline::Pipeline,
         platform::Target,
         result::{JobResult, SignedResult},
         sandbox::SandboxLevel,
@@ -20,9 +21,6 @@ use crate::{
 
 /// The largest `JOB.toml` read.
 const MAX_JOB_FILE: u64 = 1024 * 1024;
-
-/// The `PATH` a job gets when its command line gives none.
-pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// `clive-node exec`: one job from the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
@@ -92,6 +90,29 @@ pub enum JobRequest {
         #[serde(default)]
         out: Option<PathBuf>,
     },
+    /// Run a pipeline: its steps in dependency order (independent ones at
+    /// once), each a job memoized by its own id, each line prefixed by its
+    /// step's name.
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Run only this step and what it needs.
+        #[arg(long, value_name = "NAME")]
+        #[serde(default)]
+        step: Option<String>,
+        /// Where every step runs (overrides each step's `on`).
+        #[arg(long, value_name = "PEER|REQUIREMENTS|local")]
+        #[serde(default)]
+        on: Option<String>,
+        /// Run every step even when a memoized result exists.
+        #[arg(long)]
+        #[serde(default)]
+        no_cache: bool,
+        /// Write each step's outputs into DIR/STEP.
+        #[arg(short = 'o', value_name = "DIR")]
+        #[serde(default)]
+        out: Option<PathBuf>,
+    },
     /// Jobs this node runs or sent, newest first.
     Ls,
     /// One job's state.
@@ -144,6 +165,8 @@ pub enum JobRequest {
 pub enum JobReply {
     /// `exec`, `job submit`, `job attach`: how the job ended.
     Ran(JobRun),
+    /// `job run`: the plan and each step's end.
+    Pipeline(PipelineRun),
     /// `job ls`.
     Jobs(Vec<JobInfo>),
     /// `job status`.
@@ -178,20 +201,13 @@ impl JobReply {
     /// 124 for a timeout, 130 for a cancel.
     pub fn exit_code(&self) -> Option<i32> {
         match self {
-            JobReply::Ran(run) => Some(run_exit_code(&run.result)),
+            JobReply::Ran(run) => Some(run.exit_code()),
+            JobReply::Pipeline(run) => Some(match &run.failed {
+                None => 0,
+                Some(failed) => failed.exit_code.filter(|c| *c != 0).unwrap_or(1),
+            }),
             _ => None,
         }
-    }
-}
-
-/// The exit code of a job's result as the tool reports it.
-pub fn run_exit_code(result: &JobResult) -> i32 {
-    if result.timed_out {
-        124
-    } else if result.cancelled {
-        130
-    } else {
-        result.exit_code()
     }
 }
 
@@ -243,22 +259,6 @@ impl ExecArgs {
     }
 }
 
-/// The `TMPDIR` a job gets when its command line gives none: its working
-/// directory, the one place every sandbox level lets it write (a relative
-/// path, since where the job directory lies is the executor's business).
-pub const DEFAULT_TMPDIR: &str = ".";
-
-/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to the environment of a
-/// job (`exec` or `JOB.toml`) that sets no `PATH` or `TMPDIR`: the job
-/// document's environment is all a job gets, so the defaults are written
-/// into it here, where the job is made.
-pub fn add_default_env(env: &mut std::collections::BTreeMap<String, String>) {
-    for (key, value) in [("PATH", DEFAULT_PATH), ("TMPDIR", DEFAULT_TMPDIR)] {
-        env.entry(key.to_owned())
-            .or_insert_with(|| value.to_owned());
-    }
-}
-
 /// Runs a jobs request.
 pub(crate) async fn exec(
     node: &Node,
@@ -279,8 +279,6 @@ async fn run_spec(
     client: &Client<'_>,
     ctx: &mut dyn CallContext,
 ) -> Result<JobReply, ApiError> {
-    let mut spec = spec;
-    add_default_env(&mut spec.env);
     let prepared = node.jobs().document(&spec).await?;
     let local = matches!(spec.on, None | Some(Target::Local));
     let signer: Option<Arc<dyn Signer>> = if local {
@@ -341,6 +339,49 @@ pub(crate) async fn handle(
             }
             let out = out.as_ref().map(|o| client.path(o));
             return run_spec(node, spec, no_cache, out, client, ctx).await;
+        }
+        JobRequest::Run {
+            file,
+            step,
+            on,
+            no_cache,
+            out,
+        } => {
+            let path = client.path(&file);
+            let invalid = |e: &dyn std::error::Error| ApiError::Invalid {
+                reason: format!("{}: {}", path.display(), super::call::error_chain(e)),
+            };
+            let mut pipeline = Pipeline::load(&path).map_err(|e| invalid(&e))?;
+            if let Some(step) = step {
+                pipeline = pipeline.only(&step).map_err(|e| invalid(&e))?;
+            }
+            let on = match on {
+                Some(on) => Some(on.parse::<Target>().map_err(|e| ApiError::Invalid {
+                    reason: e.to_string(),
+                })?),
+                None => None,
+            };
+            let signer: Arc<dyn Signer> = Arc::from(
+                node.trust()
+                    .signer(client.sign_with(false, ctx.passphrase()))?,
+            );
+            let out = out.as_ref().map(|o| client.path(o));
+            let cancel = ctx.cancel_requested();
+            let stream = Stream {
+                out: ctx.output(),
+                cancel,
+            };
+            JobReply::Pipeline(
+                jobs.run_pipeline(
+                    &pipeline,
+                    on.as_ref(),
+                    no_cache,
+                    Some(signer),
+                    out.as_deref(),
+                    stream,
+                )
+                .await?,
+            )
         }
         JobRequest::Ls => JobReply::Jobs(jobs.list()?),
         JobRequest::Status { id } => JobReply::Status(jobs.status(&jobs.resolve_id(&id)?)?),

@@ -195,7 +195,10 @@ impl Request {
     pub fn cancellable(&self) -> bool {
         matches!(
             self,
-            Request::Exec(_) | Request::Job(JobRequest::Submit { .. } | JobRequest::Attach { .. })
+            Request::Exec(_)
+                | Request::Job(
+                    JobRequest::Submit { .. } | JobRequest::Attach { .. } | JobRequest::Run { .. }
+                )
         )
     }
 
@@ -338,8 +341,31 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         Request::Name(request) => Ok(Reply::Name(
             names::handle(node, request, &client, ctx).await?,
         )),
-        Request::Exec(args) => Ok(Reply::Job(jobs::exec(node, args, &client, ctx).await?)),
-        Request::Job(request) => Ok(Reply::Job(jobs::handle(node, request, &client, ctx).await?)),
+        Request::Exec(args) => {
+            let reply = jobs::exec(node, args, &client, ctx).await;
+            trim_cache(node).await;
+            Ok(Reply::Job(reply?))
+        }
+        Request::Job(request) => {
+            let reply = jobs::handle(node, request, &client, ctx).await;
+            trim_cache(node).await;
+            Ok(Reply::Job(reply?))
+        }
+    }
+}
+
+/// After a command that may have put job results: evicts what the memo's
+/// cache holds past its bound (see `crate::jobs::cache`). A failure is
+/// logged; the command's own answer stands.
+async fn trim_cache(node: &Node) {
+    match node.store().trim_cache_after_put().await {
+        Ok(Some(report)) if !report.evicted.is_empty() => tracing::info!(
+            evicted = report.evicted.len(),
+            freed = report.evicted_bytes,
+            "the job cache passed its bound"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("trimming the job cache: {e}"),
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use clive_cas::{Exported, FsckReport, GcReport, Pin};
+use clive_cas::{Exported, FsckReport, Pin};
 
 use super::call::{ApiError, CallContext, Client};
 use crate::{
@@ -126,7 +126,7 @@ pub enum StoreReply {
     /// `pin ls`.
     Pins(Vec<Pin>),
     /// `gc`.
-    Gc(GcReport),
+    Gc(crate::GcOutcome),
     /// `fsck`.
     Fsck(FsckReport),
 }

@@ -225,6 +225,13 @@ every_request! {
         no_cache: true,
         out: Some(p("out")),
     }),
+    Request::Job(JobRequest::Run { .. }) => Request::Job(JobRequest::Run {
+        file: p("site.toml"),
+        step: Some(s("sidebar")),
+        on: Some(s("local")),
+        no_cache: true,
+        out: Some(p("out")),
+    }),
     Request::Job(JobRequest::Ls) => Request::Job(JobRequest::Ls),
     Request::Job(JobRequest::Status { .. }) => Request::Job(JobRequest::Status { id: s("ab12") }),
     Request::Job(JobRequest::Logs { .. }) => Request::Job(JobRequest::Logs { id: s("ab12") }),

@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWriteExt, sync::watch};
 
 mod copy;
+mod pipeline;
 
 use self::copy::LogCopy;
+pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
 use crate::{
     Node, NodeError,
     jobs::{
@@ -81,6 +83,39 @@ pub struct JobRun {
     /// Where its outputs were written (`-o DIR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<PathBuf>,
+}
+
+impl JobRun {
+    /// The exit code the tool reports: the job's (128+N for signal N), 124
+    /// for a timeout, 130 when cancelled.
+    pub fn exit_code(&self) -> i32 {
+        if self.result.timed_out {
+            124
+        } else if self.result.cancelled {
+            130
+        } else {
+            self.result.exit_code()
+        }
+    }
+}
+
+/// The `PATH` a job gets when its command line gives none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+/// The `TMPDIR` a job gets when its command line gives none: its working
+/// directory, the one place every sandbox level lets it write (a relative
+/// path, since where the job directory lies is the executor's business).
+pub const DEFAULT_TMPDIR: &str = ".";
+
+/// Adds [`DEFAULT_PATH`] and [`DEFAULT_TMPDIR`] to the environment of a
+/// job (`exec` or `JOB.toml`) that sets no `PATH` or `TMPDIR`: the job
+/// document's environment is all a job gets, so the defaults are written
+/// into it here, where the job is made.
+pub fn add_default_env(env: &mut std::collections::BTreeMap<String, String>) {
+    for (key, value) in [("PATH", DEFAULT_PATH), ("TMPDIR", DEFAULT_TMPDIR)] {
+        env.entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
+    }
 }
 
 /// One job as `job ls` and `job status` list it.
@@ -150,12 +185,26 @@ impl JobsHandle<'_> {
                         self.node.resolve_object(object).await.map_err(|e| {
                             NodeError::from(JobError::Inputs(format!("{object}: {e}")))
                         })?;
-                    let name = object.contains('/').then(|| object.clone());
+                    // The name a hash was resolved from, kept beside it: a
+                    // signed name only (a pin or a path inside a hash names
+                    // nothing a reader could follow, and would change the
+                    // job's id when bytes it does not read change).
+                    let name = matches!(
+                        crate::object::ObjectRef::parse(object),
+                        crate::object::ObjectRef::Name(_) | crate::object::ObjectRef::Either(_)
+                    )
+                    .then(|| object.clone())
+                    .filter(|o| {
+                        o.contains('/')
+                            && clive_cas::parse_hash(o.split('/').next().unwrap_or("")).is_err()
+                    });
                     Input { hash, name }
                 }
             };
             inputs.insert(mount.clone(), input);
         }
+        let mut spec = spec.clone();
+        add_default_env(&mut spec.env);
         let doc = spec.doc(inputs).map_err(JobError::from)?;
         Ok(Prepared { doc, roots })
     }

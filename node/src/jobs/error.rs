@@ -35,6 +35,9 @@ pub enum JobError {
     /// A `JOB.toml`, or an `--input`/`--on` argument.
     #[error(transparent)]
     JobFile(#[from] JobFileError),
+    /// A pipeline file or one of its steps.
+    #[error(transparent)]
+    Pipeline(#[from] super::pipeline::PipelineError),
     /// A platform requirement.
     #[error(transparent)]
     Platform(#[from] PlatformError),

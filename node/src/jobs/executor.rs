@@ -81,6 +81,7 @@ pub struct Executor {
     running: AtomicU32,
     stopping: std::sync::atomic::AtomicBool,
     pulls: Semaphore,
+    cache_bound: u64,
 }
 
 impl std::fmt::Debug for Executor {
@@ -150,6 +151,7 @@ impl Executor {
             running: AtomicU32::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             pulls: Semaphore::new(MAX_PULLS),
+            cache_bound: parts.config.cache,
         }))
     }
 
@@ -161,6 +163,11 @@ impl Executor {
     /// The memo.
     pub fn memo(&self) -> &Memo {
         &self.memo
+    }
+
+    /// The bound of the memo's cache, in bytes (`[jobs] cache`).
+    pub fn cache_bound(&self) -> u64 {
+        self.cache_bound
     }
 
     /// What this executor offers `requester`.
@@ -221,7 +228,8 @@ impl Executor {
     }
 
     /// A memo hit for `id`: a result signed here or by a key granted
-    /// `attest`, whose objects are all in the store.
+    /// `attest`, whose objects are all in the store. A hit counts as a use
+    /// of the result for the cache.
     pub async fn memo_hit(&self, id: &JobId) -> Result<Option<SignedResult>, JobError> {
         let Some((result, signed)) = self.memo.hit(id, &self.me, self.trust.as_ref())? else {
             return Ok(None);
@@ -230,6 +238,9 @@ impl Executor {
             if !self.store.has(hash).await.map_err(JobError::Store)? {
                 return Ok(None);
             }
+        }
+        if let Err(e) = self.memo.touch(id) {
+            tracing::warn!("recording the use of the result of job {id}: {e}");
         }
         Ok(Some(signed))
     }

@@ -142,14 +142,19 @@ pub enum JobFileError {
     On(#[from] PlatformError),
 }
 
+/// A job as a TOML table: every key of `JOB.toml`, before any is checked.
+/// A pipeline step is the same table, so the two share this one parser
+/// ([`JobTable::spec`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSpec {
+pub(crate) struct JobTable {
     #[serde(default)]
     version: Option<i64>,
     argv: Vec<String>,
+    /// Mount -> source as written; a pipeline takes its `step:` sources out
+    /// before [`JobTable::spec`] reads the rest.
     #[serde(default)]
-    inputs: BTreeMap<String, String>,
+    pub(crate) inputs: BTreeMap<String, String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -175,46 +180,55 @@ struct RawLimits {
     log: Option<toml::Value>,
 }
 
+impl JobTable {
+    /// The job the table describes, checked as `JOB.toml` is; input paths
+    /// are relative to `base`.
+    pub(crate) fn spec(self, base: &Path) -> Result<JobSpec, JobFileError> {
+        if let Some(v) = self.version.filter(|v| *v != i64::from(JOB_VERSION)) {
+            return Err(JobFileError::Version(v));
+        }
+        let mut inputs = BTreeMap::new();
+        for (mount, value) in self.inputs {
+            let source = source_in_file(&mount, &value, base)?;
+            inputs.insert(mount, source);
+        }
+        let defaults = Limits::default();
+        let spec = JobSpec {
+            argv: self.argv,
+            inputs,
+            env: self.env,
+            workdir: self.workdir,
+            outputs: self.outputs,
+            timeout: match self.timeout {
+                Some(t) => parse_timeout(&t)?,
+                None => DEFAULT_TIMEOUT,
+            },
+            sandbox: self
+                .sandbox
+                .map(|s| s.parse::<SandboxLevel>())
+                .transpose()
+                .map_err(|e| JobFileError::Sandbox(e.to_string()))?,
+            on: self.on.map(|s| s.parse::<Target>()).transpose()?,
+            limits: Limits {
+                output_bytes: size_value("limits.output", self.limits.output)?
+                    .unwrap_or(defaults.output_bytes),
+                log_bytes: size_value("limits.log", self.limits.log)?.unwrap_or(defaults.log_bytes),
+            },
+        };
+        spec.check()?;
+        Ok(spec)
+    }
+}
+
 impl JobSpec {
     /// Parses `JOB.toml`; paths are relative to `base`, the file's directory.
     pub fn parse(text: &str, base: &Path) -> Result<JobSpec, JobFileError> {
         if text.len() > MAX_JOB_LEN {
             return Err(JobFileError::TooLarge(text.len()));
         }
-        let raw: RawSpec = toml::from_str(text).map_err(|e| JobFileError::Toml(e.to_string()))?;
-        if let Some(v) = raw.version.filter(|v| *v != i64::from(JOB_VERSION)) {
-            return Err(JobFileError::Version(v));
-        }
-        let mut inputs = BTreeMap::new();
-        for (mount, value) in raw.inputs {
-            let source = source_in_file(&mount, &value, base)?;
-            inputs.insert(mount, source);
-        }
-        let defaults = Limits::default();
-        let spec = JobSpec {
-            argv: raw.argv,
-            inputs,
-            env: raw.env,
-            workdir: raw.workdir,
-            outputs: raw.outputs,
-            timeout: match raw.timeout {
-                Some(t) => parse_timeout(&t)?,
-                None => DEFAULT_TIMEOUT,
-            },
-            sandbox: raw
-                .sandbox
-                .map(|s| s.parse::<SandboxLevel>())
-                .transpose()
-                .map_err(|e| JobFileError::Sandbox(e.to_string()))?,
-            on: raw.on.map(|s| s.parse::<Target>()).transpose()?,
-            limits: Limits {
-                output_bytes: size_value("limits.output", raw.limits.output)?
-                    .unwrap_or(defaults.output_bytes),
-                log_bytes: size_value("limits.log", raw.limits.log)?.unwrap_or(defaults.log_bytes),
-            },
-        };
-        spec.check()?;
-        Ok(spec)
+        let table: JobTable =
+            toml::from_str(text).map_err(|e| JobFileError::Toml(e.to_string()))?;
+        table.spec(base)
     }
 
     /// `MOUNT=PATH|HASH|ZONE/NAME` as `exec --input` spells it: a path when it exists

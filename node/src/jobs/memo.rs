@@ -14,8 +14,32 @@
 //! roots grants its signer `attest`; any other result is kept (for `job
 //! result`) but never reused. gc keeps the
 //! objects every stored result references ([`Memo::objects`]).
+//!
+//! # Table `jobs.memo_used.v1` (the cache's recency)
+//!
+//! Job id (32 bytes) -> when its result was last used: put, or returned
+//! as a memo hit ([`Memo::touch`], one small write per hit), in
+//! microseconds since the Unix epoch (a `u64`). A result without a row
+//! (written before this table existed) was used at 0: longest ago.
+//!
+//! # Table `jobs.memo_evicted.v1`
+//!
+//! Job id (32 bytes) -> the 96 bytes of the outputs, stdout and stderr
+//! hashes of the result the cache last evicted for that job
+//! ([`Memo::evict`]). A job record (`records`) that holds a result with
+//! exactly those objects no longer keeps them from gc: the memo entry went,
+//! and its objects with it. The row stays when the job is run again.
+//!
+//! The cache itself (which entries go, least recently used first, once
+//! their objects pass `[jobs] cache`) is `crate::jobs::cache`.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use clive_cas::Hash;
 use clive_trust::PublicIdentity;
@@ -27,6 +51,8 @@ use super::{
 };
 
 const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("job_results");
+const USED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("jobs.memo_used.v1");
+const EVICTED: TableDefinition<&[u8; 32], &[u8; 96]> = TableDefinition::new("jobs.memo_evicted.v1");
 /// The version byte that starts every record.
 const RECORD_VERSION: u8 = 1;
 /// A record larger than this is damaged (a result's JSON string may
@@ -44,6 +70,20 @@ pub trait Attestations: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Memo {
     db: Arc<Database>,
+    /// Set by each [`Memo::put`] of this handle (and its clones), taken by
+    /// [`Memo::take_put`]: whether the cache may have grown.
+    put_since: Arc<AtomicBool>,
+}
+
+/// One entry of the memo, as the cache sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoEntry {
+    /// The job.
+    pub id: JobId,
+    /// The objects its result references: outputs, stdout, stderr.
+    pub objects: [Hash; 3],
+    /// When it was last used (put or hit), microseconds since the Unix epoch.
+    pub last_used: u64,
 }
 
 /// Why the memo cannot answer.
@@ -68,7 +108,16 @@ pub enum MemoError {
 impl Memo {
     /// The memo kept in `db` (`state.redb`).
     pub fn new(db: Arc<Database>) -> Memo {
-        Memo { db }
+        Memo {
+            db,
+            put_since: Arc::default(),
+        }
+    }
+
+    /// Whether a result was put through this handle since the last call
+    /// (and resets it): the cache may need trimming.
+    pub fn take_put(&self) -> bool {
+        self.put_since.swap(false, Ordering::Relaxed)
     }
 
     /// Keeps `signed` as the result of its job, after verifying it;
@@ -94,9 +143,128 @@ impl Memo {
             table
                 .insert(key, record.as_slice())
                 .map_err(redb::Error::from)?;
+            let mut used = tx.open_table(USED).map_err(redb::Error::from)?;
+            used.insert(key, now_micros()).map_err(redb::Error::from)?;
+        }
+        tx.commit().map_err(redb::Error::from)?;
+        self.put_since.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records that the result of `id` was used now (a memo hit): one
+    /// small write, so the cache evicts it after those used longer ago.
+    pub fn touch(&self, id: &JobId) -> Result<(), MemoError> {
+        let tx = self.db.begin_write().map_err(redb::Error::from)?;
+        {
+            let mut used = tx.open_table(USED).map_err(redb::Error::from)?;
+            used.insert(id.0.as_bytes(), now_micros())
+                .map_err(redb::Error::from)?;
         }
         tx.commit().map_err(redb::Error::from)?;
         Ok(())
+    }
+
+    /// Every entry whose record decodes, with when it was last used; a
+    /// damaged record is skipped (and logged), as for gc.
+    pub fn entries(&self) -> Result<Vec<MemoEntry>, MemoError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = match tx.open_table(RESULTS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(redb::Error::from(e).into()),
+        };
+        let used = match tx.open_table(USED) {
+            Ok(used) => Some(used),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(redb::Error::from(e).into()),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(redb::Error::from)? {
+            let (key, value) = row.map_err(redb::Error::from)?;
+            let id = JobId(Hash::from_bytes(*key.value()));
+            let decoded = decode_record(value.value())
+                .and_then(|s| JobResult::decode(&s.result).map_err(|e| e.to_string()));
+            let result = match decoded {
+                Ok(result) => result,
+                Err(reason) => {
+                    tracing::warn!("{}", MemoError::Damaged { id, reason });
+                    continue;
+                }
+            };
+            let last_used = match &used {
+                Some(used) => used
+                    .get(key.value())
+                    .map_err(redb::Error::from)?
+                    .map_or(0, |v| v.value()),
+                None => 0,
+            };
+            out.push(MemoEntry {
+                id,
+                objects: [result.outputs, result.stdout, result.stderr],
+                last_used,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Evicts each entry of `entries` from the memo, in one transaction:
+    /// its record and recency go, and its objects are remembered as
+    /// evicted for its job (see the module docs). An entry whose record
+    /// changed since it was read (the job ran again) is left alone.
+    /// Returns those evicted.
+    pub fn evict(&self, entries: &[MemoEntry]) -> Result<Vec<JobId>, MemoError> {
+        let tx = self.db.begin_write().map_err(redb::Error::from)?;
+        let mut gone = Vec::new();
+        {
+            let mut table = tx.open_table(RESULTS).map_err(redb::Error::from)?;
+            let mut used = tx.open_table(USED).map_err(redb::Error::from)?;
+            let mut evicted = tx.open_table(EVICTED).map_err(redb::Error::from)?;
+            for entry in entries {
+                let key = entry.id.0.as_bytes();
+                let current = table
+                    .get(key)
+                    .map_err(redb::Error::from)?
+                    .and_then(|v| decode_record(v.value()).ok())
+                    .and_then(|s| JobResult::decode(&s.result).ok())
+                    .map(|r| [r.outputs, r.stdout, r.stderr]);
+                if current != Some(entry.objects) {
+                    continue;
+                }
+                table.remove(key).map_err(redb::Error::from)?;
+                used.remove(key).map_err(redb::Error::from)?;
+                evicted
+                    .insert(key, &objects_bytes(&entry.objects))
+                    .map_err(redb::Error::from)?;
+                gone.push(entry.id);
+            }
+        }
+        tx.commit().map_err(redb::Error::from)?;
+        Ok(gone)
+    }
+
+    /// For each job the cache evicted a result of, that result's objects.
+    pub fn evicted(&self) -> Result<HashMap<JobId, [Hash; 3]>, MemoError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = match tx.open_table(EVICTED) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(HashMap::new()),
+            Err(e) => return Err(redb::Error::from(e).into()),
+        };
+        let mut out = HashMap::new();
+        for row in table.iter().map_err(redb::Error::from)? {
+            let (key, value) = row.map_err(redb::Error::from)?;
+            let bytes = value.value();
+            let hash = |i: usize| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&bytes[32 * i..32 * (i + 1)]);
+                Hash::from_bytes(h)
+            };
+            out.insert(
+                JobId(Hash::from_bytes(*key.value())),
+                [hash(0), hash(1), hash(2)],
+            );
+        }
+        Ok(out)
     }
 
     /// The result kept for `id`, whoever signed it (not verified again).
@@ -187,6 +355,21 @@ impl Memo {
         out.dedup();
         Ok(out)
     }
+}
+
+/// Now, in microseconds since the Unix epoch (0 before it).
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn objects_bytes(objects: &[Hash; 3]) -> [u8; 96] {
+    let mut out = [0u8; 96];
+    for (i, hash) in objects.iter().enumerate() {
+        out[32 * i..32 * (i + 1)].copy_from_slice(hash.as_bytes());
+    }
+    out
 }
 
 fn encode_record(signed: &SignedResult) -> Vec<u8> {

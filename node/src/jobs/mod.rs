@@ -6,8 +6,11 @@
 //! read-only ([`stage`]), under a [`sandbox`] level, supervised by a
 //! helper process that owns the whole process tree ([`supervisor`],
 //! [`process`]); its outputs are collected without following symlinks out
-//! ([`collect`]) and its [`result`] is signed and memoized ([`memo`]).
+//! ([`collect`]) and its [`result`] is signed and memoized ([`memo`]), in a
+//! cache bounded by `[jobs] cache` ([`cache`]). A [`pipeline`] is a file of
+//! named steps, each a job, some reading others' outputs.
 
+pub mod cache;
 pub mod collect;
 pub mod document;
 mod error;
@@ -15,11 +18,13 @@ pub mod executor;
 pub mod follow;
 pub mod jobfile;
 pub mod memo;
+pub mod pipeline;
 pub mod platform;
 pub mod process;
 pub mod records;
 pub mod result;
 pub mod sandbox;
+pub mod size;
 pub mod stage;
 pub mod supervisor;
 pub mod wire;

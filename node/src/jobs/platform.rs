@@ -58,6 +58,19 @@ pub struct JobsConfig {
     /// strongest this machine can give when unset.
     #[serde(default)]
     pub min_sandbox: Option<SandboxLevel>,
+    /// The bound of the memo's cache, in bytes: past it, outputs of
+    /// memoized results are evicted least recently used (see
+    /// `crate::jobs::cache`). Written as sizes are (`crate::jobs::size`:
+    /// `"10 GiB"`, `"512M"`) or as a number of bytes.
+    #[serde(default = "default_cache", deserialize_with = "checked::size")]
+    pub cache: u64,
+}
+
+/// The default bound of the memo's cache: 10 GiB.
+pub const DEFAULT_CACHE: u64 = 10 << 30;
+
+fn default_cache() -> u64 {
+    DEFAULT_CACHE
 }
 
 impl Default for JobsConfig {
@@ -69,6 +82,7 @@ impl Default for JobsConfig {
             arch: None,
             features: Vec::new(),
             min_sandbox: None,
+            cache: DEFAULT_CACHE,
         }
     }
 }
@@ -88,6 +102,25 @@ mod checked {
         match u32::deserialize(d)? {
             0 => Err(D::Error::custom("slots must be at least 1")),
             n => Ok(Some(n)),
+        }
+    }
+
+    /// A size: a string as `jobfile::parse_size` reads it, or bytes.
+    pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Size {
+            Bytes(u64),
+            Text(String),
+        }
+        match Size::deserialize(d)? {
+            Size::Bytes(n) => Ok(n),
+            Size::Text(s) => crate::jobs::size::parse_size(&s).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "cache {:?} is not a size (like 10 GiB, 512 MiB or a number of bytes)",
+                    s.chars().take(80).collect::<String>()
+                ))
+            }),
         }
     }
 

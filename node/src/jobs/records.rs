@@ -247,16 +247,44 @@ impl Records {
     /// every result on record references (outputs, stdout, stderr), here
     /// or sent.
     pub fn objects(&self) -> Result<Vec<Hash>, RecordError> {
+        self.objects_except(|_, _| false)
+    }
+
+    /// [`Records::objects`], but the result of a job no longer under way
+    /// whose objects (outputs, stdout, stderr) `cached` claims for the
+    /// memo's cache keeps nothing here: the cache decides when they go.
+    pub fn objects_except(
+        &self,
+        cached: impl Fn(&JobId, &[Hash; 3]) -> bool,
+    ) -> Result<Vec<Hash>, RecordError> {
         let mut out = Vec::new();
         for side in [Side::Run, Side::Sent] {
             for record in self.all(side)? {
-                if record.state.is_live() {
+                let live = record.state.is_live();
+                if live {
                     out.extend(record.inputs);
                 }
                 if let Some((result, _)) = record.result.and_then(|s| s.verify().ok()) {
-                    out.extend([result.outputs, result.stdout, result.stderr]);
+                    let objects = [result.outputs, result.stdout, result.stderr];
+                    if live || !cached(&record.id, &objects) {
+                        out.extend(objects);
+                    }
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// The jobs under way (queued or running), here or sent.
+    pub fn live(&self) -> Result<Vec<JobId>, RecordError> {
+        let mut out = Vec::new();
+        for side in [Side::Run, Side::Sent] {
+            out.extend(
+                self.all(side)?
+                    .into_iter()
+                    .filter(|r| r.state.is_live())
+                    .map(|r| r.id),
+            );
         }
         Ok(out)
     }

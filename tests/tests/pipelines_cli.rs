@@ -1,0 +1,144 @@
+//! Pipelines through the CLI: the early cutoff of the %ford proposal's
+//! site example, bad pipelines refused before anything runs.
+
+// This target links every dependency of its package, used here or not:
+// `unused_crate_dependencies` is checked on the library and its binary.
+#![allow(unused_crate_dependencies)]
+
+use std::path::Path;
+
+use clive_tests::TestNode;
+
+fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// The site: three pages; `titles` takes each page's first line,
+/// `sidebar` renders them (counting its runs in a file outside the store),
+/// `site` puts pages and sidebar together.
+fn site(dir: &Path, counter: &Path) {
+    for (name, title) in [("a", "Alpha"), ("b", "Beta"), ("c", "Gamma")] {
+        write(
+            &dir.join(format!("pages/{name}")),
+            &format!("{title}\nbody of {name}\n"),
+        );
+    }
+    write(
+        &dir.join("site.toml"),
+        &format!(
+            r#"version = 1
+[step.titles]
+argv = ["sh", "-c", "head -qn1 pages/* > titles.txt"]
+inputs = {{ "pages" = "./pages" }}
+outputs = ["titles.txt"]
+[step.sidebar]
+argv = ["sh", "-c", "echo run >> {counter}; sed 's/^/- /' t/titles.txt > sidebar.html"]
+inputs = {{ "t" = "step:titles" }}
+outputs = ["sidebar.html"]
+[step.site]
+argv = ["sh", "-c", "cat s/sidebar.html pages/* > index.html"]
+inputs = {{ "pages" = "./pages", "s" = "step:sidebar" }}
+outputs = ["index.html"]
+"#,
+            counter = counter.display()
+        ),
+    );
+}
+
+fn runs(counter: &Path) -> usize {
+    std::fs::read_to_string(counter)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+fn step_of<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}
+
+#[test]
+fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
+    let node = TestNode::loopback();
+    let dir = node.scratch("site");
+    let counter = node.scratch("sidebar-runs");
+    site(&dir, &counter);
+    let file = dir.join("site.toml");
+    let out = node.scratch("out");
+    let first = node.json([
+        "job",
+        "run",
+        file.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        first["plan"],
+        serde_json::json!([["titles"], ["sidebar"], ["site"]])
+    );
+    assert!(first.get("failed").is_none(), "{first}");
+    assert_eq!(runs(&counter), 1);
+    let index = std::fs::read_to_string(out.join("site/index.html")).unwrap();
+    assert!(index.starts_with("- Alpha\n- Beta\n- Gamma\n"), "{index}");
+
+    // A page's body changes, not its title: titles and site run again,
+    // titles.txt is the same, so sidebar is a memo hit and does not run.
+    write(&dir.join("pages/b"), "Beta\na new body\n");
+    let second = node.json(["job", "run", file.to_str().unwrap()]);
+    assert_eq!(step_of(&second, "titles")["run"]["memo_hit"], false);
+    assert_eq!(step_of(&second, "sidebar")["run"]["memo_hit"], true);
+    assert_eq!(step_of(&second, "site")["run"]["memo_hit"], false);
+    assert_eq!(runs(&counter), 1, "sidebar did not run again");
+
+    // A title changes: everything runs.
+    write(&dir.join("pages/c"), "Delta\nbody of c\n");
+    let third = node.json(["job", "run", file.to_str().unwrap()]);
+    assert_eq!(step_of(&third, "sidebar")["run"]["memo_hit"], false);
+    assert_eq!(runs(&counter), 2);
+}
+
+#[test]
+fn bad_pipelines_fail_before_any_step_runs() {
+    let node = TestNode::loopback();
+    let dir = node.scratch("bad");
+    let marker = node.scratch("ran");
+    let cases = [
+        (
+            "cycle",
+            "version = 1\n[step.a]\nargv = [\"true\"]\ninputs = { x = \"step:b\" }\n\
+             [step.b]\nargv = [\"true\"]\ninputs = { y = \"step:a\" }\n",
+        ),
+        (
+            "unknown step",
+            "version = 1\n[step.a]\nargv = [\"true\"]\ninputs = { x = \"step:nope\" }\n",
+        ),
+        (
+            "undeclared output",
+            "version = 1\n[step.a]\nargv = [\"true\"]\noutputs = [\"o\"]\n\
+             [step.b]\nargv = [\"true\"]\ninputs = { x = \"step:a/other\" }\n",
+        ),
+    ];
+    for (what, text) in cases {
+        // A first step that would leave a mark if anything ran.
+        let text = format!(
+            "{text}[step.first]\nargv = [\"sh\", \"-c\", \"touch {}\"]\n",
+            marker.display()
+        );
+        let file = dir.join(format!("{}.toml", what.replace(' ', "-")));
+        write(&file, &text);
+        let err = node.fails(["job", "run", file.to_str().unwrap()]);
+        assert!(!err.is_empty(), "{what}");
+        assert!(!marker.exists(), "{what}: a step ran");
+    }
+    let big = dir.join("big.toml");
+    write(&big, &format!("version = 1\n# {}\n", "x".repeat(2 << 20)));
+    let err = node.fails(["job", "run", big.to_str().unwrap()]);
+    assert!(!err.is_empty());
+}
