@@ -335,23 +335,10 @@ pub fn parse_timeout(s: &str) -> Result<Duration, JobFileError> {
 
 /// Parses a size such as `1 GiB`, `512MiB`, `64K` or `1000` (bytes).
 pub fn parse_size(what: &'static str, s: &str) -> Result<u64, JobFileError> {
-    let err = || JobFileError::Size {
+    crate::jobs::size::parse_size(s).ok_or_else(|| JobFileError::Size {
         what,
         value: shown(s),
-    };
-    let s = s.trim();
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = s.split_at(digits);
-    let number: u64 = number.parse().map_err(|_| err())?;
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "K" | "KiB" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
-        "T" | "TiB" => 40,
-        _ => return Err(err()),
-    };
-    number.checked_mul(1 << shift).ok_or_else(err)
+    })
 }
 
 fn size_value(what: &'static str, value: Option<toml::Value>) -> Result<Option<u64>, JobFileError> {

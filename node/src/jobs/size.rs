@@ -1,9 +1,9 @@
 //! Sizes as `config.toml` and job files write them: a number of bytes
 //! followed by an optional unit, `B`, `K`/`KiB`, `M`/`MiB`, `G`/`GiB` or
 //! `T`/`TiB` (powers of 1024), with or without a space: `1 GiB`, `512MiB`,
-//! `64K`, `1000`. The same spellings as `jobfile::parse_size`; this module
-//! depends on nothing, so that `platform` (the `[jobs]` section) can read
-//! sizes without depending on `jobfile`.
+//! `64K`, `1000`. The one reader of sizes: `jobfile::parse_size` wraps it
+//! with its error, and `platform` (the `[jobs]` section) reads sizes with
+//! it without depending on `jobfile`.
 
 /// The bytes `s` spells, or None when it is not a size (or overflows).
 pub fn parse_size(s: &str) -> Option<u64> {
