@@ -307,8 +307,15 @@ fn children_of_each_directory_module_import_no_circle() {
                 continue;
             }
             // A child reaches its siblings and its parent's own items
-            // through `super::` or `crate::PARENT::`.
-            let mut items = segments_after(&code, "super::");
+            // through `super::` or `crate::PARENT::`. Deeper in a child
+            // directory, `super::` is the child itself.
+            let rel = file.strip_prefix(&dir).expect("a file under the module");
+            let in_child_dir = rel.components().count() > 1 && !rel.ends_with("mod.rs");
+            let mut items = if in_child_dir {
+                Vec::new()
+            } else {
+                segments_after(&code, "super::")
+            };
             items.extend(segments_after(&code, &format!("crate::{parent}::")));
             for item in items {
                 if item == from {
