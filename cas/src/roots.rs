@@ -85,6 +85,17 @@ impl RootsLock {
         GcLock(self.0.clone())
     }
 
+    /// Holds the lock exclusively if neither a writer nor another
+    /// collection runs now; never waits.
+    pub(crate) fn try_collect(&self) -> Option<GcLock> {
+        let mut s = self.0.state();
+        if s.collecting || s.holders > 0 {
+            return None;
+        }
+        s.collecting = true;
+        Some(GcLock(self.0.clone()))
+    }
+
     async fn wait_for(&self, mut take: impl FnMut(&mut State) -> bool) {
         loop {
             let mut changed = std::pin::pin!(self.0.changed.notified());

@@ -137,6 +137,12 @@ impl Store {
         self.roots.collect().await
     }
 
+    /// Like [`Store::lock_for_gc`], but only if no writer of roots or
+    /// collection runs now: for work that may as well be done later.
+    pub fn try_lock_for_gc(&self) -> Option<GcLock> {
+        self.roots.try_collect()
+    }
+
     /// The underlying iroh-blobs store, for serving and fetching over the network.
     pub fn blobs(&self) -> &FsStore {
         &self.blobs

@@ -26,9 +26,10 @@ pub struct Status {
     #[serde(default)]
     pub equivocations: Vec<String>,
     /// Bytes the memo's cache holds (what eviction could free; see
-    /// `crate::jobs::cache`).
-    #[serde(default)]
-    pub cache_bytes: u64,
+    /// `crate::jobs::cache`), as last measured: None when a collection or
+    /// an import held the store and it was never measured before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_bytes: Option<u64>,
     /// The cache's bound, `[jobs] cache`.
     #[serde(default)]
     pub cache_bound: u64,
@@ -72,8 +73,8 @@ impl Node {
                         .map(move |(role, v)| format!("{} {role} v{v}", z.zone))
                 })
                 .collect(),
-            cache_bytes: cache.bytes,
-            cache_bound: cache.bound,
+            cache_bytes: cache,
+            cache_bound: self.executor().cache_bound(),
         })
     }
 }

@@ -226,12 +226,18 @@ impl StoreHandle<'_> {
     /// Evicts what the cache holds past its bound, if a result was put on
     /// this node since the last time: run after each `exec` and `job`
     /// command. Removes exactly the objects only the evicted entries
-    /// reached (not what else nothing pins: that is for `gc`).
+    /// reached (not what else nothing pins: that is for `gc`). Never
+    /// waits: while an import, a fetch, a job's inputs or a collection
+    /// hold the store, the trim is put off to the next command (or `gc`).
     pub async fn trim_cache_after_put(&self) -> Result<Option<CacheReport>, NodeError> {
-        if !self.node.executor().memo().take_put() {
+        let memo = self.node.executor().memo();
+        if !memo.take_put() {
             return Ok(None);
         }
-        let lock = self.node.cas().lock_for_gc().await;
+        let Some(lock) = self.node.cas().try_lock_for_gc() else {
+            memo.mark_put();
+            return Ok(None);
+        };
         let trimmed = self.trim_cache(Trim::Evict).await?;
         self.node
             .cas()
@@ -240,10 +246,14 @@ impl StoreHandle<'_> {
         Ok(Some(trimmed.report))
     }
 
-    /// The cache's size and bound now, nothing evicted (for `status`).
-    pub async fn cache_size(&self) -> Result<CacheReport, NodeError> {
-        let _lock = self.node.cas().lock_for_gc().await;
-        Ok(self.trim_cache(Trim::Measure).await?.report)
+    /// The cache's size in bytes now, nothing evicted (for `status`); when
+    /// an import, a fetch or a collection holds the store, its size when
+    /// last measured (None if it never was), so `status` never waits.
+    pub async fn cache_size(&self) -> Result<Option<u64>, NodeError> {
+        match self.node.cas().try_lock_for_gc() {
+            Some(_lock) => Ok(Some(self.trim_cache(Trim::Measure).await?.report.bytes)),
+            None => Ok(self.node.executor().memo().measured()),
+        }
     }
 
     /// Decides (and with [`Trim::Evict`] makes) the cache's evictions; the
@@ -314,10 +324,14 @@ impl StoreHandle<'_> {
         keep.extend(memo_roots(entries.iter().filter(|e| !gone.contains(&e.id))));
         let mut freed_hashes: Vec<Hash> = freed.keys().copied().collect();
         freed_hashes.sort();
+        let bytes = left.values().sum();
+        if how != Trim::DryRun {
+            memo.set_measured(bytes);
+        }
         Ok(Trimmed {
             report: CacheReport {
                 bound,
-                bytes: left.values().sum(),
+                bytes,
                 entries: (entries.len() - gone.len()) as u64,
                 evicted,
                 evicted_bytes: freed.values().sum(),

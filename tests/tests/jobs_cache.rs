@@ -200,3 +200,41 @@ fn gc_evicts_past_a_bound_lowered_since_and_dry_run_only_says_so() {
     assert_eq!(status["cache_bound"], 50 << 10);
     assert!(status["cache_bytes"].as_u64().unwrap() <= 50 << 10);
 }
+
+/// The trim after a job never waits for the store: while an `add -`
+/// holds it (its standard input still open), a job through the daemon
+/// ends and `status` answers; the trim happens at the next job instead.
+#[test]
+fn a_long_add_holds_up_neither_jobs_nor_status() {
+    use std::io::Write;
+    let node = node();
+    let mut daemon = node.start_daemon();
+    let log = node.scratch("ran");
+    let mut adding = node
+        .cmd(["add", "-", "--pin", "slow"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = adding.stdin.take().unwrap();
+    pipe.write_all(b"first part").unwrap();
+    pipe.flush().unwrap();
+    for name in ["a", "b", "c"] {
+        ran(&node, &log, name);
+    }
+    let status = node.json(["status"]);
+    assert_eq!(status["cache_bound"], 100 << 10);
+    drop(pipe);
+    let added = adding.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    // The trim put off while the add ran happens with the next job.
+    ran(&node, &log, "d");
+    let size = node.json(["status"])["cache_bytes"].as_u64().unwrap();
+    assert!(size <= 100 << 10, "the cache holds {size} bytes");
+    node.ok(["stop"]);
+    assert!(
+        daemon
+            .wait_exit(std::time::Duration::from_secs(60))
+            .success()
+    );
+}

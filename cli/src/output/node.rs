@@ -90,7 +90,10 @@ impl Render for StatusReport {
         writeln!(
             out,
             "job cache  {} of {}",
-            HumanBytes(s.cache_bytes),
+            s.cache_bytes.map_or_else(
+                || "not measured yet".to_owned(),
+                |b| HumanBytes(b).to_string()
+            ),
             HumanBytes(s.cache_bound)
         )?;
         for e in &s.equivocations {

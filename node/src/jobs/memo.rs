@@ -73,6 +73,9 @@ pub struct Memo {
     /// Set by each [`Memo::put`] of this handle (and its clones), taken by
     /// [`Memo::take_put`]: whether the cache may have grown.
     put_since: Arc<AtomicBool>,
+    /// The cache's size in bytes when it was last measured, for a `status`
+    /// asked while a collection or an import holds the store.
+    measured: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 /// One entry of the memo, as the cache sees it.
@@ -111,6 +114,7 @@ impl Memo {
         Memo {
             db,
             put_since: Arc::default(),
+            measured: Arc::default(),
         }
     }
 
@@ -118,6 +122,21 @@ impl Memo {
     /// (and resets it): the cache may need trimming.
     pub fn take_put(&self) -> bool {
         self.put_since.swap(false, Ordering::Relaxed)
+    }
+
+    /// Marks the cache as possibly grown again: its trim was put off.
+    pub fn mark_put(&self) {
+        self.put_since.store(true, Ordering::Relaxed);
+    }
+
+    /// Records the cache's size, as a trim or a measurement found it.
+    pub fn set_measured(&self, bytes: u64) {
+        *self.measured.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+    }
+
+    /// The cache's size at its last measurement, if there was one.
+    pub fn measured(&self) -> Option<u64> {
+        *self.measured.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keeps `signed` as the result of its job, after verifying it;
