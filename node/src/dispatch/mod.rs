@@ -24,11 +24,17 @@ use iroh::EndpointId;
 use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWriteExt, sync::watch};
 
+mod check;
 mod copy;
+mod names;
 mod pipeline;
 
 use self::copy::LogCopy;
-pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
+pub use self::{
+    check::{NOT_REPRODUCIBLE, OutputDiff, PipelineCheck, StepCheck, Verdict},
+    names::Resolved,
+    pipeline::{FailedStep, PipelineRun, StepRun},
+};
 use crate::{
     Node, NodeError,
     jobs::{
@@ -165,6 +171,16 @@ impl JobsHandle<'_> {
     /// Its inputs are kept from gc until [`JobsHandle::run`] has recorded
     /// the job (whose record then keeps them).
     pub async fn document(&self, spec: &JobSpec) -> Result<Prepared, NodeError> {
+        self.document_with(spec, &Resolved::default()).await
+    }
+
+    /// [`JobsHandle::document`], where an OBJECT that `resolved` holds
+    /// (a pipeline's, resolved once for its run) is taken from there.
+    pub async fn document_with(
+        &self,
+        spec: &JobSpec,
+        resolved: &Resolved,
+    ) -> Result<Prepared, NodeError> {
         let roots = self.node.cas().hold_roots().await;
         let mut inputs = BTreeMap::new();
         for (mount, source) in &spec.inputs {
@@ -181,10 +197,17 @@ impl JobsHandle<'_> {
                     }
                 }
                 InputSource::Object(object) => {
-                    let hash =
-                        self.node.resolve_object(object).await.map_err(|e| {
-                            NodeError::from(JobError::Inputs(format!("{object}: {e}")))
-                        })?;
+                    let inputs_error =
+                        |e: &dyn std::fmt::Display| JobError::Inputs(format!("{object}: {e}"));
+                    let hash = match resolved.get(object) {
+                        Some(Ok(hash)) => *hash,
+                        Some(Err(e)) => return Err(inputs_error(e).into()),
+                        None => self
+                            .node
+                            .resolve_object(object)
+                            .await
+                            .map_err(|e| inputs_error(&e))?,
+                    };
                     // The name a hash was resolved from, kept beside it: a
                     // signed name only (a pin or a path inside a hash names
                     // nothing a reader could follow, and would change the
@@ -256,7 +279,7 @@ impl JobsHandle<'_> {
             target => {
                 let net = self.node.online().await?;
                 let peer = self.choose(&net.shared, &doc, target).await?;
-                self.send(&net.shared, peer, doc, roots, no_cache, stream)
+                self.send(&net.shared, peer, doc, roots, no_cache, false, stream)
                     .await?
             }
         };
@@ -387,7 +410,10 @@ impl JobsHandle<'_> {
         .into())
     }
 
-    /// Sends `doc` to `peer` and streams it to its end.
+    /// Sends `doc` to `peer` and streams it to its end. A `check` (`job
+    /// run --check`) runs it again and leaves the memo and the job's
+    /// record, here and on the executor, as they were.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         shared: &Arc<Shared>,
@@ -395,9 +421,16 @@ impl JobsHandle<'_> {
         doc: JobDoc,
         roots: clive_cas::RootsHold,
         no_cache: bool,
+        check: bool,
         stream: Stream<'_>,
     ) -> Result<JobRun, NodeError> {
         let id = doc.id();
+        let records = self.node.executor().records().clone();
+        let prior = if check {
+            Some(records.get(Side::Sent, &id).map_err(JobError::from)?)
+        } else {
+            None
+        };
         let mut grants = Vec::new();
         for input in doc.inputs.values() {
             grants.extend(fetch::closure(shared, input.hash).await?);
@@ -415,33 +448,57 @@ impl JobsHandle<'_> {
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
         };
-        let records = self.node.executor().records().clone();
         records.put(Side::Sent, &record).map_err(JobError::from)?;
-        // The record keeps the inputs from gc now.
-        drop(roots);
-        let copy = self.sent_dir(&id);
-        let _ = tokio::fs::remove_dir_all(&copy).await;
+        let Some(prior) = prior else {
+            // The record keeps the inputs from gc now.
+            drop(roots);
+            let copy = self.sent_dir(&id);
+            let _ = tokio::fs::remove_dir_all(&copy).await;
+            let request = JobsRequest::Submit {
+                doc: record.doc.clone(),
+                no_cache,
+                check: false,
+            };
+            let remote = remote::open(shared, peer, &request).await?;
+            return self.relay(shared, &record, remote, [0, 0], false, stream).await;
+        };
+        // A check keeps its inputs held itself (the record it wrote goes
+        // back to what it was), and leaves the copy of the output alone.
         let request = JobsRequest::Submit {
             doc: record.doc.clone(),
-            no_cache,
+            no_cache: true,
+            check: true,
         };
-        let remote = remote::open(shared, peer, &request).await?;
-        self.relay(shared, &record, remote, [0, 0], stream).await
+        let ran = match remote::open(shared, peer, &request).await {
+            Ok(remote) => self.relay(shared, &record, remote, [0, 0], true, stream).await,
+            Err(e) => Err(e.into()),
+        };
+        records
+            .restore(Side::Sent, &id, prior.as_ref())
+            .map_err(JobError::from)?;
+        drop(roots);
+        ran
     }
 
     /// Relays an executor's stream: output to the caller (from `print_from`)
-    /// and to this node's copy; then the result, whose objects it fetches.
+    /// and to this node's copy (not for a `check`); then the result, whose
+    /// objects it fetches.
     async fn relay(
         &self,
         shared: &Arc<Shared>,
         sent: &JobRecord,
         mut remote: RemoteStream,
         print_from: [u64; 2],
+        check: bool,
         mut stream: Stream<'_>,
     ) -> Result<JobRun, NodeError> {
         let (id, peer, log_limit) = (sent.id, executor_of(sent)?, log_limit(sent));
         let records = self.node.executor().records().clone();
-        let mut copy = LogCopy::open(&self.sent_dir(&id)).await?;
+        let mut copy = if check {
+            LogCopy::scratch()
+        } else {
+            LogCopy::open(&self.sent_dir(&id)).await?
+        };
         let mut printed = print_from;
         let mut memo_hit = false;
         let canceller = shared.clone();
@@ -462,7 +519,9 @@ impl JobsHandle<'_> {
                     });
                 }
                 Some(Frame::Event(JobEvent::Done { result })) => {
-                    return self.received(shared, peer, id, result, memo_hit).await;
+                    return self
+                        .received(shared, peer, id, result, memo_hit, check)
+                        .await;
                 }
                 Some(Frame::Event(JobEvent::Failed { reason } | JobEvent::Refused { reason })) => {
                     let _ = records.update(Side::Sent, &id, |r| {
@@ -511,7 +570,9 @@ impl JobsHandle<'_> {
     }
 
     /// A result received from `peer`: checked (signed by that executor,
-    /// for this job), its objects fetched, memoized and recorded.
+    /// for this job), its objects fetched, memoized and recorded; for a
+    /// `check`, only its outputs are fetched (to compare), and nothing
+    /// keeps them.
     async fn received(
         &self,
         shared: &Arc<Shared>,
@@ -519,6 +580,7 @@ impl JobsHandle<'_> {
         id: JobId,
         signed: SignedResult,
         memo_hit: bool,
+        check: bool,
     ) -> Result<JobRun, NodeError> {
         let (result, signer) = signed.verify().map_err(JobError::from)?;
         if &signer.bytes() != peer.as_bytes() || result.job != id {
@@ -527,6 +589,16 @@ impl JobsHandle<'_> {
                 reason: "sent a result not signed by itself for this job".into(),
             }
             .into());
+        }
+        if check {
+            fetch::get(shared, result.outputs, vec![peer], Arc::new(NoProgress)).await?;
+            return Ok(JobRun {
+                id,
+                executor: signer.openssh_line(),
+                memo_hit,
+                result,
+                written: None,
+            });
         }
         // Recorded first, so that gc keeps what is fetched next.
         let executor = self.node.executor();
@@ -582,7 +654,7 @@ impl JobsHandle<'_> {
             };
             let remote = remote::open(&net.shared, peer, &request).await?;
             let run = self
-                .relay(&net.shared, &sent, remote, printed, stream)
+                .relay(&net.shared, &sent, remote, printed, false, stream)
                 .await?;
             return self.finish(run, out_dir).await;
         }
