@@ -135,7 +135,9 @@ impl Render for PipelineCheck {
             let id = step.id.to_string();
             let job = short(&id);
             match step.verdict {
-                Verdict::Reproducible => writeln!(out, "step {}: reproducible (job {job})", step.step)?,
+                Verdict::Reproducible => {
+                    writeln!(out, "step {}: reproducible (job {job})", step.step)?
+                }
                 Verdict::NoMemo => {
                     let how = if step.run.memo_hit { "memo hit" } else { "ran" };
                     writeln!(
@@ -157,7 +159,8 @@ impl Render for PipelineCheck {
                         )?;
                     }
                     for diff in &step.differs {
-                        let shown = |h: &Option<String>| h.clone().unwrap_or_else(|| "(not made)".into());
+                        let shown =
+                            |h: &Option<String>| h.clone().unwrap_or_else(|| "(not made)".into());
                         writeln!(
                             out,
                             "  {}: memoized {}, now {}",
@@ -170,7 +173,11 @@ impl Render for PipelineCheck {
             }
         }
         if !self.not_reproducible.is_empty() {
-            writeln!(out, "not reproducible: {}", self.not_reproducible.join(", "))?;
+            writeln!(
+                out,
+                "not reproducible: {}",
+                self.not_reproducible.join(", ")
+            )?;
         }
         if let Some(failed) = &self.failed {
             match (&failed.exit_code, &failed.reason) {

@@ -248,7 +248,9 @@ impl JobsHandle<'_> {
         let id = prepared.doc.id();
         let declared = prepared.doc.outputs.clone();
         let Some(memoized) = self.memoized(&id).await? else {
-            let run = self.run(prepared, target, false, signer, None, stream).await?;
+            let run = self
+                .run(prepared, target, false, signer, None, stream)
+                .await?;
             let outputs = run.result.outputs;
             let check = StepCheck {
                 step: name.to_owned(),

@@ -460,7 +460,9 @@ impl JobsHandle<'_> {
                 check: false,
             };
             let remote = remote::open(shared, peer, &request).await?;
-            return self.relay(shared, &record, remote, [0, 0], false, stream).await;
+            return self
+                .relay(shared, &record, remote, [0, 0], false, stream)
+                .await;
         };
         // A check keeps its inputs held itself (the record it wrote goes
         // back to what it was), and leaves the copy of the output alone.
@@ -470,7 +472,10 @@ impl JobsHandle<'_> {
             check: true,
         };
         let ran = match remote::open(shared, peer, &request).await {
-            Ok(remote) => self.relay(shared, &record, remote, [0, 0], true, stream).await,
+            Ok(remote) => {
+                self.relay(shared, &record, remote, [0, 0], true, stream)
+                    .await
+            }
             Err(e) => Err(e.into()),
         };
         records
