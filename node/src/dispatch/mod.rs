@@ -29,12 +29,10 @@ mod copy;
 mod names;
 mod pipeline;
 
+pub use self::check::{NOT_REPRODUCIBLE, OutputDiff, PipelineCheck, StepCheck, Verdict};
 use self::copy::LogCopy;
-pub use self::{
-    check::{NOT_REPRODUCIBLE, OutputDiff, PipelineCheck, StepCheck, Verdict},
-    names::Resolved,
-    pipeline::{FailedStep, PipelineRun, StepRun},
-};
+pub use self::names::Resolved;
+pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
 use crate::{
     Node, NodeError,
     jobs::{

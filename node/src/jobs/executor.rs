@@ -2,7 +2,9 @@
 //! `exec` here), queues them for a slot, runs each in a fresh directory
 //! under its sandbox level, stores its logs and outputs, signs and
 //! memoizes its result, and lets any number of followers stream its output
-//! from any byte offset while it runs and after.
+//! from any byte offset while it runs and after. A reproducibility check
+//! ([`Executor::submit_check`]) runs a job the same way but memoizes
+//! nothing and leaves the job's record as it found it.
 //!
 //! Layout under `HOME/jobs/run/ID/`: `root/` (the job directory; inputs
 //! staged read-only), `stdout`, `stderr` (the logs as they grow). The
