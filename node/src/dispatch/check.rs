@@ -8,6 +8,9 @@
 //! after it read the memoized outputs, not the fresh ones. A step without
 //! a memoized result runs as `job run` would run it (and is memoized).
 //!
+//! Nothing keeps a check's fresh result or its objects once the check
+//! ends; gc waits while a step is checked, so they are there to compare.
+//!
 //! What a step's memoized result is: the result this node's memo keeps
 //! for the step's job id (whoever ran it: this node, or the executor a
 //! remote step went to, whose result the requester keeps on receipt),
@@ -263,6 +266,9 @@ impl JobsHandle<'_> {
             };
             return Ok((check, outputs));
         };
+        // Nothing keeps the check's outputs: gc is held off until they
+        // are compared (taken while `prepared` holds it, so at once).
+        let _compared = self.node.cas().hold_roots().await;
         let run = self.run_check(prepared, target, signer, stream).await?;
         let differs = if run.result.outputs == memoized.outputs {
             Vec::new()
