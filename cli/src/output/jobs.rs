@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use anyhow::Result;
 use clive_node::{
     api::{JobReply, ResultInfo},
-    dispatch::{JobInfo, JobRun, PipelineRun},
+    dispatch::{JobInfo, JobRun, PipelineCheck, PipelineRun, Verdict},
     jobs::result::Exit,
 };
 
@@ -27,6 +27,12 @@ pub(super) fn reply(out: &Out, reply: &JobReply) -> Result<()> {
         JobReply::Pipeline(run) => {
             let mut stderr = io::stderr().lock();
             run.text(&mut stderr)?;
+            Ok(())
+        }
+        JobReply::Checked(check) if out.is_json() => out.show(check),
+        JobReply::Checked(check) => {
+            let mut stderr = io::stderr().lock();
+            check.text(&mut stderr)?;
             Ok(())
         }
         JobReply::Jobs(x) => out.show(x),
@@ -105,6 +111,72 @@ impl Render for PipelineRun {
                 step.step,
                 ending(&step.run.result),
                 short(&step.run.id.to_string())
+            )?;
+        }
+        if let Some(failed) = &self.failed {
+            match (&failed.exit_code, &failed.reason) {
+                (_, Some(reason)) => writeln!(out, "step {} failed: {reason}", failed.step)?,
+                (Some(code), None) => {
+                    writeln!(out, "step {} failed with exit code {code}", failed.step)?
+                }
+                (None, None) => writeln!(out, "step {} failed", failed.step)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `job run --check`: a line per step (reproducible, not, or nothing to
+/// compare), a line per output that differs, then the steps not
+/// reproducible and the failed step.
+impl Render for PipelineCheck {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for step in &self.steps {
+            let id = step.id.to_string();
+            let job = short(&id);
+            match step.verdict {
+                Verdict::Reproducible => {
+                    writeln!(out, "step {}: reproducible (job {job})", step.step)?
+                }
+                Verdict::NoMemo => {
+                    let how = if step.run.memo_hit { "memo hit" } else { "ran" };
+                    writeln!(
+                        out,
+                        "step {}: no memo to compare; {how}, {} (job {job})",
+                        step.step,
+                        ending(&step.run.result)
+                    )?
+                }
+                Verdict::NotReproducible => {
+                    writeln!(out, "step {}: NOT reproducible (job {job})", step.step)?;
+                    if let Some(code) = step.memoized_exit_code
+                        && code != step.run.exit_code()
+                    {
+                        writeln!(
+                            out,
+                            "  exit code: memoized {code}, now {}",
+                            step.run.exit_code()
+                        )?;
+                    }
+                    for diff in &step.differs {
+                        let shown =
+                            |h: &Option<String>| h.clone().unwrap_or_else(|| "(not made)".into());
+                        writeln!(
+                            out,
+                            "  {}: memoized {}, now {}",
+                            diff.path,
+                            shown(&diff.memoized),
+                            shown(&diff.checked)
+                        )?;
+                    }
+                }
+            }
+        }
+        if !self.not_reproducible.is_empty() {
+            writeln!(
+                out,
+                "not reproducible: {}",
+                self.not_reproducible.join(", ")
             )?;
         }
         if let Some(failed) = &self.failed {

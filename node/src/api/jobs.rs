@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::call::{ApiError, CallContext, Client, duration};
 use crate::{
     Node, NodeError,
-    dispatch::{JobInfo, JobRun, PipelineRun, Stream},
+    dispatch::{JobInfo, JobRun, PipelineCheck, PipelineRun, Stream},
     jobs::{
         JobError,
         jobfile::JobSpec,
@@ -112,6 +112,12 @@ pub enum JobRequest {
         #[arg(short = 'o', value_name = "DIR")]
         #[serde(default)]
         out: Option<PathBuf>,
+        /// Check reproducibility: run every step again, ignoring the memo,
+        /// and report each step whose outputs differ from the memoized ones
+        /// (exit 1 when one does), keeping the memo as it is.
+        #[arg(long, conflicts_with_all = ["no_cache", "out"])]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        check: bool,
     },
     /// Jobs this node runs or sent, newest first.
     Ls,
@@ -167,6 +173,8 @@ pub enum JobReply {
     Ran(JobRun),
     /// `job run`: the plan and each step's end.
     Pipeline(PipelineRun),
+    /// `job run --check`: the plan and each step's verdict.
+    Checked(PipelineCheck),
     /// `job ls`.
     Jobs(Vec<JobInfo>),
     /// `job status`.
@@ -206,6 +214,7 @@ impl JobReply {
                 None => 0,
                 Some(failed) => failed.exit_code.filter(|c| *c != 0).unwrap_or(1),
             }),
+            JobReply::Checked(check) => Some(check.exit_code()),
             _ => None,
         }
     }
@@ -346,6 +355,7 @@ pub(crate) async fn handle(
             on,
             no_cache,
             out,
+            check,
         } => {
             let path = client.path(&file);
             let invalid = |e: &dyn std::error::Error| ApiError::Invalid {
@@ -371,6 +381,12 @@ pub(crate) async fn handle(
                 out: ctx.output(),
                 cancel,
             };
+            if check {
+                return Ok(JobReply::Checked(
+                    jobs.check_pipeline(&pipeline, on.as_ref(), Some(signer), stream)
+                        .await?,
+                ));
+            }
             JobReply::Pipeline(
                 jobs.run_pipeline(
                     &pipeline,

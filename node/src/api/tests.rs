@@ -230,7 +230,7 @@ every_request! {
         step: Some(s("sidebar")),
         on: Some(s("local")),
         no_cache: true,
-        out: Some(p("out")),
+        out: Some(p("out")),        check: true,
     }),
     Request::Job(JobRequest::Ls) => Request::Job(JobRequest::Ls),
     Request::Job(JobRequest::Status { .. }) => Request::Job(JobRequest::Status { id: s("ab12") }),

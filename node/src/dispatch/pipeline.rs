@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Bytes buffered between a step and the prefixing of its lines.
-const STEP_PIPE: usize = 64 * 1024;
+pub(super) const STEP_PIPE: usize = 64 * 1024;
 
 /// One step as `job run` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +79,7 @@ impl JobsHandle<'_> {
                 .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
         }
         let plan = pipeline.order();
+        let names = self.resolve_inputs(pipeline).await;
         let mut report = PipelineRun {
             plan: plan.clone(),
             steps: Vec::new(),
@@ -94,6 +95,7 @@ impl JobsHandle<'_> {
                 .run_level(
                     &steps,
                     &upstream,
+                    &names,
                     on,
                     no_cache,
                     &signer,
@@ -142,6 +144,7 @@ impl JobsHandle<'_> {
         &self,
         steps: &[(&String, &Step)],
         upstream: &BTreeMap<String, Hash>,
+        names: &super::Resolved,
         on: Option<&Target>,
         no_cache: bool,
         signer: &Option<Arc<dyn Signer>>,
@@ -165,7 +168,7 @@ impl JobsHandle<'_> {
                         spec.on = Some(on.clone());
                     }
                     let target = spec.on.clone();
-                    let prepared = self.document(&spec).await?;
+                    let prepared = self.document_with(&spec, names).await?;
                     let stream = Stream {
                         out: Output {
                             stdout: &mut out_w,
@@ -198,7 +201,7 @@ impl JobsHandle<'_> {
 
 /// Copies each step's output to `out`, a line at a time, each line
 /// prefixed by the step's name, until every step's pipes are closed.
-async fn prefix_lines<R: AsyncRead + Unpin + Send + 'static>(
+pub(super) async fn prefix_lines<R: AsyncRead + Unpin + Send + 'static>(
     readers: Vec<(String, R, R)>,
     out: &mut Output<'_>,
 ) -> Result<(), NodeError> {

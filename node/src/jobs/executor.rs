@@ -2,7 +2,9 @@
 //! `exec` here), queues them for a slot, runs each in a fresh directory
 //! under its sandbox level, stores its logs and outputs, signs and
 //! memoizes its result, and lets any number of followers stream its output
-//! from any byte offset while it runs and after.
+//! from any byte offset while it runs and after. A reproducibility check
+//! ([`Executor::submit_check`]) runs a job the same way but memoizes
+//! nothing and leaves the job's record as it found it.
 //!
 //! Layout under `HOME/jobs/run/ID/`: `root/` (the job directory; inputs
 //! staged read-only), `stdout`, `stderr` (the logs as they grow). The
@@ -256,6 +258,34 @@ impl Executor {
         no_cache: bool,
         signer: Arc<dyn Signer>,
     ) -> Result<Taken, JobError> {
+        self.take(doc, requester, no_cache, false, signer).await
+    }
+
+    /// Takes a job for a reproducibility check (`job run --check`): it
+    /// runs again whatever the memo holds, and its result goes to its
+    /// followers only: the memo keeps what it had for the job, and the
+    /// job's record is put back as it was before the check (or removed,
+    /// when there was none), so nothing keeps the fresh result or its
+    /// objects (gc and the cache may take them). Refused while the job is
+    /// under way here already.
+    pub async fn submit_check(
+        self: &Arc<Self>,
+        doc: JobDoc,
+        requester: Requester,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Taken, JobError> {
+        self.take(doc, requester, true, true, signer).await
+    }
+
+    /// [`Executor::submit`], or with `check` [`Executor::submit_check`].
+    async fn take(
+        self: &Arc<Self>,
+        doc: JobDoc,
+        requester: Requester,
+        no_cache: bool,
+        check: bool,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Taken, JobError> {
         let level = self.admit(&doc, &requester)?;
         let id = doc.id();
         if !no_cache && let Some(signed) = self.memo_hit(&id).await? {
@@ -282,6 +312,11 @@ impl Executor {
         {
             let mut map = lock(&self.live);
             if map.contains_key(&id) {
+                if check {
+                    return Err(JobError::Refused(format!(
+                        "job {id} is under way here; check it once it has ended"
+                    )));
+                }
                 return Ok(Taken::Live);
             }
             self.check_queue(&map, &requester)?;
@@ -302,6 +337,18 @@ impl Executor {
             lock(&self.live).remove(&id);
             return Err(e);
         }
+        // What a check puts back once it ends.
+        let restore = if check {
+            match self.records.get(Side::Run, &id) {
+                Ok(prior) => Some(prior),
+                Err(e) => {
+                    lock(&self.live).remove(&id);
+                    return Err(e.into());
+                }
+            }
+        } else {
+            None
+        };
         let record = JobRecord {
             version: RECORD_VERSION,
             id,
@@ -332,6 +379,7 @@ impl Executor {
                 logs: logs_tx,
                 cancel: cancel_rx,
                 run_dir: run_dir.clone(),
+                check,
             };
             // The job runs in a task of its own, so that even a panic in it
             // ends the job here: recorded, and its followers told.
@@ -341,7 +389,7 @@ impl Executor {
                 Ok(Err(e)) => Ending::Failed(e.to_string()),
                 Err(e) => Ending::Failed(format!("the executor failed running it: {e}")),
             };
-            this.finish(id, &live, ending);
+            this.finish(id, &live, ending, restore);
             if let Err(e) = stage::remove(&run_dir) {
                 tracing::warn!("removing {}: {e}", run_dir.display());
             }
@@ -449,8 +497,9 @@ impl Executor {
         }
     }
 
-    /// Records how job `id` ended, tells its followers, and lets it go.
-    fn finish(&self, id: JobId, live: &Live, ending: Ending) {
+    /// Records how job `id` ended (or, for a check, puts back the record
+    /// `restore` holds), tells its followers, and lets it go.
+    fn finish(&self, id: JobId, live: &Live, ending: Ending, restore: Option<Option<JobRecord>>) {
         let cancel_asked = *live.cancel.borrow();
         let (state, reason, result) = match &ending {
             Ending::Done(signed) => (JobState::Done, None, Some(signed.clone())),
@@ -466,11 +515,18 @@ impl Executor {
         } else {
             (state, reason)
         };
-        if let Err(e) = self.records.update(Side::Run, &id, |r| {
-            r.state = state;
-            r.reason = reason;
-            r.result = result;
-        }) {
+        let recorded = match &restore {
+            Some(prior) => self.records.restore(Side::Run, &id, prior.as_ref()),
+            None => self
+                .records
+                .update(Side::Run, &id, |r| {
+                    r.state = state;
+                    r.reason = reason;
+                    r.result = result;
+                })
+                .map(drop),
+        };
+        if let Err(e) = recorded {
             tracing::error!("recording the end of job {id}: {e}");
         }
         live.ending.send_replace(Some(ending));
@@ -508,6 +564,7 @@ impl Executor {
             logs,
             cancel,
             run_dir,
+            check,
         } = run;
         let queued = Counted(&self.queued);
         let cancelled = || JobError::Refused("cancelled before it started".into());
@@ -585,10 +642,12 @@ impl Executor {
         let signed = SignedResult::sign(&result, signer.as_ref())?;
         // The memo and the record reference the objects before the import
         // guards let gc see them. (A run that timed out or was cancelled
-        // is kept, never a memo hit.)
-        self.memo.put(&signed)?;
-        self.records
-            .update(Side::Run, &id, |r| r.result = Some(signed.clone()))?;
+        // is kept, never a memo hit.) A check's result is kept by neither.
+        if !check {
+            self.memo.put(&signed)?;
+            self.records
+                .update(Side::Run, &id, |r| r.result = Some(signed.clone()))?;
+        }
         drop(collected);
         Ok(signed)
     }
@@ -624,6 +683,8 @@ struct Run {
     logs: watch::Sender<LogLen>,
     cancel: watch::Receiver<bool>,
     run_dir: PathBuf,
+    /// A reproducibility check: neither memoized nor recorded.
+    check: bool,
 }
 
 /// The hashes a signed result references.

@@ -158,6 +158,31 @@ impl Records {
         tx.commit().map_err(db_err)
     }
 
+    /// Removes the record of `id`, if there is one.
+    pub fn remove(&self, side: Side, id: &JobId) -> Result<(), RecordError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(table(side)).map_err(db_err)?;
+            t.remove(id.0.as_bytes()).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Puts `record` back as the record of `id` (see [`Records::put`]), or
+    /// removes the record of `id` when `record` is `None`: what a
+    /// reproducibility check leaves (`Executor::submit_check`).
+    pub fn restore(
+        &self,
+        side: Side,
+        id: &JobId,
+        record: Option<&JobRecord>,
+    ) -> Result<(), RecordError> {
+        match record {
+            Some(record) => self.put(side, record),
+            None => self.remove(side, id),
+        }
+    }
+
     /// Changes the record of `id` with `change`, if there is one.
     pub fn update(
         &self,

@@ -22,7 +22,10 @@
 //!   JSON text). The executor checks `exec`, the sandbox level and the
 //!   platform, answers `accepted {id, memo_hit}` (or `refused {reason}`),
 //!   pulls the inputs from the requester (which granted exactly their
-//!   closure), then streams as `attach` does from offset 0.
+//!   closure), then streams as `attach` does from offset 0. With `check:
+//!   true` (`job run --check`) the job runs again whatever the memo holds,
+//!   and the executor keeps its result neither in its memo nor in its
+//!   record of the job; an executor that predates the field refuses it.
 //! - `attach {id, stdout_from, stderr_from}`: the output from those byte
 //!   offsets, live until the job ends, then `done {result}` (the signed
 //!   result; the executor lets the requester fetch its objects) or
@@ -60,6 +63,11 @@ pub enum JobsRequest {
         doc: String,
         /// Run even when a memoized result exists.
         no_cache: bool,
+        /// A reproducibility check: run it again and keep the result
+        /// neither in the executor's memo nor in its record of the job
+        /// (absent when false, so a plain submit reads as before).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        check: bool,
     },
     /// The output from these offsets, then the result.
     Attach {

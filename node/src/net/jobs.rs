@@ -115,7 +115,11 @@ impl JobsProtocol {
                 let offer = self.executor.offer(&requester, runs);
                 event(send, JobEvent::Offer(offer)).await?;
             }
-            JobsRequest::Submit { doc, no_cache } => {
+            JobsRequest::Submit {
+                doc,
+                no_cache,
+                check,
+            } => {
                 let doc = match JobDoc::decode(doc.as_bytes()) {
                     Ok(doc) => doc,
                     Err(e) => return refuse(send, e.to_string()).await,
@@ -129,7 +133,12 @@ impl JobsProtocol {
                     Err(why) => return refuse(send, why).await,
                 };
                 let signer = shared.signer.clone();
-                match self.executor.submit(doc, requester, no_cache, signer).await {
+                let taken = if check {
+                    self.executor.submit_check(doc, requester, signer).await
+                } else {
+                    self.executor.submit(doc, requester, no_cache, signer).await
+                };
+                match taken {
                     Err(e) => return refuse(send, e.to_string()).await,
                     Ok(Taken::Memo(signed)) => {
                         event(

@@ -336,6 +336,19 @@ impl Pipeline {
         Ok(Pipeline { steps, order })
     }
 
+    /// Every OBJECT (hash, pin, `ZONE/NAME`) the steps read, each once:
+    /// what a run resolves once for all its steps.
+    pub fn objects(&self) -> BTreeSet<&str> {
+        self.steps
+            .values()
+            .flat_map(|step| step.job.inputs.values())
+            .filter_map(|source| match source {
+                InputSource::Object(object) => Some(object.as_str()),
+                InputSource::Path(_) => None,
+            })
+            .collect()
+    }
+
     /// What the pipeline will run, for people and `--json`.
     pub fn plan(&self) -> Plan {
         plan::plan(self)

@@ -707,3 +707,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn objects_lists_each_object_input_once_and_no_paths_or_steps() {
+    let p = parse(
+        r#"
+version = 1
+[step.a]
+argv = ["true"]
+inputs = { tool = "rel/tool", src = "./src" }
+outputs = ["o"]
+[step.b]
+argv = ["true"]
+inputs = { tool = "rel/tool", lib = "rel/lib", o = "step:a/o" }
+"#,
+    )
+    .unwrap();
+    let objects: Vec<&str> = p.objects().into_iter().collect();
+    assert_eq!(objects, ["rel/lib", "rel/tool"]);
+}
