@@ -7,7 +7,10 @@
 #                                    vs make, nothing to do   (target: <= 3x the time)
 #   the same without a daemon (the CLI opens the home itself)  (for information)
 #
-# Usage: bench/pipelines.sh [--quick]        (--quick: medians of 5 runs)
+# Usage: bench/pipelines.sh [--quick | --generate DIR]
+#   --quick: medians of 5 runs; --generate DIR: only write the pipeline
+#   (DIR/pipeline/p.toml and its sources) and the Makefile (DIR/make), for
+#   profiling by hand
 #
 # Environment: RUNS (default 30; every time is a median of RUNS runs),
 # CLIVE_NODE_BIN (default: target/release/clive-node, built by cargo first).
@@ -31,9 +34,11 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '/^# Usage:/s/^# //p' "$0"; }
 
 RUNS=${RUNS:-30}
+GENERATE=
 case "${1:-}" in
   "") ;;
   --quick) RUNS=${QUICK_RUNS:-5} ;;
+  --generate) [ $# = 2 ] || { usage >&2; exit 2; }; GENERATE=$2; shift ;;
   -h | --help) usage; exit 0 ;;
   *) usage >&2; exit 2 ;;
 esac
@@ -43,6 +48,65 @@ STEPS=20
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+
+# --- the pipeline and the Makefile ----------------------------------------------
+step() { printf 's%02d' "$1"; }
+# reads N: the files step N reads, as the Makefile names them.
+reads() {
+  local n=$1
+  if [ "$n" -le 4 ]; then echo "in$n.txt"; return; fi
+  printf '%s.txt' "$(step $((n - 1)))"
+  if [ $((n % 3)) = 0 ]; then printf ' %s.txt' "$(step $((n - 3)))"; fi
+  if [ "$n" = 10 ]; then printf ' in1.txt'; fi
+  if [ "$n" = 20 ]; then printf ' in4.txt'; fi
+  echo
+}
+# generate DIR: DIR/pipeline (p.toml and the sources it reads) and DIR/make
+# (the Makefile, the same sources, and later the targets make builds); sets
+# PIPE and MK to those two directories.
+generate() {
+  local i n s f files inputs
+  PIPE=$1/pipeline
+  MK=$1/make
+  mkdir -p "$PIPE" "$MK"
+  for i in 1 2 3 4; do
+    printf 'source %s\n' "$i" | tee "$PIPE/in$i.txt" >"$MK/in$i.txt"
+  done
+  {
+    echo "version = 1"
+    for n in $(seq "$STEPS"); do
+      s=$(step "$n")
+      files=$(reads "$n")
+      inputs=()
+      for f in $files; do
+        case "$f" in
+          in*) inputs+=("\"$f\" = \"./$f\"") ;;
+          *) inputs+=("\"$f\" = \"step:${f%.txt}/$f\"") ;;
+        esac
+      done
+      printf '\n[step.%s]\n' "$s"
+      printf 'argv = ["sh", "-c", "cat %s > %s.txt"]\n' "$files" "$s"
+      printf 'inputs = { %s }\n' "$(IFS=,; echo "${inputs[*]}" | sed 's/,/, /g')"
+      printf 'outputs = ["%s.txt"]\n' "$s"
+    done
+  } >"$PIPE/p.toml"
+  {
+    printf 'all:'
+    for n in $(seq "$STEPS"); do printf ' %s.txt' "$(step "$n")"; done
+    printf '\n'
+    for n in $(seq "$STEPS"); do
+      s=$(step "$n")
+      files=$(reads "$n")
+      printf '\n%s.txt: %s\n\tcat %s > %s.txt\n' "$s" "$files" "$files" "$s"
+    done
+  } >"$MK/Makefile"
+}
+
+if [ -n "$GENERATE" ]; then
+  generate "$GENERATE"
+  log "wrote $PIPE/p.toml and $MK/Makefile"
+  exit 0
+fi
 
 command -v make >/dev/null || die "needs make (the side-by-side baseline)"
 command -v jq >/dev/null || die "needs jq"
@@ -59,53 +123,7 @@ mkdir -p target
 WORK=$(mktemp -d "$PWD/target/bench-pipelines.XXXXXX")
 case "$WORK" in *[[:space:]]*) die "scratch path has whitespace: $WORK" ;; esac
 bench_traps
-
-# --- the pipeline and the Makefile ----------------------------------------------
-PIPE=$WORK/pipeline # p.toml and the sources it reads
-MK=$WORK/make       # Makefile, the same sources, and the targets make builds
-mkdir -p "$PIPE" "$MK"
-for i in 1 2 3 4; do
-  printf 'source %s\n' "$i" | tee "$PIPE/in$i.txt" >"$MK/in$i.txt"
-done
-step() { printf 's%02d' "$1"; }
-# reads N: the files step N reads, as the Makefile names them.
-reads() {
-  local n=$1
-  if [ "$n" -le 4 ]; then echo "in$n.txt"; return; fi
-  printf '%s.txt' "$(step $((n - 1)))"
-  if [ $((n % 3)) = 0 ]; then printf ' %s.txt' "$(step $((n - 3)))"; fi
-  if [ "$n" = 10 ]; then printf ' in1.txt'; fi
-  if [ "$n" = 20 ]; then printf ' in4.txt'; fi
-  echo
-}
-{
-  echo "version = 1"
-  for n in $(seq "$STEPS"); do
-    s=$(step "$n")
-    files=$(reads "$n")
-    inputs=()
-    for f in $files; do
-      case "$f" in
-        in*) inputs+=("\"$f\" = \"./$f\"") ;;
-        *) inputs+=("\"$f\" = \"step:${f%.txt}/$f\"") ;;
-      esac
-    done
-    printf '\n[step.%s]\n' "$s"
-    printf 'argv = ["sh", "-c", "cat %s > %s.txt"]\n' "$files" "$s"
-    printf 'inputs = { %s }\n' "$(IFS=,; echo "${inputs[*]}" | sed 's/,/, /g')"
-    printf 'outputs = ["%s.txt"]\n' "$s"
-  done
-} >"$PIPE/p.toml"
-{
-  printf 'all:'
-  for n in $(seq "$STEPS"); do printf ' %s.txt' "$(step "$n")"; done
-  printf '\n'
-  for n in $(seq "$STEPS"); do
-    s=$(step "$n")
-    files=$(reads "$n")
-    printf '\n%s.txt: %s\n\tcat %s > %s.txt\n' "$s" "$files" "$files" "$s"
-  done
-} >"$MK/Makefile"
+generate "$WORK"
 
 # --- clive-node: one daemon on loopback -------------------------------------------
 H=$WORK/node
