@@ -35,6 +35,11 @@
 //! checks it. [`SignedResult`] carries both; as JSON it is
 //! `{"result":"<the canonical result, as a string>","signature":"-----BEGIN SSH SIGNATURE-----\n..."}`.
 
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex, MutexGuard, PoisonError},
+};
+
 use clive_cas::Hash;
 use clive_trust::{
     PublicIdentity, SigError, Signer, SshSignature, clock::parse_time, sshsig::verify,
@@ -352,21 +357,21 @@ impl SignedResult {
 /// Most verdicts [`VERIFIED`] keeps; past it, it starts again empty.
 const VERIFIED_CACHE: usize = 4096;
 
+/// The verdicts kept: result (by [`SignedResult::cache_key`]) -> what
+/// verifying it returned.
+type Verdicts = HashMap<[u8; 32], (JobResult, PublicIdentity)>;
+
 /// The results whose signature verified in this process, by
 /// [`SignedResult::cache_key`]: a result read again is not verified again
 /// (a memo hit reads its result four times: the memo's check, following
 /// it, its logs, its end). Verifying is a function of those bytes alone, so
 /// a verdict kept is the one verifying them again would give; only
 /// successes are kept.
-static VERIFIED: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<[u8; 32], (JobResult, PublicIdentity)>>,
-> = std::sync::LazyLock::new(Default::default);
+static VERIFIED: LazyLock<Mutex<Verdicts>> = LazyLock::new(Default::default);
 
-fn lock_verified()
--> std::sync::MutexGuard<'static, std::collections::HashMap<[u8; 32], (JobResult, PublicIdentity)>>
-{
+fn lock_verified() -> MutexGuard<'static, Verdicts> {
     // A panic while holding it leaves a map that is still whole.
-    VERIFIED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    VERIFIED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Serde adapter writing bytes that are UTF-8 text as a JSON string.
