@@ -162,38 +162,36 @@ done
 log "every step's output equals make's target"
 
 # --- no-op runs: job run against the daemon vs make -----------------------------------
-daemon_t=(); make_t=()
-for _ in $(seq "$RUNS"); do
-  timed s "${JOB_RUN[@]}"
-  check_noop
-  daemon_t+=("$s")
-  timed s make -C "$MK"
-  check_make_noop
-  make_t+=("$s")
-done
-log "clive-node job run (daemon), all memo hits, median of $RUNS: $(ms "$(median "${daemon_t[@]}")") ms"
-log "make, up to date, median of $RUNS: $(ms "$(median "${make_t[@]}")") ms"
+# take_turns CLIVE MAKE: RUNS rounds of a no-op job run and a no-op make,
+# in turns, each checked; sets CLIVE and MAKE to their medians.
+take_turns() {
+  local -n clive_median=$1 make_median=$2
+  local clive_t=() make_t=() _
+  for _ in $(seq "$RUNS"); do
+    timed s "${JOB_RUN[@]}"
+    check_noop
+    clive_t+=("$s")
+    timed s make -C "$MK"
+    check_make_noop
+    make_t+=("$s")
+  done
+  clive_median=$(median "${clive_t[@]}")
+  make_median=$(median "${make_t[@]}")
+}
+take_turns dt mt
+log "clive-node job run (daemon), all memo hits, median of $RUNS: $(ms "$dt") ms"
+log "make, up to date, median of $RUNS: $(ms "$mt") ms"
 
 # --- the same without a daemon ----------------------------------------------------------
 stop_node "$H"
 run "${JOB_RUN[@]}" # warm up
 check_noop
-local_t=(); make2_t=()
-for _ in $(seq "$RUNS"); do
-  timed s "${JOB_RUN[@]}"
-  check_noop
-  local_t+=("$s")
-  timed s make -C "$MK"
-  check_make_noop
-  make2_t+=("$s")
-done
-log "clive-node job run (no daemon), all memo hits, median of $RUNS: $(ms "$(median "${local_t[@]}")") ms"
+take_turns lt mt2
+log "clive-node job run (no daemon), all memo hits, median of $RUNS: $(ms "$lt") ms"
 
 # --- report ------------------------------------------------------------------------------
 ratio() { calc %.2f "$1 / ($2 < 0.000001 ? 0.000001 : $2)"; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "PASS" : "MISS" }'; }
-dt=$(median "${daemon_t[@]}"); mt=$(median "${make_t[@]}")
-lt=$(median "${local_t[@]}"); mt2=$(median "${make2_t[@]}")
 levels=$(jq length "$WORK/plan.json")
 
 row() { printf '%-64s %9s %9s %7s %7s  %s\n' "$@"; }
