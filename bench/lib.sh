@@ -17,7 +17,7 @@ die() { log "$BENCH_NAME: $*"; exit 1; }
 
 # --- processes this script started, and cleanup -------------------------------
 SSHD_PID=
-SLEEPER_PID=  # the time limit of the command being timed
+SLEEPER_PID=  # the watchdog of the command being timed (its process group)
 FG_PID=       # the command being timed
 FG_CMD=
 declare -A NODE_PID=() # home -> daemon pid
@@ -28,7 +28,7 @@ cleanup() {
   trap - EXIT INT TERM
   [ -z "$FG_PID" ] || kill -TERM -- "-$FG_PID" 2>/dev/null || true
   [ -z "$FG_PID" ] || pids+=("$FG_PID")
-  [ -z "$SLEEPER_PID" ] || pids+=("$SLEEPER_PID")
+  [ -z "$SLEEPER_PID" ] || kill -TERM -- "-$SLEEPER_PID" 2>/dev/null || true
   for pid in "${BG_PIDS[@]}"; do pids+=("$pid"); done
   [ -z "$SSHD_PID" ] || pids+=("$SSHD_PID")
   for pid in "${NODE_PID[@]}"; do pids+=("$pid"); done
@@ -65,34 +65,37 @@ fail() { # fail RC CMD
 
 # timed VAR CMD...: runs CMD as run does, and sets VAR to its wall time in
 # seconds. No wrapper process runs between the two clock readings: the time
-# limit is a sleep started beforehand, raced with `wait -n`. CMD runs in its
-# own process group (set -m), so that everything it started can be killed.
+# limit is a watchdog started beforehand (a sleep, then a kill of CMD's
+# process group), and CMD is waited for by its pid, which cannot miss its
+# end however soon it comes (`wait -n` on CMD and a sleep could: bash 5.2
+# at times lost a CMD that had ended, and waited for the sleep). CMD and
+# the watchdog each run in their own process group (set -m), so that
+# everything either started can be killed.
 timed() {
-  local var=$1 rc=0 t0 t1 done_pid sleeper us
+  local var=$1 rc=0 t0 t1 us
   shift
-  sleep "$STEP_LIMIT" &
-  sleeper=$!
-  SLEEPER_PID=$sleeper
+  : >"$WORK/timed.pid"
+  rm -f "$WORK/timed.expired"
   FG_CMD="$*"
   set -m
+  (
+    sleep "$STEP_LIMIT"
+    : >"$WORK/timed.expired"
+    read -r pid <"$WORK/timed.pid" && kill -TERM -- "-$pid" 2>/dev/null
+  ) </dev/null >/dev/null 2>&1 &
+  SLEEPER_PID=$!
   t0=$EPOCHREALTIME
   "$@" </dev/null >"$WORK/cmd.out" 2>"$WORK/cmd.err" &
   FG_PID=$!
-  wait -n -p done_pid "$FG_PID" "$sleeper" || rc=$?
+  echo "$FG_PID" >"$WORK/timed.pid"
+  wait "$FG_PID" || rc=$?
   t1=$EPOCHREALTIME
   set +m
-  if [ "$done_pid" = "$sleeper" ]; then
-    kill -TERM -- "-$FG_PID" 2>/dev/null || true
-    wait "$FG_PID" 2>/dev/null || true
-    FG_PID=
-    kill "$sleeper" 2>/dev/null || true
-    SLEEPER_PID=
-    fail 124 "$FG_CMD"
-  fi
-  kill "$sleeper" 2>/dev/null || true
-  wait "$sleeper" 2>/dev/null || true
+  kill -TERM -- "-$SLEEPER_PID" 2>/dev/null || true
+  wait "$SLEEPER_PID" 2>/dev/null || true
   SLEEPER_PID=
   FG_PID=
+  if [ -e "$WORK/timed.expired" ]; then fail 124 "$FG_CMD"; fi
   [ "$rc" = 0 ] || fail "$rc" "$FG_CMD"
   us=$((${t1/./} - ${t0/./}))
   printf -v "$var" '%d.%06d' $((us / 1000000)) $((us % 1000000))

@@ -236,8 +236,12 @@ impl Executor {
         let Some((result, signed)) = self.memo.hit(id, &self.me, self.trust.as_ref())? else {
             return Ok(None);
         };
-        for hash in [result.outputs, result.stdout, result.stderr] {
-            if !self.store.has(hash).await.map_err(JobError::Store)? {
+        let stored = n0_future::join_all(
+            [result.outputs, result.stdout, result.stderr].map(|hash| self.store.has(hash)),
+        )
+        .await;
+        for has in stored {
+            if !has.map_err(JobError::Store)? {
                 return Ok(None);
             }
         }

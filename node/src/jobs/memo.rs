@@ -18,7 +18,7 @@
 //! # Table `jobs.memo_used.v1` (the cache's recency)
 //!
 //! Job id (32 bytes) -> when its result was last used: put, or returned
-//! as a memo hit ([`Memo::touch`], one small write per hit), in
+//! as a memo hit ([`Memo::touch`], one small write per hit, not synced), in
 //! microseconds since the Unix epoch (a `u64`). A result without a row
 //! (written before this table existed) was used at 0: longest ago.
 //!
@@ -172,8 +172,14 @@ impl Memo {
 
     /// Records that the result of `id` was used now (a memo hit): one
     /// small write, so the cache evicts it after those used longer ago.
+    /// Not synced to disk (a pipeline of memo hits makes one per step): it
+    /// is made durable by the next synced write to `state.redb`, or when
+    /// the database closes; a crash before then loses only recency, which
+    /// makes those results look used longer ago.
     pub fn touch(&self, id: &JobId) -> Result<(), MemoError> {
-        let tx = self.db.begin_write().map_err(redb::Error::from)?;
+        let mut tx = self.db.begin_write().map_err(redb::Error::from)?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(redb::Error::from)?;
         {
             let mut used = tx.open_table(USED).map_err(redb::Error::from)?;
             used.insert(id.0.as_bytes(), now_micros())

@@ -35,6 +35,11 @@
 //! checks it. [`SignedResult`] carries both; as JSON it is
 //! `{"result":"<the canonical result, as a string>","signature":"-----BEGIN SSH SIGNATURE-----\n..."}`.
 
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex, MutexGuard, PoisonError},
+};
+
 use clive_cas::Hash;
 use clive_trust::{
     PublicIdentity, SigError, Signer, SshSignature, clock::parse_time, sshsig::verify,
@@ -306,6 +311,31 @@ impl SignedResult {
 
     /// Decodes, checks the namespace, and that the signature is by `result.executor`.
     pub fn verify(&self) -> Result<(JobResult, PublicIdentity), ResultError> {
+        let key = self.cache_key();
+        if let Some(verified) = lock_verified().get(&key) {
+            return Ok(verified.clone());
+        }
+        let verified = self.verify_uncached()?;
+        let mut cache = lock_verified();
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, verified.clone());
+        Ok(verified)
+    }
+
+    /// What [`VERIFIED`] keeps this result's verdict under: the BLAKE3 of
+    /// its bytes' length, its bytes and its signature.
+    fn cache_key(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&(self.result.len() as u64).to_le_bytes());
+        hasher.update(&self.result);
+        hasher.update(self.signature.as_bytes());
+        *hasher.finalize().as_bytes()
+    }
+
+    /// [`SignedResult::verify`] itself, keeping nothing.
+    fn verify_uncached(&self) -> Result<(JobResult, PublicIdentity), ResultError> {
         if self.signature.len() > MAX_SIGNATURE_LEN {
             return Err(ResultError::TooLarge {
                 what: "signature",
@@ -322,6 +352,26 @@ impl SignedResult {
         verify(&sig, &executor, RESULT_NAMESPACE, &self.result).map_err(ResultError::Signature)?;
         Ok((result, executor))
     }
+}
+
+/// Most verdicts [`VERIFIED`] keeps; past it, it starts again empty.
+const VERIFIED_CACHE: usize = 4096;
+
+/// The verdicts kept: result (by [`SignedResult::cache_key`]) -> what
+/// verifying it returned.
+type Verdicts = HashMap<[u8; 32], (JobResult, PublicIdentity)>;
+
+/// The results whose signature verified in this process, by
+/// [`SignedResult::cache_key`]: a result read again is not verified again
+/// (a memo hit reads its result four times: the memo's check, following
+/// it, its logs, its end). Verifying is a function of those bytes alone, so
+/// a verdict kept is the one verifying them again would give; only
+/// successes are kept.
+static VERIFIED: LazyLock<Mutex<Verdicts>> = LazyLock::new(Default::default);
+
+fn lock_verified() -> MutexGuard<'static, Verdicts> {
+    // A panic while holding it leaves a map that is still whole.
+    VERIFIED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Serde adapter writing bytes that are UTF-8 text as a JSON string.

@@ -272,6 +272,37 @@ fn a_result_signed_wrongly_is_refused() {
     ));
 }
 
+#[test]
+fn a_verdict_kept_is_for_exactly_those_bytes() {
+    let good = SignedResult::sign(&sample(), &signer(1)).unwrap();
+    let first = good.verify().unwrap();
+    // Again, from what the first verification kept: the same verdict.
+    assert_eq!(good.verify().unwrap(), first);
+    assert_eq!(good.verify_uncached().unwrap(), first);
+    // The same signature over other bytes, or other signature bytes over
+    // the same result, is verified afresh, and refused.
+    let mut changed = sample();
+    changed.exit = Exit::Code(3);
+    let moved = SignedResult {
+        result: changed.encode(),
+        ..good.clone()
+    };
+    assert!(moved.verify().is_err());
+    // One base64 character in the middle of the signature's body.
+    let (head, body) = good.signature.split_once('\n').unwrap();
+    let mut body = body.as_bytes().to_vec();
+    let i = (body.len() / 2..body.len())
+        .find(|&i| body[i].is_ascii_alphanumeric())
+        .unwrap();
+    body[i] = if body[i] == b'A' { b'B' } else { b'A' };
+    let resigned = SignedResult {
+        signature: format!("{head}\n{}", String::from_utf8(body).unwrap()),
+        ..good.clone()
+    };
+    assert_ne!(resigned.signature, good.signature);
+    assert!(resigned.verify().is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
