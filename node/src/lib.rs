@@ -27,6 +27,7 @@ mod statedb;
 pub mod status;
 pub mod store;
 pub mod trust;
+pub mod unchanged;
 
 pub use api::{
     ApiError, Call, CallContext, NameReply, NameRequest, NodeReply, PeerReply, PeerRequest, Reply,

@@ -91,6 +91,7 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     pub(crate) net: NetSlot,
     executor: Arc<Executor>,
+    unchanged: crate::unchanged::Unchanged,
     _lock: HomeLock,
 }
 
@@ -200,6 +201,7 @@ impl Node {
             clock,
             net: Default::default(),
             executor,
+            unchanged: Default::default(),
             _lock: lock,
         })
     }
@@ -238,6 +240,11 @@ impl Node {
     fn jobs_protocol(&self) -> ProtocolFactory {
         let executor = self.executor.clone();
         Box::new(move |shared| JobsProtocol::new(executor, Arc::downgrade(shared)).into())
+    }
+
+    /// The paths added before, by their stamps (job inputs not read again).
+    pub(crate) fn unchanged(&self) -> &crate::unchanged::Unchanged {
+        &self.unchanged
     }
 
     /// The node's executor: the jobs it runs and the records of those it sent.

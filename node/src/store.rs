@@ -4,12 +4,13 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
 };
 
 use clive_cas::{
-    Added, EntryKind, Exported, FsckReport, GcReport, Hash, ObjectKind, Pin, Progress, Root, Store,
+    Added, EntryKind, Exported, FsckReport, GcReport, Hash, NoProgress, ObjectKind, Pin, Progress,
+    Root, Store,
 };
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,38 @@ impl StoreHandle<'_> {
         let (added, guard) = self.node.cas().add_path(path, progress).await?;
         self.finish_add(path.display().to_string(), added, guard, pin)
             .await
+    }
+
+    /// Adds `path` as a job's input: when it is unchanged since an earlier
+    /// add (the same stamp, see [`crate::unchanged`]) and that add's
+    /// object is still here, answers its hash without reading the path.
+    /// The caller holds the roots ([`clive_cas::Store::hold_roots`]).
+    pub async fn add_input(&self, path: &Path) -> Result<Hash, NodeError> {
+        self.node.home().check_source(path)?;
+        let key = std::path::absolute(path)
+            .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
+        let stamp_of = |key: PathBuf| async move {
+            tokio::task::spawn_blocking(move || crate::unchanged::stamp(&key))
+                .await
+                .ok()
+                .flatten()
+        };
+        let before = stamp_of(key.clone()).await;
+        if let Some(stamp) = &before
+            && let Some(hash) = self.node.unchanged().get(&key, stamp)
+            && self.node.cas().has(hash).await?
+        {
+            return Ok(hash);
+        }
+        let added = self.add_path(path, None, Arc::new(NoProgress)).await?;
+        let hash = added.added.hash;
+        // Remembered only when the path did not change while it was read.
+        if let Some(stamp) = before
+            && stamp_of(key.clone()).await.as_ref() == Some(&stamp)
+        {
+            self.node.unchanged().put(&key, &stamp, hash);
+        }
+        Ok(hash)
     }
 
     /// Adds everything `reader` yields as one blob; pins it when `pin` is given.

@@ -142,3 +142,67 @@ fn bad_pipelines_fail_before_any_step_runs() {
     let err = node.fails(["job", "run", big.to_str().unwrap()]);
     assert!(!err.is_empty());
 }
+
+/// Path inputs unchanged since an earlier run are not read again (their
+/// stamps are remembered once settled), and any change to them, the same
+/// size or with the modification time put back, is seen all the same.
+#[test]
+fn a_remembered_path_input_still_sees_every_edit() {
+    let node = TestNode::loopback();
+    let mut daemon = node.start_daemon();
+    let dir = node.scratch("p");
+    write(&dir.join("src/a.txt"), "one\n");
+    write(
+        &dir.join("p.toml"),
+        "version = 1\n[step.copy]\nargv = [\"sh\", \"-c\", \"cat src/a.txt > out.txt\"]\n\
+         inputs = { src = \"./src\" }\noutputs = [\"out.txt\"]\n",
+    );
+    let file = dir.join("p.toml");
+    let out = node.scratch("out");
+    let run = |expect: &str| {
+        let _ = std::fs::remove_dir_all(&out);
+        node.json([
+            "job",
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let got = std::fs::read_to_string(out.join("copy/out.txt")).unwrap();
+        assert_eq!(got, expect);
+    };
+    run("one\n");
+    // Past the settling time the stamp is remembered, and answers.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    run("one\n");
+    run("one\n");
+    // The same size, the modification time put back: still seen.
+    let stamp = std::fs::metadata(dir.join("src/a.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    write(&dir.join("src/a.txt"), "two\n");
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("src/a.txt"))
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    run("two\n");
+    // A new file in the directory.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    run("two\n");
+    write(&dir.join("src/b.txt"), "b\n");
+    write(
+        &dir.join("p.toml"),
+        "version = 1\n[step.copy]\nargv = [\"sh\", \"-c\", \"cat src/*.txt > out.txt\"]\n\
+         inputs = { src = \"./src\" }\noutputs = [\"out.txt\"]\n",
+    );
+    run("two\nb\n");
+    node.ok(["stop"]);
+    assert!(
+        daemon
+            .wait_exit(std::time::Duration::from_secs(60))
+            .success()
+    );
+}

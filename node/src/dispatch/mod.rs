@@ -18,7 +18,7 @@ use std::{
     sync::Arc,
 };
 
-use clive_cas::NoProgress;
+use clive_cas::{Hash, NoProgress};
 use clive_trust::{PublicIdentity, Signer};
 use iroh::EndpointId;
 use serde::{Deserialize, Serialize};
@@ -180,17 +180,10 @@ impl JobsHandle<'_> {
         let mut inputs = BTreeMap::new();
         for (mount, source) in &spec.inputs {
             let input = match source {
-                InputSource::Path(path) => {
-                    let added = self
-                        .node
-                        .store()
-                        .add_path(path, None, Arc::new(NoProgress))
-                        .await?;
-                    Input {
-                        hash: added.added.hash,
-                        name: None,
-                    }
-                }
+                InputSource::Path(path) => Input {
+                    hash: self.node.store().add_input(path).await?,
+                    name: None,
+                },
                 InputSource::Object(object) => {
                     let inputs_error =
                         |e: &dyn std::fmt::Display| JobError::Inputs(format!("{object}: {e}"));
@@ -246,10 +239,22 @@ impl JobsHandle<'_> {
         let id = doc.id();
         let executor = self.node.executor();
         if !no_cache && let Some(signed) = executor.memo_hit(&id).await.map_err(NodeError::from)? {
-            let follow = executor
-                .follow_result(signed, 0, 0)
-                .map_err(NodeError::from)?;
-            let mut run = self.follow_local(id, follow, stream).await?;
+            let (result, _) = signed.verify().map_err(JobError::from)?;
+            let mut run = if result.stdout == Hash::EMPTY && result.stderr == Hash::EMPTY {
+                // Nothing to replay: no log to follow.
+                JobRun {
+                    id,
+                    executor: "local".into(),
+                    memo_hit: true,
+                    result,
+                    written: None,
+                }
+            } else {
+                let follow = executor
+                    .follow_result(signed, 0, 0)
+                    .map_err(NodeError::from)?;
+                self.follow_local(id, follow, stream).await?
+            };
             run.memo_hit = true;
             if run.result.executor != crate::jobs::result::executor_line(self.node.public()) {
                 run.executor = run.result.executor.clone();
