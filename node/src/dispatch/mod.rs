@@ -26,9 +26,17 @@ use tokio::{io::AsyncWriteExt, sync::watch};
 
 mod copy;
 mod pipeline;
+mod detached;
+mod summary;
+mod watch_inputs;
+mod watching;
 
 use self::copy::LogCopy;
 pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
+pub use self::detached::start_watches;
+pub use self::summary::ending;
+pub use self::watch_inputs::DEBOUNCE;
+pub use self::watching::{REFRESH_EVERY, WatchEnded};
 use crate::{
     Node, NodeError,
     jobs::{
