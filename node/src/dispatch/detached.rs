@@ -60,7 +60,11 @@ pub fn start_watches(node: &Arc<Node>) -> Result<Running, NodeError> {
     }
     Ok(Running::stopped_by("watches", move || {
         watches.set_spawner(None);
-        watches.take_detached()
+        let tasks = watches.take_detached();
+        for task in &tasks {
+            task.abort();
+        }
+        tasks
     }))
 }
 

@@ -96,6 +96,23 @@ pub(super) async fn resolve(node: &Node, names: &BTreeSet<String>) -> BTreeMap<S
     out
 }
 
+/// Fetches what the names resolve to from the connected peers when this
+/// node lacks it (a name another node publishes moves to content only
+/// that node has); returns a line for each that could not be fetched.
+pub(super) async fn fetch_missing(node: &Node, held: &BTreeMap<String, Held>) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (name, held) in held {
+        let Ok(hash) = held else { continue };
+        if node.cas().has(*hash).await.unwrap_or(false) {
+            continue;
+        }
+        if let Err(e) = node.store().get(hash, None, Arc::new(NoProgress)).await {
+            failed.push(format!("fetching {name} ({}): {e}", hash.to_hex()));
+        }
+    }
+    failed
+}
+
 /// What each path holds now (added to the store, as a run adds it).
 pub(super) async fn hash(
     node: &Node,

@@ -150,6 +150,9 @@ impl JobsHandle<'_> {
                 for line in &why {
                     say(&mut out, line).await?;
                 }
+                for line in watch_inputs::fetch_missing(self.node, &seen.names).await {
+                    say(&mut out, &line).await?;
+                }
                 runs += 1;
                 guard.ran(why.first().map_or("start", String::as_str));
                 let stream = Stream {
