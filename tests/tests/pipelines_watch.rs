@@ -104,7 +104,10 @@ impl Watching {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        panic!("the watch did not end on Ctrl-C:\n{}", self.lines().join("\n"));
+        panic!(
+            "the watch did not end on Ctrl-C:\n{}",
+            self.lines().join("\n")
+        );
     }
 }
 
@@ -165,7 +168,11 @@ outputs = ["used.txt"]
     write(&v2, "tool 2\n");
     a.ok(["name", "publish", "release/tool", v2.to_str().unwrap()]);
     watching.wait_for("run 2 done");
-    assert!(watching.has("moved: release/tool"), "{:?}", watching.lines());
+    assert!(
+        watching.has("moved: release/tool"),
+        "{:?}",
+        watching.lines()
+    );
     assert_eq!(runs(&counter), 2);
 
     // The same hash again: a new version of the zone reaches B, and
@@ -181,13 +188,21 @@ outputs = ["used.txt"]
     a.ok(["name", "publish", "release/tool", v3.to_str().unwrap()]);
     watching.wait_for("run 3 done");
     assert_eq!(runs(&counter), 3, "{:?}", watching.lines());
-    assert_eq!(watching.count("moved: release/tool"), 2, "{:?}", watching.lines());
+    assert_eq!(
+        watching.count("moved: release/tool"),
+        2,
+        "{:?}",
+        watching.lines()
+    );
     assert!(!watching.has("run 4"), "{:?}", watching.lines());
 
     // Ctrl-C ends it, and nothing of it is left.
     let (ok, lines) = watching.interrupt();
     assert!(ok, "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains("stopped after 3 runs")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("stopped after 3 runs")),
+        "{lines:?}"
+    );
     assert_eq!(b.json(["job", "watches"]), serde_json::json!([]));
 }
 
@@ -241,7 +256,11 @@ fn a_path_edited_on_disk_reruns_the_steps_that_read_it_and_only_them() {
     watching.wait_for("run 2 done");
     assert!(watching.has("changed: ./left"), "{:?}", watching.lines());
     assert!(!watching.has("changed: ./right"), "{:?}", watching.lines());
-    assert!(watching.has("step right: memo hit"), "{:?}", watching.lines());
+    assert!(
+        watching.has("step right: memo hit"),
+        "{:?}",
+        watching.lines()
+    );
     assert_eq!((count("left"), count("right"), count("join")), (2, 1, 2));
 
     // A new file under right/: right and join run, left does not.

@@ -16,7 +16,7 @@ use crate::{
         platform::Target,
         result::{JobResult, SignedResult},
         sandbox::SandboxLevel,
-        watches::{WatchInfo, WatchSpec, new_id, WATCH_VERSION},
+        watches::{WATCH_VERSION, WatchInfo, WatchSpec, new_id},
     },
 };
 

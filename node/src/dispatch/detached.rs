@@ -80,9 +80,7 @@ fn detach(node: &Node, spec: WatchSpec) -> Result<WatchInfo, NodeError> {
     // Refused before anything is written when no daemon runs the service.
     node.watches().spawner().map_err(JobError::from)?;
     let id = new_id();
-    node.watches()
-        .persist(&id, &spec)
-        .map_err(JobError::from)?;
+    node.watches().persist(&id, &spec).map_err(JobError::from)?;
     spawn(node, id.clone(), spec)?;
     node.watches()
         .list()

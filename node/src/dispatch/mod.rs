@@ -25,15 +25,15 @@ use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWriteExt, sync::watch};
 
 mod copy;
-mod pipeline;
 mod detached;
+mod pipeline;
 mod summary;
 mod watch_inputs;
 mod watching;
 
 use self::copy::LogCopy;
-pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
 pub use self::detached::start_watches;
+pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
 pub use self::summary::ending;
 pub use self::watch_inputs::DEBOUNCE;
 pub use self::watching::{REFRESH_EVERY, WatchEnded};

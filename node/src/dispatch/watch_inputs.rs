@@ -61,10 +61,7 @@ impl Inputs {
 
     /// The zones the names are in.
     pub fn zones(&self, node: &Node) -> BTreeSet<String> {
-        self.names
-            .iter()
-            .filter_map(|n| zone_of(node, n))
-            .collect()
+        self.names.iter().filter_map(|n| zone_of(node, n)).collect()
     }
 }
 

@@ -99,11 +99,7 @@ impl JobsHandle<'_> {
         let mut stop = guard.stopped();
         let mut zone_events = self.node.zone_events().subscribe();
         let mut fs = FsWatch::new()?;
-        let base = spec
-            .file
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_default();
+        let base = spec.file.parent().map(Path::to_owned).unwrap_or_default();
         let mut loaded = match self.load(spec) {
             Ok(loaded) => Some(loaded),
             Err(message) => {
@@ -126,16 +122,11 @@ impl JobsHandle<'_> {
             .unwrap_or_else(|| "waiting for the file to parse".into());
         say(
             &mut out,
-            &format!(
-                "watch {id}: watching {} ({what})",
-                spec.file.display()
-            ),
+            &format!("watch {id}: watching {} ({what})", spec.file.display()),
         )
         .await?;
-        let mut refresh = tokio::time::interval_at(
-            tokio::time::Instant::now() + REFRESH_EVERY,
-            REFRESH_EVERY,
-        );
+        let mut refresh =
+            tokio::time::interval_at(tokio::time::Instant::now() + REFRESH_EVERY, REFRESH_EVERY);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seen = Seen::default();
         let mut trigger: Option<Vec<String>> = Some(Vec::new());
@@ -262,21 +253,21 @@ impl JobsHandle<'_> {
                 }
             }
         }
-        say(&mut out, &format!("watch {id}: stopped after {runs} run{}", plural(runs as usize)))
-            .await?;
+        say(
+            &mut out,
+            &format!(
+                "watch {id}: stopped after {runs} run{}",
+                plural(runs as usize)
+            ),
+        )
+        .await?;
         Ok(runs)
     }
 
     /// Reads and checks the watch's pipeline file (a message saying why
     /// it cannot be run, otherwise).
     fn load(&self, spec: &WatchSpec) -> Result<Loaded, String> {
-        let failed = |e: &dyn std::error::Error| {
-            format!(
-                "{}: {}",
-                spec.file.display(),
-                chain(e)
-            )
-        };
+        let failed = |e: &dyn std::error::Error| format!("{}: {}", spec.file.display(), chain(e));
         let mut pipeline = Pipeline::load(&spec.file).map_err(|e| failed(&e))?;
         if let Some(step) = &spec.step {
             pipeline = pipeline.only(step).map_err(|e| failed(&e))?;

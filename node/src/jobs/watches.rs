@@ -381,7 +381,10 @@ mod tests {
             Err(WatchError::Ambiguous(_))
         ));
         assert_eq!(watches.resolve("AB34").unwrap(), b.id());
-        assert!(matches!(watches.resolve("ff"), Err(WatchError::NotFound(_))));
+        assert!(matches!(
+            watches.resolve("ff"),
+            Err(WatchError::NotFound(_))
+        ));
         let stopped = b.stopped();
         watches.stop(b.id()).unwrap();
         assert!(*stopped.borrow());
