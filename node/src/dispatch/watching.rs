@@ -146,6 +146,7 @@ impl JobsHandle<'_> {
                 }
                 runs += 1;
                 guard.ran(why.first().map_or("start", String::as_str));
+                tracing::debug!(watch = %id, run = runs, "running the pipeline");
                 let stream = Stream {
                     out: Output {
                         stdout: &mut *out.stdout,
@@ -203,6 +204,7 @@ impl JobsHandle<'_> {
                     };
                     let Some(current) = &loaded else { continue };
                     if zone.as_ref().is_none_or(|z| current.zones.contains(z)) {
+                        tracing::debug!(watch = %id, ?zone, "zone stored: resolving the names again");
                         let moved = self.names_moved(current, &seen).await;
                         if !moved.is_empty() {
                             trigger.get_or_insert_with(Vec::new).extend(moved);

@@ -109,6 +109,10 @@ fn db_err(e: impl std::fmt::Display) -> WatchError {
     WatchError::Db(e.to_string())
 }
 
+/// A row of `jobs.watches.v1`: the watch id, and what it runs or why its
+/// row does not decode.
+pub type Persisted = (String, Result<WatchSpec, WatchError>);
+
 /// Starts a detached watch's task, given its guard (the daemon's watch
 /// service installs one: [`Watches::set_spawner`]).
 pub type Spawner =
@@ -280,7 +284,7 @@ impl Watches {
 
     /// Every detached watch of the table: its id and what it runs, or why
     /// its row does not decode.
-    pub fn persisted(&self) -> Result<Vec<(String, Result<WatchSpec, WatchError>)>, WatchError> {
+    pub fn persisted(&self) -> Result<Vec<Persisted>, WatchError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let t = match tx.open_table(WATCHES) {
             Ok(t) => t,
