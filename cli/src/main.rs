@@ -157,9 +157,14 @@ async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> 
     for request in requests {
         let doing = request.doing();
         let mut ctx = LocalContext::new(request.progress_label(), out.is_json());
+        let stopping = if request.is_watch() {
+            "stopping the watch"
+        } else {
+            "cancelling the job"
+        };
         let _interrupt = request
             .cancellable()
-            .then(|| cancel_on_ctrl_c(ctx.canceller()));
+            .then(|| cancel_on_ctrl_c(ctx.canceller(), stopping));
         let reply = match conn.call(Call::here(request)?, &mut ctx).await {
             Ok(reply) => reply,
             Err(e) => {
@@ -191,12 +196,12 @@ async fn call_each(conn: &mut Connection, requests: Vec<Request>, out: &Out) -> 
 /// Ctrl-C asks the call to cancel (the job's whole process tree is
 /// killed, here or on its executor, and the call then ends saying so); a
 /// second Ctrl-C leaves at once. Stops listening when dropped.
-fn cancel_on_ctrl_c(cancel: tokio::sync::watch::Sender<bool>) -> Listening {
+fn cancel_on_ctrl_c(cancel: tokio::sync::watch::Sender<bool>, doing: &'static str) -> Listening {
     Listening(tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
-        eprintln!("clive-node: cancelling the job (Ctrl-C again to leave at once)");
+        eprintln!("clive-node: {doing} (Ctrl-C again to leave at once)");
         cancel.send_replace(true);
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);

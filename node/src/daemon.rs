@@ -140,6 +140,10 @@ const SERVICES: &[Service] = &[
         name: "executor",
         start: start_executor,
     },
+    Service {
+        name: "watches",
+        start: crate::dispatch::start_watches,
+    },
 ];
 
 /// The executor runs jobs as they come (its tasks start with each job);

@@ -13,6 +13,7 @@ pub mod control;
 pub mod daemon;
 pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod home;
 pub mod jobs;
 pub mod lock;

@@ -18,8 +18,10 @@ use crate::{
     Config, Home, HomeLock, NodeError,
     authority::NodeTrust,
     config::DEFAULT_CONFIG,
+    events::ZoneEvents,
     jobs::{
         executor::{Executor, ExecutorParts},
+        watches::Watches,
         wire::JOBS_ALPN,
     },
     net::{Mode, Net, NetOptions, NetSlot, Parts, ProtocolFactory, jobs::JobsProtocol},
@@ -92,6 +94,8 @@ pub struct Node {
     pub(crate) net: NetSlot,
     executor: Arc<Executor>,
     unchanged: crate::unchanged::Unchanged,
+    zone_events: ZoneEvents,
+    watches: Arc<Watches>,
     _lock: HomeLock,
 }
 
@@ -191,6 +195,7 @@ impl Node {
             config: config.jobs.clone(),
             dir: home.root().join("jobs"),
         })?;
+        let watches = Arc::new(Watches::open(db.clone()));
         Ok(Node {
             home: home.clone(),
             identity,
@@ -202,6 +207,8 @@ impl Node {
             net: Default::default(),
             executor,
             unchanged: Default::default(),
+            zone_events: ZoneEvents::default(),
+            watches,
             _lock: lock,
         })
     }
@@ -231,6 +238,7 @@ impl Node {
             db: self.db.clone(),
             identity: self.identity.clone(),
             clock: self.clock.clone(),
+            zone_events: self.zone_events.clone(),
             protocols: vec![(JOBS_ALPN, self.jobs_protocol())],
         };
         self.net.bring_online(parts, options, mode).await
@@ -250,6 +258,17 @@ impl Node {
     /// The node's executor: the jobs it runs and the records of those it sent.
     pub fn executor(&self) -> &Arc<Executor> {
         &self.executor
+    }
+
+    /// The node's zone events: raised wherever zone metadata is stored,
+    /// heard by pipeline watches.
+    pub fn zone_events(&self) -> &ZoneEvents {
+        &self.zone_events
+    }
+
+    /// The pipeline watches live on this node (`job watches`).
+    pub fn watches(&self) -> &Arc<Watches> {
+        &self.watches
     }
 
     /// Leaves the network: closes connections and the endpoint.

@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use anyhow::Result;
 use clive_node::{
     api::{JobReply, ResultInfo},
-    dispatch::{JobInfo, JobRun, PipelineCheck, PipelineRun, Verdict},
-    jobs::result::Exit,
+    dispatch::{self, JobInfo, JobRun, PipelineCheck, PipelineRun, Verdict, WatchEnded},
+    jobs::watches::WatchInfo,
 };
 
 use super::{Out, Render, short};
@@ -35,25 +35,20 @@ pub(super) fn reply(out: &Out, reply: &JobReply) -> Result<()> {
             check.text(&mut stderr)?;
             Ok(())
         }
+        JobReply::Watched(x) if out.is_json() => out.show(x),
+        JobReply::Watched(x) => {
+            let mut stderr = io::stderr().lock();
+            x.text(&mut stderr)?;
+            Ok(())
+        }
+        JobReply::Detached(x) => out.show(&Detached(x)),
+        JobReply::Watches(x) => out.show(x),
+        JobReply::Unwatched(x) => out.show(&Unwatched(x)),
         JobReply::Jobs(x) => out.show(x),
         JobReply::Status(x) => out.show(x),
         JobReply::Logged => Ok(()),
         JobReply::Cancelled { id } => out.show(&Cancelled(id)),
         JobReply::Result(x) => out.show(x),
-    }
-}
-
-/// How a job ended, in words.
-fn ending(result: &clive_node::jobs::result::JobResult) -> String {
-    if result.timed_out {
-        return "timed out".into();
-    }
-    if result.cancelled {
-        return "cancelled".into();
-    }
-    match result.exit {
-        Exit::Code(code) => format!("exit {code}"),
-        Exit::Signal(signal) => format!("killed by signal {signal}"),
     }
 }
 
@@ -92,9 +87,9 @@ impl Render for JobRun {
         };
         let code = self.exit_code();
         let status = if code == 0 {
-            ending(&self.result)
+            dispatch::ending(&self.result)
         } else {
-            format!("{} (exit code {code})", ending(&self.result))
+            format!("{} (exit code {code})", dispatch::ending(&self.result))
         };
         writeln!(out, "job {} on {on}: {status}{notes}", short(&id))
     }
@@ -103,24 +98,81 @@ impl Render for JobRun {
 /// `job run`: a line per step (ran, or memo hit), then the failed step.
 impl Render for PipelineRun {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for step in &self.steps {
-            let how = if step.run.memo_hit { "memo hit" } else { "ran" };
+        for line in self.summary_lines() {
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `job run --watch`, once stopped (its lines went to standard error as
+/// it ran; this says it ended).
+impl Render for WatchEnded {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let s = if self.runs == 1 { "" } else { "s" };
+        writeln!(out, "watch {} ended after {} run{s}", self.id, self.runs)
+    }
+}
+
+/// `job run --watch --detach`: the watch's id, and how to stop it.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Detached<'a>(&'a WatchInfo);
+
+impl Render for Detached<'_> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "{}", self.0.id)?;
+        // The id alone on standard output, for scripts; the note beside it.
+        writeln!(
+            io::stderr(),
+            "watch {} runs in the daemon (its output goes to the daemon's log); \
+             `clive-node job unwatch {}` stops it",
+            self.0.id,
+            short(&self.0.id)
+        )
+    }
+}
+
+/// `job unwatch`.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Unwatched<'a>(&'a WatchInfo);
+
+impl Render for Unwatched<'_> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let s = if self.0.runs == 1 { "" } else { "s" };
+        writeln!(
+            out,
+            "stopped watch {} of {} after {} run{s}",
+            self.0.id,
+            self.0.file.display(),
+            self.0.runs
+        )
+    }
+}
+
+/// `job watches`: one line each.
+impl Render for Vec<WatchInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.is_empty() {
+            return writeln!(out, "no watches");
+        }
+        for w in self {
+            let how = if w.detached { "detached" } else { "attached" };
+            let s = if w.runs == 1 { "" } else { "s" };
+            let last = w
+                .last_event
+                .as_deref()
+                .map(|e| format!("  last: {e}"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "step {}: {how}, {} (job {})",
-                step.step,
-                ending(&step.run.result),
-                short(&step.run.id.to_string())
+                "{}  {how:<8}  since {}  {} run{s}  {}{last}",
+                w.id,
+                w.started,
+                w.runs,
+                w.file.display()
             )?;
-        }
-        if let Some(failed) = &self.failed {
-            match (&failed.exit_code, &failed.reason) {
-                (_, Some(reason)) => writeln!(out, "step {} failed: {reason}", failed.step)?,
-                (Some(code), None) => {
-                    writeln!(out, "step {} failed with exit code {code}", failed.step)?
-                }
-                (None, None) => writeln!(out, "step {} failed", failed.step)?,
-            }
         }
         Ok(())
     }
@@ -144,7 +196,7 @@ impl Render for PipelineCheck {
                         out,
                         "step {}: no memo to compare; {how}, {} (job {job})",
                         step.step,
-                        ending(&step.run.result)
+                        dispatch::ending(&step.run.result)
                     )?
                 }
                 Verdict::NotReproducible => {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::call::{ApiError, CallContext, Client, duration};
 use crate::{
     Node, NodeError,
-    dispatch::{JobInfo, JobRun, PipelineCheck, PipelineRun, Stream},
+    dispatch::{JobInfo, JobRun, PipelineCheck, PipelineRun, Stream, WatchEnded},
     jobs::{
         JobError,
         jobfile::JobSpec,
@@ -16,6 +16,7 @@ use crate::{
         platform::Target,
         result::{JobResult, SignedResult},
         sandbox::SandboxLevel,
+        watches::{WATCH_VERSION, WatchInfo, WatchSpec, new_id},
     },
 };
 
@@ -115,9 +116,31 @@ pub enum JobRequest {
         /// Check reproducibility: run every step again, ignoring the memo,
         /// and report each step whose outputs differ from the memoized ones
         /// (exit 1 when one does), keeping the memo as it is.
-        #[arg(long, conflicts_with_all = ["no_cache", "out"])]
+        #[arg(long, conflicts_with_all = ["no_cache", "out", "watch"])]
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         check: bool,
+        /// Stay up after the first run, and run again whenever an input
+        /// moves: a ZONE/NAME whose hash changes (announced, refreshed or
+        /// published here), a path whose contents change on disk, or the
+        /// pipeline file itself; prints what moved and which steps ran.
+        /// Ctrl-C stops it.
+        #[arg(long)]
+        #[serde(default)]
+        watch: bool,
+        /// With --watch: run the watch inside the daemon and return at once
+        /// with its id (its lines go to the daemon's log; it is resumed when
+        /// the daemon restarts, until `job unwatch ID`). Needs a running daemon.
+        #[arg(long, requires = "watch")]
+        #[serde(default)]
+        detach: bool,
+    },
+    /// The pipeline watches live on this node (`job run --watch`), attached
+    /// or detached.
+    Watches,
+    /// Stop a pipeline watch (a detached one for good).
+    Unwatch {
+        /// The watch id (or a unique prefix of it).
+        id: String,
     },
     /// Jobs this node runs or sent, newest first.
     Ls,
@@ -175,6 +198,14 @@ pub enum JobReply {
     Pipeline(PipelineRun),
     /// `job run --check`: the plan and each step's verdict.
     Checked(PipelineCheck),
+    /// `job run --watch`, once stopped: its id and how many runs it made.
+    Watched(WatchEnded),
+    /// `job run --watch --detach`: the watch now running in the daemon.
+    Detached(WatchInfo),
+    /// `job watches`.
+    Watches(Vec<WatchInfo>),
+    /// `job unwatch`: the watch stopped.
+    Unwatched(WatchInfo),
     /// `job ls`.
     Jobs(Vec<JobInfo>),
     /// `job status`.
@@ -355,7 +386,30 @@ pub(crate) async fn handle(
             on,
             no_cache,
             out,
+            watch,
+            detach,
+            ..
+        } if watch || detach => {
+            let out = out.as_ref().map(|o| client.path(o));
+            let spec = WatchSpec {
+                version: WATCH_VERSION,
+                file: client.path(&file),
+                step,
+                on,
+                no_cache,
+                out,
+                created: clive_trust::clock::format_time(node.now()),
+            };
+            return watch_pipeline(node, spec, detach, client, ctx).await;
+        }
+        JobRequest::Run {
+            file,
+            step,
+            on,
+            no_cache,
+            out,
             check,
+            ..
         } => {
             let path = client.path(&file);
             let invalid = |e: &dyn std::error::Error| ApiError::Invalid {
@@ -397,6 +451,18 @@ pub(crate) async fn handle(
                     stream,
                 )
                 .await?,
+            )
+        }
+        JobRequest::Watches => JobReply::Watches(node.watches().list()),
+        JobRequest::Unwatch { id } => {
+            let watches = node.watches();
+            let id = watches
+                .resolve(&id)
+                .map_err(|e| NodeError::from(JobError::from(e)))?;
+            JobReply::Unwatched(
+                watches
+                    .stop(&id)
+                    .map_err(|e| NodeError::from(JobError::from(e)))?,
             )
         }
         JobRequest::Ls => JobReply::Jobs(jobs.list()?),
@@ -457,4 +523,63 @@ pub(crate) async fn handle(
             })
         }
     })
+}
+
+/// `job run --watch [--detach]`: checks the pipeline as `job run` does,
+/// then watches it here until cancelled, or starts it in the daemon.
+async fn watch_pipeline(
+    node: &Node,
+    spec: WatchSpec,
+    detach: bool,
+    client: &Client<'_>,
+    ctx: &mut dyn CallContext,
+) -> Result<JobReply, ApiError> {
+    let invalid = |e: &dyn std::error::Error| ApiError::Invalid {
+        reason: format!("{}: {}", spec.file.display(), super::call::error_chain(e)),
+    };
+    let pipeline = Pipeline::load(&spec.file).map_err(|e| invalid(&e))?;
+    if let Some(step) = &spec.step {
+        pipeline.only(step).map_err(|e| invalid(&e))?;
+    }
+    if let Some(on) = &spec.on {
+        on.parse::<Target>().map_err(|e| ApiError::Invalid {
+            reason: e.to_string(),
+        })?;
+    }
+    if detach {
+        if ctx.daemon().is_none() {
+            return Err(NodeError::from(JobError::from(
+                crate::jobs::watches::WatchError::NoDaemon,
+            ))
+            .into());
+        }
+        return Ok(JobReply::Detached(node.jobs().detach(spec)?));
+    }
+    let signer: Arc<dyn Signer> = Arc::from(
+        node.trust()
+            .signer(client.sign_with(false, ctx.passphrase()))?,
+    );
+    let guard = node.watches().register(
+        new_id(),
+        spec.file.clone(),
+        false,
+        clive_trust::clock::format_time(node.now()),
+    );
+    // The caller's cancel (Ctrl-C) stops the watch; a caller that leaves
+    // drops this call, and the watch with it.
+    let stop = guard.stopper();
+    let mut cancel = ctx.cancel_requested();
+    let _forward = n0_future::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        if cancel.wait_for(|asked| *asked).await.is_ok() {
+            stop.send_replace(true);
+        }
+    }));
+    let runs = node
+        .jobs()
+        .watch(&spec, signer, &guard, ctx.output())
+        .await?;
+    Ok(JobReply::Watched(WatchEnded {
+        id: guard.id().to_owned(),
+        runs,
+    }))
 }

@@ -202,6 +202,19 @@ impl Request {
         )
     }
 
+    /// Whether the call is a pipeline watch that stays attached (`job run
+    /// --watch` without `--detach`): cancelling it stops the watch.
+    pub fn is_watch(&self) -> bool {
+        matches!(
+            self,
+            Request::Job(JobRequest::Run {
+                watch: true,
+                detach: false,
+                ..
+            })
+        )
+    }
+
     /// Whether the call streams the client's standard input to the handler.
     pub fn reads_stdin(&self) -> bool {
         match self {

@@ -26,14 +26,22 @@ use tokio::{io::AsyncWriteExt, sync::watch};
 
 mod check;
 mod copy;
+mod detached;
 mod names;
 mod pipeline;
 mod sent;
+mod summary;
+mod watch_inputs;
+mod watching;
 
 pub use self::check::{NOT_REPRODUCIBLE, OutputDiff, PipelineCheck, StepCheck, Verdict};
 use self::copy::LogCopy;
+pub use self::detached::start_watches;
 pub use self::names::Resolved;
 pub use self::pipeline::{FailedStep, PipelineRun, StepRun};
+pub use self::summary::ending;
+pub use self::watch_inputs::DEBOUNCE;
+pub use self::watching::{REFRESH_EVERY, WatchEnded};
 use crate::{
     Node, NodeError,
     jobs::{

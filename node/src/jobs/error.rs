@@ -50,6 +50,9 @@ pub enum JobError {
     /// The job records.
     #[error(transparent)]
     Records(#[from] RecordError),
+    /// The pipeline watches.
+    #[error(transparent)]
+    Watch(#[from] super::watches::WatchError),
     /// Staging the inputs.
     #[error(transparent)]
     Stage(#[from] StageError),

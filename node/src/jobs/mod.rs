@@ -27,6 +27,7 @@ pub mod sandbox;
 pub mod size;
 pub mod stage;
 pub mod supervisor;
+pub mod watches;
 pub mod wire;
 
 pub use error::JobError;

@@ -372,8 +372,11 @@ impl NamesHandle<'_> {
         Ok(published)
     }
 
-    /// Tells followers of `zone` about its current timestamp, when online.
+    /// Tells this node's watches that `zone` was stored, and its
+    /// followers (when online) about its current timestamp: every change
+    /// this node signs goes through here.
     fn announce_zone(&self, zone: &str) {
+        self.node.zone_events().stored(zone);
         let Some(net) = self.node.net.get() else {
             return;
         };
@@ -539,6 +542,9 @@ impl NamesHandle<'_> {
         )?;
         let source = format!("peer {}", publisher.fmt_short());
         let verified = zones.update_from(&zone, bundle, &source, self.now());
+        if verified.is_ok() {
+            self.node.zone_events().stored(&zone);
+        }
         Ok(Refreshed {
             zone,
             verified: verified.as_ref().ok().cloned(),
@@ -572,6 +578,7 @@ impl NamesHandle<'_> {
             })
             .await
             .map_err(NamesError::Task)??;
+            self.node.zone_events().stored(zone);
             return Ok(Refreshed {
                 zone: zone.to_owned(),
                 verified: Some(verified),
@@ -621,6 +628,7 @@ impl NamesHandle<'_> {
                 None
             }
         };
+        self.node.zone_events().stored(zone);
         Ok(Overridden {
             zone: zone.to_owned(),
             name: path.to_owned(),

@@ -202,6 +202,8 @@ pub(crate) struct Parts<'a> {
     pub db: Arc<redb::Database>,
     pub identity: PublicIdentity,
     pub clock: Arc<dyn Clock>,
+    /// Where zone metadata stored by the network layer is told.
+    pub zone_events: crate::events::ZoneEvents,
     /// Protocols of other concerns served beside the network's own (the
     /// jobs protocol), each made once the network layer exists.
     pub protocols: Vec<(&'static [u8], ProtocolFactory)>,
@@ -278,6 +280,7 @@ impl NetSlot {
             keepers: Default::default(),
             announcer: Arc::new(announce::Announcer::new(&endpoint, parts.clock.clone())),
             announcements: tokio::sync::broadcast::channel(announce::EVENT_BACKLOG).0,
+            zone_events: parts.zone_events,
             registry,
         });
         for (id, record) in state::peers(&shared.db)? {

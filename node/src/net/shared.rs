@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub announcer: Arc<announce::Announcer>,
     /// Verified announcements, for the concerns that act on them.
     pub announcements: tokio::sync::broadcast::Sender<announce::Announcement>,
+    /// The node's zone events: told whenever zone metadata is stored here.
+    pub zone_events: crate::events::ZoneEvents,
     /// Every connection of the endpoint, watched for silence.
     pub registry: Registry,
 }

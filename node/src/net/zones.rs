@@ -230,15 +230,17 @@ pub async fn sync_from(
     let bundle = fetch_files(shared, zone_id, peer).await?;
     let zones = Zones::new(shared.db.clone());
     let source = format!("peer {}", peer.fmt_short());
-    let zone = zone.to_owned();
+    let name = zone.to_owned();
     let clock = shared.clock.clone();
-    tokio::task::spawn_blocking(move || {
+    let verified = tokio::task::spawn_blocking(move || {
         zones
-            .update_from(&zone, bundle, &source, clock.now())
+            .update_from(&name, bundle, &source, clock.now())
             .map_err(NodeError::from)
     })
     .await
-    .map_err(NamesError::Verifying)?
+    .map_err(NamesError::Verifying)??;
+    shared.zone_events.stored(zone);
+    Ok(verified)
 }
 
 /// The metadata files `peer` lists for the zone `zone_id`, fetched.
@@ -371,6 +373,7 @@ pub async fn accept_submission(
     match accepted {
         Ok(Ok(timestamp)) => {
             tracing::info!(zone, role, "took a delegate's new metadata");
+            shared.zone_events.stored(&zone);
             announce(shared, zone_id.to_owned(), timestamp);
             ZoneReply::Accepted { timestamp }
         }
