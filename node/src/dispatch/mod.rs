@@ -108,6 +108,11 @@ impl JobRun {
     }
 }
 
+/// Whether a result has nothing to replay: both its logs are empty.
+fn is_quiet(result: &JobResult) -> bool {
+    result.stdout == Hash::EMPTY && result.stderr == Hash::EMPTY
+}
+
 /// The `PATH` a job gets when its command line gives none.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
@@ -248,25 +253,15 @@ impl JobsHandle<'_> {
         let executor = self.node.executor();
         if !no_cache && let Some(signed) = executor.memo_hit(&id).await.map_err(NodeError::from)? {
             let (result, _) = signed.verify().map_err(JobError::from)?;
-            let mut run = if result.stdout == Hash::EMPTY && result.stderr == Hash::EMPTY {
-                // Nothing to replay: no log to follow.
-                JobRun {
-                    id,
-                    executor: "local".into(),
-                    memo_hit: true,
-                    result,
-                    written: None,
-                }
+            let run = if is_quiet(&result) {
+                self.memo_run(id, result)
             } else {
                 let follow = executor
                     .follow_result(signed, 0, 0)
                     .map_err(NodeError::from)?;
-                self.follow_local(id, follow, stream).await?
+                let run = self.follow_local(id, follow, stream).await?;
+                self.memo_run(id, run.result)
             };
-            run.memo_hit = true;
-            if run.result.executor != crate::jobs::result::executor_line(self.node.public()) {
-                run.executor = run.result.executor.clone();
-            }
             return self.finish(run, out_dir).await;
         }
         let run = match target.unwrap_or(&Target::Local) {
@@ -292,6 +287,46 @@ impl JobsHandle<'_> {
             }
         };
         self.finish(run, out_dir).await
+    }
+
+    /// The memo's answer for `prepared` when it has one with nothing to
+    /// replay (both logs empty), its outputs written to `out_dir` when
+    /// asked; None when the job must run or its logs be followed.
+    pub(crate) async fn quiet_memo_hit(
+        &self,
+        prepared: &Prepared,
+        out_dir: Option<&Path>,
+    ) -> Result<Option<JobRun>, NodeError> {
+        let id = prepared.doc.id();
+        let Some(signed) = self.node.executor().memo_hit(&id).await? else {
+            return Ok(None);
+        };
+        let (result, _) = signed.verify().map_err(JobError::from)?;
+        if !is_quiet(&result) {
+            return Ok(None);
+        }
+        if let Some(dir) = out_dir {
+            self.node.home().check_destination(dir)?;
+        }
+        let run = self.memo_run(id, result);
+        self.finish(run, out_dir).await.map(Some)
+    }
+
+    /// How a memo hit for job `id` with `result` is reported.
+    fn memo_run(&self, id: JobId, result: JobResult) -> JobRun {
+        let executor = if result.executor != crate::jobs::result::executor_line(self.node.public())
+        {
+            result.executor.clone()
+        } else {
+            "local".into()
+        };
+        JobRun {
+            id,
+            executor,
+            memo_hit: true,
+            result,
+            written: None,
+        }
     }
 
     /// Writes the outputs out when asked.

@@ -138,7 +138,8 @@ impl JobsHandle<'_> {
     }
 
     /// Runs the steps of one level at once; each step's output lines are
-    /// prefixed by its name as they come.
+    /// prefixed by its name as they come. Steps the memo answers with
+    /// nothing to replay are answered first, without pipes.
     #[allow(clippy::too_many_arguments)]
     async fn run_level(
         &self,
@@ -151,24 +152,46 @@ impl JobsHandle<'_> {
         out_dir: Option<&Path>,
         stream: &mut Stream<'_>,
     ) -> Result<Vec<(String, Result<JobRun, NodeError>)>, NodeError> {
+        let prepared = n0_future::join_all(steps.iter().map(|(name, step)| async move {
+            let dir = out_dir.map(|d| d.join(name.as_str()));
+            let prepared = async {
+                let mut spec = step.spec(upstream).map_err(JobError::from)?;
+                if let Some(on) = on {
+                    spec.on = Some(on.clone());
+                }
+                let doc = self.document_with(&spec, names).await?;
+                if !no_cache && let Some(run) = self.quiet_memo_hit(&doc, dir.as_deref()).await? {
+                    return Ok(Err(run));
+                }
+                Ok(Ok((spec.on, doc)))
+            }
+            .await;
+            ((*name).clone(), dir, prepared)
+        }))
+        .await;
+        let mut ended = Vec::new();
         let mut runs = Vec::new();
         let mut readers = Vec::new();
-        for (name, step) in steps {
+        for (name, dir, prepared) in prepared {
+            let (target, prepared) = match prepared {
+                Ok(Ok(to_run)) => to_run,
+                Ok(Err(hit)) => {
+                    ended.push((name, Ok(hit)));
+                    continue;
+                }
+                Err(e) => {
+                    ended.push((name, Err(e)));
+                    continue;
+                }
+            };
             let (out_w, out_r) = tokio::io::duplex(STEP_PIPE);
             let (err_w, err_r) = tokio::io::duplex(STEP_PIPE);
-            readers.push(((*name).clone(), out_r, err_r));
+            readers.push((name.clone(), out_r, err_r));
             let cancel = stream.cancel.clone();
-            let dir = out_dir.map(|d| d.join(name.as_str()));
             runs.push(async move {
                 let mut out_w = out_w;
                 let mut err_w = err_w;
                 let ran = async {
-                    let mut spec = step.spec(upstream).map_err(JobError::from)?;
-                    if let Some(on) = on {
-                        spec.on = Some(on.clone());
-                    }
-                    let target = spec.on.clone();
-                    let prepared = self.document_with(&spec, names).await?;
                     let stream = Stream {
                         out: Output {
                             stdout: &mut out_w,
@@ -187,14 +210,19 @@ impl JobsHandle<'_> {
                     .await
                 }
                 .await;
-                ((*name).clone(), ran)
+                (name, ran)
             });
         }
-        let all = n0_future::join_all(runs);
-        let out = &mut stream.out;
-        let prefixing = prefix_lines(readers, out);
-        let (ended, prefixed) = tokio::join!(all, prefixing);
-        prefixed?;
+        if !runs.is_empty() {
+            let all = n0_future::join_all(runs);
+            let out = &mut stream.out;
+            let prefixing = prefix_lines(readers, out);
+            let (ran, prefixed) = tokio::join!(all, prefixing);
+            prefixed?;
+            ended.extend(ran);
+        }
+        // In the level's order, as the plan lists them.
+        ended.sort_by_key(|(name, _)| steps.iter().position(|(n, _)| *n == name));
         Ok(ended)
     }
 }
