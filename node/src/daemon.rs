@@ -99,6 +99,8 @@ impl PassphraseSource for HeldPassphrase {
 
 /// How often the daemon looks for zone metadata to re-sign before it expires.
 const RESIGN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the daemon trims the job cache when results were put.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One background service of the daemon: its name, and how it starts on
 /// a node that is online. [`Running::stop`] stops it.
@@ -144,7 +146,31 @@ const SERVICES: &[Service] = &[
         name: "watches",
         start: crate::dispatch::start_watches,
     },
+    Service {
+        name: "cache trimmer",
+        start: start_cache_trimmer,
+    },
 ];
+
+/// Keeps the memo's cache within its bound when results are put by work
+/// no command waits for (peers' jobs, detached watches): every
+/// [`TRIM_EVERY`], a trim if a result was put since the last one (it never
+/// waits for the store; a busy store puts it off to the next tick).
+fn start_cache_trimmer(node: &Arc<Node>) -> Result<Running, NodeError> {
+    let node = node.clone();
+    Ok(Running::task(
+        "cache trimmer",
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TRIM_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = node.store().trim_cache_after_put().await {
+                    tracing::warn!("trimming the job cache: {e}");
+                }
+            }
+        }),
+    ))
+}
 
 /// The executor runs jobs as they come (its tasks start with each job);
 /// stopping it kills the jobs under way, whose records then say

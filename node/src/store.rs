@@ -95,7 +95,8 @@ impl StoreHandle<'_> {
 
     /// Adds `path` as a job's input: when it is unchanged since an earlier
     /// add (the same stamp, see [`crate::unchanged`]) and that add's
-    /// object is still here, answers its hash without reading the path.
+    /// object is still here whole (the cache may have evicted blobs an
+    /// output shared with it), answers its hash without reading the path.
     /// The caller holds the roots ([`clive_cas::Store::hold_roots`]).
     pub async fn add_input(&self, path: &Path) -> Result<Hash, NodeError> {
         self.node.home().check_source(path)?;
@@ -110,7 +111,7 @@ impl StoreHandle<'_> {
         let before = stamp_of(key.clone()).await;
         if let Some(stamp) = &before
             && let Some(hash) = self.node.unchanged().get(&key, stamp)
-            && self.node.cas().has(hash).await?
+            && self.node.cas().missing_below(hash).await?.is_empty()
         {
             return Ok(hash);
         }

@@ -238,3 +238,51 @@ fn a_long_add_holds_up_neither_jobs_nor_status() {
             .success()
     );
 }
+
+/// Results put by work no command of this node waits for (a peer's jobs)
+/// are trimmed too: the daemon's cache trimmer keeps the executor's cache
+/// within its bound.
+#[test]
+fn a_peers_jobs_are_kept_within_the_executors_bound() {
+    let friend = node();
+    let config = friend.home().join("config.toml");
+    let mut settings = std::fs::read_to_string(&config).unwrap();
+    settings.push_str("min_sandbox = \"none\"\n");
+    std::fs::write(&config, settings).unwrap();
+    let laptop = TestNode::loopback();
+    let fd = friend.start_daemon();
+    let ld = laptop.start_daemon();
+    clive_tests::admit(&friend, &laptop, "exec");
+    let friend_key = friend.json(["id"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for name in ["a", "b", "c", "d"] {
+        let script = format!("echo {name}; head -c {OUTPUT} /dev/urandom > out");
+        let got = laptop
+            .cmd([
+                "exec",
+                "--on",
+                &friend_key,
+                "--sandbox",
+                "none",
+                "--output",
+                "out",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .output()
+            .unwrap();
+        assert!(got.status.success(), "{}", text(&got.stderr));
+    }
+    clive_tests::eventually("the friend's cache back within its bound", || {
+        friend.json(["status"])["cache_bytes"]
+            .as_u64()
+            .is_some_and(|b| b <= 100 << 10)
+    });
+    friend.ok(["fsck"]);
+    friend.stop(fd);
+    laptop.stop(ld);
+}

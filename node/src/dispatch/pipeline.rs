@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, path::Path, sync::Arc};
 use clive_cas::Hash;
 use clive_trust::Signer;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::{JobRun, JobsHandle, Output, Stream};
 use crate::{
@@ -21,6 +21,8 @@ use crate::{
     },
 };
 
+/// The longest line of a step's output held at once, in bytes.
+const MAX_LINE: u64 = 64 * 1024;
 /// Bytes buffered between a step and the prefixing of its lines.
 pub(super) const STEP_PIPE: usize = 64 * 1024;
 
@@ -245,7 +247,9 @@ pub(super) async fn prefix_lines<R: AsyncRead + Unpin + Send + 'static>(
                     let mut line = Vec::new();
                     loop {
                         line.clear();
-                        match lines.read_until(b'\n', &mut line).await {
+                        // A longer line is cut into lines of MAX_LINE bytes.
+                        let mut capped = (&mut lines).take(MAX_LINE);
+                        match capped.read_until(b'\n', &mut line).await {
                             Ok(0) | Err(_) => return,
                             Ok(_) => {
                                 if !line.ends_with(b"\n") {
