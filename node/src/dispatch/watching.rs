@@ -48,6 +48,7 @@ use super::{
 };
 use crate::{
     NodeError,
+    error::error_chain,
     jobs::{
         pipeline::Pipeline,
         platform::Target,
@@ -181,7 +182,7 @@ impl JobsHandle<'_> {
                         .await?;
                     }
                     Err(e) => {
-                        let e = chain(&e);
+                        let e = error_chain(&e);
                         say(&mut out, &format!("watch {id}: run {runs} failed: {e}")).await?;
                     }
                 }
@@ -269,7 +270,8 @@ impl JobsHandle<'_> {
     /// Reads and checks the watch's pipeline file (a message saying why
     /// it cannot be run, otherwise).
     fn load(&self, spec: &WatchSpec) -> Result<Loaded, String> {
-        let failed = |e: &dyn std::error::Error| format!("{}: {}", spec.file.display(), chain(e));
+        let failed =
+            |e: &dyn std::error::Error| format!("{}: {}", spec.file.display(), error_chain(e));
         let mut pipeline = Pipeline::load(&spec.file).map_err(|e| failed(&e))?;
         if let Some(step) = &spec.step {
             pipeline = pipeline.only(step).map_err(|e| failed(&e))?;
@@ -321,18 +323,6 @@ fn shown_path(base: &Path, path: &Path) -> String {
         Ok(rel) if !rel.as_os_str().is_empty() => format!("./{}", rel.display()),
         _ => path.display().to_string(),
     }
-}
-
-/// An error and its causes, joined by `": "`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 fn plural(n: usize) -> &'static str {
