@@ -110,7 +110,8 @@ pub(super) async fn fetch_missing(node: &Node, held: &BTreeMap<String, Held>) ->
     failed
 }
 
-/// What each path holds now (added to the store, as a run adds it).
+/// What each path holds now (added to the store as a run adds its path
+/// inputs: a path unchanged since it was last added is not read again).
 pub(super) async fn hash(
     node: &Node,
     paths: impl IntoIterator<Item = &PathBuf>,
@@ -119,9 +120,8 @@ pub(super) async fn hash(
     for path in paths {
         let held = node
             .store()
-            .add_path(path, None, Arc::new(NoProgress))
+            .add_input(path)
             .await
-            .map(|added| added.added.hash)
             .map_err(|e| e.to_string());
         out.insert(path.clone(), held);
     }
