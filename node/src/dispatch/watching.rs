@@ -99,6 +99,8 @@ impl JobsHandle<'_> {
         let id = guard.id().to_owned();
         let mut stop = guard.stopped();
         let mut zone_events = self.node.zone_events().subscribe();
+        // False once the zone events' sender is gone: nothing more comes.
+        let mut zones_open = true;
         let mut fs = FsWatch::new()?;
         let base = spec.file.parent().map(Path::to_owned).unwrap_or_default();
         let mut loaded = match self.load(spec) {
@@ -165,6 +167,8 @@ impl JobsHandle<'_> {
                         stream,
                     )
                     .await;
+                // As the API does after each `exec` and `job` command.
+                self.node.store().trim_cache_logged().await;
                 match ran {
                     Ok(run) => {
                         for line in run.summary_lines() {
@@ -196,12 +200,15 @@ impl JobsHandle<'_> {
                         break;
                     }
                 }
-                event = zone_events.recv() => {
+                event = zone_events.recv(), if zones_open => {
                     let zone = match event {
                         Ok(event) => Some(event.zone),
                         // Some were missed: any zone may have moved.
                         Err(RecvError::Lagged(_)) => None,
-                        Err(RecvError::Closed) => continue,
+                        Err(RecvError::Closed) => {
+                            zones_open = false;
+                            continue;
+                        }
                     };
                     let Some(current) = &loaded else { continue };
                     if zone.as_ref().is_none_or(|z| current.zones.contains(z)) {
