@@ -220,7 +220,6 @@ impl JobsHandle<'_> {
                     }
                 }
                 touched = fs.next() => {
-                    let Some(touched) = touched else { continue };
                     let mut why = Vec::new();
                     if touched.contains(&spec.file) {
                         match self.load(spec) {
