@@ -691,3 +691,15 @@ fn describe(pid: Option<u32>, command: &Option<String>) -> String {
         _ => "another process".into(),
     }
 }
+
+/// An error and its causes, joined by `": "` (as `{:#}` of `anyhow` shows them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

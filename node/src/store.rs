@@ -280,6 +280,21 @@ impl StoreHandle<'_> {
         Ok(Some(trimmed.report))
     }
 
+    /// [`Self::trim_cache_after_put`] after a command or a watch's run
+    /// that may have put job results: an eviction is logged, and so is a
+    /// failure (the command's own answer stands).
+    pub async fn trim_cache_logged(&self) {
+        match self.trim_cache_after_put().await {
+            Ok(Some(report)) if !report.evicted.is_empty() => tracing::info!(
+                evicted = report.evicted.len(),
+                freed = report.evicted_bytes,
+                "the job cache passed its bound"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("trimming the job cache: {e}"),
+        }
+    }
+
     /// The cache's size in bytes now, nothing evicted (for `status`); when
     /// an import, a fetch or a collection holds the store, its size when
     /// last measured (None if it never was), so `status` never waits.

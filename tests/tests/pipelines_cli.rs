@@ -109,23 +109,29 @@ fn bad_pipelines_fail_before_any_step_runs() {
     let node = TestNode::loopback();
     let dir = node.scratch("bad");
     let marker = node.scratch("ran");
+    // Each case, and what its error must say.
     let cases = [
         (
             "cycle",
-            "version = 1\n[step.a]\nargv = [\"true\"]\ninputs = { x = \"step:b\" }\n\
-             [step.b]\nargv = [\"true\"]\ninputs = { y = \"step:a\" }\n",
+            "steps form a cycle: a -> b -> a",
+            // Each declares an output, so the cycle is what is wrong.
+            "version = 1\n[step.a]\nargv = [\"true\"]\noutputs = [\"o\"]\n\
+             inputs = { x = \"step:b\" }\n\
+             [step.b]\nargv = [\"true\"]\noutputs = [\"o\"]\ninputs = { y = \"step:a\" }\n",
         ),
         (
             "unknown step",
+            "step a input x reads step:nope, but there is no step nope",
             "version = 1\n[step.a]\nargv = [\"true\"]\ninputs = { x = \"step:nope\" }\n",
         ),
         (
             "undeclared output",
+            "step b input x reads \"other\" of step a, which does not declare it (its outputs: o)",
             "version = 1\n[step.a]\nargv = [\"true\"]\noutputs = [\"o\"]\n\
              [step.b]\nargv = [\"true\"]\ninputs = { x = \"step:a/other\" }\n",
         ),
     ];
-    for (what, text) in cases {
+    for (what, expected, text) in cases {
         // A first step that would leave a mark if anything ran.
         let text = format!(
             "{text}[step.first]\nargv = [\"sh\", \"-c\", \"touch {}\"]\n",
@@ -134,13 +140,16 @@ fn bad_pipelines_fail_before_any_step_runs() {
         let file = dir.join(format!("{}.toml", what.replace(' ', "-")));
         write(&file, &text);
         let err = node.fails(["job", "run", file.to_str().unwrap()]);
-        assert!(!err.is_empty(), "{what}");
+        assert!(err.contains(expected), "{what}: {err}");
         assert!(!marker.exists(), "{what}: a step ran");
     }
     let big = dir.join("big.toml");
     write(&big, &format!("version = 1\n# {}\n", "x".repeat(2 << 20)));
     let err = node.fails(["job", "run", big.to_str().unwrap()]);
-    assert!(!err.is_empty());
+    assert!(
+        err.contains("pipeline file is over 1048576 bytes: refused"),
+        "{err}"
+    );
 }
 
 /// Path inputs unchanged since an earlier run are not read again (their

@@ -182,6 +182,17 @@ outputs = ["used.txt"]
     eventually("B has the re-published version", || {
         timestamp(&b, "release/tool") > before
     });
+    // The watch hears the zone event as B stores the version; it has had
+    // its time to react to it (wrongly) by now.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(runs(&counter), 2, "{:?}", watching.lines());
+    assert_eq!(
+        watching.count("moved: release/tool"),
+        1,
+        "{:?}",
+        watching.lines()
+    );
+    assert!(!watching.has("run 3"), "{:?}", watching.lines());
     // Then a real move: the next run is the third, for that move.
     let v3 = a.scratch("v3");
     write(&v3, "tool 3\n");
@@ -193,6 +204,20 @@ outputs = ["used.txt"]
         2,
         "{:?}",
         watching.lines()
+    );
+    let v3_hash = b.json(["name", "resolve", "release/tool"])["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let moved = watching
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("moved: release/tool"))
+        .unwrap();
+    assert!(
+        moved.ends_with(&format!("-> {}..", &v3_hash[..8])),
+        "{moved} (v3 is {v3_hash})"
     );
     assert!(!watching.has("run 4"), "{:?}", watching.lines());
 

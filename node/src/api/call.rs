@@ -112,17 +112,7 @@ impl From<ObjectError> for ApiError {
     }
 }
 
-/// An error and its causes, joined by `": "` (as `{:#}` of `anyhow` shows them).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+pub use crate::error::error_chain;
 
 /// The two streams a call writes to (the jobs handle writes a job's
 /// output to the same pair).

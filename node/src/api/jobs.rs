@@ -16,7 +16,7 @@ use crate::{
         platform::Target,
         result::{JobResult, SignedResult},
         sandbox::SandboxLevel,
-        watches::{WATCH_VERSION, WatchInfo, WatchSpec, new_id},
+        watches::{WATCH_VERSION, WatchError, WatchInfo, WatchSpec, new_id},
     },
 };
 
@@ -456,14 +456,13 @@ pub(crate) async fn handle(
         JobRequest::Watches => JobReply::Watches(node.watches().list()),
         JobRequest::Unwatch { id } => {
             let watches = node.watches();
-            let id = watches
-                .resolve(&id)
-                .map_err(|e| NodeError::from(JobError::from(e)))?;
-            JobReply::Unwatched(
-                watches
-                    .stop(&id)
-                    .map_err(|e| NodeError::from(JobError::from(e)))?,
-            )
+            // A stored row no daemon runs (it could not be resumed) goes by its id.
+            let stopped = match watches.resolve(&id) {
+                Ok(id) => watches.stop(&id),
+                Err(WatchError::NotFound(_)) => watches.forget_stored(&id),
+                Err(e) => Err(e),
+            };
+            JobReply::Unwatched(stopped.map_err(|e| NodeError::from(JobError::from(e)))?)
         }
         JobRequest::Ls => JobReply::Jobs(jobs.list()?),
         JobRequest::Status { id } => JobReply::Status(jobs.status(&jobs.resolve_id(&id)?)?),
@@ -548,10 +547,7 @@ async fn watch_pipeline(
     }
     if detach {
         if ctx.daemon().is_none() {
-            return Err(NodeError::from(JobError::from(
-                crate::jobs::watches::WatchError::NoDaemon,
-            ))
-            .into());
+            return Err(NodeError::from(JobError::from(WatchError::NoDaemon)).into());
         }
         return Ok(JobReply::Detached(node.jobs().detach(spec)?));
     }

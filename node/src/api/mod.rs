@@ -356,29 +356,14 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
         )),
         Request::Exec(args) => {
             let reply = jobs::exec(node, args, &client, ctx).await;
-            trim_cache(node).await;
+            node.store().trim_cache_logged().await;
             Ok(Reply::Job(reply?))
         }
         Request::Job(request) => {
             let reply = jobs::handle(node, request, &client, ctx).await;
-            trim_cache(node).await;
+            node.store().trim_cache_logged().await;
             Ok(Reply::Job(reply?))
         }
-    }
-}
-
-/// After a command that may have put job results: evicts what the memo's
-/// cache holds past its bound (see `crate::jobs::cache`). A failure is
-/// logged; the command's own answer stands.
-async fn trim_cache(node: &Node) {
-    match node.store().trim_cache_after_put().await {
-        Ok(Some(report)) if !report.evicted.is_empty() => tracing::info!(
-            evicted = report.evicted.len(),
-            freed = report.evicted_bytes,
-            "the job cache passed its bound"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("trimming the job cache: {e}"),
     }
 }
 

@@ -11,7 +11,6 @@ use std::{
 
 use clive_cas::{Hash, NoProgress};
 use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 
 use crate::{
     Node, NodeError,
@@ -110,7 +109,8 @@ pub(super) async fn fetch_missing(node: &Node, held: &BTreeMap<String, Held>) ->
     failed
 }
 
-/// What each path holds now (added to the store, as a run adds it).
+/// What each path holds now (added to the store as a run adds its path
+/// inputs: a path unchanged since it was last added is not read again).
 pub(super) async fn hash(
     node: &Node,
     paths: impl IntoIterator<Item = &PathBuf>,
@@ -119,9 +119,8 @@ pub(super) async fn hash(
     for path in paths {
         let held = node
             .store()
-            .add_path(path, None, Arc::new(NoProgress))
+            .add_input(path)
             .await
-            .map(|added| added.added.hash)
             .map_err(|e| e.to_string());
         out.insert(path.clone(), held);
     }
@@ -136,6 +135,10 @@ pub(super) fn shown(held: Option<&Held>) -> String {
     }
 }
 
+/// At most this many paths wait for a watch to look at them; past it
+/// the watch takes every root as touched.
+const PENDING_MAX: usize = 4096;
+
 /// The file system events under a watch's paths, debounced. Each root
 /// (a path input, or the pipeline file) is watched itself (recursively
 /// when a directory) and through its parent directory, so a root that is
@@ -143,30 +146,69 @@ pub(super) fn shown(held: Option<&Held>) -> String {
 /// seen and watched again.
 pub(super) struct FsWatch {
     watcher: notify::RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    /// What the events reported and nobody took yet (kept here, not in
+    /// [`FsWatch::next`], so a `next` dropped midway loses none of it).
+    pending: Arc<Pending>,
     roots: BTreeSet<PathBuf>,
     /// What is being watched, and how.
     watched: BTreeMap<PathBuf, RecursiveMode>,
 }
 
+/// The events not taken yet, shared with `notify`'s callback.
+#[derive(Default)]
+struct Pending {
+    state: std::sync::Mutex<PendingState>,
+    /// Woken on each event.
+    woken: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct PendingState {
+    paths: BTreeSet<PathBuf>,
+    /// More than [`PENDING_MAX`] paths came: anything may have changed.
+    overflow: bool,
+    /// When the last event came (none pending when `None`).
+    last: Option<std::time::Instant>,
+}
+
+impl Pending {
+    fn state(&self) -> std::sync::MutexGuard<'_, PendingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, paths: Vec<PathBuf>) {
+        let mut state = self.state();
+        for path in paths {
+            if state.overflow || state.paths.len() >= PENDING_MAX {
+                state.overflow = true;
+                state.paths.clear();
+                break;
+            }
+            state.paths.insert(path);
+        }
+        state.last = Some(std::time::Instant::now());
+        drop(state);
+        self.woken.notify_one();
+    }
+}
+
 impl FsWatch {
     /// A watcher with no roots yet.
     pub fn new() -> Result<FsWatch, NodeError> {
-        let (tx, events) = mpsc::unbounded_channel();
+        let pending = Arc::new(Pending::default());
+        let sink = pending.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             match event {
                 // Reads (the watch's own hashing among them) change nothing.
                 Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
-                Ok(event) => {
-                    let _ = tx.send(event.paths);
-                }
+                Ok(event) => sink.add(event.paths),
                 Err(e) => tracing::debug!("file system events: {e}"),
             }
         })
         .map_err(|e| JobError::Refused(format!("watching the file system: {e}")))?;
         Ok(FsWatch {
             watcher,
-            events,
+            pending,
             roots: BTreeSet::new(),
             watched: BTreeMap::new(),
         })
@@ -236,25 +278,45 @@ impl FsWatch {
     }
 
     /// The roots something happened under, once the file system has been
-    /// quiet for [`DEBOUNCE`]; `None` once events can no longer come.
-    pub async fn next(&mut self) -> Option<BTreeSet<PathBuf>> {
-        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
-        let first = self.events.recv().await?;
-        self.touch(first, &mut touched);
+    /// quiet for [`DEBOUNCE`] (every root when too many events came).
+    ///
+    /// Cancel-safe: what came before a `next` is dropped stays pending
+    /// (in the watcher, with its debounce deadline) for the next call.
+    pub async fn next(&mut self) -> BTreeSet<PathBuf> {
         loop {
-            match tokio::time::timeout(DEBOUNCE, self.events.recv()).await {
-                Ok(Some(paths)) => self.touch(paths, &mut touched),
-                Ok(None) => return None,
-                Err(_quiet) => break,
+            let due = self.pending.state().last.map(|last| last + DEBOUNCE);
+            match due {
+                None => self.pending.woken.notified().await,
+                Some(due) if std::time::Instant::now() < due => {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await
+                }
+                Some(_) => break,
             }
         }
+        let (paths, overflow) = {
+            let mut state = self.pending.state();
+            state.last = None;
+            (
+                std::mem::take(&mut state.paths),
+                std::mem::take(&mut state.overflow),
+            )
+        };
+        let mut touched = BTreeSet::new();
+        if overflow {
+            touched = self.roots.clone();
+            for root in &touched {
+                self.rewatch(root);
+            }
+        } else {
+            self.touch(paths, &mut touched);
+        }
         self.add_missing();
-        Some(touched)
+        touched
     }
 
     /// Notes the roots `paths` lie under; a root itself touched is watched
     /// again (its inode may be new).
-    fn touch(&mut self, paths: Vec<PathBuf>, touched: &mut BTreeSet<PathBuf>) {
+    fn touch(&mut self, paths: BTreeSet<PathBuf>, touched: &mut BTreeSet<PathBuf>) {
         for path in paths {
             let roots: Vec<PathBuf> = self
                 .roots
@@ -269,5 +331,43 @@ impl FsWatch {
                 touched.insert(root);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeSet, time::Duration};
+
+    use super::FsWatch;
+
+    /// A `next` dropped while it debounces (as the watch's `select!` drops
+    /// it when a zone event comes) loses none of the events it saw.
+    #[tokio::test]
+    async fn events_survive_a_dropped_next() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("input.txt");
+        std::fs::write(&file, "one").expect("writing the input");
+        let mut fs = FsWatch::new().expect("a watcher");
+        fs.set_roots(BTreeSet::from([file.clone()]));
+        std::fs::write(&file, "two").expect("writing the input");
+        // Dropped every 10 ms, for longer than the debounce: the event
+        // comes in while some `next` is waiting, and that one is dropped.
+        let mut touched = None;
+        for _ in 0..40 {
+            tokio::select! {
+                got = fs.next() => {
+                    touched = Some(got);
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+        let touched = match touched {
+            Some(touched) => touched,
+            None => tokio::time::timeout(Duration::from_secs(30), fs.next())
+                .await
+                .expect("the event was lost with a dropped `next`"),
+        };
+        assert_eq!(touched, BTreeSet::from([file]));
     }
 }

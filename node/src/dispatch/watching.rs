@@ -48,6 +48,7 @@ use super::{
 };
 use crate::{
     NodeError,
+    error::error_chain,
     jobs::{
         pipeline::Pipeline,
         platform::Target,
@@ -98,6 +99,8 @@ impl JobsHandle<'_> {
         let id = guard.id().to_owned();
         let mut stop = guard.stopped();
         let mut zone_events = self.node.zone_events().subscribe();
+        // False once the zone events' sender is gone: nothing more comes.
+        let mut zones_open = true;
         let mut fs = FsWatch::new()?;
         let base = spec.file.parent().map(Path::to_owned).unwrap_or_default();
         let mut loaded = match self.load(spec) {
@@ -164,6 +167,8 @@ impl JobsHandle<'_> {
                         stream,
                     )
                     .await;
+                // As the API does after each `exec` and `job` command.
+                self.node.store().trim_cache_logged().await;
                 match ran {
                     Ok(run) => {
                         for line in run.summary_lines() {
@@ -181,7 +186,7 @@ impl JobsHandle<'_> {
                         .await?;
                     }
                     Err(e) => {
-                        let e = chain(&e);
+                        let e = error_chain(&e);
                         say(&mut out, &format!("watch {id}: run {runs} failed: {e}")).await?;
                     }
                 }
@@ -195,12 +200,15 @@ impl JobsHandle<'_> {
                         break;
                     }
                 }
-                event = zone_events.recv() => {
+                event = zone_events.recv(), if zones_open => {
                     let zone = match event {
                         Ok(event) => Some(event.zone),
                         // Some were missed: any zone may have moved.
                         Err(RecvError::Lagged(_)) => None,
-                        Err(RecvError::Closed) => continue,
+                        Err(RecvError::Closed) => {
+                            zones_open = false;
+                            continue;
+                        }
                     };
                     let Some(current) = &loaded else { continue };
                     if zone.as_ref().is_none_or(|z| current.zones.contains(z)) {
@@ -212,7 +220,6 @@ impl JobsHandle<'_> {
                     }
                 }
                 touched = fs.next() => {
-                    let Some(touched) = touched else { continue };
                     let mut why = Vec::new();
                     if touched.contains(&spec.file) {
                         match self.load(spec) {
@@ -269,7 +276,8 @@ impl JobsHandle<'_> {
     /// Reads and checks the watch's pipeline file (a message saying why
     /// it cannot be run, otherwise).
     fn load(&self, spec: &WatchSpec) -> Result<Loaded, String> {
-        let failed = |e: &dyn std::error::Error| format!("{}: {}", spec.file.display(), chain(e));
+        let failed =
+            |e: &dyn std::error::Error| format!("{}: {}", spec.file.display(), error_chain(e));
         let mut pipeline = Pipeline::load(&spec.file).map_err(|e| failed(&e))?;
         if let Some(step) = &spec.step {
             pipeline = pipeline.only(step).map_err(|e| failed(&e))?;
@@ -321,18 +329,6 @@ fn shown_path(base: &Path, path: &Path) -> String {
         Ok(rel) if !rel.as_os_str().is_empty() => format!("./{}", rel.display()),
         _ => path.display().to_string(),
     }
-}
-
-/// An error and its causes, joined by `": "`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 fn plural(n: usize) -> &'static str {

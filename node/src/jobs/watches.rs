@@ -282,6 +282,32 @@ impl Watches {
         tx.commit().map_err(db_err)
     }
 
+    /// Removes the row `id` of a detached watch that is not live (one the
+    /// daemon could not resume: its row does not decode, say, as the
+    /// daemon's log says when it starts); returns it as `job watches`
+    /// would list it, its last event saying why it was not running.
+    pub fn forget_stored(&self, id: &str) -> Result<WatchInfo, WatchError> {
+        let id = id.trim().to_ascii_lowercase();
+        let (_, spec) = self
+            .persisted()?
+            .into_iter()
+            .find(|(row, _)| *row == id)
+            .ok_or_else(|| WatchError::NotFound(id.clone()))?;
+        self.forget(&id)?;
+        let (file, started, why) = match spec {
+            Ok(spec) => (spec.file, spec.created, "not running".to_owned()),
+            Err(e) => (PathBuf::new(), String::new(), format!("not running: {e}")),
+        };
+        Ok(WatchInfo {
+            id,
+            file,
+            detached: true,
+            started,
+            runs: 0,
+            last_event: Some(why),
+        })
+    }
+
     /// Every detached watch of the table: its id and what it runs, or why
     /// its row does not decode.
     pub fn persisted(&self) -> Result<Vec<Persisted>, WatchError> {
@@ -416,5 +442,28 @@ mod tests {
         let guard = watches.register("00ff".into(), spec.file.clone(), true, "t".into());
         watches.stop(guard.id()).unwrap();
         assert!(watches.persisted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_forgotten_by_id() {
+        let (_dir, watches) = registry();
+        let tx = watches.db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(WATCHES).unwrap();
+            t.insert("0abc", b"{not json".as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        assert!(matches!(
+            watches.resolve("0abc"),
+            Err(WatchError::NotFound(_))
+        ));
+        let gone = watches.forget_stored("0abc").unwrap();
+        assert_eq!(gone.id, "0abc");
+        assert!(gone.last_event.unwrap().contains("does not decode"));
+        assert!(watches.persisted().unwrap().is_empty());
+        assert!(matches!(
+            watches.forget_stored("0abc"),
+            Err(WatchError::NotFound(_))
+        ));
     }
 }
