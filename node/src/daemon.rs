@@ -164,9 +164,7 @@ fn start_cache_trimmer(node: &Arc<Node>) -> Result<Running, NodeError> {
             let mut tick = tokio::time::interval(TRIM_EVERY);
             loop {
                 tick.tick().await;
-                if let Err(e) = node.store().trim_cache_after_put().await {
-                    tracing::warn!("trimming the job cache: {e}");
-                }
+                node.store().trim_cache_logged().await;
             }
         }),
     ))

@@ -280,8 +280,9 @@ impl StoreHandle<'_> {
         Ok(Some(trimmed.report))
     }
 
-    /// [`Self::trim_cache_after_put`] after a command or a watch's run
-    /// that may have put job results: an eviction is logged, and so is a
+    /// [`Self::trim_cache_after_put`] after a command, a watch's run or
+    /// the daemon's trimmer tick (work that may have put job results): an
+    /// eviction is logged, and so is a
     /// failure (the command's own answer stands).
     pub async fn trim_cache_logged(&self) {
         match self.trim_cache_after_put().await {
