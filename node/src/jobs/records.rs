@@ -416,3 +416,49 @@ fn decode(bytes: &[u8]) -> Result<JobRecord, RecordError> {
     }
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: JobId, state: JobState) -> JobRecord {
+        JobRecord {
+            version: RECORD_VERSION,
+            id,
+            doc: "{}".into(),
+            peer: String::new(),
+            state,
+            submitted: "2026-12-01T00:00:00Z".into(),
+            reason: None,
+            result: None,
+            memo_hit: false,
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_check_cut_short_is_undone_when_the_node_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("state.redb")).unwrap());
+        let records = Records::new(db);
+        let (had, new) = (
+            JobId(Hash::from_bytes([1; 32])),
+            JobId(Hash::from_bytes([2; 32])),
+        );
+        let prior = record(had, JobState::Done);
+        records.put(Side::Run, &prior).unwrap();
+        records
+            .put_check(Side::Run, &record(had, JobState::Running), Some(&prior))
+            .unwrap();
+        records
+            .put_check(Side::Sent, &record(new, JobState::Queued), None)
+            .unwrap();
+        assert_eq!(records.live().unwrap().len(), 2);
+        assert_eq!(records.restore_checks().unwrap(), 2);
+        assert_eq!(records.get(Side::Run, &had).unwrap(), Some(prior));
+        assert_eq!(records.get(Side::Sent, &new).unwrap(), None);
+        assert!(records.live().unwrap().is_empty());
+        // Once put back, nothing is put back again.
+        assert_eq!(records.restore_checks().unwrap(), 0);
+    }
+}
