@@ -342,3 +342,152 @@ outputs = ["seen"]
         "both steps read the name as the run resolved it"
     );
 }
+
+/// Waits (bounded) until `path` exists.
+fn wait_for(path: &Path) {
+    for _ in 0..1200 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// A mac node that runs the laptop's jobs, and a pipeline whose one step
+/// runs there, writes random bytes and, while `hold` exists, says so in
+/// `started` and waits (bounded) for `gate`.
+struct HeldCheck {
+    mac: TestNode,
+    laptop: TestNode,
+    _daemons: [clive_tests::Daemon; 2],
+    file: std::path::PathBuf,
+    hold: std::path::PathBuf,
+    started: std::path::PathBuf,
+    gate: std::path::PathBuf,
+}
+
+fn held_check() -> HeldCheck {
+    let mac = TestNode::loopback();
+    let config = mac.home().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[jobs]\nos = \"macos\"\nmin_sandbox = \"none\"\n");
+    write(&config, &text);
+    let laptop = TestNode::loopback();
+    let daemons = [mac.start_daemon(), laptop.start_daemon()];
+    admit(&mac, &laptop, "exec");
+    let dir = laptop.scratch("p");
+    let (hold, started, gate) = (dir.join("hold"), dir.join("started"), dir.join("gate"));
+    write(
+        &dir.join("p.toml"),
+        &format!(
+            r#"version = 1
+[step.far]
+argv = ["sh", "-c", "head -c 32 /dev/urandom > noise; if [ -e {hold} ]; then touch {started}; i=0; while [ ! -e {gate} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; fi"]
+outputs = ["noise"]
+on = "os=macos"
+"#,
+            hold = hold.display(),
+            started = started.display(),
+            gate = gate.display(),
+        ),
+    );
+    HeldCheck {
+        file: dir.join("p.toml"),
+        mac,
+        laptop,
+        _daemons: daemons,
+        hold,
+        started,
+        gate,
+    }
+}
+
+#[test]
+fn an_ordinary_run_while_its_check_runs_does_not_memoize_the_checks_result() {
+    let h = held_check();
+    let file = path_str(&h.file);
+    let first = h.laptop.json(["job", "run", file]);
+    let far = step_of(&first, "far");
+    let outputs = far["run"]["result"]["outputs"].clone();
+    write(&h.hold, "");
+    let mut check = h
+        .laptop
+        .cmd(["--json", "job", "run", file, "--check"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&h.started);
+
+    // An ordinary run (here and on the executor) is refused while the
+    // check runs: it does not follow the check's run.
+    let (code, run, stderr) = json_any(&h.laptop, &["job", "run", file, "--no-cache"]);
+    assert_ne!(code, 0, "{run}\n{stderr}");
+    assert!(
+        format!("{run}{stderr}").contains("a reproducibility check of job"),
+        "{run}\n{stderr}"
+    );
+    let id = far["run"]["id"].as_str().unwrap();
+    let attach = h.laptop.cmd(["job", "attach", id]).output().unwrap();
+    let said = String::from_utf8_lossy(&attach.stderr);
+    assert!(!attach.status.success(), "{said}");
+    assert!(said.contains("a reproducibility check of job"), "{said}");
+    write(&h.gate, "");
+    check.wait().unwrap();
+
+    // The memo still answers the first run's outputs, on both sides.
+    let after = h.laptop.json(["job", "run", file]);
+    assert_eq!(step_of(&after, "far")["run"]["memo_hit"], true, "{after}");
+    assert_eq!(step_of(&after, "far")["run"]["result"]["outputs"], outputs);
+    assert_eq!(
+        h.mac.json(["job", "result", id])["result"]["outputs"],
+        outputs
+    );
+}
+
+#[test]
+fn a_check_whose_client_is_killed_leaves_no_live_sent_record() {
+    let h = held_check();
+    let file = path_str(&h.file);
+    let first = h.laptop.json(["job", "run", file]);
+    let id = step_of(&first, "far")["run"]["id"].clone();
+    write(&h.hold, "");
+    let mut check = h
+        .laptop
+        .cmd(["job", "run", file, "--check"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&h.started);
+    check.kill().unwrap();
+    check.wait().unwrap();
+    write(&h.gate, "");
+    let live = |jobs: &serde_json::Value| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["state"] == "queued" || j["state"] == "running")
+            .count()
+    };
+    let mut jobs = serde_json::Value::Null;
+    for _ in 0..1200 {
+        jobs = h.laptop.json(["job", "ls"]);
+        if live(&jobs) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(live(&jobs), 0, "{jobs}");
+    // The record the check replaced is back: the first run's result.
+    let record = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .unwrap_or_else(|| panic!("no record of {id}: {jobs}"));
+    assert_eq!(record["state"], "done", "{jobs}");
+    let after = h.laptop.json(["job", "run", file]);
+    assert_eq!(step_of(&after, "far")["run"]["memo_hit"], true, "{after}");
+}

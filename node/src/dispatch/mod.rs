@@ -418,6 +418,7 @@ impl JobsHandle<'_> {
         {
             return Err(JobError::NotFound(id.to_string()).into());
         }
+        executor.refuse_check(id).map_err(NodeError::from)?;
         let follow = executor.follow(id, print_from[0], print_from[1]);
         let run = self.follow_local(*id, follow, stream).await?;
         self.finish(run, out_dir).await

@@ -17,7 +17,7 @@ use crate::{
         JobError,
         document::{JobDoc, JobId},
         platform::{Platform, Requirements, Target},
-        records::{JobRecord, JobState, RECORD_VERSION, Side},
+        records::{JobRecord, JobState, RECORD_VERSION, RecordError, Records, Side},
         result::SignedResult,
         wire::{Frame, JobEvent, JobsRequest},
     },
@@ -144,8 +144,8 @@ impl JobsHandle<'_> {
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
         };
-        records.put(Side::Sent, &record).map_err(JobError::from)?;
         let Some(prior) = prior else {
+            records.put(Side::Sent, &record).map_err(JobError::from)?;
             // The record keeps the inputs from gc now.
             drop(roots);
             let copy = self.sent_dir(&id);
@@ -161,7 +161,17 @@ impl JobsHandle<'_> {
                 .await;
         };
         // A check keeps its inputs held itself (the record it wrote goes
-        // back to what it was), and leaves the copy of the output alone.
+        // back to what it was, even if this call is dropped), and leaves
+        // the copy of the output alone.
+        records
+            .put_check(Side::Sent, &record, prior.as_ref())
+            .map_err(JobError::from)?;
+        let restore = Restore {
+            records: records.clone(),
+            id,
+            prior,
+            done: false,
+        };
         let request = JobsRequest::Submit {
             doc: record.doc.clone(),
             no_cache: true,
@@ -174,9 +184,7 @@ impl JobsHandle<'_> {
             }
             Err(e) => Err(e.into()),
         };
-        records
-            .restore(Side::Sent, &id, prior.as_ref())
-            .map_err(JobError::from)?;
+        restore.now().map_err(JobError::from)?;
         drop(roots);
         ran
     }
@@ -257,6 +265,11 @@ impl JobsHandle<'_> {
                         write_frame_out(&mut stream.out, &frame).await?;
                         printed[stream_no] = at;
                     }
+                }
+                None if check => {
+                    return Err(remote
+                        .failed("the connection ended before the check did".to_owned())
+                        .into());
                 }
                 None => {
                     return Err(remote
@@ -367,4 +380,39 @@ async fn futures_join_all(
         }
     }
     out
+}
+
+/// Puts back the sent record a remote check replaced, when the check ends
+/// or when its call is dropped (the caller left, the node is closing).
+struct Restore {
+    records: Records,
+    id: JobId,
+    prior: Option<JobRecord>,
+    done: bool,
+}
+
+impl Restore {
+    /// Puts it back now, saying whether that worked.
+    fn now(mut self) -> Result<(), RecordError> {
+        self.done = true;
+        self.records
+            .restore(Side::Sent, &self.id, self.prior.as_ref())
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Err(e) = self
+            .records
+            .restore(Side::Sent, &self.id, self.prior.as_ref())
+        {
+            tracing::warn!(
+                "putting back the record of job {} after its check: {e}",
+                self.id
+            );
+        }
+    }
 }

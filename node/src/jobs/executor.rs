@@ -95,6 +95,13 @@ impl std::fmt::Debug for Executor {
     }
 }
 
+/// The refusal of an ordinary run (or attach) of `id` while a check of it runs.
+fn check_running(id: &JobId) -> JobError {
+    JobError::Refused(format!(
+        "a reproducibility check of job {id} is running here; run it again when it ends"
+    ))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -122,6 +129,10 @@ impl Executor {
     /// running when it stopped are marked interrupted first.
     pub fn open(parts: ExecutorParts) -> Result<Arc<Executor>, JobError> {
         let records = Records::new(parts.db.clone());
+        let restored = records.restore_checks()?;
+        if restored > 0 {
+            tracing::warn!("{restored} reproducibility check(s) were cut short by the last stop");
+        }
         let interrupted = records.mark_interrupted()?;
         if interrupted > 0 {
             tracing::warn!("{interrupted} job(s) were interrupted by the last stop");
@@ -317,14 +328,18 @@ impl Executor {
             stdout: run_dir.join("stdout"),
             stderr: run_dir.join("stderr"),
             requester: requester.clone(),
+            check,
         });
         {
             let mut map = lock(&self.live);
-            if map.contains_key(&id) {
+            if let Some(under_way) = map.get(&id) {
                 if check {
                     return Err(JobError::Refused(format!(
                         "job {id} is under way here; check it once it has ended"
                     )));
+                }
+                if under_way.check {
+                    return Err(check_running(&id));
                 }
                 return Ok(Taken::Live);
             }
@@ -373,7 +388,11 @@ impl Executor {
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
         };
-        if let Err(e) = self.records.put(Side::Run, &record) {
+        let written = match &restore {
+            Some(prior) => self.records.put_check(Side::Run, &record, prior.as_ref()),
+            None => self.records.put(Side::Run, &record),
+        };
+        if let Err(e) = written {
             lock(&self.live).remove(&id);
             return Err(e.into());
         }
@@ -410,6 +429,15 @@ impl Executor {
     /// theirs at once.
     pub async fn pull_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.pulls.acquire().await.ok()
+    }
+
+    /// Refuses following `id` as an ordinary run when what is under way
+    /// is a reproducibility check of it, whose result is not the job's.
+    pub fn refuse_check(&self, id: &JobId) -> Result<(), JobError> {
+        match lock(&self.live).get(id) {
+            Some(live) if live.check => Err(check_running(id)),
+            _ => Ok(()),
+        }
     }
 
     /// Asks the job `id` to stop; whether it was under way here.

@@ -38,6 +38,8 @@ pub struct Live {
     pub(super) stdout: PathBuf,
     pub(super) stderr: PathBuf,
     pub(super) requester: Requester,
+    /// Whether it is a reproducibility check (whose result is not memoized).
+    pub(super) check: bool,
 }
 
 /// The output of one job from given offsets, live while it runs, then its

@@ -20,6 +20,10 @@ const RUN: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("jobs.run.v1
 const SENT: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("jobs.sent.v1");
 /// Objects a peer sent this node as a job's input: key the peer's 32 key
 /// bytes then the object's 32 hash bytes, value empty.
+/// The record each reproducibility check under way replaced (side byte,
+/// then id; the prior record's JSON, empty for none): what a node that
+/// stopped mid-check puts back when it opens.
+const CHECKS: TableDefinition<&[u8; 33], &[u8]> = TableDefinition::new("jobs.checks.v1");
 const SUPPLIED: TableDefinition<&[u8; 64], ()> = TableDefinition::new("jobs.supplied.v1");
 
 /// Who asked for a job.
@@ -177,10 +181,82 @@ impl Records {
         id: &JobId,
         record: Option<&JobRecord>,
     ) -> Result<(), RecordError> {
-        match record {
-            Some(record) => self.put(side, record),
-            None => self.remove(side, id),
+        let bytes = record
+            .map(|r| serde_json::to_vec(r).map_err(|e| RecordError::Malformed(e.to_string())))
+            .transpose()?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(table(side)).map_err(db_err)?;
+            match &bytes {
+                Some(bytes) => t.insert(id.0.as_bytes(), bytes.as_slice()),
+                None => t.remove(id.0.as_bytes()),
+            }
+            .map_err(db_err)?;
+            let mut checks = tx.open_table(CHECKS).map_err(db_err)?;
+            checks.remove(&check_key(side, id)).map_err(db_err)?;
         }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Writes `record`, the record of a reproducibility check, keeping
+    /// `prior` (the record it replaces) until [`Records::restore`] puts it
+    /// back, or [`Records::restore_checks`] does when the node next opens.
+    pub fn put_check(
+        &self,
+        side: Side,
+        record: &JobRecord,
+        prior: Option<&JobRecord>,
+    ) -> Result<(), RecordError> {
+        let malformed = |e: serde_json::Error| RecordError::Malformed(e.to_string());
+        let bytes = serde_json::to_vec(record).map_err(malformed)?;
+        let prior = match prior {
+            Some(prior) => serde_json::to_vec(prior).map_err(malformed)?,
+            None => Vec::new(),
+        };
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut checks = tx.open_table(CHECKS).map_err(db_err)?;
+            let key = check_key(side, &record.id);
+            // A check already kept a prior record for this id: that one stays.
+            if checks.get(&key).map_err(db_err)?.is_none() {
+                checks.insert(&key, prior.as_slice()).map_err(db_err)?;
+            }
+            let mut t = tx.open_table(table(side)).map_err(db_err)?;
+            t.insert(record.id.0.as_bytes(), bytes.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Puts back the records that checks under way when the node stopped
+    /// replaced: run when the node opens, before any job can start.
+    pub fn restore_checks(&self) -> Result<usize, RecordError> {
+        let pending: Vec<(Side, JobId, Option<JobRecord>)> = {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let t = match tx.open_table(CHECKS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(e) => return Err(db_err(e)),
+            };
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                let key = k.value();
+                let side = if key[0] == 0 { Side::Run } else { Side::Sent };
+                let mut id = [0u8; 32];
+                id.copy_from_slice(&key[1..]);
+                let prior = match v.value() {
+                    [] => None,
+                    bytes => Some(decode(bytes)?),
+                };
+                out.push((side, JobId(Hash::from_bytes(id)), prior));
+            }
+            out
+        };
+        for (side, id, prior) in &pending {
+            self.restore(*side, id, prior.as_ref())?;
+        }
+        Ok(pending.len())
     }
 
     /// Changes the record of `id` with `change`, if there is one.
@@ -315,6 +391,13 @@ impl Records {
     }
 }
 
+fn check_key(side: Side, id: &JobId) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = u8::from(side == Side::Sent);
+    key[1..].copy_from_slice(id.0.as_bytes());
+    key
+}
+
 fn supplied_key(peer: &[u8; 32], hash: &Hash) -> [u8; 64] {
     let mut key = [0u8; 64];
     key[..32].copy_from_slice(peer);
@@ -332,4 +415,50 @@ fn decode(bytes: &[u8]) -> Result<JobRecord, RecordError> {
         )));
     }
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: JobId, state: JobState) -> JobRecord {
+        JobRecord {
+            version: RECORD_VERSION,
+            id,
+            doc: "{}".into(),
+            peer: String::new(),
+            state,
+            submitted: "2026-12-01T00:00:00Z".into(),
+            reason: None,
+            result: None,
+            memo_hit: false,
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_check_cut_short_is_undone_when_the_node_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("state.redb")).unwrap());
+        let records = Records::new(db);
+        let (had, new) = (
+            JobId(Hash::from_bytes([1; 32])),
+            JobId(Hash::from_bytes([2; 32])),
+        );
+        let prior = record(had, JobState::Done);
+        records.put(Side::Run, &prior).unwrap();
+        records
+            .put_check(Side::Run, &record(had, JobState::Running), Some(&prior))
+            .unwrap();
+        records
+            .put_check(Side::Sent, &record(new, JobState::Queued), None)
+            .unwrap();
+        assert_eq!(records.live().unwrap().len(), 2);
+        assert_eq!(records.restore_checks().unwrap(), 2);
+        assert_eq!(records.get(Side::Run, &had).unwrap(), Some(prior));
+        assert_eq!(records.get(Side::Sent, &new).unwrap(), None);
+        assert!(records.live().unwrap().is_empty());
+        // Once put back, nothing is put back again.
+        assert_eq!(records.restore_checks().unwrap(), 0);
+    }
 }

@@ -178,6 +178,9 @@ impl JobsProtocol {
                     Ok(id) => id,
                     Err(why) => return refuse(send, why).await,
                 };
+                if let Err(e) = self.executor.refuse_check(&id) {
+                    return refuse(send, e.to_string()).await;
+                }
                 let follow = self.executor.follow(&id, stdout_from, stderr_from);
                 self.stream(&shared, peer, follow, send).await?;
             }
