@@ -410,3 +410,30 @@ impl TestNode {
 use {
     bao_tree as _, blake3 as _, clive_node as _, iroh as _, iroh_blobs as _, redb as _, tokio as _,
 };
+
+/// Writes `text` at `path`, creating its directory first.
+pub fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// How many lines the file at `path` holds (0 when it does not exist): a
+/// run counter a job appends to, outside the store.
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// The step `name` of a `job run --json` reply.
+pub fn step_of<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}

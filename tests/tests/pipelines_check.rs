@@ -12,33 +12,10 @@
 
 use std::path::Path;
 
-use clive_tests::{TestNode, admit, clive_bin, tool};
-
-fn write(path: &Path, text: &str) {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(path, text).unwrap();
-}
+use clive_tests::{TestNode, admit, clive_bin, count_lines, step_of, tool, write};
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn runs(counter: &Path) -> usize {
-    std::fs::read_to_string(counter)
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
-
-fn step_of<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {run}"))
 }
 
 /// `clive-node --json ARGS` whatever its exit status: the exit code, the
@@ -94,7 +71,7 @@ outputs = ["upper"]
     let first = node.json(["job", "run", path_str(&file)]);
     assert!(first.get("failed").is_none(), "{first}");
     let before = results(&node, &first);
-    assert_eq!(runs(&counter), 1);
+    assert_eq!(count_lines(&counter), 1);
 
     let check = node.json(["job", "run", path_str(&file), "--check"]);
     assert_eq!(
@@ -113,7 +90,7 @@ outputs = ["upper"]
         );
     }
     assert_eq!(check["not_reproducible"], serde_json::json!([]));
-    assert_eq!(runs(&counter), 2, "the check ran upper again");
+    assert_eq!(count_lines(&counter), 2, "the check ran upper again");
 
     // The text form says so and exits 0.
     let text = node
@@ -136,7 +113,7 @@ outputs = ["upper"]
             step_of(&first, name)["run"]["result"]
         );
     }
-    assert_eq!(runs(&counter), 3);
+    assert_eq!(count_lines(&counter), 3);
     node.ok(["fsck"]);
 }
 

@@ -7,14 +7,7 @@
 
 use std::path::Path;
 
-use clive_tests::TestNode;
-
-fn write(path: &Path, text: &str) {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(path, text).unwrap();
-}
+use clive_tests::{TestNode, count_lines, step_of, write};
 
 /// The site: three pages; `titles` takes each page's first line,
 /// `sidebar` renders them (counting its runs in a file outside the store),
@@ -48,22 +41,6 @@ outputs = ["index.html"]
     );
 }
 
-fn runs(counter: &Path) -> usize {
-    std::fs::read_to_string(counter)
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
-
-fn step_of<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {run}"))
-}
-
 #[test]
 fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
     let node = TestNode::loopback();
@@ -84,7 +61,7 @@ fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
         serde_json::json!([["titles"], ["sidebar"], ["site"]])
     );
     assert!(first.get("failed").is_none(), "{first}");
-    assert_eq!(runs(&counter), 1);
+    assert_eq!(count_lines(&counter), 1);
     let index = std::fs::read_to_string(out.join("site/index.html")).unwrap();
     assert!(index.starts_with("- Alpha\n- Beta\n- Gamma\n"), "{index}");
 
@@ -95,13 +72,13 @@ fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
     assert_eq!(step_of(&second, "titles")["run"]["memo_hit"], false);
     assert_eq!(step_of(&second, "sidebar")["run"]["memo_hit"], true);
     assert_eq!(step_of(&second, "site")["run"]["memo_hit"], false);
-    assert_eq!(runs(&counter), 1, "sidebar did not run again");
+    assert_eq!(count_lines(&counter), 1, "sidebar did not run again");
 
     // A title changes: everything runs.
     write(&dir.join("pages/c"), "Delta\nbody of c\n");
     let third = node.json(["job", "run", file.to_str().unwrap()]);
     assert_eq!(step_of(&third, "sidebar")["run"]["memo_hit"], false);
-    assert_eq!(runs(&counter), 2);
+    assert_eq!(count_lines(&counter), 2);
 }
 
 #[test]

@@ -10,14 +10,7 @@
 
 use std::path::Path;
 
-use clive_tests::{TestNode, admit};
-
-fn write(path: &Path, text: &str) {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(path, text).unwrap();
-}
+use clive_tests::{TestNode, admit, step_of, write};
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -32,15 +25,6 @@ fn with_jobs(jobs: &str) -> TestNode {
     text.push_str(jobs);
     write(&config, &text);
     node
-}
-
-fn step_of<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {run}"))
 }
 
 /// How many lines `name` wrote to the counter `log` (outside the store).

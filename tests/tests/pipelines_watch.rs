@@ -18,24 +18,10 @@ use std::{
     time::Duration,
 };
 
-use clive_tests::{TestNode, admit, eventually};
-
-fn write(path: &Path, text: &str) {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(path, text).unwrap();
-}
+use clive_tests::{TestNode, admit, count_lines, eventually, write};
 
 /// How many times a step ran: the lines of its counter file, which lies
 /// outside the store.
-fn runs(counter: &Path) -> usize {
-    std::fs::read_to_string(counter)
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
-
 /// `job run FILE --watch` as a child process, its output lines gathered
 /// as they come.
 struct Watching {
@@ -157,7 +143,7 @@ outputs = ["used.txt"]
     );
     let watching = Watching::start(&b, &file);
     watching.wait_for("run 1 done");
-    assert_eq!(runs(&counter), 1, "{:?}", watching.lines());
+    assert_eq!(count_lines(&counter), 1, "{:?}", watching.lines());
     let listed = b.json(["job", "watches"]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["detached"], false);
@@ -173,7 +159,7 @@ outputs = ["used.txt"]
         "{:?}",
         watching.lines()
     );
-    assert_eq!(runs(&counter), 2);
+    assert_eq!(count_lines(&counter), 2);
 
     // The same hash again: a new version of the zone reaches B, and
     // nothing runs.
@@ -185,7 +171,7 @@ outputs = ["used.txt"]
     // The watch hears the zone event as B stores the version; it has had
     // its time to react to it (wrongly) by now.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(runs(&counter), 2, "{:?}", watching.lines());
+    assert_eq!(count_lines(&counter), 2, "{:?}", watching.lines());
     assert_eq!(
         watching.count("moved: release/tool"),
         1,
@@ -198,7 +184,7 @@ outputs = ["used.txt"]
     write(&v3, "tool 3\n");
     a.ok(["name", "publish", "release/tool", v3.to_str().unwrap()]);
     watching.wait_for("run 3 done");
-    assert_eq!(runs(&counter), 3, "{:?}", watching.lines());
+    assert_eq!(count_lines(&counter), 3, "{:?}", watching.lines());
     assert_eq!(
         watching.count("moved: release/tool"),
         2,
@@ -269,7 +255,7 @@ fn a_path_edited_on_disk_reruns_the_steps_that_read_it_and_only_them() {
     let _daemon = node.start_daemon();
     let dir = node.scratch("sides");
     let file = two_sides(&dir, &node);
-    let count = |n: &str| runs(&node.scratch(&format!("{n}-runs")));
+    let count = |n: &str| count_lines(&node.scratch(&format!("{n}-runs")));
     let watching = Watching::start(&node, &file);
     watching.wait_for("run 1 done");
     assert_eq!((count("left"), count("right"), count("join")), (1, 1, 1));
@@ -305,7 +291,7 @@ fn a_detached_watch_runs_in_the_daemon_survives_a_restart_and_unwatch_stops_it()
     let dir = node.scratch("sides");
     let file = two_sides(&dir, &node);
     let file = file.to_str().unwrap();
-    let count = |n: &str| runs(&node.scratch(&format!("{n}-runs")));
+    let count = |n: &str| count_lines(&node.scratch(&format!("{n}-runs")));
 
     // Without a daemon there is nowhere to detach to.
     let err = node.fails(["job", "run", file, "--watch", "--detach"]);

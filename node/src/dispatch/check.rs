@@ -165,19 +165,11 @@ impl JobsHandle<'_> {
                         if code == 0 {
                             upstream.insert(name, outputs);
                         } else {
-                            report.failed.get_or_insert(FailedStep {
-                                step: name,
-                                exit_code: Some(code),
-                                reason: None,
-                            });
+                            report.failed.get_or_insert(FailedStep::exited(name, code));
                         }
                     }
                     Err(e) => {
-                        report.failed.get_or_insert(FailedStep {
-                            step: name,
-                            exit_code: None,
-                            reason: Some(e.to_string()),
-                        });
+                        report.failed.get_or_insert(FailedStep::refused(name, &e));
                     }
                 }
             }

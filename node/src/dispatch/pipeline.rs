@@ -61,6 +61,26 @@ pub struct FailedStep {
     pub reason: Option<String>,
 }
 
+impl FailedStep {
+    /// Step `step` ran and exited with `code`.
+    pub(super) fn exited(step: String, code: i32) -> FailedStep {
+        FailedStep {
+            step,
+            exit_code: Some(code),
+            reason: None,
+        }
+    }
+
+    /// Step `step` could not run, for `why`.
+    pub(super) fn refused(step: String, why: &NodeError) -> FailedStep {
+        FailedStep {
+            step,
+            exit_code: None,
+            reason: Some(why.to_string()),
+        }
+    }
+}
+
 impl JobsHandle<'_> {
     /// Runs `pipeline`: level after level, the steps of a level at once,
     /// each where its own `on` (or `on`, which overrides every step's)
@@ -117,18 +137,10 @@ impl JobsHandle<'_> {
                             step: name.clone(),
                             run,
                         });
-                        report.failed.get_or_insert(FailedStep {
-                            step: name,
-                            exit_code: Some(code),
-                            reason: None,
-                        });
+                        report.failed.get_or_insert(FailedStep::exited(name, code));
                     }
                     Err(e) => {
-                        report.failed.get_or_insert(FailedStep {
-                            step: name,
-                            exit_code: None,
-                            reason: Some(e.to_string()),
-                        });
+                        report.failed.get_or_insert(FailedStep::refused(name, &e));
                     }
                 }
             }
