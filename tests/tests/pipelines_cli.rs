@@ -44,6 +44,7 @@ outputs = ["index.html"]
 #[test]
 fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
     let node = TestNode::loopback();
+    let daemon = node.start_daemon();
     let dir = node.scratch("site");
     let counter = node.scratch("sidebar-runs");
     site(&dir, &counter);
@@ -79,6 +80,7 @@ fn an_unchanged_intermediate_output_leaves_the_steps_after_it_memo_hits() {
     let third = node.json(["job", "run", file.to_str().unwrap()]);
     assert_eq!(step_of(&third, "sidebar")["run"]["memo_hit"], false);
     assert_eq!(count_lines(&counter), 2);
+    node.stop(daemon);
 }
 
 #[test]
