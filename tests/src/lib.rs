@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: run the real `clive-node` binary against
 //! real homes in temporary directories.
 
+pub mod netns;
+
 use std::{
     ffi::OsStr,
     path::{Path, PathBuf},
@@ -228,15 +230,30 @@ impl TestNode {
     /// command (environment, say), and waits (`status --wait 10s`) until it
     /// answers.
     pub fn start_daemon_with(&self, configure: impl FnOnce(&mut Command)) -> Daemon {
+        let mut cmd = self.cmd(["start", "--bind", "127.0.0.1:0"]);
+        configure(&mut cmd);
+        self.spawn_daemon(cmd)
+    }
+
+    /// Starts a daemon listening on `bind`, its command made by `wrap` from
+    /// the binary's path (to run it inside a network namespace, say), and
+    /// waits until it answers.
+    pub fn start_daemon_wrapped(&self, wrap: impl FnOnce(&Path) -> Command, bind: &str) -> Daemon {
+        let mut cmd = wrap(&clive_bin());
+        cmd.arg("--home").arg(self.home()).args(["start", "--bind", bind]);
+        cmd.env_remove("CLIVE_PASSPHRASE").env_remove("RUST_LOG");
+        cmd.stdin(Stdio::null());
+        self.spawn_daemon(cmd)
+    }
+
+    fn spawn_daemon(&self, mut cmd: Command) -> Daemon {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let stdout = self.scratch(&format!("daemon-{n}.out"));
         let stderr = self.scratch(&format!("daemon-{n}.err"));
-        let mut cmd = self.cmd(["start", "--bind", "127.0.0.1:0"]);
         cmd.stdout(std::fs::File::create(&stdout).expect("daemon stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("daemon stderr file"));
-        configure(&mut cmd);
         let child = cmd.spawn().expect("spawn clive-node start");
         let mut daemon = Daemon {
             child,
