@@ -13,6 +13,7 @@
 //!   signing path shares.
 //! - `update`: following a zone and the TUF client workflow over new files.
 //! - `resolve`: resolving names from verified metadata.
+//! - `mirrored`: the downloaded bytes of targets made by other TUF tools.
 //! - `history`: a name's changes, re-verified.
 //! - `overrides`: local overrides of a name.
 //! - `resign`: re-signing metadata before it expires.
@@ -32,6 +33,7 @@ mod delegate;
 mod files;
 mod history;
 mod info;
+mod mirrored;
 mod overrides;
 mod publish;
 mod resign;
@@ -43,6 +45,7 @@ mod update;
 pub use files::{RECENT_VERSIONS, encode_role};
 pub use history::Change;
 pub use info::{RoleInfo, ZoneInfo};
+pub use mirrored::{Mirrored, PlainTarget, target_url_path};
 pub use publish::{Content, Published, RECEIPTS_KEPT, new_receipt};
 pub use resolve::Resolution;
 pub use roots::{RootChange, RootStatus, ZONE_FIELD, zone_id, zone_name};
