@@ -228,3 +228,39 @@ impl Zones {
             .consistent_snapshot())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(data: &[u8], algorithms: &[&str]) -> tuf::TargetFile {
+        tuf::TargetFile::from_data("dir/t.bin", data, algorithms).unwrap()
+    }
+
+    #[test]
+    fn verified_bytes_match_their_target_and_no_other() {
+        let file = target(b"hello", &["sha256"]);
+        let m = Mirrored::verify(&file, b"hello").unwrap();
+        assert_eq!(m.blake3, blake3::hash(b"hello").to_hex().to_string());
+        assert!(m.matches(&file));
+        // Other bytes of the same length, and a truncated copy, are refused.
+        assert!(Mirrored::verify(&file, b"hellp").is_err());
+        assert!(Mirrored::verify(&file, b"hell").is_err());
+        // A changed target no longer matches what was downloaded.
+        assert!(!m.matches(&target(b"world", &["sha256"])));
+        // sha512 listed: checked, and kept for matching.
+        let both = target(b"hello", &["sha256", "sha512"]);
+        let m2 = Mirrored::verify(&both, b"hello").unwrap();
+        assert!(m2.matches(&both) && !m.matches(&both));
+        // Neither sha256 nor sha512: nothing to match a download on later.
+        assert!(Mirrored::verify(&target(b"hello", &["sha384"]), b"hello").is_err());
+    }
+
+    #[test]
+    fn consistent_snapshots_prefix_the_base_name() {
+        let file = target(b"x", &["sha256"]);
+        let sha = file.hashes["sha256"].clone();
+        assert_eq!(target_url_path(&file, true), format!("dir/{sha}.t.bin"));
+        assert_eq!(target_url_path(&file, false), "dir/t.bin");
+    }
+}
