@@ -150,6 +150,10 @@ const SERVICES: &[Service] = &[
         name: "cache trimmer",
         start: start_cache_trimmer,
     },
+    Service {
+        name: "sync",
+        start: crate::sync::service::start,
+    },
 ];
 
 /// Keeps the memo's cache within its bound when results are put by work

@@ -155,6 +155,9 @@ pub enum NodeError {
     /// Jobs: documents, the executor, dispatch.
     #[error(transparent)]
     Job(#[from] crate::jobs::JobError),
+    /// Sync failed.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
     /// A file system operation.
     #[error("{context}: {cause}")]
     Io {

@@ -3,7 +3,7 @@
 //! A [`Node`] owns a [`Home`] (its key, configuration, store and state) and
 //! offers the API the command-line tool is a thin client of, one handle per
 //! concern: [`Node::store`], [`Node::trust`], [`Node::peers`],
-//! [`Node::names`], [`Node::jobs`] (whose engine is [`jobs`]). The daemon
+//! [`Node::names`], [`Node::jobs`], [`Node::sync`] (whose engine is [`jobs`]). The daemon
 //! ([`daemon`]) runs the node on the network with its background services.
 
 pub mod api;
@@ -27,6 +27,7 @@ pub mod service;
 mod statedb;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod trust;
 pub mod unchanged;
 
@@ -49,4 +50,5 @@ pub use node::{IdentityInfo, InitOptions, Initialized, Node, PassphraseSource};
 pub use peers::PeersHandle;
 pub use status::Status;
 pub use store::{AddResult, GcOutcome, ListEntry, StoreHandle};
+pub use sync::{SyncError, SyncHandle};
 pub use trust::{Imported, RevocationInfo, RootInfo, SignWith, TrustHandle, Verdict};

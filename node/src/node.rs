@@ -2,7 +2,7 @@
 //! clock and network slot. What it does is reached through one handle per
 //! concern, each defined in its own module: [`Node::store`] (`store.rs`),
 //! [`Node::trust`] (`trust/`), [`Node::peers`] (`peers/`) and
-//! [`Node::names`] (`names/`). Every result is a plain serialisable value,
+//! [`Node::names`] (`names/`), [`Node::sync`] (`sync/`). Every result is a plain serialisable value,
 //! so the same calls work in-process and remotely.
 
 use std::{
@@ -96,6 +96,7 @@ pub struct Node {
     unchanged: crate::unchanged::Unchanged,
     zone_events: ZoneEvents,
     watches: Arc<Watches>,
+    sync: Arc<crate::sync::SyncState>,
     _lock: HomeLock,
 }
 
@@ -209,6 +210,7 @@ impl Node {
             unchanged: Default::default(),
             zone_events: ZoneEvents::default(),
             watches,
+            sync: Default::default(),
             _lock: lock,
         })
     }
@@ -239,7 +241,10 @@ impl Node {
             identity: self.identity.clone(),
             clock: self.clock.clone(),
             zone_events: self.zone_events.clone(),
-            protocols: vec![(JOBS_ALPN, self.jobs_protocol())],
+            protocols: vec![
+                (JOBS_ALPN, self.jobs_protocol()),
+                (crate::sync::SYNC_ALPN, self.sync_protocol()),
+            ],
         };
         self.net.bring_online(parts, options, mode).await
     }
@@ -248,6 +253,20 @@ impl Node {
     fn jobs_protocol(&self) -> ProtocolFactory {
         let executor = self.executor.clone();
         Box::new(move |shared| JobsProtocol::new(executor, Arc::downgrade(shared)).into())
+    }
+
+    /// How the network layer serves this node's sync protocol to peers.
+    fn sync_protocol(&self) -> ProtocolFactory {
+        let executor = self.executor.clone();
+        let state = self.sync.clone();
+        Box::new(move |shared| {
+            crate::sync::proto::SyncProtocol::new(Arc::downgrade(shared), executor, state).into()
+        })
+    }
+
+    /// Sync's live state: each peer's catch-up (what `sync status` shows).
+    pub fn sync_state(&self) -> &Arc<crate::sync::SyncState> {
+        &self.sync
     }
 
     /// The paths added before, by their stamps (job inputs not read again).

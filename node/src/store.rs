@@ -393,7 +393,8 @@ impl StoreHandle<'_> {
 
     /// The roots other than pins, the one list gc keeps and fsck checks:
     /// trust objects (which must be stored), what names point at
-    /// (published, followed, overridden; kept if stored), a job result's
+    /// (of zones published here or in the follow set, and overrides; kept
+    /// if stored), what the follow set reaches (kept if stored), a job result's
     /// outputs, stdout and stderr (kept if stored), the inputs of jobs
     /// under way (kept if stored), and transfers under way (kept if stored).
     fn roots(&self) -> Result<Vec<Root>, NodeError> {
@@ -425,9 +426,11 @@ impl StoreHandle<'_> {
             })
             .collect();
         let named = clive_naming::Zones::new(self.node.db().clone()).referenced()?;
+        let unkept = crate::sync::unkept_names(self.node)?;
         keep.extend(
             named
                 .iter()
+                .filter(|h| !unkept.contains(*h))
                 .filter_map(|h| clive_cas::parse_hash(h).ok())
                 .map(|hash| Root {
                     hash,
@@ -454,6 +457,15 @@ impl StoreHandle<'_> {
                 .map(|hash| Root {
                     hash,
                     why: format!("an input of a job under way {hash}"),
+                    required: false,
+                }),
+        );
+        keep.extend(
+            crate::sync::follow_roots(self.node)?
+                .into_iter()
+                .map(|hash| Root {
+                    hash,
+                    why: format!("the follow set reaching {hash}"),
                     required: false,
                 }),
         );

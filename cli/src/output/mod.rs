@@ -5,7 +5,7 @@
 //! all of them. Each concern's replies print in one file, beside the
 //! renderings of what they carry: `node.rs` (`id`, `status`, `stop`, and
 //! the tool's own `init` and `start`), `store.rs`, `trust.rs`, `peers.rs`,
-//! `names.rs` and `jobs.rs`. Each has a `reply` function matching every variant of
+//! `names.rs`, `jobs.rs` and `sync.rs`. Each has a `reply` function matching every variant of
 //! its concern's reply enum without a catch-all, so a reply that cannot be
 //! printed does not compile.
 
@@ -16,6 +16,7 @@ mod names;
 mod node;
 mod peers;
 mod store;
+mod sync;
 mod trust;
 
 use anyhow::Result;
@@ -76,6 +77,7 @@ impl Out {
             Reply::Peers(reply) => peers::reply(self, reply),
             Reply::Name(reply) => names::reply(self, reply),
             Reply::Job(reply) => jobs::reply(self, reply),
+            Reply::Sync(reply) => sync::reply(self, reply),
         }
     }
 

@@ -11,8 +11,8 @@
 //! Requests are grouped by concern, one enum and its handler per file:
 //! [`store`] (add, cat, ls, export, pins, gc, fsck), [`trust`]
 //! (certificates, roots), [`peers`] (invites, the peer table, get, push),
-//! [`names`] (zones and signed names) and [`jobs`] (`exec` and the `job`
-//! commands). Arguments naming an object are
+//! [`names`] (zones and signed names), [`jobs`] (`exec` and the `job`
+//! commands) and [`sync`] (the follow set, catch-ups). Arguments naming an object are
 //! OBJECTs ([`crate::object`]).
 //!
 //! A request travels inside a [`Call`], which says where it was made (the
@@ -48,6 +48,7 @@ pub mod jobs;
 pub mod names;
 pub mod peers;
 pub mod store;
+pub mod sync;
 pub mod trust;
 
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ pub use self::{
     names::{NameReply, NameRequest, RootRequest, ZoneRequest},
     peers::{PeerReply, PeerRequest, PeersRequest},
     store::{PinRequest, StoreReply, StoreRequest},
+    sync::{SyncReply, SyncRequest},
     trust::{RootsRequest, TrustReply, TrustRequest},
 };
 use crate::{IdentityInfo, Node, NodeError, Status};
@@ -138,6 +140,9 @@ pub enum Request {
     /// Jobs: submit a JOB.toml, list, status, logs, attach, cancel, result.
     #[command(subcommand, display_order = 19)]
     Job(JobRequest),
+    /// Sync: the follow set, catch-ups with peers, and where each stands.
+    #[command(subcommand, display_order = 20)]
+    Sync(SyncRequest),
 }
 
 impl Request {
@@ -229,6 +234,7 @@ impl Request {
             Request::Store(request) => request.progress_label(),
             Request::Peers(request) => request.progress_label(),
             Request::Name(request) => request.progress_label(),
+            Request::Sync(request) => request.progress_label(),
             Request::Id
             | Request::Trust(_)
             | Request::Stop
@@ -281,6 +287,8 @@ pub enum Reply {
     Name(NameReply),
     /// `exec` and the `job` commands.
     Job(JobReply),
+    /// The `sync` commands.
+    Sync(SyncReply),
 }
 
 /// The answers to the top-level commands of [`Request`].
@@ -302,6 +310,7 @@ impl Reply {
         match self {
             Reply::Store(StoreReply::Fsck(report)) => report.is_clean(),
             Reply::Trust(TrustReply::Verdict(verdict)) => verdict.allowed,
+            Reply::Sync(reply) => reply.succeeded(),
             _ => true,
         }
     }
@@ -364,6 +373,9 @@ pub async fn handle(node: &Node, call: Call, ctx: &mut dyn CallContext) -> Resul
             node.store().trim_cache_logged().await;
             Ok(Reply::Job(reply?))
         }
+        Request::Sync(request) => Ok(Reply::Sync(
+            sync::handle(node, request, &client, ctx).await?,
+        )),
     }
 }
 

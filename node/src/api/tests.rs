@@ -251,6 +251,11 @@ every_request! {
         id: s("ab12"),
         out: Some(p("result.json")),
     }),
+    Request::Sync(SyncRequest::Follow { .. }) => Request::Sync(SyncRequest::Follow { entry: s("z/rel") }),
+    Request::Sync(SyncRequest::Unfollow { .. }) => Request::Sync(SyncRequest::Unfollow { entry: s("z/rel") }),
+    Request::Sync(SyncRequest::Ls) => Request::Sync(SyncRequest::Ls),
+    Request::Sync(SyncRequest::Now { .. }) => Request::Sync(SyncRequest::Now { peer: Some(s("bob.pub")) }),
+    Request::Sync(SyncRequest::Status { .. }) => Request::Sync(SyncRequest::Status { wait: Some(s("10s")) }),
 }
 
 #[tokio::test]

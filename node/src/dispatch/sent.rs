@@ -287,7 +287,7 @@ impl JobsHandle<'_> {
     /// for this job), its objects fetched, memoized and recorded; for a
     /// `check`, only its outputs are fetched (to compare), and nothing
     /// keeps them.
-    async fn received(
+    pub(crate) async fn received(
         &self,
         shared: &Arc<Shared>,
         peer: EndpointId,

@@ -1,0 +1,147 @@
+//! How the sync replies print.
+
+use std::io::{self, Write};
+
+use anyhow::Result;
+use clive_node::{
+    api::SyncReply,
+    sync::{Exchange, FollowInfo, Followed, SyncReport, SyncStatus, Unfollowed},
+};
+use indicatif::HumanBytes;
+
+use super::{Out, Render, short};
+
+/// Prints a [`SyncReply`].
+pub(super) fn reply(out: &Out, reply: &SyncReply) -> Result<()> {
+    match reply {
+        SyncReply::Followed(x) => out.show(x),
+        SyncReply::Unfollowed(x) => out.show(x),
+        SyncReply::Follows(x) => out.show(x),
+        SyncReply::Report(x) => out.show(x),
+        SyncReply::Status(x) => out.show(x),
+    }
+}
+
+fn follow_line(f: &FollowInfo) -> String {
+    format!(
+        "{}: {} names, {} here, {} missing, {}",
+        f.entry,
+        f.names,
+        f.present,
+        f.missing,
+        HumanBytes(f.bytes)
+    )
+}
+
+impl Render for Followed {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if let Some(zone) = &self.zone_followed {
+            writeln!(out, "followed zone {} from {}", zone.zone, zone.source)?;
+        }
+        writeln!(out, "following {}", follow_line(&self.follow))?;
+        if self.bytes_fetched > 0 || self.objects_fetched > 0 {
+            writeln!(
+                out,
+                "fetched {} objects, {}",
+                self.objects_fetched,
+                HumanBytes(self.bytes_fetched)
+            )?;
+        }
+        for e in &self.errors {
+            writeln!(out, "not fetched yet: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for Unfollowed {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "no longer following {} (gc may take what only it kept)",
+            self.entry
+        )
+    }
+}
+
+/// `sync ls`: one line each.
+impl Render for Vec<FollowInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.is_empty() {
+            writeln!(out, "the follow set is empty")?;
+        }
+        for f in self {
+            writeln!(out, "{}", follow_line(f))?;
+        }
+        Ok(())
+    }
+}
+
+fn exchange_line(e: &Exchange) -> String {
+    let what = if e.unchanged {
+        "nothing new".to_owned()
+    } else {
+        let zones = if e.zones_synced.is_empty() {
+            "no zone".to_owned()
+        } else {
+            e.zones_synced.join(" ")
+        };
+        format!(
+            "zones updated: {zones}; {} results; fetched {} objects, {}",
+            e.results_fetched,
+            e.objects_fetched,
+            HumanBytes(e.bytes_fetched)
+        )
+    };
+    format!(
+        "{}: {what} ({} messages, {} B sent; {} messages, {} B received)",
+        short(&e.peer),
+        e.messages_sent,
+        e.bytes_sent,
+        e.messages_received,
+        e.bytes_received
+    )
+}
+
+impl Render for SyncReport {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.exchanges.is_empty() {
+            writeln!(out, "no peer to sync with")?;
+        }
+        for e in &self.exchanges {
+            writeln!(out, "{}", exchange_line(e))?;
+            if e.missing > 0 {
+                writeln!(out, "  {} objects still missing", e.missing)?;
+            }
+            for err in &e.errors {
+                writeln!(out, "  {err}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Render for SyncStatus {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.peers.is_empty() {
+            writeln!(out, "no peers")?;
+        }
+        for p in &self.peers {
+            write!(out, "{} {}: {}", short(&p.peer), p.fingerprint, p.state)?;
+            match &p.error {
+                Some(e) => writeln!(out, " (last: {e})")?,
+                None => writeln!(out)?,
+            }
+        }
+        if self.conflicts.is_empty() {
+            writeln!(out, "no conflicts")?;
+        }
+        for c in &self.conflicts {
+            writeln!(out, "conflict: {}/{}: {}", c.zone, c.name, c.detail)?;
+        }
+        if self.timed_out {
+            writeln!(out, "not every connected peer is in sync yet")?;
+        }
+        Ok(())
+    }
+}

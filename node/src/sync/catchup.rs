@@ -1,0 +1,381 @@
+//! One catch-up with one peer, and filling the follow set.
+//!
+//! A catch-up: `heads` with the peer's watermark (one message each way;
+//! `unchanged` ends it unless the follow set is to be filled anyway); for
+//! each zone this node holds whose head differs at the peer and is not
+//! older, the naming client (`net::zones::sync_from`); the results of
+//! jobs this node submitted to the peer that it has and this node lacks;
+//! then fetching what the follow set lacks, from the peer first and then
+//! every other connected one. The watermark is recorded only when all of
+//! it completed. Bounded: at most [`MAX_CATCH_UP`] in time, and every list
+//! it walks is bounded by the protocol's limits.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use clive_cas::{Hash, Progress};
+use clive_naming::Zones;
+use iroh::{EndpointId, endpoint::Connection};
+
+use super::{
+    Exchange, SyncError,
+    proto::{self, SyncAnswer, SyncAsk},
+    table::{self, FollowRecord, PeerRecord},
+};
+use crate::{
+    Node, NodeError,
+    jobs::{document::JobId, records::Side},
+    net::{fetch, keeper, lock, shared::Shared, wire, zones as net_zones},
+};
+
+/// The longest one catch-up may run; one cut off continues on the next.
+pub const MAX_CATCH_UP: Duration = Duration::from_secs(3600);
+
+/// The content hashes (and listed lengths) of the names `follows` reach.
+pub(crate) fn targets(zones: &Zones, follows: &[FollowRecord]) -> Vec<(Hash, u64)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for follow in follows {
+        for (name, file) in zones.targets(&follow.zone).unwrap_or_default() {
+            if !follow.covers(&name) {
+                continue;
+            }
+            let Some(hash) = clive_naming::source::content_address(&file)
+                .and_then(|h| clive_cas::parse_hash(&h).ok())
+            else {
+                continue;
+            };
+            if seen.insert(hash) {
+                out.push((hash, file.length));
+            }
+        }
+    }
+    out
+}
+
+/// What filling the follow set did.
+#[derive(Debug, Default)]
+pub(crate) struct Filled {
+    pub objects: u64,
+    pub bytes: u64,
+    /// Names whose content is still not all here.
+    pub missing: u64,
+    pub errors: Vec<String>,
+}
+
+/// Fetches what `follows` reach and is not all here, from `providers`
+/// in order (every known peer, connected first, when empty). Reports the
+/// objects and bytes still to fetch to `behind` as it goes.
+pub(crate) async fn fill(
+    node: &Node,
+    shared: &Arc<Shared>,
+    follows: &[FollowRecord],
+    providers: Vec<EndpointId>,
+    progress: Arc<dyn Progress>,
+) -> Filled {
+    fill_reporting(node, shared, follows, providers, progress, &|_, _| {}).await
+}
+
+async fn fill_reporting(
+    node: &Node,
+    shared: &Arc<Shared>,
+    follows: &[FollowRecord],
+    providers: Vec<EndpointId>,
+    progress: Arc<dyn Progress>,
+    behind: &(dyn Fn(u64, u64) + Sync),
+) -> Filled {
+    let _one = node.sync_state().filling.lock().await;
+    let zones = Zones::new(node.db().clone());
+    let mut filled = Filled::default();
+    let mut missing = Vec::new();
+    for (hash, length) in targets(&zones, follows) {
+        match fetch::here(node.cas(), hash).await {
+            Ok(Some(_)) => {}
+            Ok(None) => missing.push((hash, length)),
+            Err(e) => filled.errors.push(e.to_string()),
+        }
+    }
+    let (mut left, mut left_bytes) = (
+        missing.len() as u64,
+        missing.iter().map(|(_, l)| *l).sum::<u64>(),
+    );
+    progress.set_total(left_bytes);
+    behind(left, left_bytes);
+    for (hash, length) in missing {
+        match fetch::get(shared, hash, providers.clone(), progress.clone()).await {
+            Ok(fetched) => {
+                filled.objects += fetched.objects;
+                filled.bytes += fetched.bytes_received;
+            }
+            Err(e) => {
+                filled.missing += 1;
+                filled.errors.push(crate::error::error_chain(&e));
+            }
+        }
+        left -= 1;
+        left_bytes = left_bytes.saturating_sub(length);
+        behind(left, left_bytes);
+    }
+    filled
+}
+
+/// A sync-protocol connection to `peer`: the one kept open, else a new
+/// one (saying hello on the peer protocol first when no connection to it
+/// is open, counted in `exchange`).
+async fn connection(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    exchange: &mut Exchange,
+) -> Result<Connection, NodeError> {
+    let state = node.sync_state();
+    if let Some(conn) = lock(&state.conns).get(&peer)
+        && conn.close_reason().is_none()
+    {
+        return Ok(conn.clone());
+    }
+    if !shared.is_connected(&peer) {
+        keeper::connect(shared, peer).await?;
+        exchange.messages_sent += 1;
+        exchange.messages_received += 1;
+    }
+    let conn = keeper::dial(shared, peer, proto::SYNC_ALPN).await?;
+    lock(&state.conns).insert(peer, conn.clone());
+    Ok(conn)
+}
+
+/// One request and its reply, counted.
+async fn call(
+    conn: &Connection,
+    ask: &SyncAsk,
+    exchange: &mut Exchange,
+) -> Result<SyncAnswer, NodeError> {
+    exchange.messages_sent += 1;
+    exchange.bytes_sent += wire::encode(ask)?.len() as u64;
+    let answer: SyncAnswer = wire::call(conn, ask, Some(wire::CALL_TIMEOUT)).await?;
+    exchange.messages_received += 1;
+    // The peer's encoding of the reply is serde_json's too: the same length.
+    exchange.bytes_received += wire::encode(&answer).map_or(0, |b| b.len() as u64);
+    Ok(answer)
+}
+
+/// Runs one catch-up with `peer` (one at a time per peer), bounded by
+/// [`MAX_CATCH_UP`]; with `fill_anyway`, the follow set is filled even
+/// when the peer's heads are unchanged.
+pub(crate) async fn run(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    fill_anyway: bool,
+    progress: Arc<dyn Progress>,
+) -> Result<Exchange, NodeError> {
+    let state = node.sync_state();
+    let run_lock = state.run_lock(peer);
+    let _one = run_lock.lock().await;
+    state.update(peer, |s| {
+        s.running = true;
+        s.due = false;
+    });
+    let outcome = tokio::time::timeout(
+        MAX_CATCH_UP,
+        catch_up(node, shared, peer, fill_anyway, progress),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(SyncError::TooLong {
+            peer: peer.fmt_short().to_string(),
+            secs: MAX_CATCH_UP.as_secs(),
+        }
+        .into())
+    });
+    state.update(peer, |s| {
+        s.running = false;
+        s.behind = (0, 0);
+        s.exchanges += 1;
+        match &outcome {
+            Ok(exchange) => {
+                s.bytes_fetched += exchange.bytes_fetched;
+                s.settled = exchange.complete();
+                s.error = exchange.errors.first().cloned();
+                s.last = Some(exchange.clone());
+            }
+            Err(e) => {
+                s.settled = false;
+                s.error = Some(crate::error::error_chain(e));
+            }
+        }
+    });
+    if outcome.is_err() {
+        // A connection that failed is dialled afresh next time.
+        lock(&state.conns).remove(&peer);
+    }
+    outcome
+}
+
+async fn catch_up(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    fill_anyway: bool,
+    progress: Arc<dyn Progress>,
+) -> Result<Exchange, NodeError> {
+    let mut exchange = Exchange {
+        peer: peer.to_string(),
+        ..Exchange::default()
+    };
+    let conn = connection(node, shared, peer, &mut exchange).await?;
+    let since = table::watermark(node.db(), peer.as_bytes())?
+        .map(|r| r.watermark)
+        .unwrap_or_default();
+    let own = proto::heads_for(shared, node.executor(), &peer).digest();
+    let ask = SyncAsk::Heads {
+        since,
+        digest: own,
+    };
+    let short = || peer.fmt_short().to_string();
+    let (digest, zones, results) = match call(&conn, &ask, &mut exchange).await? {
+        SyncAnswer::Unchanged { digest } => {
+            exchange.unchanged = true;
+            (digest, Vec::new(), Vec::new())
+        }
+        SyncAnswer::Heads {
+            digest,
+            zones,
+            results,
+        } => (digest, zones, results),
+        SyncAnswer::Refused { reason } => {
+            return Err(SyncError::Peer {
+                peer: short(),
+                reason: format!("refused the heads exchange: {reason}"),
+            }
+            .into());
+        }
+        other => {
+            return Err(SyncError::Peer {
+                peer: short(),
+                reason: format!("answered heads out of turn: {other:?}"),
+            }
+            .into());
+        }
+    };
+    if exchange.unchanged && !fill_anyway {
+        return Ok(exchange);
+    }
+    sync_zones(node, shared, peer, &zones, &mut exchange).await;
+    take_results(node, shared, peer, &conn, &results, &mut exchange).await;
+    let follows = table::follows(node.db())?;
+    let mut providers = vec![peer];
+    providers.extend(shared.conns_snapshot().into_iter().filter(|p| *p != peer));
+    let state = node.sync_state();
+    let behind = |objects, bytes| state.update(peer, |s| s.behind = (objects, bytes));
+    let filled = fill_reporting(node, shared, &follows, providers, progress, &behind).await;
+    exchange.objects_fetched += filled.objects;
+    exchange.bytes_fetched += filled.bytes;
+    exchange.missing = filled.missing;
+    exchange.errors.extend(filled.errors);
+    if exchange.complete() && !exchange.unchanged {
+        table::set_watermark(
+            node.db(),
+            peer.as_bytes(),
+            &PeerRecord {
+                version: table::RECORD_VERSION,
+                watermark: digest,
+                at: node.now(),
+            },
+        )?;
+    }
+    Ok(exchange)
+}
+
+/// Runs the naming client for each zone held here whose head at `peer`
+/// differs and is not older than this node's.
+async fn sync_zones(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    heads: &[proto::ZoneHead],
+    exchange: &mut Exchange,
+) {
+    let ours: std::collections::HashMap<String, proto::ZoneHead> = proto::zone_heads(node.db())
+        .into_iter()
+        .map(|h| (h.zone.clone(), h))
+        .collect();
+    let zones = Zones::new(node.db().clone());
+    for head in heads.iter().take(proto::MAX_ZONES) {
+        let behind = match ours.get(&head.zone) {
+            Some(mine) => {
+                head.timestamp > mine.timestamp
+                    || (head.timestamp == mine.timestamp && head.hash != mine.hash)
+            }
+            // A zone known here whose metadata never verified.
+            None => true,
+        };
+        if !behind {
+            continue;
+        }
+        let Ok(Some((zone, _))) = zones.by_id(&head.zone) else {
+            continue;
+        };
+        match net_zones::sync_from(shared, &zone, &head.zone, peer).await {
+            Ok(_) => exchange.zones_synced.push(zone),
+            Err(e) => exchange
+                .errors
+                .push(format!("zone {zone}: {}", crate::error::error_chain(&e))),
+        }
+    }
+}
+
+/// Takes in the results `peer` has of jobs this node submitted to it and
+/// has no result of.
+async fn take_results(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    conn: &Connection,
+    results: &[String],
+    exchange: &mut Exchange,
+) {
+    let available: HashSet<&str> = results.iter().map(String::as_str).collect();
+    let waiting: Vec<JobId> = match node.executor().records().all(Side::Sent) {
+        Ok(records) => records
+            .into_iter()
+            .filter(|r| r.result.is_none() && proto::is_key(&r.peer, &peer))
+            .filter(|r| available.contains(r.id.to_string().as_str()))
+            .map(|r| r.id)
+            .take(proto::MAX_RESULTS)
+            .collect(),
+        Err(e) => {
+            exchange.errors.push(e.to_string());
+            return;
+        }
+    };
+    for id in waiting {
+        let ask = SyncAsk::Result {
+            job: id.to_string(),
+        };
+        let signed = match call(conn, &ask, exchange).await {
+            Ok(SyncAnswer::Result { result }) => result,
+            Ok(other) => {
+                exchange
+                    .errors
+                    .push(format!("result of job {id}: the peer answered {other:?}"));
+                continue;
+            }
+            Err(e) => {
+                exchange
+                    .errors
+                    .push(format!("result of job {id}: {}", crate::error::error_chain(&e)));
+                continue;
+            }
+        };
+        match node
+            .jobs()
+            .received(shared, peer, id, signed, false, false)
+            .await
+        {
+            Ok(_) => exchange.results_fetched += 1,
+            Err(e) => exchange
+                .errors
+                .push(format!("result of job {id}: {}", crate::error::error_chain(&e))),
+        }
+    }
+}
