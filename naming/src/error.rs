@@ -22,6 +22,18 @@ pub enum NamingError {
         /// The name.
         name: String,
     },
+    /// A target of a zone made by another TUF tool (no BLAKE3 in its
+    /// metadata) whose bytes were not downloaded yet.
+    #[error(
+        "{zone}/{name} is a plain TUF target not downloaded yet: run \
+         `clive-node sync follow {zone}`"
+    )]
+    NotDownloaded {
+        /// The zone.
+        zone: String,
+        /// The name.
+        name: String,
+    },
     /// A zone by that name exists already.
     #[error("a zone named {0:?} exists already")]
     ZoneExists(String),

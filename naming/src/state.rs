@@ -22,6 +22,9 @@
 //!   [`crate::Published`]: what a publish named by its client's receipt
 //!   committed, in the publish's own transaction (the newest
 //!   [`crate::zones::RECEIPTS_KEPT`] are kept)
+//! - `naming.mirrored.v1`: zone NUL name -> JSON [`crate::zones::Mirrored`]:
+//!   the downloaded bytes of a target made by another TUF tool (see
+//!   `zones/mirrored.rs`)
 
 use std::sync::Arc;
 

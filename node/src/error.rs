@@ -492,6 +492,9 @@ pub enum NamesError {
     /// `name refresh` with nowhere to refresh from.
     #[error("zone {0} has no mirror and no publishing peer to refresh from")]
     NoSource(String),
+    /// A downloaded target that is not what its zone's metadata signs.
+    #[error("{0}")]
+    BadTarget(String),
     /// `name override --clear` of a name with no override.
     #[error("{0} has no override here")]
     NoOverride(String),

@@ -17,6 +17,7 @@
 //! - `forks`: forks between devices' keys and equivocations, conflicts.
 //! - `merge`: merging a device's metadata with a peer device's.
 //! - `resolve`: resolving names from verified metadata.
+//! - `mirrored`: the downloaded bytes of targets made by other TUF tools.
 //! - `history`: a name's changes, re-verified.
 //! - `overrides`: local overrides of a name.
 //! - `resign`: re-signing metadata before it expires.
@@ -40,6 +41,7 @@ mod forks;
 mod history;
 mod info;
 mod merge;
+mod mirrored;
 mod overrides;
 mod publish;
 mod resign;
@@ -55,6 +57,7 @@ pub(crate) use forks::classify;
 pub use history::Change;
 pub use info::{RoleInfo, ZoneInfo};
 pub use merge::Merged;
+pub use mirrored::{Mirrored, PlainTarget, target_url_path};
 pub use publish::{Content, Published, RECEIPTS_KEPT, new_receipt};
 pub use resolve::Resolution;
 pub use roots::{RootChange, RootStatus, ZONE_FIELD, zone_id, zone_name};

@@ -90,7 +90,11 @@ impl Zones {
         let signed: Option<NameEntry> = if verified.is_some() {
             match state::get(&self.db, NAMES, &row)? {
                 Some(entry) => Some(entry),
-                None => self.resolve_delegated(zone, name, now, stale)?,
+                None => match self.resolve_delegated(zone, name, now, stale)? {
+                    Some(entry) => Some(entry),
+                    // A target made by another TUF tool: its download.
+                    None => self.resolve_mirrored(zone, name)?,
+                },
             }
         } else {
             None
@@ -196,6 +200,7 @@ impl Zones {
                 .into_iter()
                 .map(|(_, o)| o.hash),
         );
+        out.extend(self.mirrored_hashes()?);
         Ok(out)
     }
 }

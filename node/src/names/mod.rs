@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
 use crate::{NamesError, Node, NodeError, SignWith};
 
+mod mirror;
 pub mod view;
+pub use mirror::{Downloaded, NotDownloaded};
 pub use view::StateView;
 
 /// A zone created or re-keyed: the root change, and where a root awaiting
@@ -228,29 +230,13 @@ impl NamesHandle<'_> {
     /// The ticket followers of `zone` use: this node, its addresses, the
     /// zone's id and the hash of its current root.
     pub fn zone_ticket(&self, zone: &str) -> Result<String, NodeError> {
-        let zones = self.zones();
-        let info = zones.show(zone, None)?;
-        let root = zones.files(zone)?;
-        let root = root
-            .files
-            .get("root.json")
-            .ok_or_else(|| NamesError::NoRoot(zone.to_owned()))?;
-        let mut id = [0u8; 16];
-        hex::decode_to_slice(&info.id, &mut id).map_err(|_| NamesError::NoId(zone.to_owned()))?;
         let addrs = self
             .node
             .net
             .get()
             .map(|n| n.shared.own_addrs())
             .unwrap_or_default();
-        Ok(ZoneTicket {
-            publisher: self.node.public().bytes(),
-            addrs,
-            root: *blake3::hash(root).as_bytes(),
-            id,
-            zone: zone.to_owned(),
-        }
-        .encode())
+        net_zones::zone_ticket(&self.zones(), zone, self.node.public().bytes(), addrs)
     }
 
     /// One zone and its ticket.
@@ -693,8 +679,15 @@ impl NamesHandle<'_> {
             write_file(&meta.join(path), bytes)?;
         }
         let mut targets = 0;
+        // Targets made by other TUF tools: their downloaded bytes.
+        let mirrored: std::collections::BTreeMap<String, String> = zones
+            .mirrored(zone)?
+            .into_iter()
+            .map(|(name, m)| (name, m.blake3))
+            .collect();
         for (name, file) in zones.targets(zone)? {
             let Some(hash) = clive_naming::source::content_address(&file)
+                .or_else(|| mirrored.get(&name).cloned())
                 .and_then(|h| clive_cas::parse_hash(&h).ok())
             else {
                 continue;

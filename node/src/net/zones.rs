@@ -16,6 +16,15 @@
 //! |----------|------------------------|---------|
 //! | `index`  | `files` or `refused`   | `fetch` |
 //! | `submit` | `accepted` or `refused`| `push`  |
+//! | `mirrored` | `mirrored` or `refused` | `fetch` |
+//!
+//! `mirrored` (added in version 1, answered `refused` by older nodes as
+//! an unknown request) lists what this node found downloading the targets
+//! of a zone made by another TUF tool (no BLAKE3 in its metadata), in name
+//! order after `after`, as many as fit a message (`more` says whether
+//! others follow). The asker fetches the bytes by BLAKE3 and checks them
+//! against the length and hashes its own verified metadata signs before it
+//! records anything (see `names/mirror.rs`).
 //!
 //! A peer's answers are bounded before anything is trusted: at most
 //! [`MAX_FILES`] files of an index are taken, none over [`MAX_FILE`]
@@ -63,6 +72,16 @@ pub enum ZoneRequest {
         /// The object holding its metadata (BLAKE3, hex).
         hash: String,
     },
+    /// The downloaded targets of a zone made by another TUF tool, by its
+    /// id, names after `after`: answered with [`ZoneReply::Mirrored`] to
+    /// holders of `fetch`.
+    Mirrored {
+        /// The zone's id.
+        zone: String,
+        /// Only names after this one (the last of the previous reply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
 }
 
 /// What a peer answers about zones.
@@ -79,6 +98,14 @@ pub enum ZoneReply {
     Accepted {
         /// The new timestamp version.
         timestamp: u64,
+    },
+    /// Downloaded targets: each name with the BLAKE3, length and hashes
+    /// of the bytes this node verified for it.
+    Mirrored {
+        /// The names, in order.
+        targets: Vec<MirroredTarget>,
+        /// Whether names after the last one follow.
+        more: bool,
     },
     /// The request was refused.
     Refused {
@@ -97,6 +124,17 @@ pub struct ZoneFile {
     pub hash: String,
     /// Its size.
     pub size: u64,
+}
+
+/// One downloaded target, as a peer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirroredTarget {
+    /// The name (target path).
+    pub name: String,
+    /// What its bytes are.
+    #[serde(flatten)]
+    pub mirrored: clive_naming::zones::Mirrored,
 }
 
 fn refused(reason: String) -> ZoneReply {
@@ -120,6 +158,9 @@ impl ProtocolHandler for ZonesProtocol {
                         ZoneRequest::Index { zone } => index(&shared, peer, &zone).await,
                         ZoneRequest::Submit { zone, role, hash } => {
                             accept_submission(&shared, peer, &zone, &role, &hash).await
+                        }
+                        ZoneRequest::Mirrored { zone, after } => {
+                            mirrored(&shared, peer, &zone, after.as_deref())
                         }
                     })
                 };
@@ -201,6 +242,93 @@ pub async fn index(shared: &Shared, peer: EndpointId, zone_id: &str) -> ZoneRepl
         }
     }
     ZoneReply::Files { files: out }
+}
+
+/// Room left in a `mirrored` reply for what is not a target.
+const MIRRORED_ROOM: usize = wire::MAX_MESSAGE - 1024;
+
+/// Answers `mirrored`: the zone's downloaded targets after `after`, as
+/// many as fit one message.
+pub fn mirrored(shared: &Shared, peer: EndpointId, zone_id: &str, after: Option<&str>) -> ZoneReply {
+    if let Err(why) = shared.require(&peer, Capability::Fetch) {
+        return refused(why.to_string());
+    }
+    let zones = Zones::new(shared.db.clone());
+    let all = match zones.by_id(zone_id) {
+        Ok(Some((zone, _))) => match zones.mirrored(&zone) {
+            Ok(all) => all,
+            Err(e) => return refused(e.to_string()),
+        },
+        Ok(None) => return refused(format!("this node has no zone {zone_id}")),
+        Err(e) => return refused(e.to_string()),
+    };
+    let mut targets = Vec::new();
+    let mut used = 0;
+    let mut more = false;
+    for (name, m) in all {
+        if after.is_some_and(|a| name.as_str() <= a) {
+            continue;
+        }
+        let target = MirroredTarget { name, mirrored: m };
+        let size = serde_json::to_vec(&target).map_or(MIRRORED_ROOM, |b| b.len() + 1);
+        if used + size > MIRRORED_ROOM {
+            more = true;
+            break;
+        }
+        used += size;
+        targets.push(target);
+    }
+    ZoneReply::Mirrored { targets, more }
+}
+
+/// Most `mirrored` requests one listing makes (each reply nearly fills a
+/// message, so this bounds a listing well above any real zone).
+const MAX_MIRRORED_PAGES: usize = 1024;
+
+/// What `peer` found downloading the targets of the zone `zone_id` (see
+/// [`mirrored`]), every page.
+pub async fn list_mirrored(
+    shared: &Arc<Shared>,
+    zone_id: &str,
+    peer: EndpointId,
+) -> Result<Vec<MirroredTarget>, NodeError> {
+    let conn = connect(shared, peer).await?;
+    let mut out: Vec<MirroredTarget> = Vec::new();
+    for _ in 0..MAX_MIRRORED_PAGES {
+        let request = ZoneRequest::Mirrored {
+            zone: zone_id.to_owned(),
+            after: out.last().map(|t| t.name.clone()),
+        };
+        match wire::call(&conn, &request, Some(wire::CALL_TIMEOUT)).await? {
+            ZoneReply::Mirrored { targets, more } => {
+                let last = out.last().map(|t| t.name.clone());
+                // Names only grow: a peer repeating itself ends the listing.
+                let fresh = targets
+                    .into_iter()
+                    .filter(|t| last.as_ref().is_none_or(|l| t.name > *l));
+                let before = out.len();
+                out.extend(fresh);
+                if !more || out.len() == before {
+                    break;
+                }
+            }
+            ZoneReply::Refused { reason } => {
+                return Err(NamesError::ListRefused {
+                    peer: peer.fmt_short().to_string(),
+                    reason,
+                }
+                .into());
+            }
+            other => {
+                return Err(NamesError::OutOfTurn {
+                    peer: peer.fmt_short().to_string(),
+                    reply: format!("{other:?}"),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A connection to `peer` for zone requests: says hello on the peer
@@ -384,6 +512,32 @@ pub async fn accept_submission(
         Ok(Err(e)) => refused(e.to_string()),
         Err(e) => refused(e.to_string()),
     }
+}
+
+/// The ticket followers of `zone` use: `publisher` (this node) at
+/// `addrs`, the zone's id and the hash of its current root.
+pub fn zone_ticket(
+    zones: &Zones,
+    zone: &str,
+    publisher: [u8; 32],
+    addrs: Vec<std::net::SocketAddr>,
+) -> Result<String, NodeError> {
+    let info = zones.show(zone, None)?;
+    let files = zones.files(zone)?;
+    let root = files
+        .files
+        .get("root.json")
+        .ok_or_else(|| NamesError::NoRoot(zone.to_owned()))?;
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&info.id, &mut id).map_err(|_| NamesError::NoId(zone.to_owned()))?;
+    Ok(super::ticket::ZoneTicket {
+        publisher,
+        addrs,
+        root: *blake3::hash(root).as_bytes(),
+        id,
+        zone: zone.to_owned(),
+    }
+    .encode())
 }
 
 /// Tells followers that `zone_id` has a new timestamp `version`.
