@@ -240,7 +240,9 @@ impl TestNode {
     /// waits until it answers.
     pub fn start_daemon_wrapped(&self, wrap: impl FnOnce(&Path) -> Command, bind: &str) -> Daemon {
         let mut cmd = wrap(&clive_bin());
-        cmd.arg("--home").arg(self.home()).args(["start", "--bind", bind]);
+        cmd.arg("--home")
+            .arg(self.home())
+            .args(["start", "--bind", bind]);
         cmd.env_remove("CLIVE_PASSPHRASE").env_remove("RUST_LOG");
         cmd.stdin(Stdio::null());
         self.spawn_daemon(cmd)
@@ -453,4 +455,20 @@ pub fn step_of<'a>(run: &'a serde_json::Value, name: &str) -> &'a serde_json::Va
         .iter()
         .find(|s| s["step"] == name)
         .unwrap_or_else(|| panic!("no step {name} in {run}"))
+}
+
+/// Bytes of every file under `dir` (0 when it does not exist): how far a
+/// fetch into a node's store has got, read from the disk.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

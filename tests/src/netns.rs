@@ -27,7 +27,12 @@ fn ip(args: &[&str]) -> Result<(), String> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("ip {}: {e} (scripts/install-test-deps installs iproute2)", args.join(" ")))?;
+        .map_err(|e| {
+            format!(
+                "ip {}: {e} (scripts/install-test-deps installs iproute2)",
+                args.join(" ")
+            )
+        })?;
     if out.status.success() {
         Ok(())
     } else {
@@ -88,11 +93,46 @@ impl Link {
         &self.addrs[i]
     }
 
+    /// Limits the link's rate both ways (`tc ... tbf`, RATE as tc reads
+    /// it: `40mbit`).
+    pub fn limit(&self, rate: &str) {
+        for i in 0..2 {
+            let out = Command::new("tc")
+                .args([
+                    "-n",
+                    &self.names[i],
+                    "qdisc",
+                    "add",
+                    "dev",
+                    &self.devices[i],
+                ])
+                .args([
+                    "root", "tbf", "rate", rate, "burst", "64kb", "latency", "50ms",
+                ])
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("tc: {e} (scripts/install-test-deps installs iproute2)")
+                });
+            assert!(
+                out.status.success(),
+                "tc tbf: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// Takes the link down on both sides: packets between them are lost.
     pub fn down(&self) {
         for i in 0..2 {
-            ip(&["-n", &self.names[i], "link", "set", &self.devices[i], "down"])
-                .unwrap_or_else(|e| panic!("{e}"));
+            ip(&[
+                "-n",
+                &self.names[i],
+                "link",
+                "set",
+                &self.devices[i],
+                "down",
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
@@ -110,11 +150,14 @@ impl Link {
     pub fn start_daemon(&self, node: &TestNode, i: usize) -> Daemon {
         let ns = self.names[i].clone();
         let bind = format!("{}:4919", self.addrs[i]);
-        node.start_daemon_wrapped(|program: &Path| {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &ns]).arg(program);
-            cmd
-        }, &bind)
+        node.start_daemon_wrapped(
+            |program: &Path| {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &ns]).arg(program);
+                cmd
+            },
+            &bind,
+        )
     }
 }
 

@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use clive_tests::{Daemon, TestNode, admit, assert_same_tree, eventually, write_pseudo_random};
+use clive_tests::{
+    Daemon, TestNode, admit, assert_same_tree, dir_bytes, eventually, write_pseudo_random,
+};
 
 fn b3(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
@@ -20,7 +22,11 @@ fn make_tree(root: &Path, files: usize) {
     for i in 0..files {
         let dir = root.join(format!("d{:02}", i % 16));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("f{i:04}")), format!("{i}\n").repeat(i % 7 + 1)).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:04}")),
+            format!("{i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
     }
 }
 
@@ -285,21 +291,6 @@ fn a_result_of_a_job_sent_before_the_laptop_went_away_arrives_by_itself() {
         .to_owned();
     let text = pair.laptop.ok(["cat", &stdout]);
     assert_eq!(text, "finished on the server\n");
-}
-
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 const BIG: u64 = 200 << 20;

@@ -360,9 +360,14 @@ impl SyncHandle<'_> {
         if followed.follow.missing > 0 {
             match self.node.online().await {
                 Ok(net) => {
-                    let filled =
-                        catchup::fill(self.node, &net.shared, &[record.clone()], Vec::new(), progress)
-                            .await;
+                    let filled = catchup::fill(
+                        self.node,
+                        &net.shared,
+                        &[record.clone()],
+                        Vec::new(),
+                        progress,
+                    )
+                    .await;
                     followed.objects_fetched = filled.objects;
                     followed.bytes_fetched = filled.bytes;
                     followed.errors = filled.errors;
