@@ -105,6 +105,9 @@ async fn fill_reporting(
             Ok(fetched) => {
                 filled.objects += fetched.objects;
                 filled.bytes += fetched.bytes_received;
+                node.sync_state()
+                    .fetched
+                    .fetch_add(fetched.bytes_received, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
                 filled.missing += 1;
@@ -227,10 +230,7 @@ async fn catch_up(
         .map(|r| r.watermark)
         .unwrap_or_default();
     let own = proto::heads_for(shared, node.executor(), &peer).digest();
-    let ask = SyncAsk::Heads {
-        since,
-        digest: own,
-    };
+    let ask = SyncAsk::Heads { since, digest: own };
     let short = || peer.fmt_short().to_string();
     let (digest, zones, results) = match call(&conn, &ask, &mut exchange).await? {
         SyncAnswer::Unchanged { digest } => {
@@ -361,9 +361,10 @@ async fn take_results(
                 continue;
             }
             Err(e) => {
-                exchange
-                    .errors
-                    .push(format!("result of job {id}: {}", crate::error::error_chain(&e)));
+                exchange.errors.push(format!(
+                    "result of job {id}: {}",
+                    crate::error::error_chain(&e)
+                ));
                 continue;
             }
         };
@@ -373,9 +374,10 @@ async fn take_results(
             .await
         {
             Ok(_) => exchange.results_fetched += 1,
-            Err(e) => exchange
-                .errors
-                .push(format!("result of job {id}: {}", crate::error::error_chain(&e))),
+            Err(e) => exchange.errors.push(format!(
+                "result of job {id}: {}",
+                crate::error::error_chain(&e)
+            )),
         }
     }
 }

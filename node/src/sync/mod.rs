@@ -227,6 +227,9 @@ pub struct SyncStatus {
     pub peers: Vec<PeerSync>,
     /// Names in conflict.
     pub conflicts: Vec<Conflict>,
+    /// Payload bytes fetched for the follow set since the node opened
+    /// (by `sync follow`, catch-ups and zone events alike).
+    pub bytes_fetched: u64,
     /// Whether every connected peer is in sync.
     pub in_sync: bool,
     /// With `--wait`: it ran out before every connected peer was in sync.
@@ -263,6 +266,8 @@ pub struct SyncState {
     /// Held while the follow set is filled: one fill at a time, so two never
     /// fetch the same object at once.
     filling: tokio::sync::Mutex<()>,
+    /// Payload bytes every fill fetched since the node opened.
+    fetched: std::sync::atomic::AtomicU64,
 }
 
 impl SyncState {
@@ -360,9 +365,14 @@ impl SyncHandle<'_> {
         if followed.follow.missing > 0 {
             match self.node.online().await {
                 Ok(net) => {
-                    let filled =
-                        catchup::fill(self.node, &net.shared, &[record.clone()], Vec::new(), progress)
-                            .await;
+                    let filled = catchup::fill(
+                        self.node,
+                        &net.shared,
+                        &[record.clone()],
+                        Vec::new(),
+                        progress,
+                    )
+                    .await;
                     followed.objects_fetched = filled.objects;
                     followed.bytes_fetched = filled.bytes;
                     followed.errors = filled.errors;
@@ -553,6 +563,11 @@ impl SyncHandle<'_> {
         Ok(SyncStatus {
             peers,
             conflicts: Vec::new(),
+            bytes_fetched: self
+                .node
+                .sync_state()
+                .fetched
+                .load(std::sync::atomic::Ordering::Relaxed),
             in_sync,
             timed_out: false,
         })
