@@ -368,7 +368,7 @@ impl SyncHandle<'_> {
                     let filled = catchup::fill(
                         self.node,
                         &net.shared,
-                        &[record.clone()],
+                        std::slice::from_ref(&record),
                         Vec::new(),
                         progress,
                     )
