@@ -14,7 +14,7 @@ use super::{Out, Render, short};
 /// Prints a [`SyncReply`].
 pub(super) fn reply(out: &Out, reply: &SyncReply) -> Result<()> {
     match reply {
-        SyncReply::Followed(x) => out.show(x),
+        SyncReply::Followed(x) => out.show(x.as_ref()),
         SyncReply::Unfollowed(x) => out.show(x),
         SyncReply::Follows(x) => out.show(x),
         SyncReply::Report(x) => out.show(x),

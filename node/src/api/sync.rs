@@ -56,7 +56,7 @@ pub enum SyncRequest {
 #[serde(tag = "reply", content = "value", rename_all = "snake_case")]
 pub enum SyncReply {
     /// `sync follow`.
-    Followed(Followed),
+    Followed(Box<Followed>),
     /// `sync unfollow`.
     Unfollowed(Unfollowed),
     /// `sync ls`.
@@ -95,9 +95,9 @@ pub(super) async fn handle(
 ) -> Result<SyncReply, ApiError> {
     let sync = node.sync();
     Ok(match request {
-        SyncRequest::Follow { entry } => {
-            SyncReply::Followed(sync.follow(&entry, client.cwd(), ctx.progress()).await?)
-        }
+        SyncRequest::Follow { entry } => SyncReply::Followed(Box::new(
+            sync.follow(&entry, client.cwd(), ctx.progress()).await?,
+        )),
         SyncRequest::Unfollow { entry } => SyncReply::Unfollowed(sync.unfollow(&entry)?),
         SyncRequest::Ls => SyncReply::Follows(sync.ls().await?),
         SyncRequest::Now { peer } => {

@@ -105,6 +105,9 @@ async fn fill_reporting(
             Ok(fetched) => {
                 filled.objects += fetched.objects;
                 filled.bytes += fetched.bytes_received;
+                node.sync_state()
+                    .fetched
+                    .fetch_add(fetched.bytes_received, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
                 filled.missing += 1;
@@ -171,9 +174,11 @@ pub(crate) async fn run(
     let state = node.sync_state();
     let run_lock = state.run_lock(peer);
     let _one = run_lock.lock().await;
+    let on_conn = lock(&shared.conns).get(&peer).map(|c| c.stable_id());
     state.update(peer, |s| {
         s.running = true;
         s.due = false;
+        s.on_conn = on_conn;
     });
     let outcome = tokio::time::timeout(
         MAX_CATCH_UP,
@@ -187,9 +192,12 @@ pub(crate) async fn run(
         }
         .into())
     });
+    let now_on = lock(&shared.conns).get(&peer).map(|c| c.stable_id());
     state.update(peer, |s| {
         s.running = false;
         s.behind = (0, 0);
+        // A catch-up that dialled the peer itself began on no connection.
+        s.on_conn = s.on_conn.or(now_on);
         s.exchanges += 1;
         match &outcome {
             Ok(exchange) => {

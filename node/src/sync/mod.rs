@@ -227,6 +227,9 @@ pub struct SyncStatus {
     pub peers: Vec<PeerSync>,
     /// Names in conflict.
     pub conflicts: Vec<Conflict>,
+    /// Payload bytes fetched for the follow set since the node opened
+    /// (by `sync follow`, catch-ups and zone events alike).
+    pub bytes_fetched: u64,
     /// Whether every connected peer is in sync.
     pub in_sync: bool,
     /// With `--wait`: it ran out before every connected peer was in sync.
@@ -245,6 +248,9 @@ struct PeerState {
     behind: (u64, u64),
     /// The last catch-up completed.
     settled: bool,
+    /// The connection (its stable id) the last catch-up began on: one
+    /// made since is not caught up with yet.
+    on_conn: Option<usize>,
     exchanges: u64,
     bytes_fetched: u64,
     error: Option<String>,
@@ -263,6 +269,8 @@ pub struct SyncState {
     /// Held while the follow set is filled: one fill at a time, so two never
     /// fetch the same object at once.
     filling: tokio::sync::Mutex<()>,
+    /// Payload bytes every fill fetched since the node opened.
+    fetched: std::sync::atomic::AtomicU64,
 }
 
 impl SyncState {
@@ -363,7 +371,7 @@ impl SyncHandle<'_> {
                     let filled = catchup::fill(
                         self.node,
                         &net.shared,
-                        &[record.clone()],
+                        std::slice::from_ref(&record),
                         Vec::new(),
                         progress,
                     )
@@ -376,7 +384,12 @@ impl SyncHandle<'_> {
             }
             followed.follow = self.info(&record).await?;
         }
-        self.node.sync_state().wake.notify_one();
+        // Every connected peer is to be looked at again.
+        if let Some(net) = self.node.net.get() {
+            for peer in net.shared.conns_snapshot() {
+                self.node.sync_state().peer_has_news(peer);
+            }
+        }
         Ok(followed)
     }
 
@@ -506,13 +519,13 @@ impl SyncHandle<'_> {
 
     fn status_now(&self) -> Result<SyncStatus, NodeError> {
         let net = self.node.net.get();
-        let connected: HashSet<EndpointId> = net
+        let connected: HashMap<EndpointId, usize> = net
             .as_ref()
             .map(|n| {
-                n.shared
-                    .conns_snapshot()
-                    .into_iter()
-                    .filter(|id| n.shared.is_connected(id))
+                lock(&n.shared.conns)
+                    .iter()
+                    .filter(|(_, c)| c.close_reason().is_none())
+                    .map(|(id, c)| (*id, c.stable_id()))
                     .collect()
             })
             .unwrap_or_default();
@@ -523,9 +536,10 @@ impl SyncHandle<'_> {
             let Ok(endpoint) = EndpointId::from_bytes(&id) else {
                 continue;
             };
-            let is_connected = connected.contains(&endpoint);
+            let conn = connected.get(&endpoint).copied();
+            let is_connected = conn.is_some();
             let state = states.get(&endpoint).cloned().unwrap_or_default();
-            let settled = state.settled && !state.due && !state.running;
+            let settled = state.settled && !state.due && !state.running && state.on_conn == conn;
             let text = if !is_connected && !state.running {
                 "not connected".to_owned()
             } else if state.behind.0 > 0 {
@@ -558,6 +572,11 @@ impl SyncHandle<'_> {
         Ok(SyncStatus {
             peers,
             conflicts: Vec::new(),
+            bytes_fetched: self
+                .node
+                .sync_state()
+                .fetched
+                .load(std::sync::atomic::Ordering::Relaxed),
             in_sync,
             timed_out: false,
         })

@@ -133,11 +133,10 @@ pub fn remove_follow(db: &Database, key: &str) -> Result<Option<FollowRecord>, S
     let tx = db.begin_write().map_err(st)?;
     let old = {
         let mut table = tx.open_table(FOLLOWS).map_err(st)?;
-        let old = match table.remove(key).map_err(st)? {
+        match table.remove(key).map_err(st)? {
             Some(v) => Some(decode::<FollowRecord>(v.value())?),
             None => None,
-        };
-        old
+        }
     };
     tx.commit().map_err(st)?;
     Ok(old)
