@@ -38,6 +38,8 @@ def main() -> int:
             metadata_base_url=f"{base_url}/metadata/",
             target_dir=target_dir,
             target_base_url=f"{base_url}/targets/",
+            # Trust what the metadata directory holds (root.json there).
+            bootstrap=None,
         )
         updater.refresh()
         found = {}

@@ -258,7 +258,13 @@ fn two_devices_publish_apart_and_every_node_ends_with_the_same_winners() {
     );
 
     // Stock python-tuf, from the same metadata directory, moves forward.
-    let after = python_refresh(&c, "merged", &client, &["shared", "third"]);
+    // (A exports: it is given B's bytes first, as the follow set would.)
+    for text in ["b apart\n", "shared by b\n", "third by b\n"] {
+        let file = a.scratch(&format!("from-b-{}.txt", b3(text.as_bytes())));
+        std::fs::write(&file, text).unwrap();
+        a.ok(["add", file.to_str().unwrap()]);
+    }
+    let after = python_refresh(&a, "merged", &client, &["shared", "third"]);
     assert!(
         after["versions"]["timestamp"].as_u64() > before["versions"]["timestamp"].as_u64(),
         "{before} {after}"

@@ -232,7 +232,7 @@ pub async fn sync_from(
     let theirs = bundle
         .files
         .get("timestamp.json")
-        .and_then(|b| clive_naming::tuf::metadata::peek_version(b))
+        .and_then(|b| clive_naming::tuf::metadata::peek_version(b.as_slice()))
         .unwrap_or(0);
     let zones = Zones::new(shared.db.clone());
     let source = format!("peer {}", peer.fmt_short());
