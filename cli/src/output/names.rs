@@ -101,6 +101,30 @@ impl Render for ZoneShown {
                  (kept as evidence)"
             )?;
         }
+        for f in &self.info.merged_forks {
+            writeln!(
+                out,
+                "  merged fork: {} version {} signed apart by {} and by {} (both kept)",
+                f.role,
+                f.version,
+                f.trusted_by.join(","),
+                f.other_by.join(",")
+            )?;
+        }
+        for c in &self.info.conflicts {
+            let value = |h: &Option<String>| h.clone().unwrap_or_else(|| "unpublished".into());
+            writeln!(
+                out,
+                "  conflict: {} = {} (device {}, {}) over {} (device {}, {}); publish it again to settle",
+                c.name,
+                value(&c.winner),
+                c.winner_device,
+                when(c.winner_published),
+                value(&c.loser),
+                c.loser_device,
+                when(c.loser_published)
+            )?;
+        }
         writeln!(out, "  ticket: {}", self.ticket)
     }
 }

@@ -370,8 +370,8 @@ pub fn conflicts_in(zone: &str, doc: &Targets) -> Vec<Conflict> {
     let mut out = Vec::new();
     for (name, entry) in doc
         .targets
-        .keys()
-        .map(|n| (n, Entry::Live(&doc.targets[n])))
+        .iter()
+        .map(|(n, f)| (n, Entry::Live(f)))
         .chain(stones.iter().map(|(n, t)| (n, Entry::Removed(t))))
     {
         let Some(c) = entry.fields().and_then(|f| f.get("conflict")) else {

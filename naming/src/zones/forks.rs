@@ -79,6 +79,7 @@ fn valid_signers(db: &Db, zone: &str, role: &str, bytes: &[u8]) -> Vec<(String, 
 
 /// The evidence row of two documents for `role` `version`, told apart:
 /// a fork when no key signed both, else an equivocation.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn classify(
     db: &Db,
     zone: &str,

@@ -362,6 +362,11 @@ pub async fn sync_from(
     peer: EndpointId,
 ) -> Result<Verified, NodeError> {
     let bundle = fetch_files(shared, zone_id, peer).await?;
+    let theirs = bundle
+        .files
+        .get("timestamp.json")
+        .and_then(|b| clive_naming::tuf::metadata::peek_version(b.as_slice()))
+        .unwrap_or(0);
     let zones = Zones::new(shared.db.clone());
     let source = format!("peer {}", peer.fmt_short());
     let name = zone.to_owned();
@@ -374,10 +379,19 @@ pub async fn sync_from(
     .await
     .map_err(NamesError::Verifying)??;
     shared.zone_events.stored(zone);
-    if merged.signed {
+    // What the merge signed, or a device's state ahead of the peer's, is
+    // announced: the peer (and followers) then take it.
+    if merged.signed || (merged.verified.timestamp > theirs && zones_device(shared, zone)) {
         announce(shared, zone_id.to_owned(), merged.verified.timestamp);
     }
     Ok(merged.verified)
+}
+
+/// Whether this node is a device of `zone`: it signs it.
+fn zones_device(shared: &Shared, zone: &str) -> bool {
+    Zones::new(shared.db.clone())
+        .can_publish(zone, &clive_trust::Signer::public(&*shared.signer))
+        .unwrap_or(false)
 }
 
 /// The metadata files `peer` lists for the zone `zone_id`, fetched.
@@ -573,9 +587,7 @@ pub fn announced(shared: &Arc<Shared>, origin: EndpointId, zone_id: &str, versio
     // A device of the zone also takes a peer's version equal to its own:
     // two devices publishing apart reach the same version with different
     // content, which it merges.
-    let device = zones
-        .can_publish(&zone, &clive_trust::Signer::public(&*shared.signer))
-        .unwrap_or(false);
+    let device = zones_device(shared, &zone);
     if origin == shared.endpoint.id()
         || record
             .verified
