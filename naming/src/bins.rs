@@ -27,10 +27,16 @@ pub fn names() -> Vec<String> {
 
 /// The bin delegations, signed by the key `keyid`.
 pub fn roles(keyid: &str) -> Vec<DelegatedRole> {
+    roles_of(&[keyid.to_owned()])
+}
+
+/// The bin delegations, each signed by any one of `keyids` (threshold 1:
+/// the devices of a multi-device zone each sign alone).
+pub fn roles_of(keyids: &[String]) -> Vec<DelegatedRole> {
     (0..COUNT)
         .map(|i| DelegatedRole {
             name: format!("{PREFIX}{i:02x}"),
-            keyids: vec![keyid.to_owned()],
+            keyids: keyids.to_vec(),
             threshold: 1,
             terminating: true,
             paths: None,

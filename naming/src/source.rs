@@ -208,13 +208,18 @@ impl tuf::updater::LocalMetadata for ZoneLocal<'_> {
     }
 
     fn equivocation(&mut self, role: &str, version: u64, trusted: &[u8], other: &[u8]) {
-        let evidence = Evidence {
-            at: self.now,
-            trusted: trusted.to_vec(),
-            other: other.to_vec(),
-            source: self.source.to_owned(),
-        };
-        let key = state::version_key(self.zone, role, version);
+        // Two devices of the zone publishing apart fork it (kept, reported
+        // as a fork, merged by a device); one key signing both equivocates.
+        let (key, evidence) = crate::zones::classify(
+            self.db,
+            self.zone,
+            role,
+            version,
+            trusted,
+            other,
+            self.source,
+            self.now,
+        );
         let kept = state::write(self.db, |tx| state::put(tx, EVIDENCE, &key, &evidence));
         self.evidence.push((key, evidence));
         if let Err(e) = kept {

@@ -16,6 +16,8 @@
 //! - `naming.log.v1`: zone NUL name NUL sequence -> JSON [`LogEntry`]: local
 //!   events (overrides set and cleared)
 //! - `naming.evidence.v1`: zone NUL role NUL version -> JSON [`Evidence`]
+//!   (an equivocation); zone NUL role NUL version NUL hash -> JSON
+//!   [`Evidence`] of kind `fork` (two devices' documents, merged)
 //! - `naming.receipts.v1`: time (20 digits) NUL receipt -> JSON list of
 //!   [`crate::Published`]: what a publish named by its client's receipt
 //!   committed, in the publish's own transaction (the newest
@@ -152,6 +154,33 @@ pub struct Evidence {
     pub other: Vec<u8>,
     /// Where the other one came from.
     pub source: String,
+    /// `equivocation` (one key signed both: refused, reported), or `fork`:
+    /// the two were signed by different authorized keys of the zone (two
+    /// devices publishing apart), merged rather than refused. Fork rows are
+    /// keyed zone NUL role NUL version NUL the first 16 hex digits of the
+    /// BLAKE3 of the other document, so each fork of a version is kept.
+    #[serde(default = "equivocation", skip_serializing_if = "is_equivocation")]
+    pub kind: String,
+    /// The keys (SSH fingerprints) whose valid signatures the trusted
+    /// document carries (forks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_by: Vec<String>,
+    /// The keys whose valid signatures the other document carries (forks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_by: Vec<String>,
+}
+
+/// The kind of an [`Evidence`] row of one key signing two documents.
+pub const EQUIVOCATION: &str = "equivocation";
+/// The kind of an [`Evidence`] row of two devices' documents.
+pub const FORK: &str = "fork";
+
+fn equivocation() -> String {
+    EQUIVOCATION.to_owned()
+}
+
+fn is_equivocation(kind: &str) -> bool {
+    kind == EQUIVOCATION
 }
 
 mod hex_bytes {

@@ -53,7 +53,8 @@ impl Zones {
         let parent = self.current::<Targets>(zone, "targets")?;
         crate::sign::check_can_sign_delegated(&parent.signed, role, signer)?;
         let mut targets = self.current_or_empty(zone, role, now)?;
-        set_target(&mut targets, zone, name, content, now)?;
+        let device = super::clocks::device_id(&signer.public());
+        set_target(&mut targets, zone, name, content, &device, now)?;
         targets.version += 1;
         targets.expires = now + lifetime::TARGETS;
         let version = targets.version;

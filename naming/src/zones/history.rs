@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::sign::key_label;
 use crate::source::content_address;
-use crate::state::{self, Accepted, EVIDENCE, Evidence, LOG, LogEntry, VERSIONS};
+use crate::state::{self, Accepted, Evidence, LOG, LogEntry, VERSIONS};
 use crate::tuf::{Delegator, Metadata, Root, Targets};
 use crate::{NamingError, name};
 
@@ -17,8 +17,9 @@ use super::{Zones, parse};
 /// One change in a name's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
-    /// `published`, `changed`, `unpublished`, `override`, `override cleared`
-    /// or `equivocation`.
+    /// `published`, `changed`, `unpublished`, `override`, `override cleared`,
+    /// `equivocation`, or `fork`: the value a device's document gave the
+    /// name when it lost a merge (kept, validly signed).
     pub event: String,
     /// The role and its version (signed changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,14 +79,21 @@ impl Zones {
                 verified: false,
             });
         }
-        let evidence: Vec<(String, Evidence)> =
-            state::scan(&self.db, EVIDENCE, &state::key(&[zone, ""]))?;
-        for (key, e) in evidence {
-            let (role, version) = key.split_once('\0').unwrap_or((key.as_str(), "0"));
+        for (role, version, e) in self.evidence(zone)? {
+            if e.kind == state::FORK {
+                // A device's document that lost a merge: its value of the
+                // name, when it differs from the trusted one's.
+                if roles.contains(&role)
+                    && let Some(change) = fork_change(zone, name, &role, version, &e)
+                {
+                    changes.push(change);
+                }
+                continue;
+            }
             changes.push(Change {
                 event: "equivocation".to_owned(),
-                role: Some(role.to_owned()),
-                version: version.parse().ok(),
+                role: Some(role),
+                version: Some(version),
                 at: e.at,
                 hash: None,
                 signers: Vec::new(),
@@ -170,4 +178,35 @@ impl Zones {
         }
         Ok(())
     }
+}
+
+/// The `fork` change of `name` in a device's document that lost a merge,
+/// when that document's value of it differs from the trusted one's.
+fn fork_change(zone: &str, name: &str, role: &str, version: u64, e: &Evidence) -> Option<Change> {
+    let other = parse::<Targets>(zone, &e.other).ok()?;
+    let trusted = parse::<Targets>(zone, &e.trusted).ok()?;
+    let entry = other.signed.targets.get(name);
+    let hash = entry.and_then(content_address);
+    let removed = super::clocks::tombstones(&other.signed);
+    if hash == trusted.signed.targets.get(name).and_then(content_address)
+        || (hash.is_none() && !removed.contains_key(name))
+    {
+        return None;
+    }
+    let at = entry
+        .and_then(|f| f.custom())
+        .or_else(|| removed.get(name))
+        .and_then(|c| c.get("published"))
+        .and_then(Value::as_str)
+        .and_then(clive_trust::clock::parse_time)
+        .unwrap_or(e.at);
+    Some(Change {
+        event: "fork".to_owned(),
+        role: Some(role.to_owned()),
+        version: Some(version),
+        at,
+        hash,
+        signers: e.other_by.clone(),
+        verified: true,
+    })
 }

@@ -5,7 +5,7 @@ use clive_trust::PublicIdentity;
 use serde::{Deserialize, Serialize};
 
 use crate::sign::{key_label, tuf_key};
-use crate::state::{self, EVIDENCE, Evidence, NAMES, NameEntry, Verified, ZONES, ZoneRecord};
+use crate::state::{self, NAMES, NameEntry, Verified, ZONES, ZoneRecord};
 use crate::tuf::{Root, Targets};
 use crate::{NamingError, bins};
 
@@ -35,6 +35,13 @@ pub struct ZoneInfo {
     pub names: u64,
     /// Equivocations seen: (role, version).
     pub equivocations: Vec<(String, u64)>,
+    /// Forks between two authorized keys (devices publishing apart), kept
+    /// and merged: not equivocations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_forks: Vec<super::MergedFork>,
+    /// Names two devices changed apart: the winner and the loser.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<super::Conflict>,
 }
 
 /// The keys of one role.
@@ -153,13 +160,14 @@ impl Zones {
         }
         let names =
             state::scan::<NameEntry>(&self.db, NAMES, &state::key(&[zone, ""]))?.len() as u64;
-        let equivocations = state::scan::<Evidence>(&self.db, EVIDENCE, &state::key(&[zone, ""]))?
+        let equivocations = self
+            .evidence(zone)?
             .into_iter()
-            .filter_map(|(k, _)| {
-                let (role, version) = k.split_once('\0')?;
-                Some((role.to_owned(), version.parse().ok()?))
-            })
+            .filter(|(_, _, e)| e.kind == state::EQUIVOCATION)
+            .map(|(role, version, _)| (role, version))
             .collect();
+        let merged_forks = self.merged_forks(zone)?;
+        let conflicts = self.conflicts(zone)?;
         Ok(ZoneInfo {
             zone: zone.to_owned(),
             id: record.id,
@@ -170,6 +178,8 @@ impl Zones {
             verified: record.verified,
             names,
             equivocations,
+            merged_forks,
+            conflicts,
         })
     }
 }

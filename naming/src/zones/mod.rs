@@ -7,11 +7,15 @@
 //!
 //! - `info`: listing and showing zones.
 //! - `roots`: creating a zone, rotating keys, co-signed roots.
+//! - `devices`: zones of several devices, adding a device.
 //! - `publish`: publishing names, and publish receipts.
 //! - `delegate`: delegated roles, on the publisher and on the delegate.
+//! - `clocks`: per-name version vectors, tombstones, merging by them.
 //! - `signing`: the new targets, snapshot and timestamp versions every
 //!   signing path shares.
 //! - `update`: following a zone and the TUF client workflow over new files.
+//! - `forks`: forks between devices' keys and equivocations, conflicts.
+//! - `merge`: merging a device's metadata with a peer device's.
 //! - `resolve`: resolving names from verified metadata.
 //! - `mirrored`: the downloaded bytes of targets made by other TUF tools.
 //! - `history`: a name's changes, re-verified.
@@ -29,10 +33,14 @@ use crate::source::ZoneLocal;
 use crate::state::{self, ZONES, ZoneRecord};
 use crate::tuf::{Metadata, Signed, TufError};
 
+mod clocks;
 mod delegate;
+mod devices;
 mod files;
+mod forks;
 mod history;
 mod info;
+mod merge;
 mod mirrored;
 mod overrides;
 mod publish;
@@ -42,9 +50,13 @@ mod roots;
 mod signing;
 mod update;
 
+pub use clocks::{Clock, Conflict, REMOVED_FIELD, device_id};
 pub use files::{RECENT_VERSIONS, encode_role};
+pub use forks::MergedFork;
+pub(crate) use forks::classify;
 pub use history::Change;
 pub use info::{RoleInfo, ZoneInfo};
+pub use merge::Merged;
 pub use mirrored::{Mirrored, PlainTarget, target_url_path};
 pub use publish::{Content, Published, RECEIPTS_KEPT, new_receipt};
 pub use resolve::Resolution;

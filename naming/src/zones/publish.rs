@@ -157,6 +157,7 @@ impl Zones {
             let role = bins::route(&top.signed, &change.0).map_or("targets", |r| &r.name);
             by_role.entry(role.to_owned()).or_default().push(change);
         }
+        let device = super::clocks::device_id(&signer.public());
         let mut batch = TargetsBatch::default();
         let mut versions = BTreeMap::new();
         for (role, changes) in by_role {
@@ -175,7 +176,7 @@ impl Zones {
                     self.current_or_empty(zone, &role, now)?
                 };
             for (name, content) in changes {
-                set_target(&mut doc, zone, name, content.as_ref(), now)?;
+                set_target(&mut doc, zone, name, content.as_ref(), &device, now)?;
             }
             let version = batch.sign_next(zone, role.clone(), doc, signer, now)?;
             versions.insert(role, version);

@@ -56,6 +56,23 @@ impl Zones {
         signer: &dyn Signer,
         now: u64,
     ) -> Result<RootChange, NamingError> {
+        self.create_devices(zone, extra, threshold, &[], signer, now)
+    }
+
+    /// [`Zones::create`] for a zone of several devices: each of `devices`
+    /// (besides this node) is a key of root, targets, snapshot and
+    /// timestamp, threshold 1, and of every hashed bin, so that each device
+    /// publishes into the zone alone, offline. What they publish apart is
+    /// merged when they meet ([`Zones::merge_from`]).
+    pub fn create_devices(
+        &self,
+        zone: &str,
+        extra: &[PublicIdentity],
+        threshold: u32,
+        devices: &[PublicIdentity],
+        signer: &dyn Signer,
+        now: u64,
+    ) -> Result<RootChange, NamingError> {
         name::check_zone(zone)?;
         if state::get::<ZoneRecord>(&self.db, ZONES, zone)?.is_some() {
             return Err(NamingError::ZoneExists(zone.to_owned()));
@@ -64,6 +81,11 @@ impl Zones {
         let mut root = Root::new(now + lifetime::ROOT);
         for role in ["root", "targets", "snapshot", "timestamp"] {
             root.add_key(me.clone(), role).map_err(tuf_err(zone))?;
+        }
+        for key in devices {
+            for role in ["root", "targets", "snapshot", "timestamp"] {
+                root.add_key(tuf_key(key), role).map_err(tuf_err(zone))?;
+            }
         }
         for key in extra {
             root.add_key(tuf_key(key), "root").map_err(tuf_err(zone))?;
@@ -146,12 +168,21 @@ impl Zones {
         };
         self.start_zone(zone, &record, root_bytes, root.signed.version, now)?;
         // Names live in hashed bins, so that publishing one re-signs one
-        // bin, not a targets document listing every name of the zone.
-        let me = tuf_key(&signer.public());
+        // bin, not a targets document listing every name of the zone. Every
+        // targets key (each device of the zone) signs the bins.
+        let signers: Vec<String> = root
+            .signed
+            .roles
+            .get("targets")
+            .map(|r| r.keyids.clone())
+            .unwrap_or_default();
         let mut targets = Targets::new(now + lifetime::TARGETS);
         targets.delegations = Some(tuf::Delegations {
-            keys: [(me.id(), me.clone())].into_iter().collect(),
-            roles: Some(bins::roles(&me.id())),
+            keys: signers
+                .iter()
+                .filter_map(|id| Some((id.clone(), root.signed.keys.get(id)?.clone())))
+                .collect(),
+            roles: Some(bins::roles_of(&signers)),
             succinct_roles: None,
             unrecognized: serde_json::Map::new(),
         });
@@ -325,7 +356,11 @@ impl Zones {
 }
 
 /// A root's signatures by its own keys.
-fn root_status(keys_of: &Root, root: &Metadata<Root>, threshold_of: &Root) -> RootStatus {
+pub(super) fn root_status(
+    keys_of: &Root,
+    root: &Metadata<Root>,
+    threshold_of: &Root,
+) -> RootStatus {
     let payload = root.signed_bytes().unwrap_or_default();
     let valid = keys_of
         .valid_signers("root", &payload, &root.signatures)

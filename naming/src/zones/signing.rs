@@ -13,7 +13,7 @@ use crate::source::{Bundle, ZoneLocal};
 use crate::tuf::{self, MetaFile, Metadata, Root, Snapshot, Targets, Timestamp};
 
 use super::files::versioned;
-use super::{Content, Zones, lifetime, parse, to_bytes};
+use super::{Content, Zones, clocks, lifetime, parse, to_bytes};
 
 impl Zones {
     /// Signs new snapshot and timestamp versions over `targets` and
@@ -110,12 +110,15 @@ impl Zones {
     }
 }
 
-/// Sets `name` in `targets` to `content`, or removes it.
+/// Sets `name` in `targets` to `content`, or removes it (leaving a
+/// tombstone), as published by `device` ([`super::clocks`]: each entry
+/// carries its device and version vector).
 pub(super) fn set_target(
     targets: &mut Targets,
     zone: &str,
     name: &str,
     content: Option<&Content>,
+    device: &str,
     now: u64,
 ) -> Result<(), NamingError> {
     match content {
@@ -127,24 +130,20 @@ pub(super) fn set_target(
                 "custom".into(),
                 json!({ "blake3": c.blake3, "kind": c.kind, "published": format_time(now) }),
             );
-            targets.targets.insert(
-                name.to_owned(),
-                tuf::TargetFile {
-                    path: name.to_owned(),
-                    length: c.length,
-                    hashes,
-                    unrecognized,
-                },
-            );
+            let file = tuf::TargetFile {
+                path: name.to_owned(),
+                length: c.length,
+                hashes,
+                unrecognized,
+            };
+            clocks::record_publish(targets, name, file, device);
             Ok(())
         }
-        None => match targets.targets.remove(name) {
-            Some(_) => Ok(()),
-            None => Err(NamingError::UnknownName {
-                zone: zone.to_owned(),
-                name: name.to_owned(),
-            }),
-        },
+        None if clocks::record_unpublish(targets, name, device, now) => Ok(()),
+        None => Err(NamingError::UnknownName {
+            zone: zone.to_owned(),
+            name: name.to_owned(),
+        }),
     }
 }
 

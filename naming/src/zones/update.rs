@@ -221,34 +221,24 @@ impl Zones {
         source: &str,
         now: u64,
     ) -> Result<Verified, NamingError> {
-        // Older versions of targets roles among the files: `V.ROLE.json`.
-        let older: Vec<(String, u64, Vec<u8>)> = bundle
-            .files
-            .iter()
-            .filter_map(|(path, bytes)| {
-                let (version, rest) = path.split_once('.')?;
-                let role = percent_encoding::percent_decode_str(rest.strip_suffix(".json")?)
-                    .decode_utf8()
-                    .ok()?
-                    .into_owned();
-                let skip = ["root", "timestamp", "snapshot"].contains(&role.as_str());
-                (!skip).then(|| Some((role, version.parse().ok()?, bytes.clone())))?
-            })
-            .collect();
+        let older = older_targets(&bundle);
         self.keeping_on_failure(zone, now, |z, kept| {
             let verified = z.update_in(zone, bundle, source, now, kept)?;
-            z.keep_older(zone, older, &verified, now)?;
+            z.keep_older(zone, older, &verified, source, now)?;
             Ok(verified)
         })
     }
 
     /// Keeps `older` versions of targets roles (role, version, file) this
-    /// node never saw, once their signatures verify.
-    fn keep_older(
+    /// node never saw, once their signatures verify; one that differs from
+    /// the version this node accepted is kept as a fork (two devices) or
+    /// evidence of equivocation.
+    pub(super) fn keep_older(
         &self,
         zone: &str,
         older: Vec<(String, u64, Vec<u8>)>,
         verified: &Verified,
+        source: &str,
         now: u64,
     ) -> Result<(), NamingError> {
         let roots: Vec<(String, Accepted)> =
@@ -260,7 +250,11 @@ impl Zones {
                 Some(b) => crate::source::role_version(&role, &b)?,
                 None => continue,
             };
-            if version >= current || state::get_raw(&self.db, VERSIONS, &row)?.is_some() {
+            if state::get_raw(&self.db, VERSIONS, &row)?.is_some() {
+                self.keep_if_fork(zone, &role, &bytes, source, now)?;
+                continue;
+            }
+            if version >= current {
                 continue;
             }
             let Ok(doc) = parse::<Targets>(zone, &bytes) else {
@@ -325,7 +319,7 @@ impl Zones {
 /// top-level targets, so that the zone's state (and what it serves to
 /// peers) holds them, not only what lookups happened to need. A role that
 /// does not verify is left out and reported; lookups under it then fail.
-fn load_delegations<R: tuf::updater::Remote, S: tuf::updater::LocalMetadata>(
+pub(super) fn load_delegations<R: tuf::updater::Remote, S: tuf::updater::LocalMetadata>(
     updater: &mut Updater<R, S>,
     zone: &str,
     unchanged: impl Fn(&str, u64) -> bool,
@@ -416,6 +410,17 @@ pub(super) struct ScratchLocal {
 }
 
 impl ScratchLocal {
+    /// The files stored so far, by role.
+    pub(super) fn roles(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.roles
+    }
+
+    /// Seeded with one role's file (the trusted root, say).
+    pub(super) fn with(mut self, role: &str, bytes: Vec<u8>) -> Self {
+        self.roles.insert(role.to_owned(), bytes);
+        self
+    }
+
     pub(super) fn seeded(mut self, files: &Bundle) -> Self {
         if let Some(root) = files.files.get("root.json") {
             self.roles.insert("root".into(), root.clone());
@@ -433,4 +438,22 @@ impl tuf::updater::LocalMetadata for ScratchLocal {
         self.roles.insert(role.to_owned(), data.to_vec());
         Ok(())
     }
+}
+
+/// The versioned files of targets roles among `bundle` (`V.ROLE.json`):
+/// role, version, file.
+pub(super) fn older_targets(bundle: &Bundle) -> Vec<(String, u64, Vec<u8>)> {
+    bundle
+        .files
+        .iter()
+        .filter_map(|(path, bytes)| {
+            let (version, rest) = path.split_once('.')?;
+            let role = percent_encoding::percent_decode_str(rest.strip_suffix(".json")?)
+                .decode_utf8()
+                .ok()?
+                .into_owned();
+            let skip = ["root", "timestamp", "snapshot"].contains(&role.as_str());
+            (!skip).then(|| Some((role, version.parse().ok()?, bytes.clone())))?
+        })
+        .collect()
 }

@@ -174,10 +174,27 @@ pub enum ZoneRequest {
         /// How many root keys must sign a root.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threshold: u32,
+        /// Another device of the zone (repeatable): its key signs every
+        /// role alone, so it publishes offline; what devices publish apart
+        /// is merged when they meet.
+        #[arg(long = "device", value_name = "KEY")]
+        #[serde(default)]
+        devices: Vec<String>,
         /// Where to write the first root when co-signatures are needed.
         #[arg(short = 'o', value_name = "FILE")]
         #[serde(default)]
         out: Option<PathBuf>,
+        /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
+        #[arg(long)]
+        #[serde(default)]
+        agent: bool,
+    },
+    /// Make KEY a device of the zone: it signs every role alone (a new root).
+    AddDevice {
+        /// The zone.
+        zone: String,
+        /// The device's key: OpenSSH public key, SHA256: fingerprint or endpoint id.
+        key: String,
         /// Sign with the key in the ssh-agent at SSH_AUTH_SOCK.
         #[arg(long)]
         #[serde(default)]
@@ -310,7 +327,9 @@ fn lookup(request: &NameRequest) -> Option<Lookup<'_>> {
         }
         // Named one by one, so that a new request does not compile until
         // it is said here whether it is a lookup.
-        NameRequest::Zone(ZoneRequest::Create { .. } | ZoneRequest::Show { .. })
+        NameRequest::Zone(
+            ZoneRequest::Create { .. } | ZoneRequest::Show { .. } | ZoneRequest::AddDevice { .. },
+        )
         | NameRequest::Publish { .. }
         | NameRequest::Unpublish { .. }
         | NameRequest::Delegate { .. }
@@ -366,17 +385,32 @@ pub(crate) async fn handle(
             zone,
             keys,
             threshold,
+            devices,
             out,
             agent,
         }) => {
             let keys: Vec<String> = keys.into_iter().map(|k| client.key(k)).collect();
+            let devices: Vec<String> = devices.into_iter().map(|k| client.key(k)).collect();
             let out = out.map(|p| client.path(&p));
             NameReply::ZoneChanged(
                 node.names()
-                    .zone_create(&zone, &keys, threshold, out.as_deref(), cwd, with(agent))
+                    .zone_create_devices(
+                        &zone,
+                        &keys,
+                        threshold,
+                        &devices,
+                        out.as_deref(),
+                        cwd,
+                        with(agent),
+                    )
                     .await?,
             )
         }
+        NameRequest::Zone(ZoneRequest::AddDevice { zone, key, agent }) => NameReply::ZoneChanged(
+            node.names()
+                .add_device(&zone, &client.key(key), with(agent))
+                .await?,
+        ),
         NameRequest::Zone(ZoneRequest::Show { zone }) => {
             NameReply::Zone(node.names().zone_show(&zone).await?)
         }

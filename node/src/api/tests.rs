@@ -135,7 +135,15 @@ every_request! {
             zone: s("z"),
             keys: vec![s("k1"), s("k2")],
             threshold: 2,
+            devices: vec![s("laptop.pub")],
             out: Some(p("root.json")),
+            agent: true,
+        }))
+    },
+    Request::Name(NameRequest::Zone(ZoneRequest::AddDevice { .. })) => {
+        Request::Name(NameRequest::Zone(ZoneRequest::AddDevice {
+            zone: s("z"),
+            key: s("laptop.pub"),
             agent: true,
         }))
     },

@@ -139,12 +139,52 @@ impl NamesHandle<'_> {
         dir: &Path,
         with: SignWith<'_>,
     ) -> Result<ZoneChanged, NodeError> {
+        self.zone_create_devices(zone, keys, threshold, &[], out, dir, with)
+            .await
+    }
+
+    /// [`NamesHandle::zone_create`] for a zone of several devices: each of
+    /// `devices` signs every role (and every hashed bin) alone, threshold 1.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn zone_create_devices(
+        &self,
+        zone: &str,
+        keys: &[String],
+        threshold: u32,
+        devices: &[String],
+        out: Option<&Path>,
+        dir: &Path,
+        with: SignWith<'_>,
+    ) -> Result<ZoneChanged, NodeError> {
         let extra = self.resolve_keys(keys)?;
+        let devices = self.resolve_keys(devices)?;
+        let signer = self.node.trust().signer(with)?;
+        let change = self.zones().create_devices(
+            zone,
+            &extra,
+            threshold,
+            &devices,
+            signer.as_ref(),
+            self.now(),
+        )?;
+        self.root_changed(change, out, Some(dir), zone).await
+    }
+
+    /// Makes `key` (an OpenSSH public key, a `SHA256:` fingerprint or an
+    /// endpoint id) a device of `zone` ([`Zones::add_device`]) and
+    /// announces the new root.
+    pub async fn add_device(
+        &self,
+        zone: &str,
+        key: &str,
+        with: SignWith<'_>,
+    ) -> Result<ZoneChanged, NodeError> {
+        let key = self.node.trust().resolve_key(key)?;
         let signer = self.node.trust().signer(with)?;
         let change = self
             .zones()
-            .create(zone, &extra, threshold, signer.as_ref(), self.now())?;
-        self.root_changed(change, out, Some(dir), zone).await
+            .add_device(zone, &key, signer.as_ref(), self.now())?;
+        self.root_changed(change, None, None, zone).await
     }
 
     /// Writes a root that awaits co-signers to `out`, or by default to

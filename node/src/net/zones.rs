@@ -348,7 +348,8 @@ fn version_of(path: &str) -> u64 {
 }
 
 /// Fetches `zone`'s files from `peer` and takes them through the client
-/// workflow.
+/// workflow; on a device of the zone, merges them with this node's
+/// ([`Zones::merge_from`]) and announces what the merge signed.
 pub async fn sync_from(
     shared: &Arc<Shared>,
     zone: &str,
@@ -359,16 +360,19 @@ pub async fn sync_from(
     let zones = Zones::new(shared.db.clone());
     let source = format!("peer {}", peer.fmt_short());
     let name = zone.to_owned();
-    let clock = shared.clock.clone();
-    let verified = tokio::task::spawn_blocking(move || {
+    let held = shared.clone();
+    let merged = tokio::task::spawn_blocking(move || {
         zones
-            .update_from(&name, bundle, &source, clock.now())
+            .merge_from(&name, bundle, &source, &*held.signer, held.clock.now())
             .map_err(NodeError::from)
     })
     .await
     .map_err(NamesError::Verifying)??;
     shared.zone_events.stored(zone);
-    Ok(verified)
+    if merged.signed {
+        announce(shared, zone_id.to_owned(), merged.verified.timestamp);
+    }
+    Ok(merged.verified)
 }
 
 /// The metadata files `peer` lists for the zone `zone_id`, fetched.
@@ -561,10 +565,17 @@ pub fn announced(shared: &Arc<Shared>, origin: EndpointId, zone_id: &str, versio
     let Ok(Some((zone, record))) = zones.by_id(zone_id) else {
         return;
     };
-    if record
-        .verified
-        .as_ref()
-        .is_some_and(|v| v.timestamp >= version)
+    // A device of the zone also takes a peer's version equal to its own:
+    // two devices publishing apart reach the same version with different
+    // content, which it merges.
+    let device = zones
+        .can_publish(&zone, &clive_trust::Signer::public(&*shared.signer))
+        .unwrap_or(false);
+    if origin == shared.endpoint.id()
+        || record
+            .verified
+            .as_ref()
+            .is_some_and(|v| v.timestamp > version || (v.timestamp == version && !device))
     {
         return;
     }
