@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
 use crate::{NamesError, Node, NodeError, SignWith};
 
+mod devices;
 mod mirror;
 pub mod view;
 pub use mirror::{Downloaded, NotDownloaded};
