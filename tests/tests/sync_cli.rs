@@ -20,7 +20,11 @@ fn make_tree(root: &Path, files: usize) {
     for i in 0..files {
         let dir = root.join(format!("d{:02}", i % 16));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("f{i:04}")), format!("{i}\n").repeat(i % 7 + 1)).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i:04}")),
+            format!("{i}\n").repeat(i % 7 + 1),
+        )
+        .unwrap();
     }
 }
 

@@ -25,7 +25,10 @@ fn pair(inviter: &TestNode, joiner: &TestNode) -> String {
 fn holds_every_cap(node: &TestNode, peer: &TestNode) {
     let key = id(peer, "endpoint_id");
     for cap in ["fetch", "push", "exec", "attest"] {
-        let out = node.cmd(["trust", "verify", "--peer", &key, "--cap", cap]).output().unwrap();
+        let out = node
+            .cmd(["trust", "verify", "--peer", &key, "--cap", cap])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{cap} of the other device is not granted:\n{}{}",
@@ -68,15 +71,28 @@ fn own_devices_pair_grant_everything_and_share_a_zone() {
     // Both publish into the device zone.
     let from_server = server.scratch("from-server.txt");
     write_pseudo_random(&from_server, 3_000, 1);
+    server.ok([
+        "name",
+        "publish",
+        "devices/server.txt",
+        from_server.to_str().unwrap(),
+    ]);
     let h1 = server
-        .ok(["add", from_server.to_str().unwrap()])
+        .ok(["name", "resolve", "devices/server.txt"])
         .trim()
         .to_owned();
-    server.ok(["name", "publish", "devices/server.txt", &h1]);
     let from_laptop = laptop.scratch("from-laptop.txt");
     write_pseudo_random(&from_laptop, 3_000, 2);
-    laptop.ok(["name", "publish", "devices/laptop.txt", from_laptop.to_str().unwrap()]);
-    let h2 = laptop.ok(["name", "resolve", "devices/laptop.txt"]).trim().to_owned();
+    laptop.ok([
+        "name",
+        "publish",
+        "devices/laptop.txt",
+        from_laptop.to_str().unwrap(),
+    ]);
+    let h2 = laptop
+        .ok(["name", "resolve", "devices/laptop.txt"])
+        .trim()
+        .to_owned();
     eventually("the laptop sees the server's name", || {
         resolves_to(&laptop, "devices/server.txt", &h1)
     });
@@ -89,8 +105,16 @@ fn own_devices_pair_grant_everything_and_share_a_zone() {
     server.stop(ds);
     let offline = laptop.scratch("offline.txt");
     write_pseudo_random(&offline, 5_000, 3);
-    laptop.ok(["name", "publish", "devices/offline.txt", offline.to_str().unwrap()]);
-    let h3 = laptop.ok(["name", "resolve", "devices/offline.txt"]).trim().to_owned();
+    laptop.ok([
+        "name",
+        "publish",
+        "devices/offline.txt",
+        offline.to_str().unwrap(),
+    ]);
+    let h3 = laptop
+        .ok(["name", "resolve", "devices/offline.txt"])
+        .trim()
+        .to_owned();
     let _ds = server.start_daemon();
     eventually("the server gets what the laptop published offline", || {
         resolves_to(&server, "devices/offline.txt", &h3)
@@ -105,9 +129,15 @@ fn own_devices_pair_grant_everything_and_share_a_zone() {
     holds_every_cap(&server, &fresh);
     holds_every_cap(&fresh, &server);
     eventually("the re-paired device resolves what was published", || {
-        resolves_to(&fresh, "devices/offline.txt", &h3) && resolves_to(&fresh, "devices/server.txt", &h1)
+        resolves_to(&fresh, "devices/offline.txt", &h3)
+            && resolves_to(&fresh, "devices/server.txt", &h1)
     });
     let again = fresh.scratch("again.txt");
     write_pseudo_random(&again, 1_000, 4);
-    fresh.ok(["name", "publish", "devices/again.txt", again.to_str().unwrap()]);
+    fresh.ok([
+        "name",
+        "publish",
+        "devices/again.txt",
+        again.to_str().unwrap(),
+    ]);
 }

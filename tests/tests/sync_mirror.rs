@@ -246,7 +246,10 @@ fn a_plain_tuf_zone_resolves_after_sync_follow_and_travels_to_peers() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains("evil.bin"), "the refusal is not reported:\n{said}");
+    assert!(
+        said.contains("evil.bin"),
+        "the refusal is not reported:\n{said}"
+    );
     for (name, _, _) in files.iter().filter(|f| f.0 != "evil.bin") {
         let src = a.scratch(&format!("src-{}", name.replace('/', "_")));
         let hash = resolved(&a, &format!("py/{name}"));
@@ -291,7 +294,11 @@ fn a_plain_tuf_zone_resolves_after_sync_follow_and_travels_to_peers() {
         );
     }
     let out = b.scratch("b-tool.bin");
-    b.ok(["export".as_ref(), "py/bin/tool.bin".as_ref(), out.as_os_str()]);
+    b.ok([
+        "export".as_ref(),
+        "py/bin/tool.bin".as_ref(),
+        out.as_os_str(),
+    ]);
     assert_eq!(
         std::fs::read(&out).unwrap(),
         std::fs::read(a.scratch("src-bin_tool.bin")).unwrap()

@@ -123,7 +123,9 @@ impl NamesHandle<'_> {
             // Read at most the signed length, whatever the server says.
             let fetched = tokio::task::spawn_blocking(move || {
                 let path = target_url_path(&file, consistent);
-                let mut remote = remote.lock().map_err(|_| "the HTTP client failed".to_owned())?;
+                let mut remote = remote
+                    .lock()
+                    .map_err(|_| "the HTTP client failed".to_owned())?;
                 let data = remote
                     .fetch_target(&path, file.length)
                     .map_err(|e| format!("fetching {path}: {e}"))?;
@@ -134,7 +136,9 @@ impl NamesHandle<'_> {
             .map_err(NamesError::Task)?;
             match fetched {
                 Ok((data, mirrored)) => {
-                    let stored = self.store_verified(zone, &target.name, data, &mirrored).await;
+                    let stored = self
+                        .store_verified(zone, &target.name, data, &mirrored)
+                        .await;
                     self.count(out, &target, &mirrored, stored);
                 }
                 Err(error) => out.failed.push(NotDownloaded {
@@ -181,15 +185,16 @@ impl NamesHandle<'_> {
         let listed: std::collections::BTreeMap<String, Mirrored> =
             listed.into_iter().map(|t| (t.name, t.mirrored)).collect();
         for target in pending {
-            let Some(theirs) = listed.get(&target.name).filter(|m| m.matches(&target.file))
-            else {
+            let Some(theirs) = listed.get(&target.name).filter(|m| m.matches(&target.file)) else {
                 out.failed.push(NotDownloaded {
                     name: target.name,
                     error: format!("peer {} has not downloaded it", peer.fmt_short()),
                 });
                 continue;
             };
-            let got = self.fetch_checked(&net.shared, peer, theirs, &target.file).await;
+            let got = self
+                .fetch_checked(&net.shared, peer, theirs, &target.file)
+                .await;
             match got {
                 Ok(mirrored) => {
                     let recorded = self

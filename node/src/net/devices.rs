@@ -53,8 +53,7 @@ pub(crate) async fn admit(
     let cert = Certificate::decode(device_cert.as_bytes())
         .map_err(|e| format!("your certificate for this node does not decode: {e}"))?;
     let body = cert.body();
-    if body.issuer.bytes() != *peer.as_bytes() || body.subject.bytes() != shared.identity.bytes()
-    {
+    if body.issuer.bytes() != *peer.as_bytes() || body.subject.bytes() != shared.identity.bytes() {
         return Err("your certificate is not from you for this node".into());
     }
     shared
@@ -84,11 +83,9 @@ async fn add_device(
         return Ok(());
     }
     let (z, held, zs) = (zone.to_owned(), shared.clone(), zones.clone());
-    tokio::task::spawn_blocking(move || {
-        zs.add_device(&z, &key, &*held.signer, held.clock.now())
-    })
-    .await
-    .map_err(crate::NamesError::Task)??;
+    tokio::task::spawn_blocking(move || zs.add_device(&z, &key, &*held.signer, held.clock.now()))
+        .await
+        .map_err(crate::NamesError::Task)??;
     shared.zone_events.stored(zone);
     if let Ok(record) = zones.record(zone)
         && let Some(v) = record.verified

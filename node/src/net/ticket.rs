@@ -218,11 +218,7 @@ fn open(prefix: &str, text: &str) -> Result<Vec<u8>, TicketError> {
 
 /// The version and payload of a ticket with `prefix` of one of `versions`,
 /// checksum checked.
-fn open_versions(
-    prefix: &str,
-    text: &str,
-    versions: &[u8],
-) -> Result<(u8, Vec<u8>), TicketError> {
+fn open_versions(prefix: &str, text: &str, versions: &[u8]) -> Result<(u8, Vec<u8>), TicketError> {
     let body = text
         .trim()
         .strip_prefix(prefix)

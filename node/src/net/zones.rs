@@ -249,7 +249,12 @@ const MIRRORED_ROOM: usize = wire::MAX_MESSAGE - 1024;
 
 /// Answers `mirrored`: the zone's downloaded targets after `after`, as
 /// many as fit one message.
-pub fn mirrored(shared: &Shared, peer: EndpointId, zone_id: &str, after: Option<&str>) -> ZoneReply {
+pub fn mirrored(
+    shared: &Shared,
+    peer: EndpointId,
+    zone_id: &str,
+    after: Option<&str>,
+) -> ZoneReply {
     if let Err(why) = shared.require(&peer, Capability::Fetch) {
         return refused(why.to_string());
     }

@@ -199,7 +199,11 @@ impl PeersHandle<'_> {
         let followed = match names.zones().record(zone) {
             // Paired before: the zone is followed already; catch up.
             Ok(_) => names.refresh(zone).await,
-            Err(_) => names.follow(ticket, std::path::Path::new("."), None, None).await,
+            Err(_) => {
+                names
+                    .follow(ticket, std::path::Path::new("."), None, None)
+                    .await
+            }
         }?;
         if let Some(error) = followed.error {
             return Err(NetError::JoinRefused(format!(

@@ -227,10 +227,7 @@ async fn catch_up(
         .map(|r| r.watermark)
         .unwrap_or_default();
     let own = proto::heads_for(shared, node.executor(), &peer).digest();
-    let ask = SyncAsk::Heads {
-        since,
-        digest: own,
-    };
+    let ask = SyncAsk::Heads { since, digest: own };
     let short = || peer.fmt_short().to_string();
     let (digest, zones, results) = match call(&conn, &ask, &mut exchange).await? {
         SyncAnswer::Unchanged { digest } => {
@@ -386,9 +383,10 @@ async fn take_results(
                 continue;
             }
             Err(e) => {
-                exchange
-                    .errors
-                    .push(format!("result of job {id}: {}", crate::error::error_chain(&e)));
+                exchange.errors.push(format!(
+                    "result of job {id}: {}",
+                    crate::error::error_chain(&e)
+                ));
                 continue;
             }
         };
@@ -398,9 +396,10 @@ async fn take_results(
             .await
         {
             Ok(_) => exchange.results_fetched += 1,
-            Err(e) => exchange
-                .errors
-                .push(format!("result of job {id}: {}", crate::error::error_chain(&e))),
+            Err(e) => exchange.errors.push(format!(
+                "result of job {id}: {}",
+                crate::error::error_chain(&e)
+            )),
         }
     }
 }

@@ -373,16 +373,23 @@ impl SyncHandle<'_> {
                         .map(|f| format!("{}/{}: {}", d.zone, f.name, f.error)),
                 );
             }
-            Err(e) => followed
-                .errors
-                .push(format!("zone {}: {}", record.zone, crate::error::error_chain(&e))),
+            Err(e) => followed.errors.push(format!(
+                "zone {}: {}",
+                record.zone,
+                crate::error::error_chain(&e)
+            )),
         }
         if followed.follow.missing > 0 {
             match self.node.online().await {
                 Ok(net) => {
-                    let filled =
-                        catchup::fill(self.node, &net.shared, &[record.clone()], Vec::new(), progress)
-                            .await;
+                    let filled = catchup::fill(
+                        self.node,
+                        &net.shared,
+                        &[record.clone()],
+                        Vec::new(),
+                        progress,
+                    )
+                    .await;
                     followed.objects_fetched = filled.objects;
                     followed.bytes_fetched = filled.bytes;
                     followed.errors = filled.errors;

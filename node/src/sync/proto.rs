@@ -162,7 +162,11 @@ pub fn results_for(executor: &Executor, peer: &EndpointId) -> Vec<String> {
         .collect();
     // The newest first, when there are more than a reply holds.
     out.sort_by(|a, b| b.cmp(a));
-    let mut ids: Vec<String> = out.into_iter().take(MAX_RESULTS).map(|(_, id)| id).collect();
+    let mut ids: Vec<String> = out
+        .into_iter()
+        .take(MAX_RESULTS)
+        .map(|(_, id)| id)
+        .collect();
     ids.sort();
     ids
 }
@@ -194,7 +198,11 @@ pub struct SyncProtocol {
 
 impl SyncProtocol {
     /// The handler of the node whose network is `shared`.
-    pub(crate) fn new(shared: Weak<Shared>, executor: Arc<Executor>, state: Arc<SyncState>) -> Self {
+    pub(crate) fn new(
+        shared: Weak<Shared>,
+        executor: Arc<Executor>,
+        state: Arc<SyncState>,
+    ) -> Self {
         SyncProtocol {
             shared,
             executor,
