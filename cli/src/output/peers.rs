@@ -26,11 +26,21 @@ pub(super) fn reply(out: &Out, reply: &PeerReply) -> Result<()> {
 impl Render for Invite {
     fn text(&self, out: &mut dyn Write) -> io::Result<()> {
         let joins = if self.uses == 1 { "join" } else { "joins" };
+        writeln!(
+            out,
+            "invite: {} for {} {joins}, valid until {}",
+            self.caps, self.uses, self.expires
+        )?;
+        if let Some(zone) = &self.device_zone {
+            writeln!(
+                out,
+                "your own device: it grants this node everything too, and both publish in zone {zone}"
+            )?;
+        }
         write!(
             out,
-            "invite: {} for {} {joins}, valid until {}\n\
-             on the new node, run `clive-node join` with this ticket:\n{}\n",
-            self.caps, self.uses, self.expires, self.ticket
+            "on the new node, run `clive-node join` with this ticket:\n{}\n",
+            self.ticket
         )
     }
 }
@@ -46,7 +56,20 @@ impl Render for Joined {
             short(&c.id),
             c.capabilities,
             c.valid_until
-        )
+        )?;
+        if let Some(g) = &self.granted {
+            writeln!(
+                out,
+                "granted it certificate {}: {} until {}",
+                short(&g.id),
+                g.capabilities,
+                g.valid_until
+            )?;
+        }
+        if let Some(zone) = &self.device_zone {
+            writeln!(out, "following device zone {zone}")?;
+        }
+        Ok(())
     }
 }
 

@@ -12,6 +12,9 @@ use crate::{
     object::{OBJECT_HELP, OBJECT_LONG_HELP, ObjectRef},
 };
 
+/// The device zone `invite --device` pairs into unless `--zone` says.
+pub const DEVICE_ZONE: &str = "devices";
+
 /// The peer commands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "peer_op", rename_all = "snake_case")]
@@ -28,6 +31,15 @@ pub enum PeerRequest {
         /// How many nodes may join with it.
         #[arg(long, default_value_t = 1, value_name = "N")]
         uses: u32,
+        /// Pair one of your own devices: every capability both ways, and
+        /// both follow and publish into the device zone.
+        #[arg(long, conflicts_with = "caps")]
+        #[serde(default)]
+        device: bool,
+        /// The device zone (created here when missing) [default: devices].
+        #[arg(long, requires = "device", value_name = "ZONE")]
+        #[serde(default)]
+        zone: Option<String>,
     },
     /// Join the node that printed TICKET with `clive-node invite`.
     #[command(display_order = 14)]
@@ -140,11 +152,16 @@ pub(crate) async fn handle(
             caps,
             expires,
             uses,
-        } => PeerReply::Invite(
-            node.peers()
-                .invite(&caps, duration(&expires)?, uses)
-                .await?,
-        ),
+            device,
+            zone,
+        } => {
+            let device_zone = device.then(|| zone.unwrap_or_else(|| DEVICE_ZONE.to_owned()));
+            PeerReply::Invite(
+                node.peers()
+                    .invite_with(&caps, duration(&expires)?, uses, device_zone.as_deref())
+                    .await?,
+            )
+        }
         PeerRequest::Join { ticket } => PeerReply::Joined(node.peers().join(&ticket).await?),
         PeerRequest::Peers(PeersRequest::Ls) => PeerReply::Peers(node.peers().list().await?),
         PeerRequest::Peers(PeersRequest::Add { peer, addrs }) => {

@@ -105,6 +105,8 @@ every_request! {
         caps: s("fetch"),
         expires: s("1h"),
         uses: 3,
+        device: true,
+        zone: Some(s("devices")),
     }),
     Request::Peers(PeerRequest::Join { .. }) => Request::Peers(PeerRequest::Join { ticket: s("t") }),
     Request::Peers(PeerRequest::Peers(PeersRequest::Ls)) => {

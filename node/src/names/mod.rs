@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
 use crate::{NamesError, Node, NodeError, SignWith};
 
+mod devices;
 mod mirror;
 pub mod view;
 pub use mirror::{Downloaded, NotDownloaded};
@@ -548,15 +549,28 @@ impl NamesHandle<'_> {
         }
         let id = hex::encode(ticket.id);
         let bundle = net_zones::fetch_files(&net.shared, &id, publisher).await?;
-        let root = bundle
+        let mut root = bundle
             .files
             .values()
             .find(|b| *blake3::hash(b).as_bytes() == ticket.root)
             .cloned()
             .ok_or(NamesError::StaleTicket)?;
         let parsed = Metadata::<Root>::from_bytes(&root).map_err(NamesError::Metadata)?;
-        if zone_id(&parsed.signed).as_deref() != Some(id.as_str()) {
-            return Err(NamesError::OtherZone.into());
+        match zone_id(&parsed.signed) {
+            Some(own) if own == id => {}
+            Some(_) => return Err(NamesError::OtherZone.into()),
+            // A zone made by another TUF tool has no id in its root: the
+            // node that followed it first named it by the hash of the root
+            // it started from. Start from that root too (the client walks
+            // the rotation chain from it), so both name the zone alike.
+            None => {
+                root = bundle
+                    .files
+                    .values()
+                    .find(|b| blake3::hash(b).to_hex()[..32] == id)
+                    .cloned()
+                    .ok_or(NamesError::OtherZone)?;
+            }
         }
         let zones = self.zones();
         zones.follow(

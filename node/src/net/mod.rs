@@ -27,6 +27,7 @@
 //! - [`ticket`], [`state`]: invite tickets, and peers and invites on disk.
 
 pub(crate) mod announce;
+pub mod devices;
 pub(crate) mod endpoint;
 pub(crate) mod fetch;
 pub(crate) mod gossip;
@@ -91,6 +92,9 @@ pub struct Invite {
     pub expires: String,
     /// How many joins it admits.
     pub uses: u32,
+    /// For an invite of one's own device: the device zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_zone: Option<String>,
 }
 
 /// The result of `join`.
@@ -100,6 +104,13 @@ pub struct Joined {
     pub peer: PeerInfo,
     /// The certificate the inviter issued to this node.
     pub cert: CertInfo,
+    /// Paired as one's own device: the certificate this node issued the
+    /// inviter (every capability).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<CertInfo>,
+    /// Paired as one's own device: the device zone both follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_zone: Option<String>,
 }
 
 /// How long a join's certificate is valid unless the invite says otherwise.

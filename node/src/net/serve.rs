@@ -29,7 +29,7 @@ use iroh_blobs::{
 };
 
 use super::{
-    fetch, gossip, keeper,
+    devices, fetch, gossip, keeper,
     shared::{MAX_PRESENTED_CERTS, Shared, lock},
     state, wire, zones,
 };
@@ -281,7 +281,10 @@ async fn respond(
                 addrs: shared.own_addrs(),
             }
         }
-        wire::PeerRequest::Join { secret } => join(shared, peer, &secret).await,
+        wire::PeerRequest::Join {
+            secret,
+            device_cert,
+        } => join(shared, peer, &secret, device_cert.as_deref()).await,
         wire::PeerRequest::Check { cap } => match cap.parse::<Capability>() {
             Ok(cap) => {
                 match shared
@@ -327,7 +330,12 @@ async fn respond(
     }
 }
 
-async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::PeerReply {
+async fn join(
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    secret: &str,
+    device_cert: Option<&str>,
+) -> wire::PeerReply {
     let mut bytes = [0u8; 32];
     if hex::decode_to_slice(secret, &mut bytes).is_err() {
         return refused("this ticket was not issued by this node (or was forged)");
@@ -340,6 +348,14 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
         }
         Err(e) => return refused(format!("the inviter failed: {e}")),
     };
+    if invite.device_zone.is_some() != device_cert.is_some() {
+        return refused(if device_cert.is_some() {
+            "this invite is not for one's own device"
+        } else {
+            "this invite pairs one's own devices: join with a clive-node that knows \
+             device tickets"
+        });
+    }
     let caps = match clive_trust::Caps::parse(&invite.caps) {
         Ok(caps) => caps,
         Err(e) => return refused(format!("the invite is damaged: {e}")),
@@ -362,9 +378,19 @@ async fn join(shared: &Arc<Shared>, peer: EndpointId, secret: &str) -> wire::Pee
     if let Err(e) = shared.add_peer(&peer, &[]) {
         return refused(format!("the inviter failed to record you: {e}"));
     }
+    let device_zone = match (&invite.device_zone, device_cert) {
+        (Some(zone), Some(theirs)) => match devices::admit(shared, peer, zone, theirs).await {
+            Ok(ticket) => Some(ticket),
+            Err(why) => return refused(why),
+        },
+        _ => None,
+    };
     keeper::start(shared, peer);
-    tracing::info!(peer = %peer.fmt_short(), caps = %caps, "peer joined");
-    wire::PeerReply::Joined { cert: text }
+    tracing::info!(peer = %peer.fmt_short(), caps = %caps, device = device_zone.is_some(), "peer joined");
+    wire::PeerReply::Joined {
+        cert: text,
+        device_zone,
+    }
 }
 
 /// The body of a certificate issued for a join.

@@ -38,6 +38,10 @@ pub struct InviteRecord {
     pub uses_left: u32,
     /// How long the joiner's certificate is valid, in seconds.
     pub cert_valid_secs: u64,
+    /// For an invite of one's own device: the device zone the joiner's
+    /// key is added to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_zone: Option<String>,
 }
 
 /// Why an invite cannot be redeemed.
@@ -185,6 +189,7 @@ mod tests {
             expires: 1000,
             uses_left: 1,
             cert_valid_secs: 60,
+            device_zone: None,
         };
         add_invite(&db, &secret, &invite).unwrap();
         assert_eq!(

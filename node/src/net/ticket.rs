@@ -14,6 +14,19 @@
 //! [u8;4]   the first 4 bytes of BLAKE3 of everything above (catches typos)
 //! ```
 //!
+//! Invites of one's own devices (`invite --device`), format version 2: the
+//! same text and fields, the version byte 2, and after the addresses
+//!
+//! ```text
+//! u8       flags: bit 0 set (an own device: the joiner grants the inviter
+//!          every capability back and joins the device zone); the other
+//!          bits are 0, and a ticket with another bit set is refused
+//! u8       length of the device zone's name (1 to 64), then the name
+//! ```
+//!
+//! then the checksum. A plain invite is still written as version 1, and
+//! both versions are read.
+//!
 //! Zone tickets, format version 1: the text `clivezone1` followed by the
 //! same base32 of
 //!
@@ -33,6 +46,8 @@ use data_encoding::BASE32_NOPAD;
 /// The prefix of every ticket.
 pub const PREFIX: &str = "clive1";
 const VERSION: u8 = 1;
+const DEVICE_VERSION: u8 = 2;
+const OWN_DEVICE: u8 = 1;
 const MAX_ADDRS: usize = 16;
 const MAX_TEXT: usize = 1024;
 
@@ -47,6 +62,9 @@ pub struct Ticket {
     pub secret: [u8; 32],
     /// When the invite expires (seconds since the Unix epoch).
     pub expires: u64,
+    /// For an invite of one's own device (`invite --device`): the device
+    /// zone both devices follow and publish into.
+    pub device_zone: Option<String>,
 }
 
 pub use crate::error::TicketError;
@@ -54,28 +72,49 @@ pub use crate::error::TicketError;
 impl Ticket {
     /// The ticket's text.
     pub fn encode(&self) -> String {
-        let mut out = vec![VERSION];
+        let version = match self.device_zone {
+            Some(_) => DEVICE_VERSION,
+            None => VERSION,
+        };
+        let mut out = vec![version];
         out.extend_from_slice(&self.inviter);
         out.extend_from_slice(&self.secret);
         out.extend_from_slice(&self.expires.to_be_bytes());
         put_addrs(&mut out, &self.addrs);
+        if let Some(zone) = &self.device_zone {
+            out.push(OWN_DEVICE);
+            put_name(&mut out, zone);
+        }
         seal(PREFIX, out)
     }
 
-    /// Reads a ticket's text.
+    /// Reads a ticket's text (format version 1 or 2).
     pub fn decode(text: &str) -> Result<Ticket, TicketError> {
-        let payload = open(PREFIX, text)?;
+        let (version, payload) = open_versions(PREFIX, text, &[VERSION, DEVICE_VERSION])?;
         let mut r = Reader(&payload);
         let inviter = r.take::<32>()?;
         let secret = r.take::<32>()?;
         let expires = u64::from_be_bytes(r.take::<8>()?);
         let addrs = r.addrs()?;
+        let device_zone = if version == DEVICE_VERSION {
+            if r.take::<1>()?[0] != OWN_DEVICE {
+                return Err(TicketError::Damaged("unknown flags"));
+            }
+            let name = r.name()?;
+            if name.is_empty() {
+                return Err(TicketError::Damaged("empty zone name"));
+            }
+            Some(name)
+        } else {
+            None
+        };
         r.finish()?;
         Ok(Ticket {
             inviter,
             addrs,
             secret,
             expires,
+            device_zone,
         })
     }
 }
@@ -106,9 +145,7 @@ impl ZoneTicket {
         out.extend_from_slice(&self.publisher);
         out.extend_from_slice(&self.root);
         out.extend_from_slice(&self.id);
-        let name = &self.zone.as_bytes()[..self.zone.len().min(MAX_ZONE_NAME)];
-        out.push(name.len() as u8);
-        out.extend_from_slice(name);
+        put_name(&mut out, &self.zone);
         put_addrs(&mut out, &self.addrs);
         seal(ZONE_PREFIX, out)
     }
@@ -120,12 +157,7 @@ impl ZoneTicket {
         let publisher = r.take::<32>()?;
         let root = r.take::<32>()?;
         let id = r.take::<16>()?;
-        let len = r.take::<1>()?[0] as usize;
-        if len > MAX_ZONE_NAME {
-            return Err(TicketError::Damaged("zone name too long"));
-        }
-        let zone = String::from_utf8(r.bytes(len)?.to_vec())
-            .map_err(|_| TicketError::Damaged("zone name is not UTF-8"))?;
+        let zone = r.name()?;
         let addrs = r.addrs()?;
         r.finish()?;
         Ok(ZoneTicket {
@@ -136,6 +168,17 @@ impl ZoneTicket {
             zone,
         })
     }
+}
+
+/// Appends a zone name's length and the name (cut at [`MAX_ZONE_NAME`]
+/// bytes, on a character boundary).
+fn put_name(out: &mut Vec<u8>, zone: &str) {
+    let mut end = zone.len().min(MAX_ZONE_NAME);
+    while !zone.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push(end as u8);
+    out.extend_from_slice(&zone.as_bytes()[..end]);
 }
 
 /// Appends the address count and addresses (at most [`MAX_ADDRS`]).
@@ -170,6 +213,12 @@ fn seal(prefix: &str, mut payload: Vec<u8>) -> String {
 /// The payload of a ticket with `prefix`, checksum checked, after the
 /// version byte.
 fn open(prefix: &str, text: &str) -> Result<Vec<u8>, TicketError> {
+    Ok(open_versions(prefix, text, &[VERSION])?.1)
+}
+
+/// The version and payload of a ticket with `prefix` of one of `versions`,
+/// checksum checked.
+fn open_versions(prefix: &str, text: &str, versions: &[u8]) -> Result<(u8, Vec<u8>), TicketError> {
     let body = text
         .trim()
         .strip_prefix(prefix)
@@ -187,7 +236,7 @@ fn open(prefix: &str, text: &str) -> Result<Vec<u8>, TicketError> {
         return Err(TicketError::Damaged("checksum mismatch"));
     }
     match payload.split_first() {
-        Some((&VERSION, rest)) => Ok(rest.to_vec()),
+        Some((v, rest)) if versions.contains(v) => Ok((*v, rest.to_vec())),
         _ => Err(TicketError::Damaged("unknown version")),
     }
 }
@@ -211,6 +260,15 @@ impl Reader<'_> {
             .ok_or(TicketError::Damaged("truncated"))?;
         self.0 = rest;
         Ok(head)
+    }
+
+    fn name(&mut self) -> Result<String, TicketError> {
+        let len = self.take::<1>()?[0] as usize;
+        if len > MAX_ZONE_NAME {
+            return Err(TicketError::Damaged("zone name too long"));
+        }
+        String::from_utf8(self.bytes(len)?.to_vec())
+            .map_err(|_| TicketError::Damaged("zone name is not UTF-8"))
     }
 
     fn addrs(&mut self) -> Result<Vec<SocketAddr>, TicketError> {
@@ -254,7 +312,32 @@ mod tests {
             ],
             secret: [9; 32],
             expires: 1_900_000_000,
+            device_zone: None,
         }
+    }
+
+    #[test]
+    fn device_invites_round_trip_and_plain_ones_stay_version_1() {
+        let plain = sample();
+        let text = plain.encode();
+        let bytes = BASE32_NOPAD
+            .decode(text[PREFIX.len()..].to_ascii_uppercase().as_bytes())
+            .unwrap();
+        assert_eq!(bytes[0], 1);
+        let device = Ticket {
+            device_zone: Some("devices".into()),
+            ..sample()
+        };
+        let text = device.encode();
+        assert!(text.starts_with("clive1"));
+        assert_eq!(Ticket::decode(&text).unwrap(), device);
+        // A version-1 payload followed by device fields is not version 1.
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(&[7; 32]);
+        payload.extend_from_slice(&[9; 32]);
+        payload.extend_from_slice(&1u64.to_be_bytes());
+        payload.extend_from_slice(&[0, 1, 1, b'd']);
+        assert!(Ticket::decode(&seal(PREFIX, payload)).is_err());
     }
 
     #[test]

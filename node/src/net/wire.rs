@@ -17,6 +17,12 @@
 //! | `check`      | `verdict`              | nothing: says what the caller holds |
 //! | `push_offer` | `pushed` or `refused`  | `push`                        |
 //!
+//! A `join` with a device invite (ticket version 2, see `ticket.rs`) also
+//! carries `device_cert`, the joiner's certificate for the inviter (every
+//! capability), and its `joined` carries `device_zone`, the device zone's
+//! ticket; both fields are left out otherwise, so a plain join is what it
+//! was.
+//!
 //! Blobs travel on iroh-blobs' own ALPN; this protocol only carries the
 //! small messages around them.
 
@@ -51,6 +57,10 @@ pub enum PeerRequest {
     Join {
         /// The invite's secret, 64 hex digits.
         secret: String,
+        /// Joining as one's own device (`invite --device`): the certificate
+        /// the joiner issues the inviter, granting it every capability.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_cert: Option<String>,
     },
     /// "Would you serve me this capability, and if not, why?"
     Check {
@@ -77,6 +87,10 @@ pub enum PeerReply {
     Joined {
         /// Its encoding.
         cert: String,
+        /// For an own device: the ticket of the device zone, which now
+        /// lists the joiner's key too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_zone: Option<String>,
     },
     /// The answer to `check`.
     Verdict {

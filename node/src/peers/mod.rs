@@ -10,8 +10,8 @@ use iroh::EndpointId;
 use crate::{
     NetError, Node, NodeError, TrustError,
     net::{
-        DEFAULT_CERT_VALIDITY, Invite, Joined, PeerInfo, endpoint_id, keeper, lock, peer_info,
-        state, ticket, wire,
+        DEFAULT_CERT_VALIDITY, Invite, Joined, PeerInfo, devices, endpoint_id, keeper, lock,
+        peer_info, state, ticket, wire,
     },
 };
 
@@ -38,7 +38,27 @@ impl PeersHandle<'_> {
         expires: Duration,
         uses: u32,
     ) -> Result<Invite, NodeError> {
-        let caps = Caps::parse(caps)?;
+        self.invite_with(caps, expires, uses, None).await
+    }
+
+    /// [`PeersHandle::invite`], or with `device_zone` an invite of one's
+    /// own device (`invite --device`): every capability both ways, and
+    /// the joiner's key added to that zone, which is created here (as a
+    /// zone of this device alone) when missing.
+    pub async fn invite_with(
+        &self,
+        caps: &str,
+        expires: Duration,
+        uses: u32,
+        device_zone: Option<&str>,
+    ) -> Result<Invite, NodeError> {
+        let caps = match device_zone {
+            Some(zone) => {
+                clive_naming::name::check_zone(zone)?;
+                devices::all_caps()
+            }
+            None => Caps::parse(caps)?,
+        };
         if caps.is_empty() {
             return Err(TrustError::EmptyInvite.into());
         }
@@ -46,6 +66,21 @@ impl PeersHandle<'_> {
             return Err(NetError::NoUses.into());
         }
         let net = self.node.net.get().ok_or(NetError::InviteOffline)?;
+        if let Some(zone) = device_zone {
+            self.node
+                .names()
+                .ensure_device_zone(zone, &*net.shared.signer)
+                .await?;
+            // What the other devices publish there is kept here too.
+            self.node
+                .sync()
+                .follow(
+                    zone,
+                    std::path::Path::new("."),
+                    std::sync::Arc::new(clive_cas::NoProgress),
+                )
+                .await?;
+        }
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
         let expires_at = self.node.now().saturating_add(expires.as_secs().max(1));
@@ -57,6 +92,7 @@ impl PeersHandle<'_> {
                 expires: expires_at,
                 uses_left: uses,
                 cert_valid_secs: DEFAULT_CERT_VALIDITY.as_secs(),
+                device_zone: device_zone.map(str::to_owned),
             },
         )?;
         let ticket = ticket::Ticket {
@@ -64,12 +100,14 @@ impl PeersHandle<'_> {
             addrs: net.shared.own_addrs(),
             secret,
             expires: expires_at,
+            device_zone: device_zone.map(str::to_owned),
         };
         Ok(Invite {
             ticket: ticket.encode(),
             caps: caps.to_string(),
             expires: format_time(expires_at),
             uses,
+            device_zone: device_zone.map(str::to_owned),
         })
     }
 
@@ -88,18 +126,31 @@ impl PeersHandle<'_> {
         let inviter = EndpointId::from_bytes(&t.inviter).map_err(|_| NetError::TicketKey)?;
         shared.learn_addrs(inviter, &t.addrs);
         let conn = keeper::dial(shared, inviter, wire::PEER_ALPN).await?;
+        // One's own device: this node grants the inviter everything too.
+        let granted = match t.device_zone {
+            Some(_) => Some(
+                devices::device_cert_body(&shared.identity, t.inviter, self.node.now())
+                    .sign(&*shared.signer)
+                    .map_err(TrustError::Cert)?,
+            ),
+            None => None,
+        };
         let reply = wire::call(
             &conn,
             &wire::PeerRequest::Join {
                 secret: hex::encode(t.secret),
+                device_cert: granted
+                    .as_ref()
+                    .map(|c| String::from_utf8_lossy(&c.encode()).into_owned()),
             },
             Some(wire::CALL_TIMEOUT),
         )
         .await?;
-        let cert = match reply {
-            wire::PeerReply::Joined { cert } => {
-                Certificate::decode(cert.as_bytes()).map_err(NetError::BadJoinCert)?
-            }
+        let (cert, zone_ticket) = match reply {
+            wire::PeerReply::Joined { cert, device_zone } => (
+                Certificate::decode(cert.as_bytes()).map_err(NetError::BadJoinCert)?,
+                device_zone,
+            ),
             wire::PeerReply::Refused { reason } => {
                 return Err(NetError::JoinRefused(reason).into());
             }
@@ -111,17 +162,65 @@ impl PeersHandle<'_> {
         if body.issuer.bytes() != t.inviter || body.subject.bytes() != self.node.public().bytes() {
             return Err(NetError::JoinCertMismatch.into());
         }
+        if t.device_zone.is_some() && zone_ticket.is_none() {
+            return Err(NetError::JoinRefused(
+                "the inviter did not add this device to its device zone".into(),
+            )
+            .into());
+        }
         let cert = shared.trust.keep_cert(&shared.store, cert).await?;
+        let granted = match granted {
+            Some(c) => Some(shared.trust.keep_cert(&shared.store, c).await?),
+            None => None,
+        };
         let record = shared.add_peer(&inviter, &t.addrs)?;
         keeper::hello(shared, &conn).await.ok();
         conn.close(0u32.into(), b"joined");
         // Both sides keep the connection, as they do after a restart: the
         // joiner knows the inviter's addresses from the ticket.
         keeper::start(shared, inviter);
+        let device_zone = match (&t.device_zone, zone_ticket) {
+            (Some(zone), Some(ticket)) => Some(self.join_device_zone(zone, &ticket).await?),
+            _ => None,
+        };
         Ok(Joined {
             peer: peer_info(&t.inviter, &record, false),
             cert,
+            granted,
+            device_zone,
         })
+    }
+
+    /// Follows the device zone the inviter added this device to (from its
+    /// `ticket`), metadata and content: each device keeps what the others
+    /// publish there. Returns the zone.
+    async fn join_device_zone(&self, zone: &str, ticket: &str) -> Result<String, NodeError> {
+        let names = self.node.names();
+        let followed = match names.zones().record(zone) {
+            // Paired before: the zone is followed already; catch up.
+            Ok(_) => names.refresh(zone).await,
+            Err(_) => {
+                names
+                    .follow(ticket, std::path::Path::new("."), None, None)
+                    .await
+            }
+        }?;
+        if let Some(error) = followed.error {
+            return Err(NetError::JoinRefused(format!(
+                "the device zone {zone} did not verify: {error}"
+            ))
+            .into());
+        }
+        // Its content too, kept in sync from now on.
+        self.node
+            .sync()
+            .follow(
+                &followed.zone,
+                std::path::Path::new("."),
+                std::sync::Arc::new(clive_cas::NoProgress),
+            )
+            .await?;
+        Ok(followed.zone)
     }
 
     /// Every known peer.

@@ -268,6 +268,7 @@ async fn catch_up(
     sync_zones(node, shared, peer, &zones, &mut exchange).await;
     take_results(node, shared, peer, &conn, &results, &mut exchange).await;
     let follows = table::follows(node.db())?;
+    download_plain_targets(node, &follows, &mut exchange).await;
     let mut providers = vec![peer];
     providers.extend(shared.conns_snapshot().into_iter().filter(|p| *p != peer));
     let state = node.sync_state();
@@ -289,6 +290,30 @@ async fn catch_up(
         )?;
     }
     Ok(exchange)
+}
+
+/// Downloads the followed targets of zones made by other TUF tools (no
+/// BLAKE3 in their metadata) that are not here yet, from their mirror or
+/// the peer they are followed through (`names/mirror.rs`). A target
+/// refused (its bytes are not what the metadata signs) is logged, not
+/// counted against the catch-up: it is tried again the next time.
+async fn download_plain_targets(node: &Node, follows: &[FollowRecord], exchange: &mut Exchange) {
+    for record in follows {
+        match node
+            .names()
+            .download_mirror_targets(&record.zone, &record.prefix)
+            .await
+        {
+            Ok(d) => {
+                exchange.objects_fetched += d.downloaded;
+                exchange.bytes_fetched += d.bytes;
+                for f in &d.failed {
+                    tracing::warn!(zone = d.zone, name = f.name, "not downloaded: {}", f.error);
+                }
+            }
+            Err(e) => tracing::warn!(zone = record.zone, "downloading its targets: {e}"),
+        }
+    }
 }
 
 /// Runs the naming client for each zone held here whose head at `peer`

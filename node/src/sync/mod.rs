@@ -358,6 +358,12 @@ impl SyncHandle<'_> {
             added: self.node.now(),
         };
         table::put_follow(self.node.db(), &record)?;
+        // A zone made by another TUF tool: its targets' bytes first.
+        let downloaded = self
+            .node
+            .names()
+            .download_mirror_targets(&record.zone, &record.prefix)
+            .await;
         let mut followed = Followed {
             follow: self.info(&record).await?,
             zone_followed,
@@ -365,6 +371,22 @@ impl SyncHandle<'_> {
             bytes_fetched: 0,
             errors: Vec::new(),
         };
+        match downloaded {
+            Ok(d) => {
+                followed.objects_fetched += d.downloaded;
+                followed.bytes_fetched += d.bytes;
+                followed.errors.extend(
+                    d.failed
+                        .iter()
+                        .map(|f| format!("{}/{}: {}", d.zone, f.name, f.error)),
+                );
+            }
+            Err(e) => followed.errors.push(format!(
+                "zone {}: {}",
+                record.zone,
+                crate::error::error_chain(&e)
+            )),
+        }
         if followed.follow.missing > 0 {
             match self.node.online().await {
                 Ok(net) => {
