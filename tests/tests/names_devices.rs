@@ -237,7 +237,7 @@ fn two_devices_publish_apart_and_every_node_ends_with_the_same_winners() {
     assert_eq!(agreed[3], third["winner"].as_str().map(str::to_owned));
 
     // Both values of `shared` in every node's history.
-    for n in [&a, &b, &c] {
+    for (label, n) in [("a", &a), ("b", &b), ("c", &c)] {
         let history = n.json(["name", "history", "me/shared"]);
         let hashes: Vec<&str> = history
             .as_array()
@@ -246,7 +246,10 @@ fn two_devices_publish_apart_and_every_node_ends_with_the_same_winners() {
             .filter_map(|h| h["hash"].as_str())
             .collect();
         for h in &shared {
-            assert!(hashes.contains(&h.as_str()), "{h} not in {history}");
+            assert!(
+                hashes.contains(&h.as_str()),
+                "{label}: {h} not in {history}"
+            );
         }
     }
     // The fork between the devices' keys is reported as a merged fork.

@@ -18,8 +18,9 @@ use super::{Zones, parse};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// `published`, `changed`, `unpublished`, `override`, `override cleared`,
-    /// `equivocation`, or `fork`: the value a device's document gave the
-    /// name when it lost a merge (kept, validly signed).
+    /// `equivocation`, `fork` (the value a device's document gave the
+    /// name when it lost a merge, kept, validly signed) or `conflict` (the
+    /// value a merge's winner records it beat).
     pub event: String,
     /// The role and its version (signed changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +120,7 @@ impl Zones {
         let versions: Vec<(String, Accepted)> =
             state::scan(&self.db, VERSIONS, &state::key(&[zone, role, ""]))?;
         let mut previous: Option<String> = None;
+        let mut last_conflict: Option<Value> = None;
         for (version, accepted) in versions {
             let Ok(targets) = parse::<Targets>(zone, &accepted.bytes) else {
                 continue;
@@ -150,6 +152,31 @@ impl Zones {
             };
             let entry = targets.signed.targets.get(name);
             let hash = entry.and_then(content_address);
+            // A merge's loser, recorded in the winner's entry (or
+            // tombstone): the value it replaced, kept in history.
+            let removed = super::clocks::tombstones(&targets.signed);
+            let lost = entry
+                .and_then(|e| e.custom())
+                .or_else(|| removed.get(name))
+                .and_then(|c| c.get("conflict"))
+                .cloned();
+            if lost.is_some() && lost != last_conflict {
+                let c = lost.clone().unwrap_or_default();
+                changes.push(Change {
+                    event: "conflict".to_owned(),
+                    role: Some(role.to_owned()),
+                    version: Some(version),
+                    at: c
+                        .get("published")
+                        .and_then(Value::as_str)
+                        .and_then(clive_trust::clock::parse_time)
+                        .unwrap_or(accepted.at),
+                    hash: c.get("blake3").and_then(Value::as_str).map(str::to_owned),
+                    signers: signers.clone(),
+                    verified,
+                });
+            }
+            last_conflict = lost;
             let event = match (&previous, &hash) {
                 (None, Some(_)) => "published",
                 (Some(a), Some(b)) if a != b => "changed",
