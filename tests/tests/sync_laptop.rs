@@ -120,15 +120,29 @@ fn a_laptop_that_worked_offline_converges_with_its_server_when_it_starts() {
     let laptop_daemon = laptop.start_daemon();
     let look = laptop.scratch("look");
     let look_server = server.scratch("look");
-    eventually("laptop and server converge", || {
-        resolves_to(&laptop, "rel/app").as_deref() == Some(app_hash.as_str())
-            && resolves_to(&laptop, "rel/site").as_deref() == Some(site_hash.as_str())
-            && resolves_to(&server, "devices/notes").as_deref() == Some(notes_hash.as_str())
-            && holds(&laptop, &site_hash, &look)
-            && holds(&laptop, &app_hash, &look.with_extension("bin"))
-            && holds(&server, &notes_hash, &look_server)
-            && holds(&server, &job_output, &look_server.with_extension("job"))
+    eventually(
+        "the laptop and the server agree on every followed name",
+        || {
+            resolves_to(&laptop, "rel/app").as_deref() == Some(app_hash.as_str())
+                && resolves_to(&laptop, "rel/site").as_deref() == Some(site_hash.as_str())
+                && resolves_to(&server, "devices/notes").as_deref() == Some(notes_hash.as_str())
+        },
+    );
+    let status = laptop.json(["sync", "status", "--wait", "120s"]);
+    assert_eq!(status["in_sync"], true, "{status}");
+    assert!(
+        holds(&laptop, &site_hash, &look),
+        "the laptop lacks rel/site"
+    );
+    assert!(
+        holds(&laptop, &app_hash, &look.with_extension("bin")),
+        "the laptop lacks rel/app"
+    );
+    eventually("the server holds the laptop's notes", || {
+        holds(&server, &notes_hash, &look_server)
     });
+    // The job ran on the laptop; its outputs are there.
+    assert!(holds(&laptop, &job_output, &look.with_extension("job")));
 
     server.stop(server_daemon);
     laptop.stop(laptop_daemon);

@@ -137,7 +137,17 @@ impl Render for SyncStatus {
             writeln!(out, "no conflicts")?;
         }
         for c in &self.conflicts {
-            writeln!(out, "conflict: {}/{}: {}", c.zone, c.name, c.detail)?;
+            let value = |h: &Option<String>| h.as_deref().map_or("unpublished", short);
+            writeln!(
+                out,
+                "conflict: {}/{}: kept {} (device {}), the other value {} (device {}) is in `name history`",
+                c.zone,
+                c.name,
+                value(&c.winner),
+                c.winner_device,
+                value(&c.loser),
+                c.loser_device
+            )?;
         }
         if self.timed_out {
             writeln!(out, "not every connected peer is in sync yet")?;

@@ -209,24 +209,13 @@ pub struct PeerSync {
     pub last: Option<Exchange>,
 }
 
-/// A name changed on two devices while apart, as `sync status` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// The zone.
-    pub zone: String,
-    /// The name.
-    pub name: String,
-    /// What the conflict is, as the naming crate reports it.
-    pub detail: String,
-}
-
 /// The result of `sync status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncStatus {
     /// Every known peer.
     pub peers: Vec<PeerSync>,
     /// Names in conflict.
-    pub conflicts: Vec<Conflict>,
+    pub conflicts: Vec<clive_naming::zones::Conflict>,
     /// Payload bytes fetched for the follow set since the node opened
     /// (by `sync follow`, catch-ups and zone events alike).
     pub bytes_fetched: u64,
@@ -315,6 +304,17 @@ impl Node {
 }
 
 impl SyncHandle<'_> {
+    /// The conflicts recorded in every zone this node knows, until someone
+    /// publishes those names again.
+    fn conflicts(&self) -> Result<Vec<clive_naming::zones::Conflict>, NodeError> {
+        let zones = self.zones();
+        let mut out = Vec::new();
+        for zone in zones.list(None)? {
+            out.extend(zones.conflicts(&zone.zone)?);
+        }
+        Ok(out)
+    }
+
     fn zones(&self) -> Zones {
         Zones::new(self.node.db().clone())
     }
@@ -593,7 +593,7 @@ impl SyncHandle<'_> {
         }
         Ok(SyncStatus {
             peers,
-            conflicts: Vec::new(),
+            conflicts: self.conflicts()?,
             bytes_fetched: self
                 .node
                 .sync_state()
