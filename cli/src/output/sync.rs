@@ -137,7 +137,9 @@ impl Render for SyncStatus {
             writeln!(out, "no conflicts")?;
         }
         for c in &self.conflicts {
-            let value = |h: &Option<String>| h.as_deref().map_or("unpublished", short);
+            fn value(h: &Option<String>) -> &str {
+                h.as_deref().map_or("unpublished", short)
+            }
             writeln!(
                 out,
                 "conflict: {}/{}: kept {} (device {}), the other value {} (device {}) is in `name history`",
