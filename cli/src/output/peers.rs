@@ -13,7 +13,7 @@ use super::{Out, Render, list, short};
 pub(super) fn reply(out: &Out, reply: &PeerReply) -> Result<()> {
     match reply {
         PeerReply::Invite(x) => out.show(x),
-        PeerReply::Joined(x) => out.show(x),
+        PeerReply::Joined(x) => out.show(x.as_ref()),
         PeerReply::Peers(x) => out.show(x),
         PeerReply::PeerAdded(x) => out.show(&PeerChanged("added", x)),
         PeerReply::PeerRemoved(x) => out.show(&PeerChanged("removed", x)),

@@ -116,7 +116,7 @@ pub enum PeerReply {
     /// `invite`.
     Invite(Invite),
     /// `join`.
-    Joined(Joined),
+    Joined(Box<Joined>),
     /// `peers ls`.
     Peers(Vec<PeerInfo>),
     /// `peers add`.
@@ -162,7 +162,9 @@ pub(crate) async fn handle(
                     .await?,
             )
         }
-        PeerRequest::Join { ticket } => PeerReply::Joined(node.peers().join(&ticket).await?),
+        PeerRequest::Join { ticket } => {
+            PeerReply::Joined(Box::new(node.peers().join(&ticket).await?))
+        }
         PeerRequest::Peers(PeersRequest::Ls) => PeerReply::Peers(node.peers().list().await?),
         PeerRequest::Peers(PeersRequest::Add { peer, addrs }) => {
             PeerReply::PeerAdded(node.peers().add(&client.key(peer), &addrs).await?)
