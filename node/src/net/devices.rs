@@ -16,7 +16,10 @@ use clive_naming::Zones;
 use clive_trust::{Capability, Caps, CertBody, Certificate, PublicIdentity};
 use iroh::EndpointId;
 
-use super::{DEFAULT_CERT_VALIDITY, shared::Shared, zones};
+use super::{
+    shared::{DEFAULT_CERT_VALIDITY, Shared},
+    zones,
+};
 use crate::NodeError;
 
 /// Every capability: what paired devices grant each other.

@@ -42,7 +42,7 @@ pub mod wire;
 pub(crate) mod zones;
 
 pub use fetch::{Fetched, Pushed};
-pub use shared::PeerInfo;
+pub use shared::{DEFAULT_CERT_VALIDITY, PeerInfo};
 pub(crate) use shared::{InFlight, lock, peer_info};
 
 /// The announcement format's decoder and encoder, public for the fuzz
@@ -54,7 +54,7 @@ pub use announce::{
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use clive_cas::{Hash, Store};
@@ -112,9 +112,6 @@ pub struct Joined {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_zone: Option<String>,
 }
-
-/// How long a join's certificate is valid unless the invite says otherwise.
-pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The network layer's place in a [`Node`]: empty until the node goes online.
 #[derive(Debug, Default)]

@@ -397,3 +397,7 @@ pub(crate) fn peer_info(id: &[u8; 32], record: &state::PeerRecord, connected: bo
         last_seen: record.last_seen.map(format_time),
     }
 }
+
+/// How long a join's certificate is valid unless the invite says otherwise.
+pub const DEFAULT_CERT_VALIDITY: std::time::Duration =
+    std::time::Duration::from_secs(365 * 24 * 3600);

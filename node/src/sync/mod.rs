@@ -40,54 +40,11 @@ use iroh::{EndpointId, endpoint::Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::{Node, NodeError, error::StateError, names::Refreshed, net::lock};
+use crate::{Node, NodeError, names::Refreshed, net::lock};
 pub use proto::SYNC_ALPN;
 use table::FollowRecord;
 
-/// What sync may fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// The tables of `state.redb` could not be read or written.
-    #[error("the sync tables of state.redb: {0}")]
-    State(StateError),
-    /// A record of a format version this node does not read.
-    #[error("a sync record of format version {version} (this node reads version 1)")]
-    RecordVersion {
-        /// Its version.
-        version: u32,
-    },
-    /// `sync follow` of a zone this node does not know.
-    #[error(
-        "this node knows no zone {zone}: follow it first with `clive-node name follow TICKET`, \
-         or give `sync follow` its zone ticket or root.json"
-    )]
-    UnknownZone {
-        /// The zone.
-        zone: String,
-    },
-    /// `sync unfollow` of something not in the follow set.
-    #[error("{entry} is not in the follow set (`clive-node sync ls` lists it)")]
-    NotFollowed {
-        /// `ZONE` or `ZONE/PREFIX`.
-        entry: String,
-    },
-    /// A peer refused or broke the sync protocol.
-    #[error("peer {peer}: {reason}")]
-    Peer {
-        /// The peer (short id).
-        peer: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A catch-up that took longer than its bound.
-    #[error("the catch-up with {peer} took longer than {secs} s; it continues on the next")]
-    TooLong {
-        /// The peer (short id).
-        peer: String,
-        /// The bound.
-        secs: u64,
-    },
-}
+pub use crate::error::SyncError;
 
 /// One entry of the follow set, as `sync ls` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
