@@ -96,7 +96,7 @@ pub struct Node {
     unchanged: crate::unchanged::Unchanged,
     zone_events: ZoneEvents,
     watches: Arc<Watches>,
-    sync: Arc<crate::sync::SyncState>,
+    sync: Arc<crate::net::sync::SyncState>,
     _lock: HomeLock,
 }
 
@@ -243,7 +243,7 @@ impl Node {
             zone_events: self.zone_events.clone(),
             protocols: vec![
                 (JOBS_ALPN, self.jobs_protocol()),
-                (crate::sync::SYNC_ALPN, self.sync_protocol()),
+                (crate::net::sync::proto::SYNC_ALPN, self.sync_protocol()),
             ],
         };
         self.net.bring_online(parts, options, mode).await
@@ -260,12 +260,13 @@ impl Node {
         let executor = self.executor.clone();
         let state = self.sync.clone();
         Box::new(move |shared| {
-            crate::sync::proto::SyncProtocol::new(Arc::downgrade(shared), executor, state).into()
+            crate::net::sync::proto::SyncProtocol::new(Arc::downgrade(shared), executor, state)
+                .into()
         })
     }
 
     /// Sync's live state: each peer's catch-up (what `sync status` shows).
-    pub fn sync_state(&self) -> &Arc<crate::sync::SyncState> {
+    pub fn sync_state(&self) -> &Arc<crate::net::sync::SyncState> {
         &self.sync
     }
 

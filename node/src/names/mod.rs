@@ -22,9 +22,8 @@ use crate::net::{endpoint_id, ticket::ZoneTicket, zones as net_zones};
 use crate::{NamesError, Node, NodeError, SignWith};
 
 mod devices;
-mod mirror;
+pub mod mirror;
 pub mod view;
-pub use mirror::{Downloaded, NotDownloaded};
 pub use view::StateView;
 
 /// A zone created or re-keyed: the root change, and where a root awaiting

@@ -37,6 +37,7 @@ pub(crate) mod liveness;
 pub(crate) mod serve;
 pub(crate) mod shared;
 pub mod state;
+pub mod sync;
 pub mod ticket;
 pub mod wire;
 pub(crate) mod zones;

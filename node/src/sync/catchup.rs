@@ -16,15 +16,19 @@ use clive_cas::{Hash, Progress};
 use clive_naming::Zones;
 use iroh::{EndpointId, endpoint::Connection};
 
-use super::{
-    Exchange, SyncError,
-    proto::{self, SyncAnswer, SyncAsk},
-    table::{self, FollowRecord, PeerRecord},
-};
 use crate::{
-    Node, NodeError,
+    Node, NodeError, SyncError,
     jobs::{document::JobId, records::Side},
-    net::{fetch, keeper, lock, shared::Shared, wire, zones as net_zones},
+    net::{
+        fetch, keeper, lock,
+        shared::Shared,
+        sync::{
+            Exchange,
+            proto::{self, SyncAnswer, SyncAsk},
+            table::{self, FollowRecord, PeerRecord},
+        },
+        wire, zones as net_zones,
+    },
 };
 
 /// The longest one catch-up may run; one cut off continues on the next.

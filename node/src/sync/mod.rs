@@ -22,23 +22,21 @@
 //! network or a killed process runs again in full and continues.
 
 pub(crate) mod catchup;
-pub mod proto;
 pub(crate) mod service;
-pub mod table;
+pub use crate::net::sync::{Exchange, SyncState, proto, table};
 
 use std::{
     collections::{HashMap, HashSet},
     path::Path,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
 use clive_cas::{Hash, Progress};
 use clive_naming::Zones;
 use clive_trust::PublicIdentity;
-use iroh::{EndpointId, endpoint::Connection};
+use iroh::EndpointId;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 use crate::{Node, NodeError, names::Refreshed, net::lock};
 pub use proto::SYNC_ALPN;
@@ -88,40 +86,6 @@ pub struct Followed {
 pub struct Unfollowed {
     /// `ZONE` or `ZONE/PREFIX`.
     pub entry: String,
-}
-
-/// One catch-up with one peer, as `sync now --json` reports it. Messages
-/// and bytes count what the sync protocol sent and received (each message
-/// counted at its encoded length); the naming client's and the fetches'
-/// traffic is counted apart (`zones_synced`, `bytes_fetched`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Exchange {
-    /// The peer (endpoint id).
-    pub peer: String,
-    /// True when the peer's heads had not changed since the watermark.
-    pub unchanged: bool,
-    /// Messages this node sent.
-    pub messages_sent: u64,
-    /// Messages it received.
-    pub messages_received: u64,
-    /// Bytes of those messages sent.
-    pub bytes_sent: u64,
-    /// Bytes of those messages received.
-    pub bytes_received: u64,
-    /// Zones the naming client ran for (by local name).
-    pub zones_synced: Vec<String>,
-    /// Results of jobs this node submitted, taken in.
-    pub results_fetched: u64,
-    /// Objects fetched for the follow set (a result's objects are fetched
-    /// as `job` fetches them, and counted in `results_fetched` alone).
-    pub objects_fetched: u64,
-    /// Their payload bytes received.
-    pub bytes_fetched: u64,
-    /// Objects of the follow set still missing afterwards.
-    pub missing: u64,
-    /// What failed (the next catch-up tries again).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
 }
 
 impl Exchange {
@@ -181,67 +145,6 @@ pub struct SyncStatus {
     /// With `--wait`: it ran out before every connected peer was in sync.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
-}
-
-/// Where a catch-up with a peer stands.
-#[derive(Debug, Clone, Default)]
-struct PeerState {
-    /// A catch-up runs now.
-    running: bool,
-    /// A catch-up is due (a new connection, news) and has not completed.
-    due: bool,
-    /// Objects (and bytes) still to fetch, while fetching.
-    behind: (u64, u64),
-    /// The last catch-up completed.
-    settled: bool,
-    /// The connection (its stable id) the last catch-up began on: one
-    /// made since is not caught up with yet.
-    on_conn: Option<usize>,
-    exchanges: u64,
-    bytes_fetched: u64,
-    error: Option<String>,
-    last: Option<Exchange>,
-}
-
-/// Sync's live state on one node: each peer's catch-up, the connections
-/// of the sync protocol, and who has news.
-#[derive(Debug, Default)]
-pub struct SyncState {
-    peers: Mutex<HashMap<EndpointId, PeerState>>,
-    conns: Mutex<HashMap<EndpointId, Connection>>,
-    runs: Mutex<HashMap<EndpointId, Arc<tokio::sync::Mutex<()>>>>,
-    news: Mutex<HashSet<EndpointId>>,
-    wake: Notify,
-    /// Held while the follow set is filled: one fill at a time, so two never
-    /// fetch the same object at once.
-    filling: tokio::sync::Mutex<()>,
-    /// Payload bytes every fill fetched since the node opened.
-    fetched: std::sync::atomic::AtomicU64,
-}
-
-impl SyncState {
-    /// `peer` said its heads changed: the service runs a catch-up with it.
-    pub(crate) fn peer_has_news(&self, peer: EndpointId) {
-        lock(&self.news).insert(peer);
-        self.mark_due(peer);
-        self.wake.notify_one();
-    }
-
-    fn take_news(&self) -> Vec<EndpointId> {
-        lock(&self.news).drain().collect()
-    }
-
-    fn mark_due(&self, peer: EndpointId) {
-        lock(&self.peers).entry(peer).or_default().due = true;
-    }
-
-    fn update(&self, peer: EndpointId, f: impl FnOnce(&mut PeerState)) {
-        f(lock(&self.peers).entry(peer).or_default());
-    }
-
-    fn run_lock(&self, peer: EndpointId) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.runs).entry(peer).or_default().clone()
-    }
 }
 
 /// How long `sync status --wait` waits when no DURATION is given.

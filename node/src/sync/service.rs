@@ -17,8 +17,12 @@ use iroh::EndpointId;
 use n0_future::task::AbortOnDropHandle;
 use tokio::sync::Notify;
 
-use super::{catchup, table};
-use crate::{Node, NodeError, net::lock, service::Running};
+use super::catchup;
+use crate::{
+    Node, NodeError,
+    net::{lock, sync::table},
+    service::Running,
+};
 
 /// How often the service looks at the connections.
 const TICK: Duration = Duration::from_millis(250);

@@ -12,8 +12,8 @@
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::SyncError;
 use crate::error::StateError;
+use crate::error::SyncError;
 
 const FOLLOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync.follows.v1");
 const PEERS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sync.peers.v1");

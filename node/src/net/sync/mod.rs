@@ -1,0 +1,115 @@
+//! The sync protocol's side on the network (ALPN `clive/sync/1`): its
+//! wire format ([`proto`]), the tables it reads and writes ([`table`]: the
+//! follow set and per-peer watermarks), and sync's live state
+//! ([`SyncState`]), which the node holds. The `sync` handle, the catch-up
+//! and the service (`crate::sync`) build on these; this module imports none
+//! of them.
+
+pub mod proto;
+pub mod table;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use iroh::{EndpointId, endpoint::Connection};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::shared::lock;
+
+/// One catch-up with one peer, as `sync now --json` reports it. Messages
+/// and bytes count what the sync protocol sent and received (each message
+/// counted at its encoded length); the naming client's and the fetches'
+/// traffic is counted apart (`zones_synced`, `bytes_fetched`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    /// The peer (endpoint id).
+    pub peer: String,
+    /// True when the peer's heads had not changed since the watermark.
+    pub unchanged: bool,
+    /// Messages this node sent.
+    pub messages_sent: u64,
+    /// Messages it received.
+    pub messages_received: u64,
+    /// Bytes of those messages sent.
+    pub bytes_sent: u64,
+    /// Bytes of those messages received.
+    pub bytes_received: u64,
+    /// Zones the naming client ran for (by local name).
+    pub zones_synced: Vec<String>,
+    /// Results of jobs this node submitted, taken in.
+    pub results_fetched: u64,
+    /// Objects fetched for the follow set (a result's objects are fetched
+    /// as `job` fetches them, and counted in `results_fetched` alone).
+    pub objects_fetched: u64,
+    /// Their payload bytes received.
+    pub bytes_fetched: u64,
+    /// Objects of the follow set still missing afterwards.
+    pub missing: u64,
+    /// What failed (the next catch-up tries again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Where a catch-up with a peer stands.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerState {
+    /// A catch-up runs now.
+    pub(crate) running: bool,
+    /// A catch-up is due (a new connection, news) and has not completed.
+    pub(crate) due: bool,
+    /// Objects (and bytes) still to fetch, while fetching.
+    pub(crate) behind: (u64, u64),
+    /// The last catch-up completed.
+    pub(crate) settled: bool,
+    /// The connection (its stable id) the last catch-up began on: one
+    /// made since is not caught up with yet.
+    pub(crate) on_conn: Option<usize>,
+    pub(crate) exchanges: u64,
+    pub(crate) bytes_fetched: u64,
+    pub(crate) error: Option<String>,
+    pub(crate) last: Option<Exchange>,
+}
+
+/// Sync's live state on one node: each peer's catch-up, the connections
+/// of the sync protocol, and who has news.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    pub(crate) peers: Mutex<HashMap<EndpointId, PeerState>>,
+    pub(crate) conns: Mutex<HashMap<EndpointId, Connection>>,
+    pub(crate) runs: Mutex<HashMap<EndpointId, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) news: Mutex<HashSet<EndpointId>>,
+    pub(crate) wake: Notify,
+    /// Held while the follow set is filled: one fill at a time, so two never
+    /// fetch the same object at once.
+    pub(crate) filling: tokio::sync::Mutex<()>,
+    /// Payload bytes every fill fetched since the node opened.
+    pub(crate) fetched: std::sync::atomic::AtomicU64,
+}
+
+impl SyncState {
+    /// `peer` said its heads changed: the service runs a catch-up with it.
+    pub(crate) fn peer_has_news(&self, peer: EndpointId) {
+        lock(&self.news).insert(peer);
+        self.mark_due(peer);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn take_news(&self) -> Vec<EndpointId> {
+        lock(&self.news).drain().collect()
+    }
+
+    pub(crate) fn mark_due(&self, peer: EndpointId) {
+        lock(&self.peers).entry(peer).or_default().due = true;
+    }
+
+    pub(crate) fn update(&self, peer: EndpointId, f: impl FnOnce(&mut PeerState)) {
+        f(lock(&self.peers).entry(peer).or_default());
+    }
+
+    pub(crate) fn run_lock(&self, peer: EndpointId) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.runs).entry(peer).or_default().clone()
+    }
+}
