@@ -317,20 +317,7 @@ pub async fn list_mirrored(
                     break;
                 }
             }
-            ZoneReply::Refused { reason } => {
-                return Err(NamesError::ListRefused {
-                    peer: peer.fmt_short().to_string(),
-                    reason,
-                }
-                .into());
-            }
-            other => {
-                return Err(NamesError::OutOfTurn {
-                    peer: peer.fmt_short().to_string(),
-                    reply: format!("{other:?}"),
-                }
-                .into());
-            }
+            other => return Err(unanswered(peer, other)),
         }
     }
     Ok(out)
@@ -406,20 +393,7 @@ pub async fn fetch_files(
     };
     let files = match wire::call(&conn, &request, Some(wire::CALL_TIMEOUT)).await? {
         ZoneReply::Files { files } => files,
-        ZoneReply::Refused { reason } => {
-            return Err(NamesError::ListRefused {
-                peer: peer.fmt_short().to_string(),
-                reason,
-            }
-            .into());
-        }
-        other => {
-            return Err(NamesError::OutOfTurn {
-                peer: peer.fmt_short().to_string(),
-                reply: format!("{other:?}"),
-            }
-            .into());
-        }
+        other => return Err(unanswered(peer, other)),
     };
     let mut bundle = Bundle::default();
     for file in files.into_iter().take(MAX_FILES) {
@@ -608,4 +582,20 @@ pub fn announced(shared: &Arc<Shared>, origin: EndpointId, zone_id: &str, versio
             Err(e) => tracing::warn!(zone, "zone announced by {}: {e}", origin.fmt_short()),
         }
     });
+}
+
+/// The error for a reply that does not answer a listing: a refusal, or a
+/// reply out of turn.
+fn unanswered(peer: EndpointId, reply: ZoneReply) -> NodeError {
+    match reply {
+        ZoneReply::Refused { reason } => NamesError::ListRefused {
+            peer: peer.fmt_short().to_string(),
+            reason,
+        },
+        other => NamesError::OutOfTurn {
+            peer: peer.fmt_short().to_string(),
+            reply: format!("{other:?}"),
+        },
+    }
+    .into()
 }
