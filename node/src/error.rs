@@ -745,6 +745,15 @@ pub enum SyncError {
         /// What went wrong.
         reason: String,
     },
+    /// A peer that does not sync with this node (it refused the heads
+    /// exchange, most often because this node holds no `fetch` there).
+    #[error("peer {peer} does not sync with this node: {reason}")]
+    Refused {
+        /// The peer (short id).
+        peer: String,
+        /// Its reason.
+        reason: String,
+    },
     /// A catch-up that took longer than its bound.
     #[error("the catch-up with {peer} took longer than {secs} s; it continues on the next")]
     TooLong {

@@ -137,6 +137,15 @@ impl TestNode {
         let text = self.ok(all);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
     }
+
+    /// The node's public key, as `id` prints it (an OpenSSH line).
+    pub fn public_key(&self) -> String {
+        let id = self.json(["id"]);
+        id["public_key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("id printed no public_key: {id}"))
+            .to_owned()
+    }
 }
 
 impl Default for TestNode {

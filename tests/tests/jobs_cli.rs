@@ -27,10 +27,6 @@ fn executor(jobs: &str) -> TestNode {
     node
 }
 
-fn key_of(node: &TestNode) -> String {
-    node.json(["id"])["public_key"].as_str().unwrap().to_owned()
-}
-
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -57,7 +53,7 @@ impl Pair {
     /// imports (`trust grant -o`, `trust import`).
     fn grant(&self, cap: &str) {
         let cert = self.laptop.scratch(&format!("{cap}.cert"));
-        let laptop_key = key_of(&self.laptop);
+        let laptop_key = self.laptop.public_key();
         self.friend.ok([
             "trust",
             "grant",
@@ -77,7 +73,7 @@ fn pair(jobs: &str, caps: &str) -> Pair {
     let fd = friend.start_daemon();
     let ld = laptop.start_daemon();
     admit(&friend, &laptop, caps);
-    let friend_key = key_of(&friend);
+    let friend_key = friend.public_key();
     Pair {
         friend,
         laptop,
@@ -172,7 +168,7 @@ fn the_signed_result_verifies_with_ssh_keygen() {
     let file = node.scratch("result.json");
     node.ok(["job", "result", &id, "-o", path_str(&file)]);
     let signers = node.scratch("allowed_signers");
-    std::fs::write(&signers, format!("node {}\n", key_of(&node))).unwrap();
+    std::fs::write(&signers, format!("node {}\n", node.public_key())).unwrap();
     let verified = std::process::Command::new("ssh-keygen")
         .args(["-Y", "verify", "-f", path_str(&signers), "-I", "node"])
         .args(["-n", "clive-result", "-s"])

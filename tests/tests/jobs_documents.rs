@@ -34,10 +34,6 @@ fn node_signer(node: &TestNode) -> KeySigner {
     KeySigner::from_key(&key, None).unwrap()
 }
 
-fn public_key(node: &TestNode) -> String {
-    node.json(["id"])["public_key"].as_str().unwrap().to_owned()
-}
-
 /// A job document made the way `job submit` makes one: from a JOB.toml,
 /// with its path input added to the node's store.
 fn job(node: &TestNode) -> JobDoc {
@@ -136,7 +132,7 @@ fn a_result_signed_with_a_node_key_verifies_with_ssh_keygen() {
     let (checked, by) = signed.verify().unwrap();
     assert_eq!(checked.job, doc.id());
     // The key the result names is the one the node reports as its own.
-    let key = public_key(&a);
+    let key = a.public_key();
     assert_eq!(by.bytes(), PublicIdentity::parse(&key).unwrap().bytes());
 
     let dir = a.scratch("verify");
@@ -159,7 +155,7 @@ fn a_result_signed_with_a_node_key_verifies_with_ssh_keygen() {
             .success()
     );
     assert!(
-        !keygen_verify(&dir, &public_key(&other), RESULT_NAMESPACE, &message, &sig)
+        !keygen_verify(&dir, &other.public_key(), RESULT_NAMESPACE, &message, &sig)
             .status
             .success()
     );
@@ -202,7 +198,7 @@ fn a_result_signed_with_a_node_key_verifies_with_ssh_keygen() {
 
 /// Opens `node`'s state as the node does, for the memo and its trust state.
 fn open_state(node: &TestNode) -> (Memo, NodeTrust, PublicIdentity) {
-    let me = PublicIdentity::parse(&public_key(node)).unwrap();
+    let me = PublicIdentity::parse(&node.public_key()).unwrap();
     let home = Home::new(node.home());
     let db = Arc::new(redb::Database::open(home.state_path()).unwrap());
     let trust = NodeTrust::open(
@@ -231,12 +227,12 @@ fn memo_hits_are_results_signed_here_or_by_a_key_granted_attest() {
         TestNode::new(),
     );
     let doc = job(&a);
-    let attest = a.json(["trust", "grant", &public_key(&b), "--cap", "attest"]);
+    let attest = a.json(["trust", "grant", &b.public_key(), "--cap", "attest"]);
     assert_eq!(attest["capabilities"], "attest");
     a.ok([
         "trust",
         "grant",
-        &public_key(&c),
+        &c.public_key(),
         "--cap",
         "exec,fetch,push",
     ]);
@@ -303,7 +299,7 @@ fn memo_hits_are_results_signed_here_or_by_a_key_granted_attest() {
         "trust",
         "verify",
         "--peer",
-        &public_key(&b),
+        &b.public_key(),
         "--cap",
         "attest",
     ]);
@@ -313,7 +309,7 @@ fn memo_hits_are_results_signed_here_or_by_a_key_granted_attest() {
             "trust",
             "verify",
             "--peer",
-            &public_key(&c),
+            &c.public_key(),
             "--cap",
             "attest",
         ])

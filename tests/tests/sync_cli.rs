@@ -194,6 +194,33 @@ fn the_laptop_catches_up_on_its_own_and_nothing_new_costs_one_small_message() {
 }
 
 #[test]
+fn a_peer_that_refuses_to_sync_does_not_hold_up_status_wait() {
+    // The laptop joins the server (it holds `fetch` there) but grants the
+    // server nothing: the server's catch-ups with it are refused.
+    let (server, laptop) = (TestNode::loopback(), TestNode::loopback());
+    let server_daemon = server.start_daemon();
+    let laptop_daemon = laptop.start_daemon();
+    admit(&server, &laptop, "fetch");
+    laptop.ok(["sync", "now"]);
+
+    let status = server.json(["sync", "status", "--wait", "60s"]);
+    assert_eq!(status["in_sync"], true, "{status}");
+    assert!(status.get("timed_out").is_none(), "{status}");
+    let peer = &status["peers"][0];
+    assert_eq!(peer["connected"], true, "{status}");
+    assert_eq!(peer["state"], "not syncing (it refused)", "{status}");
+    assert!(
+        peer["error"].as_str().is_some_and(|e| e.contains("fetch")),
+        "the reason names the missing capability: {status}"
+    );
+    // The laptop's own side is in sync with the server.
+    let mine = laptop.json(["sync", "status", "--wait", "60s"]);
+    assert_eq!(mine["peers"][0]["state"], "in sync", "{mine}");
+    server.stop(server_daemon);
+    laptop.stop(laptop_daemon);
+}
+
+#[test]
 fn gc_keeps_what_the_follow_set_reaches_and_unfollow_lets_it_go() {
     let mut pair = Pair::new();
     let app = pair.server.scratch("app.bin");

@@ -141,8 +141,28 @@ fn a_laptop_that_worked_offline_converges_with_its_server_when_it_starts() {
     eventually("the server holds the laptop's notes", || {
         holds(&server, &notes_hash, &look_server)
     });
-    // The job ran on the laptop; its outputs are there.
+    // The job ran on the laptop: its result and outputs are on both.
     assert!(holds(&laptop, &job_output, &look.with_extension("job")));
+    let job_id = built["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("exec printed no job id: {built}"))
+        .to_owned();
+    eventually("the server holds the result of the laptop's job", || {
+        holds(&server, &job_output, &look_server.with_extension("job"))
+    });
+    let on_server = server.json(["job", "result", &job_id]);
+    assert_eq!(
+        on_server["result"]["outputs"].as_str(),
+        Some(job_output.as_str()),
+        "{on_server}"
+    );
+    let laptop_key = laptop.public_key();
+    let laptop_key: Vec<&str> = laptop_key.split_whitespace().take(2).collect();
+    assert_eq!(
+        on_server["result"]["executor"].as_str(),
+        Some(laptop_key.join(" ").as_str()),
+        "the server's copy is the laptop's signed result: {on_server}"
+    );
 
     server.stop(server_daemon);
     laptop.stop(laptop_daemon);

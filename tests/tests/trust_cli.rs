@@ -9,10 +9,6 @@ use std::{path::Path, process::Command};
 
 use clive_tests::{Agent, TestNode, check_success, ssh_keygen_key, tool};
 
-fn public_key(node: &TestNode) -> String {
-    node.json(["id"])["public_key"].as_str().unwrap().to_owned()
-}
-
 fn endpoint_id(node: &TestNode) -> String {
     node.json(["id"])["endpoint_id"]
         .as_str()
@@ -57,7 +53,7 @@ fn keygen_sign(key: &Path, namespace: &str, file: &Path) {
 #[test]
 fn delegation_chain_verifies_with_ssh_keygen_and_revocation_refuses_it() {
     let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
-    let (a_key, b_key, c_key) = (public_key(&a), public_key(&b), public_key(&c));
+    let (a_key, b_key, c_key) = (a.public_key(), b.public_key(), c.public_key());
     let ab = a.scratch("ab.cert");
     a.ok([
         "trust".as_ref(),
@@ -160,7 +156,7 @@ fn delegation_chain_verifies_with_ssh_keygen_and_revocation_refuses_it() {
 #[test]
 fn a_body_signed_by_ssh_keygen_is_imported_and_a_tampered_one_refused() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let b_key = public_key(&b);
+    let b_key = b.public_key();
     let template = a.scratch("template");
     a.ok([
         "trust".as_ref(),
@@ -263,7 +259,7 @@ fn signing_goes_through_a_real_ssh_agent() {
         .output()
         .unwrap();
     check_success(&out);
-    check_success(&keygen_verify("full", &public_key(&full), &cert2));
+    check_success(&keygen_verify("full", &full.public_key(), &cert2));
 
     // Without an agent the error says what is missing.
     let out = node
@@ -278,7 +274,7 @@ fn signing_goes_through_a_real_ssh_agent() {
 #[test]
 fn roots_live_in_an_allowed_signers_file_ssh_keygen_reads() {
     let (a, r, b) = (TestNode::new(), TestNode::new(), TestNode::new());
-    let (r_key, b_key) = (public_key(&r), public_key(&b));
+    let (r_key, b_key) = (r.public_key(), b.public_key());
     a.ok(["trust", "roots", "add", &r_key, "--name", "release-team"]);
     let roots = a.json(["trust", "roots", "ls"]);
     assert_eq!(roots.as_array().unwrap().len(), 2);
@@ -368,7 +364,7 @@ fn a_daemon_killed_right_after_a_grant_keeps_the_certificate_object() {
     // both (the store commits its own database lazily).
     let issuer = TestNode::new();
     let subject = TestNode::new();
-    let key = public_key(&subject);
+    let key = subject.public_key();
     for round in 0..5 {
         let mut daemon = issuer.start_daemon();
         let out = issuer.scratch(&format!("cert-{round}"));
@@ -395,7 +391,7 @@ fn a_daemon_killed_right_after_a_grant_keeps_the_certificate_object() {
 #[test]
 fn attest_is_granted_checked_and_verified_like_every_capability() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let (a_key, b_key) = (public_key(&a), public_key(&b));
+    let (a_key, b_key) = (a.public_key(), b.public_key());
     let ab = a.scratch("attest.cert");
     let granted = a.json([
         "trust".as_ref(),
@@ -423,7 +419,7 @@ fn attest_is_granted_checked_and_verified_like_every_capability() {
     assert_eq!(held[0]["relation"], "held");
     assert_eq!(held[0]["capabilities"], "attest,exec");
     let c = TestNode::new();
-    let c_key = public_key(&c);
+    let c_key = c.public_key();
     a.ok(["trust", "grant", &c_key, "--cap", "fetch"]);
     let out = a
         .cmd(["trust", "verify", "--peer", &c_key, "--cap", "attest"])

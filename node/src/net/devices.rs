@@ -27,6 +27,14 @@ pub fn all_caps() -> Caps {
     Caps::of(&Capability::ALL)
 }
 
+/// Whether `peer` is one of this node's own devices: it holds every
+/// capability here, as pairing (`invite --device`) grants.
+pub(crate) fn is_own_device(shared: &Shared, peer: &EndpointId) -> bool {
+    Capability::ALL
+        .iter()
+        .all(|cap| shared.require(peer, *cap).is_ok())
+}
+
 /// The body of the certificate a device grants the device it pairs with:
 /// every capability, no delegation, valid as long as a join's.
 pub fn device_cert_body(issuer: &PublicIdentity, subject: [u8; 32], now: u64) -> CertBody {

@@ -3,8 +3,9 @@
 //! A catch-up: `heads` with the peer's watermark (one message each way;
 //! `unchanged` ends it unless the follow set is to be filled anyway); for
 //! each zone this node holds whose head differs at the peer and is not
-//! older, the naming client (`net::zones::sync_from`); the results of
-//! jobs this node submitted to the peer that it has and this node lacks;
+//! older, the naming client (`net::zones::sync_from`); the results the
+//! peer lists that this node lacks (of jobs submitted to it, and of jobs
+//! one of this node's own devices ran for itself);
 //! then fetching what the follow set lacks, from the peer first and then
 //! every other connected one. The watermark is recorded only when all of
 //! it completed. Bounded: at most [`MAX_CATCH_UP`] in time, and every list
@@ -14,13 +15,19 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use clive_cas::{Hash, Progress};
 use clive_naming::Zones;
+use clive_trust::{PublicIdentity, clock::format_time};
 use iroh::{EndpointId, endpoint::Connection};
 
 use crate::{
     Node, NodeError, SyncError,
-    jobs::{document::JobId, records::Side},
+    jobs::{
+        JobError,
+        document::{JobDoc, JobId},
+        records::{JobRecord, JobState, RECORD_VERSION, Side},
+        result::SignedResult,
+    },
     net::{
-        fetch, keeper, lock,
+        devices, fetch, keeper, lock,
         shared::Shared,
         sync::{
             Exchange,
@@ -205,6 +212,7 @@ pub(crate) async fn run(
         s.exchanges += 1;
         match &outcome {
             Ok(exchange) => {
+                s.refused = false;
                 s.bytes_fetched += exchange.bytes_fetched;
                 s.settled = exchange.complete();
                 s.error = exchange.errors.first().cloned();
@@ -212,6 +220,7 @@ pub(crate) async fn run(
             }
             Err(e) => {
                 s.settled = false;
+                s.refused = matches!(e, NodeError::Sync(SyncError::Refused { .. }));
                 s.error = Some(crate::error::error_chain(e));
             }
         }
@@ -252,9 +261,9 @@ async fn catch_up(
             results,
         } => (digest, zones, results),
         SyncAnswer::Refused { reason } => {
-            return Err(SyncError::Peer {
+            return Err(SyncError::Refused {
                 peer: short(),
-                reason: format!("refused the heads exchange: {reason}"),
+                reason,
             }
             .into());
         }
@@ -358,8 +367,11 @@ async fn sync_zones(
     }
 }
 
-/// Takes in the results `peer` has of jobs this node submitted to it and
-/// has no result of.
+/// Takes in the results `peer` lists that this node lacks: of jobs this
+/// node submitted to it and, from one of its own devices, of jobs the
+/// device ran for itself (recorded here as sent to it, so that `job ls`
+/// shows them and gc keeps their outputs). A result whose objects are not
+/// all here yet is taken again: a catch-up cut off mid-fetch resumes.
 async fn take_results(
     node: &Node,
     shared: &Arc<Shared>,
@@ -368,50 +380,128 @@ async fn take_results(
     results: &[String],
     exchange: &mut Exchange,
 ) {
-    let available: HashSet<&str> = results.iter().map(String::as_str).collect();
-    let waiting: Vec<JobId> = match node.executor().records().all(Side::Sent) {
-        Ok(records) => records
-            .into_iter()
-            .filter(|r| r.result.is_none() && proto::is_key(&r.peer, &peer))
-            .filter(|r| available.contains(r.id.to_string().as_str()))
-            .map(|r| r.id)
-            .take(proto::MAX_RESULTS)
-            .collect(),
+    let wanted = match wanted_results(node, shared, peer, results).await {
+        Ok(wanted) => wanted,
         Err(e) => {
             exchange.errors.push(e.to_string());
             return;
         }
     };
-    for id in waiting {
+    for (id, new) in wanted {
         let ask = SyncAsk::Result {
             job: id.to_string(),
         };
-        let signed = match call(conn, &ask, exchange).await {
-            Ok(SyncAnswer::Result { result }) => result,
-            Ok(other) => {
-                exchange
-                    .errors
-                    .push(format!("result of job {id}: the peer answered {other:?}"));
-                continue;
+        let taken = match call(conn, &ask, exchange).await {
+            Ok(SyncAnswer::Result { result, doc }) => {
+                take_result(node, shared, peer, id, new, &doc, result).await
             }
-            Err(e) => {
-                exchange.errors.push(format!(
-                    "result of job {id}: {}",
-                    crate::error::error_chain(&e)
-                ));
-                continue;
+            Ok(other) => Err(SyncError::Peer {
+                peer: peer.fmt_short().to_string(),
+                reason: format!("answered the result of job {id} with {other:?}"),
             }
+            .into()),
+            Err(e) => Err(e),
         };
-        match node
-            .jobs()
-            .received(shared, peer, id, signed, false, false)
-            .await
-        {
-            Ok(_) => exchange.results_fetched += 1,
+        match taken {
+            Ok(()) => exchange.results_fetched += 1,
             Err(e) => exchange.errors.push(format!(
                 "result of job {id}: {}",
                 crate::error::error_chain(&e)
             )),
         }
     }
+}
+
+/// The jobs of `available` (listed by `peer`) whose result to take, each
+/// with whether this node has no record of it yet (a device's own job).
+async fn wanted_results(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    available: &[String],
+) -> Result<Vec<(JobId, bool)>, NodeError> {
+    let records = node.executor().records();
+    let mut wanted = Vec::new();
+    let device = devices::is_own_device(shared, &peer);
+    for id in available.iter().take(proto::MAX_RESULTS) {
+        let Ok(id) = id.parse::<JobId>() else {
+            continue;
+        };
+        let sent = records.get(Side::Sent, &id).map_err(JobError::from)?;
+        match sent {
+            Some(r) if !proto::is_key(&r.peer, &peer) => {}
+            Some(r) => match r.result.as_ref().map(SignedResult::verify) {
+                None | Some(Err(_)) => wanted.push((id, false)),
+                Some(Ok((result, _))) => {
+                    if !all_here(node, &[result.outputs, result.stdout, result.stderr]).await {
+                        wanted.push((id, false));
+                    }
+                }
+            },
+            None if device => {
+                if records
+                    .get(Side::Run, &id)
+                    .map_err(JobError::from)?
+                    .is_none()
+                {
+                    wanted.push((id, true));
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(wanted)
+}
+
+async fn all_here(node: &Node, hashes: &[Hash]) -> bool {
+    for hash in hashes {
+        if !matches!(fetch::here(node.cas(), *hash).await, Ok(Some(_))) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Checks and keeps the result of job `id` from `peer`, recording the job
+/// first when it is `new` here (a device's own job, whose document must
+/// be the job's).
+async fn take_result(
+    node: &Node,
+    shared: &Arc<Shared>,
+    peer: EndpointId,
+    id: JobId,
+    new: bool,
+    doc: &str,
+    signed: SignedResult,
+) -> Result<(), NodeError> {
+    if new {
+        let decoded = JobDoc::decode(doc.as_bytes()).map_err(JobError::from)?;
+        if decoded.id() != id {
+            return Err(SyncError::Peer {
+                peer: peer.fmt_short().to_string(),
+                reason: format!("sent a document that is not job {id}"),
+            }
+            .into());
+        }
+        let record = JobRecord {
+            version: RECORD_VERSION,
+            id,
+            doc: String::from_utf8_lossy(&decoded.encode()).into_owned(),
+            peer: PublicIdentity::from_bytes(*peer.as_bytes()).openssh_line(),
+            state: JobState::Done,
+            submitted: format_time(node.now()),
+            reason: None,
+            result: None,
+            memo_hit: false,
+            inputs: Vec::new(),
+        };
+        node.executor()
+            .records()
+            .put(Side::Sent, &record)
+            .map_err(JobError::from)?;
+    }
+    node.jobs()
+        .received(shared, peer, id, signed, false, false)
+        .await
+        .map(drop)
 }

@@ -111,8 +111,10 @@ pub struct PeerSync {
     pub fingerprint: String,
     /// Whether a connection to it is open.
     pub connected: bool,
-    /// `in sync`, `exchanging`, `behind by N objects, B bytes`, or, for a
-    /// peer not connected, `not connected`.
+    /// `in sync`, `exchanging`, `behind by N objects, B bytes`, `not
+    /// syncing (it refused)` for a peer that refused the heads exchange
+    /// (this node holds no `fetch` there; `error` says), or, for a peer
+    /// not connected, `not connected`.
     pub state: String,
     /// Objects of the follow set it still has to provide.
     pub behind_objects: u64,
@@ -140,7 +142,8 @@ pub struct SyncStatus {
     /// Payload bytes fetched for the follow set since the node opened
     /// (by `sync follow`, catch-ups and zone events alike).
     pub bytes_fetched: u64,
-    /// Whether every connected peer is in sync.
+    /// Whether every connected peer is in sync (peers that refused to
+    /// sync with this node aside).
     pub in_sync: bool,
     /// With `--wait`: it ran out before every connected peer was in sync.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -422,8 +425,11 @@ impl SyncHandle<'_> {
             let is_connected = conn.is_some();
             let state = states.get(&endpoint).cloned().unwrap_or_default();
             let settled = state.settled && !state.due && !state.running && state.on_conn == conn;
+            let refused = state.refused && !state.due && !state.running && state.on_conn == conn;
             let text = if !is_connected && !state.running {
                 "not connected".to_owned()
+            } else if refused {
+                "not syncing (it refused)".to_owned()
             } else if state.behind.0 > 0 {
                 format!(
                     "behind by {} objects, {} bytes",
@@ -434,7 +440,7 @@ impl SyncHandle<'_> {
             } else {
                 "exchanging".to_owned()
             };
-            if is_connected && !settled {
+            if is_connected && !settled && !refused {
                 in_sync = false;
             }
             let public = PublicIdentity::from_bytes(id);

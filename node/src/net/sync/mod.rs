@@ -64,6 +64,9 @@ pub(crate) struct PeerState {
     pub(crate) behind: (u64, u64),
     /// The last catch-up completed.
     pub(crate) settled: bool,
+    /// The peer refused the last heads exchange: it does not sync with
+    /// this node, and waiting for it would never end.
+    pub(crate) refused: bool,
     /// The connection (its stable id) the last catch-up began on: one
     /// made since is not caught up with yet.
     pub(crate) on_conn: Option<usize>,

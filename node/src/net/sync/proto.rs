@@ -1,5 +1,5 @@
 //! The sync protocol, ALPN `clive/sync/1`: the summary of heads a catch-up
-//! starts with, and the results of jobs a peer submitted here.
+//! starts with, and the results of jobs a peer may take from here.
 //!
 //! Format version 1, in the exchange format of [`crate::net::wire`] (one
 //! request and one reply per stream, JSON tagged by `type`, at most
@@ -16,13 +16,19 @@
 //! and `digest`, the caller's own heads as the callee would see them.
 //! The callee's heads, for a caller, are: each zone it holds with verified
 //! metadata (zone id, timestamp version, BLAKE3 of the timestamp file),
-//! and the jobs the caller submitted here that have a result. Their digest
+//! and the jobs with a result here that the caller may take: those it
+//! submitted here and, when the caller is one of this node's own devices
+//! (it holds every capability here, `net::devices`), the jobs this node
+//! ran for itself, so that a job run offline on a laptop has its result on
+//! the desk machine too. Their digest
 //! is the BLAKE3 of that list's JSON, sorted. When it equals `since`, the
 //! answer is `unchanged` (one message each way, ~200 bytes); otherwise
 //! `heads` lists them all (at most [`MAX_ZONES`] zones and
 //! [`MAX_RESULTS`] results). A caller's `digest` that differs from the
 //! callee's watermark for the caller tells the callee it has news to pull.
-//! `result` asks for the signed result of one job the caller submitted.
+//! `result` asks for the signed result of one of those jobs; the answer
+//! carries the job document too (`doc`, its canonical JSON), which a device
+//! taking in a job it never saw needs to record it.
 
 use std::sync::{Arc, Weak};
 
@@ -38,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use super::{SyncState, table};
 use crate::{
     jobs::{document::JobId, executor::Executor, records::Side, result::SignedResult},
-    net::{shared::Shared, wire},
+    net::{devices, shared::Shared, wire},
 };
 
 /// The ALPN of the sync protocol, with its version.
@@ -60,7 +66,7 @@ pub enum SyncAsk {
         /// The caller's own heads digest, for the callee.
         digest: String,
     },
-    /// The signed result of a job the caller submitted to the callee.
+    /// The signed result of a job listed in the callee's heads.
     Result {
         /// The job id (64 hex).
         job: String,
@@ -82,13 +88,15 @@ pub enum SyncAnswer {
         digest: String,
         /// Its zones.
         zones: Vec<ZoneHead>,
-        /// Jobs the caller submitted that have a result here (job ids).
+        /// Jobs with a result here the caller may take (job ids).
         results: Vec<String>,
     },
     /// A job's signed result.
     Result {
         /// The result.
         result: SignedResult,
+        /// The job document's canonical JSON.
+        doc: String,
     },
     /// The request was refused.
     Refused {
@@ -114,7 +122,7 @@ pub struct ZoneHead {
 pub struct Heads {
     /// Its zones, by id.
     pub zones: Vec<ZoneHead>,
-    /// Results of the peer's jobs, by job id.
+    /// Results the peer may take, by job id.
     pub results: Vec<String>,
 }
 
@@ -150,14 +158,15 @@ pub fn zone_heads(db: &Arc<redb::Database>) -> Vec<ZoneHead> {
     heads
 }
 
-/// The jobs `peer` submitted to this node that have a result here.
-pub fn results_for(executor: &Executor, peer: &EndpointId) -> Vec<String> {
+/// The jobs with a result here that `peer` may take: those it submitted
+/// and, for one of this node's own devices, those this node ran for itself.
+pub fn results_for(executor: &Executor, peer: &EndpointId, device: bool) -> Vec<String> {
     let mut out: Vec<(String, String)> = executor
         .records()
         .all(Side::Run)
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| r.result.is_some() && is_key(&r.peer, peer))
+        .filter(|r| r.result.is_some() && may_take(&r.peer, peer, device))
         .map(|r| (r.submitted.clone(), r.id.to_string()))
         .collect();
     // The newest first, when there are more than a reply holds.
@@ -171,6 +180,16 @@ pub fn results_for(executor: &Executor, peer: &EndpointId) -> Vec<String> {
     ids
 }
 
+/// Whether `peer` may take the result of a job run here for `requester`
+/// (its key as records keep it; empty for this node's own jobs).
+fn may_take(requester: &str, peer: &EndpointId, device: bool) -> bool {
+    if requester.is_empty() {
+        device
+    } else {
+        is_key(requester, peer)
+    }
+}
+
 /// Whether `key` (an OpenSSH line, as job records keep it) is `peer`'s.
 pub fn is_key(key: &str, peer: &EndpointId) -> bool {
     PublicIdentity::parse(key).is_ok_and(|k| &k.bytes() == peer.as_bytes())
@@ -180,7 +199,7 @@ pub fn is_key(key: &str, peer: &EndpointId) -> bool {
 pub(crate) fn heads_for(shared: &Shared, executor: &Executor, peer: &EndpointId) -> Heads {
     Heads {
         zones: zone_heads(&shared.db),
-        results: results_for(executor, peer),
+        results: results_for(executor, peer, devices::is_own_device(shared, peer)),
     }
 }
 
@@ -236,20 +255,25 @@ impl SyncProtocol {
                     }
                 }
             }
-            SyncAsk::Result { job } => self.result(&peer, &job),
+            SyncAsk::Result { job } => {
+                self.result(&peer, &job, devices::is_own_device(&shared, &peer))
+            }
         })
     }
 
-    fn result(&self, peer: &EndpointId, job: &str) -> SyncAnswer {
+    fn result(&self, peer: &EndpointId, job: &str, device: bool) -> SyncAnswer {
         let Ok(id) = job.parse::<JobId>() else {
             return refused("not a job id".into());
         };
         match self.executor.records().get(Side::Run, &id) {
-            Ok(Some(record)) if is_key(&record.peer, peer) => match record.result {
-                Some(result) => SyncAnswer::Result { result },
+            Ok(Some(record)) if may_take(&record.peer, peer, device) => match record.result {
+                Some(result) => SyncAnswer::Result {
+                    result,
+                    doc: record.doc,
+                },
                 None => refused(format!("job {id} has no result yet")),
             },
-            Ok(_) => refused(format!("you submitted no job {id} here")),
+            Ok(_) => refused(format!("no job {id} here has a result for you")),
             Err(e) => refused(e.to_string()),
         }
     }
