@@ -163,6 +163,18 @@ fn a_laptop_that_worked_offline_converges_with_its_server_when_it_starts() {
         Some(laptop_key.join(" ").as_str()),
         "the server's copy is the laptop's signed result: {on_server}"
     );
+    let listed = server.json(["job", "ls"]);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == job_id.as_str())
+        .unwrap_or_else(|| panic!("the server's job ls lacks the laptop's job: {listed}"));
+    assert_eq!(entry["state"], "done", "{listed}");
+    assert_eq!(
+        entry["device"], true,
+        "listed as the laptop's own: {listed}"
+    );
 
     server.stop(server_daemon);
     laptop.stop(laptop_daemon);

@@ -220,7 +220,7 @@ fn signing_goes_through_a_real_ssh_agent() {
     let pub_path = dir.path().join("id_ed25519.pub");
     node.ok(["init".as_ref(), "--ssh-key".as_ref(), pub_path.as_os_str()]);
     assert!(!node.home().join("id_ed25519").exists());
-    let subject = public_key(&TestNode::new());
+    let subject = TestNode::new().public_key();
     let cert = node.scratch("via-agent");
     let mut grant = node.cmd([
         "trust".as_ref(),
@@ -335,7 +335,7 @@ fn roots_live_in_an_allowed_signers_file_ssh_keygen_reads() {
 #[test]
 fn an_encrypted_node_key_signs_with_the_passphrase_from_the_environment() {
     let node = TestNode::with_encrypted_key("s3cret pass");
-    let subject = public_key(&TestNode::new());
+    let subject = TestNode::new().public_key();
     let err = node.fails(["trust", "grant", &subject, "--cap", "fetch"]);
     assert!(err.contains("passphrase"), "{err}");
     let cert = node.scratch("signed");

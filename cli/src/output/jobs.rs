@@ -261,6 +261,7 @@ fn job_line(job: &JobInfo) -> String {
     let id = job.id.to_string();
     let side = match job.side {
         clive_node::jobs::records::Side::Run => "ran here",
+        clive_node::jobs::records::Side::Sent if job.device => "device",
         clive_node::jobs::records::Side::Sent => "sent",
     };
     let exit = job
@@ -286,6 +287,9 @@ impl Render for JobInfo {
                 "run here for this node".to_owned()
             }
             clive_node::jobs::records::Side::Run => format!("run here for {}", self.peer),
+            clive_node::jobs::records::Side::Sent if self.device => {
+                format!("run for itself by this node's own device {}", self.peer)
+            }
             clive_node::jobs::records::Side::Sent => format!("sent to {}", self.peer),
         };
         writeln!(out, "where: {who}")?;

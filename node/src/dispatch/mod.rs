@@ -139,6 +139,10 @@ pub struct JobInfo {
     pub id: JobId,
     /// `run` (this node executes it) or `sent` (a peer does).
     pub side: Side,
+    /// A job one of this node's own devices (`peer`) ran for itself, whose
+    /// result sync took in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device: bool,
     /// The other node: the requester (run; empty for this node's own) or
     /// the executor (sent).
     pub peer: String,
@@ -582,6 +586,7 @@ fn info(side: Side, record: JobRecord) -> JobInfo {
     JobInfo {
         id: record.id,
         side,
+        device: record.device,
         peer: record.peer,
         state: record.state,
         submitted: record.submitted,

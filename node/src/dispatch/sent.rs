@@ -143,6 +143,7 @@ impl JobsHandle<'_> {
             result: None,
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
+            device: false,
         };
         let Some(prior) = prior else {
             records.put(Side::Sent, &record).map_err(JobError::from)?;

@@ -387,6 +387,7 @@ impl Executor {
             result: None,
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
+            device: false,
         };
         let written = match &restore {
             Some(prior) => self.records.put_check(Side::Run, &record, prior.as_ref()),

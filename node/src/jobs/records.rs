@@ -113,6 +113,10 @@ pub struct JobRecord {
     /// Objects the job reads, kept by gc while it is live.
     #[serde(default)]
     pub inputs: Vec<Hash>,
+    /// A job one of this node's own devices (the record's `peer`) ran for
+    /// itself, whose result sync took in (kept on the `sent` side).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device: bool,
 }
 
 /// A record table that could not be read or written.
@@ -433,6 +437,7 @@ mod tests {
             result: None,
             memo_hit: false,
             inputs: Vec::new(),
+            device: false,
         }
     }
 

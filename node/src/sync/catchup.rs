@@ -483,17 +483,23 @@ async fn take_result(
             }
             .into());
         }
+        // When the device ran it (checked with the signature next).
+        let started = signed
+            .verify()
+            .map(|(r, _)| r.started)
+            .unwrap_or_else(|_| format_time(node.now()));
         let record = JobRecord {
             version: RECORD_VERSION,
             id,
             doc: String::from_utf8_lossy(&decoded.encode()).into_owned(),
             peer: PublicIdentity::from_bytes(*peer.as_bytes()).openssh_line(),
             state: JobState::Done,
-            submitted: format_time(node.now()),
+            submitted: started,
             reason: None,
             result: None,
             memo_hit: false,
             inputs: Vec::new(),
+            device: true,
         };
         node.executor()
             .records()
