@@ -138,6 +138,25 @@ impl TestNode {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{text}"))
     }
 
+    /// Runs `clive-node ARGS` with its standard output and error on a
+    /// pseudo-terminal (python's pty module, which joins both on
+    /// `stdout`; python3 is installed by scripts/install-test-deps).
+    pub fn on_terminal(&self, args: &[&str]) -> Output {
+        let script = "import os, pty, sys\n\
+                      status = pty.spawn(sys.argv[1:])\n\
+                      sys.exit(os.waitstatus_to_exitcode(status))";
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(clive_bin())
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run python3")
+    }
+
     /// The node's public key, as `id` prints it (an OpenSSH line).
     pub fn public_key(&self) -> String {
         let id = self.json(["id"]);

@@ -524,34 +524,17 @@ fn replacing_a_pin_says_what_it_replaced() {
     assert_eq!(value[0]["replaced"], blob.as_str(), "{value}");
 }
 
-/// Runs `clive-node ARGS` with its standard output on a pseudo-terminal
-/// (python's pty module; python3 is installed by scripts/install-test-deps).
-fn on_terminal(node: &TestNode, args: &[&str]) -> Output {
-    let script = "import os, pty, sys\n\
-                  status = pty.spawn(sys.argv[1:])\n\
-                  sys.exit(os.waitstatus_to_exitcode(status))";
-    let mut cmd = std::process::Command::new("python3");
-    cmd.arg("-c")
-        .arg(script)
-        .arg(clive_tests::clive_bin())
-        .arg("--home")
-        .arg(node.home())
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    cmd.output().expect("run python3")
-}
-
 #[test]
 fn cat_of_a_tree_on_a_terminal_points_to_ls() {
     let (node, tree) = node_with_tree();
-    let out = on_terminal(&node, &["cat", "t"]);
+    let out = node.on_terminal(&["cat", "t"]);
     // pty.spawn joins the program's stdout and stderr on the terminal.
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("is a tree"), "{text}");
     assert!(text.contains("clive-node ls t"), "{text}");
     // A blob on a terminal prints; a tree into a pipe is its encoding.
-    let out = on_terminal(&node, &["cat", "t/a.txt"]);
+    let out = node.on_terminal(&["cat", "t/a.txt"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("alpha"));
     let out = node.cmd(["cat", &tree]).output().unwrap();
@@ -559,7 +542,7 @@ fn cat_of_a_tree_on_a_terminal_points_to_ls() {
     assert!(!out.stdout.is_empty());
     // Through a daemon too.
     let _daemon = node.start_daemon();
-    let out = on_terminal(&node, &["cat", "t"]);
+    let out = node.on_terminal(&["cat", "t"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("clive-node ls t"));
 }

@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use clive_tests::{
-    Daemon, TestNode, admit, assert_same_tree, dir_bytes, eventually, write_pseudo_random,
+    Daemon, TestNode, admit, assert_same_tree, check_success, dir_bytes, eventually,
+    write_pseudo_random,
 };
 
 fn b3(bytes: &[u8]) -> String {
@@ -191,6 +192,36 @@ fn the_laptop_catches_up_on_its_own_and_nothing_new_costs_one_small_message() {
     pair.laptop
         .ok(["export".as_ref(), "rel/new".as_ref(), out.as_os_str()]);
     assert_eq!(std::fs::read(&out).unwrap(), new_bytes);
+}
+
+#[test]
+fn a_sync_on_a_terminal_shows_a_progress_bar_and_in_a_pipe_none() {
+    let pair = Pair::new();
+    let big = pair.server.scratch("big.bin");
+    write_pseudo_random(&big, 48 << 20, 9);
+    pair.publish("big", &big);
+
+    let out = pair.laptop.on_terminal(&["sync", "follow", &pair.ticket]);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("syncing") && shown.contains("MiB/48.00 MiB"),
+        "no progress bar on the terminal: {shown}"
+    );
+
+    // Into a pipe: the same work, no bar.
+    pair.laptop.ok(["sync", "unfollow", "rel"]);
+    pair.laptop.ok(["gc"]);
+    let piped = pair.laptop.cmd(["sync", "follow", "rel"]).output().unwrap();
+    check_success(&piped);
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !stderr.contains("MiB/48.00 MiB"),
+        "a bar in a pipe: {stderr}"
+    );
+    assert!(
+        std::fs::read(&big).is_ok_and(|b| resolves_to(&pair.laptop, "rel/big") == Some(b3(&b)))
+    );
 }
 
 #[test]

@@ -94,7 +94,30 @@ async fn fill_reporting(
     progress: Arc<dyn Progress>,
     behind: &(dyn Fn(u64, u64) + Sync),
 ) -> Filled {
-    let _one = node.sync_state().filling.lock().await;
+    let state = node.sync_state();
+    let _one = match state.filling.try_lock() {
+        Ok(one) => one,
+        Err(_) => {
+            // Another fill runs (the daemon's own, or another call's):
+            // its progress is shown meanwhile, as it may be fetching
+            // what this one is for.
+            state.fill_progress.watch(progress.clone());
+            state.filling.lock().await
+        }
+    };
+    let _shown = state.fill_progress.begin(progress);
+    let shown: Arc<dyn Progress> = state.fill_progress.clone();
+    fill_locked(node, shared, follows, providers, &shown, behind).await
+}
+
+async fn fill_locked(
+    node: &Node,
+    shared: &Arc<Shared>,
+    follows: &[FollowRecord],
+    providers: Vec<EndpointId>,
+    progress: &Arc<dyn Progress>,
+    behind: &(dyn Fn(u64, u64) + Sync),
+) -> Filled {
     let zones = Zones::new(node.db().clone());
     let mut filled = Filled::default();
     let mut missing = Vec::new();
@@ -109,7 +132,7 @@ async fn fill_reporting(
         missing.len() as u64,
         missing.iter().map(|(_, l)| *l).sum::<u64>(),
     );
-    progress.set_total(left_bytes);
+    node.sync_state().fill_progress.set_fill_total(left_bytes);
     behind(left, left_bytes);
     for (hash, length) in missing {
         match fetch::get(shared, hash, providers.clone(), progress.clone()).await {

@@ -13,6 +13,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use clive_cas::Progress;
 use iroh::{EndpointId, endpoint::Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -90,6 +91,90 @@ pub struct SyncState {
     pub(crate) filling: tokio::sync::Mutex<()>,
     /// Payload bytes every fill fetched since the node opened.
     pub(crate) fetched: std::sync::atomic::AtomicU64,
+    /// The progress of the fill under way, which a caller waiting for
+    /// `filling` watches meanwhile.
+    pub(crate) fill_progress: Arc<FillProgress>,
+}
+
+/// The progress of the fill under way, shown to every caller watching it:
+/// the one that runs it and those waiting to run their own, which would
+/// otherwise see nothing while it fetches what they asked for. Only the
+/// fill sets the total ([`FillProgress::set_fill_total`]); the fetches
+/// it runs only advance it (a tree's fetch sets its own total, which is
+/// not the fill's).
+#[derive(Default)]
+pub(crate) struct FillProgress {
+    inner: Mutex<FillInner>,
+}
+
+#[derive(Default)]
+struct FillInner {
+    total: u64,
+    done: u64,
+    watchers: Vec<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for FillProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = lock(&self.inner);
+        f.debug_struct("FillProgress")
+            .field("total", &inner.total)
+            .field("done", &inner.done)
+            .field("watchers", &inner.watchers.len())
+            .finish()
+    }
+}
+
+impl FillProgress {
+    /// A fill begins, shown to `own`; it ends when the returned guard
+    /// drops (also when the fill is cancelled).
+    pub(crate) fn begin(&self, own: Arc<dyn Progress>) -> FillShown<'_> {
+        *lock(&self.inner) = FillInner {
+            watchers: vec![own],
+            ..FillInner::default()
+        };
+        FillShown(self)
+    }
+
+    /// `watcher` is shown the fill under way from where it stands.
+    pub(crate) fn watch(&self, watcher: Arc<dyn Progress>) {
+        let mut inner = lock(&self.inner);
+        if inner.total > 0 {
+            watcher.set_total(inner.total);
+            watcher.advance(inner.done);
+        }
+        inner.watchers.push(watcher);
+    }
+
+    /// The bytes the fill under way is to fetch.
+    pub(crate) fn set_fill_total(&self, bytes: u64) {
+        let mut inner = lock(&self.inner);
+        inner.total = bytes;
+        for w in &inner.watchers {
+            w.set_total(bytes);
+        }
+    }
+}
+
+/// A fill under way; when it drops, no one watches any more.
+pub(crate) struct FillShown<'p>(&'p FillProgress);
+
+impl Drop for FillShown<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.inner) = FillInner::default();
+    }
+}
+
+impl Progress for FillProgress {
+    fn set_total(&self, _bytes: u64) {}
+
+    fn advance(&self, bytes: u64) {
+        let mut inner = lock(&self.inner);
+        inner.done = inner.done.saturating_add(bytes);
+        for w in &inner.watchers {
+            w.advance(bytes);
+        }
+    }
 }
 
 impl SyncState {
