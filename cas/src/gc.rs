@@ -166,6 +166,8 @@ impl Store {
             candidates.clear();
         }
         if !dry_run && !candidates.is_empty() {
+            self.removals
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             self.gc.run(live).await?;
             let mut gone = HashMap::new();
             for (hash, size) in candidates {
@@ -213,6 +215,8 @@ impl Store {
             .map(|(h, _)| h)
             .filter(|h| !doomed.contains(h))
             .collect();
+        self.removals
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.gc.run(live).await?;
         for hash in hashes {
             if !matches!(

@@ -83,6 +83,8 @@ pub struct Store {
     pub(crate) gc: GcTrigger,
     pub(crate) imports: Arc<ImportClock>,
     pub(crate) roots: RootsLock,
+    /// Counts the sweeps that removed objects: see [`Store::removals`].
+    pub(crate) removals: Arc<std::sync::atomic::AtomicU64>,
     dir: PathBuf,
 }
 
@@ -114,6 +116,7 @@ impl Store {
             gc,
             imports: Arc::default(),
             roots: RootsLock::default(),
+            removals: Arc::default(),
             dir: dir.to_owned(),
         })
     }
@@ -141,6 +144,14 @@ impl Store {
     /// collection runs now: for work that may as well be done later.
     pub fn try_lock_for_gc(&self) -> Option<GcLock> {
         self.roots.try_collect()
+    }
+
+    /// How many times objects were removed from this store (by [`Store::gc`]
+    /// or [`Store::remove_objects`]) since it opened: what a caller found
+    /// complete under one value is still complete while it stays the same
+    /// (objects are only ever added in between).
+    pub fn removals(&self) -> u64 {
+        self.removals.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The underlying iroh-blobs store, for serving and fetching over the network.

@@ -281,6 +281,12 @@ fn gc_keeps_what_the_follow_set_reaches_and_unfollow_lets_it_go() {
     assert_eq!(resolves_to(&pair.laptop, "rel/app"), Some(hash));
     let refused = pair.laptop.fails(["sync", "unfollow", "rel"]);
     assert!(refused.contains("not in the follow set"), "{refused}");
+
+    // Followed again with its server away: the daemon knew the content
+    // complete before the gc, and must not say so now.
+    let again = pair.laptop.json(["sync", "follow", "rel"]);
+    assert_eq!(again["follow"]["missing"], 1, "{again}");
+    assert_eq!(pair.laptop.json(["sync", "ls"])[0]["present"], 0);
 }
 
 /// The id of a job of `node` in `state` (`job ls`), if there is one.

@@ -121,8 +121,9 @@ async fn fill_locked(
     let zones = Zones::new(node.db().clone());
     let mut filled = Filled::default();
     let mut missing = Vec::new();
+    let complete = &node.sync_state().complete;
     for (hash, length) in targets(&zones, follows) {
-        match fetch::here(node.cas(), hash).await {
+        match complete.here(node.cas(), hash).await {
             Ok(Some(_)) => {}
             Ok(None) => missing.push((hash, length)),
             Err(e) => filled.errors.push(e.to_string()),
@@ -135,8 +136,10 @@ async fn fill_locked(
     node.sync_state().fill_progress.set_fill_total(left_bytes);
     behind(left, left_bytes);
     for (hash, length) in missing {
+        let removals = node.cas().removals();
         match fetch::get(shared, hash, providers.clone(), progress.clone()).await {
             Ok(fetched) => {
+                complete.claim(removals, hash, fetched.size);
                 filled.objects += fetched.objects;
                 filled.bytes += fetched.bytes_received;
                 node.sync_state()

@@ -305,10 +305,11 @@ impl SyncHandle<'_> {
     async fn info(&self, record: &FollowRecord) -> Result<FollowInfo, NodeError> {
         let targets = catchup::targets(&self.zones(), std::slice::from_ref(record));
         let (mut present, mut bytes) = (0, 0);
+        let complete = &self.node.sync_state().complete;
         for (hash, _) in &targets {
-            if let Some(here) = crate::net::fetch::here(self.node.cas(), *hash).await? {
+            if let Some(size) = complete.here(self.node.cas(), *hash).await? {
                 present += 1;
-                bytes += here.size;
+                bytes += size;
             }
         }
         let names = targets.len() as u64;

@@ -5,6 +5,7 @@
 //! and the service (`crate::sync`) build on these; this module imports none
 //! of them.
 
+pub mod complete;
 pub mod proto;
 pub mod table;
 
@@ -94,6 +95,8 @@ pub struct SyncState {
     /// The progress of the fill under way, which a caller waiting for
     /// `filling` watches meanwhile.
     pub(crate) fill_progress: Arc<FillProgress>,
+    /// Followed objects known to be here completely.
+    pub(crate) complete: complete::Complete,
 }
 
 /// The progress of the fill under way, shown to every caller watching it:
