@@ -287,30 +287,33 @@ async fn get_from(
             let Level { children, next } =
                 next_level(store, &level, &mut seen, &mut objects, &mut size).await?;
             progress.set_total(size);
-            let wanted = missing_ranges(store, children).await?;
-            let batches: Vec<_> = wanted
+            // Each batch looks up what of it is missing, then fetches
+            // that: the lookups of one overlap the transfers of others.
+            let batches: Vec<_> = children
                 .chunks(BATCH)
                 .map(|batch| {
-                    let mut builder = GetManyRequest::builder();
-                    for (h, ranges) in batch {
-                        builder = builder.hash(*h, ranges.clone());
+                    let conn = conn.clone();
+                    async move {
+                        let wanted = missing_ranges(store, batch.to_vec()).await?;
+                        if wanted.is_empty() {
+                            return Ok(0);
+                        }
+                        let mut builder = GetManyRequest::builder();
+                        for (h, ranges) in wanted {
+                            builder = builder.hash(h, ranges);
+                        }
+                        let stream = remote.execute_get_many(conn, builder.build()).stream();
+                        match drive(store, stream, progress).await {
+                            Ok(n) => Ok(n),
+                            Err(e) => Err(explain(shared, peer, e).await),
+                        }
                     }
-                    drive(
-                        store,
-                        remote
-                            .execute_get_many(conn.clone(), builder.build())
-                            .stream(),
-                        progress,
-                    )
                 })
                 .collect();
             let mut results =
                 n0_future::stream::iter(batches).buffered_unordered(BATCHES_IN_FLIGHT);
             while let Some(result) = results.next().await {
-                received += match result {
-                    Ok(n) => n,
-                    Err(e) => return Err(explain(shared, peer, e).await),
-                };
+                received += result?;
             }
             level = next;
         }

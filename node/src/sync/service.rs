@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use super::catchup;
 use crate::{
-    Node, NodeError,
+    Node, NodeError, SyncError,
     net::{lock, sync::table},
     service::Running,
 };
@@ -175,6 +175,14 @@ async fn work(
                     "catch-up incomplete: {}",
                     exchange.errors.join("; ")
                 );
+            }
+            // A peer that does not sync with this node says so again on
+            // a retry: the next connection or news tries again.
+            Err(NodeError::Sync(SyncError::Refused { reason, .. })) => {
+                if failures < MAX_RETRIES {
+                    tracing::debug!(peer = %peer.fmt_short(), "does not sync with this node: {reason}");
+                }
+                failures = MAX_RETRIES;
             }
             Err(e) => {
                 failures += 1;
