@@ -464,14 +464,13 @@ async fn wanted_results(
                     }
                 }
             },
-            None if device => {
-                if records
+            None if device
+                && records
                     .get(Side::Run, &id)
                     .map_err(JobError::from)?
-                    .is_none()
-                {
-                    wanted.push((id, true));
-                }
+                    .is_none() =>
+            {
+                wanted.push((id, true));
             }
             None => {}
         }
