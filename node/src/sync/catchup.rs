@@ -396,8 +396,7 @@ async fn sync_zones(
 /// Takes in the results `peer` lists that this node lacks: of jobs this
 /// node submitted to it and, from one of its own devices, of jobs the
 /// device ran for itself (recorded here as sent to it, so that `job ls`
-/// shows them and gc keeps their outputs). A result whose objects are not
-/// all here yet is taken again: a catch-up cut off mid-fetch resumes.
+/// shows them and gc keeps their outputs).
 async fn take_results(
     node: &Node,
     shared: &Arc<Shared>,
@@ -456,14 +455,10 @@ async fn wanted_results(
         let sent = records.get(Side::Sent, &id).map_err(JobError::from)?;
         match sent {
             Some(r) if !proto::is_key(&r.peer, &peer) => {}
-            Some(r) => match r.result.as_ref().map(SignedResult::verify) {
-                None | Some(Err(_)) => wanted.push((id, false)),
-                Some(Ok((result, _))) => {
-                    if !all_here(node, &[result.outputs, result.stdout, result.stderr]).await {
-                        wanted.push((id, false));
-                    }
-                }
-            },
+            // A result on record is not taken again, even when the memo's
+            // cache evicted its outputs since.
+            Some(r) if r.result.is_none() => wanted.push((id, false)),
+            Some(_) => {}
             None if device
                 && records
                     .get(Side::Run, &id)
@@ -476,15 +471,6 @@ async fn wanted_results(
         }
     }
     Ok(wanted)
-}
-
-async fn all_here(node: &Node, hashes: &[Hash]) -> bool {
-    for hash in hashes {
-        if !matches!(fetch::here(node.cas(), *hash).await, Ok(Some(_))) {
-            return false;
-        }
-    }
-    true
 }
 
 /// Checks and keeps the result of job `id` from `peer`, recording the job
