@@ -166,8 +166,7 @@ impl Store {
             candidates.clear();
         }
         if !dry_run && !candidates.is_empty() {
-            self.removals
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            let _removing = Removing::start(&self.removals);
             self.gc.run(live).await?;
             let mut gone = HashMap::new();
             for (hash, size) in candidates {
@@ -215,9 +214,9 @@ impl Store {
             .map(|(h, _)| h)
             .filter(|h| !doomed.contains(h))
             .collect();
-        self.removals
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let removing = Removing::start(&self.removals);
         self.gc.run(live).await?;
+        drop(removing);
         for hash in hashes {
             if !matches!(
                 self.blobs.blobs().status(*hash).await?,
@@ -227,6 +226,24 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// A sweep that removes objects, counted in [`Store::removals`] when it
+/// starts and again when it ends (also on an error): a check of what is
+/// here that ran while it did is stale either way.
+struct Removing<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Removing<'a> {
+    fn start(count: &'a std::sync::atomic::AtomicU64) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Removing(count)
+    }
+}
+
+impl Drop for Removing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

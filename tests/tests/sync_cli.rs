@@ -225,6 +225,51 @@ fn a_sync_on_a_terminal_shows_a_progress_bar_and_in_a_pipe_none() {
 }
 
 #[test]
+fn a_peer_holding_every_capability_without_pairing_gets_no_local_job_results() {
+    // Every capability both ways, granted by ordinary invites: no device
+    // zone is shared, so neither is the other's own device.
+    let (server, laptop) = (TestNode::loopback(), TestNode::loopback());
+    let server_daemon = server.start_daemon();
+    let laptop_daemon = laptop.start_daemon();
+    let all = "fetch,push,exec,attest";
+    admit(&server, &laptop, all);
+    admit(&laptop, &server, all);
+    let built = laptop.json([
+        "exec",
+        "--output",
+        "p.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo private > p.txt",
+    ]);
+    let id = built["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        built["executor"], "local",
+        "the laptop ran it itself: {built}"
+    );
+
+    let now = server.json(["sync", "now"]);
+    assert_eq!(now["exchanges"][0]["results_fetched"], 0, "{now}");
+    let listed = server.json(["job", "ls"]);
+    assert!(
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()),
+        "the server took a job the laptop ran for itself: {listed}"
+    );
+    let refused = server.fails(["job", "result", &id]);
+    assert!(
+        refused.contains(&id[..8]) || refused.contains("no job"),
+        "{refused}"
+    );
+    server.stop(server_daemon);
+    laptop.stop(laptop_daemon);
+}
+
+#[test]
 fn a_peer_that_refuses_to_sync_does_not_hold_up_status_wait() {
     // The laptop joins the server (it holds `fetch` there) but grants the
     // server nothing: the server's catch-ups with it are refused.

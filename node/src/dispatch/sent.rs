@@ -144,6 +144,7 @@ impl JobsHandle<'_> {
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
             device: false,
+            outputs_pending: false,
         };
         let Some(prior) = prior else {
             records.put(Side::Sent, &record).map_err(JobError::from)?;
@@ -322,11 +323,16 @@ impl JobsHandle<'_> {
             .update(Side::Sent, &id, |r| {
                 r.state = JobState::Done;
                 r.result = Some(signed.clone());
+                r.outputs_pending = true;
             })
             .map_err(JobError::from)?;
         for hash in [result.outputs, result.stdout, result.stderr] {
             fetch::get(shared, hash, vec![peer], Arc::new(NoProgress)).await?;
         }
+        executor
+            .records()
+            .update(Side::Sent, &id, |r| r.outputs_pending = false)
+            .map_err(JobError::from)?;
         // Kept as a result, a memo hit here only if its signer holds attest.
         executor.memo().put(&signed).map_err(JobError::from)?;
         Ok(JobRun {

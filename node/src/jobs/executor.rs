@@ -388,6 +388,7 @@ impl Executor {
             memo_hit: false,
             inputs: doc.inputs.values().map(|i| i.hash).collect(),
             device: false,
+            outputs_pending: false,
         };
         let written = match &restore {
             Some(prior) => self.records.put_check(Side::Run, &record, prior.as_ref()),

@@ -117,6 +117,10 @@ pub struct JobRecord {
     /// itself, whose result sync took in (kept on the `sent` side).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub device: bool,
+    /// The result is on record and its objects (outputs, stdout, stderr)
+    /// are still being fetched: a sync cut off meanwhile takes it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outputs_pending: bool,
 }
 
 /// A record table that could not be read or written.
@@ -151,6 +155,23 @@ impl Records {
     /// The records in `db`.
     pub fn new(db: Arc<Database>) -> Records {
         Records { db }
+    }
+
+    /// Writes `record` unless one of its id is there; whether it wrote.
+    pub fn put_new(&self, side: Side, record: &JobRecord) -> Result<bool, RecordError> {
+        let bytes =
+            serde_json::to_vec(record).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(table(side)).map_err(db_err)?;
+            if t.get(record.id.0.as_bytes()).map_err(db_err)?.is_some() {
+                return Ok(false);
+            }
+            t.insert(record.id.0.as_bytes(), bytes.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(true)
     }
 
     /// Writes `record` (replacing the one of its id).
@@ -438,6 +459,7 @@ mod tests {
             memo_hit: false,
             inputs: Vec::new(),
             device: false,
+            outputs_pending: false,
         }
     }
 

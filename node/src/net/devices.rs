@@ -28,11 +28,27 @@ pub fn all_caps() -> Caps {
 }
 
 /// Whether `peer` is one of this node's own devices: it holds every
-/// capability here, as pairing (`invite --device`) grants.
+/// capability here, as pairing (`invite --device`) grants, and it is a
+/// device of a zone this node publishes in (pairing's device zone, or one
+/// made with `name zone create --device` or `name zone add-device`).
+/// Holding every capability alone is not enough: an ordinary invite or
+/// grant can give that to anyone.
 pub(crate) fn is_own_device(shared: &Shared, peer: &EndpointId) -> bool {
-    Capability::ALL
+    let holds_all = Capability::ALL
         .iter()
-        .all(|cap| shared.require(peer, *cap).is_ok())
+        .all(|cap| shared.require(peer, *cap).is_ok());
+    holds_all && shares_a_zone(shared, peer)
+}
+
+fn shares_a_zone(shared: &Shared, peer: &EndpointId) -> bool {
+    let zones = Zones::new(shared.db.clone());
+    let key = PublicIdentity::from_bytes(*peer.as_bytes());
+    zones
+        .list(Some(&shared.identity))
+        .unwrap_or_default()
+        .iter()
+        .filter(|info| info.publisher)
+        .any(|info| zones.can_publish(&info.zone, &key).unwrap_or(false))
 }
 
 /// The body of the certificate a device grants the device it pairs with:

@@ -15,7 +15,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use clive_cas::{Hash, Progress};
 use clive_naming::Zones;
-use clive_trust::{PublicIdentity, clock::format_time};
+use clive_trust::PublicIdentity;
 use iroh::{EndpointId, endpoint::Connection};
 
 use crate::{
@@ -286,10 +286,17 @@ async fn catch_up(
             zones,
             results,
         } => (digest, zones, results),
-        SyncAnswer::Refused { reason } => {
+        SyncAnswer::NotAllowed { reason } => {
             return Err(SyncError::Refused {
                 peer: short(),
                 reason,
+            }
+            .into());
+        }
+        SyncAnswer::Refused { reason } => {
+            return Err(SyncError::Peer {
+                peer: short(),
+                reason: format!("refused the heads exchange: {reason}"),
             }
             .into());
         }
@@ -418,7 +425,7 @@ async fn take_results(
         };
         let taken = match call(conn, &ask, exchange).await {
             Ok(SyncAnswer::Result { result, doc }) => {
-                take_result(node, shared, peer, id, new, &doc, result).await
+                take_result(node, shared, peer, id, new, doc.as_deref(), result).await
             }
             Ok(other) => Err(SyncError::Peer {
                 peer: peer.fmt_short().to_string(),
@@ -455,9 +462,9 @@ async fn wanted_results(
         let sent = records.get(Side::Sent, &id).map_err(JobError::from)?;
         match sent {
             Some(r) if !proto::is_key(&r.peer, &peer) => {}
-            // A result on record is not taken again, even when the memo's
-            // cache evicted its outputs since.
-            Some(r) if r.result.is_none() => wanted.push((id, false)),
+            // A result on record whose objects all arrived is not taken
+            // again, even when the memo's cache evicted them since.
+            Some(r) if r.result.is_none() || r.outputs_pending => wanted.push((id, false)),
             Some(_) => {}
             None if device
                 && records
@@ -474,51 +481,67 @@ async fn wanted_results(
 }
 
 /// Checks and keeps the result of job `id` from `peer`, recording the job
-/// first when it is `new` here (a device's own job, whose document must
-/// be the job's).
+/// first when it is `new` here (a device's own job: its document must be
+/// the job's, and the result signed by the device for it, before anything
+/// is recorded; a record left by a failed take is removed).
 async fn take_result(
     node: &Node,
     shared: &Arc<Shared>,
     peer: EndpointId,
     id: JobId,
     new: bool,
-    doc: &str,
+    doc: Option<&str>,
     signed: SignedResult,
 ) -> Result<(), NodeError> {
+    let records = node.executor().records();
     if new {
+        let bad = |reason: String| SyncError::Peer {
+            peer: peer.fmt_short().to_string(),
+            reason,
+        };
+        let doc =
+            doc.ok_or_else(|| bad(format!("sent the result of job {id} without its document")))?;
         let decoded = JobDoc::decode(doc.as_bytes()).map_err(JobError::from)?;
         if decoded.id() != id {
-            return Err(SyncError::Peer {
-                peer: peer.fmt_short().to_string(),
-                reason: format!("sent a document that is not job {id}"),
-            }
+            return Err(bad(format!("sent a document that is not job {id}")).into());
+        }
+        let (result, signer) = signed.verify().map_err(JobError::from)?;
+        if &signer.bytes() != peer.as_bytes() || result.job != id {
+            return Err(bad(format!(
+                "sent a result of job {id} not signed by itself for it"
+            ))
             .into());
         }
-        // When the device ran it (checked with the signature next).
-        let started = signed
-            .verify()
-            .map(|(r, _)| r.started)
-            .unwrap_or_else(|_| format_time(node.now()));
         let record = JobRecord {
             version: RECORD_VERSION,
             id,
             doc: String::from_utf8_lossy(&decoded.encode()).into_owned(),
             peer: PublicIdentity::from_bytes(*peer.as_bytes()).openssh_line(),
             state: JobState::Done,
-            submitted: started,
+            // When the device ran it.
+            submitted: result.started,
             reason: None,
             result: None,
             memo_hit: false,
             inputs: Vec::new(),
             device: true,
+            outputs_pending: false,
         };
-        node.executor()
-            .records()
-            .put(Side::Sent, &record)
-            .map_err(JobError::from)?;
+        if !records
+            .put_new(Side::Sent, &record)
+            .map_err(JobError::from)?
+        {
+            // Taken meanwhile (another device, or a submit of the same job).
+            return Ok(());
+        }
     }
-    node.jobs()
+    let taken = node
+        .jobs()
         .received(shared, peer, id, signed, false, false)
         .await
-        .map(drop)
+        .map(drop);
+    if taken.is_err() && new {
+        records.remove(Side::Sent, &id).map_err(JobError::from)?;
+    }
+    taken
 }

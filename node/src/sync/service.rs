@@ -176,13 +176,12 @@ async fn work(
                     exchange.errors.join("; ")
                 );
             }
-            // A peer that does not sync with this node says so again on
-            // a retry: the next connection or news tries again.
+            // A peer that does not sync with this node is not retried at
+            // once: it is asked again at the next check (it may grant
+            // `fetch` meanwhile), connection or news.
             Err(NodeError::Sync(SyncError::Refused { reason, .. })) => {
-                if failures < MAX_RETRIES {
-                    tracing::debug!(peer = %peer.fmt_short(), "does not sync with this node: {reason}");
-                }
-                failures = MAX_RETRIES;
+                tracing::debug!(peer = %peer.fmt_short(), "does not sync with this node: {reason}");
+                failures = 0;
             }
             Err(e) => {
                 failures += 1;

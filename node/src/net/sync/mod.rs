@@ -114,7 +114,16 @@ pub(crate) struct FillProgress {
 struct FillInner {
     total: u64,
     done: u64,
-    watchers: Vec<Arc<dyn Progress>>,
+    watchers: Vec<Watcher>,
+}
+
+/// One watcher, and the bytes it was shown before this fill (a caller that
+/// watched another fill first, then runs its own): its bar goes on from
+/// there, never past its total.
+struct Watcher {
+    progress: Arc<dyn Progress>,
+    before: u64,
+    shown: u64,
 }
 
 impl std::fmt::Debug for FillProgress {
@@ -128,12 +137,26 @@ impl std::fmt::Debug for FillProgress {
     }
 }
 
+fn same(a: &Arc<dyn Progress>, b: &Arc<dyn Progress>) -> bool {
+    std::ptr::eq(Arc::as_ptr(a).cast::<()>(), Arc::as_ptr(b).cast::<()>())
+}
+
 impl FillProgress {
     /// A fill begins, shown to `own`; it ends when the returned guard
     /// drops (also when the fill is cancelled).
     pub(crate) fn begin(&self, own: Arc<dyn Progress>) -> FillShown<'_> {
-        *lock(&self.inner) = FillInner {
-            watchers: vec![own],
+        let mut inner = lock(&self.inner);
+        let before = inner
+            .watchers
+            .iter()
+            .find(|w| same(&w.progress, &own))
+            .map_or(0, |w| w.shown);
+        *inner = FillInner {
+            watchers: vec![Watcher {
+                progress: own,
+                before,
+                shown: before,
+            }],
             ..FillInner::default()
         };
         FillShown(self)
@@ -146,7 +169,12 @@ impl FillProgress {
             watcher.set_total(inner.total);
             watcher.advance(inner.done);
         }
-        inner.watchers.push(watcher);
+        let shown = inner.done;
+        inner.watchers.push(Watcher {
+            progress: watcher,
+            before: 0,
+            shown,
+        });
     }
 
     /// The bytes the fill under way is to fetch.
@@ -154,7 +182,7 @@ impl FillProgress {
         let mut inner = lock(&self.inner);
         inner.total = bytes;
         for w in &inner.watchers {
-            w.set_total(bytes);
+            w.progress.set_total(w.before + bytes);
         }
     }
 }
@@ -174,8 +202,9 @@ impl Progress for FillProgress {
     fn advance(&self, bytes: u64) {
         let mut inner = lock(&self.inner);
         inner.done = inner.done.saturating_add(bytes);
-        for w in &inner.watchers {
-            w.advance(bytes);
+        for w in &mut inner.watchers {
+            w.progress.advance(bytes);
+            w.shown = w.shown.saturating_add(bytes);
         }
     }
 }

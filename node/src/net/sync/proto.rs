@@ -6,10 +6,14 @@
 //! [`wire::MAX_MESSAGE`] bytes, unknown fields refused). Every request
 //! needs `fetch`:
 //!
-//! | request  | reply                               |
-//! |----------|-------------------------------------|
-//! | `heads`  | `unchanged`, `heads` or `refused`   |
-//! | `result` | `result` or `refused`               |
+//! | request  | reply                                            |
+//! |----------|--------------------------------------------------|
+//! | `heads`  | `unchanged`, `heads`, `not_allowed` or `refused` |
+//! | `result` | `result`, `not_allowed` or `refused`             |
+//!
+//! `not_allowed` says the caller holds no `fetch` here (this node does not
+//! sync with it); `refused`, that the request did not decode or asked for
+//! what is not here.
 //!
 //! `heads` carries `since`, the digest of the callee's heads the caller
 //! last got and completed a catch-up with (its watermark, empty if none),
@@ -18,7 +22,8 @@
 //! metadata (zone id, timestamp version, BLAKE3 of the timestamp file),
 //! and the jobs with a result here that the caller may take: those it
 //! submitted here and, when the caller is one of this node's own devices
-//! (it holds every capability here, `net::devices`), the jobs this node
+//! (it holds every capability here and is a device of a zone this node
+//! publishes in, `net::devices`), the jobs this node
 //! ran for itself, so that a job run offline on a laptop has its result on
 //! the desk machine too. Their digest
 //! is the BLAKE3 of that list's JSON, sorted. When it equals `since`, the
@@ -95,10 +100,18 @@ pub enum SyncAnswer {
     Result {
         /// The result.
         result: SignedResult,
-        /// The job document's canonical JSON.
-        doc: String,
+        /// The job document's canonical JSON, for a job this node ran for
+        /// itself (the caller, its own device, has no record of it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        doc: Option<String>,
     },
-    /// The request was refused.
+    /// The caller holds no `fetch` here: this node does not sync with it.
+    NotAllowed {
+        /// Why, for the caller's user.
+        reason: String,
+    },
+    /// The request was refused (it did not decode, or asked for what is
+    /// not here).
     Refused {
         /// Why, for the caller's user.
         reason: String,
@@ -167,6 +180,7 @@ pub fn results_for(executor: &Executor, peer: &EndpointId, device: bool) -> Vec<
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.result.is_some() && may_take(&r.peer, peer, device))
+        .filter(|r| !r.peer.is_empty() || fits_an_answer(&r.doc))
         .map(|r| (r.submitted.clone(), r.id.to_string()))
         .collect();
     // The newest first, when there are more than a reply holds.
@@ -178,6 +192,15 @@ pub fn results_for(executor: &Executor, peer: &EndpointId, device: bool) -> Vec<
         .collect();
     ids.sort();
     ids
+}
+
+/// Most bytes of a job document (as a JSON string) a `result` answer
+/// carries: with the signed result it stays within [`wire::MAX_MESSAGE`].
+/// A device's job with a larger document stays on the device that ran it.
+pub const MAX_DOC_IN_ANSWER: usize = 40 * 1024;
+
+fn fits_an_answer(doc: &str) -> bool {
+    serde_json::to_string(doc).is_ok_and(|quoted| quoted.len() <= MAX_DOC_IN_ANSWER)
 }
 
 /// Whether `peer` may take the result of a job run here for `requester`
@@ -232,7 +255,9 @@ impl SyncProtocol {
     fn answer(&self, peer: EndpointId, ask: SyncAsk) -> Option<SyncAnswer> {
         let shared = self.shared.upgrade()?;
         if let Err(why) = shared.require(&peer, Capability::Fetch) {
-            return Some(refused(why.to_string()));
+            return Some(SyncAnswer::NotAllowed {
+                reason: why.to_string(),
+            });
         }
         Some(match ask {
             SyncAsk::Heads { since, digest } => {
@@ -269,7 +294,7 @@ impl SyncProtocol {
             Ok(Some(record)) if may_take(&record.peer, peer, device) => match record.result {
                 Some(result) => SyncAnswer::Result {
                     result,
-                    doc: record.doc,
+                    doc: record.peer.is_empty().then_some(record.doc),
                 },
                 None => refused(format!("job {id} has no result yet")),
             },
