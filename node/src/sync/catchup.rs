@@ -412,7 +412,7 @@ async fn take_results(
     results: &[String],
     exchange: &mut Exchange,
 ) {
-    let wanted = match wanted_results(node, shared, peer, results).await {
+    let wanted = match wanted_results(node, shared, peer, results) {
         Ok(wanted) => wanted,
         Err(e) => {
             exchange.errors.push(e.to_string());
@@ -446,7 +446,7 @@ async fn take_results(
 
 /// The jobs of `available` (listed by `peer`) whose result to take, each
 /// with whether this node has no record of it yet (a device's own job).
-async fn wanted_results(
+fn wanted_results(
     node: &Node,
     shared: &Arc<Shared>,
     peer: EndpointId,

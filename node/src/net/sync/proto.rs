@@ -31,9 +31,10 @@
 //! `heads` lists them all (at most [`MAX_ZONES`] zones and
 //! [`MAX_RESULTS`] results). A caller's `digest` that differs from the
 //! callee's watermark for the caller tells the callee it has news to pull.
-//! `result` asks for the signed result of one of those jobs; the answer
-//! carries the job document too (`doc`, its canonical JSON), which a device
-//! taking in a job it never saw needs to record it.
+//! `result` asks for the signed result of one of those jobs; for a job the
+//! callee ran for itself the answer carries its document too (`doc`, its
+//! canonical JSON, at most [`MAX_DOC_IN_ANSWER`] as a JSON string), which
+//! a device taking in a job it never saw needs to record it.
 
 use std::sync::{Arc, Weak};
 
@@ -291,13 +292,18 @@ impl SyncProtocol {
             return refused("not a job id".into());
         };
         match self.executor.records().get(Side::Run, &id) {
-            Ok(Some(record)) if may_take(&record.peer, peer, device) => match record.result {
-                Some(result) => SyncAnswer::Result {
-                    result,
-                    doc: record.peer.is_empty().then_some(record.doc),
-                },
-                None => refused(format!("job {id} has no result yet")),
-            },
+            Ok(Some(record))
+                if may_take(&record.peer, peer, device)
+                    && (!record.peer.is_empty() || fits_an_answer(&record.doc)) =>
+            {
+                match record.result {
+                    Some(result) => SyncAnswer::Result {
+                        result,
+                        doc: record.peer.is_empty().then_some(record.doc),
+                    },
+                    None => refused(format!("job {id} has no result yet")),
+                }
+            }
             Ok(_) => refused(format!("no job {id} here has a result for you")),
             Err(e) => refused(e.to_string()),
         }
