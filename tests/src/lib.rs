@@ -157,6 +157,16 @@ impl TestNode {
             .expect("run python3")
     }
 
+    /// The id of a job of this node in `state` (`job ls`), if there is one.
+    pub fn job_in(&self, state: &str) -> Option<String> {
+        self.json(["job", "ls"])
+            .as_array()?
+            .iter()
+            .find(|j| j["state"] == state)
+            .and_then(|j| j["id"].as_str())
+            .map(str::to_owned)
+    }
+
     /// The node's public key, as `id` prints it (an OpenSSH line).
     pub fn public_key(&self) -> String {
         let id = self.json(["id"]);

@@ -392,21 +392,11 @@ fn a_result_signed_by_a_key_without_attest_is_not_a_memo_hit() {
     );
 }
 
-/// The id of a job of `node` in `state` (`job ls`), if there is one.
-fn job_in(node: &TestNode, state: &str) -> Option<String> {
-    node.json(["job", "ls"])
-        .as_array()?
-        .iter()
-        .find(|j| j["state"] == state)
-        .and_then(|j| j["id"].as_str())
-        .map(str::to_owned)
-}
-
 /// Waits until `node` has a job in `state`; its id.
 fn wait_for_job(node: &TestNode, state: &str) -> String {
     let mut id = None;
     eventually(&format!("a job is {state}"), || {
-        id = job_in(node, state);
+        id = node.job_in(state);
         id.is_some()
     });
     id.unwrap_or_default()

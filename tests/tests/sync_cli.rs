@@ -334,16 +334,6 @@ fn gc_keeps_what_the_follow_set_reaches_and_unfollow_lets_it_go() {
     assert_eq!(pair.laptop.json(["sync", "ls"])[0]["present"], 0);
 }
 
-/// The id of a job of `node` in `state` (`job ls`), if there is one.
-fn job_in(node: &TestNode, state: &str) -> Option<String> {
-    node.json(["job", "ls"])
-        .as_array()?
-        .iter()
-        .find(|j| j["state"] == state)
-        .and_then(|j| j["id"].as_str())
-        .map(str::to_owned)
-}
-
 #[test]
 fn a_result_of_a_job_sent_before_the_laptop_went_away_arrives_by_itself() {
     let mut pair = Pair::with("min_sandbox = \"none\"\n", "fetch,exec");
@@ -370,7 +360,7 @@ fn a_result_of_a_job_sent_before_the_laptop_went_away_arrives_by_itself() {
         .unwrap();
     let mut id = None;
     eventually("the job runs on the server", || {
-        id = job_in(&pair.server, "running");
+        id = pair.server.job_in("running");
         id.is_some()
     });
     let id = id.unwrap();
@@ -378,7 +368,7 @@ fn a_result_of_a_job_sent_before_the_laptop_went_away_arrives_by_itself() {
     pair.laptop_daemon.take().unwrap().signal(libc::SIGKILL);
     let _ = exec.wait();
     eventually("the job is done on the server", || {
-        job_in(&pair.server, "done").as_deref() == Some(id.as_str())
+        pair.server.job_in("done").as_deref() == Some(id.as_str())
     });
     let before = pair.laptop.json(["job", "status", &id]);
     assert_ne!(before["state"], "done", "{before}");

@@ -21,7 +21,7 @@ use iroh::EndpointId;
 use serde::{Deserialize, Serialize};
 
 use super::NamesHandle;
-use crate::net::{endpoint_id, fetch, zones as net_zones};
+use crate::net::{fetch, zones as net_zones};
 use crate::{NamesError, NodeError};
 
 /// What [`NamesHandle::download_mirror_targets`] did.
@@ -89,15 +89,7 @@ impl NamesHandle<'_> {
                 .await?;
             return Ok(out);
         }
-        let mut origin = [0u8; 32];
-        let known = info
-            .origin
-            .as_deref()
-            .is_some_and(|o| hex::decode_to_slice(o, &mut origin).is_ok());
-        if !known {
-            return Err(NamesError::NoSource(zone.to_owned()).into());
-        }
-        let peer = endpoint_id(&origin)?;
+        let peer = super::origin_peer(zone, info.origin.as_deref())?;
         out.source = format!("peer {}", peer.fmt_short());
         self.download_from_peer(zone, &info.id, peer, pending, &mut out)
             .await?;

@@ -626,15 +626,7 @@ impl NamesHandle<'_> {
             });
         }
         let net = self.node.online().await?;
-        let mut origin = [0u8; 32];
-        let known = info
-            .origin
-            .as_deref()
-            .is_some_and(|o| hex::decode_to_slice(o, &mut origin).is_ok());
-        if !known {
-            return Err(NamesError::NoSource(zone.to_owned()).into());
-        }
-        let peer = endpoint_id(&origin)?;
+        let peer = origin_peer(zone, info.origin.as_deref())?;
         let verified = net_zones::sync_from(&net.shared, zone, &info.id, peer).await?;
         Ok(Refreshed {
             zone: zone.to_owned(),
@@ -791,4 +783,14 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, NodeError> {
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     clive_trust::write_atomic(path, bytes)
         .map_err(|e| NodeError::io(format!("writing {}", path.display()), e))
+}
+
+/// The peer a zone was followed from (`origin`, its endpoint id in hex),
+/// to refresh it or fetch its targets from.
+fn origin_peer(zone: &str, origin: Option<&str>) -> Result<iroh::EndpointId, NodeError> {
+    let mut key = [0u8; 32];
+    if origin.is_none_or(|o| hex::decode_to_slice(o, &mut key).is_err()) {
+        return Err(NamesError::NoSource(zone.to_owned()).into());
+    }
+    endpoint_id(&key)
 }
