@@ -712,6 +712,9 @@ fn a_node_refuses_to_serve_a_damaged_object_and_logs_it() {
     });
     let logs = a_daemon.logs();
     assert!(logs.contains("fsck --repair"), "{logs}");
+    // What B received before A stopped is sound: nothing damaged came across.
+    let fsck = b.json(["fsck"]);
+    assert!(fsck["damaged"].as_array().unwrap().is_empty(), "{fsck}");
 }
 
 /// `cat | head`: a reader that stops early is not a failure, in-process

@@ -473,6 +473,9 @@ fn a_sync_killed_on_the_fetching_side_resumes_where_it_stopped() {
     // Started again, the laptop continues on its own.
     pair.laptop_daemon = Some(pair.laptop.start_daemon());
     completes_with_less_than_the_total(&pair, &hash);
+    // The transfer the kill cut off was looked at, and is not damage.
+    let logs = pair.server_daemon.as_ref().unwrap().logs();
+    assert!(!logs.contains("refused to serve"), "{logs}");
 }
 
 #[test]
