@@ -297,6 +297,55 @@ impl Store {
         ))
     }
 
+    /// Adds each of `files` as one blob (read to its end, concurrently),
+    /// returning each one's hash and size in order: for a caller that
+    /// builds its own trees (a synced folder). If any fails, nothing it
+    /// wrote stays in the store.
+    pub async fn add_files(&self, files: Vec<PathBuf>) -> Result<(Vec<(Hash, u64)>, ImportGuard)> {
+        let hold = self.hold_roots().await;
+        let running = self.imports.start();
+        let result = self.import_files(files, Arc::new(crate::NoProgress)).await;
+        let imported = self.finish_import(running, result)?;
+        let added = imported
+            .iter()
+            .map(|(tag, size)| (tag.hash(), *size))
+            .collect();
+        Ok((
+            added,
+            ImportGuard {
+                _tags: imported.into_iter().map(|(tag, _)| tag).collect(),
+                _hold: hold,
+            },
+        ))
+    }
+
+    /// Stores several small objects held in memory (tree encodings,
+    /// symlink targets) and makes them durable together.
+    pub async fn put_many(&self, objects: Vec<Bytes>) -> Result<(Vec<Hash>, ImportGuard)> {
+        let hold = self.hold_roots().await;
+        let running = self.imports.start();
+        let mut tags = Vec::with_capacity(objects.len());
+        let mut failed = None;
+        for bytes in objects {
+            match self.store_bytes(bytes).await {
+                Ok(tag) => tags.push(tag),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.finish_import(running, failed.map_or(Ok(()), Err))?;
+        self.sync().await?;
+        Ok((
+            tags.iter().map(TempTag::hash).collect(),
+            ImportGuard {
+                _tags: tags,
+                _hold: hold,
+            },
+        ))
+    }
+
     async fn import_files(
         &self,
         files: Vec<PathBuf>,

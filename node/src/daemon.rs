@@ -154,6 +154,10 @@ const SERVICES: &[Service] = &[
         name: "sync",
         start: crate::sync::service::start,
     },
+    Service {
+        name: "folders",
+        start: crate::sync::folder::service::start,
+    },
 ];
 
 /// Keeps the memo's cache within its bound when results are put by work

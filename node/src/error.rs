@@ -754,6 +754,20 @@ pub enum SyncError {
         /// Its reason.
         reason: String,
     },
+    /// A synced folder that cannot be read, written or set up.
+    #[error("folder {}: {reason}", dir.display())]
+    Folder {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `sync folder rm` of a directory that is not a synced folder.
+    #[error("{} is not a synced folder (`clive-node sync folder ls` lists them)", dir.display())]
+    NoFolder {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
     /// A catch-up that took longer than its bound.
     #[error("the catch-up with {peer} took longer than {secs} s; it continues on the next")]
     TooLong {

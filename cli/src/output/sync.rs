@@ -5,7 +5,10 @@ use std::io::{self, Write};
 use anyhow::Result;
 use clive_node::{
     api::SyncReply,
-    sync::{Exchange, FollowInfo, Followed, SyncReport, SyncStatus, Unfollowed},
+    sync::{
+        Exchange, FollowInfo, Followed, SyncReport, SyncStatus, Unfollowed,
+        folder::{FolderInfo, FolderSynced},
+    },
 };
 use indicatif::HumanBytes;
 
@@ -19,6 +22,63 @@ pub(super) fn reply(out: &Out, reply: &SyncReply) -> Result<()> {
         SyncReply::Follows(x) => out.show(x),
         SyncReply::Report(x) => out.show(x),
         SyncReply::Status(x) => out.show(x),
+        SyncReply::FolderSynced(x) => out.show(x),
+        SyncReply::Folders(x) => out.show(x),
+        SyncReply::FolderRemoved(x) => out.show(x),
+    }
+}
+
+impl Render for FolderSynced {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "folder {}", self.dir.display())?;
+        if let Some(v) = &self.took {
+            writeln!(
+                out,
+                "took version {} ({} written, {} removed)",
+                short(v),
+                self.written,
+                self.removed
+            )?;
+        }
+        if let Some(v) = &self.published {
+            writeln!(
+                out,
+                "published version {} ({} files read)",
+                short(v),
+                self.hashed
+            )?;
+        }
+        for c in &self.conflicts {
+            writeln!(out, "conflict copy: {c}")?;
+        }
+        for u in &self.unsettled {
+            writeln!(out, "still being written, read later: {u}")?;
+        }
+        for s in &self.skipped {
+            writeln!(out, "left out: {s}")?;
+        }
+        if self.waiting {
+            writeln!(out, "the name's current version is still being fetched")?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for FolderInfo {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{} <-> {}: {} files, version {}{}",
+            self.dir.display(),
+            self.name,
+            self.files,
+            self.version.as_deref().map_or("none", short),
+            if self.conflicts.is_empty() {
+                String::new()
+            } else {
+                format!(", {} conflict copies", self.conflicts.len())
+            }
+        )
     }
 }
 
@@ -151,8 +211,26 @@ impl Render for SyncStatus {
                 c.loser_device
             )?;
         }
+        for c in &self.folder_conflicts {
+            writeln!(
+                out,
+                "conflict copy in a synced folder: {c} (remove it, or the original, to settle it)"
+            )?;
+        }
         if self.timed_out {
             writeln!(out, "not every connected peer is in sync yet")?;
+        }
+        Ok(())
+    }
+}
+
+impl Render for Vec<FolderInfo> {
+    fn text(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.is_empty() {
+            writeln!(out, "no synced folders")?;
+        }
+        for f in self {
+            f.text(out)?;
         }
         Ok(())
     }

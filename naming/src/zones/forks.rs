@@ -215,3 +215,53 @@ impl Zones {
         Ok(out)
     }
 }
+
+/// What a zone's current targets say of one name's history: its version
+/// vector, the device that made the current entry, and the loser of a
+/// conflict recorded on it (a synced folder merges by these).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NameClock {
+    /// The entry's (or tombstone's) version vector.
+    pub clock: clocks::Clock,
+    /// The device id of the entry's publisher (empty when unknown).
+    pub device: String,
+    /// The hash a merge put aside for this entry, if it recorded a conflict.
+    pub loser: Option<String>,
+}
+
+impl Zones {
+    /// [`NameClock`] of `name` in `zone`, if its current targets (or one of
+    /// their bins) hold the name or a tombstone of it.
+    pub fn name_clock(&self, zone: &str, name: &str) -> Result<Option<NameClock>, NamingError> {
+        self.record(zone)?;
+        let currents = state::scan_raw(&self.db, state::CURRENT, &state::key(&[zone, ""]))?;
+        for (role, bytes) in currents {
+            if role != "targets" && !bins::is_bin(&role) {
+                continue;
+            }
+            let Ok(doc) = parse::<Targets>(zone, &bytes) else {
+                continue;
+            };
+            let doc = &doc.signed;
+            let live = doc.targets.get(name);
+            if live.is_none() && !clocks::tombstones(doc).contains_key(name) {
+                continue;
+            }
+            let conflict = clocks::conflicts_in(zone, doc)
+                .into_iter()
+                .find(|c| c.name == name);
+            let device = live
+                .and_then(|f| f.custom())
+                .and_then(|c| c.get("device"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(Some(NameClock {
+                clock: clocks::clock_of(doc, name),
+                device,
+                loser: conflict.and_then(|c| c.loser),
+            }));
+        }
+        Ok(None)
+    }
+}

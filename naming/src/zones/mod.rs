@@ -50,10 +50,10 @@ mod roots;
 mod signing;
 mod update;
 
-pub use clocks::{Clock, Conflict, REMOVED_FIELD, device_id};
+pub use clocks::{Clock, Conflict, REMOVED_FIELD, Relation, compare, device_id};
 pub use files::{RECENT_VERSIONS, encode_role};
-pub use forks::MergedFork;
 pub(crate) use forks::classify;
+pub use forks::{MergedFork, NameClock};
 pub use history::Change;
 pub use info::{RoleInfo, ZoneInfo};
 pub use merge::Merged;

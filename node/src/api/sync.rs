@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::call::{ApiError, CallContext, Client, duration};
 use crate::{
     Node,
-    sync::{FollowInfo, Followed, SyncReport, SyncStatus, Unfollowed},
+    sync::{
+        FollowInfo, Followed, SyncReport, SyncStatus, Unfollowed,
+        folder::{FolderInfo, FolderSynced},
+    },
 };
 
 /// The `sync` commands.
@@ -36,6 +39,22 @@ pub enum SyncRequest {
         #[serde(default)]
         peer: Option<String>,
     },
+    /// Synced folders: `sync folder DIR ZONE/NAME` ties DIR to a name both
+    /// ways; `sync folder ls`, `sync folder rm DIR`.
+    Folder {
+        /// What to do (none: tie DIR to ZONE/NAME).
+        #[command(subcommand)]
+        #[serde(default)]
+        action: Option<FolderOp>,
+        /// The directory.
+        #[arg(value_name = "DIR")]
+        #[serde(default)]
+        dir: Option<std::path::PathBuf>,
+        /// The name, in a zone this node publishes in (its device zone).
+        #[arg(value_name = "ZONE/NAME")]
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Where each peer stands: in sync, exchanging, or behind; conflicts.
     Status {
         /// Wait up to DURATION (default 60s) until every connected peer is
@@ -48,6 +67,20 @@ pub enum SyncRequest {
         )]
         #[serde(default)]
         wait: Option<String>,
+    },
+}
+
+/// `sync folder ls|rm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(tag = "folder_op", rename_all = "snake_case")]
+pub enum FolderOp {
+    /// The synced folders.
+    Ls,
+    /// Stop syncing DIR (its files stay).
+    Rm {
+        /// The directory.
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
     },
 }
 
@@ -65,6 +98,12 @@ pub enum SyncReply {
     Report(SyncReport),
     /// `sync status`.
     Status(SyncStatus),
+    /// `sync folder DIR ZONE/NAME`.
+    FolderSynced(FolderSynced),
+    /// `sync folder ls`.
+    Folders(Vec<FolderInfo>),
+    /// `sync folder rm`.
+    FolderRemoved(FolderInfo),
 }
 
 impl SyncReply {
@@ -104,6 +143,28 @@ pub(super) async fn handle(
             let peer = peer.map(|p| client.key(p));
             SyncReply::Report(sync.now(peer.as_deref(), ctx.progress()).await?)
         }
+        SyncRequest::Folder { action, dir, name } => match (action, dir, name) {
+            (Some(FolderOp::Ls), _, _) => SyncReply::Folders(sync.folder_ls()?),
+            (Some(FolderOp::Rm { dir }), _, _) => {
+                SyncReply::FolderRemoved(sync.folder_rm(&dir, client.cwd())?)
+            }
+            (None, Some(dir), Some(name)) => {
+                let signer = node
+                    .trust()
+                    .signer(client.sign_with(false, ctx.passphrase()))?;
+                SyncReply::FolderSynced(
+                    sync.folder_add(&dir, &name, client.cwd(), signer.as_ref())
+                        .await?,
+                )
+            }
+            _ => {
+                return Err(ApiError::Invalid {
+                    reason: "give DIR and ZONE/NAME: `sync folder DIR ZONE/NAME`, or use \
+                             `sync folder ls` or `sync folder rm DIR`"
+                        .into(),
+                });
+            }
+        },
         SyncRequest::Status { wait } => {
             let wait = wait.as_deref().map(duration).transpose()?;
             SyncReply::Status(sync.status(wait, ctx.progress()).await?)

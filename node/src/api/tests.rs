@@ -266,6 +266,11 @@ every_request! {
     Request::Sync(SyncRequest::Ls) => Request::Sync(SyncRequest::Ls),
     Request::Sync(SyncRequest::Now { .. }) => Request::Sync(SyncRequest::Now { peer: Some(s("bob.pub")) }),
     Request::Sync(SyncRequest::Status { .. }) => Request::Sync(SyncRequest::Status { wait: Some(s("10s")) }),
+    Request::Sync(SyncRequest::Folder { .. }) => Request::Sync(SyncRequest::Folder {
+        action: Some(crate::api::sync::FolderOp::Rm { dir: "notes".into() }),
+        dir: None,
+        name: None,
+    }),
 }
 
 #[tokio::test]

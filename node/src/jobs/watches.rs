@@ -194,7 +194,13 @@ impl Watches {
 
     /// The live watches, oldest first.
     pub fn list(&self) -> Vec<WatchInfo> {
-        let mut all: Vec<WatchInfo> = lock(&self.live).values().map(|l| l.info.clone()).collect();
+        // A watch asked to stop is not listed, though its last run may
+        // still be ending: `job unwatch` then `job watches` shows it gone.
+        let mut all: Vec<WatchInfo> = lock(&self.live)
+            .values()
+            .filter(|l| !*l.stop.borrow())
+            .map(|l| l.info.clone())
+            .collect();
         all.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
         all
     }
@@ -418,6 +424,8 @@ mod tests {
         let stopped = b.stopped();
         watches.stop(b.id()).unwrap();
         assert!(*stopped.borrow());
+        // Gone from the listing at once, while its guard still lives.
+        assert!(watches.list().iter().all(|w| w.id != b.id()));
         drop(a);
         drop(b);
         assert!(watches.list().is_empty());

@@ -325,6 +325,24 @@ impl NamesHandle<'_> {
         Ok(published)
     }
 
+    /// Publishes `zone/name` as the stored object `hash`, signed by
+    /// `signer`, and announces it: a synced folder's new version.
+    pub(crate) async fn publish_object(
+        &self,
+        name: &str,
+        hash: Hash,
+        signer: &dyn clive_trust::Signer,
+    ) -> Result<Published, NodeError> {
+        let (zone, path) = clive_naming::name::split(name)?;
+        let content = self.content_of(hash).await?;
+        let changes = [(path.to_owned(), Some(content))];
+        let published = publish(&self.zones(), zone, &changes, None, signer, self.now())?
+            .pop()
+            .ok_or(NamesError::NothingPublished)?;
+        self.announce_zone(zone);
+        Ok(published)
+    }
+
     /// Publishes several names of one zone (`(ZONE/PATH, TARGET)` pairs) in
     /// one signed version (with a `receipt`, as [`NamesHandle::publish`]).
     pub async fn publish_many(

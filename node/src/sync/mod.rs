@@ -13,6 +13,8 @@
 //!   [`service::RECHECK`], and fills the follow set when followed metadata
 //!   changes.
 //!
+//! - [`folder`]: synced folders, a directory tied to a name both ways.
+//!
 //! A followed zone keeps its metadata (`name follow` does that) and the
 //! bytes of every name, or of the names under a prefix, so `name resolve`
 //! and `export` work offline; gc keeps what the follow set reaches
@@ -22,6 +24,7 @@
 //! network or a killed process runs again in full and continues.
 
 pub(crate) mod catchup;
+pub mod folder;
 pub(crate) mod service;
 pub use crate::net::sync::{Exchange, SyncState, proto, table};
 
@@ -139,6 +142,10 @@ pub struct SyncStatus {
     pub peers: Vec<PeerSync>,
     /// Names in conflict.
     pub conflicts: Vec<clive_naming::zones::Conflict>,
+    /// Conflict copies in synced folders (`NAME.sync-conflict-DEVICE-DATE.EXT`),
+    /// until someone removes them.
+    #[serde(default)]
+    pub folder_conflicts: Vec<String>,
     /// Payload bytes fetched for the follow set since the node opened
     /// (by `sync follow`, catch-ups and zone events alike).
     pub bytes_fetched: u64,
@@ -461,6 +468,7 @@ impl SyncHandle<'_> {
         Ok(SyncStatus {
             peers,
             conflicts: self.conflicts()?,
+            folder_conflicts: self.folder_conflicts(),
             bytes_fetched: self
                 .node
                 .sync_state()

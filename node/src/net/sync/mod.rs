@@ -97,6 +97,8 @@ pub struct SyncState {
     pub(crate) fill_progress: Arc<FillProgress>,
     /// Followed objects known to be here completely.
     pub(crate) complete: complete::Complete,
+    /// Rung when a synced folder is added or removed.
+    pub(crate) folders_changed: Notify,
 }
 
 /// The progress of the fill under way, shown to every caller watching it:

@@ -74,19 +74,19 @@ pub struct PeerRecord {
     pub at: u64,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, SyncError> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, SyncError> {
     serde_json::from_slice(bytes).map_err(|e| SyncError::State(StateError::Record(e)))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, SyncError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, SyncError> {
     serde_json::to_vec(value).map_err(|e| SyncError::State(StateError::Encode(e)))
 }
 
-fn st(e: impl Into<StateError>) -> SyncError {
+pub(crate) fn st(e: impl Into<StateError>) -> SyncError {
     SyncError::State(e.into())
 }
 
-fn check_version(version: u32) -> Result<(), SyncError> {
+pub(crate) fn check_version(version: u32) -> Result<(), SyncError> {
     if version == RECORD_VERSION {
         Ok(())
     } else {

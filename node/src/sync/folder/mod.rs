@@ -1,0 +1,402 @@
+//! Synced folders: a directory tied to a name both ways (`sync folder DIR
+//! ZONE/NAME`). The daemon watches the directory and publishes a new
+//! version of the name when files change; a version another device
+//! published is written in, merged with what changed here.
+//!
+//! - [`scan`]: the directory into the store, through the folder's index.
+//! - [`merge`]: the three-way merge, path by path, and conflict copies.
+//! - [`writeback`]: a merge onto disk, atomically, never outside the folder.
+//! - [`table`]: the folders and their indexes in `state.redb`.
+//! - `service`: the daemon's watcher and the loop that runs [`sync_once`].
+//!
+//! The base of a merge: when the incoming version's version vector is at
+//! or past the one this device wrote, it was made from this device's
+//! version, which is then the base. When it is concurrent (made apart), or
+//! the naming merge put this device's version aside as the loser of a
+//! conflict, the base is the last version taken in from another device.
+
+pub mod merge;
+pub mod scan;
+pub(crate) mod service;
+pub mod table;
+pub mod writeback;
+
+use std::path::{Path, PathBuf};
+
+use clive_cas::{Hash, ImportGuard};
+use clive_naming::Zones;
+use clive_naming::zones::{Relation, compare};
+use serde::{Deserialize, Serialize};
+
+use crate::{Node, NodeError, SyncError};
+use merge::Flat;
+use table::FolderRecord;
+
+/// A synced folder, as `sync folder ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderInfo {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `ZONE/NAME` it is tied to.
+    pub name: String,
+    /// The version (tree hash) it held at its last sync.
+    pub version: Option<String>,
+    /// Files it holds (as of its last scan).
+    pub files: u64,
+    /// Conflict copies in it, until the user removes them.
+    pub conflicts: Vec<String>,
+}
+
+/// What one sync of a folder did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderSynced {
+    /// The folder.
+    pub dir: PathBuf,
+    /// A new version this device published, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    /// A version from elsewhere that was written in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took: Option<String>,
+    /// Files read and hashed.
+    pub hashed: u64,
+    /// Paths written and removed.
+    pub written: u64,
+    /// Paths removed.
+    pub removed: u64,
+    /// Conflict copies written now.
+    pub conflicts: Vec<String>,
+    /// Files still being written, read again later.
+    pub unsettled: Vec<String>,
+    /// Steps left out, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// The incoming version is not all here yet (it is being fetched).
+    pub waiting: bool,
+}
+
+/// Now, as conflict copies name it: `YYYYMMDD-HHMMSS` (UTC).
+pub fn date_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text = clive_trust::clock::format_time(secs);
+    // RFC 3339 (`2026-12-02T03:15:00Z`) without its punctuation.
+    text.chars()
+        .filter(char::is_ascii_digit)
+        .enumerate()
+        .flat_map(|(i, c)| (i == 8).then_some('-').into_iter().chain([c]))
+        .collect()
+}
+
+fn parse(hash: Option<&str>) -> Option<Hash> {
+    hash.and_then(|h| clive_cas::parse_hash(h).ok())
+}
+
+/// The folder's name's current value here, if it is published.
+fn current(node: &Node, record: &FolderRecord) -> Option<Hash> {
+    let zones = Zones::new(node.db().clone());
+    let resolved = zones
+        .resolve(&record.zone, &record.name, true, node.now())
+        .ok()?;
+    clive_cas::parse_hash(&resolved.hash).ok()
+}
+
+async fn flatten_or_empty(node: &Node, hash: Option<Hash>) -> Flat {
+    match hash {
+        Some(h) => scan::flatten(node.cas(), h).await.unwrap_or_default(),
+        None => Flat::new(),
+    }
+}
+
+/// Whether `hash` and everything it reaches is stored here.
+async fn complete(node: &Node, hash: Hash) -> bool {
+    matches!(crate::net::fetch::here(node.cas(), hash).await, Ok(Some(_)))
+}
+
+/// Scans the folder, updating its index.
+async fn scan_folder(node: &Node, record: &FolderRecord) -> Result<scan::Scan, NodeError> {
+    let dir = Path::new(&record.dir);
+    let index = table::index(node.db(), &record.dir)?;
+    let skip = vec![
+        std::fs::canonicalize(node.home().root()).unwrap_or_else(|_| node.home().root().to_owned()),
+    ];
+    let scanned = scan::scan(node.cas(), dir, &index, &skip).await?;
+    table::update_index(node.db(), &record.dir, &index, &scanned.index)?;
+    Ok(scanned)
+}
+
+/// Stores the trees (and symlink targets) of `flat`; returns its root.
+async fn store_trees(
+    node: &Node,
+    dir: &Path,
+    flat: &Flat,
+) -> Result<(Hash, ImportGuard), NodeError> {
+    let (root, mut objects) = scan::trees(flat)?;
+    objects.extend(scan::symlink_targets(dir, flat));
+    let (_, guard) = node.cas().put_many(objects).await?;
+    Ok((root, guard))
+}
+
+/// One sync of a folder: scan it; when the name moved elsewhere, merge
+/// that version in; publish what the folder holds when it differs from
+/// the name. `signer` signs the publish.
+pub(crate) async fn sync_once(
+    node: &Node,
+    mut record: FolderRecord,
+    signer: &dyn clive_trust::Signer,
+) -> Result<FolderSynced, NodeError> {
+    let dir = PathBuf::from(&record.dir);
+    let mut out = FolderSynced {
+        dir: dir.clone(),
+        ..FolderSynced::default()
+    };
+    let zones = Zones::new(node.db().clone());
+    let mut scanned = scan_folder(node, &record).await?;
+    out.hashed = scanned.hashed;
+    let now = current(node, &record);
+    if let Some(remote) = now
+        && Some(remote.to_string()) != record.written
+    {
+        if !complete(node, remote).await {
+            out.waiting = true;
+            return Ok(out);
+        }
+        let clock = zones
+            .name_clock(&record.zone, &record.name)?
+            .unwrap_or_default();
+        let lost = record.written.is_some() && clock.loser == record.written;
+        let descends = matches!(
+            compare(&clock.clock, &record.written_clock),
+            Relation::After | Relation::Equal
+        );
+        let base = if !lost && descends {
+            record.written.clone()
+        } else {
+            record.base.clone()
+        };
+        let base = flatten_or_empty(node, parse(base.as_deref())).await;
+        let remote_flat = scan::flatten(node.cas(), remote).await?;
+        let device = if clock.device.is_empty() {
+            "other".to_owned()
+        } else {
+            clock.device.clone()
+        };
+        let steps = merge::merge(&base, &scanned.flat, &remote_flat, &device, &date_now());
+        let applied = writeback::apply(
+            node.cas(),
+            &dir,
+            &steps,
+            &scanned.flat,
+            &scanned.index,
+            &remote_flat,
+        )
+        .await;
+        // What was written is known: the rescan need not wait for it to
+        // settle, nor read it again.
+        if !applied.indexed.is_empty() {
+            let mut index = scanned.index.clone();
+            index.extend(applied.indexed.iter().cloned());
+            table::update_index(node.db(), &record.dir, &scanned.index, &index)?;
+        }
+        out.took = Some(remote.to_string());
+        out.written = applied.written;
+        out.removed = applied.removed;
+        out.conflicts = applied.conflicts.into_iter().map(|(_, c)| c).collect();
+        out.skipped = applied.skipped;
+        record.base = Some(remote.to_string());
+        record.written = Some(remote.to_string());
+        record.written_clock = clock.clock;
+        table::put_folder(node.db(), &record)?;
+        scanned = scan_folder(node, &record).await?;
+        out.hashed += scanned.hashed;
+    }
+    out.unsettled = scanned.unsettled.clone();
+    let (root, _guard) = store_trees(node, &dir, &scanned.flat).await?;
+    if Some(root.to_string()) != record.written && now != Some(root) {
+        let published = node
+            .names()
+            .publish_object(&record.target(), root, signer)
+            .await?;
+        tracing::info!(
+            folder = %record.dir,
+            "published {} as version {} of {}",
+            root,
+            published.version,
+            record.target()
+        );
+        record.written = Some(root.to_string());
+        record.written_clock = zones
+            .name_clock(&record.zone, &record.name)?
+            .map(|c| c.clock)
+            .unwrap_or_default();
+        table::put_folder(node.db(), &record)?;
+        out.published = Some(root.to_string());
+    } else if record.written.is_none() {
+        record.written = Some(root.to_string());
+        table::put_folder(node.db(), &record)?;
+    }
+    Ok(out)
+}
+
+/// What `sync folder ls` shows of `record`.
+fn info(node: &Node, record: &FolderRecord) -> Result<FolderInfo, NodeError> {
+    let index = table::index(node.db(), &record.dir)?;
+    let mut conflicts: Vec<String> = index
+        .keys()
+        .filter(|p| merge::is_conflict_copy(p))
+        .cloned()
+        .collect();
+    conflicts.sort();
+    Ok(FolderInfo {
+        dir: PathBuf::from(&record.dir),
+        name: record.target(),
+        version: record.written.clone(),
+        files: index.len() as u64,
+        conflicts,
+    })
+}
+
+/// The directory a user named, as folders are keyed: absolute, symlinks
+/// resolved.
+fn folder_dir(dir: &Path, cwd: &Path) -> Result<PathBuf, NodeError> {
+    let dir = cwd.join(dir);
+    let real = std::fs::canonicalize(&dir).map_err(|e| SyncError::Folder {
+        dir: dir.clone(),
+        reason: e.to_string(),
+    })?;
+    if !real.is_dir() {
+        return Err(SyncError::Folder {
+            dir,
+            reason: "not a directory".into(),
+        }
+        .into());
+    }
+    if real.to_str().is_none() {
+        return Err(SyncError::Folder {
+            dir,
+            reason: "its path is not UTF-8".into(),
+        }
+        .into());
+    }
+    Ok(real)
+}
+
+impl super::SyncHandle<'_> {
+    /// Ties `dir` to `target` (`ZONE/NAME` in a zone this node publishes
+    /// in), both ways: reads it, publishes it (or merges in the version
+    /// the name already has), and keeps the name's bytes in the follow set.
+    pub async fn folder_add(
+        &self,
+        dir: &Path,
+        target: &str,
+        cwd: &Path,
+        signer: &dyn clive_trust::Signer,
+    ) -> Result<FolderSynced, NodeError> {
+        let real = folder_dir(dir, cwd)?;
+        let (zone, name) = clive_naming::name::split(target)?;
+        let zones = self.zones();
+        if zones.show(zone, None).is_err() {
+            return Err(SyncError::UnknownZone { zone: zone.into() }.into());
+        }
+        if !zones.can_publish(zone, self.node.public())? {
+            return Err(SyncError::Folder {
+                dir: real,
+                reason: format!(
+                    "this node cannot publish in zone {zone}: use a zone it publishes in, \
+                     such as its device zone (`clive-node name zone ls`)"
+                ),
+            }
+            .into());
+        }
+        let home = &std::fs::canonicalize(self.node.home().root())
+            .unwrap_or_else(|_| self.node.home().root().to_owned());
+        if real.starts_with(home) {
+            return Err(SyncError::Folder {
+                dir: real,
+                reason: "it lies in this node's home".into(),
+            }
+            .into());
+        }
+        let text = real.to_str().unwrap_or_default().to_owned();
+        for other in table::folders(self.node.db())? {
+            let other_dir = Path::new(&other.dir);
+            if other.dir != text && (other_dir.starts_with(&real) || real.starts_with(other_dir)) {
+                return Err(SyncError::Folder {
+                    dir: real,
+                    reason: format!("it overlaps the synced folder {}", other.dir),
+                }
+                .into());
+            }
+        }
+        let record = match table::folders(self.node.db())?
+            .into_iter()
+            .find(|f| f.dir == text)
+        {
+            Some(existing) if existing.target() == target => existing,
+            _ => FolderRecord {
+                version: table::VERSION,
+                dir: text,
+                zone: zone.to_owned(),
+                name: name.to_owned(),
+                added: self.node.now(),
+                written: None,
+                written_clock: Default::default(),
+                base: None,
+            },
+        };
+        table::put_folder(self.node.db(), &record)?;
+        let follow = super::table::FollowRecord {
+            version: super::table::RECORD_VERSION,
+            zone: zone.to_owned(),
+            prefix: name.to_owned(),
+            added: self.node.now(),
+        };
+        if !super::table::follows(self.node.db())?
+            .iter()
+            .any(|f| f.key() == follow.key())
+        {
+            super::table::put_follow(self.node.db(), &follow)?;
+        }
+        let synced = sync_once(self.node, record, signer).await?;
+        self.node.sync_state().folders_changed.notify_one();
+        Ok(synced)
+    }
+
+    /// The synced folders.
+    pub fn folder_ls(&self) -> Result<Vec<FolderInfo>, NodeError> {
+        table::folders(self.node.db())?
+            .iter()
+            .map(|r| info(self.node, r))
+            .collect()
+    }
+
+    /// Stops syncing `dir`; its files stay as they are.
+    pub fn folder_rm(&self, dir: &Path, cwd: &Path) -> Result<FolderInfo, NodeError> {
+        let joined = cwd.join(dir);
+        let key = std::fs::canonicalize(&joined).unwrap_or(joined.clone());
+        let key = key.to_str().unwrap_or_default();
+        let record = table::folders(self.node.db())?
+            .into_iter()
+            .find(|f| f.dir == key)
+            .ok_or(SyncError::NoFolder { dir: joined })?;
+        let shown = info(self.node, &record)?;
+        table::remove_folder(self.node.db(), &record.dir)?;
+        self.node.sync_state().folders_changed.notify_one();
+        Ok(shown)
+    }
+
+    /// Conflict copies in every synced folder (for `sync status`).
+    pub fn folder_conflicts(&self) -> Vec<String> {
+        self.folder_ls()
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|f| {
+                let dir = f.dir.clone();
+                f.conflicts
+                    .into_iter()
+                    .map(move |c| dir.join(c).display().to_string())
+            })
+            .collect()
+    }
+}

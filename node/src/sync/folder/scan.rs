@@ -1,0 +1,442 @@
+//! Reading a synced folder into the store: a walk that honours
+//! `.cliveignore` (gitignore syntax), a stat of every entry against the
+//! folder's index (path -> size, modification and change times, inode,
+//! mode -> hash, as git's index), and hashing only what changed.
+//!
+//! A file still being written is not taken torn or half-written: one whose
+//! modification or change time is younger than [`SETTLE`], or whose stamp
+//! moved while it was read, is left for a later scan (its last settled
+//! version, if any, stands in for it meanwhile, and the scan says it is
+//! `unsettled`). The node's own temporary files (`.clive-tmp-*`, written by
+//! writeback) and the node's home, if it lies inside the folder, are never
+//! read.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use clive_cas::{Entry, EntryKind, Hash, ImportGuard, Store, Tree};
+use serde::{Deserialize, Serialize};
+
+use super::merge::{Flat, Leaf};
+use crate::{NodeError, SyncError};
+
+/// How old a file's last change must be for it to be read.
+pub const SETTLE: Duration = Duration::from_millis(300);
+/// The prefix of writeback's temporary files.
+pub const TEMP_PREFIX: &str = ".clive-tmp-";
+/// The ignore file, in gitignore syntax.
+pub const IGNORE_FILE: &str = ".cliveignore";
+/// Most entries a folder may hold.
+pub const MAX_ENTRIES: usize = 1_000_000;
+
+/// What `lstat` says of an entry: equal stamps mean equal bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime: i128,
+    /// Change time, nanoseconds since the epoch.
+    pub ctime: i128,
+    /// Inode number.
+    pub ino: u64,
+    /// Mode bits (type and permissions).
+    pub mode: u32,
+}
+
+impl Stamp {
+    fn of(md: &std::fs::Metadata) -> Self {
+        Stamp {
+            size: md.size(),
+            mtime: i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec()),
+            ctime: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
+            ino: md.ino(),
+            mode: md.mode(),
+        }
+    }
+
+    /// Whether its last change is at least [`SETTLE`] older than `now`
+    /// (nanoseconds since the epoch).
+    fn settled(&self, now: i128) -> bool {
+        now - self.mtime.max(self.ctime) >= SETTLE.as_nanos() as i128
+    }
+}
+
+/// One path of the index: its stamp when it was read, and what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Indexed {
+    /// Its stamp.
+    pub stamp: Stamp,
+    /// File or executable file.
+    pub kind: EntryKind,
+    /// Its content address.
+    #[serde(with = "clive_cas::hash::serde_hex")]
+    pub hash: Hash,
+}
+
+/// A folder's index: relative path -> [`Indexed`].
+pub type Index = HashMap<String, Indexed>;
+
+/// One scan of a folder.
+pub struct Scan {
+    /// The folder as it stands (settled files only).
+    pub flat: Flat,
+    /// The index after this scan.
+    pub index: Index,
+    /// Files still being written, left for a later scan.
+    pub unsettled: Vec<String>,
+    /// Files read and hashed by this scan.
+    pub hashed: u64,
+    /// Keeps what this scan stored until it is published.
+    pub guard: Option<ImportGuard>,
+}
+
+/// An entry the walk found.
+enum Found {
+    File { rel: String, stamp: Stamp },
+    Symlink { rel: String, target: Vec<u8> },
+    Dir { rel: String },
+}
+
+fn io(dir: &Path, e: impl std::fmt::Display) -> NodeError {
+    SyncError::Folder {
+        dir: dir.to_owned(),
+        reason: e.to_string(),
+    }
+    .into()
+}
+
+/// Walks `dir` (never following symlinks), minus what `.cliveignore` files
+/// exclude, the node's temporary files and `skip` (the node's home).
+fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>, NodeError> {
+    let mut out = Vec::new();
+    let skip: Vec<PathBuf> = skip.to_vec();
+    let walker = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .add_custom_ignore_filename(IGNORE_FILE)
+        .follow_links(false)
+        .filter_entry(move |e| {
+            !e.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes())
+                && !skip.iter().any(|s| e.path() == s)
+        })
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            // Gone between listing and reading: the next scan sees why.
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(io(dir, e)),
+        };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(dir) else {
+            continue;
+        };
+        let Some(rel) = rel_path(rel) else {
+            tracing::debug!("folder {}: skipped {:?} (not UTF-8)", dir.display(), rel);
+            continue;
+        };
+        let md = match std::fs::symlink_metadata(entry.path()) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(dir, format!("{rel}: {e}"))),
+        };
+        let kind = md.file_type();
+        if kind.is_dir() {
+            out.push(Found::Dir { rel });
+        } else if kind.is_symlink() {
+            match std::fs::read_link(entry.path()) {
+                Ok(target) => out.push(Found::Symlink {
+                    rel,
+                    target: target.as_os_str().as_bytes().to_vec(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(dir, format!("{rel}: {e}"))),
+            }
+        } else if kind.is_file() {
+            out.push(Found::File {
+                rel,
+                stamp: Stamp::of(&md),
+            });
+        }
+        if out.len() > MAX_ENTRIES {
+            return Err(io(dir, format!("more than {MAX_ENTRIES} entries")));
+        }
+    }
+    Ok(out)
+}
+
+/// A relative path as the folder's maps spell it (`/`-separated, each
+/// component a valid tree name), if it is one.
+fn rel_path(rel: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        let std::path::Component::Normal(c) = c else {
+            return None;
+        };
+        parts.push(clive_cas::tree::validate_name(c.as_bytes()).ok()?);
+    }
+    Some(parts.join("/"))
+}
+
+fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+fn exec_kind(stamp: &Stamp) -> EntryKind {
+    if stamp.mode & 0o111 != 0 {
+        EntryKind::Exec
+    } else {
+        EntryKind::File
+    }
+}
+
+/// Scans `dir` against `index`: stats everything, hashes (and stores)
+/// only files whose stamp changed and that have settled.
+pub async fn scan(
+    store: &Store,
+    dir: &Path,
+    index: &Index,
+    skip: &[PathBuf],
+) -> Result<Scan, NodeError> {
+    let (d, s) = (dir.to_owned(), skip.to_vec());
+    let found = tokio::task::spawn_blocking(move || walk(&d, &s))
+        .await
+        .map_err(|e| io(dir, e))??;
+    let now = now_nanos();
+    let mut flat = Flat::new();
+    let mut next = Index::new();
+    let mut unsettled = Vec::new();
+    let mut to_read: Vec<(String, Stamp)> = Vec::new();
+    let mut dirs = Vec::new();
+    for f in found {
+        match f {
+            Found::File { rel, stamp } => match index.get(&rel) {
+                Some(old) if old.stamp == stamp => {
+                    flat.insert(rel.clone(), leaf_of(old));
+                    next.insert(rel, *old);
+                }
+                _ if !stamp.settled(now) => {
+                    keep_old(index, &rel, &mut flat, &mut next);
+                    unsettled.push(rel);
+                }
+                _ => to_read.push((rel, stamp)),
+            },
+            Found::Symlink { rel, target } => {
+                let hash = Hash::new(&target);
+                flat.insert(
+                    rel,
+                    Leaf {
+                        kind: EntryKind::Symlink,
+                        hash,
+                        size: target.len() as u64,
+                    },
+                );
+            }
+            Found::Dir { rel } => dirs.push(rel),
+        }
+    }
+    let mut guard = None;
+    let hashed = to_read.len() as u64;
+    if !to_read.is_empty() {
+        let paths = to_read.iter().map(|(rel, _)| dir.join(rel)).collect();
+        let (added, g) = match store.add_files(paths).await {
+            Ok(done) => done,
+            // A file that vanished or cannot be read mid-scan: the next
+            // scan (the watcher fires again) sees the folder as it is then.
+            Err(e) => return Err(io(dir, e)),
+        };
+        guard = Some(g);
+        for ((rel, before), (hash, size)) in to_read.into_iter().zip(added) {
+            let after = std::fs::symlink_metadata(dir.join(&rel)).map(|md| Stamp::of(&md));
+            if after.as_ref().ok() != Some(&before) || size != before.size {
+                keep_old(index, &rel, &mut flat, &mut next);
+                unsettled.push(rel);
+                continue;
+            }
+            let indexed = Indexed {
+                stamp: before,
+                kind: exec_kind(&before),
+                hash,
+            };
+            flat.insert(rel.clone(), leaf_of(&indexed));
+            next.insert(rel, indexed);
+        }
+    }
+    // Directories with nothing below them stand for themselves.
+    for rel in dirs {
+        let prefix = format!("{rel}/");
+        let has_child = flat
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(p, _)| p.starts_with(&prefix));
+        if !has_child {
+            flat.insert(rel, empty_dir());
+        }
+    }
+    // A directory that only held an unsettled file is not empty.
+    let covered: Vec<String> = flat
+        .iter()
+        .filter(|(p, l)| {
+            l.kind == EntryKind::Tree && unsettled.iter().any(|u| u.starts_with(&format!("{p}/")))
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    for p in covered {
+        flat.remove(&p);
+    }
+    Ok(Scan {
+        flat,
+        index: next,
+        unsettled,
+        hashed,
+        guard,
+    })
+}
+
+fn keep_old(index: &Index, rel: &str, flat: &mut Flat, next: &mut Index) {
+    if let Some(old) = index.get(rel) {
+        flat.insert(rel.to_owned(), leaf_of(old));
+        next.insert(rel.to_owned(), *old);
+    }
+}
+
+fn leaf_of(i: &Indexed) -> Leaf {
+    Leaf {
+        kind: i.kind,
+        hash: i.hash,
+        size: i.stamp.size,
+    }
+}
+
+/// The leaf an empty directory is.
+pub fn empty_dir() -> Leaf {
+    Leaf {
+        kind: EntryKind::Tree,
+        hash: Tree::default().hash(),
+        size: 0,
+    }
+}
+
+/// A directory being built from a flat map.
+#[derive(Default)]
+struct Dir {
+    files: Vec<(String, Leaf)>,
+    dirs: BTreeMap<String, Dir>,
+}
+
+/// The trees a flat folder is, bottom-up: the root's hash and every tree
+/// encoding to store.
+pub fn trees(flat: &Flat) -> Result<(Hash, Vec<Bytes>), NodeError> {
+    let mut root = Dir::default();
+    for (path, leaf) in flat {
+        let mut at = &mut root;
+        let mut parts: Vec<&str> = path.split('/').collect();
+        let Some(last) = parts.pop() else { continue };
+        for p in parts {
+            at = at.dirs.entry(p.to_owned()).or_default();
+        }
+        if leaf.kind == EntryKind::Tree {
+            at.dirs.entry(last.to_owned()).or_default();
+        } else {
+            at.files.push((last.to_owned(), *leaf));
+        }
+    }
+    let mut encodings = Vec::new();
+    let (hash, _) = encode(&root, &mut encodings)?;
+    Ok((hash, encodings))
+}
+
+fn encode(dir: &Dir, out: &mut Vec<Bytes>) -> Result<(Hash, u64), NodeError> {
+    let mut entries = Vec::with_capacity(dir.files.len() + dir.dirs.len());
+    for (name, leaf) in &dir.files {
+        entries.push(Entry {
+            name: name.clone(),
+            kind: leaf.kind,
+            hash: leaf.hash,
+            size: leaf.size,
+        });
+    }
+    for (name, sub) in &dir.dirs {
+        let (hash, size) = encode(sub, out)?;
+        entries.push(Entry {
+            name: name.clone(),
+            kind: EntryKind::Tree,
+            hash,
+            size,
+        });
+    }
+    let tree = Tree::new(entries).map_err(|e| SyncError::Folder {
+        dir: PathBuf::new(),
+        reason: e.to_string(),
+    })?;
+    let size = tree.total_size();
+    let bytes = Bytes::from(tree.encode());
+    let hash = Hash::new(&bytes);
+    out.push(bytes);
+    Ok((hash, size))
+}
+
+/// The symlink targets of `flat` as bytes to store (their hashes are the
+/// leaves'), read back from `dir`.
+pub fn symlink_targets(dir: &Path, flat: &Flat) -> Vec<Bytes> {
+    flat.iter()
+        .filter(|(_, l)| l.kind == EntryKind::Symlink)
+        .filter_map(|(p, _)| std::fs::read_link(dir.join(p)).ok())
+        .map(|t| Bytes::copy_from_slice(t.as_os_str().as_bytes()))
+        .collect()
+}
+
+/// A stored tree as a flat map (an empty subtree is an empty-directory
+/// leaf). Every tree it reaches must be stored here.
+pub async fn flatten(store: &Store, root: Hash) -> Result<Flat, NodeError> {
+    let mut flat = Flat::new();
+    let mut stack = vec![(String::new(), root)];
+    while let Some((prefix, hash)) = stack.pop() {
+        let tree = store.read_tree(hash).await?;
+        if tree.entries().is_empty() && !prefix.is_empty() {
+            flat.insert(prefix, empty_dir());
+            continue;
+        }
+        for e in tree.entries() {
+            let path = if prefix.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{prefix}/{}", e.name)
+            };
+            if e.kind == EntryKind::Tree {
+                stack.push((path, e.hash));
+            } else {
+                flat.insert(
+                    path,
+                    Leaf {
+                        kind: e.kind,
+                        hash: e.hash,
+                        size: e.size,
+                    },
+                );
+            }
+        }
+        if flat.len() > MAX_ENTRIES {
+            return Err(SyncError::Folder {
+                dir: PathBuf::new(),
+                reason: format!("version {root} holds more than {MAX_ENTRIES} entries"),
+            }
+            .into());
+        }
+    }
+    Ok(flat)
+}

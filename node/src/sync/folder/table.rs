@@ -1,0 +1,158 @@
+//! What synced folders keep in `state.redb`.
+//!
+//! Tables (format version 1, created by their first write):
+//! - `sync.folders.v1`: the folder's absolute path (UTF-8) -> JSON
+//!   [`FolderRecord`].
+//! - `sync.folder_index.v1`: `DIR` NUL `RELATIVE/PATH` -> JSON
+//!   [`Indexed`]: the folder's index (stamp -> hash of every file read).
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::scan::{Index, Indexed};
+use crate::SyncError;
+use crate::net::sync::table::{RECORD_VERSION, check_version, decode, encode, st};
+
+const FOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync.folders.v1");
+const INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new("sync.folder_index.v1");
+
+/// One synced folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderRecord {
+    /// [`RECORD_VERSION`].
+    pub version: u32,
+    /// The directory (absolute).
+    pub dir: String,
+    /// The zone it publishes into.
+    pub zone: String,
+    /// The name in that zone.
+    pub name: String,
+    /// When it was set up (seconds since the Unix epoch).
+    pub added: u64,
+    /// The version (tree hash) the directory held at its last sync: what
+    /// this device last published from it or wrote into it.
+    #[serde(default)]
+    pub written: Option<String>,
+    /// The version vector of the name's entry for `written`.
+    #[serde(default)]
+    pub written_clock: clive_naming::zones::Clock,
+    /// The last version taken in from another device: the base of a merge
+    /// with a version made apart.
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+impl FolderRecord {
+    /// `ZONE/NAME`.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.zone, self.name)
+    }
+}
+
+/// Every synced folder, by directory.
+pub fn folders(db: &Database) -> Result<Vec<FolderRecord>, SyncError> {
+    let tx = db.begin_read().map_err(st)?;
+    let table = match tx.open_table(FOLDERS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(st(e)),
+    };
+    let mut out = Vec::new();
+    for row in table.iter().map_err(st)? {
+        let (_, v) = row.map_err(st)?;
+        let record: FolderRecord = decode(v.value())?;
+        check_version(record.version)?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Adds or replaces `record`.
+pub fn put_folder(db: &Database, record: &FolderRecord) -> Result<(), SyncError> {
+    let tx = db.begin_write().map_err(st)?;
+    {
+        let mut table = tx.open_table(FOLDERS).map_err(st)?;
+        table
+            .insert(record.dir.as_str(), encode(record)?.as_slice())
+            .map_err(st)?;
+    }
+    tx.commit().map_err(st)?;
+    Ok(())
+}
+
+/// Removes the folder `dir` and its index; returns its record.
+pub fn remove_folder(db: &Database, dir: &str) -> Result<Option<FolderRecord>, SyncError> {
+    let tx = db.begin_write().map_err(st)?;
+    let old = {
+        let mut table = tx.open_table(FOLDERS).map_err(st)?;
+        match table.remove(dir).map_err(st)? {
+            Some(v) => Some(decode::<FolderRecord>(v.value())?),
+            None => None,
+        }
+    };
+    {
+        let mut index = tx.open_table(INDEX).map_err(st)?;
+        let (from, to) = bounds(dir);
+        index
+            .retain_in(from.as_str()..to.as_str(), |_, _| false)
+            .map_err(st)?;
+    }
+    tx.commit().map_err(st)?;
+    Ok(old)
+}
+
+fn bounds(dir: &str) -> (String, String) {
+    (format!("{dir}\0"), format!("{dir}\u{1}"))
+}
+
+/// The index of the folder `dir`.
+pub fn index(db: &Database, dir: &str) -> Result<Index, SyncError> {
+    let tx = db.begin_read().map_err(st)?;
+    let table = match tx.open_table(INDEX) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Index::new()),
+        Err(e) => return Err(st(e)),
+    };
+    let (from, to) = bounds(dir);
+    let mut out = Index::new();
+    for row in table.range(from.as_str()..to.as_str()).map_err(st)? {
+        let (k, v) = row.map_err(st)?;
+        let Some((_, rel)) = k.value().split_once('\0') else {
+            continue;
+        };
+        out.insert(rel.to_owned(), decode::<Indexed>(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Writes the changes from `old` to `new` of the folder `dir`'s index.
+pub fn update_index(db: &Database, dir: &str, old: &Index, new: &Index) -> Result<(), SyncError> {
+    let changed: Vec<_> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .collect();
+    let gone: Vec<_> = old.keys().filter(|k| !new.contains_key(*k)).collect();
+    if changed.is_empty() && gone.is_empty() {
+        return Ok(());
+    }
+    let tx = db.begin_write().map_err(st)?;
+    {
+        let mut table = tx.open_table(INDEX).map_err(st)?;
+        for (rel, indexed) in changed {
+            let key = format!("{dir}\0{rel}");
+            table
+                .insert(key.as_str(), encode(indexed)?.as_slice())
+                .map_err(st)?;
+        }
+        for rel in gone {
+            let key = format!("{dir}\0{rel}");
+            table.remove(key.as_str()).map_err(st)?;
+        }
+    }
+    tx.commit().map_err(st)?;
+    Ok(())
+}
+
+/// The format version of both tables' records.
+pub const VERSION: u32 = RECORD_VERSION;
