@@ -246,7 +246,13 @@ fn edits_made_apart_converge_with_one_conflict_copy() {
         .iter()
         .filter(|(p, _)| p.contains(".sync-conflict-"))
         .collect();
-    assert_eq!(copies.len(), 1, "{files:?}");
+    assert_eq!(
+        copies.len(),
+        1,
+        "{files:?}\ndesk: {}\nlaptop: {}",
+        d.desk_daemon.as_ref().unwrap().logs(),
+        d.laptop_daemon.as_ref().unwrap().logs()
+    );
     let (copy, content) = copies[0];
     assert!(
         copy.starts_with("shared.sync-conflict-") && copy.ends_with(".txt"),

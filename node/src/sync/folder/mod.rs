@@ -9,11 +9,11 @@
 //! - [`table`]: the folders and their indexes in `state.redb`.
 //! - `service`: the daemon's watcher and the loop that runs [`sync_once`].
 //!
-//! The base of a merge: when the incoming version's version vector is at
-//! or past the one this device wrote, it was made from this device's
-//! version, which is then the base. When it is concurrent (made apart), or
-//! the naming merge put this device's version aside as the loser of a
-//! conflict, the base is the last version taken in from another device.
+//! The base of a merge is the latest version this device had (published or
+//! took) that the incoming one descends from, by their entries' version
+//! vectors; when the naming merge put one of this device's versions aside
+//! as the loser of a conflict, that one is not a base (the incoming one
+//! does not hold its changes), so the base is the version before it.
 
 pub mod merge;
 pub mod scan;
@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 
 use clive_cas::{Hash, ImportGuard};
 use clive_naming::Zones;
-use clive_naming::zones::{Relation, compare};
 use serde::{Deserialize, Serialize};
 
 use crate::{Node, NodeError, SyncError};
@@ -166,15 +165,8 @@ pub(crate) async fn sync_once(
             .name_clock(&record.zone, &record.name)?
             .unwrap_or_default();
         let lost = record.written.is_some() && clock.loser == record.written;
-        let descends = matches!(
-            compare(&clock.clock, &record.written_clock),
-            Relation::After | Relation::Equal
-        );
-        let base = if !lost && descends {
-            record.written.clone()
-        } else {
-            record.base.clone()
-        };
+        let base = record.base_for(&clock.clock, clock.loser.as_deref());
+        let base_hash = base.clone();
         let base = flatten_or_empty(node, parse(base.as_deref())).await;
         let remote_flat = scan::flatten(node.cas(), remote).await?;
         let device = if clock.device.is_empty() {
@@ -183,6 +175,13 @@ pub(crate) async fn sync_once(
             clock.device.clone()
         };
         let steps = merge::merge(&base, &scanned.flat, &remote_flat, &device, &date_now());
+        tracing::info!(
+            folder = %record.dir,
+            "merging version {remote} (from {device}{}) over base {}: {} steps",
+            if lost { ", which won over this device's" } else { "" },
+            base_hash.as_deref().unwrap_or("none"),
+            steps.len()
+        );
         let applied = writeback::apply(
             node.cas(),
             &dir,
@@ -204,9 +203,7 @@ pub(crate) async fn sync_once(
         out.removed = applied.removed;
         out.conflicts = applied.conflicts.into_iter().map(|(_, c)| c).collect();
         out.skipped = applied.skipped;
-        record.base = Some(remote.to_string());
-        record.written = Some(remote.to_string());
-        record.written_clock = clock.clock;
+        record.now_holds(remote.to_string(), clock.clock);
         table::put_folder(node.db(), &record)?;
         scanned = scan_folder(node, &record).await?;
         out.hashed += scanned.hashed;
@@ -225,15 +222,15 @@ pub(crate) async fn sync_once(
             published.version,
             record.target()
         );
-        record.written = Some(root.to_string());
-        record.written_clock = zones
+        let clock = zones
             .name_clock(&record.zone, &record.name)?
             .map(|c| c.clock)
             .unwrap_or_default();
+        record.now_holds(root.to_string(), clock);
         table::put_folder(node.db(), &record)?;
         out.published = Some(root.to_string());
     } else if record.written.is_none() {
-        record.written = Some(root.to_string());
+        record.now_holds(root.to_string(), Default::default());
         table::put_folder(node.db(), &record)?;
     }
     Ok(out)
@@ -341,8 +338,7 @@ impl super::SyncHandle<'_> {
                 name: name.to_owned(),
                 added: self.node.now(),
                 written: None,
-                written_clock: Default::default(),
-                base: None,
+                versions: Vec::new(),
             },
         };
         table::put_folder(self.node.db(), &record)?;

@@ -34,19 +34,58 @@ pub struct FolderRecord {
     /// this device last published from it or wrote into it.
     #[serde(default)]
     pub written: Option<String>,
-    /// The version vector of the name's entry for `written`.
+    /// The versions this device published from the folder or took into
+    /// it, oldest first (at most [`KEPT_VERSIONS`]), each with the version
+    /// vector of its entry: the bases a merge picks from.
     #[serde(default)]
-    pub written_clock: clive_naming::zones::Clock,
-    /// The last version taken in from another device: the base of a merge
-    /// with a version made apart.
-    #[serde(default)]
-    pub base: Option<String>,
+    pub versions: Vec<SeenVersion>,
+}
+
+/// Most versions a folder's record remembers.
+pub const KEPT_VERSIONS: usize = 64;
+
+/// A version of a folder this device had, with its entry's version vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenVersion {
+    /// The tree hash.
+    pub hash: String,
+    /// The version vector of the name's entry when this device had it.
+    pub clock: clive_naming::zones::Clock,
 }
 
 impl FolderRecord {
     /// `ZONE/NAME`.
     pub fn target(&self) -> String {
         format!("{}/{}", self.zone, self.name)
+    }
+
+    /// Records that the folder now holds `hash` (published or taken), with
+    /// the clock of its entry.
+    pub fn now_holds(&mut self, hash: String, clock: clive_naming::zones::Clock) {
+        self.written = Some(hash.clone());
+        self.versions.push(SeenVersion { hash, clock });
+        if self.versions.len() > KEPT_VERSIONS {
+            self.versions.remove(0);
+        }
+    }
+
+    /// The base for merging in a version whose entry has `clock`: the
+    /// latest version this device had that the incoming one descends from,
+    /// other than `loser` (the one a naming merge put aside, whose changes
+    /// the incoming one does not hold).
+    pub fn base_for(
+        &self,
+        clock: &clive_naming::zones::Clock,
+        loser: Option<&str>,
+    ) -> Option<String> {
+        use clive_naming::zones::{Relation, compare};
+        self.versions
+            .iter()
+            .rev()
+            .filter(|v| Some(v.hash.as_str()) != loser)
+            .find(|v| matches!(compare(&v.clock, clock), Relation::Before | Relation::Equal))
+            .map(|v| v.hash.clone())
     }
 }
 
