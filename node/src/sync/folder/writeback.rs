@@ -433,3 +433,115 @@ fn prune_empty_dirs(root: &OwnedFd, removed: &[String], remote: &Flat) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{os::unix::fs::PermissionsExt, sync::Arc};
+
+    async fn store(dir: &Path) -> Store {
+        let db = redb::Database::create(dir.join("state.redb")).unwrap();
+        Store::open(&dir.join("blobs"), Arc::new(db)).await.unwrap()
+    }
+
+    fn file(hash: clive_cas::Hash, size: u64, kind: EntryKind) -> Leaf {
+        Leaf { kind, hash, size }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_through_a_symlink_out_of_the_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store(tmp.path()).await;
+        let (hash, _guard) = store.put_bytes(&b"pwned\n"[..]).await.unwrap();
+        let folder = tmp.path().join("folder");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, folder.join("esc")).unwrap();
+        std::fs::write(folder.join("plain"), "a file\n").unwrap();
+        let leaf = file(hash, 6, EntryKind::Exec);
+        let steps = vec![
+            Step::Write {
+                path: "esc/pwned".into(),
+                leaf,
+            },
+            Step::Conflict {
+                path: "esc/other".into(),
+                copy: "esc/other.sync-conflict-d-T".into(),
+                leaf,
+            },
+            Step::Write {
+                path: "plain/under".into(),
+                leaf,
+            },
+            Step::Write {
+                path: "deep/new/ok".into(),
+                leaf,
+            },
+        ];
+        let applied = apply(
+            &store,
+            &folder,
+            &steps,
+            &Flat::new(),
+            &Index::new(),
+            &Flat::new(),
+        )
+        .await;
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "{applied:?}"
+        );
+        assert_eq!(applied.skipped.len(), 3, "{applied:?}");
+        assert_eq!(
+            std::fs::read_to_string(folder.join("plain")).unwrap(),
+            "a file\n"
+        );
+        let ok = folder.join("deep/new/ok");
+        assert_eq!(std::fs::read_to_string(&ok).unwrap(), "pwned\n");
+        assert_eq!(
+            std::fs::metadata(&ok).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(folder.join("deep/new"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(left.len(), 1);
+        store.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_since_the_scan_is_kept_and_the_incoming_one_goes_beside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store(tmp.path()).await;
+        let (hash, _guard) = store.put_bytes(&b"incoming\n"[..]).await.unwrap();
+        let folder = tmp.path().join("folder");
+        std::fs::create_dir_all(&folder).unwrap();
+        // Written after the scan that saw nothing there.
+        std::fs::write(folder.join("notes.txt"), "typed just now\n").unwrap();
+        let steps = vec![Step::Write {
+            path: "notes.txt".into(),
+            leaf: file(hash, 9, EntryKind::File),
+        }];
+        let applied = apply(
+            &store,
+            &folder,
+            &steps,
+            &Flat::new(),
+            &Index::new(),
+            &Flat::new(),
+        )
+        .await;
+        assert_eq!(
+            std::fs::read_to_string(folder.join("notes.txt")).unwrap(),
+            "typed just now\n"
+        );
+        assert_eq!(applied.conflicts.len(), 1, "{applied:?}");
+        let copy = folder.join(&applied.conflicts[0].1);
+        assert_eq!(std::fs::read_to_string(copy).unwrap(), "incoming\n");
+        store.shutdown().await.unwrap();
+    }
+}
