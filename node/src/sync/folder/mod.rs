@@ -59,6 +59,9 @@ pub struct FolderSynced {
     pub took: Option<String>,
     /// Files read and hashed.
     pub hashed: u64,
+    /// How long the scan took (its index read, the walk and stat of every
+    /// entry, hashing what changed), microseconds.
+    pub scan_us: u64,
     /// Paths written and removed.
     pub written: u64,
     /// Paths removed.
@@ -125,16 +128,17 @@ async fn scan_folder(node: &Node, record: &FolderRecord) -> Result<scan::Scan, N
     Ok(scanned)
 }
 
-/// Stores the trees (and symlink targets) of `flat`; returns its root.
+/// Stores `trees` (the encodings of `flat`'s trees) and the symlink
+/// targets of `flat`, until the guard drops.
 async fn store_trees(
     node: &Node,
     dir: &Path,
     flat: &Flat,
-) -> Result<(Hash, ImportGuard), NodeError> {
-    let (root, mut objects) = scan::trees(flat)?;
-    objects.extend(scan::symlink_targets(dir, flat));
-    let (_, guard) = node.cas().put_many(objects).await?;
-    Ok((root, guard))
+    mut trees: Vec<bytes::Bytes>,
+) -> Result<ImportGuard, NodeError> {
+    trees.extend(scan::symlink_targets(dir, flat));
+    let (_, guard) = node.cas().put_many(trees).await?;
+    Ok(guard)
 }
 
 /// One sync of a folder: scan it; when the name moved elsewhere, merge
@@ -151,7 +155,9 @@ pub(crate) async fn sync_once(
         ..FolderSynced::default()
     };
     let zones = Zones::new(node.db().clone());
+    let started = std::time::Instant::now();
     let mut scanned = scan_folder(node, &record).await?;
+    out.scan_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     out.hashed = scanned.hashed;
     let now = current(node, &record);
     if let Some(remote) = now
@@ -209,8 +215,9 @@ pub(crate) async fn sync_once(
         out.hashed += scanned.hashed;
     }
     out.unsettled = scanned.unsettled.clone();
-    let (root, _guard) = store_trees(node, &dir, &scanned.flat).await?;
+    let (root, trees) = scan::trees(&scanned.flat)?;
     if Some(root.to_string()) != record.written && now != Some(root) {
+        let _stored = store_trees(node, &dir, &scanned.flat, trees).await?;
         let published = node
             .names()
             .publish_object(&record.target(), root, signer)
