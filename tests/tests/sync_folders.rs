@@ -3,7 +3,9 @@
 //! deleted, made executable, symlinks and an empty directory appear on the
 //! other side; edits made apart converge (a conflict copy for the one file
 //! both changed, an edit kept against a deletion); a file written slowly
-//! is published once, complete; `.cliveignore` keeps files local.
+//! is published once, complete; `.cliveignore` keeps files local. Apart
+//! means one daemon stopped, and in another run the link between two
+//! network namespaces (that the test creates) taken down.
 
 // This target links every dependency of its package, used here or not:
 // `unused_crate_dependencies` is checked on the library and its binary.
@@ -14,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use clive_tests::{Daemon, TestNode, eventually};
+use clive_tests::{Daemon, TestNode, eventually, netns::Link};
 
 const NAME: &str = "devices/notes";
 
@@ -34,6 +36,24 @@ impl Devices {
         let laptop = TestNode::loopback();
         let desk_daemon = desk.start_daemon();
         let laptop_daemon = laptop.start_daemon();
+        Devices::paired(desk, laptop, desk_daemon, laptop_daemon)
+    }
+
+    /// The desk in one network namespace and the laptop in the other.
+    fn across(link: &Link) -> Devices {
+        let desk = TestNode::new();
+        let laptop = TestNode::new();
+        let desk_daemon = link.start_daemon(&desk, 0);
+        let laptop_daemon = link.start_daemon(&laptop, 1);
+        Devices::paired(desk, laptop, desk_daemon, laptop_daemon)
+    }
+
+    fn paired(
+        desk: TestNode,
+        laptop: TestNode,
+        desk_daemon: Daemon,
+        laptop_daemon: Daemon,
+    ) -> Devices {
         let out = desk.ok(["invite", "--device", "--expires", "10m"]);
         let ticket = out.lines().last().unwrap().trim().to_owned();
         laptop.ok(["join", &ticket]);
@@ -200,16 +220,9 @@ fn every_kind_of_change_on_one_device_appears_on_the_other() {
     );
 }
 
-#[test]
-fn edits_made_apart_converge_with_one_conflict_copy() {
-    let mut d = Devices::new();
-    std::fs::write(d.desk_dir.join("shared.txt"), "first\n").unwrap();
-    std::fs::write(d.desk_dir.join("doomed.txt"), "keep me?\n").unwrap();
-    wait_same(&d, "the first version");
-
-    // Apart: the desk's daemon is stopped; each side edits.
-    let daemon = d.desk_daemon.take().unwrap();
-    d.desk.stop(daemon);
+/// The edits of the two "apart" runs: a file each, one file both edit, and
+/// one the laptop deletes and the desk edits.
+fn edit_apart(d: &Devices, laptop_published: impl Fn()) {
     std::fs::write(d.laptop_dir.join("laptop.txt"), "from the train\n").unwrap();
     std::fs::write(d.laptop_dir.join("shared.txt"), "laptop's version\n").unwrap();
     std::fs::remove_file(d.laptop_dir.join("doomed.txt")).unwrap();
@@ -220,14 +233,18 @@ fn edits_made_apart_converge_with_one_conflict_copy() {
             .as_array()
             .map_or(0, Vec::len)
             >= 3
+            && read(&d.laptop_dir.join("doomed.txt")).is_none()
     });
+    laptop_published();
     std::fs::write(d.desk_dir.join("desk.txt"), "from the desk\n").unwrap();
     std::fs::write(d.desk_dir.join("shared.txt"), "desk's version\n").unwrap();
     std::fs::write(d.desk_dir.join("doomed.txt"), "edited on the desk\n").unwrap();
+}
 
-    // Together again: nothing but starting the desk.
-    d.desk_daemon = Some(d.desk.start_daemon());
-    wait_same(&d, "after meeting again");
+/// What both folders hold once they met again: every edit, the edit
+/// against the deletion, one conflict copy of the file both edited.
+fn converged(d: &Devices) {
+    wait_same(d, "after meeting again");
     let files = listing(&d.desk_dir);
     assert_eq!(
         read(&d.desk_dir.join("laptop.txt")).as_deref(),
@@ -262,9 +279,53 @@ fn edits_made_apart_converge_with_one_conflict_copy() {
     let mut both = vec![main.as_str(), content.as_str()];
     both.sort();
     assert_eq!(both, ["desk's version\n", "laptop's version\n"]);
-    let status = d.laptop.json(["sync", "status"]);
-    let listed = status["folder_conflicts"].to_string();
-    assert!(listed.contains(".sync-conflict-"), "{status}");
+    for node in [&d.desk, &d.laptop] {
+        let status = node.json(["sync", "status"]);
+        let listed = status["folder_conflicts"].to_string();
+        assert!(listed.contains("shared.sync-conflict-"), "{status}");
+    }
+}
+
+fn first_version(d: &Devices) {
+    std::fs::write(d.desk_dir.join("shared.txt"), "first\n").unwrap();
+    std::fs::write(d.desk_dir.join("doomed.txt"), "keep me?\n").unwrap();
+    wait_same(d, "the first version");
+}
+
+#[test]
+fn edits_made_apart_converge_with_one_conflict_copy() {
+    let mut d = Devices::new();
+    first_version(&d);
+    // Apart: the desk's daemon is stopped while both sides edit.
+    let daemon = d.desk_daemon.take().unwrap();
+    d.desk.stop(daemon);
+    edit_apart(&d, || {});
+    // Together again: nothing but starting the desk.
+    d.desk_daemon = Some(d.desk.start_daemon());
+    converged(&d);
+}
+
+#[test]
+fn edits_made_while_the_link_is_down_converge_once_it_is_up() {
+    let Some(link) = Link::create() else { return };
+    let d = Devices::across(&link);
+    first_version(&d);
+    // Apart: both daemons run, the link between them is down.
+    let version = |node: &TestNode| node.json(["sync", "folder", "ls"])[0]["version"].clone();
+    let first = version(&d.desk);
+    link.down();
+    edit_apart(&d, || {});
+    // The desk, cut off, publishes its edits too.
+    eventually("the desk published its edits", || {
+        version(&d.desk) != first
+            && !d
+                .desk
+                .ok(["sync", "folder", "ls"])
+                .contains("3 files, version none")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    link.up();
+    converged(&d);
 }
 
 #[test]
