@@ -99,6 +99,9 @@ pub struct SyncState {
     pub(crate) complete: complete::Complete,
     /// Rung when a synced folder is added or removed.
     pub(crate) folders_changed: Notify,
+    /// The index of each synced folder, as last read or written (its
+    /// table in `state.redb` is the copy that outlives the process).
+    pub(crate) folder_indexes: Mutex<HashMap<String, Arc<crate::sync::folder::scan::Index>>>,
 }
 
 /// The progress of the fill under way, shown to every caller watching it:

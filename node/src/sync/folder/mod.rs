@@ -116,15 +116,41 @@ async fn complete(node: &Node, hash: Hash) -> bool {
     matches!(crate::net::fetch::here(node.cas(), hash).await, Ok(Some(_)))
 }
 
+/// The folder's index: the copy in memory, else the table's.
+fn load_index(node: &Node, dir: &str) -> Result<std::sync::Arc<scan::Index>, NodeError> {
+    let state = node.sync_state();
+    if let Some(index) = crate::net::lock(&state.folder_indexes).get(dir) {
+        return Ok(index.clone());
+    }
+    let index = std::sync::Arc::new(table::index(node.db(), dir)?);
+    crate::net::lock(&state.folder_indexes).insert(dir.to_owned(), index.clone());
+    Ok(index)
+}
+
+/// Writes what changed from `old` to `new` in the folder's index.
+fn save_index(
+    node: &Node,
+    dir: &str,
+    old: &scan::Index,
+    new: scan::Index,
+) -> Result<(), NodeError> {
+    table::update_index(node.db(), dir, old, &new)?;
+    crate::net::lock(&node.sync_state().folder_indexes)
+        .insert(dir.to_owned(), std::sync::Arc::new(new));
+    Ok(())
+}
+
 /// Scans the folder, updating its index.
 async fn scan_folder(node: &Node, record: &FolderRecord) -> Result<scan::Scan, NodeError> {
     let dir = Path::new(&record.dir);
-    let index = table::index(node.db(), &record.dir)?;
+    let index = load_index(node, &record.dir)?;
     let skip = vec![
         std::fs::canonicalize(node.home().root()).unwrap_or_else(|_| node.home().root().to_owned()),
     ];
     let scanned = scan::scan(node.cas(), dir, &index, &skip).await?;
-    table::update_index(node.db(), &record.dir, &index, &scanned.index)?;
+    if *index != scanned.index {
+        save_index(node, &record.dir, &index, scanned.index.clone())?;
+    }
     Ok(scanned)
 }
 
@@ -202,7 +228,7 @@ pub(crate) async fn sync_once(
         if !applied.indexed.is_empty() {
             let mut index = scanned.index.clone();
             index.extend(applied.indexed.iter().cloned());
-            table::update_index(node.db(), &record.dir, &scanned.index, &index)?;
+            save_index(node, &record.dir, &scanned.index, index)?;
         }
         out.took = Some(remote.to_string());
         out.written = applied.written;
@@ -245,7 +271,7 @@ pub(crate) async fn sync_once(
 
 /// What `sync folder ls` shows of `record`.
 fn info(node: &Node, record: &FolderRecord) -> Result<FolderInfo, NodeError> {
-    let index = table::index(node.db(), &record.dir)?;
+    let index = load_index(node, &record.dir)?;
     let mut conflicts: Vec<String> = index
         .keys()
         .filter(|p| merge::is_conflict_copy(p))
@@ -385,6 +411,7 @@ impl super::SyncHandle<'_> {
             .ok_or(SyncError::NoFolder { dir: joined })?;
         let shown = info(self.node, &record)?;
         table::remove_folder(self.node.db(), &record.dir)?;
+        crate::net::lock(&self.node.sync_state().folder_indexes).remove(&record.dir);
         self.node.sync_state().folders_changed.notify_one();
         Ok(shown)
     }

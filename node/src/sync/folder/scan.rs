@@ -26,7 +26,7 @@ use super::merge::{Flat, Leaf};
 use crate::{NodeError, SyncError};
 
 /// How old a file's last change must be for it to be read.
-pub const SETTLE: Duration = Duration::from_millis(300);
+pub const SETTLE: Duration = Duration::from_millis(200);
 /// The prefix of writeback's temporary files.
 pub const TEMP_PREFIX: &str = ".clive-tmp-";
 /// The ignore file, in gitignore syntax.

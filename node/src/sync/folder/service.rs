@@ -21,7 +21,7 @@ use super::{current, sync_once, table};
 use crate::{Node, NodeError, service::Running};
 
 /// Quiet time after the last file event before a folder is read.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// How often a folder is read even without events.
 pub const RESCAN: Duration = Duration::from_secs(60);
 /// How often a worker looks whether its name moved.
