@@ -24,6 +24,7 @@ pub mod object;
 pub mod peers;
 mod repair;
 pub mod service;
+pub mod stamps;
 mod statedb;
 pub mod status;
 pub mod store;

@@ -101,7 +101,7 @@ pub struct SyncState {
     pub(crate) folders_changed: Notify,
     /// The index of each synced folder, as last read or written (its
     /// table in `state.redb` is the copy that outlives the process).
-    pub(crate) folder_indexes: Mutex<HashMap<String, Arc<crate::sync::folder::scan::Index>>>,
+    pub(crate) folder_indexes: Mutex<HashMap<String, Arc<crate::stamps::Index>>>,
 }
 
 /// The progress of the fill under way, shown to every caller watching it:

@@ -12,21 +12,18 @@
 //! read.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    collections::BTreeMap,
+    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use clive_cas::{Entry, EntryKind, Hash, ImportGuard, Store, Tree};
-use serde::{Deserialize, Serialize};
 
 use super::merge::{Flat, Leaf};
 use crate::{NodeError, SyncError};
 
-/// How old a file's last change must be for it to be read.
-pub const SETTLE: Duration = Duration::from_millis(200);
 /// The prefix of writeback's temporary files.
 pub const TEMP_PREFIX: &str = ".clive-tmp-";
 /// The ignore file, in gitignore syntax.
@@ -34,53 +31,7 @@ pub const IGNORE_FILE: &str = ".cliveignore";
 /// Most entries a folder may hold.
 pub const MAX_ENTRIES: usize = 1_000_000;
 
-/// What `lstat` says of an entry: equal stamps mean equal bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime: i128,
-    /// Change time, nanoseconds since the epoch.
-    pub ctime: i128,
-    /// Inode number.
-    pub ino: u64,
-    /// Mode bits (type and permissions).
-    pub mode: u32,
-}
-
-impl Stamp {
-    fn of(md: &std::fs::Metadata) -> Self {
-        Stamp {
-            size: md.size(),
-            mtime: i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec()),
-            ctime: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
-            ino: md.ino(),
-            mode: md.mode(),
-        }
-    }
-
-    /// Whether its last change is at least [`SETTLE`] older than `now`
-    /// (nanoseconds since the epoch).
-    fn settled(&self, now: i128) -> bool {
-        now - self.mtime.max(self.ctime) >= SETTLE.as_nanos() as i128
-    }
-}
-
-/// One path of the index: its stamp when it was read, and what it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Indexed {
-    /// Its stamp.
-    pub stamp: Stamp,
-    /// File or executable file.
-    pub kind: EntryKind,
-    /// Its content address.
-    #[serde(with = "clive_cas::hash::serde_hex")]
-    pub hash: Hash,
-}
-
-/// A folder's index: relative path -> [`Indexed`].
-pub type Index = HashMap<String, Indexed>;
+pub use crate::stamps::{Index, Indexed, SETTLE, Stamp};
 
 /// One scan of a folder.
 pub struct Scan {
