@@ -94,10 +94,15 @@ pub(crate) fn check_version(version: u32) -> Result<(), SyncError> {
     }
 }
 
-/// The follow set, ordered by key.
-pub fn follows(db: &Database) -> Result<Vec<FollowRecord>, SyncError> {
+/// Every record of `table`, in key order, each decoded and its format
+/// version (`version` reads it) checked.
+pub(crate) fn all_records<T: for<'de> Deserialize<'de>>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    version: impl Fn(&T) -> u32,
+) -> Result<Vec<T>, SyncError> {
     let tx = db.begin_read().map_err(st)?;
-    let table = match tx.open_table(FOLLOWS) {
+    let table = match tx.open_table(table) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
         Err(e) => return Err(st(e)),
@@ -105,11 +110,16 @@ pub fn follows(db: &Database) -> Result<Vec<FollowRecord>, SyncError> {
     let mut out = Vec::new();
     for row in table.iter().map_err(st)? {
         let (_, v) = row.map_err(st)?;
-        let record: FollowRecord = decode(v.value())?;
-        check_version(record.version)?;
+        let record: T = decode(v.value())?;
+        check_version(version(&record))?;
         out.push(record);
     }
     Ok(out)
+}
+
+/// The follow set, ordered by key.
+pub fn follows(db: &Database) -> Result<Vec<FollowRecord>, SyncError> {
+    all_records(db, FOLLOWS, |r: &FollowRecord| r.version)
 }
 
 /// Adds `record` to the follow set (replacing one of the same key);

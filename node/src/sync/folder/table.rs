@@ -6,12 +6,12 @@
 //! - `sync.folder_index.v1`: `DIR` NUL `RELATIVE/PATH` -> JSON
 //!   [`Indexed`]: the folder's index (stamp -> hash of every file read).
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::scan::{Index, Indexed};
 use crate::SyncError;
-use crate::net::sync::table::{RECORD_VERSION, check_version, decode, encode, st};
+use crate::net::sync::table::{RECORD_VERSION, all_records, decode, encode, st};
 
 const FOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync.folders.v1");
 const INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new("sync.folder_index.v1");
@@ -91,20 +91,7 @@ impl FolderRecord {
 
 /// Every synced folder, by directory.
 pub fn folders(db: &Database) -> Result<Vec<FolderRecord>, SyncError> {
-    let tx = db.begin_read().map_err(st)?;
-    let table = match tx.open_table(FOLDERS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(st(e)),
-    };
-    let mut out = Vec::new();
-    for row in table.iter().map_err(st)? {
-        let (_, v) = row.map_err(st)?;
-        let record: FolderRecord = decode(v.value())?;
-        check_version(record.version)?;
-        out.push(record);
-    }
-    Ok(out)
+    all_records(db, FOLDERS, |r: &FolderRecord| r.version)
 }
 
 /// Adds or replaces `record`.
