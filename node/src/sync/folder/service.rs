@@ -143,9 +143,7 @@ fn moved(node: &Node, dir: &str) -> bool {
     table::folders(node.db())
         .ok()
         .and_then(|all| all.into_iter().find(|f| f.dir == dir))
-        .is_some_and(|r| {
-            current(node, &r).map(|h| h.to_string()) != r.written && current(node, &r).is_some()
-        })
+        .is_some_and(|r| current(node, &r).is_some_and(|h| Some(h.to_string()) != r.written))
 }
 
 /// One sync; returns when to run again (files still being written, a
