@@ -49,13 +49,7 @@ STEP_LIMIT=${STEP_LIMIT:-900} # seconds any one step may take before the run fai
 
 scripts/install-bench-deps
 
-if [ -n "${CLIVE_NODE_BIN:-}" ]; then
-  BIN=$CLIVE_NODE_BIN
-else
-  cargo build --release --locked -p clive-cli >&2
-  BIN=$PWD/target/release/clive-node
-fi
-[ -x "$BIN" ] || die "no clive-node binary at $BIN"
+clive_binary
 
 mkdir -p target
 WORK=$(mktemp -d "$PWD/target/bench-jobs.XXXXXX")

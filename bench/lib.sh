@@ -6,6 +6,7 @@
 #   log, die                 messages on stderr, prefixed with the script's name
 #   run, timed               run a command bounded by STEP_LIMIT (timed: and its wall time)
 #   median, maximum, calc, sec, ms
+#   clive_binary, need_disk  the clive-node binary to measure; free space under target/
 #   clive, new_node, start_node, stop_node   clive-node homes and daemons on 127.0.0.1
 #   reset_hwm, hwm_kib       peak RSS of a process
 #   start_sshd               this benchmark's own sshd on 127.0.0.1 (sets SSH_CMD, SSH_E, ...)
@@ -106,6 +107,26 @@ maximum() { printf '%s\n' "$@" | sort -g | tail -n1; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPR
 sec() { calc %.3f "$1"; }
 ms() { calc %.1f "$1 * 1000"; }
+
+# --- what is measured, and where -------------------------------------------------
+# clive_binary: sets BIN to $CLIVE_NODE_BIN, or to a release build made now.
+clive_binary() {
+  if [ -n "${CLIVE_NODE_BIN:-}" ]; then
+    BIN=$CLIVE_NODE_BIN
+  else
+    cargo build --release --locked -p clive-cli >&2
+    BIN=$PWD/target/release/clive-node
+  fi
+  [ -x "$BIN" ] || die "no clive-node binary at $BIN"
+}
+
+# need_disk MIB: dies unless the disk of target/ has MIB MiB free.
+need_disk() {
+  local avail
+  mkdir -p target
+  avail=$(df -Pm target | awk 'NR == 2 { print $4 }')
+  [ "$avail" -ge "$1" ] || die "needs $1 MiB free on the disk of $PWD/target, has ${avail} MiB"
+}
 
 # --- clive-node: nodes on loopback ---------------------------------------------
 # clive ARGS...: runs clive-node with ARGS, as run does.

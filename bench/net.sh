@@ -47,22 +47,13 @@ STEP_LIMIT=${STEP_LIMIT:-900} # seconds any one step may take before the run fai
 
 scripts/install-bench-deps
 
-if [ -n "${CLIVE_NODE_BIN:-}" ]; then
-  BIN=$CLIVE_NODE_BIN
-else
-  cargo build --release --locked -p clive-cli >&2
-  BIN=$PWD/target/release/clive-node
-fi
-[ -x "$BIN" ] || die "no clive-node binary at $BIN"
+clive_binary
 
 # --- scratch space on this disk ----------------------------------------------
 mkdir -p target
 # The big file, A's and B's copies of it and B's export of it, plus trees.
 need_mib=$((BIG_MIB * 4 + FILES * 4 * 6 / 1024 + 256))
-avail_mib=$(df -Pm target | awk 'NR == 2 { print $4 }')
-if [ "$avail_mib" -lt "$need_mib" ]; then
-  die "needs ${need_mib} MiB free on the disk of $PWD/target, has ${avail_mib} MiB"
-fi
+need_disk "$need_mib"
 WORK=$(mktemp -d "$PWD/target/bench-net.XXXXXX")
 case "$WORK" in *[[:space:]]*) die "scratch path has whitespace: $WORK" ;; esac
 

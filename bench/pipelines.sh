@@ -111,13 +111,7 @@ fi
 command -v make >/dev/null || die "needs make (the side-by-side baseline)"
 command -v jq >/dev/null || die "needs jq"
 
-if [ -n "${CLIVE_NODE_BIN:-}" ]; then
-  BIN=$CLIVE_NODE_BIN
-else
-  cargo build --release --locked -p clive-cli >&2
-  BIN=$PWD/target/release/clive-node
-fi
-[ -x "$BIN" ] || die "no clive-node binary at $BIN"
+clive_binary
 
 mkdir -p target
 WORK=$(mktemp -d "$PWD/target/bench-pipelines.XXXXXX")

@@ -42,18 +42,11 @@ CHANGED=10
 
 scripts/install-bench-deps
 
-if [ -n "${CLIVE_NODE_BIN:-}" ]; then
-  BIN=$CLIVE_NODE_BIN
-else
-  cargo build --release --locked -p clive-cli >&2
-  BIN=$PWD/target/release/clive-node
-fi
-[ -x "$BIN" ] || die "no clive-node binary at $BIN"
+clive_binary
 
 mkdir -p target
 need_mib=$((FILES * 4 * (RUNS + 4) / 1024 + 256))
-avail_mib=$(df -Pm target | awk 'NR == 2 { print $4 }')
-[ "$avail_mib" -ge "$need_mib" ] || die "needs ${need_mib} MiB free on the disk of $PWD/target, has ${avail_mib} MiB"
+need_disk "$need_mib"
 WORK=$(mktemp -d "$PWD/target/bench-sync.XXXXXX")
 case "$WORK" in *[[:space:]]*) die "scratch path has whitespace: $WORK" ;; esac
 bench_traps

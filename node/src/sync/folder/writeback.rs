@@ -439,9 +439,26 @@ mod tests {
     use super::*;
     use std::{os::unix::fs::PermissionsExt, sync::Arc};
 
-    async fn store(dir: &Path) -> Store {
-        let db = redb::Database::create(dir.join("state.redb")).unwrap();
-        Store::open(&dir.join("blobs"), Arc::new(db)).await.unwrap()
+    /// A store holding `bytes` (its hash, kept until the guard drops) and
+    /// an empty folder, in a temporary directory.
+    async fn setup(
+        bytes: &'static [u8],
+    ) -> (
+        tempfile::TempDir,
+        Store,
+        clive_cas::Hash,
+        clive_cas::ImportGuard,
+        std::path::PathBuf,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(tmp.path().join("state.redb")).unwrap();
+        let store = Store::open(&tmp.path().join("blobs"), Arc::new(db))
+            .await
+            .unwrap();
+        let (hash, guard) = store.put_bytes(bytes).await.unwrap();
+        let folder = tmp.path().join("folder");
+        std::fs::create_dir_all(&folder).unwrap();
+        (tmp, store, hash, guard, folder)
     }
 
     fn file(hash: clive_cas::Hash, size: u64, kind: EntryKind) -> Leaf {
@@ -450,12 +467,8 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_is_written_through_a_symlink_out_of_the_folder() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = store(tmp.path()).await;
-        let (hash, _guard) = store.put_bytes(&b"pwned\n"[..]).await.unwrap();
-        let folder = tmp.path().join("folder");
+        let (tmp, store, hash, _guard, folder) = setup(b"pwned\n").await;
         let outside = tmp.path().join("outside");
-        std::fs::create_dir_all(&folder).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, folder.join("esc")).unwrap();
         std::fs::write(folder.join("plain"), "a file\n").unwrap();
@@ -515,11 +528,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_changed_since_the_scan_is_kept_and_the_incoming_one_goes_beside_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = store(tmp.path()).await;
-        let (hash, _guard) = store.put_bytes(&b"incoming\n"[..]).await.unwrap();
-        let folder = tmp.path().join("folder");
-        std::fs::create_dir_all(&folder).unwrap();
+        let (_tmp, store, hash, _guard, folder) = setup(b"incoming\n").await;
         // Written after the scan that saw nothing there.
         std::fs::write(folder.join("notes.txt"), "typed just now\n").unwrap();
         let steps = vec![Step::Write {
