@@ -6,6 +6,7 @@
 //! keeps named [`pins`], collects garbage ([`gc`]) and checks itself
 //! ([`fsck`]).
 
+pub(crate) mod complete;
 mod concurrency;
 pub mod error;
 pub mod export;

@@ -42,7 +42,14 @@ impl Stamp {
     /// Whether its last change is at least [`SETTLE`] older than `now`
     /// (nanoseconds since the epoch).
     pub fn settled(&self, now: i128) -> bool {
-        now - self.mtime.max(self.ctime) >= SETTLE.as_nanos() as i128
+        self.settles_in(now).is_zero()
+    }
+
+    /// How long from `now` until its last change is [`SETTLE`] old.
+    pub fn settles_in(&self, now: i128) -> std::time::Duration {
+        let age = now - self.mtime.max(self.ctime);
+        let left = (SETTLE.as_nanos() as i128 - age).clamp(0, SETTLE.as_nanos() as i128);
+        std::time::Duration::from_nanos(left as u64)
     }
 }
 

@@ -39,9 +39,16 @@ pub(crate) fn open_state(home: &Home) -> Result<redb::Database, NodeError> {
         });
     }
     open_checked(&path, state_recovery(home), true, || {
-        redb::Database::create(&path)
+        redb::Database::builder()
+            .set_cache_size(STATE_CACHE)
+            .create(&path)
     })
 }
+
+/// The page cache of `state.redb`. redb's own default (1 GiB) is kept
+/// whole once filled, so a large write (the index of a folder of 100,000
+/// files) would stay in the daemon's memory for good.
+const STATE_CACHE: usize = 32 * 1024 * 1024;
 
 /// Opens `HOME/state.redb` read-only (for lookups that need nothing else);
 /// damage that makes redb fail is [`NodeError::Damaged`]. Unlike

@@ -147,6 +147,7 @@ pub async fn get(
 /// `hash` as a fetch reports it when it (and all a tree reaches) is stored
 /// here completely already: nothing received, from no peer.
 pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeError> {
+    let began = store.removals();
     if !store.has(hash).await? {
         return Ok(None);
     }
@@ -154,16 +155,14 @@ pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeErro
     let (mut size, mut objects) = (store.size(hash).await?, 1u64);
     if kind == ObjectKind::Tree {
         size = 0;
-        let mut level = vec![hash];
-        let mut seen = HashSet::from([hash]);
-        while !level.is_empty() {
-            let Level { children, next } =
-                next_level(store, &level, &mut seen, &mut objects, &mut size).await?;
+        let mut walk = Walk::new(store, hash);
+        while !walk.level.is_empty() {
+            let children = walk.next_level(&mut objects, &mut size).await?;
             if !missing_ranges(store, children).await?.is_empty() {
                 return Ok(None);
             }
-            level = next;
         }
+        store.claim_complete(began, walk.trees);
     }
     Ok(Some(Fetched {
         hash,
@@ -176,40 +175,60 @@ pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeErro
     }))
 }
 
-/// One level of a tree walk: the entries below `level` not `seen` before.
-struct Level {
-    /// Every new entry below the level.
-    children: Vec<Hash>,
-    /// The trees among them, the next level.
-    next: Vec<Hash>,
+/// A walk of a tree, level by level. Below a tree the store knows to be
+/// complete ([`Store::known_complete`]) nothing needs looking up: its
+/// entries are still read, so what the walk counts stays exact, but only
+/// the entries of trees new here are checked and fetched.
+struct Walk<'a> {
+    store: &'a Store,
+    /// The trees of the level to read next, each with whether it is known
+    /// complete.
+    level: Vec<(Hash, bool)>,
+    seen: HashSet<Hash>,
+    /// Every tree read so far: all complete once the walk is.
+    trees: Vec<Hash>,
 }
 
-/// Reads the trees of `level` (stored here) and returns the entries below
-/// them not seen before, counting them into `objects` and their file bytes
-/// into `size`.
-async fn next_level(
-    store: &Store,
-    level: &[Hash],
-    seen: &mut HashSet<Hash>,
-    objects: &mut u64,
-    size: &mut u64,
-) -> Result<Level, NodeError> {
-    let (mut children, mut next) = (Vec::new(), Vec::new());
-    for tree in level {
-        for entry in store.read_tree(*tree).await?.entries() {
-            if !seen.insert(entry.hash) {
-                continue;
-            }
-            *objects += 1;
-            if entry.kind == EntryKind::Tree {
-                next.push(entry.hash);
-            } else {
-                *size += entry.size;
-            }
-            children.push(entry.hash);
+impl<'a> Walk<'a> {
+    fn new(store: &'a Store, root: Hash) -> Self {
+        Walk {
+            store,
+            level: vec![(root, store.known_complete(&root))],
+            seen: HashSet::from([root]),
+            trees: Vec::new(),
         }
     }
-    Ok(Level { children, next })
+
+    /// Reads the trees of the level (stored here) and moves to the next;
+    /// returns the entries below them not seen before and not under a tree
+    /// known complete (what to look up), counting every new entry into
+    /// `objects` and their file bytes into `size`.
+    async fn next_level(
+        &mut self,
+        objects: &mut u64,
+        size: &mut u64,
+    ) -> Result<Vec<Hash>, NodeError> {
+        let (mut children, mut next) = (Vec::new(), Vec::new());
+        for (tree, known) in std::mem::take(&mut self.level) {
+            self.trees.push(tree);
+            for entry in self.store.read_tree(tree).await?.entries() {
+                if !self.seen.insert(entry.hash) {
+                    continue;
+                }
+                *objects += 1;
+                if entry.kind == EntryKind::Tree {
+                    next.push((entry.hash, known || self.store.known_complete(&entry.hash)));
+                } else {
+                    *size += entry.size;
+                }
+                if !known {
+                    children.push(entry.hash);
+                }
+            }
+        }
+        self.level = next;
+        Ok(children)
+    }
 }
 
 /// Why a fetch from one peer failed.
@@ -260,9 +279,10 @@ async fn get_from(
     peer: EndpointId,
     progress: &dyn Progress,
 ) -> Result<Fetched, Failure> {
+    let store = &shared.store;
+    let began = store.removals();
     let conn = blob_conn(shared, peer).await?;
     let mut received = 0u64;
-    let store = &shared.store;
     let remote = store.blobs().remote();
     let local = remote
         .local(HashAndFormat::raw(hash))
@@ -281,11 +301,9 @@ async fn get_from(
     let (mut size, mut objects) = (store.size(hash).await?, 1u64);
     if kind == ObjectKind::Tree {
         size = 0;
-        let mut level = vec![hash];
-        let mut seen = HashSet::from([hash]);
-        while !level.is_empty() {
-            let Level { children, next } =
-                next_level(store, &level, &mut seen, &mut objects, &mut size).await?;
+        let mut walk = Walk::new(store, hash);
+        while !walk.level.is_empty() {
+            let children = walk.next_level(&mut objects, &mut size).await?;
             progress.set_total(size);
             // Each batch looks up what of it is missing, then fetches
             // that: the lookups of one overlap the transfers of others.
@@ -315,8 +333,8 @@ async fn get_from(
             while let Some(result) = results.next().await {
                 received += result?;
             }
-            level = next;
         }
+        store.claim_complete(began, walk.trees);
     }
     Ok(Fetched {
         hash,

@@ -70,6 +70,9 @@ pub struct FolderSynced {
     pub conflicts: Vec<String>,
     /// Files still being written, read again later.
     pub unsettled: Vec<String>,
+    /// When they will have been quiet long enough to be read, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settles_in_ms: Option<u64>,
     /// Steps left out, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
@@ -127,16 +130,16 @@ fn load_index(node: &Node, dir: &str) -> Result<std::sync::Arc<scan::Index>, Nod
     Ok(index)
 }
 
-/// Writes what changed from `old` to `new` in the folder's index.
+/// Writes what changed from `old` to `new` in the folder's index, and
+/// keeps `new` in memory.
 fn save_index(
     node: &Node,
     dir: &str,
     old: &scan::Index,
-    new: scan::Index,
+    new: std::sync::Arc<scan::Index>,
 ) -> Result<(), NodeError> {
     table::update_index(node.db(), dir, old, &new)?;
-    crate::net::lock(&node.sync_state().folder_indexes)
-        .insert(dir.to_owned(), std::sync::Arc::new(new));
+    crate::net::lock(&node.sync_state().folder_indexes).insert(dir.to_owned(), new);
     Ok(())
 }
 
@@ -148,7 +151,7 @@ async fn scan_folder(node: &Node, record: &FolderRecord) -> Result<scan::Scan, N
         std::fs::canonicalize(node.home().root()).unwrap_or_else(|_| node.home().root().to_owned()),
     ];
     let scanned = scan::scan(node.cas(), dir, &index, &skip).await?;
-    if *index != scanned.index {
+    if index != scanned.index {
         save_index(node, &record.dir, &index, scanned.index.clone())?;
     }
     Ok(scanned)
@@ -226,9 +229,9 @@ pub(crate) async fn sync_once(
         // What was written is known: the rescan need not wait for it to
         // settle, nor read it again.
         if !applied.indexed.is_empty() {
-            let mut index = scanned.index.clone();
+            let mut index = (*scanned.index).clone();
             index.extend(applied.indexed.iter().cloned());
-            save_index(node, &record.dir, &scanned.index, index)?;
+            save_index(node, &record.dir, &scanned.index, index.into())?;
         }
         out.took = Some(remote.to_string());
         out.written = applied.written;
@@ -241,6 +244,9 @@ pub(crate) async fn sync_once(
         out.hashed += scanned.hashed;
     }
     out.unsettled = scanned.unsettled.clone();
+    out.settles_in_ms = scanned
+        .settles_in
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let (root, trees) = scan::trees(&scanned.flat)?;
     if Some(root.to_string()) != record.written && now != Some(root) {
         let _stored = store_trees(node, &dir, &scanned.flat, trees).await?;

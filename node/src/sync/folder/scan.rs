@@ -38,9 +38,11 @@ pub struct Scan {
     /// The folder as it stands (settled files only).
     pub flat: Flat,
     /// The index after this scan.
-    pub index: Index,
+    pub index: std::sync::Arc<Index>,
     /// Files still being written, left for a later scan.
     pub unsettled: Vec<String>,
+    /// When the youngest of them will have been quiet for [`SETTLE`].
+    pub settles_in: Option<std::time::Duration>,
     /// Files read and hashed by this scan.
     pub hashed: u64,
     /// Keeps what this scan stored until it is published.
@@ -64,81 +66,142 @@ fn io(dir: &Path, e: impl std::fmt::Display) -> NodeError {
 
 /// Walks `dir` (never following symlinks), minus what `.cliveignore` files
 /// exclude, the node's temporary files and `skip` (the node's home).
+///
+/// Each directory is listed once and each entry is `lstat`ed relative to
+/// its directory's descriptor (`DirEntry::metadata`), so an unchanged
+/// folder costs one `getdents` per directory and one `statx` per entry.
 fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>, NodeError> {
-    let mut out = Vec::new();
-    let skip: Vec<PathBuf> = skip.to_vec();
-    let walker = ignore::WalkBuilder::new(dir)
-        .standard_filters(false)
-        .add_custom_ignore_filename(IGNORE_FILE)
-        .follow_links(false)
-        .filter_entry(move |e| {
-            !e.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes())
-                && !skip.iter().any(|s| e.path() == s)
-        })
-        .build();
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            // Gone between listing and reading: the next scan sees why.
-            Err(e)
-                if e.io_error()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(io(dir, e)),
-        };
-        if entry.depth() == 0 {
-            continue;
-        }
-        let Ok(rel) = entry.path().strip_prefix(dir) else {
-            continue;
-        };
-        let Some(rel) = rel_path(rel) else {
-            tracing::debug!("folder {}: skipped {:?} (not UTF-8)", dir.display(), rel);
-            continue;
-        };
-        let md = match std::fs::symlink_metadata(entry.path()) {
-            Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(dir, format!("{rel}: {e}"))),
-        };
-        let kind = md.file_type();
-        if kind.is_dir() {
-            out.push(Found::Dir { rel });
-        } else if kind.is_symlink() {
-            match std::fs::read_link(entry.path()) {
-                Ok(target) => out.push(Found::Symlink {
-                    rel,
-                    target: target.as_os_str().as_bytes().to_vec(),
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(dir, format!("{rel}: {e}"))),
-            }
-        } else if kind.is_file() {
-            out.push(Found::File {
-                rel,
-                stamp: Stamp::of(&md),
-            });
-        }
-        if out.len() > MAX_ENTRIES {
-            return Err(io(dir, format!("more than {MAX_ENTRIES} entries")));
-        }
-    }
-    Ok(out)
+    let mut walker = Walker {
+        root: dir,
+        skip,
+        rules: Vec::new(),
+        out: Vec::new(),
+    };
+    walker.dir(dir, "")?;
+    Ok(walker.out)
 }
 
-/// A relative path as the folder's maps spell it (`/`-separated, each
-/// component a valid tree name), if it is one.
-fn rel_path(rel: &Path) -> Option<String> {
-    let mut parts = Vec::new();
-    for c in rel.components() {
-        let std::path::Component::Normal(c) = c else {
-            return None;
+/// One walk's state: the `.cliveignore` rules of the directories it is
+/// in, innermost last.
+struct Walker<'a> {
+    root: &'a Path,
+    skip: &'a [PathBuf],
+    rules: Vec<ignore::gitignore::Gitignore>,
+    out: Vec<Found>,
+}
+
+impl Walker<'_> {
+    fn dir(&mut self, abs: &Path, rel: &str) -> Result<(), NodeError> {
+        let listing = match std::fs::read_dir(abs) {
+            Ok(l) => l,
+            // Gone between listing its parent and reading it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.is_empty() => {
+                return Ok(());
+            }
+            Err(e) => return Err(io(self.root, format!("{}: {e}", abs.display()))),
         };
-        parts.push(clive_cas::tree::validate_name(c.as_bytes()).ok()?);
+        let mut entries = Vec::new();
+        for entry in listing {
+            match entry {
+                Ok(e) => entries.push(e),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(self.root, format!("{}: {e}", abs.display()))),
+            }
+        }
+        let ruled = entries.iter().any(|e| e.file_name() == IGNORE_FILE) && self.push_rules(abs);
+        let walked = self.entries(abs, rel, entries);
+        if ruled {
+            self.rules.pop();
+        }
+        walked
     }
-    Some(parts.join("/"))
+
+    fn entries(
+        &mut self,
+        abs: &Path,
+        rel: &str,
+        entries: Vec<std::fs::DirEntry>,
+    ) -> Result<(), NodeError> {
+        for entry in entries {
+            let name = entry.file_name();
+            if name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                continue;
+            }
+            let md = match entry.metadata() {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(self.root, format!("{}: {e}", entry.path().display()))),
+            };
+            let kind = md.file_type();
+            let path = abs.join(&name);
+            if self.ignored(&path, kind.is_dir()) || self.skip.iter().any(|s| s == &path) {
+                continue;
+            }
+            let Ok(name) = clive_cas::tree::validate_name(name.as_bytes()) else {
+                tracing::debug!("folder {}: skipped {:?} (not a valid name)", self.root.display(), path);
+                continue;
+            };
+            let rel = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if kind.is_dir() {
+                self.out.push(Found::Dir { rel: rel.clone() });
+                self.dir(&path, &rel)?;
+            } else if kind.is_symlink() {
+                match std::fs::read_link(&path) {
+                    Ok(target) => self.out.push(Found::Symlink {
+                        rel,
+                        target: target.as_os_str().as_bytes().to_vec(),
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io(self.root, format!("{rel}: {e}"))),
+                }
+            } else if kind.is_file() {
+                self.out.push(Found::File {
+                    rel,
+                    stamp: Stamp::of(&md),
+                });
+            }
+            if self.out.len() > MAX_ENTRIES {
+                return Err(io(self.root, format!("more than {MAX_ENTRIES} entries")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `abs`'s `.cliveignore`; false when it cannot be used (then
+    /// it is logged and the directory is walked as if it had none).
+    fn push_rules(&mut self, abs: &Path) -> bool {
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(abs);
+        if let Some(e) = builder.add(abs.join(IGNORE_FILE)) {
+            tracing::warn!("folder {}: {e}", self.root.display());
+        }
+        match builder.build() {
+            Ok(rules) => {
+                self.rules.push(rules);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("folder {}: {e}", self.root.display());
+                false
+            }
+        }
+    }
+
+    /// Whether the innermost `.cliveignore` with an opinion on `path`
+    /// excludes it (as git: a deeper file overrides a shallower one).
+    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
+        for rules in self.rules.iter().rev() {
+            match rules.matched(path, is_dir) {
+                ignore::Match::None => continue,
+                ignore::Match::Ignore(_) => return true,
+                ignore::Match::Whitelist(_) => return false,
+            }
+        }
+        false
+    }
 }
 
 fn now_nanos() -> i128 {
@@ -171,6 +234,7 @@ pub async fn scan(
     let mut flat = Flat::new();
     let mut next = Index::new();
     let mut unsettled = Vec::new();
+    let mut settles_in = None;
     let mut to_read: Vec<(String, Stamp)> = Vec::new();
     let mut dirs = Vec::new();
     for f in found {
@@ -183,6 +247,8 @@ pub async fn scan(
                 _ if !stamp.settled(now) => {
                     keep_old(index, &rel, &mut flat, &mut next);
                     unsettled.push(rel);
+                    let left = stamp.settles_in(now);
+                    settles_in = Some(settles_in.map_or(left, |s: std::time::Duration| s.max(left)));
                 }
                 _ => to_read.push((rel, stamp)),
             },
@@ -216,6 +282,7 @@ pub async fn scan(
             if after.as_ref().ok() != Some(&before) || size != before.size {
                 keep_old(index, &rel, &mut flat, &mut next);
                 unsettled.push(rel);
+                settles_in = Some(SETTLE);
                 continue;
             }
             let indexed = Indexed {
@@ -251,8 +318,9 @@ pub async fn scan(
     }
     Ok(Scan {
         flat,
-        index: next,
+        index: next.into(),
         unsettled,
+        settles_in,
         hashed,
         guard,
     })

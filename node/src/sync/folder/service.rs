@@ -1,10 +1,10 @@
 //! The daemon's `folders` service: one worker per synced folder. A worker
 //! watches its directory (`notify`) and syncs it once events have been
 //! quiet for [`DEBOUNCE`]; it also syncs when its zone's metadata changed
-//! here (a zone event) and the name moved, again after [`super::scan::SETTLE`]
-//! while files are still being written, and every [`RESCAN`] in case the
-//! watcher missed something. A version not all here yet is fetched from
-//! the connected peers.
+//! here (a zone event) and the name moved, again once files still being
+//! written have been quiet for [`super::scan::SETTLE`], and every
+//! [`RESCAN`] in case the watcher missed something. A version not all here
+//! yet is fetched from the connected peers, and merged in as soon as it is.
 
 use std::{
     collections::HashMap,
@@ -102,6 +102,10 @@ async fn work(node: Weak<Node>, dir: String) {
             last_full = tokio::time::Instant::now();
             let again = run(&n, record).await;
             drop(n);
+            if again == Some(Duration::ZERO) {
+                due = true;
+                continue;
+            }
             if let Some(after) = again {
                 let bell = bell.clone();
                 tokio::spawn(async move {
@@ -174,7 +178,10 @@ async fn run(node: &Arc<Node>, record: table::FolderRecord) -> Option<Duration> 
             for skipped in &done.skipped {
                 tracing::warn!(folder = %dir, "left out: {skipped}");
             }
-            (!done.unsettled.is_empty()).then_some(super::scan::SETTLE)
+            (!done.unsettled.is_empty()).then(|| {
+                // A little past the moment, so the file is settled then.
+                Duration::from_millis(done.settles_in_ms.unwrap_or(0) + 5)
+            })
         }
         Err(e) => {
             tracing::warn!(folder = %dir, "sync: {e}");
