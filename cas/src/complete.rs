@@ -71,7 +71,10 @@ mod tests {
         assert!(!known.knows(3, &b));
         assert!(!known.knows(4, &a), "a removal since voids the claim");
         known.claim(3, 4, [b]);
-        assert!(!known.knows(4, &b), "a walk a removal overlapped claims nothing");
+        assert!(
+            !known.knows(4, &b),
+            "a walk a removal overlapped claims nothing"
+        );
         known.claim(4, 4, [b]);
         assert!(known.knows(4, &b) && !known.knows(4, &a));
     }

@@ -85,6 +85,7 @@ pub struct Store {
     pub(crate) roots: RootsLock,
     /// Counts the sweeps that removed objects: see [`Store::removals`].
     pub(crate) removals: Arc<std::sync::atomic::AtomicU64>,
+    complete: Arc<crate::complete::CompleteTrees>,
     dir: PathBuf,
 }
 
@@ -117,6 +118,7 @@ impl Store {
             imports: Arc::default(),
             roots: RootsLock::default(),
             removals: Arc::default(),
+            complete: Arc::default(),
             dir: dir.to_owned(),
         })
     }
@@ -152,6 +154,20 @@ impl Store {
     /// (objects are only ever added in between).
     pub fn removals(&self) -> u64 {
         self.removals.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether `tree` was found stored here completely (it and everything
+    /// it reaches) by a walk no removal has overlapped since: such a walk
+    /// need not look below it.
+    pub fn known_complete(&self, tree: &Hash) -> bool {
+        self.complete.knows(self.removals(), tree)
+    }
+
+    /// Records `trees` as stored here completely, found by a walk that
+    /// began when [`Store::removals`] was `began` (nothing is recorded if
+    /// anything was removed since).
+    pub fn claim_complete(&self, began: u64, trees: impl IntoIterator<Item = Hash>) {
+        self.complete.claim(began, self.removals(), trees);
     }
 
     /// The underlying iroh-blobs store, for serving and fetching over the network.

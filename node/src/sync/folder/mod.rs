@@ -3,6 +3,7 @@
 //! version of the name when files change; a version another device
 //! published is written in, merged with what changed here.
 //!
+//! - [`walk`]: every entry of the directory, minus what is ignored.
 //! - [`scan`]: the directory into the store, through the folder's index.
 //! - [`merge`]: the three-way merge, path by path, and conflict copies.
 //! - [`writeback`]: a merge onto disk, atomically, never outside the folder.
@@ -19,6 +20,7 @@ pub mod merge;
 pub mod scan;
 pub(crate) mod service;
 pub mod table;
+pub mod walk;
 pub mod writeback;
 
 use std::path::{Path, PathBuf};

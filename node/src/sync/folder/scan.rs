@@ -15,13 +15,17 @@ use std::{
     collections::BTreeMap,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use clive_cas::{Entry, EntryKind, Hash, ImportGuard, Store, Tree};
 
-use super::merge::{Flat, Leaf};
+use super::{
+    merge::{Flat, Leaf},
+    walk::Found,
+};
 use crate::{NodeError, SyncError};
 
 /// The prefix of writeback's temporary files.
@@ -38,22 +42,15 @@ pub struct Scan {
     /// The folder as it stands (settled files only).
     pub flat: Flat,
     /// The index after this scan.
-    pub index: std::sync::Arc<Index>,
+    pub index: Arc<Index>,
     /// Files still being written, left for a later scan.
     pub unsettled: Vec<String>,
     /// When the youngest of them will have been quiet for [`SETTLE`].
-    pub settles_in: Option<std::time::Duration>,
+    pub settles_in: Option<Duration>,
     /// Files read and hashed by this scan.
     pub hashed: u64,
     /// Keeps what this scan stored until it is published.
     pub guard: Option<ImportGuard>,
-}
-
-/// An entry the walk found.
-enum Found {
-    File { rel: String, stamp: Stamp },
-    Symlink { rel: String, target: Vec<u8> },
-    Dir { rel: String },
 }
 
 fn io(dir: &Path, e: impl std::fmt::Display) -> NodeError {
@@ -62,146 +59,6 @@ fn io(dir: &Path, e: impl std::fmt::Display) -> NodeError {
         reason: e.to_string(),
     }
     .into()
-}
-
-/// Walks `dir` (never following symlinks), minus what `.cliveignore` files
-/// exclude, the node's temporary files and `skip` (the node's home).
-///
-/// Each directory is listed once and each entry is `lstat`ed relative to
-/// its directory's descriptor (`DirEntry::metadata`), so an unchanged
-/// folder costs one `getdents` per directory and one `statx` per entry.
-fn walk(dir: &Path, skip: &[PathBuf]) -> Result<Vec<Found>, NodeError> {
-    let mut walker = Walker {
-        root: dir,
-        skip,
-        rules: Vec::new(),
-        out: Vec::new(),
-    };
-    walker.dir(dir, "")?;
-    Ok(walker.out)
-}
-
-/// One walk's state: the `.cliveignore` rules of the directories it is
-/// in, innermost last.
-struct Walker<'a> {
-    root: &'a Path,
-    skip: &'a [PathBuf],
-    rules: Vec<ignore::gitignore::Gitignore>,
-    out: Vec<Found>,
-}
-
-impl Walker<'_> {
-    fn dir(&mut self, abs: &Path, rel: &str) -> Result<(), NodeError> {
-        let listing = match std::fs::read_dir(abs) {
-            Ok(l) => l,
-            // Gone between listing its parent and reading it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.is_empty() => {
-                return Ok(());
-            }
-            Err(e) => return Err(io(self.root, format!("{}: {e}", abs.display()))),
-        };
-        let mut entries = Vec::new();
-        for entry in listing {
-            match entry {
-                Ok(e) => entries.push(e),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(self.root, format!("{}: {e}", abs.display()))),
-            }
-        }
-        let ruled = entries.iter().any(|e| e.file_name() == IGNORE_FILE) && self.push_rules(abs);
-        let walked = self.entries(abs, rel, entries);
-        if ruled {
-            self.rules.pop();
-        }
-        walked
-    }
-
-    fn entries(
-        &mut self,
-        abs: &Path,
-        rel: &str,
-        entries: Vec<std::fs::DirEntry>,
-    ) -> Result<(), NodeError> {
-        for entry in entries {
-            let name = entry.file_name();
-            if name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
-                continue;
-            }
-            let md = match entry.metadata() {
-                Ok(md) => md,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(self.root, format!("{}: {e}", entry.path().display()))),
-            };
-            let kind = md.file_type();
-            let path = abs.join(&name);
-            if self.ignored(&path, kind.is_dir()) || self.skip.iter().any(|s| s == &path) {
-                continue;
-            }
-            let Ok(name) = clive_cas::tree::validate_name(name.as_bytes()) else {
-                tracing::debug!("folder {}: skipped {:?} (not a valid name)", self.root.display(), path);
-                continue;
-            };
-            let rel = if rel.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel}/{name}")
-            };
-            if kind.is_dir() {
-                self.out.push(Found::Dir { rel: rel.clone() });
-                self.dir(&path, &rel)?;
-            } else if kind.is_symlink() {
-                match std::fs::read_link(&path) {
-                    Ok(target) => self.out.push(Found::Symlink {
-                        rel,
-                        target: target.as_os_str().as_bytes().to_vec(),
-                    }),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io(self.root, format!("{rel}: {e}"))),
-                }
-            } else if kind.is_file() {
-                self.out.push(Found::File {
-                    rel,
-                    stamp: Stamp::of(&md),
-                });
-            }
-            if self.out.len() > MAX_ENTRIES {
-                return Err(io(self.root, format!("more than {MAX_ENTRIES} entries")));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads `abs`'s `.cliveignore`; false when it cannot be used (then
-    /// it is logged and the directory is walked as if it had none).
-    fn push_rules(&mut self, abs: &Path) -> bool {
-        let mut builder = ignore::gitignore::GitignoreBuilder::new(abs);
-        if let Some(e) = builder.add(abs.join(IGNORE_FILE)) {
-            tracing::warn!("folder {}: {e}", self.root.display());
-        }
-        match builder.build() {
-            Ok(rules) => {
-                self.rules.push(rules);
-                true
-            }
-            Err(e) => {
-                tracing::warn!("folder {}: {e}", self.root.display());
-                false
-            }
-        }
-    }
-
-    /// Whether the innermost `.cliveignore` with an opinion on `path`
-    /// excludes it (as git: a deeper file overrides a shallower one).
-    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
-        for rules in self.rules.iter().rev() {
-            match rules.matched(path, is_dir) {
-                ignore::Match::None => continue,
-                ignore::Match::Ignore(_) => return true,
-                ignore::Match::Whitelist(_) => return false,
-            }
-        }
-        false
-    }
 }
 
 fn now_nanos() -> i128 {
@@ -223,16 +80,20 @@ fn exec_kind(stamp: &Stamp) -> EntryKind {
 pub async fn scan(
     store: &Store,
     dir: &Path,
-    index: &Index,
+    index: &Arc<Index>,
     skip: &[PathBuf],
 ) -> Result<Scan, NodeError> {
     let (d, s) = (dir.to_owned(), skip.to_vec());
-    let found = tokio::task::spawn_blocking(move || walk(&d, &s))
+    let found = tokio::task::spawn_blocking(move || super::walk::walk(&d, &s))
         .await
-        .map_err(|e| io(dir, e))??;
+        .map_err(|e| io(dir, e))?
+        .map_err(|e| io(dir, e))?;
     let now = now_nanos();
-    let mut flat = Flat::new();
-    let mut next = Index::new();
+    // The folder's leaves, and how many of them are the index's entries
+    // as they were: when that is all of the index and nothing was read,
+    // the index stands as it is.
+    let mut leaves: Vec<(String, Leaf)> = Vec::with_capacity(found.len());
+    let mut kept = 0usize;
     let mut unsettled = Vec::new();
     let mut settles_in = None;
     let mut to_read: Vec<(String, Stamp)> = Vec::new();
@@ -241,33 +102,34 @@ pub async fn scan(
         match f {
             Found::File { rel, stamp } => match index.get(&rel) {
                 Some(old) if old.stamp == stamp => {
-                    flat.insert(rel.clone(), leaf_of(old));
-                    next.insert(rel, *old);
+                    leaves.push((rel, leaf_of(old)));
+                    kept += 1;
                 }
-                _ if !stamp.settled(now) => {
-                    keep_old(index, &rel, &mut flat, &mut next);
+                old if !stamp.settled(now) => {
+                    if let Some(old) = old {
+                        leaves.push((rel.clone(), leaf_of(old)));
+                        kept += 1;
+                    }
                     unsettled.push(rel);
                     let left = stamp.settles_in(now);
-                    settles_in = Some(settles_in.map_or(left, |s: std::time::Duration| s.max(left)));
+                    settles_in = Some(settles_in.map_or(left, |s: Duration| s.max(left)));
                 }
                 _ => to_read.push((rel, stamp)),
             },
             Found::Symlink { rel, target } => {
-                let hash = Hash::new(&target);
-                flat.insert(
-                    rel,
-                    Leaf {
-                        kind: EntryKind::Symlink,
-                        hash,
-                        size: target.len() as u64,
-                    },
-                );
+                let leaf = Leaf {
+                    kind: EntryKind::Symlink,
+                    hash: Hash::new(&target),
+                    size: target.len() as u64,
+                };
+                leaves.push((rel, leaf));
             }
             Found::Dir { rel } => dirs.push(rel),
         }
     }
     let mut guard = None;
     let hashed = to_read.len() as u64;
+    let mut read = Vec::new();
     if !to_read.is_empty() {
         let paths = to_read.iter().map(|(rel, _)| dir.join(rel)).collect();
         let (added, g) = match store.add_files(paths).await {
@@ -280,7 +142,10 @@ pub async fn scan(
         for ((rel, before), (hash, size)) in to_read.into_iter().zip(added) {
             let after = std::fs::symlink_metadata(dir.join(&rel)).map(|md| Stamp::of(&md));
             if after.as_ref().ok() != Some(&before) || size != before.size {
-                keep_old(index, &rel, &mut flat, &mut next);
+                if let Some(old) = index.get(&rel) {
+                    leaves.push((rel.clone(), leaf_of(old)));
+                    kept += 1;
+                }
                 unsettled.push(rel);
                 settles_in = Some(SETTLE);
                 continue;
@@ -290,47 +155,43 @@ pub async fn scan(
                 kind: exec_kind(&before),
                 hash,
             };
-            flat.insert(rel.clone(), leaf_of(&indexed));
-            next.insert(rel, indexed);
+            leaves.push((rel.clone(), leaf_of(&indexed)));
+            read.push((rel, indexed));
         }
     }
-    // Directories with nothing below them stand for themselves.
+    let next = if read.is_empty() && kept == index.len() {
+        index.clone()
+    } else {
+        let mut next: Index = leaves
+            .iter()
+            .filter(|(_, l)| l.kind != EntryKind::Symlink)
+            .filter_map(|(rel, _)| index.get(rel).map(|old| (rel.clone(), *old)))
+            .collect();
+        next.extend(read);
+        Arc::new(next)
+    };
+    let mut flat: Flat = leaves.into_iter().collect();
+    // Directories with nothing below them stand for themselves; one that
+    // only held an unsettled file is not empty.
     for rel in dirs {
         let prefix = format!("{rel}/");
         let has_child = flat
             .range(prefix.clone()..)
             .next()
-            .is_some_and(|(p, _)| p.starts_with(&prefix));
+            .is_some_and(|(p, _)| p.starts_with(&prefix))
+            || unsettled.iter().any(|u| u.starts_with(&prefix));
         if !has_child {
             flat.insert(rel, empty_dir());
         }
     }
-    // A directory that only held an unsettled file is not empty.
-    let covered: Vec<String> = flat
-        .iter()
-        .filter(|(p, l)| {
-            l.kind == EntryKind::Tree && unsettled.iter().any(|u| u.starts_with(&format!("{p}/")))
-        })
-        .map(|(p, _)| p.clone())
-        .collect();
-    for p in covered {
-        flat.remove(&p);
-    }
     Ok(Scan {
         flat,
-        index: next.into(),
+        index: next,
         unsettled,
         settles_in,
         hashed,
         guard,
     })
-}
-
-fn keep_old(index: &Index, rel: &str, flat: &mut Flat, next: &mut Index) {
-    if let Some(old) = index.get(rel) {
-        flat.insert(rel.to_owned(), leaf_of(old));
-        next.insert(rel.to_owned(), *old);
-    }
 }
 
 fn leaf_of(i: &Indexed) -> Leaf {
