@@ -279,3 +279,57 @@ impl Shared<'_> {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rels(found: &[Found]) -> Vec<String> {
+        let mut out: Vec<String> = found
+            .iter()
+            .map(|f| match f {
+                Found::File { rel, .. } => rel.clone(),
+                Found::Symlink { rel, .. } => format!("{rel}@"),
+                Found::Dir { rel } => format!("{rel}/"),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_deeper_ignore_file_overrides_a_shallower_one_and_nothing_is_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join("home/blobs")).unwrap();
+        std::fs::write(root.join(".cliveignore"), "*.log\n").unwrap();
+        std::fs::write(root.join("a/.cliveignore"), "!keep.log\n").unwrap();
+        for f in [
+            "top.log",
+            "a/keep.log",
+            "a/drop.log",
+            "a/b/x.txt",
+            "home/blobs/o",
+        ] {
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        std::fs::write(root.join(format!("{TEMP_PREFIX}1")), "tmp").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("a/out")).unwrap();
+        let found = walk(root, &[root.join("home")]).unwrap();
+        assert_eq!(
+            rels(&found),
+            [
+                ".cliveignore",
+                "a/",
+                "a/.cliveignore",
+                "a/b/",
+                "a/b/x.txt",
+                "a/keep.log",
+                "a/out@"
+            ]
+        );
+    }
+}
