@@ -206,6 +206,7 @@ impl SyncHandle<'_> {
         progress: Arc<dyn Progress>,
     ) -> Result<Followed, NodeError> {
         let arg = arg.trim();
+        let _filling = self.node.sync_state().call_filling();
         let ticket = arg.starts_with(crate::net::ticket::ZONE_PREFIX);
         let (zone, prefix, zone_followed) = if ticket || cwd.join(arg).is_file() {
             let refreshed = self.node.names().follow(arg, cwd, None, None).await?;

@@ -93,7 +93,10 @@ async fn watch(
                 .or_insert_with(|| spawn_worker(&node, &shared, peer));
             worker.bell.notify_one();
         }
-        if fill_due && fill_task.as_ref().is_none_or(|t| t.is_finished()) {
+        if fill_due
+            && !state.a_call_is_filling()
+            && fill_task.as_ref().is_none_or(|t| t.is_finished())
+        {
             fill_due = false;
             let (n2, s2) = (n.clone(), s.clone());
             fill_task = Some(AbortOnDropHandle::new(tokio::spawn(async move {
@@ -166,6 +169,8 @@ async fn work(
         if !s.is_connected(&peer) && !rang {
             continue;
         }
+        // A `sync follow` under way fetches, and shows, what it brings.
+        n.sync_state().calls_filled().await;
         match catchup::run(&n, &s, peer, rang, Arc::new(NoProgress)).await {
             Ok(exchange) if exchange.complete() => failures = 0,
             Ok(exchange) => {

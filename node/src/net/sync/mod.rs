@@ -90,6 +90,12 @@ pub struct SyncState {
     /// Held while the follow set is filled: one fill at a time, so two never
     /// fetch the same object at once.
     pub(crate) filling: tokio::sync::Mutex<()>,
+    /// Calls under way that will fill what they bring (`sync follow`):
+    /// the service's own fill on a zone event waits for them, so the
+    /// bytes are fetched, and shown, by the call that asked for them.
+    pub(crate) calls_filling: std::sync::atomic::AtomicUsize,
+    /// Rung when the last call that was filling ends.
+    pub(crate) calls_done: Notify,
     /// Payload bytes every fill fetched since the node opened.
     pub(crate) fetched: std::sync::atomic::AtomicU64,
     /// The progress of the fill under way, which a caller waiting for
@@ -214,7 +220,50 @@ impl Progress for FillProgress {
     }
 }
 
+/// A call that will fill what it brings is under way (see
+/// [`SyncState::calls_filling`]); when it drops, the service looks again.
+pub(crate) struct CallFilling<'s>(&'s SyncState);
+
+impl Drop for CallFilling<'_> {
+    fn drop(&mut self) {
+        let before = self
+            .0
+            .calls_filling
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if before == 1 {
+            self.0.calls_done.notify_waiters();
+        }
+        self.0.wake.notify_one();
+    }
+}
+
 impl SyncState {
+    /// A call that will fill what it brings begins; the service's own
+    /// fill on a zone event waits until the returned guard drops.
+    pub(crate) fn call_filling(&self) -> CallFilling<'_> {
+        self.calls_filling
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        CallFilling(self)
+    }
+
+    /// Whether a call that will fill what it brings is under way.
+    pub(crate) fn a_call_is_filling(&self) -> bool {
+        self.calls_filling
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0
+    }
+
+    /// Returns once no call that will fill what it brings is under way.
+    pub(crate) async fn calls_filled(&self) {
+        loop {
+            let done = self.calls_done.notified();
+            if !self.a_call_is_filling() {
+                return;
+            }
+            done.await;
+        }
+    }
+
     /// `peer` said its heads changed: the service runs a catch-up with it.
     pub(crate) fn peer_has_news(&self, peer: EndpointId) {
         lock(&self.news).insert(peer);
