@@ -104,7 +104,7 @@ impl Store {
         let gc = GcTrigger::new();
         let options = Options {
             path: paths,
-            inline: InlineOptions::default(),
+            inline: InlineOptions::NO_INLINE,
             batch: BatchOptions::default(),
             gc: Some(gc.config()),
         };

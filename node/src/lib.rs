@@ -22,6 +22,7 @@ pub mod net;
 pub mod node;
 pub mod object;
 pub mod peers;
+mod memory;
 mod repair;
 pub mod service;
 pub mod stamps;

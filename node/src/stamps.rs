@@ -17,10 +17,11 @@ pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 pub struct Stamp {
     /// Size in bytes.
     pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime: i128,
+    /// Modification time, nanoseconds since the epoch (an `i64` holds
+    /// them until 2262; the index's JSON records read the same).
+    pub mtime: i64,
     /// Change time, nanoseconds since the epoch.
-    pub ctime: i128,
+    pub ctime: i64,
     /// Inode number.
     pub ino: u64,
     /// Mode bits (type and permissions).
@@ -32,25 +33,48 @@ impl Stamp {
     pub fn of(md: &std::fs::Metadata) -> Self {
         Stamp {
             size: md.size(),
-            mtime: i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec()),
-            ctime: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
+            mtime: nanos(md.mtime(), md.mtime_nsec()),
+            ctime: nanos(md.ctime(), md.ctime_nsec()),
             ino: md.ino(),
             mode: md.mode(),
         }
     }
 
+    /// The stamp of what `st` (from `fstatat`) describes.
+    pub fn of_stat(st: &libc::stat) -> Self {
+        Stamp {
+            size: st.st_size as u64,
+            mtime: nanos(st.st_mtime, st.st_mtime_nsec),
+            ctime: nanos(st.st_ctime, st.st_ctime_nsec),
+            ino: st.st_ino,
+            mode: st.st_mode,
+        }
+    }
+
+    /// Whether it describes the same bytes as `other` (the mode aside).
+    pub fn same_content(&self, other: &Stamp) -> bool {
+        (self.ino, self.size, self.mtime, self.ctime)
+            == (other.ino, other.size, other.mtime, other.ctime)
+    }
+
     /// Whether its last change is at least [`SETTLE`] older than `now`
     /// (nanoseconds since the epoch).
-    pub fn settled(&self, now: i128) -> bool {
+    pub fn settled(&self, now: i64) -> bool {
         self.settles_in(now).is_zero()
     }
 
     /// How long from `now` until its last change is [`SETTLE`] old.
-    pub fn settles_in(&self, now: i128) -> std::time::Duration {
-        let age = now - self.mtime.max(self.ctime);
-        let left = (SETTLE.as_nanos() as i128 - age).clamp(0, SETTLE.as_nanos() as i128);
+    pub fn settles_in(&self, now: i64) -> std::time::Duration {
+        let settle = SETTLE.as_nanos() as i64;
+        let age = now.saturating_sub(self.mtime.max(self.ctime));
+        let left = settle.saturating_sub(age).clamp(0, settle);
         std::time::Duration::from_nanos(left as u64)
     }
+}
+
+/// Seconds and nanoseconds since the epoch as nanoseconds (saturating).
+pub fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// One path of the index: its stamp when it was read, and what it was.

@@ -108,6 +108,9 @@ pub struct SyncState {
     /// The index of each synced folder, as last read or written (its
     /// table in `state.redb` is the copy that outlives the process).
     pub(crate) folder_indexes: Mutex<HashMap<String, Arc<crate::stamps::Index>>>,
+    /// Held by the sync of a folder under way (the command's or the
+    /// watcher's), so two never scan, merge or publish it at once.
+    pub(crate) folder_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The progress of the fill under way, shown to every caller watching it:
@@ -281,6 +284,14 @@ impl SyncState {
 
     pub(crate) fn update(&self, peer: EndpointId, f: impl FnOnce(&mut PeerState)) {
         f(lock(&self.peers).entry(peer).or_default());
+    }
+
+    /// The lock of the folder `dir`'s syncs.
+    pub(crate) fn folder_lock(&self, dir: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.folder_locks)
+            .entry(dir.to_owned())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn run_lock(&self, peer: EndpointId) -> Arc<tokio::sync::Mutex<()>> {

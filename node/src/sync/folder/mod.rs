@@ -174,8 +174,30 @@ async fn store_trees(
 
 /// One sync of a folder: scan it; when the name moved elsewhere, merge
 /// that version in; publish what the folder holds when it differs from
-/// the name. `signer` signs the publish.
+/// the name. `signer` signs the publish. One sync of a folder runs at a
+/// time, on its record as the table holds it then.
 pub(crate) async fn sync_once(
+    node: &Node,
+    record: FolderRecord,
+    signer: &dyn clive_trust::Signer,
+) -> Result<FolderSynced, NodeError> {
+    let one = node.sync_state().folder_lock(&record.dir);
+    let _one = one.lock().await;
+    let dir = PathBuf::from(&record.dir);
+    let Some(record) = table::folders(node.db())?
+        .into_iter()
+        .find(|f| f.dir == record.dir)
+    else {
+        return Err(crate::SyncError::NoFolder { dir }.into());
+    };
+    let synced = sync_locked(node, record, signer).await;
+    // A scan's lists and a version's trees are freed by now, on whichever
+    // threads allocated them.
+    crate::memory::release_freed();
+    synced
+}
+
+async fn sync_locked(
     node: &Node,
     mut record: FolderRecord,
     signer: &dyn clive_trust::Signer,
@@ -420,6 +442,7 @@ impl super::SyncHandle<'_> {
         let shown = info(self.node, &record)?;
         table::remove_folder(self.node.db(), &record.dir)?;
         crate::net::lock(&self.node.sync_state().folder_indexes).remove(&record.dir);
+        crate::net::lock(&self.node.sync_state().folder_locks).remove(&record.dir);
         self.node.sync_state().folders_changed.notify_one();
         Ok(shown)
     }

@@ -61,10 +61,10 @@ fn io(dir: &Path, e: impl std::fmt::Display) -> NodeError {
     .into()
 }
 
-fn now_nanos() -> i128 {
+fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn exec_kind(stamp: &Stamp) -> EntryKind {

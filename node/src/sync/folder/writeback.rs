@@ -137,12 +137,7 @@ fn unchanged(dir: &OwnedFd, name: &str, path: &str, index: &Index, was: Option<&
         // Removed here since the scan: writing there overwrites nothing.
         (None, _) => true,
         (Some(st), Some(old)) => {
-            st.st_ino == old.stamp.ino
-                && st.st_size as u64 == old.stamp.size
-                && i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec)
-                    == old.stamp.mtime
-                && i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec)
-                    == old.stamp.ctime
+            Stamp::of_stat(&st).same_content(&old.stamp)
         }
         (Some(st), None) => {
             // Symlinks and empty directories are not indexed: they are
@@ -277,13 +272,7 @@ async fn put(
     if !matches!(leaf.kind, EntryKind::File | EntryKind::Exec) {
         return Ok(None);
     }
-    Ok(stat_at(dir, name)?.map(|st| Stamp {
-        size: st.st_size as u64,
-        mtime: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
-        ctime: i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec),
-        ino: st.st_ino,
-        mode: st.st_mode,
-    }))
+    Ok(stat_at(dir, name)?.map(|st| Stamp::of_stat(&st)))
 }
 
 fn remember(applied: &mut Applied, path: &str, leaf: &Leaf, stamp: Option<Stamp>) {
