@@ -27,7 +27,7 @@ use crate::{
     tree::{self, Entry, EntryKind, Tree},
 };
 
-/// Files at most this large are read into memory and stored inline.
+/// Files at most this large are read into memory and stored from there.
 const SMALL_FILE: u64 = 16 * 1024;
 /// Read beyond [`SMALL_FILE`] to tell a small file from a large one.
 const HEAD_SLACK: u64 = 4096;

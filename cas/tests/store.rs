@@ -74,11 +74,12 @@ async fn same_content_is_stored_once() {
         .await
         .unwrap();
     assert_eq!(again.hash, first.hash);
-    // One large data file on disk for the two copies of the big file.
-    assert_eq!(data_files(&f.store), 1);
     // The big blob, one small blob, two trees (in, in/copy).
     let objects = f.store.list().await.unwrap().len();
     assert_eq!(objects, objects_after_one + 3);
+    // One data file on disk per object (nothing is inlined in the
+    // database): the two copies of each file share theirs.
+    assert_eq!(data_files(&f.store), objects);
 }
 
 #[tokio::test]

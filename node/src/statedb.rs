@@ -99,9 +99,10 @@ fn state_recovery(home: &Home) -> String {
 /// Opens the blob store's database `HOME/blobs/blobs.db` (when it exists)
 /// once before the store does, so damage that redb trips over while
 /// opening it is an error naming it, not a panic. Its pages are not all
-/// verified here: the file holds every small blob inline (134 MiB for
-/// 10,000 files of 4 KiB), and reading it whole made every command of such
-/// a node 15 times slower (`cat` of a small blob: 7 ms to 100 ms). Damage
+/// verified here: a store written before small blobs were kept as files
+/// holds them inline (134 MiB for 10,000 files of 4 KiB), and reading it
+/// whole made every command of such a node 15 times slower (`cat` of a
+/// small blob: 7 ms to 100 ms). Damage
 /// past what opening reads is found where the bytes are read: every read of
 /// a stored object is verified against its hash (`cat`, `export`, `fsck`).
 pub(crate) fn check_blob_db(home: &Home) -> Result<(), NodeError> {

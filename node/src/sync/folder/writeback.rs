@@ -136,9 +136,7 @@ fn unchanged(dir: &OwnedFd, name: &str, path: &str, index: &Index, was: Option<&
     match (now, index.get(path)) {
         // Removed here since the scan: writing there overwrites nothing.
         (None, _) => true,
-        (Some(st), Some(old)) => {
-            Stamp::of_stat(&st).same_content(&old.stamp)
-        }
+        (Some(st), Some(old)) => Stamp::of_stat(&st).same_content(&old.stamp),
         (Some(st), None) => {
             // Symlinks and empty directories are not indexed: they are
             // what the merge saw when they are of the same kind.
