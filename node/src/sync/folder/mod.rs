@@ -191,9 +191,11 @@ pub(crate) async fn sync_once(
         return Err(crate::SyncError::NoFolder { dir }.into());
     };
     let synced = sync_locked(node, record, signer).await;
-    // A scan's lists and a version's trees are freed by now, on whichever
-    // threads allocated them.
-    crate::memory::release_freed();
+    // What reading or writing files allocated is freed by now, on
+    // whichever threads allocated it (an unchanged scan reuses its own).
+    if synced.as_ref().is_ok_and(|s| s.hashed > 0 || s.written > 0) {
+        crate::memory::release_freed();
+    }
     synced
 }
 
