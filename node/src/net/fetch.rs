@@ -353,8 +353,9 @@ async fn missing_ranges(
     hashes: Vec<Hash>,
 ) -> Result<Vec<(Hash, ChunkRanges)>, NodeError> {
     let remote = store.blobs().remote();
-    let lookups: Vec<_> = hashes
-        .into_iter()
+    // The lookups are made as they are polled: a level of 100,000 blobs
+    // collected into futures first held 51 MB of them.
+    let mut found = n0_future::stream::iter(hashes)
         .map(|hash| async move {
             let local = remote
                 .local(HashAndFormat::raw(hash))
@@ -363,8 +364,7 @@ async fn missing_ranges(
             let ranges = (!local.is_complete()).then(|| root_ranges(&local.missing()));
             Ok::<_, NodeError>(ranges.map(|r| (hash, r)))
         })
-        .collect();
-    let mut found = n0_future::stream::iter(lookups).buffered_ordered(LOOKUPS_IN_FLIGHT);
+        .buffered_ordered(LOOKUPS_IN_FLIGHT);
     let mut out = Vec::new();
     while let Some(item) = found.next().await {
         out.extend(item?);
