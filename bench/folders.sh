@@ -99,10 +99,16 @@ clive_ingest=$s
 [ "$(jq -r '.published // empty' "$WORK/cmd.out")" != "" ] || die "the first ingest published nothing: $(cat "$WORK/cmd.out")"
 log "clive-node sync folder (first ingest and publish), ${FILES} files: $(sec "$clive_ingest") s"
 
-# The laptop (a device, so it follows the devices zone) fetches the new
-# version now; the rescans are timed once it has it all.
+# The laptop (a device, so it follows the devices zone) learns of the new
+# version and fetches it now; the rescans are timed once it is done, so
+# that they do not share the cores with its work.
+published=$(jq -r .published "$WORK/cmd.out")
 wait_in_sync() { clive --home "$LAPTOP" --json sync status --wait 600s
   [ "$(jq -r .in_sync "$WORK/cmd.out")" = true ] || die "the laptop did not get in sync: $(cat "$WORK/cmd.out")"; }
+for _ in $(seq 600); do
+  [ "$("$BIN" --home "$LAPTOP" --json name resolve devices/bench 2>/dev/null | jq -r .hash)" = "$published" ] && break
+  sleep 0.1
+done
 wait_in_sync
 
 clive_rescan=(); clive_command=()
@@ -112,14 +118,11 @@ for _ in $(seq "$RUNS"); do
   [ "$(jq -r '.published // empty' "$WORK/cmd.out")" = "" ] || die "a rescan of the unchanged folder published"
   clive_command+=("$s")
   clive_rescan+=("$(calc %.6f "$(jq -r .scan_us "$WORK/cmd.out") / 1000000")")
+  log "  rescan: $(jq -r .scan_us "$WORK/cmd.out") us"
 done
 log "clive-node rescan, unchanged, median of $RUNS: $(ms "$(median "${clive_rescan[@]}")") ms (the whole command: $(ms "$(median "${clive_command[@]}")") ms)"
 
 # The laptop's folder fills from the desk's version.
-for _ in $(seq 600); do
-  "$BIN" --home "$LAPTOP" name resolve devices/bench >/dev/null 2>&1 && break
-  sleep 0.1
-done
 clive --home "$LAPTOP" sync folder "$WORK/laptop-notes" devices/bench
 for _ in $(seq 1200); do
   [ "$(find "$WORK/laptop-notes" -type f | wc -l)" -ge "$FILES" ] && break

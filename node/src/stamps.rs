@@ -3,8 +3,24 @@
 //! equal stamps mean equal bytes. Its own module because the node's sync
 //! state (`net::sync`) holds each folder's index in memory, and the folder
 //! code (`sync::folder`) reads and writes it.
+//!
+//! A [`Listing`] is the folder as its last full scan found it: the stamp
+//! of every directory and of every entry in it. A directory's
+//! modification time moves whenever an entry is added to it, removed or
+//! renamed, so a folder whose directories and entries all stamp as listed
+//! holds what it held then, and a rescan checks it with one `lstat` per
+//! entry and no directory listing (git's untracked cache, for a whole
+//! folder).
 
-use std::{collections::HashMap, os::unix::fs::MetadataExt};
+use std::{
+    collections::HashMap,
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::fs::{MetadataExt, OpenOptionsExt},
+    },
+    path::Path,
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+};
 
 use clive_cas::{EntryKind, Hash};
 use serde::{Deserialize, Serialize};
@@ -91,3 +107,168 @@ pub struct Indexed {
 
 /// A folder's index: relative path -> [`Indexed`].
 pub type Index = HashMap<String, Indexed>;
+
+/// A folder as its last full scan found it (see the module's doc).
+#[derive(Debug, Default)]
+pub struct Listing {
+    dirs: Vec<ListedDir>,
+    /// Every file's and symlink's name, each NUL-terminated, back to back.
+    names: Vec<u8>,
+    /// Per entry, grouped by directory: where its name starts in `names`,
+    /// and its stamp.
+    entries: Vec<(u32, Stamp)>,
+}
+
+#[derive(Debug)]
+struct ListedDir {
+    /// Relative to the folder (`""` for the folder itself).
+    rel: String,
+    stamp: Stamp,
+    /// Its entries, in `Listing::entries`.
+    first: u32,
+    end: u32,
+}
+
+/// Most threads a check of a [`Listing`] uses.
+const MAX_CHECK_THREADS: usize = 4;
+
+impl Listing {
+    /// The listing of `dirs` (every directory by its relative path, the
+    /// folder itself as `""`) and `entries` (every file and symlink, by its
+    /// relative path), each with the stamp it had when the scan began to
+    /// read it; `None` when an entry's directory is not among `dirs`, or
+    /// a directory changed less than [`SETTLE`] before `began` (a change in
+    /// the same clock tick would not move its time again), so that the
+    /// next scan lists the folder again.
+    pub fn new<'a>(
+        dirs: impl IntoIterator<Item = (&'a str, Stamp)>,
+        entries: impl IntoIterator<Item = (&'a str, Stamp)>,
+        began: i64,
+    ) -> Option<Listing> {
+        let mut dirs: Vec<(&str, Stamp)> = dirs.into_iter().collect();
+        if dirs.iter().any(|(_, stamp)| !stamp.settled(began)) {
+            return None;
+        }
+        dirs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let at: HashMap<&str, usize> = dirs.iter().enumerate().map(|(i, d)| (d.0, i)).collect();
+        let mut grouped = Vec::new();
+        for (rel, stamp) in entries {
+            let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+            grouped.push((*at.get(parent)?, name, stamp));
+        }
+        grouped.sort_unstable_by_key(|e| e.0);
+        let mut listing = Listing {
+            dirs: Vec::with_capacity(dirs.len()),
+            names: Vec::new(),
+            entries: Vec::with_capacity(grouped.len()),
+        };
+        let mut next = grouped.into_iter().peekable();
+        for (i, (rel, stamp)) in dirs.into_iter().enumerate() {
+            let first = u32::try_from(listing.entries.len()).ok()?;
+            while let Some((_, name, stamp)) = next.next_if(|e| e.0 == i) {
+                let start = u32::try_from(listing.names.len()).ok()?;
+                listing.names.extend_from_slice(name.as_bytes());
+                listing.names.push(0);
+                listing.entries.push((start, stamp));
+            }
+            let end = u32::try_from(listing.entries.len()).ok()?;
+            listing.dirs.push(ListedDir {
+                rel: rel.to_owned(),
+                stamp,
+                first,
+                end,
+            });
+        }
+        Some(listing)
+    }
+
+    /// Entries (files and symlinks) listed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it lists no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the folder at `root` still stamps as listed: every
+    /// directory and every entry, `lstat`ed relative to its directory's
+    /// descriptor, directories spread over one thread per core. Anything
+    /// that cannot be opened or stamped counts as a change.
+    pub fn unchanged(&self, root: &Path) -> bool {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_CHECK_THREADS)
+            .min(self.dirs.len().max(1));
+        let next = AtomicUsize::new(0);
+        let changed = AtomicBool::new(false);
+        let check = || {
+            while !changed.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(dir) = self.dirs.get(i) else { break };
+                if !self.dir_unchanged(root, dir) {
+                    changed.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(check);
+            }
+            check();
+        });
+        !changed.load(Ordering::Relaxed)
+    }
+
+    fn dir_unchanged(&self, root: &Path, dir: &ListedDir) -> bool {
+        let path = if dir.rel.is_empty() {
+            root.to_owned()
+        } else {
+            root.join(&dir.rel)
+        };
+        // `O_PATH`: the directory is not opened for reading, so a watcher
+        // of the folder hears nothing of the check.
+        let Ok(file) = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            return false;
+        };
+        let fd = OwnedFd::from(file);
+        if stat_at(&fd, c"").map(|st| Stamp::of_stat(&st)).as_ref() != Some(&dir.stamp) {
+            return false;
+        }
+        let entries = self
+            .entries
+            .get(dir.first as usize..dir.end as usize)
+            .unwrap_or_default();
+        entries.iter().all(|(start, stamp)| {
+            let name = self.names.get(*start as usize..).unwrap_or_default();
+            match std::ffi::CStr::from_bytes_until_nul(name) {
+                Ok(name) => {
+                    stat_at(&fd, name).map(|st| Stamp::of_stat(&st)).as_ref() == Some(stamp)
+                }
+                Err(_) => false,
+            }
+        })
+    }
+}
+
+/// `lstat` of `name` relative to `dir` (of `dir` itself when `name` is
+/// empty).
+fn stat_at(dir: &OwnedFd, name: &std::ffi::CStr) -> Option<libc::stat> {
+    // SAFETY: a zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, a NUL-terminated name and an out-parameter.
+    let r = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH,
+        )
+    };
+    (r == 0).then_some(st)
+}

@@ -47,8 +47,11 @@ pub(crate) fn open_state(home: &Home) -> Result<redb::Database, NodeError> {
 
 /// The page cache of `state.redb`. redb's own default (1 GiB) is kept
 /// whole once filled, so a large write (the index of a folder of 100,000
-/// files) would stay in the daemon's memory for good.
-const STATE_CACHE: usize = 32 * 1024 * 1024;
+/// files, some 20 MB of pages) would stay in the daemon's memory for good;
+/// at 32 MiB it still made a quarter of the daemon's peak while such a
+/// folder was first read (`bench/folders.sh`: 131 MiB, 108 MiB at 8 MiB).
+/// The state's lookups are point reads and short ranges, which 8 MiB holds.
+const STATE_CACHE: usize = 8 * 1024 * 1024;
 
 /// Opens `HOME/state.redb` read-only (for lookups that need nothing else);
 /// damage that makes redb fail is [`NodeError::Damaged`]. Unlike

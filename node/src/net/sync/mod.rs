@@ -108,6 +108,10 @@ pub struct SyncState {
     /// The index of each synced folder, as last read or written (its
     /// table in `state.redb` is the copy that outlives the process).
     pub(crate) folder_indexes: Mutex<HashMap<String, Arc<crate::stamps::Index>>>,
+    /// Each synced folder as its last full scan listed it, and the version
+    /// it held then, for a rescan that only stamps what is listed.
+    pub(crate) folder_listings:
+        Mutex<HashMap<String, (clive_cas::Hash, Arc<crate::stamps::Listing>)>>,
     /// Held by the sync of a folder under way (the command's or the
     /// watcher's), so two never scan, merge or publish it at once.
     pub(crate) folder_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,

@@ -61,7 +61,8 @@ pub struct FolderSynced {
     pub took: Option<String>,
     /// Files read and hashed.
     pub hashed: u64,
-    /// How long the scan took (its index read, the walk and stat of every
+    /// How long the scan took (a check of the folder as last listed, and
+    /// when something changed, its index read, the walk and stat of every
     /// entry, hashing what changed), microseconds.
     pub scan_us: u64,
     /// Paths written and removed.
@@ -210,7 +211,12 @@ async fn sync_locked(
         ..FolderSynced::default()
     };
     let zones = Zones::new(node.db().clone());
+    let listed = current(node, &record);
     let started = std::time::Instant::now();
+    if unchanged_since_listed(node, &record, listed).await {
+        out.scan_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        return Ok(out);
+    }
     let mut scanned = scan_folder(node, &record).await?;
     out.scan_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     out.hashed = scanned.hashed;
@@ -274,6 +280,7 @@ async fn sync_locked(
         .settles_in
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let (root, trees) = scan::trees(&scanned.flat)?;
+    let listing = scanned.listing.take();
     if Some(root.to_string()) != record.written && now != Some(root) {
         let _stored = store_trees(node, &dir, &scanned.flat, trees).await?;
         let published = node
@@ -298,7 +305,39 @@ async fn sync_locked(
         record.now_holds(root.to_string(), Default::default());
         table::put_folder(node.db(), &record)?;
     }
+    let mut listings = crate::net::lock(&node.sync_state().folder_listings);
+    match listing {
+        Some(listing) if record.written == Some(root.to_string()) => {
+            listings.insert(record.dir.clone(), (root, listing.into()));
+        }
+        _ => {
+            listings.remove(&record.dir);
+        }
+    }
     Ok(out)
+}
+
+/// Whether the folder holds `now`, the version its name holds here,
+/// unchanged since the scan that listed it: then there is nothing to read,
+/// merge or publish.
+async fn unchanged_since_listed(node: &Node, record: &FolderRecord, now: Option<Hash>) -> bool {
+    let Some(now) = now else {
+        return false;
+    };
+    if record.written != Some(now.to_string()) {
+        return false;
+    }
+    let listing = crate::net::lock(&node.sync_state().folder_listings)
+        .get(&record.dir)
+        .filter(|(root, _)| *root == now)
+        .map(|(_, listing)| listing.clone());
+    let Some(listing) = listing else {
+        return false;
+    };
+    let dir = PathBuf::from(&record.dir);
+    tokio::task::spawn_blocking(move || listing.unchanged(&dir))
+        .await
+        .unwrap_or(false)
 }
 
 /// What `sync folder ls` shows of `record`.
@@ -444,6 +483,7 @@ impl super::SyncHandle<'_> {
         let shown = info(self.node, &record)?;
         table::remove_folder(self.node.db(), &record.dir)?;
         crate::net::lock(&self.node.sync_state().folder_indexes).remove(&record.dir);
+        crate::net::lock(&self.node.sync_state().folder_listings).remove(&record.dir);
         crate::net::lock(&self.node.sync_state().folder_locks).remove(&record.dir);
         self.node.sync_state().folders_changed.notify_one();
         Ok(shown)

@@ -35,7 +35,7 @@ pub const IGNORE_FILE: &str = ".cliveignore";
 /// Most entries a folder may hold.
 pub const MAX_ENTRIES: usize = 1_000_000;
 
-pub use crate::stamps::{Index, Indexed, SETTLE, Stamp};
+pub use crate::stamps::{Index, Indexed, Listing, SETTLE, Stamp};
 
 /// One scan of a folder.
 pub struct Scan {
@@ -51,6 +51,9 @@ pub struct Scan {
     pub hashed: u64,
     /// Keeps what this scan stored until it is published.
     pub guard: Option<ImportGuard>,
+    /// The folder as this scan listed it, when every directory in it had
+    /// settled and no file was left unsettled.
+    pub listing: Option<Listing>,
 }
 
 fn io(dir: &Path, e: impl std::fmt::Display) -> NodeError {
@@ -84,10 +87,16 @@ pub async fn scan(
     skip: &[PathBuf],
 ) -> Result<Scan, NodeError> {
     let (d, s) = (dir.to_owned(), skip.to_vec());
-    let found = tokio::task::spawn_blocking(move || super::walk::walk(&d, &s))
-        .await
-        .map_err(|e| io(dir, e))?
-        .map_err(|e| io(dir, e))?;
+    let began = now_nanos();
+    let (found, listing) = tokio::task::spawn_blocking(move || {
+        super::walk::walk(&d, &s).map(|found| {
+            let listing = listing_of(&found, began);
+            (found, listing)
+        })
+    })
+    .await
+    .map_err(|e| io(dir, e))?
+    .map_err(|e| io(dir, e))?;
     let now = now_nanos();
     // The folder's leaves, and how many of them are the index's entries
     // as they were: when that is all of the index and nothing was read,
@@ -116,7 +125,7 @@ pub async fn scan(
                 }
                 _ => to_read.push((rel, stamp)),
             },
-            Found::Symlink { rel, target } => {
+            Found::Symlink { rel, target, .. } => {
                 let leaf = Leaf {
                     kind: EntryKind::Symlink,
                     hash: Hash::new(&target),
@@ -124,12 +133,14 @@ pub async fn scan(
                 };
                 leaves.push((rel, leaf));
             }
-            Found::Dir { rel } => dirs.push(rel),
+            Found::Dir { rel, .. } => dirs.push(rel),
+            Found::Root { .. } | Found::Rules { .. } => {}
         }
     }
     let mut guard = None;
     let hashed = to_read.len() as u64;
-    let mut read = Vec::new();
+    // The next index is this one, copied only once something changes.
+    let mut next = index.clone();
     if !to_read.is_empty() {
         let paths = to_read.iter().map(|(rel, _)| dir.join(rel)).collect();
         let (added, g) = match store.add_files(paths).await {
@@ -139,6 +150,7 @@ pub async fn scan(
             Err(e) => return Err(io(dir, e)),
         };
         guard = Some(g);
+        Arc::make_mut(&mut next).reserve(to_read.len());
         for ((rel, before), (hash, size)) in to_read.into_iter().zip(added) {
             let after = std::fs::symlink_metadata(dir.join(&rel)).map(|md| Stamp::of(&md));
             if after.as_ref().ok() != Some(&before) || size != before.size {
@@ -156,20 +168,22 @@ pub async fn scan(
                 hash,
             };
             leaves.push((rel.clone(), leaf_of(&indexed)));
-            read.push((rel, indexed));
+            Arc::make_mut(&mut next).insert(rel, indexed);
         }
+        // What reading allocated is freed by now: give it back before the
+        // folder's maps are built.
+        crate::memory::release_freed();
     }
-    let next = if read.is_empty() && kept == index.len() {
-        index.clone()
-    } else {
-        let mut next: Index = leaves
+    // Each path the index kept is a distinct one of its paths: unless all
+    // of them were kept, some are gone (or are symlinks now).
+    if kept != index.len() {
+        let present: std::collections::HashSet<&str> = leaves
             .iter()
             .filter(|(_, l)| l.kind != EntryKind::Symlink)
-            .filter_map(|(rel, _)| index.get(rel).map(|old| (rel.clone(), *old)))
+            .map(|(rel, _)| rel.as_str())
             .collect();
-        next.extend(read);
-        Arc::new(next)
-    };
+        Arc::make_mut(&mut next).retain(|rel, _| present.contains(rel.as_str()));
+    }
     let mut flat: Flat = leaves.into_iter().collect();
     // Directories with nothing below them stand for themselves; one that
     // only held an unsettled file is not empty.
@@ -184,6 +198,7 @@ pub async fn scan(
             flat.insert(rel, empty_dir());
         }
     }
+    let listing = listing.filter(|_| unsettled.is_empty());
     Ok(Scan {
         flat,
         index: next,
@@ -191,7 +206,24 @@ pub async fn scan(
         settles_in,
         hashed,
         guard,
+        listing,
     })
+}
+
+/// The listing of what the walk found (see [`Listing::new`]).
+fn listing_of(found: &[Found], began: i64) -> Option<Listing> {
+    let dirs = found.iter().filter_map(|f| match f {
+        Found::Root { stamp } => Some(("", *stamp)),
+        Found::Dir { rel, stamp } => Some((rel.as_str(), *stamp)),
+        _ => None,
+    });
+    let entries = found.iter().filter_map(|f| match f {
+        Found::File { rel, stamp }
+        | Found::Symlink { rel, stamp, .. }
+        | Found::Rules { rel, stamp } => Some((rel.as_str(), *stamp)),
+        _ => None,
+    });
+    Listing::new(dirs, entries, began)
 }
 
 fn leaf_of(i: &Indexed) -> Leaf {
@@ -211,11 +243,11 @@ pub fn empty_dir() -> Leaf {
     }
 }
 
-/// A directory being built from a flat map.
+/// A directory being built from a flat map, borrowing its names.
 #[derive(Default)]
-struct Dir {
-    files: Vec<(String, Leaf)>,
-    dirs: BTreeMap<String, Dir>,
+struct Dir<'a> {
+    files: Vec<(&'a str, &'a Leaf)>,
+    dirs: BTreeMap<&'a str, Dir<'a>>,
 }
 
 /// The trees a flat folder is, bottom-up: the root's hash and every tree
@@ -223,37 +255,37 @@ struct Dir {
 pub fn trees(flat: &Flat) -> Result<(Hash, Vec<Bytes>), NodeError> {
     let mut root = Dir::default();
     for (path, leaf) in flat {
+        let (parent, last) = path.rsplit_once('/').unwrap_or(("", path));
         let mut at = &mut root;
-        let mut parts: Vec<&str> = path.split('/').collect();
-        let Some(last) = parts.pop() else { continue };
-        for p in parts {
-            at = at.dirs.entry(p.to_owned()).or_default();
+        for p in parent.split('/').filter(|p| !p.is_empty()) {
+            at = at.dirs.entry(p).or_default();
         }
         if leaf.kind == EntryKind::Tree {
-            at.dirs.entry(last.to_owned()).or_default();
+            at.dirs.entry(last).or_default();
         } else {
-            at.files.push((last.to_owned(), *leaf));
+            at.files.push((last, leaf));
         }
     }
     let mut encodings = Vec::new();
-    let (hash, _) = encode(&root, &mut encodings)?;
+    let (hash, _) = encode(root, &mut encodings)?;
     Ok((hash, encodings))
 }
 
-fn encode(dir: &Dir, out: &mut Vec<Bytes>) -> Result<(Hash, u64), NodeError> {
+/// Encodes `dir` below its subdirectories, each freed once encoded.
+fn encode(dir: Dir<'_>, out: &mut Vec<Bytes>) -> Result<(Hash, u64), NodeError> {
     let mut entries = Vec::with_capacity(dir.files.len() + dir.dirs.len());
-    for (name, leaf) in &dir.files {
+    for (name, leaf) in dir.files {
         entries.push(Entry {
-            name: name.clone(),
+            name: name.to_owned(),
             kind: leaf.kind,
             hash: leaf.hash,
             size: leaf.size,
         });
     }
-    for (name, sub) in &dir.dirs {
+    for (name, sub) in dir.dirs {
         let (hash, size) = encode(sub, out)?;
         entries.push(Entry {
-            name: name.clone(),
+            name: name.to_owned(),
             kind: EntryKind::Tree,
             hash,
             size,
@@ -319,4 +351,91 @@ pub async fn flatten(store: &Store, root: Hash) -> Result<Flat, NodeError> {
         }
     }
     Ok(flat)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, os::unix::fs::PermissionsExt, path::Path};
+
+    use super::*;
+
+    /// A small folder: files, a subdirectory, a symlink, an empty
+    /// directory and a `.cliveignore` that ignores itself.
+    fn folder(root: &Path) {
+        fs::create_dir_all(root.join("sub/deep")).unwrap();
+        fs::create_dir_all(root.join("empty")).unwrap();
+        fs::write(root.join("a.txt"), "a").unwrap();
+        fs::write(root.join("sub/b.txt"), "b").unwrap();
+        fs::write(root.join("sub/deep/c.txt"), "c").unwrap();
+        fs::write(root.join(IGNORE_FILE), "*.log\n.cliveignore\n").unwrap();
+        fs::write(root.join("kept.log"), "ignored").unwrap();
+        std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
+    }
+
+    fn listed(root: &Path) -> Option<Listing> {
+        let found = super::super::walk::walk(root, &[]).unwrap();
+        listing_of(&found, now_nanos())
+    }
+
+    #[test]
+    fn a_listing_sees_every_kind_of_change_and_none_where_there_is_none() {
+        type Change = fn(&Path);
+        let changes: Vec<(&str, Change)> = vec![
+            ("nothing", |_| {}),
+            ("an edit of the same size", |r| {
+                fs::write(r.join("sub/b.txt"), "B").unwrap()
+            }),
+            ("chmod +x", |r| {
+                fs::set_permissions(r.join("a.txt"), fs::Permissions::from_mode(0o755)).unwrap()
+            }),
+            ("a new file at the top", |r| {
+                fs::write(r.join("new"), "n").unwrap()
+            }),
+            ("a new file deep down", |r| {
+                fs::write(r.join("sub/deep/new"), "n").unwrap()
+            }),
+            ("a rename", |r| {
+                fs::rename(r.join("sub/b.txt"), r.join("sub/b2.txt")).unwrap()
+            }),
+            ("a removal", |r| {
+                fs::remove_file(r.join("sub/deep/c.txt")).unwrap()
+            }),
+            ("a file in the empty directory", |r| {
+                fs::write(r.join("empty/x"), "x").unwrap()
+            }),
+            ("an edit of an ignored .cliveignore", |r| {
+                fs::write(r.join(IGNORE_FILE), "*.txt\n.cliveignore\n").unwrap()
+            }),
+            ("a symlink pointed elsewhere", |r| {
+                fs::remove_file(r.join("link")).unwrap();
+                std::os::unix::fs::symlink("sub", r.join("link")).unwrap();
+            }),
+            ("the folder replaced", |r| {
+                let aside = r.with_extension("aside");
+                fs::rename(r, &aside).unwrap();
+                fs::create_dir(r).unwrap();
+            }),
+        ];
+        let tmp = tempfile::tempdir().unwrap();
+        let roots: Vec<_> = (0..changes.len())
+            .map(|i| tmp.path().join(format!("f{i}")))
+            .collect();
+        for root in &roots {
+            folder(root);
+        }
+        // Listed now, a folder just written is not trusted (its times could
+        // move again within the same clock tick); once settled, it is.
+        assert!(listed(&roots[0]).is_none());
+        std::thread::sleep(SETTLE + Duration::from_millis(50));
+        for ((what, change), root) in changes.iter().zip(&roots) {
+            let listing = listed(root).expect("a settled folder is listed");
+            assert_eq!(listing.len(), 5, "{what}: a.txt, link, .cliveignore, b, c");
+            assert!(
+                listing.unchanged(root),
+                "{what}: unchanged before the change"
+            );
+            change(root);
+            assert_eq!(listing.unchanged(root), *what == "nothing", "{what}");
+        }
+    }
 }

@@ -152,31 +152,46 @@ pub fn index(db: &Database, dir: &str) -> Result<Index, SyncError> {
     Ok(out)
 }
 
-/// Writes the changes from `old` to `new` of the folder `dir`'s index.
+/// Most index records one transaction of [`update_index`] writes.
+const INDEX_BATCH: usize = 8192;
+
+/// Writes the changes from `old` to `new` of the folder `dir`'s index, in
+/// transactions of at most [`INDEX_BATCH`] records: one transaction for
+/// a folder of 100,000 files would hold some 16 MB of dirty pages until
+/// it commits. The index is a cache of what was read, so a crash between
+/// two of them is harmless: a record written describes its file, and one
+/// not yet written is the old one, whose stamp makes the file read again
+/// (or whose path is gone, which the next scan drops).
 pub fn update_index(db: &Database, dir: &str, old: &Index, new: &Index) -> Result<(), SyncError> {
     let changed: Vec<_> = new
         .iter()
         .filter(|(k, v)| old.get(*k) != Some(*v))
         .collect();
     let gone: Vec<_> = old.keys().filter(|k| !new.contains_key(*k)).collect();
-    if changed.is_empty() && gone.is_empty() {
-        return Ok(());
-    }
-    let tx = db.begin_write().map_err(st)?;
-    {
-        let mut table = tx.open_table(INDEX).map_err(st)?;
-        for (rel, indexed) in changed {
-            let key = format!("{dir}\0{rel}");
-            table
-                .insert(key.as_str(), encode(indexed)?.as_slice())
-                .map_err(st)?;
+    for batch in changed.chunks(INDEX_BATCH) {
+        let tx = db.begin_write().map_err(st)?;
+        {
+            let mut table = tx.open_table(INDEX).map_err(st)?;
+            for (rel, indexed) in batch {
+                let key = format!("{dir}\0{rel}");
+                table
+                    .insert(key.as_str(), encode(*indexed)?.as_slice())
+                    .map_err(st)?;
+            }
         }
-        for rel in gone {
-            let key = format!("{dir}\0{rel}");
-            table.remove(key.as_str()).map_err(st)?;
-        }
+        tx.commit().map_err(st)?;
     }
-    tx.commit().map_err(st)?;
+    for batch in gone.chunks(INDEX_BATCH) {
+        let tx = db.begin_write().map_err(st)?;
+        {
+            let mut table = tx.open_table(INDEX).map_err(st)?;
+            for rel in batch {
+                let key = format!("{dir}\0{rel}");
+                table.remove(key.as_str()).map_err(st)?;
+            }
+        }
+        tx.commit().map_err(st)?;
+    }
     Ok(())
 }
 

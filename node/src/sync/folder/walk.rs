@@ -35,11 +35,28 @@ pub enum Found {
         rel: String,
         /// Where it points, as stored.
         target: Vec<u8>,
+        /// What `lstat` said of it.
+        stamp: Stamp,
     },
-    /// A directory.
+    /// A directory, stamped before it was listed.
     Dir {
         /// Its path.
         rel: String,
+        /// What `lstat` said of it.
+        stamp: Stamp,
+    },
+    /// The folder itself, stamped before it was listed.
+    Root {
+        /// What `lstat` said of it.
+        stamp: Stamp,
+    },
+    /// A `.cliveignore` whose rules the walk read (whether or not it is
+    /// itself ignored): a change to it changes what the folder holds.
+    Rules {
+        /// Its path.
+        rel: String,
+        /// What `lstat` said of it.
+        stamp: Stamp,
     },
 }
 
@@ -66,10 +83,15 @@ pub fn walk(root: &Path, skip: &[PathBuf]) -> Result<Vec<Found>, String> {
         ready: Condvar::new(),
         found: AtomicUsize::new(0),
     };
-    let mut out = Vec::new();
+    let mut out = match std::fs::symlink_metadata(root) {
+        Ok(md) => vec![Found::Root {
+            stamp: Stamp::of(&md),
+        }],
+        Err(e) => return Err(format!("{}: {e}", root.display())),
+    };
     std::thread::scope(|s| {
         let workers: Vec<_> = (1..threads).map(|_| s.spawn(|| shared.work())).collect();
-        out = shared.work();
+        out.extend(shared.work());
         for w in workers {
             match w.join() {
                 Ok(found) => out.extend(found),
@@ -174,29 +196,43 @@ impl Shared<'_> {
         let mut entries = Vec::new();
         for entry in listing {
             match entry {
-                Ok(e) => entries.push(e),
+                Ok(e) => {
+                    let name = e.file_name();
+                    if !name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                        entries.push((e, name));
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("{}: {e}", abs.display())),
             }
         }
-        let rules = if entries.iter().any(|e| e.file_name() == IGNORE_FILE) {
+        let rules = if entries.iter().any(|(_, name)| name == IGNORE_FILE) {
             self.read_rules(&abs, rules)
         } else {
             rules
         };
         let skip_here = self.skip.iter().any(|s| s.parent() == Some(abs.as_path()));
-        let mut dirs = Vec::new();
-        for entry in entries {
-            let name = entry.file_name();
-            if name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
-                continue;
+        let join = |name: &str| {
+            if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
             }
+        };
+        let mut dirs = Vec::new();
+        for (entry, name) in entries {
             let md = match entry.metadata() {
                 Ok(md) => md,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(format!("{}: {e}", entry.path().display())),
             };
             let kind = md.file_type();
+            if name == IGNORE_FILE {
+                out.push(Found::Rules {
+                    rel: join(IGNORE_FILE),
+                    stamp: Stamp::of(&md),
+                });
+            }
             if (rules.is_some() || skip_here)
                 && self.excluded(&abs.join(&name), kind.is_dir(), &rules)
             {
@@ -210,13 +246,12 @@ impl Shared<'_> {
                 );
                 continue;
             };
-            let rel = if rel.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel}/{name}")
-            };
+            let rel = join(name);
             if kind.is_dir() {
-                out.push(Found::Dir { rel: rel.clone() });
+                out.push(Found::Dir {
+                    rel: rel.clone(),
+                    stamp: Stamp::of(&md),
+                });
                 dirs.push(Job {
                     abs: entry.path(),
                     rel,
@@ -227,6 +262,7 @@ impl Shared<'_> {
                     Ok(target) => out.push(Found::Symlink {
                         rel,
                         target: target.as_os_str().as_bytes().to_vec(),
+                        stamp: Stamp::of(&md),
                     }),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(format!("{rel}: {e}")),
@@ -290,7 +326,9 @@ mod tests {
             .map(|f| match f {
                 Found::File { rel, .. } => rel.clone(),
                 Found::Symlink { rel, .. } => format!("{rel}@"),
-                Found::Dir { rel } => format!("{rel}/"),
+                Found::Dir { rel, .. } => format!("{rel}/"),
+                Found::Root { .. } => "/".into(),
+                Found::Rules { rel, .. } => format!("{rel}!"),
             })
             .collect();
         out.sort();
@@ -323,8 +361,11 @@ mod tests {
             rels(&found),
             [
                 ".cliveignore",
+                ".cliveignore!",
+                "/",
                 "a/",
                 "a/.cliveignore",
+                "a/.cliveignore!",
                 "a/b/",
                 "a/b/x.txt",
                 "a/keep.log",
