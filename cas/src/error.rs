@@ -62,6 +62,10 @@ pub enum CasError {
         /// The most accepted.
         limit: u64,
     },
+    /// A file being added changed between the reads that hash it and
+    /// store it: nothing that does not match its hash was stored.
+    #[error("{0}: the file changed while it was being added; add it again once it is written")]
+    ChangedWhileAdding(String),
     /// Writing to the store failed (a full disk, say): nothing was stored.
     #[error("writing to the store {dir}: {cause}; nothing was stored")]
     StoreWrite {

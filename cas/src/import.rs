@@ -12,7 +12,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use iroh_blobs::{api::TempTag, api::blobs::AddProgressItem};
+use iroh_blobs::{
+    HashAndFormat,
+    api::TempTag,
+    api::blobs::{AddProgressItem, BlobStatus, ImportBaoHandle},
+};
 use n0_future::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -22,6 +26,7 @@ use tokio::io::AsyncReadExt;
 use crate::{
     CasError, Hash, ObjectKind, Progress, Result, Store,
     concurrency::for_each_bounded,
+    onepass,
     orphans::Running,
     roots::RootsHold,
     tree::{self, Entry, EntryKind, Tree},
@@ -35,6 +40,10 @@ const HEAD_SLACK: u64 = 4096;
 const PARALLEL_FILES: usize = 32;
 /// Read size for streams.
 const STREAM_CHUNK: usize = 1024 * 1024;
+/// Files at least this large (by what `stat` said when they were opened)
+/// are added in one pass, hashed on every core ([`crate::onepass`]);
+/// smaller ones are streamed to the store's own import, many at once.
+const ONE_PASS: u64 = 8 << 20;
 
 /// The result of adding one path or stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,7 +364,7 @@ impl Store {
         for_each_bounded(files, PARALLEL_FILES, move |path| {
             let store = store.clone();
             let progress = progress.clone();
-            async move { store.import_file(&path, progress.as_ref()).await }
+            async move { store.import_file(&path, progress).await }
         })
         .await
     }
@@ -363,7 +372,11 @@ impl Store {
     /// Imports one file, read to its end: what its size says decides
     /// nothing, so a file that grows or whose size the kernel misreports
     /// (`/proc`) is stored as read, in bounded memory.
-    async fn import_file(&self, path: &Path, progress: &dyn Progress) -> Result<(TempTag, u64)> {
+    async fn import_file(
+        &self,
+        path: &Path,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(TempTag, u64)> {
         let context = format!("reading {}", path.display());
         let owned = path.to_owned();
         let opened = tokio::task::spawn_blocking(move || {
@@ -385,19 +398,144 @@ impl Store {
             progress.advance(size);
             return Ok((tag, size));
         }
+        if file.metadata().is_ok_and(|m| m.len() >= ONE_PASS) {
+            return self.import_in_one_pass(file, &context, progress).await;
+        }
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
         let failed = ReadFailure::default();
         let reader = {
             let failed = failed.clone();
             tokio::task::spawn_blocking(move || feed_file(file, head, &tx, &failed))
         };
-        let imported = self.import_stream(rx, &failed, &context, progress).await;
+        let imported = self
+            .import_stream(rx, &failed, &context, progress.as_ref())
+            .await;
         // The reader stops once the import stops taking chunks.
         reader
             .await
             .map_err(|e| CasError::io(&context, std::io::Error::other(e)))?;
         imported
     }
+}
+
+impl Store {
+    /// Adds a large file in one pass (see [`crate::onepass`]): hashed on
+    /// every core, then handed to the store with its hash tree under a
+    /// temp tag taken first. Nothing is written when the blob is here
+    /// already. `context` names the file in errors.
+    async fn import_in_one_pass(
+        &self,
+        file: std::fs::File,
+        context: &str,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(TempTag, u64)> {
+        let _one_at_a_time = self
+            .one_pass
+            .acquire()
+            .await
+            .map_err(|e| CasError::Blobs(e.to_string()))?;
+        let file = Arc::new(file);
+        let temp = iroh_blobs::store::fs::options::PathOptions::new(self.dir()).temp_path;
+        let hashed = {
+            let (file, progress) = (file.clone(), progress.clone());
+            tokio::task::spawn_blocking(move || {
+                onepass::hash_file(&file, &temp, &|n| progress.advance(n / 2))
+            })
+            .await
+            .map_err(|e| CasError::io(context, std::io::Error::other(e)))?
+            .map_err(|e| self.one_pass_error(context, e))?
+        };
+        let hashed = match hashed {
+            Ok(hashed) => hashed,
+            Err(bytes) => {
+                let size = bytes.len() as u64;
+                let tag = self.store_bytes(bytes.into()).await?;
+                progress.advance(size);
+                return Ok((tag, size));
+            }
+        };
+        let (hash, size) = (Hash::from(hashed.hash), hashed.size);
+        let tag = self
+            .blobs
+            .tags()
+            .temp_tag(HashAndFormat::raw(hash))
+            .await
+            .map_err(|e| CasError::Blobs(format!("protecting an import: {e}")))?;
+        let status = self
+            .blobs
+            .blobs()
+            .status(hash)
+            .await
+            .map_err(|e| CasError::Blobs(e.to_string()))?;
+        if matches!(status, BlobStatus::Complete { .. }) {
+            progress.advance(size - size / 2);
+            return Ok((tag, size));
+        }
+        // A blob the disk cannot hold fails before a byte is written: what
+        // a failed import wrote stays (a partial blob) until the next gc.
+        if let Some(free) = free_bytes(self.dir())
+            && free < size + size / 256 + STORE_SLACK
+        {
+            return Err(self.write_error(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+        }
+        let nonzero = std::num::NonZeroU64::new(size)
+            .ok_or_else(|| CasError::Blobs("a one-pass import of nothing".into()))?;
+        let ImportBaoHandle { tx, rx } = self
+            .blobs
+            .blobs()
+            .import_bao(hash, nonzero, 32)
+            .await
+            .map_err(|e| self.write_error(std::io::Error::other(e)))?;
+        let runtime = tokio::runtime::Handle::current();
+        let fed = tokio::task::spawn_blocking(move || {
+            onepass::feed_store(
+                &file,
+                &hashed,
+                &mut |item| {
+                    runtime
+                        .block_on(tx.send(item))
+                        .map_err(|e| onepass::OnePassError::Store(e.to_string()))
+                },
+                &|n| progress.advance(n - n / 2),
+            )
+            // Dropping the sender ends the import.
+        })
+        .await
+        .map_err(|e| CasError::io(context, std::io::Error::other(e)))?;
+        // The store's own reason comes first: a store that stopped taking
+        // the import (a full disk) closed the channel the feed wrote to.
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.write_error(std::io::Error::other(e))),
+            Err(e) => return Err(self.write_error(std::io::Error::other(e))),
+        }
+        fed.map_err(|e| self.one_pass_error(context, e))?;
+        Ok((tag, size))
+    }
+
+    fn one_pass_error(&self, context: &str, e: onepass::OnePassError) -> CasError {
+        match e {
+            onepass::OnePassError::Read(e) => CasError::io(context, e),
+            onepass::OnePassError::Changed => CasError::ChangedWhileAdding(context.to_owned()),
+            onepass::OnePassError::Store(e) => self.write_error(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Bytes a one-pass import leaves free beyond the blob and its outboard
+/// (the store's database grows too).
+const STORE_SLACK: u64 = 4 << 20;
+
+/// Bytes free to this user on the file system holding `dir`, if it says.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and an out-parameter.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(u64::from(st.f_bavail).saturating_mul(st.f_frsize))
 }
 
 /// The read error that ended a source, kept so that the failed import is

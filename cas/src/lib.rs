@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod gc;
 pub mod hash;
 pub mod import;
+mod onepass;
 mod orphans;
 pub mod pins;
 pub mod progress;
@@ -36,7 +37,3 @@ pub use roots::{GcLock, RootsHold};
 pub use store::{ObjectKind, Store, Stored};
 pub use tree::{Entry, EntryKind, Tree, TreeError};
 pub use verify::VerifiedRead;
-
-// A dev-dependency of tests/store.rs; the unit tests link it too.
-#[cfg(test)]
-use tempfile as _;

@@ -86,6 +86,9 @@ pub struct Store {
     /// Counts the sweeps that removed objects: see [`Store::removals`].
     pub(crate) removals: Arc<std::sync::atomic::AtomicU64>,
     complete: Arc<crate::complete::CompleteTrees>,
+    /// One large file is added at a time: each one hashes on every core
+    /// (see [`crate::onepass`]).
+    pub(crate) one_pass: Arc<tokio::sync::Semaphore>,
     dir: PathBuf,
 }
 
@@ -123,6 +126,7 @@ impl Store {
             roots: RootsLock::default(),
             removals: Arc::default(),
             complete: Arc::default(),
+            one_pass: Arc::new(tokio::sync::Semaphore::new(1)),
             dir: dir.to_owned(),
         })
     }

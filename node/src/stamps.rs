@@ -237,7 +237,12 @@ impl Listing {
             return false;
         };
         let fd = OwnedFd::from(file);
-        if stat_at(&fd, c"").map(|st| Stamp::of_stat(&st)).as_ref() != Some(&dir.stamp) {
+        if lstat_at(&fd, c"")
+            .ok()
+            .map(|st| Stamp::of_stat(&st))
+            .as_ref()
+            != Some(&dir.stamp)
+        {
             return false;
         }
         let entries = self
@@ -248,7 +253,11 @@ impl Listing {
             let name = self.names.get(*start as usize..).unwrap_or_default();
             match std::ffi::CStr::from_bytes_until_nul(name) {
                 Ok(name) => {
-                    stat_at(&fd, name).map(|st| Stamp::of_stat(&st)).as_ref() == Some(stamp)
+                    lstat_at(&fd, name)
+                        .ok()
+                        .map(|st| Stamp::of_stat(&st))
+                        .as_ref()
+                        == Some(stamp)
                 }
                 Err(_) => false,
             }
@@ -257,18 +266,19 @@ impl Listing {
 }
 
 /// `lstat` of `name` relative to `dir` (of `dir` itself when `name` is
-/// empty).
-fn stat_at(dir: &OwnedFd, name: &std::ffi::CStr) -> Option<libc::stat> {
+/// empty): the one place the folder code asks what is at a name.
+pub(crate) fn lstat_at(dir: &OwnedFd, name: &std::ffi::CStr) -> std::io::Result<libc::stat> {
+    let flags = if name.is_empty() {
+        libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    };
     // SAFETY: a zeroed stat is a valid out-parameter.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor, a NUL-terminated name and an out-parameter.
-    let r = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH,
-        )
-    };
-    (r == 0).then_some(st)
+    let r = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st)
 }

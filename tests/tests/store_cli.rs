@@ -252,26 +252,29 @@ fn a_second_process_is_told_which_process_holds_the_home() {
 fn killed_add_leaves_a_clean_store_and_a_new_add_completes() {
     let node = TestNode::new();
     let big = node.scratch("big.bin");
-    write_pseudo_random(&big, 600 * 1024 * 1024, 5);
+    let size: u64 = 1 << 30;
+    write_pseudo_random(&big, size, 5);
     let mut child = node
         .cmd(["add".as_ref(), big.as_os_str()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once the import has written part of its data.
+    // Kill it once the import has written part of its data: into the
+    // store's data directory (one pass) or its temp directory.
     let temp = node.home().join("blobs/temp");
+    let data = node.home().join("blobs/data");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut killed_midway = false;
     loop {
-        let written: u64 = std::fs::read_dir(&temp)
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        if written > 0 {
+        let written: u64 = [&temp, &data]
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if written > size / 3 {
             // SAFETY: plain kill(2) on our own child's pid.
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
             killed_midway = true;

@@ -104,27 +104,11 @@ fn parent_of<'p>(
 
 /// `lstat` of `name` in `dir`, or `None` when it does not exist.
 fn stat_at(dir: &OwnedFd, name: &str) -> std::io::Result<Option<libc::stat>> {
-    let c = cstr(name)?;
-    // SAFETY: a zeroed stat is a valid out-parameter.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor, name and out-parameter.
-    let r = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.kind() == std::io::ErrorKind::NotFound {
-            Ok(None)
-        } else {
-            Err(e)
-        };
+    match crate::stamps::lstat_at(dir, &cstr(name)?) {
+        Ok(st) => Ok(Some(st)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(st))
 }
 
 /// Whether what is at `name` now is what the index says of `path` (or,

@@ -1,0 +1,571 @@
+//! Adding a large file in one pass over the store.
+//!
+//! iroh-blobs' own import copies a file into the store, then reads the copy
+//! again to hash it on one core. Here the file is read twice instead, and
+//! written once:
+//!
+//! 1. **Hash.** The file is read in [`HASH_READ`] pieces and the chaining
+//!    value of each 16 KiB block (iroh-blobs' chunk group) is computed on
+//!    every core. The next piece is read while this one is hashed. The
+//!    values are kept in memory up to [`CVS_IN_MEMORY`] blocks and spill to
+//!    an unlinked file in the store's `temp/` beyond, so memory stays
+//!    bounded for any size. From the block values the hash tree is folded
+//!    (one compression per parent: milliseconds for a GiB), which gives the
+//!    root hash.
+//! 2. **Store.** Holding a temp tag for that hash, the file is handed to
+//!    the store through `import_bao`: the parents of the hash tree
+//!    (computed again from the block values) and the data in [`PIECE`]
+//!    leaves, each parent sent before the leaf that ends its range, so the
+//!    store has the whole outboard before the last leaf completes the blob.
+//!    Each leaf is hashed again (every core) and checked against the first
+//!    pass before it is sent: a file changed between the passes fails the
+//!    add, and the store never holds a byte that does not match the hash.
+//!
+//! The store trusts what `import_bao` hands it (it checks no hash), which
+//! is why the second pass checks every leaf. A process killed mid-add
+//! leaves a partial blob holding only verified ranges; the next add of the
+//! same file completes it, and gc removes it otherwise.
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    os::unix::fs::FileExt,
+    path::Path,
+};
+
+use bao_tree::{
+    BaoTree, TreeNode,
+    io::{BaoContentItem, Leaf, Parent},
+};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
+use bytes::Bytes;
+use iroh_blobs::store::IROH_BLOCK_SIZE;
+
+/// Bytes per block of the hash tree: iroh-blobs' chunk group of 16 KiB.
+pub(crate) const BLOCK: usize = 16 * 1024;
+/// Bytes read and hashed at a time in the first pass.
+const HASH_READ: usize = 8 << 20;
+/// Bytes per leaf handed to the store in the second pass.
+const PIECE: usize = 2 << 20;
+/// Block chaining values kept in memory (8 MiB: files up to 4 GiB); a
+/// larger file's spill to a file.
+#[cfg(not(test))]
+const CVS_IN_MEMORY: usize = 256 * 1024;
+/// Small in the unit tests, so that files of a few MiB spill.
+#[cfg(test)]
+const CVS_IN_MEMORY: usize = 100;
+/// Bytes of spilled chaining values read back at a time.
+const CV_READ: usize = 64 * 1024;
+
+/// Why a one-pass add stopped.
+#[derive(Debug)]
+pub(crate) enum OnePassError {
+    /// Reading the file (or the spill file) failed.
+    Read(io::Error),
+    /// The file no longer holds what the first pass hashed.
+    Changed,
+    /// The store stopped taking the import.
+    Store(String),
+}
+
+impl From<io::Error> for OnePassError {
+    fn from(e: io::Error) -> Self {
+        OnePassError::Read(e)
+    }
+}
+
+/// What the first pass found: the file's size, its BLAKE3 hash, and the
+/// chaining value of each of its blocks.
+pub(crate) struct Hashed {
+    /// Bytes the first pass read.
+    pub size: u64,
+    /// BLAKE3 of those bytes.
+    pub hash: blake3::Hash,
+    cvs: BlockValues,
+}
+
+/// Reads `file` to its end and hashes it on every core. A file of one
+/// block or less (it shrank since it was looked at) is returned as bytes.
+pub(crate) fn hash_file(
+    file: &File,
+    temp_dir: &Path,
+    advance: &dyn Fn(u64),
+) -> Result<Result<Hashed, Vec<u8>>, OnePassError> {
+    let mut cvs = BlockValues::new(temp_dir);
+    let mut current = vec![0u8; HASH_READ];
+    let mut next = vec![0u8; HASH_READ];
+    let mut offset = 0u64;
+    let mut filled = read_full(file, offset, &mut current)?;
+    if filled <= BLOCK {
+        current.truncate(filled);
+        return Ok(Err(current));
+    }
+    while filled > 0 {
+        let at = offset + filled as u64;
+        let more = filled == HASH_READ;
+        let (values, read) = rayon_core::join(
+            || block_values(&current[..filled], offset),
+            || {
+                if more {
+                    read_full(file, at, &mut next)
+                } else {
+                    Ok(0)
+                }
+            },
+        );
+        cvs.extend(&values)?;
+        advance(filled as u64);
+        offset = at;
+        filled = read?;
+        std::mem::swap(&mut current, &mut next);
+    }
+    cvs.finish()?;
+    let blocks = cvs.len;
+    let mut values = cvs.reader()?;
+    let hash = fold_tree(offset, blocks, &mut || values.next(), &mut |_, _| Ok(()))?;
+    Ok(Ok(Hashed {
+        size: offset,
+        hash,
+        cvs,
+    }))
+}
+
+/// Sends `hashed`'s file to the store: every parent of its hash tree and
+/// its data in leaves of [`PIECE`] bytes, each leaf checked against the
+/// first pass first. `send` hands one item to the store.
+pub(crate) fn feed_store(
+    file: &File,
+    hashed: &Hashed,
+    send: &mut dyn FnMut(BaoContentItem) -> Result<(), OnePassError>,
+    advance: &dyn Fn(u64),
+) -> Result<(), OnePassError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Parent, u64)>(4096);
+    std::thread::scope(|scope| {
+        let folding = scope.spawn(|| {
+            let mut values = hashed.cvs.reader()?;
+            // A closed channel means the leaves stopped; the error that
+            // stopped them is theirs to report.
+            let _ = fold_tree(
+                hashed.size,
+                hashed.cvs.len,
+                &mut || values.next(),
+                &mut |parent, end| tx.send((parent, end)).map_err(|_| OnePassError::Changed),
+            );
+            drop(tx);
+            Ok::<_, OnePassError>(())
+        });
+        let sent = send_leaves(file, hashed, &rx, send, advance);
+        drop(rx);
+        let folded = folding
+            .join()
+            .unwrap_or_else(|_| Err(OnePassError::Store("folding the hash tree panicked".into())));
+        sent.and(folded)
+    })
+}
+
+fn send_leaves(
+    file: &File,
+    hashed: &Hashed,
+    parents: &std::sync::mpsc::Receiver<(Parent, u64)>,
+    send: &mut dyn FnMut(BaoContentItem) -> Result<(), OnePassError>,
+    advance: &dyn Fn(u64),
+) -> Result<(), OnePassError> {
+    let mut expected = hashed.cvs.reader()?;
+    let mut waiting: Option<(Parent, u64)> = None;
+    let mut offset = 0u64;
+    while offset < hashed.size {
+        let len = PIECE.min((hashed.size - offset) as usize);
+        let end_block = (offset + len as u64).div_ceil(BLOCK as u64);
+        // Every parent whose range ends within this leaf goes first.
+        loop {
+            let next = match waiting.take() {
+                Some(p) => Some(p),
+                None => parents.recv().ok(),
+            };
+            match next {
+                Some((parent, end)) if end <= end_block => send(parent.into())?,
+                Some(later) => {
+                    waiting = Some(later);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let mut data = vec![0u8; len];
+        if read_full(file, offset, &mut data)? != len {
+            return Err(OnePassError::Changed);
+        }
+        for value in block_values(&data, offset) {
+            if expected.next()? != value {
+                return Err(OnePassError::Changed);
+            }
+        }
+        send(
+            Leaf {
+                offset,
+                data: Bytes::from(data),
+            }
+            .into(),
+        )?;
+        advance(len as u64);
+        offset += len as u64;
+    }
+    Ok(())
+}
+
+/// Reads from `offset` until `buf` is full or the file ends; returns the
+/// bytes read.
+fn read_full(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The chaining value of each block of `data`, which starts at byte
+/// `offset` of the file (a multiple of [`BLOCK`]), computed on every core.
+fn block_values(data: &[u8], offset: u64) -> Vec<ChainingValue> {
+    let blocks = data.len().div_ceil(BLOCK);
+    let mut out = vec![[0u8; 32]; blocks];
+    let threads = rayon_core::current_num_threads().max(1);
+    let per_thread = blocks.div_ceil(threads).max(1);
+    rayon_core::scope(|s| {
+        for (i, values) in out.chunks_mut(per_thread).enumerate() {
+            let first = i * per_thread;
+            let data = &data[first * BLOCK..data.len().min((first + values.len()) * BLOCK)];
+            s.spawn(move |_| {
+                for (j, (value, block)) in values.iter_mut().zip(data.chunks(BLOCK)).enumerate() {
+                    let mut hasher = blake3::Hasher::new();
+                    hasher.set_input_offset(offset + ((first + j) * BLOCK) as u64);
+                    hasher.update(block);
+                    *value = hasher.finalize_non_root();
+                }
+            });
+        }
+    });
+    out
+}
+
+/// Largest power of two below `len` (at least 2): the blocks in the left
+/// subtree of a BLAKE3 tree over `len` blocks.
+fn left_blocks(len: u64) -> u64 {
+    1 << (63 - (len - 1).leading_zeros())
+}
+
+/// The level bao-tree gives the node of a subtree of `len` blocks (at
+/// least 2). Its nodes count in 1 KiB chunks: the node over two blocks
+/// (16 chunks each) is at level 4, and each level above doubles it.
+fn level_of(len: u64) -> u32 {
+    u32::from(IROH_BLOCK_SIZE.chunk_log()) + 63 - (len - 1).leading_zeros()
+}
+
+/// Folds the hash tree of a file of `size` bytes in `blocks` blocks (at
+/// least 2) from their chaining values, taken in order from `next`, and
+/// returns its root hash. Each parent is handed to `emit` in post-order,
+/// with the block its range ends at.
+fn fold_tree(
+    size: u64,
+    blocks: u64,
+    next: &mut dyn FnMut() -> Result<ChainingValue, OnePassError>,
+    emit: &mut dyn FnMut(Parent, u64) -> Result<(), OnePassError>,
+) -> Result<blake3::Hash, OnePassError> {
+    let tree = BaoTree::new(size, IROH_BLOCK_SIZE);
+    let root = tree
+        .pre_order_nodes_iter()
+        .next()
+        .filter(|root| blocks >= 2 && root.level() == level_of(blocks))
+        .ok_or_else(|| OnePassError::Store(format!("no hash tree of {blocks} blocks")))?;
+    let half = left_blocks(blocks);
+    let left = child(0, half, root.left_child(), next, emit)?;
+    let right = child(half, blocks - half, root.right_child(), next, emit)?;
+    emit(parent(root, &left, &right), blocks)?;
+    Ok(merge_subtrees_root(&left, &right, Mode::Hash))
+}
+
+/// The chaining value of the subtree of `len` blocks from block `start`,
+/// whose node is `raw` or one of its left descendants (bao-tree numbers
+/// nodes as if the tree were complete).
+fn child(
+    start: u64,
+    len: u64,
+    raw: Option<TreeNode>,
+    next: &mut dyn FnMut() -> Result<ChainingValue, OnePassError>,
+    emit: &mut dyn FnMut(Parent, u64) -> Result<(), OnePassError>,
+) -> Result<ChainingValue, OnePassError> {
+    if len == 1 {
+        return next();
+    }
+    let bad = || OnePassError::Store(format!("no tree node for {len} blocks at {start}"));
+    let mut node = raw.ok_or_else(bad)?;
+    while node.level() > level_of(len) {
+        node = node.left_child().ok_or_else(bad)?;
+    }
+    let half = left_blocks(len);
+    let left = child(start, half, node.left_child(), next, emit)?;
+    let right = child(start + half, len - half, node.right_child(), next, emit)?;
+    emit(parent(node, &left, &right), start + len)?;
+    Ok(merge_subtrees_non_root(&left, &right, Mode::Hash))
+}
+
+fn parent(node: TreeNode, left: &ChainingValue, right: &ChainingValue) -> Parent {
+    Parent {
+        node,
+        pair: (blake3::Hash::from(*left), blake3::Hash::from(*right)),
+    }
+}
+
+/// The chaining value of every block of a file, in order: in memory, or
+/// beyond [`CVS_IN_MEMORY`] in an unlinked file (gone with the process).
+struct BlockValues {
+    len: u64,
+    memory: Vec<ChainingValue>,
+    spill: Option<BufWriter<File>>,
+    temp_dir: std::path::PathBuf,
+}
+
+impl BlockValues {
+    fn new(temp_dir: &Path) -> Self {
+        BlockValues {
+            len: 0,
+            memory: Vec::new(),
+            spill: None,
+            temp_dir: temp_dir.to_owned(),
+        }
+    }
+
+    fn extend(&mut self, values: &[ChainingValue]) -> io::Result<()> {
+        self.len += values.len() as u64;
+        if self.spill.is_none() && self.memory.len() + values.len() > CVS_IN_MEMORY {
+            let mut spill = BufWriter::new(unlinked_file(&self.temp_dir)?);
+            for value in self.memory.drain(..) {
+                spill.write_all(&value)?;
+            }
+            self.memory = Vec::new();
+            self.spill = Some(spill);
+        }
+        match &mut self.spill {
+            Some(spill) => values.iter().try_for_each(|v| spill.write_all(v)),
+            None => {
+                self.memory.extend_from_slice(values);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes out what the spill file's buffer holds: before [`Self::reader`].
+    fn finish(&mut self) -> io::Result<()> {
+        match &mut self.spill {
+            Some(spill) => spill.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the values back from the first; any number of readers at once
+    /// (after [`Self::finish`]).
+    fn reader(&self) -> io::Result<ValueReader<'_>> {
+        Ok(match &self.spill {
+            None => ValueReader::Memory(self.memory.iter()),
+            Some(spill) => ValueReader::File {
+                file: spill.get_ref(),
+                at: 0,
+                buf: Vec::new(),
+                pos: 0,
+            },
+        })
+    }
+}
+
+/// One pass over [`BlockValues`].
+enum ValueReader<'a> {
+    Memory(std::slice::Iter<'a, ChainingValue>),
+    File {
+        file: &'a File,
+        at: u64,
+        buf: Vec<u8>,
+        pos: usize,
+    },
+}
+
+impl ValueReader<'_> {
+    fn next(&mut self) -> Result<ChainingValue, OnePassError> {
+        let short = || OnePassError::Store("fewer block hashes than blocks".into());
+        match self {
+            ValueReader::Memory(values) => values.next().copied().ok_or_else(short),
+            ValueReader::File { file, at, buf, pos } => {
+                if *pos == buf.len() {
+                    buf.resize(CV_READ, 0);
+                    let n = read_full(file, *at, buf)?;
+                    buf.truncate(n - n % 32);
+                    *at += buf.len() as u64;
+                    *pos = 0;
+                }
+                let value: ChainingValue = buf
+                    .get(*pos..*pos + 32)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(short)?;
+                *pos += 32;
+                Ok(value)
+            }
+        }
+    }
+}
+
+/// A new file in `dir`, already unlinked.
+fn unlinked_file(dir: &Path) -> io::Result<File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(
+        "onepass-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bao_tree::io::outboard::PreOrderMemOutboard;
+
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+            .collect()
+    }
+
+    /// The outboard the items for `bytes` describe, laid out as the store
+    /// lays it out, and the root hash.
+    fn outboard_of(bytes: &[u8]) -> (Vec<u8>, blake3::Hash) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let hashed = hash_file(&file, dir.path(), &|_| {}).unwrap().unwrap();
+        let tree = BaoTree::new(hashed.size, IROH_BLOCK_SIZE);
+        let mut outboard = vec![0u8; tree.outboard_size() as usize];
+        let mut data = vec![0u8; bytes.len()];
+        let mut last_parent_after_last_leaf = false;
+        let mut seen_last_leaf = false;
+        feed_store(
+            &file,
+            &hashed,
+            &mut |item| {
+                match item {
+                    BaoContentItem::Parent(p) => {
+                        last_parent_after_last_leaf |= seen_last_leaf;
+                        let at = tree.pre_order_offset(p.node).unwrap() as usize * 64;
+                        outboard[at..at + 32].copy_from_slice(p.pair.0.as_bytes());
+                        outboard[at + 32..at + 64].copy_from_slice(p.pair.1.as_bytes());
+                    }
+                    BaoContentItem::Leaf(l) => {
+                        let at = l.offset as usize;
+                        data[at..at + l.data.len()].copy_from_slice(&l.data);
+                        seen_last_leaf = at + l.data.len() == bytes.len();
+                    }
+                }
+                Ok(())
+            },
+            &|_| {},
+        )
+        .unwrap();
+        assert!(
+            !last_parent_after_last_leaf,
+            "a parent came after the last leaf"
+        );
+        assert!(data == bytes);
+        (outboard, hashed.hash)
+    }
+
+    #[test]
+    fn the_outboard_and_hash_match_bao_tree_for_every_shape_of_tree() {
+        for len in [
+            BLOCK + 1,
+            2 * BLOCK,
+            3 * BLOCK - 7,
+            5 * BLOCK,
+            6 * BLOCK,
+            7 * BLOCK + 1,
+            64 * BLOCK,
+            PIECE + BLOCK + 3,
+            HASH_READ,
+            HASH_READ + 1,
+            2 * HASH_READ + 5 * BLOCK + 11,
+        ] {
+            let bytes = data(len, len as u8);
+            let (outboard, hash) = outboard_of(&bytes);
+            let expected = PreOrderMemOutboard::create(&bytes, IROH_BLOCK_SIZE);
+            assert_eq!(hash, blake3::hash(&bytes), "hash of {len} bytes");
+            assert_eq!(hash, expected.root, "root of {len} bytes");
+            assert!(outboard == expected.data, "outboard of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn block_values_spill_to_a_file_and_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut values = BlockValues::new(dir.path());
+        let all: Vec<ChainingValue> = (0..CVS_IN_MEMORY + 5000)
+            .map(|i| {
+                let mut v = [0u8; 32];
+                v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                v
+            })
+            .collect();
+        for part in all.chunks(7) {
+            values.extend(part).unwrap();
+        }
+        values.finish().unwrap();
+        assert!(values.spill.is_some() && values.memory.is_empty());
+        // The spill file is unlinked: nothing is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let (mut a, mut b) = (values.reader().unwrap(), values.reader().unwrap());
+        for v in &all {
+            assert_eq!(a.next().unwrap(), *v);
+            assert_eq!(b.next().unwrap(), *v);
+        }
+        assert!(a.next().is_err());
+    }
+
+    #[test]
+    fn a_file_changed_between_the_passes_is_refused_before_its_leaf_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes = data(3 * PIECE, 9);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let hashed = hash_file(&file, dir.path(), &|_| {}).unwrap().unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        writer
+            .write_all_at(b"changed", (PIECE + 100) as u64)
+            .unwrap();
+        let mut leaves = Vec::new();
+        let result = feed_store(
+            &file,
+            &hashed,
+            &mut |item| {
+                if let BaoContentItem::Leaf(l) = item {
+                    leaves.push(l.offset);
+                }
+                Ok(())
+            },
+            &|_| {},
+        );
+        assert!(matches!(result, Err(OnePassError::Changed)), "{result:?}");
+        assert_eq!(leaves, vec![0], "only the unchanged first leaf was sent");
+    }
+}
