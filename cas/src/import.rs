@@ -81,7 +81,9 @@ impl Store {
     /// Adds a file or a directory (recursively; symlinks inside are stored as
     /// symlinks, a symlink given as `path` itself is followed). Files are
     /// read to their end, whatever their size said. If it fails, nothing it
-    /// wrote stays in the store.
+    /// wrote stays in the store, except the verified part of a large file
+    /// added in one pass: a partial blob, unprotected, that the next add of
+    /// the same file completes and the next gc removes.
     pub async fn add_path(
         &self,
         path: &Path,
