@@ -520,6 +520,9 @@ impl Store {
             onepass::OnePassError::Read(e) => CasError::io(context, e),
             onepass::OnePassError::Changed => CasError::ChangedWhileAdding(context.to_owned()),
             onepass::OnePassError::Store(e) => self.write_error(std::io::Error::other(e)),
+            onepass::OnePassError::LeavesStopped => {
+                self.write_error(std::io::Error::other("the import stopped early"))
+            }
         }
     }
 }

@@ -68,6 +68,9 @@ pub(crate) enum OnePassError {
     Changed,
     /// The store stopped taking the import.
     Store(String),
+    /// The leaves stopped before every parent was handed over (internal:
+    /// the leaves' own error is reported).
+    LeavesStopped,
 }
 
 impl From<io::Error> for OnePassError {
@@ -145,16 +148,22 @@ pub(crate) fn feed_store(
     std::thread::scope(|scope| {
         let folding = scope.spawn(|| {
             let mut values = hashed.cvs.reader()?;
-            // A closed channel means the leaves stopped; the error that
-            // stopped them is theirs to report.
-            let _ = fold_tree(
+            let folded = fold_tree(
                 hashed.size,
                 hashed.cvs.len,
                 &mut || values.next(),
-                &mut |parent, end| tx.send((parent, end)).map_err(|_| OnePassError::Changed),
+                &mut |parent, end| {
+                    tx.send((parent, end))
+                        .map_err(|_| OnePassError::LeavesStopped)
+                },
             );
             drop(tx);
-            Ok::<_, OnePassError>(())
+            match folded {
+                // The leaves stopped first: the error that stopped them is
+                // theirs to report.
+                Ok(_) | Err(OnePassError::LeavesStopped) => Ok(()),
+                Err(e) => Err(e),
+            }
         });
         let sent = send_leaves(file, hashed, &rx, send, advance);
         drop(rx);
@@ -175,8 +184,9 @@ fn send_leaves(
     let mut expected = hashed.cvs.reader()?;
     let mut waiting: Option<(Parent, u64)> = None;
     let mut offset = 0u64;
+    let mut parents_sent = 0u64;
     while offset < hashed.size {
-        let len = PIECE.min((hashed.size - offset) as usize);
+        let len = (hashed.size - offset).min(PIECE as u64) as usize;
         let end_block = (offset + len as u64).div_ceil(BLOCK as u64);
         // Every parent whose range ends within this leaf goes first.
         loop {
@@ -185,7 +195,10 @@ fn send_leaves(
                 None => parents.recv().ok(),
             };
             match next {
-                Some((parent, end)) if end <= end_block => send(parent.into())?,
+                Some((parent, end)) if end <= end_block => {
+                    send(parent.into())?;
+                    parents_sent += 1;
+                }
                 Some(later) => {
                     waiting = Some(later);
                     break;
@@ -201,6 +214,15 @@ fn send_leaves(
             if expected.next()? != value {
                 return Err(OnePassError::Changed);
             }
+        }
+        // The last leaf completes the blob, and the store takes nothing
+        // after it: every parent must be there before it (a tree of n
+        // blocks has n - 1).
+        if offset + len as u64 == hashed.size && parents_sent + 1 != hashed.cvs.len {
+            return Err(OnePassError::Store(format!(
+                "{parents_sent} of the hash tree's {} parents were computed",
+                hashed.cvs.len - 1
+            )));
         }
         send(
             Leaf {
@@ -567,5 +589,38 @@ mod tests {
         );
         assert!(matches!(result, Err(OnePassError::Changed)), "{result:?}");
         assert_eq!(leaves, vec![0], "only the unchanged first leaf was sent");
+    }
+
+    #[test]
+    fn the_last_leaf_is_never_sent_without_the_whole_hash_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes = data(PIECE + 3 * BLOCK, 4);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut hashed = hash_file(&file, dir.path(), &|_| {}).unwrap().unwrap();
+        // Lose the last block's value: folding the tree fails at its end.
+        assert!(hashed.cvs.spill.is_some(), "the test file spills");
+        let mut values = hashed.cvs.reader().unwrap();
+        let real: Vec<ChainingValue> = (1..hashed.cvs.len)
+            .map(|_| values.next().unwrap())
+            .collect();
+        drop(values);
+        hashed.cvs.spill = None;
+        hashed.cvs.memory = real;
+        let mut last_leaf_sent = false;
+        let result = feed_store(
+            &file,
+            &hashed,
+            &mut |item| {
+                if let BaoContentItem::Leaf(l) = item {
+                    last_leaf_sent |= l.offset + l.data.len() as u64 == hashed.size;
+                }
+                Ok(())
+            },
+            &|_| {},
+        );
+        assert!(result.is_err());
+        assert!(!last_leaf_sent, "the blob was completed without its tree");
     }
 }
