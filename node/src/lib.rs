@@ -47,7 +47,7 @@ pub use error::{NamesError, NetError, NodeError, TrustError};
 pub use home::Home;
 pub use lock::HomeLock;
 pub use names::NamesHandle;
-pub use net::{Fetched, Invite, Joined, NetOptions, PeerInfo, Pushed};
+pub use net::{Fetched, FromPeer, Invite, Joined, NetOptions, PeerInfo, Pushed};
 pub use node::{IdentityInfo, InitOptions, Initialized, Node, PassphraseSource};
 pub use peers::PeersHandle;
 pub use status::Status;

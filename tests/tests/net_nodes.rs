@@ -1,157 +1,23 @@
 //! Several real nodes in one process, on loopback QUIC, through the node
 //! API: invite and join, fetching a tree, push, revocation, refusals, a
-//! dishonest peer, and reconnection after a restart.
+//! dishonest peer, reconnection after a restart, and one blob from several
+//! peers at once.
 
 // This target links every dependency of its package, used here or not:
 // `unused_crate_dependencies` is checked on the library and its binary.
 #![allow(unused_crate_dependencies)]
 
-use std::{os::unix::fs::MetadataExt, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use clive_node::{
-    Home, InitOptions, NetError, NetOptions, Node, NodeError, PassphraseSource, SignWith,
+    NetError, NodeError,
     cas::{NoProgress, ObjectKind},
-    clive_trust::{Clock, ManualClock, SystemClock},
-    daemon::Services,
+    clive_trust::{Clock, SystemClock},
 };
 use clive_tests::{assert_same_tree, write_pseudo_random};
+use net_nodes_support::{Liar, TestPeer, eventually, sign, stored_bytes};
 
-struct NoPassphrase;
-
-impl PassphraseSource for NoPassphrase {
-    fn passphrase(&self, _: &Path) -> Option<String> {
-        None
-    }
-}
-
-fn sign() -> SignWith<'static> {
-    SignWith {
-        agent: false,
-        agent_socket: None,
-        passphrase: &NoPassphrase,
-    }
-}
-
-/// One node of the cluster: its home in a temp dir, online on 127.0.0.1.
-struct TestPeer {
-    dir: tempfile::TempDir,
-    node: Option<Arc<Node>>,
-    /// The daemon's background services (keepers, announcer, re-signer).
-    services: Option<Services>,
-    /// The node's own clock: set by the test, not by sleeping.
-    clock: ManualClock,
-}
-
-impl TestPeer {
-    async fn start() -> TestPeer {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home::new(dir.path().join("home"));
-        Node::init(&home, InitOptions::default(), &NoPassphrase)
-            .await
-            .unwrap();
-        std::fs::write(home.config_path(), "[net]\nbind = [\"127.0.0.1:0\"]\n").unwrap();
-        let mut peer = TestPeer {
-            dir,
-            node: None,
-            services: None,
-            clock: ManualClock::new(SystemClock.now()),
-        };
-        peer.restart().await;
-        peer
-    }
-
-    fn home(&self) -> Home {
-        Home::new(self.dir.path().join("home"))
-    }
-
-    fn node(&self) -> &Node {
-        self.node.as_ref().expect("node is running")
-    }
-
-    fn id(&self) -> String {
-        self.node().identity().endpoint_id
-    }
-
-    async fn stop_services(&mut self) {
-        if let Some(services) = self.services.take() {
-            services.stop().await;
-        }
-    }
-
-    async fn stop(&mut self) {
-        self.stop_services().await;
-        if let Some(node) = self.node.take() {
-            let node = Arc::try_unwrap(node).expect("the services released the node");
-            node.close().await.unwrap();
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.stop().await;
-        let node = Node::open(&self.home(), Arc::new(self.clock.clone()))
-            .await
-            .unwrap();
-        node.start_net(NetOptions {
-            bind: vec!["127.0.0.1:0".parse().unwrap()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let node = Arc::new(node);
-        self.services = Some(Services::start(&node).await.unwrap());
-        self.node = Some(node);
-    }
-
-    /// Invites and joins `joiner` with `caps`; returns the joiner's cert id.
-    async fn admit(&self, joiner: &TestPeer, caps: &str) -> String {
-        let invite = self
-            .node()
-            .peers()
-            .invite(caps, Duration::from_secs(600), 1)
-            .await
-            .unwrap();
-        let joined = joiner.node().peers().join(&invite.ticket).await.unwrap();
-        assert_eq!(joined.peer.endpoint_id, self.id());
-        joined.cert.id
-    }
-
-    /// Adds `path` (pinned as `pin`, if given) and returns its hash.
-    async fn add(&self, path: &Path, pin: Option<&str>) -> clive_node::cas::Hash {
-        self.node()
-            .store()
-            .add_path(path, pin, Arc::new(NoProgress))
-            .await
-            .unwrap()
-            .added
-            .hash
-    }
-
-    async fn connected_to(&self, other: &TestPeer) -> bool {
-        let id = other.id();
-        self.node()
-            .peers()
-            .list()
-            .await
-            .unwrap()
-            .iter()
-            .any(|p| p.endpoint_id == id && p.connected)
-    }
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
+mod net_nodes_support;
 
 fn make_tree(root: &Path, files: usize) {
     for i in 0..files {
@@ -382,66 +248,6 @@ async fn a_peer_without_a_certificate_is_refused() {
     assert!(!stranger.node().store().cas().has(hash).await.unwrap());
 }
 
-/// A peer that answers every blob request with the right size and the
-/// right hash tree, but one flipped byte in the data: a dishonest peer, not
-/// just a damaged disk (iroh-blobs' own provider catches that itself).
-#[derive(Debug, Clone)]
-struct Liar(Arc<Vec<u8>>);
-
-impl Liar {
-    fn new(truth: &[u8]) -> Liar {
-        use bao_tree::{
-            BlockSize, ChunkRanges,
-            io::{outboard::PreOrderMemOutboard, sync::encode_ranges},
-        };
-        let outboard = PreOrderMemOutboard::create(truth, BlockSize::from_chunk_log(4));
-        let mut lie = truth.to_vec();
-        let mid = lie.len() / 2;
-        lie[mid] ^= 0xff;
-        let mut answer = (lie.len() as u64).to_le_bytes().to_vec();
-        encode_ranges(&lie[..], &outboard, &ChunkRanges::all(), &mut answer).unwrap();
-        Liar(Arc::new(answer))
-    }
-
-    /// Serves lies on 127.0.0.1; returns its router, id and address.
-    async fn serve(self) -> (iroh::protocol::Router, String, String) {
-        let endpoint = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-            .clear_ip_transports()
-            .bind_addr("127.0.0.1:0")
-            .unwrap()
-            .relay_mode(iroh::RelayMode::Disabled)
-            .bind()
-            .await
-            .unwrap();
-        let id = hex_id(endpoint.id().as_bytes());
-        let addr = endpoint.addr().ip_addrs().next().unwrap().to_string();
-        let router = iroh::protocol::Router::builder(endpoint)
-            .accept(iroh_blobs::ALPN, self)
-            .spawn();
-        (router, id, addr)
-    }
-}
-
-impl iroh::protocol::ProtocolHandler for Liar {
-    async fn accept(
-        &self,
-        conn: iroh::endpoint::Connection,
-    ) -> Result<(), iroh::protocol::AcceptError> {
-        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-            let mut request = [0u8; 4096];
-            let _ = recv.read(&mut request).await;
-            let _ = send.write_all(&self.0).await;
-            let _ = send.finish();
-            let _ = send.stopped().await;
-        }
-        Ok(())
-    }
-}
-
-fn hex_id(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_bytes_from_a_peer_are_detected_and_an_honest_peer_serves() {
     let honest = TestPeer::start().await;
@@ -639,14 +445,6 @@ async fn new_addresses_spread_to_peers_over_gossip() {
     .await;
 }
 
-/// Bytes actually written to a file (its blocks, not its length, which a
-/// sparse file overstates).
-fn stored_bytes(path: &Path) -> u64 {
-    std::fs::metadata(path)
-        .map(|m| m.blocks() * 512)
-        .unwrap_or(0)
-}
-
 /// A signed name given where an OBJECT goes obeys the node's clock exactly
 /// as `name resolve` does: served while its metadata holds, refused with
 /// the same error once the clock passes its expiry.
@@ -703,4 +501,126 @@ async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
     );
     assert!(by_object.contains("expired"), "{by_object}");
     a.stop().await;
+}
+
+/// Bytes in the blob the several-peer tests fetch.
+const SPREAD_SIZE: u64 = 200 << 20;
+
+/// Seeders that each hold the same blob of [`SPREAD_SIZE`] bytes, and a
+/// fetcher that each of them admitted; returns the blob's bytes and hash.
+async fn seeders(count: usize) -> (Vec<TestPeer>, TestPeer, Vec<u8>, clive_node::cas::Hash) {
+    let fetcher = TestPeer::start().await;
+    let mut seeders = Vec::new();
+    for _ in 0..count {
+        let seeder = TestPeer::start().await;
+        seeder.admit(&fetcher, "fetch").await;
+        seeders.push(seeder);
+    }
+    let file = fetcher.dir.path().join("big");
+    write_pseudo_random(&file, SPREAD_SIZE, 11);
+    let mut hash = None;
+    for seeder in &seeders {
+        hash = Some(seeder.add(&file, Some("big")).await);
+    }
+    let truth = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    (seeders, fetcher, truth, hash.unwrap())
+}
+
+/// Checks that `fetcher` holds exactly `truth` as `hash`, with a clean store.
+async fn holds(fetcher: &TestPeer, hash: &clive_node::cas::Hash, truth: &[u8]) {
+    let mut got = Vec::new();
+    fetcher.node().store().cat(hash, &mut got).await.unwrap();
+    assert!(got == truth, "the fetched blob differs from what was added");
+    let fsck = fetcher
+        .node()
+        .store()
+        .fsck(false, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(fsck.is_clean(), "{fsck:?}");
+}
+
+/// The bytes `peer` sent for `fetched`, per its report.
+fn bytes_from(fetched: &clive_node::Fetched, peer: &str) -> u64 {
+    fetched
+        .from_peers
+        .iter()
+        .filter(|p| p.peer == peer)
+        .map(|p| p.bytes)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_blob_comes_from_every_peer_that_has_it_at_once() {
+    let (seeders, fetcher, truth, hash) = seeders(3).await;
+    let fetched = fetcher
+        .node()
+        .store()
+        .get(&hash, None, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    for seeder in &seeders {
+        assert!(
+            bytes_from(&fetched, &seeder.id()) > 0,
+            "nothing came from {}: {fetched:?}",
+            seeder.id()
+        );
+    }
+    let sum: u64 = fetched.from_peers.iter().map(|p| p.bytes).sum();
+    assert_eq!(sum, fetched.bytes_received);
+    assert!(fetched.bytes_received >= SPREAD_SIZE, "{fetched:?}");
+    holds(&fetcher, &hash, &truth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_that_vanishes_midway_leaves_its_pieces_to_the_others() {
+    let (seeders, fetcher, truth, hash) = seeders(3).await;
+    let partial = fetcher
+        .home()
+        .blobs_dir()
+        .join("data")
+        .join(format!("{}.data", hash.to_hex()));
+    let node = fetcher.node.clone().unwrap();
+    let fetch =
+        tokio::spawn(async move { node.store().get(&hash, None, Arc::new(NoProgress)).await });
+    let mut midway = false;
+    for _ in 0..4000 {
+        if stored_bytes(&partial) > SPREAD_SIZE / 3 {
+            midway = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(midway, "the fetch never got a third of the way");
+    let vanished = &seeders[2];
+    vanished.node().stop_net().await;
+    let fetched = fetch.await.unwrap().unwrap();
+    for honest in &seeders[..2] {
+        assert!(bytes_from(&fetched, &honest.id()) > 0, "{fetched:?}");
+    }
+    holds(&fetcher, &hash, &truth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_serving_wrong_bytes_stores_nothing_and_the_honest_peers_finish() {
+    let (seeders, fetcher, truth, hash) = seeders(2).await;
+    let (_liar, liar_id, liar_addr) = Liar::new(&truth).serve().await;
+    fetcher
+        .node()
+        .peers()
+        .add(&liar_id, &[liar_addr])
+        .await
+        .unwrap();
+    let fetched = fetcher
+        .node()
+        .store()
+        .get(&hash, None, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(bytes_from(&fetched, &liar_id), 0, "{fetched:?}");
+    for honest in &seeders {
+        assert!(bytes_from(&fetched, &honest.id()) > 0, "{fetched:?}");
+    }
+    holds(&fetcher, &hash, &truth).await;
 }

@@ -122,12 +122,21 @@ impl Render for Fetched {
                 HumanBytes(f.size)
             )?;
         } else {
+            let from = if f.from_peers.len() > 1 {
+                let each: Vec<String> = f
+                    .from_peers
+                    .iter()
+                    .map(|p| format!("{} {}", p.peer, HumanBytes(p.bytes)))
+                    .collect();
+                format!("{} peers ({})", f.from_peers.len(), each.join(", "))
+            } else {
+                f.from.clone()
+            };
             writeln!(
                 out,
-                "fetched {} {} from {} ({} objects, {}; {} received)",
+                "fetched {} {} from {from} ({} objects, {}; {} received)",
                 f.kind,
                 f.hash,
-                f.from,
                 f.objects,
                 HumanBytes(f.size),
                 HumanBytes(f.bytes_received)

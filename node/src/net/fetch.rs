@@ -49,6 +49,8 @@ use super::{
 };
 use crate::{NetError, NodeError};
 
+mod spread;
+
 /// The result of `get`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fetched {
@@ -63,12 +65,24 @@ pub struct Fetched {
     pub objects: u64,
     /// Payload bytes received over the network for this fetch.
     pub bytes_received: u64,
-    /// The peer it came from (endpoint id); empty when it was all here
-    /// already.
+    /// The peer it came from (endpoint id), the one that sent the most
+    /// when several did; empty when it was all here already.
     pub from: String,
+    /// Payload bytes from each peer that sent any.
+    #[serde(default)]
+    pub from_peers: Vec<FromPeer>,
     /// Where it was exported, with `-o`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exported: Option<Exported>,
+}
+
+/// What one peer sent for a `get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromPeer {
+    /// The peer (endpoint id).
+    pub peer: String,
+    /// Payload bytes it sent.
+    pub bytes: u64,
 }
 
 /// The result of `push`.
@@ -96,9 +110,11 @@ pub const COMMIT_EVERY: u64 = 4 << 20;
 /// Longest time between those commits while bytes arrive.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Fetches `hash` from the first of `providers` that has it (all known
-/// peers, connected ones first, when none are named). A connection lost
-/// mid-transfer is redialled once and the fetch resumes where it stopped.
+/// Fetches `hash` from `providers` (all known peers, connected ones first,
+/// when none are named). With several, a large blob is spread over all of
+/// them ([`spread`]); what is still missing then comes from the first that
+/// has it. A connection lost mid-transfer is redialled once and the fetch
+/// resumes where it stopped.
 pub async fn get(
     shared: &Arc<Shared>,
     hash: Hash,
@@ -109,7 +125,7 @@ pub async fn get(
     if let Some(fetched) = here(&shared.store, hash).await? {
         return Ok(fetched);
     }
-    let providers = if providers.is_empty() {
+    let mut providers = if providers.is_empty() {
         let mut known: Vec<EndpointId> = state::peers(&shared.db)?
             .into_iter()
             .filter_map(|(id, _)| EndpointId::from_bytes(&id).ok())
@@ -123,6 +139,24 @@ pub async fn get(
         return Err(NetError::NoProvider.into());
     }
     let mut failures = Vec::new();
+    let mut from = Vec::new();
+    if providers.len() > 1 {
+        let spread = spread::fetch(shared, hash, &providers, progress.clone()).await?;
+        from = spread.from;
+        // A peer that lied or refused gets no second chance; one whose
+        // connection was lost is tried again, after the others.
+        let mut lost = Vec::new();
+        for (peer, failure) in spread.dropped {
+            match failure {
+                Failure::Lost(_) => lost.push(peer),
+                Failure::Other(e) => {
+                    providers.retain(|p| *p != peer);
+                    failures.push(e);
+                }
+            }
+        }
+        providers.sort_by_key(|p| lost.contains(p));
+    }
     for peer in providers {
         let mut result = get_from(shared, hash, peer, progress.as_ref()).await;
         if let Err(Failure::Lost(lost)) = &result {
@@ -133,7 +167,10 @@ pub async fn get(
                 .map_err(|again| Failure::Other(format!("{lost}; then: {}", again.message())));
         }
         match result {
-            Ok(fetched) => return Ok(fetched),
+            Ok(mut fetched) => {
+                fetched.add_from(&from);
+                return Ok(fetched);
+            }
             Err(e) => {
                 let e = e.message();
                 tracing::info!(peer = %peer.fmt_short(), "fetch of {hash} failed: {e}");
@@ -142,6 +179,28 @@ pub async fn get(
         }
     }
     Err(NetError::FetchFailed { hash, failures }.into())
+}
+
+impl Fetched {
+    /// Counts in what a spread fetch received before this fetch finished
+    /// it; [`Fetched::from`] becomes the peer that sent the most.
+    fn add_from(&mut self, spread: &[(EndpointId, u64)]) {
+        for (peer, bytes) in spread {
+            let peer = peer.to_string();
+            self.bytes_received += bytes;
+            match self.from_peers.iter_mut().find(|p| p.peer == peer) {
+                Some(p) => p.bytes += bytes,
+                None => self.from_peers.push(FromPeer {
+                    peer,
+                    bytes: *bytes,
+                }),
+            }
+        }
+        self.from_peers.retain(|p| p.bytes > 0);
+        if let Some(most) = self.from_peers.iter().max_by_key(|p| p.bytes) {
+            self.from = most.peer.clone();
+        }
+    }
 }
 
 /// `hash` as a fetch reports it when it (and all a tree reaches) is stored
@@ -171,6 +230,7 @@ pub async fn here(store: &Store, hash: Hash) -> Result<Option<Fetched>, NodeErro
         objects,
         bytes_received: 0,
         from: String::new(),
+        from_peers: Vec::new(),
         exported: None,
     }))
 }
@@ -246,6 +306,12 @@ impl Failure {
             Failure::Lost(m) | Failure::Other(m) => m,
         }
     }
+
+    fn text(&self) -> &str {
+        match self {
+            Failure::Lost(m) | Failure::Other(m) => m,
+        }
+    }
 }
 
 impl From<NodeError> for Failure {
@@ -281,7 +347,6 @@ async fn get_from(
 ) -> Result<Fetched, Failure> {
     let store = &shared.store;
     let began = store.removals();
-    let conn = blob_conn(shared, peer).await?;
     let mut received = 0u64;
     let remote = store.blobs().remote();
     let local = remote
@@ -289,9 +354,8 @@ async fn get_from(
         .await
         .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
     if !local.is_complete() {
-        let stream = remote
-            .fetch(conn.clone(), HashAndFormat::raw(hash))
-            .stream();
+        let conn = blob_conn(shared, peer).await?;
+        let stream = remote.fetch(conn, HashAndFormat::raw(hash)).stream();
         received += match drive(store, stream, progress).await {
             Ok(n) => n,
             Err(e) => return Err(explain(shared, peer, e).await),
@@ -300,6 +364,7 @@ async fn get_from(
     let kind = store.kind(hash).await?;
     let (mut size, mut objects) = (store.size(hash).await?, 1u64);
     if kind == ObjectKind::Tree {
+        let conn = blob_conn(shared, peer).await?;
         size = 0;
         let mut walk = Walk::new(store, hash);
         while !walk.level.is_empty() {
@@ -343,6 +408,10 @@ async fn get_from(
         objects,
         bytes_received: received,
         from: peer.to_string(),
+        from_peers: vec![FromPeer {
+            peer: peer.to_string(),
+            bytes: received,
+        }],
         exported: None,
     })
 }

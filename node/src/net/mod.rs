@@ -42,7 +42,7 @@ pub mod ticket;
 pub mod wire;
 pub(crate) mod zones;
 
-pub use fetch::{Fetched, Pushed};
+pub use fetch::{Fetched, FromPeer, Pushed};
 pub use shared::{DEFAULT_CERT_VALIDITY, PeerInfo};
 pub(crate) use shared::{InFlight, lock, peer_info};
 
