@@ -506,25 +506,29 @@ async fn a_name_as_an_object_expires_by_the_nodes_clock_as_name_resolve_does() {
 /// Bytes in the blob the several-peer tests fetch.
 const SPREAD_SIZE: u64 = 200 << 20;
 
-/// Seeders that each hold the same blob of [`SPREAD_SIZE`] bytes, and a
-/// fetcher that each of them admitted; returns the blob's bytes and hash.
-async fn seeders(count: usize) -> (Vec<TestPeer>, TestPeer, Vec<u8>, clive_node::cas::Hash) {
+/// Seeders that each hold `src` (a file or a folder), and a fetcher that
+/// each of them admitted; returns its hash.
+async fn seeders(count: usize, src: &Path) -> (Vec<TestPeer>, TestPeer, clive_node::cas::Hash) {
     let fetcher = TestPeer::start().await;
     let mut seeders = Vec::new();
+    let mut hash = None;
     for _ in 0..count {
         let seeder = TestPeer::start().await;
         seeder.admit(&fetcher, "fetch").await;
+        hash = Some(seeder.add(src, Some("src")).await);
         seeders.push(seeder);
     }
-    let file = fetcher.dir.path().join("big");
+    (seeders, fetcher, hash.expect("at least one seeder"))
+}
+
+/// Seeders of a blob of [`SPREAD_SIZE`] bytes; returns them, the fetcher,
+/// the blob and its hash.
+async fn blob_seeders(count: usize) -> (Vec<TestPeer>, TestPeer, Vec<u8>, clive_node::cas::Hash) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big");
     write_pseudo_random(&file, SPREAD_SIZE, 11);
-    let mut hash = None;
-    for seeder in &seeders {
-        hash = Some(seeder.add(&file, Some("big")).await);
-    }
-    let truth = std::fs::read(&file).unwrap();
-    std::fs::remove_file(&file).unwrap();
-    (seeders, fetcher, truth, hash.unwrap())
+    let (seeders, fetcher, hash) = seeders(count, &file).await;
+    (seeders, fetcher, std::fs::read(&file).unwrap(), hash)
 }
 
 /// Checks that `fetcher` holds exactly `truth` as `hash`, with a clean store.
@@ -553,7 +557,7 @@ fn bytes_from(fetched: &clive_node::Fetched, peer: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_large_blob_comes_from_every_peer_that_has_it_at_once() {
-    let (seeders, fetcher, truth, hash) = seeders(3).await;
+    let (seeders, fetcher, truth, hash) = blob_seeders(3).await;
     let fetched = fetcher
         .node()
         .store()
@@ -575,7 +579,7 @@ async fn a_large_blob_comes_from_every_peer_that_has_it_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_that_vanishes_midway_leaves_its_pieces_to_the_others() {
-    let (seeders, fetcher, truth, hash) = seeders(3).await;
+    let (seeders, fetcher, truth, hash) = blob_seeders(3).await;
     let partial = fetcher
         .home()
         .blobs_dir()
@@ -604,7 +608,7 @@ async fn a_peer_that_vanishes_midway_leaves_its_pieces_to_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_serving_wrong_bytes_stores_nothing_and_the_honest_peers_finish() {
-    let (seeders, fetcher, truth, hash) = seeders(2).await;
+    let (seeders, fetcher, truth, hash) = blob_seeders(2).await;
     let (_liar, liar_id, liar_addr) = Liar::new(&truth).serve().await;
     fetcher
         .node()
@@ -623,4 +627,30 @@ async fn a_peer_serving_wrong_bytes_stores_nothing_and_the_honest_peers_finish()
         assert!(bytes_from(&fetched, &honest.id()) > 0, "{fetched:?}");
     }
     holds(&fetcher, &hash, &truth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_large_files_of_a_tree_come_from_several_peers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_tree(&src, 50);
+    write_pseudo_random(&src.join("d00").join("large"), 48 << 20, 5);
+    let (seeders, fetcher, hash) = seeders(2, &src).await;
+    let fetched = fetcher
+        .node()
+        .store()
+        .get(&hash, None, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    for seeder in &seeders {
+        assert!(bytes_from(&fetched, &seeder.id()) > 0, "{fetched:?}");
+    }
+    let out = fetcher.dir.path().join("out");
+    fetcher
+        .node()
+        .store()
+        .export(&hash, &out, false, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_same_tree(&src, &out);
 }

@@ -157,12 +157,12 @@ pub async fn get(
         }
         providers.sort_by_key(|p| lost.contains(p));
     }
-    for peer in providers {
-        let mut result = get_from(shared, hash, peer, progress.as_ref()).await;
+    for &peer in &providers {
+        let mut result = get_from(shared, hash, peer, &providers, &progress).await;
         if let Err(Failure::Lost(lost)) = &result {
             tracing::info!(peer = %peer.fmt_short(), "{lost}; redialling");
             let lost = lost.clone();
-            result = get_from(shared, hash, peer, progress.as_ref())
+            result = get_from(shared, hash, peer, &providers, &progress)
                 .await
                 .map_err(|again| Failure::Other(format!("{lost}; then: {}", again.message())));
         }
@@ -247,6 +247,9 @@ struct Walk<'a> {
     seen: HashSet<Hash>,
     /// Every tree read so far: all complete once the walk is.
     trees: Vec<Hash>,
+    /// Blobs of at least [`spread::SPREAD_MIN`] among the entries the last
+    /// level returned: worth fetching from several peers at once.
+    large: Vec<Hash>,
 }
 
 impl<'a> Walk<'a> {
@@ -256,6 +259,7 @@ impl<'a> Walk<'a> {
             level: vec![(root, store.known_complete(&root))],
             seen: HashSet::from([root]),
             trees: Vec::new(),
+            large: Vec::new(),
         }
     }
 
@@ -269,6 +273,7 @@ impl<'a> Walk<'a> {
         size: &mut u64,
     ) -> Result<Vec<Hash>, NodeError> {
         let (mut children, mut next) = (Vec::new(), Vec::new());
+        self.large.clear();
         for (tree, known) in std::mem::take(&mut self.level) {
             self.trees.push(tree);
             for entry in self.store.read_tree(tree).await?.entries() {
@@ -283,6 +288,9 @@ impl<'a> Walk<'a> {
                 }
                 if !known {
                     children.push(entry.hash);
+                    if entry.kind != EntryKind::Tree && entry.size >= spread::SPREAD_MIN {
+                        self.large.push(entry.hash);
+                    }
                 }
             }
         }
@@ -339,13 +347,18 @@ async fn blob_conn(shared: &Shared, peer: EndpointId) -> Result<Connection, Node
     Ok(conn)
 }
 
+/// Fetches `hash` from `peer`; the large blobs of a tree are spread over
+/// `spread_over` as well, when it names several peers.
 async fn get_from(
     shared: &Arc<Shared>,
     hash: Hash,
     peer: EndpointId,
-    progress: &dyn Progress,
+    spread_over: &[EndpointId],
+    progress: &Arc<dyn Progress>,
 ) -> Result<Fetched, Failure> {
     let store = &shared.store;
+    let mut spread_over = spread_over.to_vec();
+    let mut spread_from = Vec::new();
     let began = store.removals();
     let mut received = 0u64;
     let remote = store.blobs().remote();
@@ -356,7 +369,7 @@ async fn get_from(
     if !local.is_complete() {
         let conn = blob_conn(shared, peer).await?;
         let stream = remote.fetch(conn, HashAndFormat::raw(hash)).stream();
-        received += match drive(store, stream, progress).await {
+        received += match drive(store, stream, progress.as_ref()).await {
             Ok(n) => n,
             Err(e) => return Err(explain(shared, peer, e).await),
         };
@@ -370,6 +383,18 @@ async fn get_from(
         while !walk.level.is_empty() {
             let children = walk.next_level(&mut objects, &mut size).await?;
             progress.set_total(size);
+            if spread_over.len() > 1 {
+                for blob in std::mem::take(&mut walk.large) {
+                    let counted = Arc::new(spread::NoTotal(progress.clone()));
+                    let spread = spread::fetch(shared, blob, &spread_over, counted).await?;
+                    spread_from.extend(spread.from);
+                    for (dropped, failure) in spread.dropped {
+                        if matches!(failure, Failure::Other(_)) {
+                            spread_over.retain(|p| *p != dropped);
+                        }
+                    }
+                }
+            }
             // Each batch looks up what of it is missing, then fetches
             // that: the lookups of one overlap the transfers of others.
             let batches: Vec<_> = children
@@ -386,7 +411,7 @@ async fn get_from(
                             builder = builder.hash(h, ranges);
                         }
                         let stream = remote.execute_get_many(conn, builder.build()).stream();
-                        match drive(store, stream, progress).await {
+                        match drive(store, stream, progress.as_ref()).await {
                             Ok(n) => Ok(n),
                             Err(e) => Err(explain(shared, peer, e).await),
                         }
@@ -401,7 +426,7 @@ async fn get_from(
         }
         store.claim_complete(began, walk.trees);
     }
-    Ok(Fetched {
+    let mut fetched = Fetched {
         hash,
         kind,
         size,
@@ -413,7 +438,9 @@ async fn get_from(
             bytes: received,
         }],
         exported: None,
-    })
+    };
+    fetched.add_from(&spread_from);
+    Ok(fetched)
 }
 
 /// The ranges of `hashes` not stored here yet (only for those not complete).

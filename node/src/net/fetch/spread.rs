@@ -289,6 +289,15 @@ async fn bitfield(store: &Store, hash: Hash) -> Result<Bitfield, NodeError> {
         .unwrap_or_else(Bitfield::empty))
 }
 
+/// Progress of a part of a larger fetch, which knows its own total.
+pub(super) struct NoTotal(pub Arc<dyn Progress>);
+
+impl Progress for NoTotal {
+    fn advance(&self, bytes: u64) {
+        self.0.advance(bytes);
+    }
+}
+
 /// Progress that also counts the bytes of one provider.
 struct Counted {
     inner: Arc<dyn Progress>,
