@@ -8,8 +8,11 @@
 #   median, maximum, calc, sec, ms
 #   clive_binary, need_disk  the clive-node binary to measure; free space under target/
 #   clive, new_node, start_node, stop_node   clive-node homes and daemons on 127.0.0.1
+#                            (or on an address inside a network namespace the script made)
 #   reset_hwm, hwm_kib       peak RSS of a process
-#   start_sshd               this benchmark's own sshd on 127.0.0.1 (sets SSH_CMD, SSH_E, ...)
+#   start_sshd               this benchmark's own sshd on 127.0.0.1, or on an address
+#                            inside a namespace (sets SSH_CMD, SSH_E, ...)
+#   ON_CLEANUP               a command the sourcing script sets; cleanup runs it last
 
 BENCH_NAME=${0##*/}
 
@@ -23,6 +26,7 @@ FG_PID=       # the command being timed
 FG_CMD=
 declare -A NODE_PID=() # home -> daemon pid
 BG_PIDS=()    # other background commands the script started
+ON_CLEANUP=   # run by cleanup after every process is stopped (e.g. removing namespaces)
 
 cleanup() {
   local rc=$? pid pids=() _
@@ -38,6 +42,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
+  if [ -n "$ON_CLEANUP" ]; then $ON_CLEANUP || true; fi
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -132,21 +137,27 @@ need_disk() {
 # clive ARGS...: runs clive-node with ARGS, as run does.
 clive() { run "$BIN" "$@"; }
 
-# new_node HOME: a new node home whose daemon will listen on 127.0.0.1 only.
+# new_node HOME [BIND]: a new node home whose daemon will listen on BIND
+# (default 127.0.0.1:0) only.
 new_node() {
   clive --home "$1" init
-  printf '[net]\nbind = ["127.0.0.1:0"]\n' >"$1/config.toml"
+  printf '[net]\nbind = ["%s"]\n' "${2:-127.0.0.1:0}" >"$1/config.toml"
 }
 
-# start_node HOME: starts its daemon in the background (pid in NODE_PID[HOME],
-# output in HOME.log) and waits until it answers on 127.0.0.1 only.
+# start_node HOME [BIND [NETNS]]: starts its daemon in the background (pid in
+# NODE_PID[HOME], output in HOME.log), listening on BIND (default
+# 127.0.0.1:0; 0.0.0.0 only inside NETNS) inside network namespace NETNS
+# (default: this one), and waits until it answers, listening on BIND's
+# address only.
 start_node() {
-  local h=$1 pid addrs
-  "$BIN" --home "$h" start --bind 127.0.0.1:0 </dev/null >"$h.log" 2>&1 &
+  local h=$1 bind=${2:-127.0.0.1:0} ns=${3:-} pid addrs host in_ns=()
+  host=${bind%:*}
+  [ -z "$ns" ] || in_ns=(ip netns exec "$ns")
+  "${in_ns[@]}" "$BIN" --home "$h" start --bind "$bind" </dev/null >"$h.log" 2>&1 &
   pid=$!
   NODE_PID[$h]=$pid
   if ! timeout 30 "$BIN" --home "$h" status --wait 10s </dev/null >"$WORK/cmd.out" 2>"$WORK/cmd.err"; then
-    log "$BENCH_NAME: the daemon of $h did not come up ($BIN --home $h start --bind 127.0.0.1:0)"
+    log "$BENCH_NAME: the daemon of $h did not come up (${in_ns[*]} $BIN --home $h start --bind $bind)"
     if ! kill -0 "$pid" 2>/dev/null; then log "  it exited; its output:"; sed 's/^/  | /' "$h.log" | tail -n 20 >&2; fi
     log "  status --wait 10s said:"
     tail -n 20 "$WORK/cmd.err" | sed 's/^/  | /' >&2
@@ -157,8 +168,9 @@ start_node() {
   [ "$(jq -r .running "$WORK/cmd.out")" = true ] || die "status of $h says it is not running: $(cat "$WORK/cmd.out")"
   addrs=$(jq -r '.addrs[]' "$WORK/cmd.out")
   [ -n "$addrs" ] || die "status of $h lists no listening address"
-  if grep -qv '^127\.0\.0\.1:' <<<"$addrs"; then
-    die "the daemon of $h listens beyond 127.0.0.1: $(tr '\n' ' ' <<<"$addrs")"
+  # 0.0.0.0 only inside a namespace the script made: every address is its own.
+  if [ "$host" != 0.0.0.0 ] && grep -qv "^${host//./\\.}:" <<<"$addrs"; then
+    die "the daemon of $h listens beyond $host: $(tr '\n' ' ' <<<"$addrs")"
   fi
 }
 
@@ -177,17 +189,17 @@ HWM_RESET=0
 reset_hwm() { if [ "$HWM_RESET" = 1 ]; then echo 5 >"/proc/$1/clear_refs"; fi; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
-# --- sshd on 127.0.0.1 -----------------------------------------------------------
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# --- sshd ------------------------------------------------------------------------
 
-# start_sshd: starts this benchmark's own sshd on 127.0.0.1 (keys and config
-# in $WORK/ssh) and checks that ssh reaches it. Sets SSH (that directory),
-# PORT, SSH_CMD (an array: ssh with its options), SSH_E (the same as one
-# string, for rsync -e), SSH_VERSION and SSH_ALGS.
+# start_sshd [ADDR [NETNS [CLIENT_NETNS]]]: starts this benchmark's own sshd
+# on ADDR (default 127.0.0.1) inside NETNS (default: this namespace; keys and
+# config in $WORK/ssh) and checks that ssh from CLIENT_NETNS reaches it.
+# Sets SSH (that directory), PORT, SSH_CMD (an array: ssh with its options),
+# SSH_E (the same as one string, for rsync -e), SSH_VERSION and SSH_ALGS.
 start_sshd() {
-  local port attempt _
+  local addr=${1:-127.0.0.1} ns=${2:-} client_ns=${3:-} port attempt _ in_ns=() client=()
+  [ -z "$ns" ] || in_ns=(ip netns exec "$ns")
+  [ -z "$client_ns" ] || client=(ip netns exec "$client_ns")
   SSH=$WORK/ssh
   mkdir -m 700 "$SSH"
   ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$SSH/host_key"
@@ -198,13 +210,13 @@ start_sshd() {
 
   PORT=
   for attempt in 1 2 3 4 5; do
-    port=$(free_port)
+    port=$("${in_ns[@]}" python3 -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$addr")
     # SetEnv SHLVL=1: bash sources ~/.bashrc for commands run by sshd only at
     # shell level 1, so this keeps this machine's rc files (root's runs
     # `pyenv init`, about 0.17 s) out of the ssh and rsync figures.
     cat >"$SSH/sshd_config" <<EOF
 Port $port
-ListenAddress 127.0.0.1
+ListenAddress $addr
 HostKey $SSH/host_key
 AuthorizedKeysFile $SSH/authorized_keys
 PubkeyAuthentication yes
@@ -230,29 +242,29 @@ Host *
   LogLevel ERROR
 EOF
     run /usr/sbin/sshd -t -f "$SSH/sshd_config"
-    /usr/sbin/sshd -D -e -f "$SSH/sshd_config" </dev/null >"$SSH/sshd.log" 2>&1 &
+    "${in_ns[@]}" /usr/sbin/sshd -D -e -f "$SSH/sshd_config" </dev/null >"$SSH/sshd.log" 2>&1 &
     SSHD_PID=$!
     for _ in $(seq 50); do
-      grep -q 'Server listening on 127.0.0.1' "$SSH/sshd.log" && break
+      grep -qF "Server listening on $addr" "$SSH/sshd.log" && break
       kill -0 "$SSHD_PID" 2>/dev/null || break
       sleep 0.1
     done
-    if grep -q 'Server listening on 127.0.0.1' "$SSH/sshd.log" && kill -0 "$SSHD_PID" 2>/dev/null; then
+    if grep -qF "Server listening on $addr" "$SSH/sshd.log" && kill -0 "$SSHD_PID" 2>/dev/null; then
       PORT=$port
       break
     fi
     kill "$SSHD_PID" 2>/dev/null || true
     wait "$SSHD_PID" 2>/dev/null || true
     SSHD_PID=
-    log "sshd did not start on 127.0.0.1:$port (attempt $attempt):"
+    log "sshd did not start on $addr:$port (attempt $attempt):"
     sed 's/^/  | /' "$SSH/sshd.log" >&2
   done
-  [ -n "$PORT" ] || die "could not start sshd on 127.0.0.1"
+  [ -n "$PORT" ] || die "could not start sshd on $addr"
   SSH_E="ssh -F $SSH/config -p $PORT" # for rsync -e
   SSH_CMD=(ssh -F "$SSH/config" -p "$PORT")
-  run "${SSH_CMD[@]}" -v 127.0.0.1 true
+  run "${client[@]}" "${SSH_CMD[@]}" -v "$addr" true
   SSH_ALGS=$(sed -n -e 's/.*kex: algorithm: \(.*\)/kex \1/p' \
     -e 's/.*kex: server->client cipher: \([^ ]*\).*/cipher \1/p' "$WORK/cmd.err" | paste -sd, - | sed 's/,/, /g')
   SSH_VERSION=$(ssh -V 2>&1 | cut -d, -f1)
-  log "sshd listening on 127.0.0.1:$PORT ($SSH_VERSION, $SSH_ALGS)"
+  log "sshd listening on $addr:$PORT ($SSH_VERSION, $SSH_ALGS)"
 }
