@@ -19,6 +19,8 @@ use std::{
     sync::Arc,
 };
 
+use bao_tree::{ChunkNum, ChunkRanges};
+use iroh_blobs::store::fs::options::PathOptions;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -201,7 +203,7 @@ impl Store {
         for_each_bounded(large, PARALLEL_LARGE, move |job| {
             let store = store.clone();
             let progress = progress.clone();
-            async move { store.write_large_file(job, progress.as_ref()).await }
+            async move { store.write_large_file(job, progress).await }
         })
         .await?;
         Ok(())
@@ -239,24 +241,142 @@ impl Store {
         Ok(())
     }
 
-    /// Streams a large blob into a new file, each chunk group verified
-    /// before it is written.
-    async fn write_large_file(&self, job: FileJob, progress: &dyn Progress) -> Result<()> {
-        let context = || format!("writing {}", job.path.display());
-        let mut read = self.read_verified(job.hash).await?;
+    /// Writes a large blob into a new file. The kernel copies it from the
+    /// store's data file ([`copy_in_kernel`]: shared extents where the file
+    /// system allows, never a copy through this process) while a verified
+    /// read of the same blob checks every chunk group against the hash; a
+    /// mismatch fails the export. Where the kernel cannot copy between the
+    /// two files (its first piece tells), the verified read is written out
+    /// instead.
+    async fn write_large_file(&self, job: FileJob, progress: Arc<dyn Progress>) -> Result<()> {
+        let context = format!("writing {}", job.path.display());
+        let io = |e| CasError::io(context.clone(), e);
         // Created here so that nothing at the path is followed or reused.
-        let file = create_file(&job.path, job.exec).map_err(|e| CasError::io(context(), e))?;
+        let file = Arc::new(create_file(&job.path, job.exec).map_err(io)?);
+        let source = Arc::new(PathOptions::new(self.dir()).data_path(&job.hash));
+        let copy = |from: u64, to: u64| {
+            let (source, file) = (source.clone(), file.clone());
+            tokio::task::spawn_blocking(move || copy_in_kernel(&source, &file, from, to))
+        };
+        let first = job.size.min(WRITE_BUFFER as u64);
+        match copy(0, first)
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+        {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error().is_some_and(kernel_cannot_copy) => {
+                return self
+                    .stream_large_file(job.hash, &file, progress.as_ref(), &context)
+                    .await;
+            }
+            Err(e) => return Err(io(e)),
+        }
+        let rest = copy(first, job.size);
+        let store = self.clone();
+        let hash = job.hash;
+        for_each_bounded(verify_parts(job.size), parallelism(), move |ranges| {
+            let (store, progress) = (store.clone(), progress.clone());
+            async move {
+                let mut read = store.read_verified_ranges(hash, ranges).await?;
+                while let Some((_, piece)) = read.next().await? {
+                    progress.advance(piece.len() as u64);
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        rest.await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)
+    }
+
+    /// Writes blob `hash` into `file` from a verified read.
+    async fn stream_large_file(
+        &self,
+        hash: Hash,
+        file: &std::fs::File,
+        progress: &dyn Progress,
+        context: &str,
+    ) -> Result<()> {
+        let io = |e| CasError::io(context, e);
+        let mut read = self.read_verified(hash).await?;
+        let file = file.try_clone().map_err(io)?;
         let mut out =
             tokio::io::BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
         while let Some((_, piece)) = read.next().await? {
-            out.write_all(&piece)
-                .await
-                .map_err(|e| CasError::io(context(), e))?;
+            out.write_all(&piece).await.map_err(io)?;
             progress.advance(piece.len() as u64);
         }
-        out.flush().await.map_err(|e| CasError::io(context(), e))?;
-        Ok(())
+        out.flush().await.map_err(io)
     }
+}
+
+/// The parts a large blob is verified in, one per core: whole 16 KiB
+/// groups (16 chunks of 1 KiB) each.
+fn verify_parts(size: u64) -> Vec<ChunkRanges> {
+    let groups = size.div_ceil(16 << 10).max(1);
+    let per_part = groups.div_ceil(parallelism() as u64).max(1);
+    (0..groups)
+        .step_by(usize::try_from(per_part).unwrap_or(usize::MAX))
+        .map(|g| {
+            let end = (g + per_part).min(groups);
+            ChunkRanges::from(ChunkNum(g * 16)..ChunkNum(end * 16))
+        })
+        .collect()
+}
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Copies bytes `from..to` of `source` to the same offsets of `dest` inside
+/// the kernel (`copy_file_range`); fails if `source` is shorter.
+fn copy_in_kernel(source: &Path, dest: &std::fs::File, from: u64, to: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let source = std::fs::File::open(source)?;
+    let offset = |at: u64| i64::try_from(at).map_err(std::io::Error::other);
+    let (mut off_in, mut off_out) = (offset(from)?, offset(from)?);
+    let mut left = to.saturating_sub(from);
+    while left > 0 {
+        let want = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        // SAFETY: both descriptors stay open for the call, and the offsets
+        // point to locals.
+        let n = unsafe {
+            libc::copy_file_range(
+                source.as_raw_fd(),
+                &mut off_in,
+                dest.as_raw_fd(),
+                &mut off_out,
+                want,
+                0,
+            )
+        };
+        match u64::try_from(n) {
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the store's data file ends {left} bytes early"),
+                ));
+            }
+            Ok(n) => left -= n,
+        }
+    }
+    Ok(())
+}
+
+/// Whether `copy_file_range` failed because it cannot copy between these
+/// files at all (another file system, no support), not because of an error.
+fn kernel_cannot_copy(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EXDEV | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL
+    )
 }
 
 /// Creates a new file; `O_EXCL` never follows or reuses whatever is at the

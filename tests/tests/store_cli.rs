@@ -328,7 +328,7 @@ fn a_flipped_byte_is_never_handed_out_by_cat_or_export() {
     let src = node.scratch("src");
     std::fs::create_dir(&src).unwrap();
     let big = src.join("big.bin");
-    write_pseudo_random(&big, 1_000_000, 21);
+    write_pseudo_random(&big, 3_000_000, 21);
     std::fs::write(src.join("small.txt"), b"intact\n").unwrap();
     let tree = first_word(&node.ok([
         "add".as_ref(),
@@ -752,4 +752,39 @@ fn cat_into_a_reader_that_stops_early_exits_quietly() {
     head(&node);
     let _daemon = node.start_daemon();
     head(&node);
+}
+
+/// A large blob is exported by the kernel's copy from the store's file;
+/// onto another file system (tmpfs under /dev/shm), where the kernel
+/// cannot copy between the two, the same bytes are written from a verified
+/// read instead.
+#[test]
+fn export_onto_another_file_system_writes_the_same_bytes() {
+    use std::os::unix::fs::MetadataExt;
+    let node = TestNode::new();
+    let shm = Path::new("/dev/shm");
+    let other_fs = shm
+        .metadata()
+        .is_ok_and(|m| m.is_dir() && m.dev() != node.root().metadata().unwrap().dev());
+    if !other_fs {
+        eprintln!("skipped: no /dev/shm on a file system of its own");
+        return;
+    }
+    let file = node.scratch("big.bin");
+    write_pseudo_random(&file, 3_000_001, 8);
+    node.ok([
+        "add".as_ref(),
+        file.as_os_str(),
+        "--pin".as_ref(),
+        "b".as_ref(),
+    ]);
+    let there = tempfile::tempdir_in(shm).unwrap();
+    for dest in [node.scratch("out.bin"), there.path().join("out.bin")] {
+        node.ok(["export".as_ref(), "b".as_ref(), dest.as_os_str()]);
+        assert!(
+            std::fs::read(&dest).unwrap() == std::fs::read(&file).unwrap(),
+            "{} differs",
+            dest.display()
+        );
+    }
 }
