@@ -133,16 +133,30 @@ peer_bytes() { jq -r --arg p "$1" 'if type == "array" then .[0] else . end | [.f
 start_sshd 10.233.1.1 "$TAG-s1" "$F"
 OUT=$WORK/out
 
+# rsync_from_s1 FILE: sets s to the time rsync over ssh takes to copy FILE
+# (under $DATA) from the first seeder into the fetcher's namespace.
+rsync_from_s1() {
+  rm -rf "$OUT"; mkdir "$OUT"; sync
+  timed s ip netns exec "$F" rsync -e "$SSH_E" "10.233.1.1:$DATA/$1" "$OUT/"
+  cmp -s "$DATA/$1" "$OUT/$1" || die "rsync's copy of $1 differs"
+  rm -rf "$OUT"
+}
+
+# check_last_run R HASH FILE: on the last run, the fetched HASH is FILE's bytes.
+check_last_run() {
+  [ "$1" = "$RUNS" ] || return 0
+  clive --home "$FETCHER" get "$2" -o "$WORK/check.out"
+  cmp -s "$DATA/$3" "$WORK/check.out" || die "the fetched blob differs from $3 as added"
+  rm -f "$WORK/check.out"
+}
+
 # --- one seeder, 1 Gbit/s ----------------------------------------------------------------
 shape 1 "$FAST"
 rsync_one=(); clive_one=(); rss=()
 for r in $(seq "$RUNS"); do
-  rm -rf "$OUT"; mkdir "$OUT"; sync
-  timed s ip netns exec "$F" rsync -e "$SSH_E" "10.233.1.1:$DATA/one.bin" "$OUT/"
+  rsync_from_s1 one.bin
   rsync_one+=("$s")
-  cmp -s "$DATA/one.bin" "$OUT/one.bin" || die "rsync's copy differs"
   log "rsync ${ONE_MIB} MiB over ${FAST}, run $r: $(sec "$s") s"
-  rm -rf "$OUT"
 
   fetcher 1
   sync
@@ -152,11 +166,7 @@ for r in $(seq "$RUNS"); do
   rss+=("$(hwm_kib "${NODE_PID[$WORK/s1]}")" "$(hwm_kib "${NODE_PID[$FETCHER]}")")
   clive_one+=("$s")
   log "clive-node get ${ONE_MIB} MiB over ${FAST}, run $r: $(sec "$s") s (peak RSS seeder $((rss[-2] / 1024)) MiB, fetcher $((rss[-1] / 1024)) MiB)"
-  if [ "$r" = "$RUNS" ]; then
-    clive --home "$FETCHER" get "$ONE_HASH" -o "$WORK/one.out"
-    cmp -s "$DATA/one.bin" "$WORK/one.out" || die "the fetched blob differs from the file added"
-    rm -f "$WORK/one.out"
-  fi
+  check_last_run "$r" "$ONE_HASH" one.bin
   stop_node "$FETCHER"; rm -rf "$FETCHER" "$FETCHER.log"
 done
 
@@ -164,12 +174,9 @@ done
 for i in "${SEEDS[@]}"; do shape "$i" "$SLOW"; done
 rsync_spread=(); clive_spread=(); shares=()
 for r in $(seq "$RUNS"); do
-  rm -rf "$OUT"; mkdir "$OUT"; sync
-  timed s ip netns exec "$F" rsync -e "$SSH_E" "10.233.1.1:$DATA/spread.bin" "$OUT/"
+  rsync_from_s1 spread.bin
   rsync_spread+=("$s")
-  cmp -s "$DATA/spread.bin" "$OUT/spread.bin" || die "rsync's copy differs"
   log "rsync ${SPREAD_MIB} MiB from one seeder over ${SLOW}, run $r: $(sec "$s") s"
-  rm -rf "$OUT"
 
   fetcher "${SEEDS[@]}"
   sync
@@ -186,11 +193,7 @@ for r in $(seq "$RUNS"); do
   shares+=("$each")
   clive_spread+=("$s")
   log "clive-node get ${SPREAD_MIB} MiB from three seeders over ${SLOW} each, run $r: $(sec "$s") s (from:$each)"
-  if [ "$r" = "$RUNS" ]; then
-    clive --home "$FETCHER" get "$SPREAD_HASH" -o "$WORK/spread.out"
-    cmp -s "$DATA/spread.bin" "$WORK/spread.out" || die "the fetched blob differs from the file added"
-    rm -f "$WORK/spread.out"
-  fi
+  check_last_run "$r" "$SPREAD_HASH" spread.bin
   stop_node "$FETCHER"; rm -rf "$FETCHER" "$FETCHER.log"
 done
 

@@ -40,7 +40,7 @@ use bao_tree::{
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use iroh_blobs::store::IROH_BLOCK_SIZE;
 
 /// Bytes per block of the hash tree: iroh-blobs' chunk group of 16 KiB.
@@ -49,6 +49,9 @@ pub(crate) const BLOCK: usize = 16 * 1024;
 const HASH_READ: usize = 8 << 20;
 /// Bytes per leaf handed to the store in the second pass.
 const PIECE: usize = 2 << 20;
+/// Leaves sent whose buffers are kept for leaves to come (the store lets
+/// go of a leaf once it has written it).
+const LEAVES_KEPT: usize = 8;
 /// Block chaining values kept in memory (8 MiB: files up to 4 GiB); a
 /// larger file's spill to a file.
 #[cfg(not(test))]
@@ -182,6 +185,7 @@ fn send_leaves(
     advance: &dyn Fn(u64),
 ) -> Result<(), OnePassError> {
     let mut expected = hashed.cvs.reader()?;
+    let mut sent = std::collections::VecDeque::new();
     let mut waiting: Option<(Parent, u64)> = None;
     let mut offset = 0u64;
     let mut parents_sent = 0u64;
@@ -206,7 +210,7 @@ fn send_leaves(
                 None => break,
             }
         }
-        let mut data = vec![0u8; len];
+        let mut data = leaf_buffer(&mut sent, len);
         if read_full(file, offset, &mut data)? != len {
             return Err(OnePassError::Changed);
         }
@@ -224,17 +228,27 @@ fn send_leaves(
                 hashed.cvs.len - 1
             )));
         }
-        send(
-            Leaf {
-                offset,
-                data: Bytes::from(data),
-            }
-            .into(),
-        )?;
+        let data = data.freeze();
+        sent.push_back(data.clone());
+        send(Leaf { offset, data }.into())?;
         advance(len as u64);
         offset += len as u64;
     }
     Ok(())
+}
+
+/// A buffer of `len` bytes for the next leaf: the oldest of the leaves
+/// `sent` when the store has let go of it (and [`LEAVES_KEPT`] were sent),
+/// or a new one. A new 2 MiB buffer per leaf cost a fresh mapping, zeroed,
+/// for every leaf.
+fn leaf_buffer(sent: &mut std::collections::VecDeque<Bytes>, len: usize) -> BytesMut {
+    if sent.len() >= LEAVES_KEPT
+        && let Some(Ok(mut buffer)) = sent.pop_front().map(Bytes::try_into_mut)
+    {
+        buffer.resize(len, 0);
+        return buffer;
+    }
+    BytesMut::zeroed(len)
 }
 
 /// Reads from `offset` until `buf` is full or the file ends; returns the

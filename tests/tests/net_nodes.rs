@@ -545,6 +545,27 @@ async fn holds(fetcher: &TestPeer, hash: &clive_node::cas::Hash, truth: &[u8]) {
     assert!(fsck.is_clean(), "{fsck:?}");
 }
 
+/// `hash` fetched by `fetcher` from whichever of its peers have it.
+async fn get_from_any(fetcher: &TestPeer, hash: &clive_node::cas::Hash) -> clive_node::Fetched {
+    fetcher
+        .node()
+        .store()
+        .get(hash, None, Arc::new(NoProgress))
+        .await
+        .unwrap()
+}
+
+/// Checks that each of `peers` sent some of `fetched`.
+fn each_sent(fetched: &clive_node::Fetched, peers: &[TestPeer]) {
+    for peer in peers {
+        assert!(
+            bytes_from(fetched, &peer.id()) > 0,
+            "nothing came from {}: {fetched:?}",
+            peer.id()
+        );
+    }
+}
+
 /// The bytes `peer` sent for `fetched`, per its report.
 fn bytes_from(fetched: &clive_node::Fetched, peer: &str) -> u64 {
     fetched
@@ -558,19 +579,8 @@ fn bytes_from(fetched: &clive_node::Fetched, peer: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_large_blob_comes_from_every_peer_that_has_it_at_once() {
     let (seeders, fetcher, truth, hash) = blob_seeders(3).await;
-    let fetched = fetcher
-        .node()
-        .store()
-        .get(&hash, None, Arc::new(NoProgress))
-        .await
-        .unwrap();
-    for seeder in &seeders {
-        assert!(
-            bytes_from(&fetched, &seeder.id()) > 0,
-            "nothing came from {}: {fetched:?}",
-            seeder.id()
-        );
-    }
+    let fetched = get_from_any(&fetcher, &hash).await;
+    each_sent(&fetched, &seeders);
     let sum: u64 = fetched.from_peers.iter().map(|p| p.bytes).sum();
     assert_eq!(sum, fetched.bytes_received);
     assert!(fetched.bytes_received >= SPREAD_SIZE, "{fetched:?}");
@@ -600,9 +610,7 @@ async fn a_peer_that_vanishes_midway_leaves_its_pieces_to_the_others() {
     let vanished = &seeders[2];
     vanished.node().stop_net().await;
     let fetched = fetch.await.unwrap().unwrap();
-    for honest in &seeders[..2] {
-        assert!(bytes_from(&fetched, &honest.id()) > 0, "{fetched:?}");
-    }
+    each_sent(&fetched, &seeders[..2]);
     holds(&fetcher, &hash, &truth).await;
 }
 
@@ -616,16 +624,9 @@ async fn a_peer_serving_wrong_bytes_stores_nothing_and_the_honest_peers_finish()
         .add(&liar_id, &[liar_addr])
         .await
         .unwrap();
-    let fetched = fetcher
-        .node()
-        .store()
-        .get(&hash, None, Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let fetched = get_from_any(&fetcher, &hash).await;
     assert_eq!(bytes_from(&fetched, &liar_id), 0, "{fetched:?}");
-    for honest in &seeders {
-        assert!(bytes_from(&fetched, &honest.id()) > 0, "{fetched:?}");
-    }
+    each_sent(&fetched, &seeders);
     holds(&fetcher, &hash, &truth).await;
 }
 
@@ -636,15 +637,8 @@ async fn the_large_files_of_a_tree_come_from_several_peers_at_once() {
     make_tree(&src, 50);
     write_pseudo_random(&src.join("d00").join("large"), 48 << 20, 5);
     let (seeders, fetcher, hash) = seeders(2, &src).await;
-    let fetched = fetcher
-        .node()
-        .store()
-        .get(&hash, None, Arc::new(NoProgress))
-        .await
-        .unwrap();
-    for seeder in &seeders {
-        assert!(bytes_from(&fetched, &seeder.id()) > 0, "{fetched:?}");
-    }
+    let fetched = get_from_any(&fetcher, &hash).await;
+    each_sent(&fetched, &seeders);
     let out = fetcher.dir.path().join("out");
     fetcher
         .node()
