@@ -126,7 +126,10 @@ impl Render for Fetched {
                 let each: Vec<String> = f
                     .from_peers
                     .iter()
-                    .map(|p| format!("{} {}", p.peer, HumanBytes(p.bytes)))
+                    .map(|p| {
+                        let short = p.peer.get(..10).unwrap_or(&p.peer);
+                        format!("{short} {}", HumanBytes(p.bytes))
+                    })
                     .collect();
                 format!("{} peers ({})", f.from_peers.len(), each.join(", "))
             } else {
