@@ -251,6 +251,13 @@ impl Store {
     async fn write_large_file(&self, job: FileJob, progress: Arc<dyn Progress>) -> Result<()> {
         let context = format!("writing {}", job.path.display());
         let io = |e| CasError::io(context.clone(), e);
+        let stored = self.size(job.hash).await?;
+        if stored != job.size {
+            return Err(CasError::Damaged {
+                hash: job.hash,
+                problem: format!("it has {stored} bytes, its tree entry says {}", job.size),
+            });
+        }
         // Created here so that nothing at the path is followed or reused.
         let file = Arc::new(create_file(&job.path, job.exec).map_err(io)?);
         let source = Arc::new(PathOptions::new(self.dir()).data_path(&job.hash));
@@ -274,7 +281,7 @@ impl Store {
         let rest = copy(first, job.size);
         let store = self.clone();
         let hash = job.hash;
-        for_each_bounded(verify_parts(job.size), parallelism(), move |ranges| {
+        let verified = for_each_bounded(verify_parts(job.size), parallelism(), move |ranges| {
             let (store, progress) = (store.clone(), progress.clone());
             async move {
                 let mut read = store.read_verified_ranges(hash, ranges).await?;
@@ -284,10 +291,12 @@ impl Store {
                 Ok(())
             }
         })
-        .await?;
-        rest.await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)
+        .await;
+        // The copy ends before the export does, whatever the check found:
+        // nothing keeps writing into a file about to be removed.
+        let copied = rest.await.map_err(|e| io(std::io::Error::other(e)))?;
+        verified?;
+        copied.map_err(io)
     }
 
     /// Writes blob `hash` into `file` from a verified read.
@@ -358,6 +367,10 @@ fn copy_in_kernel(source: &Path, dest: &std::fs::File, from: u64, to: u64) -> st
                     return Err(e);
                 }
             }
+            // Some file systems copy nothing rather than refuse.
+            Ok(0) if off_in == offset(from)? && from == 0 => {
+                return Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+            }
             Ok(0) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -371,11 +384,12 @@ fn copy_in_kernel(source: &Path, dest: &std::fs::File, from: u64, to: u64) -> st
 }
 
 /// Whether `copy_file_range` failed because it cannot copy between these
-/// files at all (another file system, no support), not because of an error.
+/// files at all (another file system, no support, a seccomp profile that
+/// refuses the call), not because of an error.
 fn kernel_cannot_copy(errno: i32) -> bool {
     matches!(
         errno,
-        libc::EXDEV | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL
+        libc::EXDEV | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::EBADF
     )
 }
 

@@ -156,6 +156,12 @@ pub async fn get(
             }
         }
         providers.sort_by_key(|p| lost.contains(p));
+        // Copies of a failed peer's pieces may have completed it all.
+        if let Some(mut fetched) = here(&shared.store, hash).await? {
+            fetched.from = String::new();
+            fetched.add_from(&from);
+            return Ok(fetched);
+        }
     }
     for &peer in &providers {
         let mut result = get_from(shared, hash, peer, &providers, &progress).await;

@@ -177,8 +177,10 @@ impl Run<'_> {
                         peer = %self.providers[peer].fmt_short(),
                         "no more pieces of {} from this peer: {}", self.hash, failure.text()
                     );
-                    self.alive[peer] = false;
-                    dropped.push((self.providers[peer], failure));
+                    // A peer with two pieces that fail is reported once.
+                    if std::mem::replace(&mut self.alive[peer], false) {
+                        dropped.push((self.providers[peer], failure));
+                    }
                     if self.runners.get(&piece).is_some_and(|r| r.is_empty()) {
                         self.runners.remove(&piece);
                         self.queue.push_front(piece);
@@ -202,12 +204,14 @@ impl Run<'_> {
         }
     }
 
-    /// The piece fetched by one provider only, not `peer`, for the longest.
+    /// The piece in flight that `peer` does not fetch already with the
+    /// fewest copies, the longest in flight among those: two slow peers
+    /// copying each other's piece cannot keep a fast one from both.
     fn laggard(&self, peer: usize) -> Option<usize> {
         self.runners
             .iter()
-            .filter(|(_, r)| r.len() == 1 && r[0].peer != peer)
-            .min_by_key(|(_, r)| r[0].since)
+            .filter(|(_, r)| !r.is_empty() && r.iter().all(|runner| runner.peer != peer))
+            .min_by_key(|(_, r)| (r.len(), r.iter().map(|runner| runner.since).min()))
             .map(|(piece, _)| *piece)
     }
 
