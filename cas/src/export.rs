@@ -368,7 +368,7 @@ fn copy_in_kernel(source: &Path, dest: &std::fs::File, from: u64, to: u64) -> st
                 }
             }
             // Some file systems copy nothing rather than refuse.
-            Ok(0) if off_in == offset(from)? && from == 0 => {
+            Ok(0) if from == 0 && left == to => {
                 return Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
             }
             Ok(0) => {
