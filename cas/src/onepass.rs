@@ -300,7 +300,7 @@ fn left_blocks(len: u64) -> u64 {
 /// least 2). Its nodes count in 1 KiB chunks: the node over two blocks
 /// (16 chunks each) is at level 4, and each level above doubles it.
 fn level_of(len: u64) -> u32 {
-    u32::from(IROH_BLOCK_SIZE.chunk_log()) + 63 - (len - 1).leading_zeros()
+    u32::from(IROH_BLOCK_SIZE.chunk_log()) + left_blocks(len).trailing_zeros()
 }
 
 /// Folds the hash tree of a file of `size` bytes in `blocks` blocks (at
