@@ -485,7 +485,7 @@ impl Store {
         let ImportBaoHandle { tx, rx } = self
             .blobs
             .blobs()
-            .import_bao(hash, nonzero, 32)
+            .import_bao(hash, nonzero, onepass::ITEMS_IN_FLIGHT)
             .await
             .map_err(|e| self.write_error(std::io::Error::other(e)))?;
         let runtime = tokio::runtime::Handle::current();
