@@ -488,15 +488,31 @@ impl Store {
             .import_bao(hash, nonzero, onepass::ITEMS_IN_FLIGHT)
             .await
             .map_err(|e| self.write_error(std::io::Error::other(e)))?;
+        // The store in this process takes the import on a tokio channel;
+        // with it, the feed waits for room for a whole leaf and its parents
+        // at once instead of waking for every one of them.
+        let tx = tokio::sync::mpsc::Sender::try_from(tx).map_err(|_| {
+            self.write_error(std::io::Error::other(
+                "the store's import channel is not in this process",
+            ))
+        })?;
         let runtime = tokio::runtime::Handle::current();
         let fed = tokio::task::spawn_blocking(move || {
             onepass::feed_store(
                 &file,
                 &hashed,
-                &mut |item| {
-                    runtime
-                        .block_on(tx.send(item))
-                        .map_err(|e| onepass::OnePassError::Store(e.to_string()))
+                &mut |items| {
+                    let stopped =
+                        |_| onepass::OnePassError::Store("the store stopped the import".into());
+                    let mut items = items.into_iter();
+                    while items.len() > 0 {
+                        let room = items.len().min(onepass::ITEMS_IN_FLIGHT);
+                        let permits = runtime.block_on(tx.reserve_many(room)).map_err(stopped)?;
+                        for (permit, item) in permits.zip(items.by_ref()) {
+                            permit.send(item);
+                        }
+                    }
+                    Ok(())
                 },
                 &|n| progress.advance(n - n / 2),
             )
@@ -520,9 +536,6 @@ impl Store {
             onepass::OnePassError::Read(e) => CasError::io(context, e),
             onepass::OnePassError::Changed => CasError::ChangedWhileAdding(context.to_owned()),
             onepass::OnePassError::Store(e) => self.write_error(std::io::Error::other(e)),
-            onepass::OnePassError::LeavesStopped => {
-                self.write_error(std::io::Error::other("the import stopped early"))
-            }
         }
     }
 }

@@ -35,9 +35,9 @@ use iroh::{
 };
 use iroh_blobs::{
     HashAndFormat,
-    api::remote::GetProgressItem,
+    api::{proto::Bitfield, remote::GetProgressItem},
     get::{GetError, fsm::DecodeError},
-    protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest, GetRequest},
+    protocol::{ChunkRanges, ERR_INTERNAL, ERR_PERMISSION, GetManyRequest},
 };
 use n0_future::{BufferedStreamExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -367,14 +367,13 @@ async fn get_from(
     let mut spread_from = Vec::new();
     let began = store.removals();
     let mut received = 0u64;
-    let remote = store.blobs().remote();
-    let local = remote
-        .local(HashAndFormat::raw(hash))
-        .await
-        .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
-    if !local.is_complete() {
+    if !stored(store, hash).await?.is_complete() {
         let conn = blob_conn(shared, peer).await?;
-        let stream = remote.fetch(conn, HashAndFormat::raw(hash)).stream();
+        let stream = store
+            .blobs()
+            .remote()
+            .fetch(conn, HashAndFormat::raw(hash))
+            .stream();
         received += match drive(store, stream, progress.as_ref()).await {
             Ok(n) => n,
             Err(e) => return Err(explain(shared, peer, e).await),
@@ -416,7 +415,11 @@ async fn get_from(
                         for (h, ranges) in wanted {
                             builder = builder.hash(h, ranges);
                         }
-                        let stream = remote.execute_get_many(conn, builder.build()).stream();
+                        let stream = store
+                            .blobs()
+                            .remote()
+                            .execute_get_many(conn, builder.build())
+                            .stream();
                         match drive(store, stream, progress.as_ref()).await {
                             Ok(n) => Ok(n),
                             Err(e) => Err(explain(shared, peer, e).await),
@@ -454,16 +457,12 @@ async fn missing_ranges(
     store: &Store,
     hashes: Vec<Hash>,
 ) -> Result<Vec<(Hash, ChunkRanges)>, NodeError> {
-    let remote = store.blobs().remote();
     // The lookups are made as they are polled: a level of 100,000 blobs
     // collected into futures first held 51 MB of them.
     let mut found = n0_future::stream::iter(hashes)
         .map(|hash| async move {
-            let local = remote
-                .local(HashAndFormat::raw(hash))
-                .await
-                .map_err(|e| NodeError::from(NetError::LocalStore(e.into_boxed_dyn_error())))?;
-            let ranges = (!local.is_complete()).then(|| root_ranges(&local.missing()));
+            let stored = stored(store, hash).await?;
+            let ranges = (!stored.is_complete()).then(|| ChunkRanges::all() - &stored.ranges);
             Ok::<_, NodeError>(ranges.map(|r| (hash, r)))
         })
         .buffered_ordered(LOOKUPS_IN_FLIGHT);
@@ -474,13 +473,17 @@ async fn missing_ranges(
     Ok(out)
 }
 
-fn root_ranges(request: &GetRequest) -> ChunkRanges {
-    request
-        .ranges
-        .iter()
-        .next()
-        .cloned()
-        .unwrap_or_else(ChunkRanges::all)
+/// What of blob `hash` is stored here and verified: its chunks, and its
+/// size once a verified last chunk has proved it.
+async fn stored(store: &Store, hash: Hash) -> Result<Bitfield, NodeError> {
+    let observed = store
+        .blobs()
+        .observe(hash)
+        .stream()
+        .await
+        .map_err(|e| NodeError::from(NetError::LocalStore(Box::new(e))))?;
+    let mut observed = std::pin::pin!(observed);
+    Ok(observed.next().await.unwrap_or_else(Bitfield::empty))
 }
 
 /// A commit of the store's database under way.

@@ -25,16 +25,13 @@ use std::{
     time::Instant,
 };
 
-use clive_cas::{Hash, Progress, Store};
+use clive_cas::{Hash, Progress};
 use iroh::EndpointId;
-use iroh_blobs::{
-    api::proto::Bitfield,
-    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
-};
+use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
 use tokio::task::{AbortHandle, Id, JoinSet};
 
-use super::{Failure, Shared, blob_conn, drive, explain};
-use crate::{NetError, NodeError};
+use super::{Failure, Shared, blob_conn, drive, explain, stored};
+use crate::NodeError;
 
 /// A blob at least this large is spread over every provider.
 pub const SPREAD_MIN: u64 = 16 << 20;
@@ -69,7 +66,7 @@ pub(super) async fn fetch(
     let counters: Vec<Arc<AtomicU64>> = providers.iter().map(|_| Arc::default()).collect();
     let mut spread = Spread::default();
     let mut alive = vec![true; providers.len()];
-    if size_of(store, hash).await?.is_none() {
+    if stored(store, hash).await?.validated_size().is_none() {
         let head = ChunkRanges::chunks(0..PIECE_BYTES / 1024) | ChunkRanges::last_chunk();
         for (i, peer) in providers.iter().enumerate() {
             let counted = Counted::new(progress.clone(), counters[i].clone());
@@ -82,10 +79,11 @@ pub(super) async fn fetch(
             }
         }
     }
-    if let Some(size) = size_of(store, hash).await?
+    let after_head = stored(store, hash).await?;
+    if let Some(size) = after_head.validated_size()
         && size >= SPREAD_MIN
     {
-        let pieces = split(&(ChunkRanges::all() - &have(store, hash).await?), size);
+        let pieces = split(&(ChunkRanges::all() - &after_head.ranges), size);
         progress.set_total(size);
         let mut run = Run {
             shared,
@@ -242,7 +240,7 @@ async fn piece(
     progress: Counted,
 ) -> Result<(), Failure> {
     let store = &shared.store;
-    let wanted = ranges - &have(store, hash).await?;
+    let wanted = ranges - &stored(store, hash).await?.ranges;
     if wanted.is_empty() {
         return Ok(());
     }
@@ -268,29 +266,6 @@ fn split(missing: &ChunkRanges, size: u64) -> Vec<ChunkRanges> {
         .map(|start| ChunkRanges::chunks(start..(start + step).min(end)) & missing)
         .filter(|piece| !piece.is_empty())
         .collect()
-}
-
-/// The chunks of `hash` stored here.
-async fn have(store: &Store, hash: Hash) -> Result<ChunkRanges, NodeError> {
-    Ok(bitfield(store, hash).await?.ranges)
-}
-
-/// The size of `hash`, once a verified last chunk has proved it.
-async fn size_of(store: &Store, hash: Hash) -> Result<Option<u64>, NodeError> {
-    Ok(bitfield(store, hash).await?.validated_size())
-}
-
-async fn bitfield(store: &Store, hash: Hash) -> Result<Bitfield, NodeError> {
-    let observed = store
-        .blobs()
-        .observe(hash)
-        .stream()
-        .await
-        .map_err(|e| NodeError::from(NetError::LocalStore(Box::new(e))))?;
-    let mut observed = std::pin::pin!(observed);
-    Ok(n0_future::StreamExt::next(&mut observed)
-        .await
-        .unwrap_or_else(Bitfield::empty))
 }
 
 /// Progress of a part of a larger fetch, which knows its own total.
