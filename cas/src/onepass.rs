@@ -6,9 +6,10 @@
 //!
 //! 1. **Hash.** Every core reads [`UNIT`]s of the file into its own buffer
 //!    and computes the chaining value of each 16 KiB block (iroh-blobs'
-//!    chunk group) while the bytes are still in its cache. The values are kept in memory up to [`CVS_IN_MEMORY`] blocks and spill to
-//!    an unlinked file in the store's `temp/` beyond, so memory stays
-//!    bounded for any size. From the block values the hash tree is folded
+//!    chunk group) while the bytes are still in its cache. The values are
+//!    kept in memory up to [`CVS_IN_MEMORY`] blocks and spill to an
+//!    unlinked file in the store's `temp/` beyond, so memory stays bounded
+//!    for any size. From the block values the hash tree is folded
 //!    (one compression per parent: milliseconds for a GiB), which gives the
 //!    root hash.
 //! 2. **Store.** Holding a temp tag for that hash, the file is handed to
