@@ -63,6 +63,20 @@ struct FileJob {
     exec: bool,
 }
 
+impl FileJob {
+    /// Fails unless the blob holds `stored` bytes, the size its tree entry
+    /// gives.
+    fn check_size(&self, stored: u64) -> Result<()> {
+        if stored == self.size {
+            return Ok(());
+        }
+        Err(CasError::Damaged {
+            hash: self.hash,
+            problem: format!("it has {stored} bytes, its tree entry says {}", self.size),
+        })
+    }
+}
+
 #[derive(Default)]
 struct Plan {
     /// Directories, parents first, relative to the staging root.
@@ -214,16 +228,7 @@ impl Store {
         let mut contents = Vec::with_capacity(batch.len());
         for job in batch {
             let bytes = self.read_verified_bytes(job.hash, SMALL_BLOB).await?;
-            if bytes.len() as u64 != job.size {
-                return Err(CasError::Damaged {
-                    hash: job.hash,
-                    problem: format!(
-                        "it has {} bytes, its tree entry says {}",
-                        bytes.len(),
-                        job.size
-                    ),
-                });
-            }
+            job.check_size(bytes.len() as u64)?;
             contents.push((job, bytes));
         }
         let bytes: u64 = contents.iter().map(|(job, _)| job.size).sum();
@@ -251,13 +256,7 @@ impl Store {
     async fn write_large_file(&self, job: FileJob, progress: Arc<dyn Progress>) -> Result<()> {
         let context = format!("writing {}", job.path.display());
         let io = |e| CasError::io(context.clone(), e);
-        let stored = self.size(job.hash).await?;
-        if stored != job.size {
-            return Err(CasError::Damaged {
-                hash: job.hash,
-                problem: format!("it has {stored} bytes, its tree entry says {}", job.size),
-            });
-        }
+        job.check_size(self.size(job.hash).await?)?;
         // Created here so that nothing at the path is followed or reused.
         let file = Arc::new(create_file(&job.path, job.exec).map_err(io)?);
         let source = Arc::new(PathOptions::new(self.dir()).data_path(&job.hash));

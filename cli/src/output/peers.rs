@@ -126,10 +126,7 @@ impl Render for Fetched {
                 let each: Vec<String> = f
                     .from_peers
                     .iter()
-                    .map(|p| {
-                        let short = p.peer.get(..10).unwrap_or(&p.peer);
-                        format!("{short} {}", HumanBytes(p.bytes))
-                    })
+                    .map(|p| format!("{} {}", short(&p.peer), HumanBytes(p.bytes)))
                     .collect();
                 format!("{} peers ({})", f.from_peers.len(), each.join(", "))
             } else {
